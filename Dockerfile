@@ -1,0 +1,44 @@
+# Airlock production image: gunicorn web (default command), RQ workers and the cron scheduler
+# (see docker-compose.yml). Build: docker build -t airlock .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=config.settings \
+    STATIC_ROOT=/srv/static \
+    MEDIA_ROOT=/srv/media \
+    AIRLOCK_VAR_DIR=/srv/var
+
+WORKDIR /app
+
+RUN useradd --system --create-home --home-dir /home/airlock --uid 10001 airlock \
+    && mkdir -p /srv/static /srv/media /srv/var \
+    && chown airlock:airlock /srv/static /srv/media /srv/var
+
+# Dependencies first, from pyproject.toml alone, so code changes don't re-download them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Only the application (no .venv, var/ or tests from a developer's checkout end up in the image).
+COPY manage.py ./
+COPY config ./config
+COPY audit ./audit
+COPY formats ./formats
+COPY imports ./imports
+COPY staging ./staging
+COPY templates ./templates
+COPY static ./static
+RUN pip install --no-deps . \
+    && python manage.py collectstatic --noinput -v0 \
+    && chown -R airlock:airlock /srv/static
+
+USER airlock
+EXPOSE 8000
+
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
+     "--timeout", "120", "--access-logfile", "-"]

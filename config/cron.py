@@ -1,0 +1,19 @@
+"""Periodic jobs, loaded by the cron scheduler: `python manage.py rqcron config/cron.py`.
+
+rq's CronScheduler.load_config_from_file() imports this module, which records each job with
+the module-level `rq.cron.register`; django_rq's DjangoCronScheduler then registers them
+against the queues' Redis connection from settings.RQ_QUEUES. Cron strings are matched in the
+scheduler's local time zone (UTC in our containers).
+"""
+
+from __future__ import annotations
+
+from rq import cron
+
+from imports import jobs
+
+# Re-enqueue work Postgres says is due but no job is running for (a lost job, a worker that died).
+cron.register(jobs.reconcile_job, queue_name="default", interval=60)
+
+# Retention: delete staged rows and uploads past AIRLOCK_RETENTION_DAYS, once a day at a quiet hour.
+cron.register(jobs.cleanup_job, queue_name="default", cron="17 3 * * *")

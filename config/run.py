@@ -1,0 +1,345 @@
+"""`make run`: start the whole product (Postgres, Redis, web, RQ worker, cron scheduler) and stop it cleanly.
+
+Run with `python -m config.run`. Environment:
+
+    PORT            web port on 127.0.0.1 (default 8000)
+    AIRLOCK_WEB     "runserver" (default: Django's server, also serves static files) or "gunicorn"
+    DATABASE_URL    use this Postgres instead of starting the project-local one under var/
+    REDIS_URL       use this Redis instead of starting the project-local one under var/
+
+Ctrl-C or SIGTERM stops the children (the worker finishes its current job, up to 30 s), then the
+local servers this run started, and exits 0. If a child dies on its own, the rest are stopped and
+the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+from config import localstack
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+KILL_GRACE = 5.0
+PR_SET_PDEATHSIG = 1
+
+SETUP_COMMANDS: list[list[str]] = [
+    ["migrate", "--noinput"],
+    ["collectstatic", "--noinput", "-v0"],
+    ["load_builtin_formats"],
+    ["ensure_demo_admin"],
+]
+
+
+@dataclass
+class Child:
+    """One long-running process of the product, in its own process group."""
+
+    name: str
+    args: list[str]
+    process: subprocess.Popen | None = None
+    descendants: set[psutil.Process] = field(default_factory=set)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Orchestrator:
+    """Starts the children, watches them and stops everything on a signal or a crash."""
+
+    def __init__(self, port: int, web: str) -> None:
+        self.port = port
+        self.web = web
+        self.started_at = time.monotonic()
+        self.signals_received = 0
+        self.children: list[Child] = []
+        self.local_servers: dict[str, bool] = {}
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Record the request; the main loop does the stopping (never block in a handler)."""
+        self.signals_received += 1
+        if self.signals_received == 1:
+            message = f"\n[run] {signal.Signals(signum).name} received: stopping Airlock...\n"
+        else:
+            message = "[run] second signal: killing the remaining processes now.\n"
+        # os.write, not print: a handler that prints while the main loop is printing would raise
+        # "reentrant call" from the buffered stdout.
+        os.write(sys.stdout.fileno(), message.encode())
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.signals_received > 0
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def start_local_servers(self) -> None:
+        """Start the project-local Postgres / Redis that DATABASE_URL / REDIS_URL don't provide."""
+        self.local_servers = localstack.ensure_started()
+        for name, started in self.local_servers.items():
+            env_name = "DATABASE_URL" if name == "postgres" else "REDIS_URL"
+            if os.environ.get(env_name):
+                source = f"from {env_name}"
+            else:
+                source = "started (var/)" if started else "already running (var/), reused"
+            say(f"{name}: {source}")
+
+    def run_setup(self) -> bool:
+        """Run migrations, collectstatic and the data set-up commands; False if one fails."""
+        for command in SETUP_COMMANDS:
+            if self.stop_requested:
+                return False
+            say(f"manage.py {' '.join(command)}")
+            result = subprocess.run(self.manage(*command), cwd=BASE_DIR, env=child_env(), check=False)
+            if result.returncode != 0 and not self.stop_requested:
+                say(f"manage.py {command[0]} failed with exit code {result.returncode}")
+                return False
+        return True
+
+    def manage(self, *args: str) -> list[str]:
+        return [sys.executable, str(BASE_DIR / "manage.py"), *args]
+
+    def web_command(self) -> list[str]:
+        bind = f"{HOST}:{self.port}"
+        if self.web == "gunicorn":
+            return [
+                sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", bind, "--workers", "2",
+                "--threads", "4", "--timeout", "120", "--access-logfile", "-",
+            ]  # fmt: skip
+        # --insecure: serve static files although DEBUG is off; fine on 127.0.0.1 for local use.
+        return self.manage("runserver", bind, "--noreload", "--insecure")
+
+    def start_children(self) -> None:
+        """Start web, worker and cron scheduler, each in its own process group."""
+        self.children = [
+            Child("web", self.web_command()),
+            Child("worker", self.manage("rqworker", "high", "default", "bulk", "--with-scheduler")),
+            Child("cron", self.manage("rqcron", "config/cron.py")),
+        ]
+        for child in self.children:
+            # Own process group: a Ctrl-C in the terminal reaches only this orchestrator, which then
+            # stops the children in order (and the worker gets one SIGTERM: a warm shutdown).
+            child.process = subprocess.Popen(
+                child.args, cwd=BASE_DIR, env=child_env(), process_group=0, preexec_fn=_die_with_parent
+            )
+            say(f"started {child.name} (pid {child.pid}): {' '.join(child.args[1:])}")
+
+    def print_banner(self) -> None:
+        url = f"http://{HOST}:{self.port}/"
+        lines = [
+            f"Airlock:  {url}",
+            f"Admin:    {url}admin/",
+            f"Stop:     Ctrl-C (or kill -TERM {os.getpid()})",
+        ]
+        width = max(len(line) for line in lines) + 4
+        print("\n" + "=" * width, *(f"  {line}" for line in lines), "=" * width + "\n", sep="\n", flush=True)
+
+    def wait_until_ready(self) -> bool:
+        """Poll the web server until it answers HTTP; False on timeout, crash or stop request."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.stop_requested or self.dead_child():
+                return False
+            if web_answers(self.port):
+                elapsed = time.monotonic() - self.started_at
+                print(f"Airlock is up at http://{HOST}:{self.port}/ (started in {elapsed:.1f} s)", flush=True)
+                return True
+            time.sleep(0.25)
+        say(f"the web server did not answer on port {self.port} within {READY_TIMEOUT:.0f} s")
+        return False
+
+    def dead_child(self) -> Child | None:
+        for child in self.children:
+            if not child.running():
+                return child
+        return None
+
+    def watch(self) -> None:
+        """Block until a stop is requested or a child dies."""
+        while not self.stop_requested and self.dead_child() is None:
+            self.remember_descendants()
+            time.sleep(0.5)
+
+    def remember_descendants(self) -> None:
+        """Note the children's own subprocesses (gunicorn workers, the RQ work horse in its own group)."""
+        for child in self.children:
+            if not child.running():
+                continue
+            try:
+                child.descendants.update(psutil.Process(child.pid).children(recursive=True))
+            except psutil.Error:
+                pass
+
+    def stop_children(self) -> None:
+        """SIGTERM every child's group, wait up to STOP_TIMEOUT, then force what is left."""
+        self.remember_descendants()
+        for child in self.children:
+            if child.running():
+                say(f"stopping {child.name} (pid {child.pid})")
+                _signal_group(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and self.signals_received < 2:
+            if not any(child.running() for child in self.children):
+                break
+            time.sleep(0.2)
+        stubborn = [child for child in self.children if child.running()]
+        if stubborn and self.signals_received < 2:
+            # A second SIGTERM is the RQ worker's cold shutdown: it takes its work horse down with it.
+            for child in stubborn:
+                say(f"{child.name} still running after {STOP_TIMEOUT:.0f} s: forcing it")
+                _signal_group(child.pid, signal.SIGTERM)
+            grace = time.monotonic() + KILL_GRACE
+            while time.monotonic() < grace and any(child.running() for child in stubborn):
+                time.sleep(0.2)
+        for child in self.children:
+            if child.process is None:
+                continue
+            if child.running():
+                _signal_group(child.pid, signal.SIGKILL)
+            child.process.wait()
+            # Sweep stragglers: members left in the group and subprocesses in groups of their own.
+            _signal_group(child.pid, signal.SIGKILL)
+            for descendant in child.descendants:
+                try:
+                    descendant.kill()  # psutil checks the pid was not reused before signalling
+                except psutil.Error:
+                    pass
+
+    def stop_local_servers(self) -> None:
+        """Stop only the Postgres / Redis this run started itself."""
+        if any(self.local_servers.values()):
+            say("stopping the local servers this run started")
+        localstack.stop(self.local_servers)
+
+    # -- the whole run --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start everything, wait for a signal or a crash, stop everything; the process exit code."""
+        if not port_is_free(self.port):
+            say(f"port {self.port} on {HOST} is already in use: stop what uses it or set PORT=...")
+            return 1
+        self.install_signal_handlers()
+        try:
+            self.start_local_servers()
+        except localstack.LocalStackError as exc:
+            say(f"could not start the local servers: {exc}")
+            return 1
+        exit_code = 0
+        try:
+            if not self.run_setup():
+                exit_code = 0 if self.stop_requested else 1
+            else:
+                self.start_children()
+                self.print_banner()
+                if self.wait_until_ready():
+                    self.watch()
+                if not self.stop_requested:
+                    # Not asked to stop, so a child died or the web server never answered.
+                    exit_code = 1
+                    dead = self.dead_child()
+                    if dead is not None and dead.process is not None:
+                        say(f"{dead.name} exited unexpectedly with exit code {dead.process.returncode}")
+        finally:
+            self.stop_children()
+            self.stop_local_servers()
+        say("Airlock stopped." if exit_code == 0 else "Airlock stopped after an error.")
+        return exit_code
+
+
+def say(message: str) -> None:
+    """Print one line of the orchestrator's own output, marked so it stands out among the children's."""
+    print(f"[run] {message}", flush=True)
+
+
+def child_env() -> dict[str, str]:
+    """The children's environment: ours, with unbuffered output so logs interleave in order."""
+    return {"DJANGO_SETTINGS_MODULE": "config.settings", **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the orchestrator itself is killed (SIGKILL, OOM)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: a hard-killed orchestrator leaves its children behind
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+# No proxies (an http_proxy in the environment must not intercept 127.0.0.1) and no redirects.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+
+
+def web_answers(port: int) -> bool:
+    """True when /healthz or /accounts/login/ answers without a server error (a redirect counts)."""
+    for path in ("/healthz", "/accounts/login/"):
+        try:
+            with _opener.open(f"http://{HOST}:{port}{path}", timeout=2) as response:
+                if response.status < 400:
+                    return True
+        except urllib.error.HTTPError as exc:
+            if exc.code < 400:
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+    return False
+
+
+def main() -> int:
+    """Entry point of `python -m config.run`."""
+    os.chdir(BASE_DIR)
+    port = int(os.environ.get("PORT") or 8000)
+    web = os.environ.get("AIRLOCK_WEB", "runserver").strip().lower() or "runserver"
+    if web not in {"runserver", "gunicorn"}:
+        print(f"[run] AIRLOCK_WEB must be 'runserver' or 'gunicorn', not {web!r}", file=sys.stderr)
+        return 2
+    return Orchestrator(port, web).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""One env-driven settings module (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from config.paths import BASE_DIR, VAR_DIR, local_database_url, local_redis_url
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def database_from_url(url: str) -> dict:
+    """Parse postgresql://user:pass@host:port/name?host=/socket/dir&port=N into Django's DATABASES entry."""
+    parsed = urlparse(url)
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = query.pop("host", None) or (unquote(parsed.hostname) if parsed.hostname else "")
+    port = query.pop("port", None) or (str(parsed.port) if parsed.port else "")
+    options: dict = {}
+    if "sslmode" in query:
+        options["sslmode"] = query.pop("sslmode")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "airlock",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": port,
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0),
+        "OPTIONS": options,
+        "TEST": {"NAME": env_str("AIRLOCK_TEST_DB", "") or None},
+    }
+
+
+DATABASE_URL = env_str("DATABASE_URL") or local_database_url()
+REDIS_URL = env_str("REDIS_URL") or local_redis_url()
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY") or ("dev-insecure-" + "airlock-local-only-secret-key-change-me-in-production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_rq",
+    "simple_history",
+    "import_export",
+    "audit",
+    "formats",
+    "staging",
+    "imports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "imports.api.TokenAuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "imports.context_processors.staging_banner",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media-not-served/"
+STORAGES = {
+    # Uploaded CSVs. Any Django storage works (e.g. S3 via django-storages: set STORAGE_BACKEND
+    # and its own settings); files are always stored under generated names.
+    "default": {"BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Uploads: files bigger than this are streamed to a temp file by Django instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500)
+
+# Product settings
+AIRLOCK = {
+    "BATCH_SIZE": env_int("AIRLOCK_BATCH_SIZE", 1000),
+    "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
+    "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
+    "MAX_COLUMNS": env_int("AIRLOCK_MAX_COLUMNS", 500),
+    "MAX_FIELD_CHARS": env_int("AIRLOCK_MAX_FIELD_CHARS", 10_000),
+    "SAMPLE_ROWS": env_int("AIRLOCK_SAMPLE_ROWS", 20),
+    "ALLOW_SELF_APPROVAL": env_bool("AIRLOCK_ALLOW_SELF_APPROVAL", False),
+    "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30),
+    "DEMO_ADMIN_USERNAME": env_str("AIRLOCK_DEMO_ADMIN", "admin"),
+}
+CRON_SECRET = env_str("CRON_SECRET")
+
+# Queues: the worker listens in this order, so interactive uploads are not stuck behind bulk loads.
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env_int("AIRLOCK_JOB_TIMEOUT", 3600)}
+    for name in ("high", "default", "bulk")
+}
+RQ_SHOW_ADMIN_LINK = True
+RQ = {"WORKER_CLASS": "config.worker.AirlockWorker"}
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "airlock@localhost")
+
+# Security: strict in production (DEBUG off), relaxed for local http development.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if env_bool("AIRLOCK_SECURE", not DEBUG and bool(env_str("SECRET_KEY"))):
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

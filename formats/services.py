@@ -1,0 +1,208 @@
+"""Format services: find or create a format for a header, validate mappings, approve, reject."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import record
+from config.errors import Conflict, MappingError, PermissionDenied
+from formats.converters import compile_mapping
+from formats.fingerprint import fingerprint, normalise_header
+from formats.models import CsvFormat, FormatStatus
+from formats.suggest import learned_key, suggest_mapping
+from formats.targets import get_target
+
+APPROVE_PERMISSION = "formats.approve_csvformat"
+
+
+def format_find(*, target: str, header: list[str], section: str | None = None) -> CsvFormat | None:
+    """The format whose fingerprint matches this header, if any (approved or not)."""
+    return CsvFormat.objects.filter(target=target, fingerprint=fingerprint(header, section=section)).first()
+
+
+def learned_evidence(*, target: str) -> dict[str, dict[str, int]]:
+    """{normalised header cell: {field: count}} over the mappings admins approved."""
+    evidence: dict[str, Counter] = defaultdict(Counter)
+    approved = CsvFormat.objects.filter(target=target, status=FormatStatus.APPROVED, builtin=False)
+    for mapping in approved.values_list("mapping", flat=True):
+        for field, spec in (mapping.get("fields") or {}).items():
+            for column in spec.get("columns") or []:
+                evidence[learned_key(column)][field] += 1
+    return {key: dict(counter) for key, counter in evidence.items()}
+
+
+def format_get_or_create_pending(
+    *,
+    target: str,
+    header: list[str],
+    columns: list[str],
+    sample_rows: list[list[str]],
+    section: str | None,
+    name: str,
+    created_by: Any,
+    file_id: int | None,
+    file_name: str,
+) -> tuple[CsvFormat, bool]:
+    """Return the format for this header, creating a pending one with a suggested mapping if new.
+
+    Two workers seeing the same new header at once both try to insert; the unique fingerprint
+    constraint lets exactly one win and the other reads the winner's row.
+    """
+    print_ = fingerprint(header, section=section)
+    existing = CsvFormat.objects.filter(target=target, fingerprint=print_).first()
+    if existing:
+        return existing, False
+    suggestion = suggest_mapping(
+        target=target, columns=columns, sample_rows=sample_rows, learned=learned_evidence(target=target),
+        header=header,
+    )
+    if section:
+        suggestion.setdefault("reader", {})["section"] = section
+    confidences = [spec.get("confidence", 0.0) for spec in suggestion.get("fields", {}).values()]
+    try:
+        with transaction.atomic():
+            fmt = CsvFormat.objects.create(
+                name=name[:200],
+                target=target,
+                header=normalise_header(header),
+                columns=columns,
+                fingerprint=print_,
+                status=FormatStatus.PENDING,
+                mapping=suggestion,
+                suggestion=suggestion,
+                confidence=round(sum(confidences) / len(confidences), 3) if confidences else 0.0,
+                sample_rows=sample_rows[: settings.AIRLOCK["SAMPLE_ROWS"]],
+                created_by=created_by,
+                first_seen_file_id=file_id,
+                first_seen_file_name=file_name[:255],
+            )
+    except IntegrityError:
+        return CsvFormat.objects.get(target=target, fingerprint=print_), False
+    record(
+        action="format.created",
+        obj=fmt,
+        summary=f"New format '{fmt.name}' seen in '{file_name}', waiting for approval",
+        details={"fingerprint": print_, "columns": columns, "suggested_mapping": suggestion},
+    )
+    return fmt, True
+
+
+def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """Check a mapping against the target and the format's columns; returns it normalised.
+
+    Raises MappingError with a message naming the field/column at fault.
+    """
+    if not isinstance(mapping, dict):
+        raise MappingError("The mapping must be a JSON object with 'fields'.")
+    fields = mapping.get("fields")
+    if not isinstance(fields, dict):
+        raise MappingError("The mapping needs a 'fields' object: {target field: {columns, converter, options}}.")
+    target_def = get_target(target)
+    known = {field.name for field in target_def.fields}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise MappingError(
+            f"Unknown target field(s): {', '.join(unknown)}. Fields of {target}: {', '.join(sorted(known))}.",
+            details={"fields": unknown},
+        )
+    missing = [field.name for field in target_def.required_fields() if field.name not in fields]
+    if missing:
+        raise MappingError(
+            f"Required field(s) not mapped: {', '.join(missing)}.", details={"fields": missing}
+        )
+    filters = mapping.get("filters") or []
+    if not isinstance(filters, list):
+        raise MappingError("'filters' must be a list.")
+    for rule in filters:
+        column = rule.get("column") if isinstance(rule, dict) else None
+        if column not in columns:
+            raise MappingError(f"Filter column {column!r} is not in the file's columns.", details={"column": column})
+    compile_mapping(fields, columns)  # raises MappingError for bad converters, options or columns
+    normalised = dict(mapping)
+    normalised.setdefault("version", 1)
+    normalised.setdefault("reader", {"section": None, "header_line": None})
+    normalised["filters"] = filters
+    return normalised
+
+
+def _check_can_review(*, fmt: CsvFormat, actor: Any) -> None:
+    if not actor.has_perm(APPROVE_PERMISSION):
+        raise PermissionDenied("You need the 'approve CSV formats' permission to approve or reject formats.")
+    if (
+        not settings.AIRLOCK["ALLOW_SELF_APPROVAL"]
+        and fmt.created_by_id is not None
+        and fmt.created_by_id == actor.pk
+    ):
+        raise PermissionDenied(
+            "Segregation of duties: the person whose upload created a format cannot approve or reject it. "
+            "Ask another reviewer (or set AIRLOCK_ALLOW_SELF_APPROVAL=1 for a one-person team)."
+        )
+
+
+def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
+    """Approve a format (optionally with a corrected mapping); records who and the mapping used."""
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        _check_can_review(fmt=fmt, actor=actor)
+        if fmt.status == FormatStatus.REJECTED:
+            raise Conflict("This format was rejected; it cannot be approved.", details={"format": fmt.pk})
+        new_mapping = mapping_validate(target=fmt.target, mapping=mapping or fmt.mapping, columns=fmt.columns)
+        was_approved = fmt.status == FormatStatus.APPROVED
+        fmt.mapping = new_mapping
+        if not was_approved:
+            fmt.status = FormatStatus.APPROVED
+            fmt.approved_by = actor
+            fmt.approved_at = timezone.now()
+        fmt._change_reason = "mapping corrected after approval" if was_approved else "approved"
+        fmt.save()
+        record(
+            action="format.mapping_changed" if was_approved else "format.approved",
+            actor=actor,
+            obj=fmt,
+            summary=f"{actor.get_username()} {'corrected' if was_approved else 'approved'} format '{fmt.name}'",
+            details={"mapping": new_mapping},
+        )
+    return fmt
+
+
+def format_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
+    """Reject a pending format with a reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise MappingError("A reason is required to reject a format.", code="reason_required")
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        _check_can_review(fmt=fmt, actor=actor)
+        if fmt.status == FormatStatus.APPROVED:
+            raise Conflict("This format is already approved; roll back its imports instead of rejecting it.")
+        fmt.status = FormatStatus.REJECTED
+        fmt.rejected_by = actor
+        fmt.rejected_at = timezone.now()
+        fmt.rejection_reason = reason[:2000]
+        fmt._change_reason = "rejected"
+        fmt.save()
+        record(
+            action="format.rejected",
+            actor=actor,
+            obj=fmt,
+            summary=f"{actor.get_username()} rejected format '{fmt.name}': {reason[:200]}",
+            details={"reason": reason, "mapping": fmt.mapping},
+        )
+    return fmt
+
+
+def format_update_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) -> CsvFormat:
+    """Save a corrected mapping on a pending format without approving it."""
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        fmt.mapping = mapping_validate(target=fmt.target, mapping=mapping, columns=fmt.columns)
+        fmt._change_reason = "mapping edited"
+        fmt.save()
+        record(action="format.mapping_changed", actor=actor, obj=fmt,
+               summary=f"{actor.get_username()} edited the mapping of '{fmt.name}'", details={"mapping": fmt.mapping})
+    return fmt

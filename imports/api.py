@@ -1,0 +1,207 @@
+"""The JSON API: session or bearer-token auth, one error shape everywhere."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.paginator import EmptyPage, Paginator
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+
+from config.errors import AppError, InvalidRequest, NotFound
+from formats.models import CsvFormat
+from formats.services import APPROVE_PERMISSION
+from imports import selectors
+from imports.models import ApiToken
+from imports.services import review_approve, review_reject, upload_batch_create
+
+
+class TokenAuthenticationMiddleware:
+    """`Authorization: Bearer <token>` authenticates API calls (no session, no CSRF needed)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            key = header[7:].strip()
+            token = ApiToken.objects.select_related("user").filter(key=key).first() if key else None
+            if token is None or not token.user.is_active:
+                return error_response(AppError("Invalid or inactive API token.", code="invalid_token"), 401)
+            request.user = token.user
+            request._dont_enforce_csrf_checks = True  # a bearer token cannot be sent by a forged form
+        return self.get_response(request)
+
+
+def error_response(error: AppError, status: int | None = None) -> JsonResponse:
+    return JsonResponse(error.as_dict(), status=status or error.http_status)
+
+
+def api_view(methods: list[str]) -> Callable:
+    """Login required (401 JSON), methods checked, AppError translated into the error shape."""
+
+    def decorator(view: Callable) -> Callable:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                return error_response(AppError(f"Method {request.method} not allowed.", code="method_not_allowed"), 405)
+            if isinstance(request.user, AnonymousUser) or not request.user.is_authenticated:
+                return error_response(AppError("Authentication required: log in or send a Bearer token.",
+                                               code="not_authenticated"), 401)
+            if not getattr(request, "_dont_enforce_csrf_checks", False) and request.method not in ("GET", "HEAD"):
+                # Session-authenticated writes still need a CSRF token.
+                from django.middleware.csrf import CsrfViewMiddleware
+
+                reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
+                if reason is not None:
+                    return error_response(AppError("CSRF token missing or invalid.", code="csrf_failed"), 403)
+            try:
+                return view(request, *args, **kwargs)
+            except AppError as exc:
+                return error_response(exc)
+            except (CsvFormat.DoesNotExist, Http404):
+                # Another user's id answers exactly like a missing one.
+                return error_response(NotFound("Not found."))
+
+        return wrapper
+
+    return decorator
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict]) -> dict[str, Any]:
+    try:
+        size = min(max(int(request.GET.get("page_size", 50)), 1), 500)
+        number = max(int(request.GET.get("page", 1)), 1)
+    except ValueError as exc:
+        raise InvalidRequest("page and page_size must be whole numbers.", code="invalid_page") from exc
+    paginator = Paginator(queryset, size)
+    try:
+        page = paginator.page(number)
+    except EmptyPage:
+        return {"count": paginator.count, "page": number, "pages": paginator.num_pages, "results": []}
+    return {"count": paginator.count, "page": number, "pages": paginator.num_pages,
+            "results": [serialize(item) for item in page.object_list]}
+
+
+@api_view(["POST"])
+def uploads(request: HttpRequest) -> HttpResponse:
+    """POST /api/uploads: multipart, field `file` (repeatable) -> 202 with the batch and its files."""
+    files = request.FILES.getlist("file")
+    dedupe = request.POST.get("dedupe", "1").lower() not in ("0", "false", "no")
+    batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
+    return JsonResponse(
+        {"batch": batch.pk, "files": [{"id": f.pk, "name": f.original_name, "status": f.status,
+                                        "existing": f.batch_id != batch.pk} for f in results]},
+        status=202,
+    )
+
+
+@api_view(["GET"])
+def upload_detail(request: HttpRequest, file_id: int) -> HttpResponse:
+    """GET /api/uploads/<id>: status, format, row counts, progress."""
+    return JsonResponse(selectors.file_summary(selectors.file_for(request.user, file_id)))
+
+
+def _order_json(order: Any) -> dict[str, Any]:
+    return {
+        "id": order.pk, "account": order.account, "symbol": order.symbol, "side": order.side,
+        "quantity": str(order.quantity.normalize()), "price": str(order.price.normalize()),
+        "commission": str(order.commission.normalize()), "currency": order.currency,
+        "executed_at": order.executed_at.isoformat(), "broker_trade_id": order.broker_trade_id,
+        "source_file": order.source_file_id, "source_line": order.source_line,
+    }
+
+
+@api_view(["GET"])
+def orders(request: HttpRequest) -> HttpResponse:
+    """GET /api/orders: the caller's orders, paginated (?page, ?page_size)."""
+    return JsonResponse(_page(request, selectors.orders_for(request.user).order_by("-executed_at", "-id"), _order_json))
+
+
+def _require_reviewer(request: HttpRequest) -> None:
+    if not request.user.has_perm(APPROVE_PERMISSION):
+        from config.errors import PermissionDenied
+
+        raise PermissionDenied("You need the 'approve CSV formats' permission.")
+
+
+def _format_json(fmt: CsvFormat) -> dict[str, Any]:
+    return {
+        "id": fmt.pk, "name": fmt.name, "target": fmt.target, "status": fmt.status,
+        "columns": fmt.columns, "mapping": fmt.mapping, "confidence": fmt.confidence,
+        "sample_rows": fmt.sample_rows[:5], "created_at": fmt.created_at.isoformat(),
+        "created_by": fmt.created_by.get_username() if fmt.created_by else None,
+        "staged_rows": getattr(fmt, "staged_count", None),
+        "files": getattr(fmt, "file_count", None),
+        "waiting_since": fmt.waiting_since.isoformat() if getattr(fmt, "waiting_since", None) else None,
+    }
+
+
+@api_view(["GET"])
+def pending_formats(request: HttpRequest) -> HttpResponse:
+    """GET /api/admin/formats/pending."""
+    _require_reviewer(request)
+    return JsonResponse({"results": [_format_json(f) for f in selectors.pending_formats().select_related("created_by")]})
+
+
+@api_view(["POST", "DELETE"])
+def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
+    """POST approves (optional {"mapping": ...}); DELETE rejects ({"reason": ...})."""
+    _require_reviewer(request)
+    body = _json_body(request)
+    if request.method == "POST":
+        mapping = body.get("mapping")
+        if mapping is not None and not isinstance(mapping, dict):
+            raise InvalidRequest("'mapping' must be a JSON object.", code="invalid_mapping")
+        fmt = review_approve(format_id=format_id, actor=request.user, mapping=mapping)
+        return JsonResponse({"id": fmt.pk, "status": fmt.status, "mapping": fmt.mapping}, status=202)
+    fmt = review_reject(format_id=format_id, actor=request.user, reason=str(body.get("reason", "")))
+    return JsonResponse({"id": fmt.pk, "status": fmt.status, "reason": fmt.rejection_reason})
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """GET /healthz: 200 when the database, Redis and at least one worker are up, else 503."""
+    import django_rq
+    from rq import Worker
+
+    checks: dict[str, Any] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - health reports any failure as "down"
+        checks["database"] = f"down: {exc.__class__.__name__}"
+    try:
+        redis = django_rq.get_connection("default")
+        redis.ping()
+        checks["redis"] = "ok"
+        workers = Worker.all(connection=redis)
+        checks["workers"] = len(workers)
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"down: {exc.__class__.__name__}"
+        checks["workers"] = 0
+    healthy = checks["database"] == "ok" and checks["redis"] == "ok" and checks["workers"] > 0
+    if not healthy and checks.get("workers") == 0 and checks["redis"] == "ok":
+        checks["problem"] = "no RQ worker is running"
+    return JsonResponse({"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503)

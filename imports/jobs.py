@@ -1,0 +1,74 @@
+"""RQ jobs: thin wrappers that take ids and call a service. Enqueued on commit."""
+
+from __future__ import annotations
+
+import logging
+
+import django_rq
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def _enqueue(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
+    def send() -> None:
+        django_rq.get_queue(queue).enqueue(func, *args, job_id=job_id, failure_ttl=7 * 24 * 3600)
+
+    transaction.on_commit(send)
+
+
+def file_job_id(file_id: int) -> str:
+    return f"file-{file_id}"
+
+
+def format_job_id(format_id: int) -> str:
+    return f"format-{format_id}"
+
+
+def enqueue_file_process(file_id: int, *, queue: str = "default") -> None:
+    """Queue reading + staging of one file, after the upload's transaction commits."""
+    _enqueue(queue, file_process_job, file_id, job_id=file_job_id(file_id))
+
+
+def enqueue_format_migrate(format_id: int) -> None:
+    """Queue the migration of an approved format's staged rows."""
+    _enqueue("high", format_migrate_job, format_id, job_id=format_job_id(format_id))
+
+
+def file_process_job(file_id: int) -> str:
+    """Read, fingerprint, stage and (if approved) migrate one file."""
+    from imports.pipeline import file_process
+    from imports.services import batch_refresh_status
+    from imports.models import ImportFile
+
+    status = file_process(file_id=file_id)
+    batch_id = ImportFile.objects.filter(pk=file_id).values_list("batch_id", flat=True).first()
+    if batch_id:
+        batch_refresh_status(batch_id=batch_id)
+    return status
+
+
+def format_migrate_job(format_id: int) -> dict:
+    """Migrate all staged rows of an approved format."""
+    from imports.models import ImportFile
+    from imports.pipeline import format_migrate
+    from imports.services import batch_refresh_status
+
+    results = format_migrate(format_id=format_id)
+    for batch_id in set(ImportFile.objects.filter(pk__in=results).values_list("batch_id", flat=True)):
+        batch_refresh_status(batch_id=batch_id)
+    return results
+
+
+def reconcile_job() -> dict:
+    """Periodic: re-enqueue work Postgres says is due but no job is running for."""
+    from imports.reconcile import reconcile
+
+    return reconcile()
+
+
+def cleanup_job() -> dict:
+    """Daily: retention cleanup of staged rows and expired uploads."""
+    from imports.retention import cleanup_staging
+
+    return cleanup_staging(dry_run=False)

@@ -1,0 +1,165 @@
+"""Upload batches, import files, the first target (broker trade orders) and API tokens."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    PROCESSING = "PROCESSING", "Processing"
+    COMPLETED = "COMPLETED", "Completed"
+    PARTIAL = "PARTIAL", "Partially imported"
+    FAILED = "FAILED", "Failed"
+
+
+class ImportBatch(models.Model):
+    """One upload session: one or many files sent together."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_batches")
+    status = models.CharField(max_length=12, choices=BatchStatus.choices, default=BatchStatus.PENDING)
+    file_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "import batches"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} ({self.file_count} files, {self.status})"
+
+
+class FileStatus(models.TextChoices):
+    UPLOADED = "UPLOADED", "Queued"
+    PROCESSING = "PROCESSING", "Reading"
+    PENDING_APPROVAL = "PENDING_APPROVAL", "Pending approval"
+    MIGRATING = "MIGRATING", "Importing"
+    IMPORTED = "IMPORTED", "Imported"
+    PARTIAL = "PARTIAL", "Imported with invalid rows"
+    FAILED = "FAILED", "Failed"
+    REJECTED = "REJECTED", "Format rejected"
+    ROLLED_BACK = "ROLLED_BACK", "Rolled back"
+    PURGED = "PURGED", "Purged"
+
+
+# Work is still due on these; the reconciler looks for them.
+UNFINISHED_FILE_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING)
+# An upload of the same bytes by the same owner returns the existing import unless it ended here.
+REUPLOADABLE_FILE_STATUSES = (FileStatus.ROLLED_BACK, FileStatus.PURGED)
+
+
+class ImportFile(models.Model):
+    """One uploaded CSV file and where it is in its lifecycle."""
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="files")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_files")
+    original_name = models.CharField(max_length=255, help_text="Sanitised, for display only.")
+    stored_name = models.CharField(max_length=255, unique=True, help_text="Generated storage path.")
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    status = models.CharField(max_length=20, choices=FileStatus.choices, default=FileStatus.UPLOADED)
+    format = models.ForeignKey(
+        "formats.CsvFormat", null=True, blank=True, on_delete=models.PROTECT, related_name="files"
+    )
+    layout = models.JSONField(default=dict, blank=True, help_text="Detected encoding, delimiter, header...")
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_staged = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    rows_skipped = models.PositiveIntegerField(default=0)
+    rows_duplicate = models.PositiveIntegerField(default=0)
+    skip_reasons = models.JSONField(default=dict, blank=True, help_text="{reason: count}")
+    progress = models.FloatField(default=0.0, help_text="0..100")
+    error = models.TextField(blank=True, help_text="Human-readable reason when the file failed.")
+    dedupe = models.BooleanField(default=True, help_text="Skip orders the owner already has.")
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Idempotent uploads: the same bytes from the same owner are one import (unless it was
+            # rolled back or purged). Enforced here, not by check-then-insert.
+            models.UniqueConstraint(
+                fields=["owner", "sha256"],
+                condition=~models.Q(status__in=["ROLLED_BACK", "PURGED"]),
+                name="importfile_unique_owner_sha256",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="importfile_status")]
+        permissions = [("rollback_importfile", "Can roll back an imported file")]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in UNFINISHED_FILE_STATUSES
+
+
+class Side(models.TextChoices):
+    BUY = "BUY", "Buy"
+    SELL = "SELL", "Sell"
+
+
+class Order(models.Model):
+    """The first target: a broker trade (one fill)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
+    account = models.CharField(max_length=64, blank=True)
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.DecimalField(max_digits=28, decimal_places=10)
+    price = models.DecimalField(max_digits=28, decimal_places=10)
+    commission = models.DecimalField(max_digits=28, decimal_places=10, default=0)
+    currency = models.CharField(max_length=3)
+    executed_at = models.DateTimeField()
+    broker_trade_id = models.CharField(max_length=128, blank=True)
+    source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="orders")
+    source_line = models.PositiveIntegerField()
+    dedupe_key = models.CharField(max_length=80, blank=True, help_text="Identity of the trade for its owner.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-executed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_file", "source_line"], name="order_unique_source_row"),
+            # Overlapping exports are not doubled: one order per trade identity and owner. Empty when
+            # the upload asked for raw rows (dedupe off).
+            models.UniqueConstraint(
+                fields=["owner", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="order_unique_owner_trade"
+            ),
+            models.CheckConstraint(condition=models.Q(side__in=["BUY", "SELL"]), name="order_side_valid"),
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(condition=models.Q(price__gte=0), name="order_price_not_negative"),
+            models.CheckConstraint(condition=models.Q(commission__gte=0), name="order_commission_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "executed_at"], name="order_owner_executed"),
+            models.Index(fields=["owner", "symbol"], name="order_owner_symbol"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} @ {self.price} {self.currency}"
+
+
+def new_token_key() -> str:
+    return secrets.token_hex(20)
+
+
+class ApiToken(models.Model):
+    """A bearer token for scripts: `Authorization: Bearer <key>`."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    key = models.CharField(max_length=64, unique=True, default=new_token_key)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"token of {self.user}"

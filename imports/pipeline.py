@@ -1,0 +1,390 @@
+"""The import pipeline: read -> fingerprint -> stage -> (approved?) migrate, one way.
+
+The same compiled mapping serves the admin's preview, the migration of staged rows, re-runs after
+a mapping fix and files of approved formats, so what the admin sees is what gets written.
+Postgres holds the truth: every step re-reads state, so a job that runs twice or late is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import record
+from config.errors import AppError, MappingError, UnreadableFile
+from formats.converters import compile_mapping
+from formats.filters import compile_filters
+from formats.models import CsvFormat, FormatStatus
+from formats.services import format_find, format_get_or_create_pending
+from imports.models import FileStatus, ImportFile
+from imports.reading import FileLayout, ReaderOptions, Record, Skipped, detect_layout, iter_records, sample_records
+from imports.storage import local_path
+from imports.targets import DedupeKeys, OrderRow, existing_orders_by_key, orders_insert, validate_order
+from staging.models import StagedRow, StagedStatus
+from staging.services import staged_rows_claim, staged_rows_delete_for_file, staged_rows_mark, staged_rows_write
+
+log = logging.getLogger(__name__)
+TARGET = "orders"
+OPEN_ROW_STATUSES = (StagedStatus.PENDING, StagedStatus.APPROVED, StagedStatus.MIGRATING)
+
+
+def _reader_options(mapping: dict[str, Any] | None) -> ReaderOptions:
+    reader = (mapping or {}).get("reader") or {}
+    return ReaderOptions(section=reader.get("section"), header_line=reader.get("header_line"))
+
+
+def _detect(path: Any, options: ReaderOptions | None = None) -> FileLayout:
+    return detect_layout(
+        path, options, max_columns=settings.AIRLOCK["MAX_COLUMNS"], max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"]
+    )
+
+
+def _file_fail(file_id: int, message: str, *, status: str = FileStatus.FAILED) -> None:
+    ImportFile.objects.filter(pk=file_id).update(
+        status=status, error=message[:4000], finished_at=timezone.now(), updated_at=timezone.now()
+    )
+
+
+def file_process(*, file_id: int) -> str:
+    """Read a stored file, match or create its format, stage its rows, migrate if approved."""
+    with transaction.atomic():
+        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        if file.status not in (FileStatus.UPLOADED, FileStatus.PROCESSING):
+            # Already staged, migrated or ended: a duplicate or late job is a no-op.
+            if file.status == FileStatus.MIGRATING:
+                return file_migrate(file_id=file_id)
+            return file.status
+        file.status = FileStatus.PROCESSING
+        file.started_at = file.started_at or timezone.now()
+        file.attempts += 1
+        file.save(update_fields=["status", "started_at", "attempts", "updated_at"])
+    try:
+        with local_path(file.stored_name) as path:
+            fmt, layout = _match_format(file, path)
+            if fmt.status == FormatStatus.REJECTED:
+                _file_fail(file_id, f"The format '{fmt.name}' was rejected: {fmt.rejection_reason}",
+                           status=FileStatus.REJECTED)
+                return FileStatus.REJECTED
+            staged = _stage(file, fmt, layout, path)
+    except UnreadableFile as exc:
+        _file_fail(file_id, exc.message)
+        record(action="file.failed", obj=file, severity=AuditEvent.Severity.WARNING,
+               summary=f"'{file.original_name}' could not be read: {exc.message}")
+        return FileStatus.FAILED
+    if staged == 0:
+        message = "The file has a header but no data rows." if not file.skip_reasons else (
+            "The file has no data rows (every row was skipped: "
+            + ", ".join(f"{n}× {reason}" for reason, n in Counter(file.skip_reasons).most_common(3)) + ")."
+        )
+        _file_fail(file_id, message)
+        return FileStatus.FAILED
+    if fmt.status == FormatStatus.APPROVED:
+        return file_migrate(file_id=file_id)
+    return FileStatus.PENDING_APPROVAL
+
+
+def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
+    """Detect the layout and find the approved/pending format for its header (or create one)."""
+    layout = _detect(path)
+    fmt = format_find(target=TARGET, header=layout.header, section=layout.section)
+    if fmt is None:
+        sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"])]
+        fmt, _ = format_get_or_create_pending(
+            target=TARGET, header=layout.header, columns=layout.columns, sample_rows=sample,
+            section=layout.section, name=_format_name(file.original_name, layout), created_by=file.owner,
+            file_id=file.pk, file_name=file.original_name,
+        )
+    options = _reader_options(fmt.mapping)
+    if options.header_line or (options.section and options.section != layout.section):
+        # The admin pinned where the table is: read the file the way the format says.
+        layout = _detect(path, options)
+    return fmt, layout
+
+
+def _format_name(file_name: str, layout: FileLayout) -> str:
+    stem = file_name.rsplit(".", 1)[0]
+    section = f" [{layout.section}]" if layout.section else ""
+    return f"{stem}{section} ({len(layout.columns)} columns)"
+
+
+def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> int:
+    """Stream every record into StagedRow in one transaction (a crash rolls it all back)."""
+    skipped: Counter = Counter()
+
+    def records() -> Any:
+        for item in iter_records(path, layout, max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"]):
+            if isinstance(item, Record):
+                yield item.line, item.cells
+            elif isinstance(item, Skipped):
+                skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
+
+    approved = fmt.status == FormatStatus.APPROVED
+    with transaction.atomic():
+        staged_rows_delete_for_file(file_id=file.pk)
+        count = staged_rows_write(file_id=file.pk, format_id=fmt.pk, rows=records())
+        file.format = fmt
+        file.layout = layout.as_dict()
+        file.rows_total = count
+        file.rows_staged = count
+        file.rows_skipped = sum(skipped.values())
+        file.skip_reasons = dict(skipped)
+        file.rows_imported = file.rows_failed = file.rows_duplicate = 0
+        file.status = FileStatus.MIGRATING if approved else FileStatus.PENDING_APPROVAL
+        file.progress = 0.0 if approved else 100.0
+        file.save()
+        if count:
+            record(action="rows.staged", obj=file,
+                   summary=f"{count} rows of '{file.original_name}' staged for format '{fmt.name}'",
+                   details={"format": fmt.pk, "rows": count, "skipped": dict(skipped), "layout": layout.as_dict()})
+    return count
+
+
+@dataclass
+class BatchOutcome:
+    imported: int = 0
+    failed: int = 0
+    skipped: int = 0
+    duplicate: int = 0
+    skip_reasons: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class CompiledFormat:
+    """A format's mapping compiled against its columns: the one conversion path."""
+
+    mapping: Any
+    row_filter: Any
+    width: int
+
+    @classmethod
+    def for_format(cls, fmt: CsvFormat, mapping: dict[str, Any] | None = None) -> CompiledFormat:
+        mapping = mapping or fmt.mapping
+        return cls(
+            mapping=compile_mapping(mapping.get("fields") or {}, fmt.columns),
+            row_filter=compile_filters(mapping.get("filters") or [], fmt.columns),
+            width=len(fmt.columns),
+        )
+
+    def convert(self, cells: list[str]) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        """('skip', {}, [reason]) | ('invalid', values, errors) | ('ok', values, [])."""
+        reason = self.row_filter(cells)
+        if reason:
+            return "skip", {}, [{"field": None, "value": "", "message": f"skipped: {reason}"}]
+        errors: list[dict[str, Any]] = []
+        if len(cells) > self.width and any(cell.strip() for cell in cells[self.width:]):
+            errors.append({"field": None, "value": "", "message":
+                           f"row has {len(cells)} fields but the header has {self.width}"})
+        values, conversion_errors = self.mapping.apply(cells)
+        errors.extend(conversion_errors)
+        if not conversion_errors:
+            errors.extend(validate_order(values))
+        return ("invalid" if errors else "ok"), values, errors
+
+
+def file_migrate(*, file_id: int) -> str:
+    """Migrate a file's open staged rows in batches, one transaction per batch, then settle its status."""
+    file = ImportFile.objects.select_related("format").get(pk=file_id)
+    fmt = file.format
+    if fmt is None or fmt.status != FormatStatus.APPROVED:
+        return file.status
+    try:
+        compiled = CompiledFormat.for_format(fmt)
+    except MappingError as exc:
+        _file_fail(file_id, f"The format's mapping is invalid: {exc.message}")
+        return FileStatus.FAILED
+    ImportFile.objects.filter(pk=file_id).exclude(status=FileStatus.MIGRATING).update(
+        status=FileStatus.MIGRATING, started_at=timezone.now()
+    )
+    record(action="migration.started", obj=file, summary=f"Migration of '{file.original_name}' started")
+    dedupe = _resume_dedupe(file) if file.dedupe else None
+    batch_size = settings.AIRLOCK["BATCH_SIZE"]
+    try:
+        while _migrate_batch(file, compiled, dedupe, batch_size):
+            pass
+    except AppError as exc:
+        _file_fail(file_id, exc.message)
+        record(action="migration.failed", obj=file, severity=AuditEvent.Severity.ERROR,
+               summary=f"Migration of '{file.original_name}' failed: {exc.message}")
+        raise
+    return file_settle(file_id=file_id)
+
+
+def _resume_dedupe(file: ImportFile) -> DedupeKeys:
+    """Occurrence counters survive a crash: rebuild them from what this file already used."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT dedupe_key FROM imports_order WHERE source_file_id = %s AND dedupe_key LIKE '%%#%%'
+            UNION ALL
+            SELECT errors -> 0 ->> 'dedupe_key' FROM staging_stagedrow
+             WHERE file_id = %s AND status = 'DUPLICATE' AND errors -> 0 ->> 'dedupe_key' LIKE '%%#%%'
+            """,
+            [file.pk, file.pk],
+        )
+        return DedupeKeys.resume([key for (key,) in cursor.fetchall()])
+
+
+def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, size: int) -> bool:
+    """One batch in one transaction: orders written, staged rows marked, counters advanced together."""
+    with transaction.atomic():
+        rows = staged_rows_claim(file_id=file.pk, limit=size, statuses=OPEN_ROW_STATUSES)
+        if not rows:
+            return False
+        outcome = BatchOutcome()
+        marks: list[tuple[int, str, list[dict[str, Any]] | None]] = []
+        valid: list[tuple[int, OrderRow]] = []
+        for row_id, line, cells in rows:
+            verdict, values, errors = compiled.convert(cells)
+            if verdict == "skip":
+                outcome.skipped += 1
+                outcome.skip_reasons[errors[0]["message"].removeprefix("skipped: ")[:200]] += 1
+                marks.append((row_id, StagedStatus.SKIPPED, errors))
+            elif verdict == "invalid":
+                outcome.failed += 1
+                marks.append((row_id, StagedStatus.FAILED, errors))
+            else:
+                order = OrderRow(line=line, values=values, dedupe_key=dedupe.key_for(values) if dedupe else "")
+                valid.append((row_id, order))
+        inserted = orders_insert(owner_id=file.owner_id, file_id=file.pk, rows=[order for _, order in valid])
+        missing = [order for _, order in valid if order.line not in inserted]
+        earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[o.dedupe_key for o in missing if o.dedupe_key])
+        for row_id, order in valid:
+            if order.line in inserted:
+                outcome.imported += 1
+                marks.append((row_id, StagedStatus.MIGRATED, None))
+                continue
+            source = earlier.get(order.dedupe_key)
+            if source and source[0] != file.pk:
+                outcome.duplicate += 1
+                marks.append((row_id, StagedStatus.DUPLICATE, [{
+                    "field": None, "value": "", "dedupe_key": order.dedupe_key, "duplicate_of_file": source[0],
+                    "duplicate_of_line": source[1],
+                    "message": f"duplicate of line {source[1]} of import file {source[0]}",
+                }]))
+            else:
+                # Already written by an earlier run of this very batch (same file and line).
+                outcome.imported += 1
+                marks.append((row_id, StagedStatus.MIGRATED, None))
+        staged_rows_mark(outcomes=marks)
+        _advance_counters(file, outcome)
+    return True
+
+
+def _advance_counters(file: ImportFile, outcome: BatchOutcome) -> None:
+    done = outcome.imported + outcome.failed + outcome.skipped + outcome.duplicate
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE imports_importfile SET
+              rows_imported = rows_imported + %s, rows_failed = rows_failed + %s,
+              rows_skipped = rows_skipped + %s, rows_duplicate = rows_duplicate + %s,
+              rows_staged = GREATEST(rows_staged - %s, 0),
+              progress = LEAST(100.0, 100.0 * (rows_total - GREATEST(rows_staged - %s, 0)) / GREATEST(rows_total, 1)),
+              skip_reasons = skip_reasons || %s::jsonb, updated_at = now()
+            WHERE id = %s
+            """,
+            [outcome.imported, outcome.failed, outcome.skipped, outcome.duplicate, done, done,
+             _merge_reasons(file.pk, outcome.skip_reasons), file.pk],
+        )
+
+
+def _merge_reasons(file_id: int, new: Counter) -> str:
+    import orjson
+
+    if not new:
+        return "{}"
+    current = ImportFile.objects.filter(pk=file_id).values_list("skip_reasons", flat=True).first() or {}
+    merged = Counter(current)
+    merged.update(new)
+    return orjson.dumps(dict(merged.most_common(50))).decode()
+
+
+def file_settle(*, file_id: int) -> str:
+    """Set a file's final status from what Postgres says about its rows."""
+    with transaction.atomic():
+        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        open_rows = StagedRow.objects.filter(file_id=file_id, status__in=OPEN_ROW_STATUSES).exists()
+        if open_rows or file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
+            return file.status
+        if file.rows_imported == 0 and file.rows_failed > 0:
+            file.status = FileStatus.FAILED
+            file.error = f"None of the {file.rows_failed} rows could be imported; see the row errors."
+        elif file.rows_failed:
+            file.status = FileStatus.PARTIAL
+        else:
+            file.status = FileStatus.IMPORTED
+        file.progress = 100.0
+        file.finished_at = timezone.now()
+        file.save()
+        record(
+            action="migration.finished", obj=file,
+            summary=(f"'{file.original_name}': {file.rows_imported} imported, {file.rows_failed} invalid, "
+                     f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate"),
+            details={"status": file.status},
+        )
+    return file.status
+
+
+def format_migrate(*, format_id: int) -> dict[int, str]:
+    """Migrate every file of an approved format that still has open staged rows."""
+    file_ids = list(
+        StagedRow.objects.filter(format_id=format_id, status__in=OPEN_ROW_STATUSES)
+        .values_list("file_id", flat=True).distinct()
+    )
+    ImportFile.objects.filter(pk__in=file_ids, status=FileStatus.PENDING_APPROVAL).update(
+        status=FileStatus.MIGRATING, progress=0.0
+    )
+    return {file_id: file_migrate(file_id=file_id) for file_id in file_ids}
+
+
+def preview(*, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int = 20,
+            scan_limit: int | None = None) -> dict[str, Any]:
+    """What approval would write: the first rows converted, and a validation summary over staged rows."""
+    compiled = CompiledFormat.for_format(fmt, mapping)
+    rows = StagedRow.objects.filter(format=fmt).exclude(status=StagedStatus.REJECTED).order_by("file_id", "line")
+    if scan_limit:
+        rows = rows[:scan_limit]
+    first: list[dict[str, Any]] = []
+    counts: Counter = Counter()
+    error_counts: Counter = Counter()
+    examples: dict[str, dict[str, Any]] = {}
+    for file_id, line, raw in rows.values_list("file_id", "line", "raw").iterator(chunk_size=2000):
+        verdict, values, errors = compiled.convert(raw)
+        counts[verdict] += 1
+        for error in errors if verdict == "invalid" else []:
+            key = f"{error.get('field') or 'row'}: {error['message']}"
+            error_counts[key] += 1
+            examples.setdefault(key, {"file": file_id, "line": line, "value": error.get("value", "")})
+        if len(first) < limit:
+            first.append({"file": file_id, "line": line, "verdict": verdict, "values": values, "errors": errors})
+    return {
+        "rows": first,
+        "total": sum(counts.values()),
+        "would_import": counts["ok"],
+        "would_fail": counts["invalid"],
+        "would_skip": counts["skip"],
+        "top_errors": [{"error": key, "count": n, "example": examples[key]} for key, n in error_counts.most_common(10)],
+    }
+
+
+def format_reprocess_failed(*, format_id: int) -> int:
+    """After a mapping fix on an approved format, re-open its FAILED rows so they migrate again."""
+    with transaction.atomic():
+        file_ids = list(StagedRow.objects.filter(format_id=format_id, status=StagedStatus.FAILED)
+                        .values_list("file_id", flat=True).distinct())
+        reopened = StagedRow.objects.filter(format_id=format_id, status=StagedStatus.FAILED).update(
+            status=StagedStatus.APPROVED, errors=None)
+        for file_id in file_ids:
+            failed = StagedRow.objects.filter(file_id=file_id, status=StagedStatus.APPROVED).count()
+            ImportFile.objects.filter(pk=file_id).update(
+                rows_failed=F("rows_failed") - failed, rows_staged=F("rows_staged") + failed,
+                status=FileStatus.MIGRATING, finished_at=None, error="")
+    return reopened

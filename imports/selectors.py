@@ -1,0 +1,85 @@
+"""Reads the views and the API need, always scoped to the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+
+from formats.models import CsvFormat, FormatStatus
+from imports.models import ImportBatch, ImportFile, Order
+from staging.models import StagedRow, StagedStatus
+
+
+def files_for(user: Any) -> QuerySet[ImportFile]:
+    return ImportFile.objects.filter(owner=user).select_related("format", "batch")
+
+
+def file_for(user: Any, file_id: int) -> ImportFile:
+    """The caller's file, or 404 (another user's id is indistinguishable from a missing one)."""
+    return get_object_or_404(files_for(user), pk=file_id)
+
+
+def batches_for(user: Any) -> QuerySet[ImportBatch]:
+    return ImportBatch.objects.filter(owner=user)
+
+
+def orders_for(user: Any) -> QuerySet[Order]:
+    return Order.objects.filter(owner=user).select_related("source_file")
+
+
+def staging_summary(user: Any) -> dict[str, int]:
+    """How many of the caller's rows wait for a format approval, and in how many files."""
+    pending = StagedRow.objects.filter(file__owner=user, status=StagedStatus.PENDING)
+    agg = pending.aggregate(rows=Count("id"), files=Count("file", distinct=True))
+    return {"rows": agg["rows"] or 0, "files": agg["files"] or 0}
+
+
+def with_review_counts(queryset: QuerySet[CsvFormat]) -> QuerySet[CsvFormat]:
+    """Annotate staged rows waiting, files and the oldest waiting file (subqueries: no join fan-out)."""
+    staged = (StagedRow.objects.filter(format=OuterRef("pk"), status=StagedStatus.PENDING)
+              .values("format").annotate(n=Count("id")).values("n"))
+    files = ImportFile.objects.filter(format=OuterRef("pk")).values("format").annotate(n=Count("id")).values("n")
+    oldest = (ImportFile.objects.filter(format=OuterRef("pk"), status="PENDING_APPROVAL")
+              .values("format").annotate(t=Min("created_at")).values("t"))
+    return queryset.annotate(
+        staged_count=Coalesce(Subquery(staged), 0),
+        file_count=Coalesce(Subquery(files), 0),
+        waiting_since=Subquery(oldest),
+    )
+
+
+def pending_formats() -> QuerySet[CsvFormat]:
+    return with_review_counts(CsvFormat.objects.filter(status=FormatStatus.PENDING)).order_by("created_at")
+
+
+def file_summary(file: ImportFile) -> dict[str, Any]:
+    """The JSON shape of a file's status."""
+    fmt = file.format
+    return {
+        "id": file.pk,
+        "batch": file.batch_id,
+        "name": file.original_name,
+        "status": file.status,
+        "status_display": file.get_status_display(),
+        "size": file.size,
+        "sha256": file.sha256,
+        "format": {"id": fmt.pk, "name": fmt.name, "status": fmt.status} if fmt else None,
+        "rows": {
+            "total": file.rows_total,
+            "staged": file.rows_staged if file.status == "PENDING_APPROVAL" else 0,
+            "imported": file.rows_imported,
+            "failed": file.rows_failed,
+            "skipped": file.rows_skipped,
+            "duplicate": file.rows_duplicate,
+        },
+        "skip_reasons": file.skip_reasons,
+        "progress": round(file.progress, 1),
+        "error": file.error or None,
+        "layout": {k: file.layout.get(k) for k in ("encoding", "delimiter", "header_line", "section")}
+        if file.layout else None,
+        "created_at": file.created_at.isoformat(),
+        "finished_at": file.finished_at.isoformat() if file.finished_at else None,
+    }

@@ -1,0 +1,122 @@
+"""Import services: uploads, review decisions that start work, and the reconciler's view of due work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import record
+from config.errors import InvalidRequest, PayloadTooLarge
+from formats.models import CsvFormat
+from formats.services import format_approve, format_reject
+from imports import jobs
+from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
+from imports.storage import delete_stored, sanitize_display_name, store_upload
+from staging.models import StagedRow, StagedStatus
+
+
+def upload_batch_create(*, owner: Any, files: list[UploadedFile], dedupe: bool = True) -> tuple[ImportBatch, list[ImportFile]]:
+    """Store the files of one upload session and enqueue one job per new file (on commit).
+
+    The same bytes from the same owner return the existing import (same id): the unique constraint on
+    (owner, sha256) decides, so ten identical uploads at once still make one import.
+    """
+    limits = settings.AIRLOCK
+    if not files:
+        raise InvalidRequest("No file was uploaded: send one or more files in the 'file' field.", code="no_file")
+    if len(files) > limits["MAX_FILES_PER_REQUEST"]:
+        raise InvalidRequest(
+            f"Too many files in one request: {len(files)} (the limit is {limits['MAX_FILES_PER_REQUEST']}).",
+            code="too_many_files",
+        )
+    for uploaded in files:
+        if uploaded.size is not None and uploaded.size > limits["MAX_FILE_BYTES"]:
+            raise PayloadTooLarge(
+                f"'{sanitize_display_name(uploaded.name or '')}' is {uploaded.size:,} bytes; the limit is "
+                f"{limits['MAX_FILE_BYTES']:,} bytes per file.",
+                details={"file": sanitize_display_name(uploaded.name or ""), "size": uploaded.size},
+            )
+    batch = ImportBatch.objects.create(owner=owner, status=BatchStatus.PENDING)
+    results: list[ImportFile] = []
+    queue = "bulk" if len(files) > 20 else None
+    for uploaded in files:
+        results.append(_file_create(owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, queue=queue))
+    new_files = [f for f in results if f.batch_id == batch.pk]
+    batch.file_count = len(new_files)
+    batch.status = BatchStatus.PENDING if new_files else BatchStatus.COMPLETED
+    batch.save(update_fields=["file_count", "status", "updated_at"])
+    return batch, results
+
+
+def _file_create(*, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedupe: bool,
+                 queue: str | None) -> ImportFile:
+    stored_name, sha256, size = store_upload(uploaded)
+    display = sanitize_display_name(uploaded.name or "upload.csv")
+    try:
+        with transaction.atomic():
+            file = ImportFile.objects.create(
+                batch=batch, owner=owner, original_name=display, stored_name=stored_name, sha256=sha256,
+                size=size, dedupe=dedupe,
+            )
+    except IntegrityError:
+        delete_stored(stored_name)
+        existing = ImportFile.objects.exclude(status__in=[FileStatus.ROLLED_BACK, FileStatus.PURGED]).get(
+            owner=owner, sha256=sha256)
+        return existing
+    record(action="file.uploaded", actor=owner, obj=file,
+           summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",
+           details={"sha256": sha256, "batch": batch.pk, "size": size})
+    jobs.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
+    return file
+
+
+def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
+    """Approve (or correct) a format and start migrating its staged rows."""
+    from imports.pipeline import format_reprocess_failed
+
+    with transaction.atomic():
+        was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
+        fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
+        StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(
+            status=StagedStatus.APPROVED)
+        if was_approved and mapping is not None:
+            format_reprocess_failed(format_id=format_id)
+        jobs.enqueue_format_migrate(format_id)
+    return fmt
+
+
+def review_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
+    """Reject a format: its staged rows and waiting files are marked rejected."""
+    with transaction.atomic():
+        fmt = format_reject(format_id=format_id, actor=actor, reason=reason)
+        StagedRow.objects.filter(format_id=format_id, status__in=[StagedStatus.PENDING, StagedStatus.APPROVED]).update(
+            status=StagedStatus.REJECTED)
+        ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).update(
+            status=FileStatus.REJECTED, error=f"The format was rejected: {fmt.rejection_reason}",
+            finished_at=timezone.now(), progress=100.0)
+    return fmt
+
+
+def batch_refresh_status(*, batch_id: int) -> str:
+    """Derive a batch's status from its files."""
+    batch = ImportBatch.objects.get(pk=batch_id)
+    statuses = list(batch.files.values_list("status", flat=True))
+    if not statuses:
+        return batch.status
+    if any(s in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) for s in statuses):
+        status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
+    elif all(s == FileStatus.IMPORTED for s in statuses):
+        status = BatchStatus.COMPLETED
+    elif all(s in (FileStatus.FAILED, FileStatus.REJECTED) for s in statuses):
+        status = BatchStatus.FAILED
+    elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
+        status = BatchStatus.PROCESSING
+    else:
+        status = BatchStatus.PARTIAL
+    if status != batch.status:
+        ImportBatch.objects.filter(pk=batch_id).update(status=status, updated_at=timezone.now())
+    return status

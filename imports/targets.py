@@ -1,0 +1,166 @@
+"""Production targets: validating mapped rows and writing them (first target: broker trade orders)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+
+from formats.targets import get_target
+
+_MAX_DECIMAL = Decimal("1e18")
+
+
+@dataclass
+class OrderRow:
+    line: int
+    values: dict[str, Any]
+    dedupe_key: str = ""
+
+
+def validate_order(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Target-level checks after conversion: required fields, ranges, lengths. [] when valid."""
+    errors: list[dict[str, Any]] = []
+    for field in get_target("orders").required_fields():
+        if values.get(field.name) in (None, ""):
+            errors.append({"field": field.name, "value": "", "message": f"{field.label} is required"})
+    quantity = values.get("quantity")
+    if isinstance(quantity, Decimal):
+        if quantity <= 0:
+            errors.append({"field": "quantity", "value": str(quantity), "message": "quantity must be greater than 0"})
+        elif quantity >= _MAX_DECIMAL:
+            errors.append({"field": "quantity", "value": str(quantity), "message": "quantity is too large"})
+    price = values.get("price")
+    if isinstance(price, Decimal):
+        if price < 0:
+            errors.append({"field": "price", "value": str(price), "message": "price must not be negative"})
+        elif price >= _MAX_DECIMAL:
+            errors.append({"field": "price", "value": str(price), "message": "price is too large"})
+    commission = values.get("commission")
+    if isinstance(commission, Decimal) and commission < 0:
+        errors.append({"field": "commission", "value": str(commission), "message": "commission must not be negative"})
+    side = values.get("side")
+    if side not in (None, "") and side not in ("BUY", "SELL"):
+        errors.append({"field": "side", "value": str(side), "message": "side must be BUY or SELL"})
+    currency = values.get("currency")
+    if currency not in (None, "") and (len(str(currency)) != 3 or not str(currency).isalpha()):
+        errors.append({"field": "currency", "value": str(currency), "message": "currency must be a 3-letter ISO code"})
+    for name, limit in (("symbol", 64), ("account", 64), ("broker_trade_id", 128)):
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            errors.append({"field": name, "value": value[:80], "message": f"{name} is longer than {limit} characters"})
+    executed_at = values.get("executed_at")
+    if executed_at is not None and (not isinstance(executed_at, datetime) or executed_at.tzinfo is None):
+        errors.append({"field": "executed_at", "value": str(executed_at), "message": "time is not timezone-aware"})
+    return errors
+
+
+def _norm_decimal(value: Any) -> str:
+    if value is None:
+        return ""
+    return format(Decimal(value).normalize(), "f")
+
+
+def order_identity(values: dict[str, Any]) -> str:
+    """The trade's identity for its owner: the broker's trade id, else the fill's own fields."""
+    account = (values.get("account") or "").strip().upper()
+    trade_id = (values.get("broker_trade_id") or "").strip()
+    if trade_id:
+        return f"id|{account}|{trade_id}"
+    executed = values.get("executed_at")
+    return "fp|" + "|".join(
+        [
+            account,
+            (values.get("symbol") or "").upper(),
+            values.get("side") or "",
+            _norm_decimal(values.get("quantity")),
+            _norm_decimal(values.get("price")),
+            executed.isoformat() if executed else "",
+        ]
+    )
+
+
+class DedupeKeys:
+    """Gives each fill its dedupe key; identical fills inside one file are told apart by occurrence."""
+
+    def __init__(self, seen: Counter | None = None):
+        self.seen: Counter = seen or Counter()
+
+    def key_for(self, values: dict[str, Any]) -> str:
+        identity = order_identity(values)
+        digest = hashlib.sha256(identity.encode()).hexdigest()
+        if identity.startswith("id|"):
+            return digest
+        self.seen[digest] += 1
+        return f"{digest}#{self.seen[digest]}"
+
+    @classmethod
+    def resume(cls, keys: list[str]) -> DedupeKeys:
+        """Rebuild the occurrence counter from the keys a crashed run already used for this file."""
+        seen: Counter = Counter()
+        for key in keys:
+            if "#" in key:
+                digest, _, occurrence = key.rpartition("#")
+                seen[digest] = max(seen[digest], int(occurrence))
+        return cls(seen)
+
+
+_INSERT_SQL = """
+INSERT INTO imports_order (owner_id, account, symbol, side, quantity, price, commission, currency,
+                           executed_at, broker_trade_id, source_file_id, source_line, dedupe_key, created_at)
+SELECT %s, v.account, v.symbol, v.side, v.quantity, v.price, v.commission, v.currency, v.executed_at,
+       v.broker_trade_id, %s, v.line, v.dedupe_key, now()
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[], %s::text[],
+            %s::timestamptz[], %s::text[], %s::int[], %s::text[])
+     AS v(account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id, line,
+          dedupe_key)
+ON CONFLICT DO NOTHING
+RETURNING source_line
+"""
+
+
+def orders_insert(*, owner_id: int, file_id: int, rows: list[OrderRow]) -> set[int]:
+    """Insert valid orders in one statement; returns the lines actually inserted.
+
+    ON CONFLICT DO NOTHING makes a re-run idempotent on (file, line) and skips trades the owner
+    already has (dedupe key); the caller tells the two apart.
+    """
+    if not rows:
+        return set()
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "account", "symbol", "side", "quantity", "price", "commission", "currency", "executed_at",
+        "broker_trade_id", "line", "dedupe_key")}
+    for row in rows:
+        v = row.values
+        columns["account"].append(v.get("account") or "")
+        columns["symbol"].append(v["symbol"])
+        columns["side"].append(v["side"])
+        columns["quantity"].append(v["quantity"])
+        columns["price"].append(v["price"])
+        columns["commission"].append(v.get("commission") or Decimal(0))
+        columns["currency"].append(v["currency"])
+        columns["executed_at"].append(v["executed_at"])
+        columns["broker_trade_id"].append(v.get("broker_trade_id") or "")
+        columns["line"].append(row.line)
+        columns["dedupe_key"].append(row.dedupe_key)
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [owner_id, file_id, *columns.values()])
+        return {line for (line,) in cursor.fetchall()}
+
+
+def existing_orders_by_key(*, owner_id: int, keys: list[str]) -> dict[str, tuple[int, int]]:
+    """{dedupe_key: (source file id, source line)} of the owner's orders with these keys."""
+    if not keys:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT dedupe_key, source_file_id, source_line FROM imports_order "
+            "WHERE owner_id = %s AND dedupe_key = ANY(%s)",
+            [owner_id, keys],
+        )
+        return {key: (file_id, line) for key, file_id, line in cursor.fetchall()}

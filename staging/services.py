@@ -1,0 +1,122 @@
+"""Writing staged rows in bulk, claiming batches, marking outcomes, reject and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+
+from staging.models import StagedRow, StagedStatus
+
+_COPY_SQL = "COPY staging_stagedrow (file_id, format_id, line, raw, status) FROM STDIN"
+_COPY_CHUNK_BYTES = 1 << 20
+
+
+def _copy_text_escape(value: str) -> str:
+    # orjson never emits raw tabs/newlines (they are escaped in JSON strings), so for COPY's text
+    # format only backslashes need doubling.
+    return value.replace("\\", "\\\\")
+
+
+def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int, list[str]]]) -> int:
+    """Stream (line, cells) rows into StagedRow with COPY; returns how many were written.
+
+    The caller owns the transaction: a crash mid-COPY rolls the whole file back, so a re-run starts
+    clean (it first deletes what an earlier, committed run wrote).
+    """
+    prefix = f"{file_id}\t{format_id}\t"
+    suffix = f"\t{StagedStatus.PENDING}\n"
+    dumps = orjson.dumps
+    written = 0
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(_COPY_SQL) as copy:
+            buffer: list[str] = []
+            size = 0
+            for line, cells in rows:
+                text = dumps(cells).decode()
+                if "\\" in text:
+                    text = _copy_text_escape(text)
+                chunk = f"{prefix}{line}\t{text}{suffix}"
+                buffer.append(chunk)
+                size += len(chunk)
+                written += 1
+                if size >= _COPY_CHUNK_BYTES:
+                    copy.write("".join(buffer))
+                    buffer.clear()
+                    size = 0
+            if buffer:
+                copy.write("".join(buffer))
+    return written
+
+
+def staged_rows_delete_for_file(*, file_id: int) -> int:
+    """Delete a file's staged rows (a re-run of staging starts clean)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM staging_stagedrow WHERE file_id = %s", [file_id])
+        return cursor.rowcount
+
+
+def staged_rows_claim(*, file_id: int, limit: int, statuses: tuple[str, ...]) -> list[tuple[int, int, Any]]:
+    """Lock the next batch of a file's open rows (id, line, raw); SKIP LOCKED lets two workers never
+    take the same rows. Must run inside the caller's transaction."""
+    assert connection.in_atomic_block, "claim rows inside the batch transaction"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT id, line, raw FROM staging_stagedrow
+            WHERE file_id = %s AND status = ANY(%s)
+            ORDER BY line
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+            """,
+            [file_id, list(statuses), limit],
+        )
+        return [(row_id, line, orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
+                for row_id, line, raw in cursor.fetchall()]
+
+
+def staged_rows_mark(*, outcomes: list[tuple[int, str, list[dict[str, Any]] | None]]) -> None:
+    """Set status and errors of many rows at once: [(id, status, errors or None)]."""
+    if not outcomes:
+        return
+    ids = [row_id for row_id, _, _ in outcomes]
+    statuses = [status for _, status, _ in outcomes]
+    errors = [orjson.dumps(err).decode() if err else None for _, _, err in outcomes]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE staging_stagedrow AS s SET status = v.status, errors = v.errors::jsonb
+            FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, status, errors)
+            WHERE s.id = v.id
+            """,
+            [ids, statuses, errors],
+        )
+
+
+def staged_rows_set_status(*, file_ids: list[int], from_statuses: tuple[str, ...], to_status: str) -> int:
+    """Move every row of these files from some statuses to another (approve, reject, retry)."""
+    if not file_ids:
+        return 0
+    return StagedRow.objects.filter(file_id__in=file_ids, status__in=from_statuses).update(
+        status=to_status, errors=None
+    )
+
+
+def staged_rows_delete_before(*, file_ids: list[int]) -> int:
+    """Delete the staged rows of finished files (retention), in one statement per call."""
+    if not file_ids:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM staging_stagedrow WHERE file_id = ANY(%s)", [file_ids])
+        return cursor.rowcount
+
+
+def staged_counts_by_status(*, file_id: int) -> dict[str, int]:
+    """{status: count} for one file."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, count(*) FROM staging_stagedrow WHERE file_id = %s GROUP BY status", [file_id]
+        )
+        return dict(cursor.fetchall())

@@ -1,0 +1,22 @@
+"""Loaded with `-p tests.bootstrap` before pytest-django reads the settings.
+
+When DATABASE_URL / REDIS_URL are not set, it starts the project-local Postgres and Redis (as
+`make run` does) and points the whole test session, and every process it starts, at them. Tests use
+their own Redis database (15 by default) so a running `make run` worker never takes test jobs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from config import localstack
+from config.paths import local_database_url, local_redis_url
+
+_started = localstack.ensure_started()
+atexit.register(localstack.stop, _started)
+
+os.environ.setdefault("DATABASE_URL", local_database_url())
+if not os.environ.get("REDIS_URL"):
+    os.environ["REDIS_URL"] = local_redis_url(int(os.environ.get("AIRLOCK_TEST_REDIS_DB", "15")))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

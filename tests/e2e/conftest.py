@@ -1,0 +1,114 @@
+"""Real processes for end-to-end tests: a gunicorn web server and an RQ worker on the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the test database pytest-django created (so child processes see test data)."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    if str(s["HOST"]).startswith("/"):
+        return f"postgresql://{auth}@/{s['NAME']}?host={s['HOST']}&port={s['PORT'] or 5432}"
+    return f"postgresql://{auth}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class Stack:
+    """The running web server and workers, with helpers to drive them."""
+
+    base_url: str
+    env: dict[str, str]
+    media_root: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start_worker(self, *queues: str) -> subprocess.Popen:
+        log = self.media_root.parent / f"worker-{len(self.processes)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", *(queues or ("high", "default", "bulk")), "--with-scheduler"],
+            cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.processes.append(proc)
+        self.logs.append(log)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    def wait_for(self, check: Any, timeout: float = 60, interval: float = 0.25, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            time.sleep(interval)
+        tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in self.logs)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tails}")
+
+
+@pytest.fixture
+def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any) -> Iterator[Stack]:
+    """gunicorn + one RQ worker on the test database and test Redis; stopped after the test."""
+    media = tmp_path / "media"
+    media.mkdir()
+    settings.MEDIA_ROOT = media
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "MEDIA_ROOT": str(media),
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "AIRLOCK_SECURE": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    web_log = tmp_path / "web.log"
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+         "--timeout", "120"],
+        cwd=ROOT, env=env, stdout=web_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    running = Stack(base_url=f"http://127.0.0.1:{port}", env=env, media_root=media, processes=[web], logs=[web_log])
+    running.start_worker()
+
+    def web_up() -> bool:
+        try:
+            return requests.get(f"{running.base_url}/accounts/login/", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    running.wait_for(web_up, timeout=60, what="the web server")
+    yield running
+    for proc in running.processes:
+        running.stop(proc)

@@ -1,0 +1,332 @@
+"""The developer tooling: the Makefile's test wrapper, the cron configuration and `make run` (config.run)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from config import run
+
+ROOT = Path(__file__).resolve().parent.parent
+UP_MESSAGE = "Airlock is up at"
+
+FakeWeb = tuple[int, dict[str, int]]  # (port, status per path)
+
+
+def make_env(**extra: str) -> dict[str, str]:
+    """Our environment without the outer make's flags, so a `make test` run does not leak into inner makes."""
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    return {**env, **extra}
+
+
+def run_make(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        env=make_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def isolated_tests_dir(tmp_path: Path) -> Path:
+    """A folder with its own pytest.ini, so the inner pytest ignores the project's configuration."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    return suite
+
+
+def inner_pytest_args(suite: Path) -> str:
+    return f"PYTEST_ARGS=-p no:django -p no:cacheprovider {suite}"
+
+
+# -- the Makefile ----------------------------------------------------------------------------------
+
+
+def test_make_test_runs_pytest() -> None:
+    result = run_make("-n", "test")
+    assert result.returncode == 0, result.stderr
+    assert "-m pytest" in result.stdout
+
+
+def test_make_test_fails_with_a_message_when_no_tests_are_collected(isolated_tests_dir: Path) -> None:
+    result = run_make("pytest", inner_pytest_args(isolated_tests_dir))
+    assert result.returncode != 0
+    assert "collected no tests" in result.stderr
+
+
+def test_make_test_passes_when_the_collected_tests_pass(isolated_tests_dir: Path) -> None:
+    (isolated_tests_dir / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    result = run_make("pytest", inner_pytest_args(isolated_tests_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_make_test_fails_when_a_test_fails(isolated_tests_dir: Path) -> None:
+    (isolated_tests_dir / "test_ko.py").write_text("def test_ko():\n    assert False\n")
+    result = run_make("pytest", inner_pytest_args(isolated_tests_dir))
+    assert result.returncode != 0
+    assert "1 failed" in result.stdout
+    assert "collected no tests" not in result.stderr
+
+
+def test_ci_runs_exactly_make_test() -> None:
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in script
+    lines = [line.strip() for line in script.splitlines() if not line.lstrip().startswith("#")]
+    commands = [line for line in lines if "make" in line]
+    assert commands == ["exec make test"]
+
+
+# -- the cron configuration ------------------------------------------------------------------------
+
+
+def test_the_cron_config_runs_reconcile_every_minute_and_cleanup_daily() -> None:
+    from django_rq.cron import DjangoCronScheduler
+
+    scheduler = DjangoCronScheduler()
+    scheduler.load_config_from_file("config/cron.py")
+
+    jobs = {job.func_name: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"imports.jobs.reconcile_job", "imports.jobs.cleanup_job"}
+    assert jobs["imports.jobs.reconcile_job"].interval == 60
+    assert jobs["imports.jobs.cleanup_job"].cron == "17 3 * * *"
+    assert {job.queue_name for job in jobs.values()} == {"default"}
+
+
+# -- config.run's helpers --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server() -> Iterator[FakeWeb]:
+    """A tiny HTTP server answering each path with the status set in the returned dict (404 if unset)."""
+    statuses: dict[str, int] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  (the stdlib's name)
+            status = statuses.get(self.path, 404)
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "https://127.0.0.1:1/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], statuses
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_web_server_counts_as_up_when_the_login_page_answers(http_server: FakeWeb) -> None:
+    port, statuses = http_server
+    statuses["/accounts/login/"] = 200
+    assert run.web_answers(port)
+
+
+def test_the_web_server_counts_as_up_when_healthz_redirects(http_server: FakeWeb) -> None:
+    port, statuses = http_server
+    statuses["/healthz"] = 301
+    assert run.web_answers(port)
+
+
+def test_the_web_server_is_not_up_while_it_answers_server_errors(http_server: FakeWeb) -> None:
+    port, statuses = http_server
+    statuses["/healthz"] = 500
+    statuses["/accounts/login/"] = 502
+    assert not run.web_answers(port)
+
+
+def test_the_web_server_is_not_up_while_nothing_listens() -> None:
+    assert not run.web_answers(free_port())
+
+
+def test_run_refuses_to_start_when_the_port_is_taken(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert run.Orchestrator(port, "runserver").run() == 1
+    assert "already in use" in capsys.readouterr().out
+
+
+# -- `make run` end to end -------------------------------------------------------------------------
+
+
+class RunningProduct:
+    """`python -m config.run` on its own var/ (fresh Postgres and Redis), with its output collected."""
+
+    def __init__(self, var_dir: Path, port: int) -> None:
+        self.var_dir = var_dir
+        self.port = port
+        self.lines: list[str] = []
+        self.up = threading.Event()
+        env = make_env(PORT=str(port), AIRLOCK_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+        for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "MEDIA_ROOT", "STATIC_ROOT"):
+            env.pop(name, None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "config.run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if UP_MESSAGE in line:
+                self.up.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)[-6000:]
+
+    def wait_until_up(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.up.wait(0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"config.run never said {UP_MESSAGE!r}:\n{self.output}")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def child(self, marker: str) -> psutil.Process:
+        """The child process whose command line contains marker."""
+        for process in self.descendants():
+            if marker in _cmdline(process):
+                return process
+        raise AssertionError(f"no child running {marker!r}")
+
+    def leftovers(self, remembered: list[psutil.Process]) -> list[str]:
+        """Processes of this run still alive: remembered descendants or anything naming its port or var/."""
+        markers = (f"127.0.0.1:{self.port}", str(self.var_dir))
+        candidates = [
+            *remembered,
+            *(p for p in psutil.process_iter() if any(m in _cmdline(p) for m in markers)),
+        ]
+        return sorted({f"{process.pid}: {_cmdline(process)}" for process in candidates if _alive(process)})
+
+    def local_servers_answer(self) -> bool:
+        run_dir = self.var_dir / "run"
+        return _socket_answers(run_dir / "redis.sock") or _socket_answers(run_dir / ".s.PGSQL.54329")
+
+    def cleanup(self) -> None:
+        """After a failed test: stop what is left of this run (only its own processes)."""
+        if self.process.poll() is None:
+            remembered = self.descendants()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+                for process in remembered:
+                    if _alive(process):
+                        process.kill()
+        subprocess.run(
+            [sys.executable, "-m", "config.localstack", "stop"],
+            cwd=ROOT,
+            env=make_env(AIRLOCK_VAR_DIR=str(self.var_dir)),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _socket_answers(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def product() -> Iterator[RunningProduct]:
+    # A short path: Postgres' unix socket path must stay under 107 bytes.
+    var_dir = Path(tempfile.mkdtemp(prefix="airlock-run-"))
+    running = RunningProduct(var_dir, free_port())
+    try:
+        yield running
+    finally:
+        running.cleanup()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_make_run_stops_all_its_processes_and_local_servers_on_sigterm(product: RunningProduct) -> None:
+    product.wait_until_up()
+    remembered = product.descendants()
+    assert any("rqworker" in _cmdline(process) for process in remembered)
+    assert any("rqcron" in _cmdline(process) for process in remembered)
+
+    product.process.send_signal(signal.SIGTERM)
+
+    assert product.process.wait(60) == 0, product.output
+    assert product.leftovers(remembered) == []
+    assert not product.local_servers_answer(), "config.run left the Postgres / Redis it started running"
+
+
+@pytest.mark.e2e
+def test_make_run_stops_everything_and_fails_when_a_child_dies(product: RunningProduct) -> None:
+    product.wait_until_up()
+    remembered = product.descendants()
+
+    product.child("rqworker").kill()
+
+    assert product.process.wait(60) != 0, product.output
+    assert "worker exited unexpectedly with exit code -9" in product.output
+    assert product.leftovers(remembered) == []
+    assert not product.local_servers_answer()

@@ -78,12 +78,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "imports.api.TokenAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "imports.uploadlimits.UploadGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
@@ -145,14 +147,34 @@ AIRLOCK = {
     "BATCH_SIZE": env_int("AIRLOCK_BATCH_SIZE", 1000),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
     "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
+    "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3),
     "MAX_COLUMNS": env_int("AIRLOCK_MAX_COLUMNS", 500),
     "MAX_FIELD_CHARS": env_int("AIRLOCK_MAX_FIELD_CHARS", 10_000),
     "SAMPLE_ROWS": env_int("AIRLOCK_SAMPLE_ROWS", 20),
     "ALLOW_SELF_APPROVAL": env_bool("AIRLOCK_ALLOW_SELF_APPROVAL", False),
     "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30),
     "DEMO_ADMIN_USERNAME": env_str("AIRLOCK_DEMO_ADMIN", "admin"),
+    # Faults: transient failures (database/Redis connection lost) retry after these delays (s), then FAIL;
+    # the reconciler runs every RECONCILE_SECONDS and leaves work younger than RECONCILE_GRACE_SECONDS alone.
+    "JOB_RETRY_INTERVALS": [int(v) for v in env_list("AIRLOCK_JOB_RETRY_INTERVALS", "10,60,300")],
+    "RECONCILE_SECONDS": env_int("AIRLOCK_RECONCILE_SECONDS", 60),
+    "RECONCILE_GRACE_SECONDS": env_int("AIRLOCK_RECONCILE_GRACE_SECONDS", 60),
+    # Absolute base URL for links in notification emails.
+    "SITE_URL": env_str("AIRLOCK_SITE_URL", "http://127.0.0.1:8000"),
+    # Per-user hourly limits (imports/ratelimit.py; counters in Redis). A bulk request counts once.
+    "UPLOADS_PER_HOUR": env_int("AIRLOCK_UPLOADS_PER_HOUR", 10),
+    "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60),
 }
 CRON_SECRET = env_str("CRON_SECRET")
+# Virus scanning of every upload (imports/scanning.py): clamd's unix socket path or host:port; empty = off.
+CLAMAV_URL = env_str("CLAMAV_URL")
+CLAMAV_TIMEOUT = float(env_str("CLAMAV_TIMEOUT", "60"))
+# The first handler counts bytes and aborts an upload past the limits before more is read or stored.
+FILE_UPLOAD_HANDLERS = [
+    "imports.uploadlimits.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Queues: the worker listens in this order, so interactive uploads are not stuck behind bulk loads.
 RQ_QUEUES = {

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from django.db import connections
 from rq.worker import Worker
+
+_stop_requested = False
+
+
+def stop_requested() -> bool:
+    """True in a work horse once SIGTERM asked it to stop: long jobs end after their current batch."""
+    return _stop_requested
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    global _stop_requested
+    _stop_requested = True
 
 
 class AirlockWorker(Worker):
@@ -16,6 +29,13 @@ class AirlockWorker(Worker):
         # connection corrupt each other's protocol state.
         connections.close_all()
         super().fork_work_horse(job, queue)
+
+    def setup_work_horse_signals(self) -> None:
+        # RQ's horse dies on SIGTERM (SIG_DFL), and a service manager signals the whole process group:
+        # instead, finish the batch in progress (its transaction commits), then return; the parent's
+        # warm shutdown waits for that. The reconciler resumes the rest of the file later.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _request_stop)
 
     def perform_job(self, job: Any, queue: Any, execution: Any = None, **kwargs: Any) -> bool:
         try:

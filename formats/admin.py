@@ -1,33 +1,49 @@
-"""The review screen: pending formats first, sample rows, editable mapping, preview, approve/reject."""
+"""The review screen: pending formats first, sample rows, editable mapping, preview, approve/reject, history."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
 from django.apps import apps
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Case, Count, IntegerField, Min, OuterRef, QuerySet, Subquery, Value, When
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
+from django.views.decorators.http import require_POST
+from import_export.admin import ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from config.errors import AppError
+from formats.converters import COMMON_OPTIONS, CONVERTERS
+from formats.filters import OPS
+from formats.history import format_versions
 from formats.models import CsvFormat, FormatStatus
+from formats.resources import CsvFormatResource
 from formats.services import APPROVE_PERMISSION, format_update_mapping, mapping_validate
-
+from formats.targets import get_target
 
 StagedRow = apps.get_model("staging", "StagedRow")
 ImportFileRef = apps.get_model("imports", "ImportFile")
 
+PREVIEW_ROWS = 20
+
 
 class CsvFormatForm(forms.ModelForm):
-    mapping = forms.JSONField(widget=forms.Textarea(attrs={"rows": 24, "cols": 110, "class": "mapping-json"}))
+    # The JSON textarea is what is submitted and stored; the editable table on the page only writes into it.
+    mapping = forms.JSONField(
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 110, "class": "mapping-json", "spellcheck": "false"}),
+        help_text="The stored mapping (docs/INTERFACES.md). The table above edits it; you may also edit it here.",
+    )
 
     class Meta:
         model = CsvFormat
@@ -41,17 +57,47 @@ class CsvFormatForm(forms.ModelForm):
             raise forms.ValidationError(exc.message) from exc
 
 
+def _editor_config(obj: CsvFormat) -> dict[str, Any]:
+    """What the mapping editor's script needs: columns, the target's fields, converters, filter ops."""
+    target = get_target(obj.target)
+    return {
+        "columns": obj.columns,
+        "fields": [{"name": f.name, "label": f.label, "required": f.required, "kind": f.kind, "help": f.help}
+                   for f in target.fields],
+        "converters": [{"name": c.name, "label": c.label, "help": c.help,
+                        "options": {**c.options, **COMMON_OPTIONS}} for c in CONVERTERS.values()],
+        "filter_ops": list(OPS),
+    }
+
+
+def render_preview(obj: CsvFormat, summary: dict[str, Any] | None, error: str, seconds: float) -> str:
+    """The preview block's HTML: counts over all staged rows, top errors, the first rows as written."""
+    fields = [f.name for f in get_target(obj.target).fields]
+    rows = [
+        {**row, "cells": ["" if row["values"].get(f) is None else row["values"][f] for f in fields]}
+        for row in (summary or {}).get("rows", [])
+    ]
+    return render_to_string("admin/formats/csvformat/_preview.html", {
+        "preview": summary, "rows": rows, "preview_error": error, "fields": fields, "seconds": round(seconds, 2),
+    })
+
+
 @admin.register(CsvFormat)
-class CsvFormatAdmin(SimpleHistoryAdmin):
+class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     form = CsvFormatForm
+    resource_classes = [CsvFormatResource]
     change_form_template = "admin/formats/csvformat/change_form.html"
+    object_history_template = "admin/formats/csvformat/object_history.html"
     list_display = ("name", "status_badge", "target", "uploader", "file_count", "staged_count", "waiting",
                     "confidence_pct", "builtin")
     list_filter = ("status", "target", "builtin")
     search_fields = ("name", "fingerprint", "first_seen_file_name", "created_by__username")
-    readonly_fields = ("status", "target", "fingerprint", "columns", "created_by", "first_seen_file_name",
+    readonly_fields = ("status", "target", "created_by", "first_seen_file_name", "fingerprint", "columns",
                        "approved_by", "approved_at", "rejected_by", "rejected_at", "rejection_reason", "builtin")
     actions = ["approve_selected", "reject_selected"]
+    list_per_page = 50
+
+    # --- list -------------------------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CsvFormat]:
         return (
@@ -67,11 +113,16 @@ class CsvFormatAdmin(SimpleHistoryAdmin):
                 oldest=Subquery(ImportFileRef.objects.filter(format=OuterRef("pk"), status="PENDING_APPROVAL")
                                 .values("format").annotate(t=Min("created_at")).values("t")),
             )
-            .order_by("pending_first", "created_at")
+            # Pending first, the longest-waiting first among them.
+            .order_by("pending_first", "oldest", "created_at")
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        # An imported file may carry APPROVED formats: importing is an approval, so it needs that permission.
+        return request.user.has_perm(APPROVE_PERMISSION)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: CsvFormat) -> str:
@@ -96,13 +147,27 @@ class CsvFormatAdmin(SimpleHistoryAdmin):
 
     @admin.display(description="Confidence", ordering="confidence")
     def confidence_pct(self, obj: CsvFormat) -> str:
-        return f"{obj.confidence * 100:.0f}%"
+        if obj.builtin:
+            return "—"
+        colour = "#1a7f37" if obj.confidence >= 0.8 else "#b26b00" if obj.confidence >= 0.5 else "#b42318"
+        return format_html('<span style="color:{}">{}%</span>', colour, f"{obj.confidence * 100:.0f}")
 
-    def get_fields(self, request: HttpRequest, obj: CsvFormat | None = None) -> list[str]:
-        return ["name", "mapping", *self.readonly_fields]
+    # --- change page ------------------------------------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: CsvFormat | None = None) -> list:
+        return [
+            (None, {"fields": ["name", ("status", "target"), ("created_by", "first_seen_file_name"),
+                               ("approved_by", "approved_at"), ("rejected_by", "rejected_at"), "rejection_reason",
+                               "fingerprint", "builtin"]}),
+            ("Mapping JSON (what is stored)", {"fields": ["mapping"], "classes": ["mapping-json-fieldset"]}),
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: CsvFormat | None = None) -> tuple[str, ...]:
-        if obj is not None and obj.status == FormatStatus.REJECTED:
+        if obj is not None and (
+            obj.status == FormatStatus.REJECTED
+            # An approved mapping decides what gets written: only a reviewer may correct it.
+            or (obj.status == FormatStatus.APPROVED and not request.user.has_perm(APPROVE_PERMISSION))
+        ):
             return ("name", "mapping", *self.readonly_fields)
         return self.readonly_fields
 
@@ -112,50 +177,178 @@ class CsvFormatAdmin(SimpleHistoryAdmin):
         CsvFormat.objects.filter(pk=obj.pk).update(name=obj.name)
         format_update_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
 
+    def get_urls(self) -> list:
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
+        own = [
+            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view),
+                 name=f"{prefix}_preview"),
+            path("<path:object_id>/history/<int:history_id>/restore-mapping/",
+                 self.admin_site.admin_view(self.restore_mapping_view), name=f"{prefix}_restore_mapping"),
+        ]
+        return own + super().get_urls()
+
     def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
                         extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        from imports.services import review_approve, review_reject
-
         obj = self.get_object(request, object_id) if object_id else None
-        if request.method == "POST" and obj is not None and ("_approve" in request.POST or "_reject" in request.POST):
-            try:
-                if "_approve" in request.POST:
-                    form = self.get_form(request, obj)(request.POST, instance=obj)
-                    if not form.is_valid():
-                        messages.error(request, "The mapping is not valid: " + "; ".join(
-                            e for errors in form.errors.values() for e in errors))
-                        return HttpResponseRedirect(request.path)
-                    review_approve(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
-                    messages.success(request, f"Approved '{obj.name}'. Its staged rows are being migrated.")
-                else:
-                    review_reject(format_id=obj.pk, actor=request.user, reason=request.POST.get("reason", ""))
-                    messages.success(request, f"Rejected '{obj.name}'.")
-            except AppError as exc:
-                messages.error(request, exc.message)
-                return HttpResponseRedirect(request.path)
-            return HttpResponseRedirect(reverse("admin:formats_csvformat_changelist"))
+        if request.method == "POST" and obj is not None:
+            if "_approve" in request.POST or "_reject" in request.POST:
+                return self._review_post(request, obj)
+            if obj.status == FormatStatus.APPROVED and "mapping" in request.POST:
+                return self._correct_post(request, obj)
         extra_context = extra_context or {}
         if obj is not None:
             extra_context.update(self._review_context(request, obj))
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def _review_context(self, request: HttpRequest, obj: CsvFormat) -> dict[str, Any]:
-        from imports.pipeline import preview
+    def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
+        from imports.services import review_approve, review_reject
 
         try:
-            summary = preview(fmt=obj, limit=10, scan_limit=200_000)
-            preview_error = ""
+            if "_approve" in request.POST:
+                form = self.get_form(request, obj)(request.POST, instance=obj)
+                if not form.is_valid():
+                    messages.error(request, "The mapping is not valid: " + "; ".join(
+                        e for errors in form.errors.values() for e in errors))
+                    return HttpResponseRedirect(request.path)
+                was_approved = obj.status == FormatStatus.APPROVED
+                review_approve(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
+                messages.success(request, (
+                    f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed."
+                    if was_approved else f"Approved '{obj.name}'. Its staged rows are being migrated."))
+            else:
+                review_reject(format_id=obj.pk, actor=request.user, reason=request.POST.get("reason", ""))
+                messages.success(request, f"Rejected '{obj.name}'.")
         except AppError as exc:
-            summary, preview_error = None, exc.message
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(request.path)
+        return HttpResponseRedirect(reverse("admin:formats_csvformat_changelist"))
+
+    def _correct_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
+        """Save on an approved format is a correction: same path as approving again with a new mapping."""
+        from imports.services import review_approve
+
+        if not request.user.has_perm(APPROVE_PERMISSION):
+            messages.error(request, "Only a reviewer with the 'approve CSV formats' permission can change the "
+                                    "mapping of an approved format.")
+            return HttpResponseRedirect(request.path)
+        form = self.get_form(request, obj)(request.POST, instance=obj)
+        if not form.is_valid():
+            messages.error(request, "The mapping is not valid: " + "; ".join(
+                e for errors in form.errors.values() for e in errors))
+            return HttpResponseRedirect(request.path)
+        if form.cleaned_data["name"] != obj.name:
+            CsvFormat.objects.filter(pk=obj.pk).update(name=form.cleaned_data["name"])
+        if form.cleaned_data["mapping"] != obj.mapping:
+            try:
+                review_approve(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
+            except AppError as exc:
+                messages.error(request, exc.message)
+                return HttpResponseRedirect(request.path)
+            messages.success(request, f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed.")
+        else:
+            messages.info(request, "The mapping did not change.")
+        if "_continue" in request.POST:
+            return HttpResponseRedirect(request.path)
+        return HttpResponseRedirect(reverse("admin:formats_csvformat_changelist"))
+
+    def _review_context(self, request: HttpRequest, obj: CsvFormat) -> dict[str, Any]:
+        counts = dict(StagedRow.objects.filter(format=obj).values_list("status").annotate(n=Count("id")))
         return {
             "can_review": request.user.has_perm(APPROVE_PERMISSION) and obj.status != FormatStatus.REJECTED,
+            "can_edit": self.has_change_permission(request, obj) and "mapping" not in self.get_readonly_fields(
+                request, obj),
             "sample_columns": obj.columns,
             "sample_rows": obj.sample_rows[:20],
-            "mapping_fields": sorted((obj.mapping.get("fields") or {}).items()),
+            "editor_config": _editor_config(obj),
             "mapping_json": json.dumps(obj.mapping, indent=2),
-            "preview": summary,
-            "preview_error": preview_error,
+            "staged_counts": sorted(counts.items()),
+            "preview_url": reverse("admin:formats_csvformat_preview", args=[obj.pk]),
+            "preview_html": self._preview_html(obj, obj.mapping),
         }
+
+    def _preview_html(self, obj: CsvFormat, mapping: dict[str, Any]) -> str:
+        from imports.pipeline import preview
+
+        started = time.monotonic()
+        try:
+            summary, error = preview(fmt=obj, mapping=mapping, limit=PREVIEW_ROWS), ""
+        except AppError as exc:
+            summary, error = None, exc.message
+        return render_preview(obj, summary, error, time.monotonic() - started)
+
+    # --- preview without saving -------------------------------------------------------------------------
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST an edited mapping; get back the preview HTML and counts. Nothing is saved."""
+        return require_POST(self._preview_view)(request, object_id)
+
+    def _preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404("No such format.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise DjangoPermissionDenied
+        try:
+            mapping = json.loads(request.POST.get("mapping") or "")
+        except ValueError as exc:
+            return JsonResponse({"ok": False, "error": f"The mapping is not valid JSON: {exc}"}, status=400)
+        try:
+            mapping = mapping_validate(target=obj.target, mapping=mapping, columns=obj.columns)
+        except AppError as exc:
+            return JsonResponse({"ok": False, "error": exc.message}, status=400)
+        from imports.pipeline import preview
+
+        started = time.monotonic()
+        summary = preview(fmt=obj, mapping=mapping, limit=PREVIEW_ROWS)
+        seconds = round(time.monotonic() - started, 2)
+        html = render_preview(obj, summary, "", seconds)
+        return JsonResponse({
+            "ok": True, "html": html, "seconds": seconds,
+            "summary": {key: summary[key] for key in ("total", "would_import", "would_fail", "would_skip")},
+        })
+
+    # --- history ----------------------------------------------------------------------------------------
+
+    def revert_disabled(self, request: HttpRequest, obj: CsvFormat | None = None) -> bool:
+        # simple-history's own "revert" form would save every field of the old version; restoring goes
+        # through restore_mapping_view (validated, audited, re-processing for approved formats) instead.
+        return True
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+                     ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        records = list(CsvFormat.history.filter(id=obj.pk).select_related("history_user")
+                       .order_by("-history_date", "-history_id")[:200]) if obj else []
+        can_restore = bool(obj) and obj.status != FormatStatus.REJECTED and self.has_change_permission(
+            request, obj) and (obj.status != FormatStatus.APPROVED or request.user.has_perm(APPROVE_PERMISSION))
+        context = {
+            "versions": format_versions(records),
+            "can_restore": can_restore,
+            "current_mapping": obj.mapping if obj else None,
+            **(extra_context or {}),
+        }
+        return super().history_view(request, object_id, extra_context=context)
+
+    def restore_mapping_view(self, request: HttpRequest, object_id: str, history_id: int) -> HttpResponse:
+        """Restore the mapping of one history version (POST)."""
+        from imports.review import review_restore_mapping
+
+        obj = get_object_or_404(CsvFormat, pk=object_id)
+        history_url = reverse("admin:formats_csvformat_history", args=[obj.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(history_url)
+        if not self.has_change_permission(request, obj):
+            raise DjangoPermissionDenied
+        try:
+            review_restore_mapping(format_id=obj.pk, history_id=history_id, actor=request.user)
+        except AppError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(history_url)
+        messages.success(request, f"Restored the mapping of '{obj.name}'"
+                         + (" and re-processing its failed rows." if obj.status == FormatStatus.APPROVED else "."))
+        return HttpResponseRedirect(reverse("admin:formats_csvformat_change", args=[obj.pk]))
+
+    # --- bulk actions -----------------------------------------------------------------------------------
 
     @admin.action(description="Approve selected formats (their suggested mappings)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
@@ -170,6 +363,10 @@ class CsvFormatAdmin(SimpleHistoryAdmin):
                 self.message_user(request, f"Approved '{fmt.name}'.", messages.SUCCESS)
             except AppError as exc:
                 self.message_user(request, f"'{fmt.name}': {exc.message}", messages.ERROR)
+        ignored = queryset.exclude(status=FormatStatus.PENDING).count()
+        if ignored:
+            self.message_user(request, f"{ignored} selected format(s) were not pending and were left as they are.",
+                              messages.WARNING)
 
     @admin.action(description="Reject selected formats…")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> HttpResponse | None:
@@ -179,6 +376,9 @@ class CsvFormatAdmin(SimpleHistoryAdmin):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
             return None
         if "reason" in request.POST:
+            if not request.POST["reason"].strip():
+                self.message_user(request, "A reason is required to reject formats.", messages.ERROR)
+                return None
             for fmt in queryset.filter(status=FormatStatus.PENDING):
                 try:
                     review_reject(format_id=fmt.pk, actor=request.user, reason=request.POST["reason"])

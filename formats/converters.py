@@ -143,6 +143,7 @@ def check_options(converter: str, options: dict[str, Any]) -> None:
 
 
 def _check_separators(options: dict[str, Any]) -> None:
+    """Separators must be '.' or ',' (thousands also space or quote) and differ."""
     decimal_sep = options.get("decimal_sep")
     thousands_sep = options.get("thousands_sep")
     if decimal_sep is not None and decimal_sep not in (".", ","):
@@ -155,6 +156,7 @@ def _check_separators(options: dict[str, Any]) -> None:
 
 
 def _check_map(mapping: dict[str, Any], *, allowed_results: set[str] | None) -> None:
+    """Map entries must be text -> text, with results among allowed_results when given."""
     for key, value in mapping.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise MappingError(f"Map entries must be text -> text, not {key!r} -> {value!r}.")
@@ -164,6 +166,7 @@ def _check_map(mapping: dict[str, Any], *, allowed_results: set[str] | None) -> 
 
 
 def _check_formats(formats: Any) -> None:
+    """Every format must be a special name or a strptime format that reads back what it writes."""
     if not isinstance(formats, list) or not formats:
         raise MappingError("Option 'formats' must be a non-empty list of date formats.")
     sample = datetime(2001, 2, 3, 4, 5, 6, 789000)
@@ -181,6 +184,7 @@ def _check_formats(formats: Any) -> None:
 
 
 def _zone(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name; MappingError for unknown names."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -341,6 +345,7 @@ def _guess_decimal_sep(body: str) -> str:
 
 
 def _decimal_builder(options: dict[str, Any]) -> TextCleaner:
+    """Decimal numbers; a bare number skips the separator analysis."""
     decimal_sep = options.get("decimal_sep")
     thousands_sep = options.get("thousands_sep")
     absolute = options.get("abs", False)
@@ -363,6 +368,7 @@ def _decimal_builder(options: dict[str, Any]) -> TextCleaner:
 
 
 def _integer_builder(options: dict[str, Any]) -> TextCleaner:
+    """Whole numbers, read like decimals and refused when they have a fraction."""
     wanted = ("decimal_sep", "thousands_sep", "abs")
     parse = _decimal_builder({key: options[key] for key in wanted if key in options})
 
@@ -460,6 +466,7 @@ def _fast_parser(fmt: str) -> Callable[[str], datetime] | None:
 
 
 def _datetime_builder(options: dict[str, Any], *, date_only: bool = False) -> TextCleaner:
+    """Timezone-aware datetimes (in UTC) from the first format that parses the value."""
     formats = options.get("formats", ["iso"])
     zone = _zone(options.get("tz", "UTC"))
     parsers = [date_parser(fmt) for fmt in formats]
@@ -536,6 +543,7 @@ def side_of(text: str) -> str | None:
 
 
 def _side_builder(options: dict[str, Any]) -> TextCleaner:
+    """BUY or SELL from the admin's map, then the built-in words."""
     extra = {key.strip().casefold(): value.upper() for key, value in options.get("map", {}).items()}
     cache: dict[str, str] = {}
 
@@ -553,6 +561,7 @@ def _side_builder(options: dict[str, Any]) -> TextCleaner:
 
 
 def _side_from_sign_builder(options: dict[str, Any]) -> TextCleaner:
+    """BUY or SELL from the sign of a number."""
     negative = options.get("negative_is", "SELL").upper()
     positive = "BUY" if negative == "SELL" else "SELL"
     parse = _decimal_builder({"decimal_sep": options["decimal_sep"]} if "decimal_sep" in options else {})
@@ -566,6 +575,7 @@ def _side_from_sign_builder(options: dict[str, Any]) -> TextCleaner:
 
 
 def _map_builder(options: dict[str, Any]) -> TextCleaner:
+    """A case-insensitive lookup table."""
     table = {key.strip().casefold(): value for key, value in options["map"].items()}
     known = ", ".join(sorted(options["map"]))
 
@@ -587,6 +597,7 @@ CURRENCY_SYMBOLS = {
 
 
 def _currency_builder(options: dict[str, Any]) -> TextCleaner:
+    """3-letter currency codes from codes, symbols or amounts."""
     extra = {key.strip().upper(): value.upper() for key, value in options.get("map", {}).items()}
 
     def convert(text: str) -> str:
@@ -617,6 +628,7 @@ def currency_in_amount(text: str) -> str | None:
 
 
 def _text_builder(options: dict[str, Any]) -> TextCleaner:
+    """Trimmed text, optionally upper-cased."""
     if options.get("upper", False):
         return str.upper
     return str
@@ -639,6 +651,8 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], TextCleaner]] = {
 
 @dataclass(frozen=True)
 class _FieldPlan:
+    """One field of a compiled mapping: source cell indexes and the cleaner."""
+
     name: str
     indexes: tuple[int, ...]
     clean: TextCleaner

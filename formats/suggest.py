@@ -105,6 +105,7 @@ def learned_key(header_cell: str) -> str:
 
 
 def _compact(text: str) -> str:
+    """The text without spaces ('trade id' and 'tradeid' compare equal)."""
     return text.replace(" ", "")
 
 
@@ -112,6 +113,8 @@ def _compact(text: str) -> str:
 
 @dataclass
 class _DateGuess:
+    """The date format(s) found for a column and how many samples they parse."""
+
     formats: list[str]
     parsed: int
     total: int
@@ -256,6 +259,7 @@ def _shape_examples(values: list[str]) -> list[str]:
 
 @functools.cache
 def _parser(fmt: str) -> Callable[[str], datetime]:
+    """One cached parser per format, shared by every column."""
     return date_parser(fmt)
 
 
@@ -306,10 +310,12 @@ def _guess_date(values: list[str]) -> _DateGuess | None:
 
 
 def _has_time(fmt: str) -> bool:
+    """Whether values parsed with this format carry a time of day."""
     return fmt == "iso" or "%H" in fmt or "%I" in fmt
 
 
 def _swap_day_month(fmt: str) -> str:
+    """The format with %d and %m swapped ('%d/%m/%Y' <-> '%m/%d/%Y')."""
     return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
 
 
@@ -324,6 +330,8 @@ def _monotony(dates: list[datetime | None]) -> int:
 
 @dataclass(frozen=True)
 class _Score:
+    """How well one column fits one field, and why."""
+
     score: float
     field: str
     index: int
@@ -422,10 +430,12 @@ def _value_evidence(name: str, profile: _Profile) -> tuple[float | None, float, 
 
 
 def _short(value: str) -> str:
+    """A value cut to 30 characters for reasons."""
     return value if len(value) <= 30 else value[:27] + "..."
 
 
 def _learned_evidence(name: str, profile: _Profile, learned: dict[str, dict[str, int]]) -> tuple[float, str]:
+    """(score, reason) from the headers admins mapped to this field in approved formats."""
     counts = learned.get(learned_key(profile.column)) or learned.get(profile.key) or {}
     count = counts.get(name, 0)
     if not count:
@@ -500,11 +510,12 @@ def suggest_mapping(
             continue
         if item.score < _MIN_SCORE.get(item.field, _DEFAULT_MIN_SCORE):
             continue
-        if item.field == "currency" and profiles[item.index].ratio(profiles[item.index].currencies) < 0.5:
-            continue
+        profile = profiles[item.index]
+        if item.field == "currency" and profile.count and profile.ratio(profile.currencies) < 0.5:
+            continue  # a currency column must hold currency codes, whatever its header says
         chosen[item.field] = item
         used.add(item.index)
-    _prefer_currency_next_to_price(chosen, profiles, scores, used)
+    _prefer_currency_next_to_price(chosen, profiles, used)
 
     fields: dict[str, dict[str, Any]] = {}
     filters: list[dict[str, Any]] = []
@@ -526,7 +537,7 @@ def _share_decimal_comma(profiles: list[_Profile]) -> None:
                 profile.decimal_sep = ","
 
 
-def _prefer_currency_next_to_price(chosen: dict[str, _Score], profiles: list[_Profile], scores: list[_Score],
+def _prefer_currency_next_to_price(chosen: dict[str, _Score], profiles: list[_Profile],
                                    used: set[int]) -> None:
     """DEGIRO puts the price's currency in the unnamed column right after 'Price'."""
     price = chosen.get("price")
@@ -601,6 +612,7 @@ _DEFAULT_CONVERTER = {"text": "text", "side": "side", "decimal": "decimal", "cur
 
 def _spec(columns: list[str], converter: str, options: dict[str, Any], confidence: float,
           reason: str) -> dict[str, Any]:
+    """One field entry of the mapping JSON."""
     return {"columns": columns, "converter": converter, "options": options,
             "confidence": round(max(0.0, min(1.0, confidence)), 2), "reason": reason}
 
@@ -651,6 +663,7 @@ def _executed_at_spec(item: _Score, profile: _Profile, profiles: list[_Profile],
 
 
 def _time_column(date: _Profile, profiles: list[_Profile], chosen: dict[str, _Score]) -> _Profile | None:
+    """A time-only column to join to a date-only column, if there is one."""
     taken = {item.index for item in chosen.values()}
     candidates = [profile for profile in profiles
                   if profile.time_only and profile.count and profile.index not in taken]
@@ -722,6 +735,7 @@ def _free_text(values: list[str]) -> bool:
 
 
 def _prefix_through_side_word(value: str) -> str:
+    """The words of a value up to its buy/sell word ('YOU BOUGHT VANGUARD' -> 'YOU BOUGHT')."""
     words = value.split()
     for position, word in enumerate(words):
         if side_of(word):

@@ -20,6 +20,7 @@ from formats.models import CsvFormat
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
 from imports.models import ApiToken
+from imports.ratelimit import rate_limit_hit
 from imports.services import review_approve, review_reject, upload_batch_create
 
 
@@ -42,7 +43,10 @@ class TokenAuthenticationMiddleware:
 
 
 def error_response(error: AppError, status: int | None = None) -> JsonResponse:
-    return JsonResponse(error.as_dict(), status=status or error.http_status)
+    response = JsonResponse(error.as_dict(), status=status or error.http_status)
+    if error.details.get("retry_after"):  # rate limits (429) say when to come back
+        response["Retry-After"] = str(error.details["retry_after"])
+    return response
 
 
 def api_view(methods: list[str]) -> Callable:
@@ -109,12 +113,24 @@ def uploads(request: HttpRequest) -> HttpResponse:
     """POST /api/uploads: multipart, field `file` (repeatable) -> 202 with the batch and its files."""
     files = request.FILES.getlist("file")
     dedupe = request.POST.get("dedupe", "1").lower() not in ("0", "false", "no")
-    batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
-    return JsonResponse(
-        {"batch": batch.pk, "files": [{"id": f.pk, "name": f.original_name, "status": f.status,
-                                        "existing": f.batch_id != batch.pk} for f in results]},
-        status=202,
-    )
+
+    def run() -> tuple[int, dict[str, Any]]:
+        batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
+        return 202, {"batch": batch.pk, "files": [{"id": f.pk, "name": f.original_name, "status": f.status,
+                                                   "existing": f.batch_id != batch.pk} for f in results]}
+
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        status, body = run()
+        return JsonResponse(body, status=status)
+    # A retried request with the same key gets the first response (imports/idempotency.py).
+    from imports.idempotency import idempotent_call, request_fingerprint
+
+    request_hash = request_fingerprint(fields=dict(request.POST.lists()), files=dict(request.FILES.lists()))
+    status, body, replayed = idempotent_call(user=request.user, key=key, request_hash=request_hash, run=run)
+    response = JsonResponse(body, status=status)
+    response["Idempotent-Replayed"] = "true" if replayed else "false"
+    return response
 
 
 @api_view(["GET"])
@@ -135,8 +151,15 @@ def _order_json(order: Any) -> dict[str, Any]:
 
 @api_view(["GET"])
 def orders(request: HttpRequest) -> HttpResponse:
-    """GET /api/orders: the caller's orders, paginated (?page, ?page_size)."""
-    return JsonResponse(_page(request, selectors.orders_for(request.user).order_by("-executed_at", "-id"), _order_json))
+    """GET /api/orders: the caller's orders, filtered like the page, cursor-paginated (?cursor, ?page_size)."""
+    from datetime import datetime
+
+    from imports.pagination import cursor_page
+    from imports.reports import order_filters_strict, orders_filtered
+
+    queryset = orders_filtered(request.user, order_filters_strict(request.GET))
+    return JsonResponse(cursor_page(request, queryset, keys=[("executed_at", True), ("id", True)],
+                                    kinds=[datetime, int], serialize=_order_json))
 
 
 def _require_reviewer(request: HttpRequest) -> None:
@@ -169,6 +192,7 @@ def pending_formats(request: HttpRequest) -> HttpResponse:
 def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
     """POST approves (optional {"mapping": ...}); DELETE rejects ({"reason": ...})."""
     _require_reviewer(request)
+    rate_limit_hit(bucket="review", user=request.user)
     body = _json_body(request)
     if request.method == "POST":
         mapping = body.get("mapping")

@@ -5,16 +5,28 @@ from __future__ import annotations
 import logging
 
 import django_rq
+from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
 
 
-def _enqueue(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
-    def send() -> None:
-        django_rq.get_queue(queue).enqueue(func, *args, job_id=job_id, failure_ttl=7 * 24 * 3600)
+def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
+    """Enqueue with retries for transient faults (growing delays) and the failure callback that FAILS files."""
+    from rq import Callback, Retry
 
-    transaction.on_commit(send)
+    from imports.failures import job_failed
+
+    intervals = settings.AIRLOCK["JOB_RETRY_INTERVALS"]
+    django_rq.get_queue(queue).enqueue(
+        func, *args, job_id=job_id, failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        on_failure=Callback(job_failed),
+    )
+
+
+def _enqueue(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
+    transaction.on_commit(lambda: enqueue_now(queue, func, *args, job_id=job_id))
 
 
 def file_job_id(file_id: int) -> str:
@@ -37,9 +49,9 @@ def enqueue_format_migrate(format_id: int) -> None:
 
 def file_process_job(file_id: int) -> str:
     """Read, fingerprint, stage and (if approved) migrate one file."""
+    from imports.models import ImportFile
     from imports.pipeline import file_process
     from imports.services import batch_refresh_status
-    from imports.models import ImportFile
 
     status = file_process(file_id=file_id)
     batch_id = ImportFile.objects.filter(pk=file_id).values_list("batch_id", flat=True).first()

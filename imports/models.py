@@ -6,6 +6,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 
 
 class BatchStatus(models.TextChoices):
@@ -126,6 +127,9 @@ class Order(models.Model):
     source_line = models.PositiveIntegerField()
     dedupe_key = models.CharField(max_length=80, blank=True, help_text="Identity of the trade for its owner.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by every ORM save; the bulk insert leaves it equal to created_at (db default now()), so a
+    # rollback can tell orders changed after their import from untouched ones (imports/rollback.py).
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     class Meta:
         ordering = ["-executed_at", "-id"]
@@ -148,6 +152,23 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity} {self.symbol} @ {self.price} {self.currency}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` for POST /api/uploads: the first response is replayed for a retry."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="sha256 of the request's files and fields.")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of user {self.user_id}"
 
 
 def new_token_key() -> str:

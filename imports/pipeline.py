@@ -20,11 +20,14 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import record
 from config.errors import AppError, MappingError, UnreadableFile
+from config.worker import stop_requested
 from formats.converters import compile_mapping
 from formats.filters import compile_filters
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
+from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile
+from imports.notifications import notify_file_outcome
 from imports.reading import FileLayout, ReaderOptions, Record, Skipped, detect_layout, iter_records, sample_records
 from imports.storage import local_path
 from imports.targets import DedupeKeys, OrderRow, existing_orders_by_key, orders_insert, validate_order
@@ -51,21 +54,33 @@ def _file_fail(file_id: int, message: str, *, status: str = FileStatus.FAILED) -
     ImportFile.objects.filter(pk=file_id).update(
         status=status, error=message[:4000], finished_at=timezone.now(), updated_at=timezone.now()
     )
+    notify_file_outcome(file_id=file_id)
 
 
 def file_process(*, file_id: int) -> str:
     """Read a stored file, match or create its format, stage its rows, migrate if approved."""
+    # One process per file: a duplicate job (a reconciler kick, an RQ retry) that finds the file
+    # being worked on leaves it to the holder instead of staging it a second time.
+    with file_lock(file_id) as acquired:
+        if not acquired:
+            return ImportFile.objects.filter(pk=file_id).values_list("status", flat=True).first() or ""
+        return _file_process_locked(file_id)
+
+
+def _file_process_locked(file_id: int) -> str:
     with transaction.atomic():
         file = ImportFile.objects.select_for_update().get(pk=file_id)
-        if file.status not in (FileStatus.UPLOADED, FileStatus.PROCESSING):
-            # Already staged, migrated or ended: a duplicate or late job is a no-op.
-            if file.status == FileStatus.MIGRATING:
-                return file_migrate(file_id=file_id)
-            return file.status
-        file.status = FileStatus.PROCESSING
-        file.started_at = file.started_at or timezone.now()
-        file.attempts += 1
-        file.save(update_fields=["status", "started_at", "attempts", "updated_at"])
+        due = file.status in (FileStatus.UPLOADED, FileStatus.PROCESSING)
+        if due:
+            file.status = FileStatus.PROCESSING
+            file.started_at = file.started_at or timezone.now()
+            file.attempts += 1
+            file.save(update_fields=["status", "started_at", "attempts", "updated_at"])
+    if not due:
+        # Already staged, migrated or ended: a duplicate or late job is a no-op, except that an
+        # interrupted migration resumes -- outside the status check's transaction, so that every batch
+        # commits on its own and a second interruption keeps the progress made.
+        return file_migrate(file_id=file_id) if file.status == FileStatus.MIGRATING else file.status
     try:
         with local_path(file.stored_name) as path:
             fmt, layout = _match_format(file, path)
@@ -191,6 +206,15 @@ class CompiledFormat:
 
 def file_migrate(*, file_id: int) -> str:
     """Migrate a file's open staged rows in batches, one transaction per batch, then settle its status."""
+    # One migrator per file (re-entrant for file_process, which already holds it): the occurrence
+    # counters of DedupeKeys live in the migrating process, so two processes must never share a file.
+    with file_lock(file_id) as acquired:
+        if not acquired:
+            return ImportFile.objects.filter(pk=file_id).values_list("status", flat=True).first() or ""
+        return _file_migrate_locked(file_id)
+
+
+def _file_migrate_locked(file_id: int) -> str:
     file = ImportFile.objects.select_related("format").get(pk=file_id)
     fmt = file.format
     if fmt is None or fmt.status != FormatStatus.APPROVED:
@@ -208,7 +232,11 @@ def file_migrate(*, file_id: int) -> str:
     batch_size = settings.AIRLOCK["BATCH_SIZE"]
     try:
         while _migrate_batch(file, compiled, dedupe, batch_size):
-            pass
+            if stop_requested():
+                # The worker is shutting down: this batch is committed; the reconciler resumes the rest.
+                record(action="migration.paused", obj=file,
+                       summary=f"Migration of '{file.original_name}' paused: the worker is shutting down")
+                return FileStatus.MIGRATING
     except AppError as exc:
         _file_fail(file_id, exc.message)
         record(action="migration.failed", obj=file, severity=AuditEvent.Severity.ERROR,
@@ -253,7 +281,10 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
             else:
                 order = OrderRow(line=line, values=values, dedupe_key=dedupe.key_for(values) if dedupe else "")
                 valid.append((row_id, order))
-        inserted = orders_insert(owner_id=file.owner_id, file_id=file.pk, rows=[order for _, order in valid])
+        # Insert in key order so two files with overlapping trades lock the unique index in the same
+        # order (no deadlock between concurrent batches).
+        ordered = sorted((order for _, order in valid), key=lambda o: (o.dedupe_key, o.line))
+        inserted = orders_insert(owner_id=file.owner_id, file_id=file.pk, rows=ordered)
         missing = [order for _, order in valid if order.line not in inserted]
         earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[o.dedupe_key for o in missing if o.dedupe_key])
         for row_id, order in valid:
@@ -262,7 +293,8 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
                 marks.append((row_id, StagedStatus.MIGRATED, None))
                 continue
             source = earlier.get(order.dedupe_key)
-            if source and source[0] != file.pk:
+            if source and source != (file.pk, order.line):
+                # Another file's order, or another line of this file with the same trade id.
                 outcome.duplicate += 1
                 marks.append((row_id, StagedStatus.DUPLICATE, [{
                     "field": None, "value": "", "dedupe_key": order.dedupe_key, "duplicate_of_file": source[0],
@@ -330,6 +362,7 @@ def file_settle(*, file_id: int) -> str:
                      f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate"),
             details={"status": file.status},
         )
+        notify_file_outcome(file_id=file_id)
     return file.status
 
 
@@ -342,7 +375,12 @@ def format_migrate(*, format_id: int) -> dict[int, str]:
     ImportFile.objects.filter(pk__in=file_ids, status=FileStatus.PENDING_APPROVAL).update(
         status=FileStatus.MIGRATING, progress=0.0
     )
-    return {file_id: file_migrate(file_id=file_id) for file_id in file_ids}
+    results: dict[int, str] = {}
+    for file_id in file_ids:
+        if stop_requested():
+            break
+        results[file_id] = file_migrate(file_id=file_id)
+    return results
 
 
 def preview(*, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int = 20,

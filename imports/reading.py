@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import os
 import re
 from collections import Counter
@@ -49,8 +50,8 @@ MAGIC = (
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"SQLite format 3\x00", "an SQLite database"),
 )
-# Control bytes that never appear in text (tab, LF, VT, FF and CR do).
-CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32), 127])
+# Control characters that never appear in text (tab, LF, VT, FF and CR do): translate() deletes them.
+CONTROL_CHARS = dict.fromkeys([*range(0, 9), *range(14, 32), 127])
 
 # First cells of summary rows that close a table: "Total", "Transactions Total", "Total for account",
 # "Date downloaded ...", "Closing balance". Matched against the lower-cased cell.
@@ -61,6 +62,8 @@ SUMMARY = re.compile(
     r"|(?:opening |closing |ending |starting |end |final )?balance:?",
     re.DOTALL,
 )
+DECIMAL_COMMA = re.compile(r"(?<=\d),(?=\d)")
+QUOTED = re.compile(r'"[^"]*"')
 HEADER_JUNK = str.maketrans({c: " " for c in [*map(chr, range(0, 32)), "\x7f", "\u200b", "\ufeff"]})
 
 
@@ -134,23 +137,17 @@ def detect_layout(
         raise UnreadableFile("The file is empty.")
     complete = len(head) == size
     _reject_magic(head)
-    if options.encoding:
-        encoding = _check_encoding_name(options.encoding)
-    else:
-        encoding = _guess_encoding(head, complete)
-    if not _is_wide(encoding):
-        _reject_control_bytes(head)
-    encoding = _scan_file(path, encoding, forced=bool(options.encoding))
+    guessed = _check_encoding_name(options.encoding) if options.encoding else _guess_encoding(head, complete)
+    _reject_control_chars(_decode_head(head, guessed, complete))
+    encoding = _scan_file(path, guessed, forced=bool(options.encoding))
     text = _decode_head(head, encoding, complete)
-    if not text.strip():
-        raise UnreadableFile("The file holds only blank lines.")
     newline = _detect_newline(text)
-    delimiter = options.delimiter or _detect_delimiter(text, complete)
+    delimiter = _check_delimiter(options.delimiter) if options.delimiter else _detect_delimiter(text, complete)
     base = {"encoding": encoding, "delimiter": delimiter, "quotechar": QUOTECHAR, "newline": newline}
 
     _set_field_limit(max_field_chars)
     rows, at_eof = _sample(path, base, options.header_line, max_columns, max_field_chars)
-    if not any(cells for _, cells in rows):
+    if not any(any(cells) for _, cells in rows):
         if options.header_line:
             raise UnreadableFile(f"The file has no rows at or below line {options.header_line}.")
         raise UnreadableFile("The file holds only blank lines.")
@@ -198,13 +195,21 @@ def _reject_magic(head: bytes) -> None:
             raise UnreadableFile(f"This is {what}, not a CSV file.")
 
 
-def _reject_control_bytes(head: bytes) -> None:
-    """Refuse files whose first bytes are largely control bytes (compressed or binary data)."""
-    sample = head[:65536]
-    controls = len(sample) - len(sample.translate(None, CONTROL_BYTES))
+def _reject_control_chars(text: str) -> None:
+    """Refuse files whose start is largely control characters (compressed or binary data)."""
+    sample = text[:65536]
+    controls = len(sample) - len(sample.translate(CONTROL_CHARS))
     if controls >= 8 and controls > len(sample) * 0.1:
         share = round(100 * controls / len(sample))
         raise UnreadableFile(f"The file looks binary ({share}% control bytes), not like a CSV file.")
+
+
+def _check_delimiter(delimiter: str) -> str:
+    """The forced delimiter: one character ('tab' and '\\t' mean a tab)."""
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)
+    if len(delimiter) != 1 or delimiter in (QUOTECHAR, "\r", "\n"):
+        raise UnreadableFile(f"The delimiter must be one character other than a quote or newline, not {delimiter!r}.")
+    return delimiter
 
 
 def _check_encoding_name(name: str) -> str:
@@ -289,7 +294,6 @@ def _scan_decoding(path: str | os.PathLike, encoding: str) -> None:
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     wide = _is_wide(encoding)
     lines_before = 0  # line breaks in earlier chunks
-    line_break: str | None = None  # "\n" (LF, CRLF), or "\r" for classic-Mac files
     since_break = 0  # characters since the last line break
     with open(path, "rb") as f:
         while True:
@@ -298,46 +302,30 @@ def _scan_decoding(path: str | os.PathLike, encoding: str) -> None:
             try:
                 text = decoder.decode(data, final=final)
             except UnicodeDecodeError as exc:
-                before = data[: max(exc.start, 0)].decode(encoding, "replace")
-                line = lines_before + _count_breaks(before, line_break or _break_of(before)) + 1
-                raise _DecodeFailure(
-                    line,
-                    f"{exc.reason} (byte 0x{data[exc.start]:02X})"
-                    if 0 <= exc.start < len(data)
-                    else exc.reason,
-                ) from None
-            if line_break is None:
-                line_break = _break_of(text)
+                line = lines_before + _count_breaks(data[: max(exc.start, 0)].decode(encoding, "replace")) + 1
+                bad = f" (byte 0x{data[exc.start]:02X})" if 0 <= exc.start < len(data) else ""
+                raise _DecodeFailure(line, exc.reason + bad) from None
             nul = text.find("\x00") if wide else data.find(b"\x00")
             if nul >= 0:
                 before = text[:nul] if wide else data[:nul].decode(encoding, "replace")
-                line = lines_before + _count_breaks(before, line_break) + 1
-                raise UnreadableFile(f"NUL byte at line {line}: the file looks binary or corrupted.")
+                raise UnreadableFile(
+                    f"NUL byte at line {lines_before + _count_breaks(before) + 1}: the file looks binary or corrupted."
+                )
             last = max(text.rfind("\n"), text.rfind("\r"))
             since_break = since_break + len(text) if last < 0 else len(text) - last - 1
             if since_break > MAX_LINE_CHARS:
-                line = lines_before + _count_breaks(text, line_break) + 1
                 raise UnreadableFile(
-                    f"Line {line} is longer than {MAX_LINE_CHARS // (1024 * 1024)} MB without a line break: "
-                    "the file does not look like a CSV file."
+                    f"Line {lines_before + _count_breaks(text) + 1} is longer than "
+                    f"{MAX_LINE_CHARS // (1024 * 1024)} MB without a line break: this is not a CSV file."
                 )
-            lines_before += _count_breaks(text, line_break)
+            lines_before += _count_breaks(text)
             if final:
                 return
 
 
-def _break_of(text: str) -> str | None:
-    """The character that ends lines in this text: '\\n' (LF, CRLF) or '\\r' (classic Mac)."""
-    if "\n" in text:
-        return "\n"
-    if "\r" in text:
-        return "\r"
-    return None
-
-
-def _count_breaks(text: str, line_break: str | None) -> int:
-    """Number of line breaks in text."""
-    return text.count(line_break) if line_break else 0
+def _count_breaks(text: str) -> int:
+    """Line breaks in text, counted as the reader counts them (LF, CRLF and a lone CR each end a line)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 def _decode_head(head: bytes, encoding: str, complete: bool) -> str:
@@ -359,11 +347,12 @@ def _detect_newline(text: str) -> str:
 
 
 def _detect_delimiter(text: str, complete: bool) -> str:
-    """The candidate delimiter that splits the first lines into the most columns most consistently.
+    """The candidate delimiter that splits the first lines most consistently, into the most columns.
 
-    For each candidate, the prefix is parsed as CSV (so delimiters inside quotes do not count) and
-    scored by (share of rows with the most common width) x (that width - 1). A decimal-comma file with
-    ';' delimiter splits consistently on ';' but erratically on ','.
+    Each candidate parses the prefix as CSV (so delimiters inside quotes do not count). Its score is
+    (share of rows with the most common width) x (1 - 1/width) x (1 - 0.9 x share of rows with stray quotes):
+    a wrong delimiter splits erratically (',' in a decimal-comma ';' file) and leaves quote characters
+    inside fields (it cuts quoted fields in the middle).
     """
     if not complete:
         cut = max(text.rfind("\n"), text.rfind("\r"))
@@ -372,18 +361,17 @@ def _detect_delimiter(text: str, complete: bool) -> str:
     for delimiter in DELIMITERS:
         if delimiter not in text:
             continue
-        widths = [
-            len(row) for row in _parse_prefix(text, delimiter) if len(row) > 1 or (row and row[0].strip())
-        ]
-        if not widths:
+        rows = [row for row in _parse_prefix(text, delimiter) if len(row) > 1 or (row and row[0].strip())]
+        if not rows:
             continue
-        width, count = max(Counter(widths).items(), key=lambda item: (item[1], item[0]))
+        width, count = max(Counter(map(len, rows)).items(), key=lambda item: (item[1], item[0]))
+        stray = sum(1 for row in rows if any(QUOTECHAR in cell for cell in row))
         if width > 1:
-            scores[delimiter] = count / len(widths) * (width - 1)
-    if not scores:
+            scores[delimiter] = count / len(rows) * (1 - 1 / width) * (1 - 0.9 * stray / len(rows))
+    if not any(scores.values()):
         return ","
     best = max(scores, key=lambda d: scores[d])  # ties: the earlier candidate (',' first)
-    if best == "," and scores.get(";", 0) >= 1 and _mostly_decimal_commas(text):
+    if best == "," and scores.get(";", 0) >= 0.5 and _mostly_decimal_commas(text):
         return ";"
     return best
 
@@ -391,27 +379,21 @@ def _detect_delimiter(text: str, complete: bool) -> str:
 def _parse_prefix(text: str, delimiter: str) -> list[list[str]]:
     """Up to 200 rows of the prefix parsed with this delimiter (a parse error ends the list)."""
     rows: list[list[str]] = []
-    reader = csv.reader(
-        text.splitlines(keepends=True)[:400], delimiter=delimiter, quotechar=QUOTECHAR, skipinitialspace=True
-    )
+    reader = _csv_reader(io.StringIO(text, newline=""), delimiter, QUOTECHAR)
     try:
         for row in reader:
             rows.append(row)
             if len(rows) >= 200:
                 break
     except csv.Error:
-        pass
+        pass  # a wrong delimiter can make a quote swallow the prefix: score the rows read so far
     return rows
-
-
-DECIMAL_COMMA = re.compile(r"\d,\d")
-PLAIN_COMMA = re.compile(r",")
 
 
 def _mostly_decimal_commas(text: str) -> bool:
     """True when most commas outside quotes sit between two digits (1,5) as in decimal-comma locales."""
-    sample = re.sub(r'"[^"]*"', "", text[:65536])
-    commas = len(PLAIN_COMMA.findall(sample))
+    sample = QUOTED.sub("", text[:65536])
+    commas = sample.count(",")
     return commas > 0 and len(DECIMAL_COMMA.findall(sample)) > commas * 0.5
 
 
@@ -462,12 +444,14 @@ def _sample(
         try:
             for row in reader:
                 line, prev = prev + 1, reader.line_num
+                if line < start <= prev:
+                    raise UnreadableFile(
+                        f"Line {start} is inside a quoted field that starts at line {line}; it cannot be the header."
+                    )
                 if line < start:
                     continue
                 if len(row) > max_columns:
-                    raise UnreadableFile(
-                        f"Line {line} has {len(row)} fields; at most {max_columns} are allowed."
-                    )
+                    raise UnreadableFile(f"Line {line} has {len(row)} fields; at most {max_columns} are allowed.")
                 rows.append((line, [cell.strip() for cell in row]))
                 chars += sum(map(len, row))
                 if len(rows) >= SAMPLE_ROWS or chars >= SAMPLE_CHARS:
@@ -475,26 +459,16 @@ def _sample(
         except csv.Error as exc:
             raise _csv_problem(prev + 1, exc, max_field_chars) from exc
         except UnicodeDecodeError as exc:
-            raise UnreadableFile(
-                f"Line {prev + 1} cannot be read as {base['encoding']}: {exc.reason}."
-            ) from exc
+            raise UnreadableFile(f"Line {prev + 1} cannot be read as {base['encoding']}: {exc.reason}.") from exc
     return rows, True
 
 
-def _table_layout(
-    base: dict[str, Any], rows: list[tuple[int, list[str]]], options: ReaderOptions
-) -> FileLayout:
+def _table_layout(base: dict[str, Any], rows: list[tuple[int, list[str]]], options: ReaderOptions) -> FileLayout:
     """Layout of an ordinary table: find the header row, then the column count."""
     if options.header_line:
-        line, cells = rows[0]
-        if line != options.header_line:
-            raise UnreadableFile(
-                f"Line {options.header_line} is inside a quoted field that starts on an earlier line; "
-                "it cannot be the header."
-            )
-        index = 0
-        if not any(cells):
-            raise UnreadableFile(f"Line {line} is blank; it cannot be the header.")
+        index = 0  # the sample starts at the header line
+        if not any(rows[0][1]):
+            raise UnreadableFile(f"Line {rows[0][0]} is blank; it cannot be the header.")
     else:
         index = _find_header(rows)
     line, cells = rows[index]
@@ -507,18 +481,28 @@ def _table_layout(
 
 
 def _find_header(rows: list[tuple[int, list[str]]]) -> int:
-    """Index of the first row that looks like the header of the rows below it."""
+    """Index of the first row that looks like the header of the rows below it.
+
+    Title, key-value and blank lines above the header do not match the width of the table below; a
+    header is mostly filled with names rather than values. If no row qualifies (say one ragged data
+    row), the first row of names is taken.
+    """
     filled = [i for i, (_, cells) in enumerate(rows) if any(cells)]
-    for position, i in enumerate(filled[:HEADER_SEARCH_ROWS]):
+    if not filled:
+        raise UnreadableFile("The file holds only blank lines.")
+    candidates = filled[:HEADER_SEARCH_ROWS]
+    for position, i in enumerate(candidates):
         cells = rows[i][1]
         below = [rows[j][1] for j in filled[position + 1 : position + 1 + FOLLOWING_ROWS]]
         # Rows with one filled cell are titles, notes and disclaimers, not the table.
         table = [row for row in below if sum(1 for c in row if c) >= 2] or below or [cells]
-        widths = [len(row) for row in table]
-        if _fits(cells, widths) and _header_like(cells, _mode(widths)):
+        if _fits(cells, table) and _header_like(cells, _mode([len(row) for row in table])):
             return i
-    last = rows[filled[min(len(filled), HEADER_SEARCH_ROWS) - 1]][0]
-    raise UnreadableFile(f"No header row found in the first {last} lines.")
+    for i in candidates:
+        cells = rows[i][1]
+        if sum(1 for c in cells if c) >= 2 and _header_like(cells, _trimmed_width(cells)):
+            return i
+    raise UnreadableFile(f"No header row found in the first {rows[candidates[-1]][0]} lines.")
 
 
 def _mode(values: list[int]) -> int:
@@ -527,13 +511,16 @@ def _mode(values: list[int]) -> int:
     return max(counts, key=lambda v: (counts[v], v))
 
 
-def _fits(cells: list[str], widths: list[int]) -> bool:
-    """Whether a row is as wide as most rows below it (a trailing delimiter or two is tolerated)."""
-    raw, trimmed = len(cells), _trimmed_width(cells)
-    slack = _mode(widths) // 10
-    matching = sum(1 for width in widths if trimmed - slack <= width <= raw + slack)
-    # Rows that drop their trailing empty cells are all narrower than the header.
-    return matching >= len(widths) / 2 or (max(widths) <= raw and trimmed >= _mode(widths))
+def _fits(cells: list[str], table: list[list[str]]) -> bool:
+    """Whether a row is as wide as most rows below it.
+
+    A row's width is a range, from its last filled cell to its last delimiter, so trailing delimiters
+    on the header or on the rows (Schwab, Hargreaves Lansdown) do not matter.
+    """
+    low, high = _trimmed_width(cells), len(cells)
+    slack = _mode([len(row) for row in table]) // 10
+    matching = sum(1 for row in table if _trimmed_width(row) <= high + slack and len(row) >= low - slack)
+    return matching >= len(table) / 2
 
 
 def _header_like(cells: list[str], width: int) -> bool:
@@ -610,10 +597,9 @@ def _unique_columns(header: list[str]) -> list[str]:
 def _is_sectioned(rows: list[tuple[int, list[str]]]) -> bool:
     """True when nearly every row is `<section>,Header|Data|Total|SubTotal|Notes,...`, from a Header on."""
     filled = [cells for _, cells in rows if any(cells)]
-    marked = [cells for cells in filled if len(cells) >= 2 and cells[0] and cells[1] in SECTION_KINDS]
-    return (
-        bool(filled) and filled[0] in marked and filled[0][1] == "Header" and len(marked) >= 0.9 * len(filled)
-    )
+    marked = sum(1 for cells in filled if len(cells) >= 2 and cells[0] and cells[1] in SECTION_KINDS)
+    first = filled[0] if filled else []
+    return len(first) >= 2 and bool(first[0]) and first[1] == "Header" and marked >= 0.9 * len(filled)
 
 
 @dataclass
@@ -640,8 +626,12 @@ def _section_layout(
         index = _index_sections(rows, options.header_line)
     else:
         index = _index_sections(_stream_rows(path, base, max_columns, max_field_chars), None)
+    if not index and options.header_line:
+        raise UnreadableFile(f"Line {options.header_line} is not a section header row (`<section>,Header,...`).")
     if not index:
-        raise UnreadableFile("No section header row (`<section>,Header,...`) found.")
+        raise UnreadableFile(
+            f'Section "{options.section}" was asked for, but the file has no `<section>,Header,...` rows.'
+        )
     name = _choose_section(index, options)
     section = index[name]
     width = max(_trimmed_width(section.header), min(len(section.header), section.data_width))
@@ -668,9 +658,7 @@ def _stream_rows(
             for row in reader:
                 line, prev = prev + 1, reader.line_num
                 if len(row) > max_columns:
-                    raise UnreadableFile(
-                        f"Line {line} has {len(row)} fields; at most {max_columns} are allowed."
-                    )
+                    raise UnreadableFile(f"Line {line} has {len(row)} fields; at most {max_columns} are allowed.")
                 yield line, [cell.strip() for cell in row]
         except csv.Error as exc:
             raise _csv_problem(prev + 1, exc, max_field_chars) from exc
@@ -736,7 +724,8 @@ class _TableState:
                 return f"text line with 1 field (expected {self.ncols})"
             return f"text line with 1 non-empty field (expected {self.ncols})"
         if (
-            first
+            self.header
+            and _clean_header_cell(first) == self.header[0]
             and [_clean_header_cell(c) for c in cells[: len(self.header)]] == self.header
             and not any(cells[len(self.header) :])
         ):
@@ -748,14 +737,14 @@ class _TableState:
         return None
 
 
-def _skip_to_header(reader: Any, layout: FileLayout, cells_of: Any) -> int:
+def _skip_to_header(reader: Any, layout: FileLayout) -> int:
     """Read up to and including the header row; check it is the expected one. Returns csv line_num."""
     prev = 0
     for row in reader:
         line, prev = prev + 1, reader.line_num
         if line < layout.header_line:
             continue
-        found = [_clean_header_cell(c) for c in cells_of(row)][: len(layout.header)]
+        found = [_clean_header_cell(c) for c in row][: len(layout.header)]
         found += [""] * (len(layout.header) - len(found))
         if line == layout.header_line and found == layout.header:
             return prev
@@ -785,16 +774,18 @@ def _iter_table(
     _set_field_limit(max_field_chars)
     with _open_text(path, layout.encoding) as stream:
         reader = _csv_reader(stream, layout.delimiter, layout.quotechar)
+        prev = 0
         try:
-            prev = _skip_to_header(reader, layout, lambda row: row)
+            prev = _skip_to_header(reader, layout)
             for row in reader:
                 line = prev + 1
                 prev = reader.line_num
                 cells = list(map(strip, row))
-                # Fast path (nearly every row of a big file): full width, first two cells filled, no
-                # break before it, first cell neither the header's nor like "Total", "Date downloaded",
-                # "Balance" (the checks are plain substring tests: a regex per row costs too much).
-                if len(cells) == ncols >= 2 and clean and cells[0] and cells[1]:
+                # Fast path (nearly every row of a big file): full width, second cell filled (so neither
+                # blank nor a one-cell text line), no break before it, first cell neither the header's
+                # nor like "Total", "Date downloaded", "Balance" (plain substring tests: a regex per row
+                # costs too much).
+                if len(cells) == ncols >= 2 and clean and cells[1] and prev == line:
                     first = cells[0]
                     if first != hname and not (
                         "otal" in first
@@ -807,9 +798,9 @@ def _iter_table(
                         yield Record(line, cells)
                         continue
                 if len(cells) > max_columns:
-                    raise UnreadableFile(
-                        f"Line {line} has {len(cells)} fields; at most {max_columns} are allowed."
-                    )
+                    raise UnreadableFile(f"Line {line} has {len(cells)} fields; at most {max_columns} are allowed.")
+                if prev != line:
+                    _reject_swallowed_rows(line, prev, cells, layout.delimiter, ncols)
                 reason = state.classify(line, cells)
                 clean = not state.breaks
                 if reason is None:
@@ -817,11 +808,28 @@ def _iter_table(
                 else:
                     yield Skipped(line, reason)
         except csv.Error as exc:
-            raise _csv_problem(prev + 1, exc, max_field_chars) from exc
+            raise _csv_problem(prev + 1 if prev else reader.line_num, exc, max_field_chars) from exc
         except UnicodeDecodeError as exc:
             raise UnreadableFile(
                 f"Line {reader.line_num + 1} cannot be read as {layout.encoding}: {exc.reason}."
             ) from exc
+
+
+def _reject_swallowed_rows(line: int, last: int, cells: list[str], delimiter: str, ncols: int) -> None:
+    """Refuse a multi-line field that holds lines looking like whole rows: a closing quote is missing.
+
+    Python's csv module does not fail on an unclosed quote; it silently reads the rest of the file (up
+    to the field size limit) into one field.
+    """
+    per_line = max(2, ncols // 2)
+    for cell in cells:
+        if "\n" in cell or "\r" in cell:
+            rows = sum(1 for part in cell.splitlines() if part.count(delimiter) >= per_line)
+            if rows >= 2:
+                raise UnreadableFile(
+                    f"Line {line}: a quoted field runs to line {last} and holds what look like {rows} whole "
+                    'rows; a closing quote (") is probably missing.'
+                )
 
 
 def _iter_sections(

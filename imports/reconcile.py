@@ -2,47 +2,96 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import socket
+from datetime import UTC, timedelta
+from typing import Any
 
 import django_rq
+import psutil
+from django.conf import settings
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.worker import Worker
 
 from formats.models import FormatStatus
 from imports import jobs
-from imports.models import UNFINISHED_FILE_STATUSES, ImportFile
+from imports.locks import file_lock_held_elsewhere
+from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from staging.models import StagedRow, StagedStatus
 
+log = logging.getLogger(__name__)
+
 LIVE_JOB_STATES = {"queued", "started", "scheduled", "deferred"}
+# A busy worker heartbeats every job_monitoring_interval (30 s); one silent for this long is gone.
+_WORKER_SILENT_SECONDS = 120
+
+
+def _worker_alive(name: str | None, connection: Any) -> bool:
+    """Is the worker that started a job still there? Killed workers leave their registration behind."""
+    if not name:
+        return False
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=connection)
+    if worker is None:
+        return False
+    if worker.hostname == socket.gethostname() and worker.pid:
+        # Same machine: the process table answers at once (a SIGKILLed worker has no pid any more).
+        return psutil.pid_exists(worker.pid)
+    heartbeat = worker.last_heartbeat
+    if heartbeat is None:
+        return False
+    if heartbeat.tzinfo is None:
+        heartbeat = heartbeat.replace(tzinfo=UTC)
+    return (timezone.now() - heartbeat).total_seconds() < _WORKER_SILENT_SECONDS
 
 
 def _job_alive(job_id: str) -> bool:
+    """A job is alive when it waits in a queue, is scheduled (e.g. a retry), or runs on a living worker."""
     connection = django_rq.get_connection("default")
     try:
-        return Job.fetch(job_id, connection=connection).get_status(refresh=False) in LIVE_JOB_STATES
+        job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return False
+    status = job.get_status(refresh=False)
+    if status not in LIVE_JOB_STATES:
+        return False
+    if status == "started" and not _worker_alive(job.worker_name, connection):
+        # The horse was killed (SIGKILL, OOM, machine lost): RQ would only notice when the started
+        # registry entry expires. Drop the entry so the re-enqueued job is the only one.
+        StartedJobRegistry(job.origin, connection=connection).remove_executions(job)
+        return False
+    return True
 
 
-def reconcile(*, grace_seconds: int = 60) -> dict[str, list[int]]:
-    """Re-enqueue files and approved formats whose work is due but has no live job (e.g. Redis lost it)."""
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
+    """Re-enqueue files and approved formats whose work is due but has no live job (e.g. Redis lost it).
+
+    Work touched within the grace period is left alone (its job may not be enqueued yet: enqueues
+    happen on commit), and so is work a live job or a process holding the file's lock is doing.
+    """
+    grace = settings.AIRLOCK["RECONCILE_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
+    cutoff = timezone.now() - timedelta(seconds=grace)
     files: list[int] = []
-    for file_id in ImportFile.objects.filter(status__in=UNFINISHED_FILE_STATUSES, updated_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
-        if not _job_alive(jobs.file_job_id(file_id)):
-            files.append(file_id)
-            django_rq.get_queue("default").enqueue(jobs.file_process_job, file_id, job_id=jobs.file_job_id(file_id))
+    unfinished = ImportFile.objects.filter(status__in=UNFINISHED_FILE_STATUSES, updated_at__lt=cutoff)
+    for file_id, format_id in unfinished.values_list("pk", "format_id"):
+        if _job_alive(jobs.file_job_id(file_id)) or (format_id and _job_alive(jobs.format_job_id(format_id))):
+            continue
+        if file_lock_held_elsewhere(file_id):
+            continue
+        files.append(file_id)
+        jobs.enqueue_now("default", jobs.file_process_job, file_id, job_id=jobs.file_job_id(file_id))
     formats: list[int] = []
     due = (
-        StagedRow.objects.filter(status__in=[StagedStatus.PENDING, StagedStatus.APPROVED],
-                                 format__status=FormatStatus.APPROVED)
+        StagedRow.objects.filter(status=StagedStatus.APPROVED, format__status=FormatStatus.APPROVED,
+                                 format__approved_at__lt=cutoff, file__status=FileStatus.PENDING_APPROVAL)
         .values_list("format_id", flat=True).distinct()
     )
     for format_id in due:
         if not _job_alive(jobs.format_job_id(format_id)):
             formats.append(format_id)
-            django_rq.get_queue("high").enqueue(jobs.format_migrate_job, format_id, job_id=jobs.format_job_id(format_id))
+            jobs.enqueue_now("high", jobs.format_migrate_job, format_id, job_id=jobs.format_job_id(format_id))
+    if files or formats:
+        log.warning("reconciler re-enqueued files %s and formats %s", files, formats)
     return {"files": files, "formats": formats}

@@ -82,4 +82,5 @@ def file_summary(file: ImportFile) -> dict[str, Any]:
         if file.layout else None,
         "created_at": file.created_at.isoformat(),
         "finished_at": file.finished_at.isoformat() if file.finished_at else None,
+        "updated_at": file.updated_at.isoformat(),
     }

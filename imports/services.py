@@ -10,11 +10,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import record
-from config.errors import InvalidRequest, PayloadTooLarge
+from config.errors import InvalidRequest, MappingError, PayloadTooLarge
 from formats.models import CsvFormat
 from formats.services import format_approve, format_reject
 from imports import jobs
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
+from imports.notifications import notify_format_decision
+from imports.scanning import upload_check_content
 from imports.storage import delete_stored, sanitize_display_name, store_upload
 from staging.models import StagedRow, StagedStatus
 
@@ -40,6 +42,7 @@ def upload_batch_create(*, owner: Any, files: list[UploadedFile], dedupe: bool =
                 f"{limits['MAX_FILE_BYTES']:,} bytes per file.",
                 details={"file": sanitize_display_name(uploaded.name or ""), "size": uploaded.size},
             )
+    upload_check_content(owner=owner, files=files)  # binary sniff + virus scan, before anything is stored
     batch = ImportBatch.objects.create(owner=owner, status=BatchStatus.PENDING)
     results: list[ImportFile] = []
     queue = "bulk" if len(files) > 20 else None
@@ -78,9 +81,20 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
     """Approve (or correct) a format and start migrating its staged rows."""
     from imports.pipeline import format_reprocess_failed
 
+    submitted = mapping
+    mapping = _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
+    if submitted is not None and mapping is not None and mapping.get("fields") != submitted.get("fields"):
+        # The table moved and the submitted fields name columns it no longer has: the re-staged rows
+        # and a fresh suggestion are saved, but nobody approved that suggestion yet.
+        raise MappingError(
+            "The reader settings moved the table: its columns changed, so the mapping was re-suggested for "
+            "them. Review the new mapping, then approve.", code="mapping_resuggested")
     with transaction.atomic():
         was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
         fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
+        if not was_approved:
+            notify_format_decision(approved=True, file_ids=list(ImportFile.objects.filter(
+                format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list("pk", flat=True)))
         StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(
             status=StagedStatus.APPROVED)
         if was_approved and mapping is not None:
@@ -89,10 +103,36 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
     return fmt
 
 
+def _apply_reader_change(*, format_id: int, mapping: dict[str, Any] | None, actor: Any) -> dict[str, Any] | None:
+    from imports.restage import format_reader_apply, reader_changed
+
+    fmt = CsvFormat.objects.get(pk=format_id)
+    if reader_changed(fmt, mapping):
+        assert mapping is not None
+        return format_reader_apply(format_id=format_id, mapping=mapping, actor=actor)
+    return mapping
+
+
+def review_save_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) -> CsvFormat:
+    """Save an edited mapping without approving; a moved table (header line / section) re-stages first."""
+    from formats.services import format_update_mapping
+    from imports.restage import reader_changed
+
+    with transaction.atomic():
+        fmt = CsvFormat.objects.get(pk=format_id)
+        if reader_changed(fmt, mapping):
+            _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
+            return CsvFormat.objects.get(pk=format_id)
+        return format_update_mapping(format_id=format_id, actor=actor, mapping=mapping)
+
+
 def review_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
     """Reject a format: its staged rows and waiting files are marked rejected."""
     with transaction.atomic():
         fmt = format_reject(format_id=format_id, actor=actor, reason=reason)
+        notify_format_decision(approved=False, reason=fmt.rejection_reason, file_ids=list(
+            ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL)
+            .values_list("pk", flat=True)))
         StagedRow.objects.filter(format_id=format_id, status__in=[StagedStatus.PENDING, StagedStatus.APPROVED]).update(
             status=StagedStatus.REJECTED)
         ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).update(

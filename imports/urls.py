@@ -1,6 +1,6 @@
 from django.urls import path
 
-from imports import api, views
+from imports import api, api_reports, views
 
 app_name = "imports"
 
@@ -8,8 +8,15 @@ urlpatterns = [
     path("", views.upload, name="upload"),
     path("imports/", views.import_list, name="list"),
     path("imports/<int:file_id>/", views.file_detail, name="detail"),
+    path("imports/<int:file_id>/errors.csv", views.file_errors_csv, name="errors-csv"),
+    path("staged/", views.staged_rows, name="staged"),
     path("orders/", views.order_list, name="orders"),
-    path("api/uploads", api.uploads, name="api-uploads"),
+    path("api/uploads", api_reports.uploads_collection, name="api-uploads"),
+    path("api/uploads/<int:file_id>/errors", api_reports.upload_errors, name="api-upload-errors"),
+    path("api/staging/status", api_reports.staging_status, name="api-staging-status"),
+    path("api/staging/orders", api_reports.staging_orders, name="api-staging-orders"),
+    path("api/admin/staging/stats", api_reports.admin_staging_stats, name="api-admin-staging-stats"),
+    path("api/schema", api_reports.schema, name="api-schema"),
     path("api/uploads/<int:file_id>", api.upload_detail, name="api-upload-detail"),
     path("api/orders", api.orders, name="api-orders"),
     path("api/admin/formats/pending", api.pending_formats, name="api-pending-formats"),

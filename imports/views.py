@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from config.errors import AppError
-from imports import selectors
+from imports import reports, selectors
+from imports.exports import csv_response
+from imports.models import FileStatus
+from staging.models import StagedStatus
 from imports.forms import UploadForm
 from imports.services import upload_batch_create
 
@@ -28,32 +35,78 @@ def upload(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{len(files)} file(s) received. They are being processed.")
             return redirect("imports:list")
-    return render(request, "imports/upload.html", {"form": form})
+    return render(request, "imports/upload.html", {"form": form, "limits": settings.AIRLOCK})
 
 
 @login_required
 def import_list(request: HttpRequest) -> HttpResponse:
-    """The user's import files with status and counts."""
+    """The user's upload batches and their files with status, counts and live progress."""
+    status = request.GET.get("status", "")
+    status = status if status in FileStatus.values else ""
     files = selectors.files_for(request.user)
-    status = request.GET.get("status")
+    by_status = dict(files.order_by().values_list("status").annotate(n=Count("id")))
     if status:
         files = files.filter(status=status)
-    page = Paginator(files, 50).get_page(request.GET.get("page"))
-    return render(request, "imports/list.html", {"page": page, "status": status})
+    batches = selectors.batches_for(request.user).filter(pk__in=files.values("batch_id")).order_by("-created_at", "-id")
+    page = Paginator(batches, 20).get_page(request.GET.get("page"))
+    grouped: dict[int, list] = {batch.pk: [] for batch in page}
+    for file in files.filter(batch_id__in=list(grouped)).order_by("pk"):
+        grouped[file.batch_id].append(file)
+    rows = [{"batch": batch, "files": grouped[batch.pk], "totals": _totals(grouped[batch.pk])} for batch in page]
+    filters = [{"value": "", "label": "All", "count": sum(by_status.values())}] + [
+        {"value": value, "label": label, "count": by_status.get(value, 0)}
+        for value, label in FileStatus.choices if by_status.get(value) or value == status
+    ]
+    return render(request, "imports/list.html", {"page": page, "batches": rows, "status": status,
+                                                 "filters": filters, "query": f"status={status}" if status else ""})
+
+
+def _totals(files: list) -> dict[str, int]:
+    keys = ("rows_total", "rows_imported", "rows_failed", "rows_skipped", "rows_duplicate")
+    totals = {key: sum(getattr(f, key) for f in files) for key in keys}
+    totals["rows_pending"] = sum(f.rows_staged for f in files if f.status == FileStatus.PENDING_APPROVAL)
+    return totals
 
 
 @login_required
 def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
-    """One file: what was detected, counts, and the invalid rows."""
+    """One file: what was detected, counts and skip reasons, and the invalid rows (paginated)."""
     file = selectors.file_for(request.user, file_id)
-    failed = file.staged_rows.filter(status="FAILED").order_by("line")
-    page = Paginator(failed, 50).get_page(request.GET.get("page"))
-    return render(request, "imports/detail.html", {"file": file, "page": page})
+    page = Paginator(reports.ErrorList(file.pk), 50).get_page(request.GET.get("page"))
+    skip_reasons = sorted(file.skip_reasons.items(), key=lambda item: -item[1])
+    return render(request, "imports/detail.html", {"file": file, "page": page, "skip_reasons": skip_reasons,
+                                                   "header": reports.file_header(file)})
+
+
+@login_required
+def file_errors_csv(request: HttpRequest, file_id: int) -> HttpResponse:
+    """The invalid rows as CSV (original cells + an 'errors' column) to fix and upload again."""
+    file = selectors.file_for(request.user, file_id)
+    stem = file.original_name.rsplit(".", 1)[0]
+    return csv_response(f"{stem}-errors.csv", [*reports.file_header(file), "errors"], reports.error_report_rows(file))
+
+
+@login_required
+def staged_rows(request: HttpRequest) -> HttpResponse:
+    """The user's rows waiting for an admin to approve their format, raw, with their file's header."""
+    rows = reports.staged_rows_for(request.user).filter(status=StagedStatus.PENDING).order_by("file_id", "line")
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    groups: list[dict] = []
+    for row in page:
+        if not groups or groups[-1]["file"].pk != row.file_id:
+            groups.append({"file": row.file, "header": reports.file_header(row.file), "rows": []})
+        groups[-1]["rows"].append(row)
+    return render(request, "imports/staged.html", {"page": page, "groups": groups})
 
 
 @login_required
 def order_list(request: HttpRequest) -> HttpResponse:
-    """The user's orders (never staged rows)."""
-    orders = selectors.orders_for(request.user)
-    page = Paginator(orders, 100).get_page(request.GET.get("page"))
-    return render(request, "imports/orders.html", {"page": page})
+    """The user's orders (never staged rows), filtered, with figures per currency."""
+    filters = reports.order_filters_parse(request.GET)
+    orders = reports.orders_filtered(request.user, filters)
+    page = Paginator(orders.order_by("-executed_at", "-id"), 100).get_page(request.GET.get("page"))
+    sources = selectors.files_for(request.user).filter(orders__isnull=False).distinct().order_by("-created_at")
+    return render(request, "imports/orders.html", {
+        "page": page, "filters": filters, "figures": reports.order_figures(orders), "sources": sources,
+        "query": urlencode(filters.as_query()),
+    })

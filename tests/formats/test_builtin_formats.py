@@ -70,11 +70,7 @@ CORPUS_FILES = {
     ],
 }
 HEADER_CASES = [
-    *[
-        pytest.param(name, path, None, id=f"{name}:{path}")
-        for name, paths in CORPUS_FILES.items()
-        for path in paths
-    ],
+    *[pytest.param(name, path, None, id=f"{name}:{path}") for name, paths in CORPUS_FILES.items() for path in paths],
     *[pytest.param(name, None, text, id=f"{name}:synthetic") for name, text in SYNTHETIC.items()],
 ]
 
@@ -97,14 +93,9 @@ def detect(path: Path) -> Any:
 def test_every_definition_file_has_a_json_source_and_a_unique_fingerprint() -> None:
     assert DEFINITION_FILES, "no built-in format definitions"
     definitions = builtin_definitions()
-    prints = [
-        fingerprint(d["header"], section=(d["mapping"].get("reader") or {}).get("section"))
-        for d in definitions
-    ]
-    assert len(set(prints)) == len(prints), (
-        "two built-ins share a fingerprint: the second would overwrite the first"
-    )
-    assert {name for name in DEFINITION_FILES} == set(CORPUS_FILES) | set(SYNTHETIC)
+    prints = [fingerprint(d["header"], section=(d["mapping"].get("reader") or {}).get("section")) for d in definitions]
+    assert len(set(prints)) == len(prints), "two built-ins share a fingerprint: the second would overwrite the first"
+    assert set(DEFINITION_FILES) == set(CORPUS_FILES) | set(SYNTHETIC)
     for item in definitions:
         assert item["target"] == "orders"
         assert item["source"], f"{item['name']}: cite where the header comes from"
@@ -142,9 +133,9 @@ def test_a_builtin_fingerprint_equals_the_fingerprint_of_the_header_the_reader_d
         path.write_text(text)
     layout = detect(path)
     assert layout.section == section
-    assert fingerprint(layout.header, section=layout.section) == fingerprint(
-        item["header"], section=section
-    ), f"reader header {layout.header} != built-in header {item['header']}"
+    assert fingerprint(layout.header, section=layout.section) == fingerprint(item["header"], section=section), (
+        f"reader header {layout.header} != built-in header {item['header']}"
+    )
     # The mapping refers to the reader's column names: they must be the built-in's.
     assert layout.columns[: len(item["columns"])] == item["columns"]
 

@@ -1,0 +1,133 @@
+"""The read side of the JSON API: upload lists, row errors, staging status, staged rows, admin stats, schema.
+
+Same conventions as imports/api.py: session or bearer auth, `{"error", "message", "details"}` errors,
+and every lookup scoped to the caller (another user's id answers 404).
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from config.errors import AppError, InvalidRequest, NotFound
+from imports import reports, selectors
+from imports.api import _require_reviewer, api_view, error_response, uploads
+from imports.models import FileStatus
+from imports.pagination import cursor_page, number_page
+from staging.models import StagedStatus
+
+MAX_IDS = 500
+
+
+def parse_ids(request: HttpRequest, name: str = "ids") -> list[int] | None:
+    """?ids=1,2,3 (at most 500) or None when absent; anything else is a 400."""
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return None
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        raise InvalidRequest(f"'{name}' must be a comma-separated list of ids.", code="invalid_filter",
+                             details={name: raw[:200]})
+    if len(parts) > MAX_IDS:
+        raise InvalidRequest(f"At most {MAX_IDS} ids per request.", code="invalid_filter")
+    return [int(part) for part in parts]
+
+
+def _choice(request: HttpRequest, name: str, choices: list[str]) -> str:
+    value = request.GET.get(name, "").strip().upper()
+    if value and value not in choices:
+        raise InvalidRequest(f"Unknown {name} '{value}'. Use one of: {', '.join(choices)}.", code="invalid_filter",
+                             details={name: value, "choices": choices})
+    return value
+
+
+@csrf_exempt
+def uploads_collection(request: HttpRequest) -> HttpResponse:
+    """/api/uploads: POST uploads (imports/api.py), GET lists the caller's files."""
+    if request.method == "POST":
+        return uploads(request)
+    return upload_list(request)
+
+
+@api_view(["GET"])
+def upload_list(request: HttpRequest) -> HttpResponse:
+    """GET /api/uploads?status=&batch=&ids=: the caller's files, newest first, page-number paginated."""
+    files = selectors.files_for(request.user)
+    status = _choice(request, "status", list(FileStatus.values))
+    if status:
+        files = files.filter(status=status)
+    batch = request.GET.get("batch", "").strip()
+    if batch:
+        if not batch.isdigit():
+            raise InvalidRequest("'batch' must be a batch id.", code="invalid_filter", details={"batch": batch})
+        files = files.filter(batch_id=int(batch))
+    ids = parse_ids(request)
+    if ids is not None:
+        files = files.filter(pk__in=ids)
+    return JsonResponse(number_page(request, files.order_by("-created_at", "-id"), selectors.file_summary))
+
+
+@api_view(["GET"])
+def upload_errors(request: HttpRequest, file_id: int) -> HttpResponse:
+    """GET /api/uploads/<id>/errors: the failed rows' problems, one item per (row, field)."""
+    file = selectors.file_for(request.user, file_id)
+    body = number_page(request, reports.ErrorList(file.pk), lambda e: e.as_dict())
+    return JsonResponse({"file": file.pk, "rows_failed": file.rows_failed, **body})
+
+
+@api_view(["GET"])
+def staging_status(request: HttpRequest) -> HttpResponse:
+    """GET /api/staging/status: the caller's staged rows and files by status."""
+    return JsonResponse(reports.staging_status(request.user))
+
+
+@api_view(["GET"])
+def staging_orders(request: HttpRequest) -> HttpResponse:
+    """GET /api/staging/orders: the caller's staged rows (raw cells), cursor-paginated."""
+    rows = reports.staged_rows_for(request.user)
+    status = _choice(request, "status", list(StagedStatus.values))
+    if status:
+        rows = rows.filter(status=status)
+    file = request.GET.get("file", "").strip()
+    if file:
+        if not file.isdigit():
+            raise InvalidRequest("'file' must be a file id.", code="invalid_filter", details={"file": file})
+        rows = rows.filter(file_id=selectors.file_for(request.user, int(file)).pk)
+    ids = parse_ids(request)
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
+    return JsonResponse(cursor_page(request, rows, keys=[("file_id", False), ("line", False)], kinds=[int, int],
+                                    serialize=reports.staged_row_json))
+
+
+@api_view(["GET"])
+def admin_staging_stats(request: HttpRequest) -> HttpResponse:
+    """GET /api/admin/staging/stats (approve permission)."""
+    _require_reviewer(request)
+    return JsonResponse(reports.admin_staging_stats())
+
+
+def schema(request: HttpRequest) -> HttpResponse:
+    """GET /api/schema: the OpenAPI 3 description of this API (public, like any API documentation)."""
+    from imports.openapi import openapi_schema
+
+    return JsonResponse(openapi_schema(request.build_absolute_uri("/").rstrip("/")))
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 handler: the API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(NotFound("Not found."))
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_server_error(request: HttpRequest) -> HttpResponse:
+    """500 handler: the API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(AppError("Something went wrong on our side; it has been logged.",
+                                       code="server_error"), 500)
+    from django.views.defaults import server_error
+
+    return server_error(request)

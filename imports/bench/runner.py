@@ -1,0 +1,463 @@
+"""The benchmark scenarios: real pipeline, real RQ worker processes, one table at the end.
+
+Runs inside a process whose DATABASE_URL / REDIS_URL / MEDIA_ROOT point at the dedicated bench
+database, Redis db and folder (the `bench` command sets that up and re-executes itself).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from django.conf import settings
+from django.core.files import File
+from django.db import connection
+
+from imports.bench import data
+
+ROOT = Path(__file__).resolve().parents[2]
+DONE = ("IMPORTED", "PARTIAL", "FAILED", "REJECTED", "PENDING_APPROVAL")
+
+
+@dataclass
+class Options:
+    rows: int
+    die_rows: int
+    files: int
+    file_rows: int
+    big_bytes: int
+    workdir: Path
+    seed: int = 42
+    invalid_every: int = 1000
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Result:
+    scenario: str
+    rows: int
+    seconds: float
+    rss_mb: float | None = None
+    note: str = ""
+    baseline_rows_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_s(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+class RssSampler:
+    """Peak RSS of some processes and their children (forked work horses), sampled every 20 ms."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids:
+                try:
+                    proc = psutil.Process(pid)
+                    procs = [proc, *proc.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+                for item in procs:
+                    try:
+                        self.peak = max(self.peak, item.memory_info().rss)
+                    except psutil.NoSuchProcess:
+                        pass
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+class Processes:
+    """RQ workers and a gunicorn web server started for the benchmark, stopped at the end."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen] = []
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def worker(self) -> subprocess.Popen:
+        log = self.workdir / f"worker-{len(self.procs)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "high", "default", "bulk"],
+            cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def web(self) -> tuple[subprocess.Popen, str]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**self.env, "ALLOWED_HOSTS": "127.0.0.1", "AIRLOCK_SECURE": "0", "DEBUG": "0"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--timeout", "300"],
+            cwd=ROOT, env=env, stdout=(self.workdir / "web.log").open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc, f"http://127.0.0.1:{port}"
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            self.stop(proc)
+        self.procs.clear()
+
+
+@contextmanager
+def workers(procs: Processes, count: int) -> Iterator[list[int]]:
+    """`count` RQ workers, ready (registered in Redis) before the block starts."""
+    import django_rq
+    from rq import Worker
+
+    started = [procs.worker() for _ in range(count)]
+    redis = django_rq.get_connection("default")
+    deadline = time.monotonic() + 60
+    while len(Worker.all(connection=redis)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RQ workers did not start; see {procs.workdir}/worker-*.log")
+        time.sleep(0.1)
+    try:
+        yield [proc.pid for proc in started]
+    finally:
+        for proc in started:
+            procs.stop(proc)
+            procs.procs.remove(proc)
+
+
+def wait_files(file_ids: list[int], *, statuses: tuple[str, ...] = DONE, timeout: float = 3600) -> None:
+    """Poll Postgres until every file has reached one of `statuses`."""
+    from imports.models import ImportFile
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = ImportFile.objects.filter(pk__in=file_ids).exclude(status__in=statuses).count()
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{left} files did not finish within {timeout}s")
+        time.sleep(0.05)
+
+
+def upload(owner: Any, path: Path) -> int:
+    """Store one file and enqueue its job, as the upload view does; returns the file id."""
+    from imports.services import upload_batch_create
+
+    with path.open("rb") as handle:
+        _, files = upload_batch_create(owner=owner, files=[File(handle, name=path.name)])
+    return files[0].pk
+
+
+def file_row(file_id: int) -> dict[str, Any]:
+    from imports.models import ImportFile
+
+    return ImportFile.objects.filter(pk=file_id).values().get()
+
+
+# --- scenarios -----------------------------------------------------------------------------------------
+
+def baseline_copy(opts: Options, owner_id: int, file_id: int) -> Result:
+    """Postgres's own COPY (FORMAT csv) of the same rows, already clean, into a copy of imports_order."""
+    path = opts.workdir / "clean.csv"
+    data.write_clean(path, opts.rows, seed=opts.seed, owner_id=owner_id, file_id=file_id)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_baseline")
+        cursor.execute("CREATE TABLE bench_baseline (LIKE imports_order INCLUDING ALL)")
+        for fk in ("owner_id", "source_file_id"):
+            # imports_order's foreign keys, which LIKE does not copy.
+            target = "auth_user" if fk == "owner_id" else "imports_importfile"
+            cursor.execute(f"ALTER TABLE bench_baseline ADD FOREIGN KEY ({fk}) REFERENCES {target}(id)")
+        columns = ", ".join(data.CLEAN_COLUMNS)
+        started = time.perf_counter()
+        with cursor.cursor.copy(f"COPY bench_baseline ({columns}) FROM STDIN (FORMAT csv)") as copy:
+            with path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    copy.write(block)
+        seconds = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM bench_baseline")
+        assert cursor.fetchone()[0] == opts.rows
+        cursor.execute("DROP TABLE bench_baseline")
+    path.unlink()
+    return Result("baseline: COPY clean rows (FORMAT csv)", opts.rows, seconds)
+
+
+def staging(opts: Options, owner: Any, procs: Processes) -> tuple[Result, int]:
+    """An unknown format: file stored -> every row staged (job picked up by a real worker)."""
+    path = opts.workdir / "unknown.csv"
+    data.write_trades(path, opts.rows, seed=opts.seed, invalid_every=opts.invalid_every)
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        started = time.perf_counter()
+        file_id = upload(owner, path)
+        wait_files([file_id])
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    if row["status"] != "PENDING_APPROVAL" or row["rows_staged"] != opts.rows:
+        raise RuntimeError(f"staging ended {row['status']} with {row['rows_staged']} rows: {row['error']}")
+    return Result("stage 1 file, unknown format (file -> staged rows)", opts.rows, seconds, rss.peak_mb), file_id
+
+
+def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Result:
+    """Approval -> every staged row converted, validated and written (or its errors kept)."""
+    from imports.services import review_approve
+
+    format_id = file_row(file_id)["format_id"]
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        started = time.perf_counter()
+        review_approve(format_id=format_id, actor=reviewer, mapping=data.MAPPING)
+        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    expected_failed = opts.rows // opts.invalid_every if opts.invalid_every else 0
+    if row["rows_imported"] + row["rows_failed"] != opts.rows or row["rows_failed"] != expected_failed:
+        raise RuntimeError(f"migration: {row['rows_imported']} imported, {row['rows_failed']} failed "
+                           f"(expected {expected_failed} failed): {row['error']}")
+    return Result("migrate staged rows after approval", opts.rows, seconds, rss.peak_mb,
+                  note=f"{row['rows_failed']} invalid rows kept with errors")
+
+
+def approved(opts: Options, owner: Any, procs: Processes) -> Result:
+    """An approved format: file stored -> every order written."""
+    path = opts.workdir / "approved.csv"
+    data.write_trades(path, opts.rows, seed=opts.seed + 1, id_offset=10**9, invalid_every=opts.invalid_every)
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        file_id = upload(owner, path)  # the clock starts once the upload is stored, as the goal says
+        started = time.perf_counter()
+        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    if row["rows_imported"] + row["rows_failed"] != opts.rows:
+        raise RuntimeError(f"approved path: {row['status']} {row['rows_imported']} imported: {row['error']}")
+    path.unlink()
+    return Result("approved format: stored file -> orders", opts.rows, seconds, rss.peak_mb,
+                  note=f"{row['rows_failed']} invalid rows kept with errors")
+
+
+def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
+    """Worker memory on a big file of an unknown format (read + stage, streaming)."""
+    path = opts.workdir / "big.csv"
+    rows = data.write_trades_until(path, opts.big_bytes, seed=opts.seed + 7)
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        file_id = upload(owner, path)
+        started = time.perf_counter()
+        wait_files([file_id])
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    size_mb = path.stat().st_size / 2**20
+    path.unlink()
+    if row["status"] != "PENDING_APPROVAL":
+        raise RuntimeError(f"big file ended {row['status']}: {row['error']}")
+    return Result(f"stage a {size_mb:,.0f} MB file (worker memory)", rows, seconds, rss.peak_mb)
+
+
+def many_files(opts: Options, procs: Processes, token: str) -> Result:
+    """N files in one API request, 2 workers: request start -> every file imported."""
+    import requests
+
+    from imports.models import ImportBatch
+
+    folder = opts.workdir / "many"
+    paths = []
+    for n in range(opts.files):
+        path = folder / f"trades-{n:04d}.csv"
+        data.write_trades(path, opts.file_rows, seed=opts.seed + 1000 + n, id_offset=2 * 10**9 + n * 10**6)
+        paths.append(path)
+    web, base = procs.web()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not start; see web.log")
+        time.sleep(0.2)
+    web_pids = [web.pid]
+    idle_rss = max(p.memory_info().rss for p in [psutil.Process(web.pid), *psutil.Process(web.pid).children()])
+    with workers(procs, 2) as pids, RssSampler(pids) as rss, RssSampler(web_pids) as web_rss:
+        handles = [path.open("rb") for path in paths]
+        started = time.perf_counter()
+        response = requests.post(
+            f"{base}/api/uploads", headers={"Authorization": f"Bearer {token}"},
+            files=[("file", (path.name, handle, "text/csv")) for path, handle in zip(paths, handles, strict=True)],
+            timeout=600,
+        )
+        request_seconds = time.perf_counter() - started
+        for handle in handles:
+            handle.close()
+        if response.status_code != 202:
+            raise RuntimeError(f"upload of {opts.files} files: HTTP {response.status_code} {response.text[:500]}")
+        body = response.json()
+        file_ids = [item["id"] for item in body["files"]]
+        wait_files(file_ids, statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    procs.stop(web)
+    procs.procs.remove(web)
+    batch = ImportBatch.objects.get(pk=body["batch"])
+    imported = sum(file_row(i)["rows_imported"] for i in file_ids)
+    if imported != opts.files * opts.file_rows:
+        raise RuntimeError(f"{opts.files} files: {imported} rows imported, batch {batch.status}")
+    return Result(
+        f"{opts.files} files x {opts.file_rows} rows, 1 request, 2 workers", imported, seconds, rss.peak_mb,
+        note=(f"request {request_seconds:.1f}s; web RSS {idle_rss / 2**20:.0f} -> {web_rss.peak_mb:.0f} MB; "
+              f"batch {batch.status}"),
+    )
+
+
+def scratch_file(owner: Any, name: str) -> int:
+    """An ImportFile row that benchmark-only orders can point at (no stored bytes)."""
+    import uuid
+
+    from imports.models import ImportBatch, ImportFile
+
+    batch = ImportBatch.objects.create(owner=owner, status="COMPLETED")
+    return ImportFile.objects.create(batch=batch, owner=owner, original_name=name, stored_name=uuid.uuid4().hex,
+                                     sha256=uuid.uuid4().hex, size=0, status="IMPORTED").pk
+
+
+def django_import_export(opts: Options, owner: Any) -> list[Result]:
+    """django-import-export's ModelResource importing the same clean rows into imports_order."""
+    import tablib
+    from django.db import transaction
+    from import_export import fields, resources, widgets
+
+    from imports.models import Order
+
+    class OrderResource(resources.ModelResource):
+        owner = fields.Field(attribute="owner_id", column_name="owner_id", widget=widgets.IntegerWidget())
+        source_file = fields.Field(attribute="source_file_id", column_name="source_file_id",
+                                   widget=widgets.IntegerWidget())
+
+        class Meta:
+            model = Order
+            fields = ("owner", "account", "symbol", "side", "quantity", "price", "commission", "currency",
+                      "executed_at", "broker_trade_id", "source_file", "source_line", "dedupe_key")
+            import_id_fields = ("source_file", "source_line")
+
+    class FastOrderResource(OrderResource):
+        class Meta(OrderResource.Meta):
+            use_bulk = True
+            skip_diff = True
+            force_init_instance = True
+            batch_size = 1000
+
+    results = []
+    for label, resource_class in (("default", OrderResource), ("use_bulk+skip_diff+force_init", FastOrderResource)):
+        dataset = tablib.Dataset(headers=data.CLEAN_COLUMNS[:-1])
+        file_id = scratch_file(owner, f"django-import-export {label}")
+        for cells in data.clean_rows(opts.die_rows, seed=opts.seed, owner_id=owner.pk, file_id=file_id):
+            dataset.append(cells[:-1])
+        started = time.perf_counter()
+        result = resource_class().import_data(dataset, dry_run=False, raise_errors=True, use_transactions=True)
+        seconds = time.perf_counter() - started
+        if result.has_errors() or result.has_validation_errors():
+            raise RuntimeError(f"django-import-export {label}: errors in the import")
+        with transaction.atomic():
+            written = Order.objects.filter(source_file_id=file_id, source_line__lt=opts.die_rows + 2).count()
+            Order.objects.filter(source_file_id=file_id, source_line__lt=opts.die_rows + 2).delete()
+        if written != opts.die_rows:
+            raise RuntimeError(f"django-import-export {label}: {written} rows written of {opts.die_rows}")
+        results.append(Result(f"django-import-export ({label})", opts.die_rows, seconds))
+    return results
+
+
+# --- the whole run -------------------------------------------------------------------------------------
+
+def run(opts: Options) -> list[Result]:
+    """Every scenario in order; returns the results (printed by the command)."""
+    from django.contrib.auth import get_user_model
+
+    from imports.models import ApiToken
+
+    users = get_user_model()
+    owner = users.objects.create_user(username="bench-owner", password="bench-owner-pw")
+    reviewer = users.objects.create_superuser(username="bench-reviewer", password="bench-reviewer-pw")
+    token = ApiToken.objects.create(user=owner).key
+    opts.workdir.mkdir(parents=True, exist_ok=True)
+    procs = Processes(opts.workdir)
+    results: list[Result] = []
+    try:
+        opts.log(f"staging {opts.rows:,} rows of an unknown format...")
+        stage, file_id = staging(opts, owner, procs)
+        results.append(stage)
+        opts.log("baseline COPY of the same rows, clean...")
+        base = baseline_copy(opts, owner.pk, scratch_file(owner, "baseline"))
+        results.insert(0, base)
+        opts.log("migrating after approval...")
+        results.append(migrate(opts, reviewer, file_id, procs))
+        opts.log(f"approved format, {opts.rows:,} rows from the file...")
+        results.append(approved(opts, owner, procs))
+        opts.log(f"{opts.files} files in one request with 2 workers...")
+        results.append(many_files(opts, procs, token))
+        opts.log(f"django-import-export on {opts.die_rows:,} rows...")
+        results.extend(django_import_export(opts, reviewer))
+        opts.log(f"worker memory on a {opts.big_bytes / 2**20:,.0f} MB file...")
+        results.append(big_file(opts, owner, procs))
+    finally:
+        procs.stop_all()
+    for result in results:
+        result.baseline_rows_s = base.rows_s
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """The one table: rows/s, ratio to COPY, wall time, worker peak RSS, and the import-export ratios."""
+    ours = next((r for r in results if r.scenario.startswith("approved")), None)
+    header = ["scenario", "rows", "rows/s", "x COPY", "wall s", "worker RSS MB", "notes"]
+    lines = []
+    for r in results:
+        note = r.note
+        if r.scenario.startswith("django-import-export") and ours:
+            note = f"approved path is {ours.rows_s / r.rows_s:,.0f}x faster"
+        ratio = f"{r.rows_s / r.baseline_rows_s:.2f}" if r.baseline_rows_s else ""
+        if r.scenario.startswith("approved") and r.baseline_rows_s:
+            note = f"{note}; time = {r.seconds / (r.rows / r.baseline_rows_s):.2f}x COPY's"
+        lines.append([r.scenario, f"{r.rows:,}", f"{r.rows_s:,.0f}", ratio, f"{r.seconds:.2f}",
+                      f"{r.rss_mb:.0f}" if r.rss_mb else "", note])
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("-+-".join("-" * w for w in widths))
+    out.extend(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
+    return "\n".join(out)
+
+
+def settings_summary() -> str:
+    db = settings.DATABASES["default"]
+    return f"database {db['NAME']}, batch size {settings.AIRLOCK['BATCH_SIZE']}, cpus {os.cpu_count()}"

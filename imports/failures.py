@@ -1,0 +1,87 @@
+"""What happens when a job raises: transient faults are retried by RQ, the last failure FAILS the file.
+
+RQ calls `job_failed` in the work horse on every failure, before it decides whether to retry. A
+transient fault (the database or Redis connection dropped) keeps its remaining retries; anything else
+is not retried (running a bug again changes nothing) and the file gets a human-readable reason at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+import redis.exceptions
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import record
+from imports.models import FileStatus, ImportFile
+from staging.models import StagedRow, StagedStatus
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+)
+# Files a failed job leaves behind in one of these are its own unfinished work.
+_OWNED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def failure_reason(exc: BaseException | None, attempts: int) -> str:
+    """The message a user reads on the failed file."""
+    name = exc.__class__.__name__ if exc else "error"
+    text = str(exc).strip().splitlines()[0][:300] if exc and str(exc).strip() else "no details"
+    if is_transient(exc):
+        return (f"The import was interrupted by a temporary fault that persisted after {attempts} attempts "
+                f"(lost connection to the database or Redis: {name}: {text}). Ask an admin to retry it.")
+    return f"The import stopped on an unexpected error ({name}: {text}). Ask an admin to retry it once fixed."
+
+
+def job_failed(job: Any, connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None,
+               tb: TracebackType | None) -> None:
+    """RQ on_failure callback: keep retries for transient faults, else fail the job's files with a reason."""
+    if job.retries_left and is_transient(exc):
+        log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc, job.retries_left)
+        return
+    # Not transient, or out of retries: make RQ put it in the failed registry now.
+    job.retries_left = 0
+    attempts = len(settings.AIRLOCK["JOB_RETRY_INTERVALS"]) + 1 if is_transient(exc) else 1
+    # The failed job may have left a broken connection behind (terminated backend).
+    close_old_connections()
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.is_usable():
+            conn.close()
+    files_fail_for_job(job_id=job.id, reason=failure_reason(exc, attempts))
+
+
+def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
+    """Mark the unfinished files a failed job was working on FAILED with a reason (and audit it)."""
+    kind, _, raw_id = job_id.partition("-")
+    if not raw_id.isdigit():
+        return []
+    if kind == "file":
+        files = ImportFile.objects.filter(pk=int(raw_id), status__in=_OWNED_STATUSES)
+    elif kind == "format":
+        open_files = StagedRow.objects.filter(
+            format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
+        ).values("file_id")
+        files = ImportFile.objects.filter(pk__in=open_files,
+                                          status__in=[*_OWNED_STATUSES, FileStatus.PENDING_APPROVAL])
+    else:
+        return []
+    failed: list[int] = []
+    for file in files:
+        updated = ImportFile.objects.filter(pk=file.pk, status=file.status).update(
+            status=FileStatus.FAILED, error=reason[:4000], finished_at=timezone.now(), updated_at=timezone.now())
+        if updated:
+            failed.append(file.pk)
+            record(action="file.failed", obj=file, severity=AuditEvent.Severity.ERROR,
+                   summary=f"'{file.original_name}' failed: {reason}", details={"job": job_id})
+    return failed

@@ -1,0 +1,44 @@
+"""Postgres advisory locks: one process works on a file at a time (staging, migration, rollback).
+
+Session-level locks are released by Postgres when the holder's connection ends, so a worker killed
+with SIGKILL (or whose backend was terminated) never leaves a file locked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import Error, connection
+
+# The first key of the two-int form namespaces our locks away from retention's single-key lock.
+FILE_LOCK_NAMESPACE = 0x4149_4631  # "AIF1"
+
+
+@contextmanager
+def file_lock(file_id: int) -> Iterator[bool]:
+    """Try to take the file's lock for this session; yields False (and does nothing) when another holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [FILE_LOCK_NAMESPACE, file_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired and connection.connection is not None and not connection.needs_rollback:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [FILE_LOCK_NAMESPACE, file_id])
+            except Error:
+                # The connection died, and Postgres released the lock with the session: drop it.
+                connection.close()
+
+
+def file_lock_held_elsewhere(file_id: int) -> bool:
+    """True when another session holds the file's lock (someone is staging/migrating/rolling it back)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
+            "AND objsubid = 2 AND granted AND pid <> pg_backend_pid())",
+            [FILE_LOCK_NAMESPACE, file_id],
+        )
+        return bool(cursor.fetchone()[0])

@@ -1,0 +1,107 @@
+"""Emails to uploaders: a file finished or failed, their new format was approved or rejected.
+
+Sent after the surrounding transaction commits (so a rolled-back import never emails) and never
+allowed to break an import: a failing mail server is logged and written to the audit log as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from audit.services import record
+from imports.models import FileStatus, ImportFile
+
+log = logging.getLogger(__name__)
+
+FINISHED = {
+    FileStatus.IMPORTED: "imported",
+    FileStatus.PARTIAL: "imported with invalid rows",
+    FileStatus.FAILED: "failed",
+    FileStatus.REJECTED: "was not imported: its format was rejected",
+}
+
+
+def _link(path: str) -> str:
+    return settings.AIRLOCK.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/") + path
+
+
+def _deliver(*, user: Any, subject: str, body: str, obj: Any) -> bool:
+    """Send one email; a failure is logged and audited, never raised."""
+    if not getattr(user, "email", ""):
+        log.info("no email address for %s: notification '%s' not sent", user, subject)
+        return False
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
+    except Exception as exc:  # noqa: BLE001 - any mail failure (SMTP, DNS, auth) must not break the import
+        log.exception("notification to %s failed: %s", user.email, subject)
+        try:
+            record(action="notification.failed", obj=obj, severity=AuditEvent.Severity.WARNING,
+                   summary=f"Email '{subject[:150]}' to {user.get_username()} failed: {exc.__class__.__name__}",
+                   details={"error": str(exc)[:500], "to": user.email})
+        except Exception:  # noqa: BLE001 - the audit write happens after commit; never let it escape either
+            log.exception("could not audit the failed notification")
+        return False
+    return True
+
+
+def file_outcome_send(*, file_id: int) -> bool:
+    """Email the uploader how a finished file ended (imported, partly imported, failed, rejected)."""
+    file = ImportFile.objects.select_related("owner").filter(pk=file_id).first()
+    if file is None or file.status not in FINISHED:
+        return False
+    outcome = FINISHED[FileStatus(file.status)]
+    lines = [
+        f"Your file '{file.original_name}' {outcome}.",
+        "",
+        f"Rows: {file.rows_total} total, {file.rows_imported} imported, {file.rows_failed} invalid, "
+        f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate.",
+    ]
+    if file.error:
+        lines += ["", f"Reason: {file.error}"]
+    if file.rows_failed:
+        lines += ["", "Download the invalid rows, fix them and upload them again:",
+                  _link(reverse("imports:errors-csv", args=[file.pk]))]
+    lines += ["", f"Details: {_link(reverse('imports:detail', args=[file.pk]))}"]
+    return _deliver(user=file.owner, subject=f"[Airlock] {file.original_name}: {outcome}", body="\n".join(lines),
+                    obj=file)
+
+
+def format_decision_send(*, file_ids: list[int], approved: bool, reason: str = "") -> int:
+    """Email each uploader whose waiting files were decided on: one email per person."""
+    by_owner: dict[Any, list[ImportFile]] = defaultdict(list)
+    for file in ImportFile.objects.select_related("owner", "format").filter(pk__in=file_ids).order_by("pk"):
+        by_owner[file.owner].append(file)
+    sent = 0
+    for owner, files in by_owner.items():
+        names = "\n".join(f"  - {f.original_name} ({f.rows_total} rows): {_link(reverse('imports:detail', args=[f.pk]))}"
+                          for f in files)
+        fmt = files[0].format.name if files[0].format else "the format"
+        if approved:
+            subject = f"[Airlock] Format approved: {len(files)} file(s) are being imported"
+            body = f"An admin approved the format '{fmt}'. These files are now being imported:\n{names}\n"
+        else:
+            subject = f"[Airlock] Format rejected: {len(files)} file(s) will not be imported"
+            body = (f"An admin rejected the format '{fmt}'.\nReason: {reason or '(none given)'}\n\n"
+                    f"These files will not be imported:\n{names}\n")
+        sent += _deliver(user=owner, subject=subject, body=body, obj=files[0])
+    return sent
+
+
+def notify_file_outcome(*, file_id: int) -> None:
+    """After commit, email the uploader how the file ended."""
+    transaction.on_commit(lambda: file_outcome_send(file_id=file_id), robust=True)
+
+
+def notify_format_decision(*, file_ids: list[int], approved: bool, reason: str = "") -> None:
+    """After commit, email the uploaders whose files waited for this format."""
+    if file_ids:
+        transaction.on_commit(lambda: format_decision_send(file_ids=file_ids, approved=approved, reason=reason),
+                             robust=True)

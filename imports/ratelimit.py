@@ -1,0 +1,61 @@
+"""Per-user rate limits with counters in Redis, so they hold across every web process.
+
+Fixed one-hour windows: one key per (bucket, user, window), INCR and EXPIRE sent in one MULTI so the
+counter and its expiry are set atomically (a crash between them cannot leave a counter that never
+expires). A fixed window lets a user make up to twice the limit around a window edge; that is
+acceptable for abuse protection and keeps the check to one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import django_rq
+from django.conf import settings
+
+from config.errors import RateLimited
+
+WINDOW_SECONDS = 3600
+KEY_PREFIX = "airlock:ratelimit"
+
+# bucket -> (settings.AIRLOCK key of the limit, what the user was doing, for the message)
+BUCKETS: dict[str, tuple[str, str]] = {
+    "upload": ("UPLOADS_PER_HOUR", "upload requests"),
+    "review": ("REVIEWS_PER_HOUR", "approve/reject decisions"),
+}
+
+
+def _key(bucket: str, user_id: int, window: int) -> str:
+    return f"{KEY_PREFIX}:{bucket}:{user_id}:{window}"
+
+
+def rate_limit_hit(*, bucket: str, user: Any, now: float | None = None) -> int:
+    """Count one request of `user` in `bucket`; raise RateLimited (429) past the hourly limit.
+
+    Returns how many requests remain in the current window.
+    """
+    setting, what = BUCKETS[bucket]
+    limit = int(settings.AIRLOCK[setting])
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_SECONDS)
+    retry_after = max(1, (window + 1) * WINDOW_SECONDS - int(now))
+    key = _key(bucket, user.pk, window)
+    with django_rq.get_connection("default").pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, WINDOW_SECONDS + 60)
+        count, _ = pipe.execute()
+    if count > limit:
+        minutes = (retry_after + 59) // 60
+        raise RateLimited(
+            f"Too many {what}: the limit is {limit} per hour. Try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}.",
+            details={"retry_after": retry_after, "limit": limit, "bucket": bucket},
+        )
+    return limit - count
+
+
+def rate_limit_reset(*, bucket: str, user: Any) -> None:
+    """Forget a user's counter for the current window (ops: lift a block early)."""
+    window = int(time.time() // WINDOW_SECONDS)
+    django_rq.get_connection("default").delete(_key(bucket, user.pk, window))

@@ -1,0 +1,79 @@
+"""Changing where a format's table is (header line, section) before approval: re-read and re-stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from audit.services import record
+from config.errors import Conflict, MappingError, UnreadableFile
+from formats.models import CsvFormat, FormatStatus
+from formats.suggest import suggest_mapping
+from imports.models import FileStatus, ImportFile
+from imports.reading import ReaderOptions, detect_layout, sample_records
+from imports.storage import local_path
+
+
+def reader_changed(fmt: CsvFormat, mapping: dict[str, Any] | None) -> bool:
+    """True when a submitted mapping pins the table somewhere else than the format reads it now."""
+    if not mapping or "reader" not in mapping:
+        return False
+    new = {k: (mapping.get("reader") or {}).get(k) for k in ("section", "header_line")}
+    old = {k: ((fmt.mapping or {}).get("reader") or {}).get(k) for k in ("section", "header_line")}
+    return new != old
+
+
+def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) -> dict[str, Any]:
+    """Re-detect a pending format's columns with new reader settings and re-stage its waiting files.
+
+    Returns the mapping to use next: the submitted one when its fields fit the new columns, else a fresh
+    suggestion for the new table (the admin reviews it before approving).
+    """
+    from imports.pipeline import _stage  # the one staging step, shared with file_process
+
+    reader = {k: (mapping.get("reader") or {}).get(k) for k in ("section", "header_line")}
+    if reader["header_line"] is not None and (not isinstance(reader["header_line"], int) or reader["header_line"] < 1):
+        raise MappingError("reader.header_line must be a line number (1 or more) or null.")
+    options = ReaderOptions(section=reader["section"], header_line=reader["header_line"])
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        if fmt.status != FormatStatus.PENDING:
+            raise Conflict("The table's position can only change while the format is pending approval.")
+        files = list(ImportFile.objects.filter(format=fmt, status=FileStatus.PENDING_APPROVAL).order_by("created_at"))
+        if not files:
+            raise Conflict("No file of this format is waiting: nothing to re-read.")
+        limits = settings.AIRLOCK
+        layouts = []
+        for file in files:
+            with local_path(file.stored_name) as path:
+                try:
+                    layout = detect_layout(path, options, max_columns=limits["MAX_COLUMNS"],
+                                           max_field_chars=limits["MAX_FIELD_CHARS"])
+                except UnreadableFile as exc:
+                    raise MappingError(f"With these reader settings '{file.original_name}' cannot be read: "
+                                       f"{exc.message}") from exc
+                if not layouts:
+                    sample = [r.cells for r in sample_records(path, layout, limits["SAMPLE_ROWS"])]
+                layouts.append(layout)
+        if any(layout.columns != layouts[0].columns for layout in layouts):
+            raise MappingError("With these reader settings the waiting files have different columns.")
+        columns = layouts[0].columns
+        fields = mapping.get("fields") or {}
+        fits = all(set(spec.get("columns") or []) <= set(columns) for spec in fields.values())
+        if not fits or not fields:
+            mapping = suggest_mapping(target=fmt.target, columns=columns, sample_rows=sample, header=layouts[0].header)
+        mapping = {**mapping, "reader": reader}
+        fmt.columns = columns
+        fmt.sample_rows = sample
+        fmt.mapping = mapping
+        fmt._change_reason = f"reader settings changed to {reader}"
+        fmt.save()
+        for file, layout in zip(files, layouts, strict=True):
+            with local_path(file.stored_name) as path:
+                _stage(file, fmt, layout, path)
+        record(action="format.reader_changed", actor=actor, obj=fmt,
+               summary=f"{actor.get_username()} moved the table of '{fmt.name}' to {reader}; "
+                       f"{len(files)} file(s) re-staged", details={"reader": reader, "columns": columns})
+    return mapping

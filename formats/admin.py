@@ -120,6 +120,13 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: CsvFormat | None = None) -> bool:
+        # A reviewer (approve permission) must be able to open and correct what they approve.
+        return super().has_view_permission(request, obj) or request.user.has_perm(APPROVE_PERMISSION)
+
+    def has_change_permission(self, request: HttpRequest, obj: CsvFormat | None = None) -> bool:
+        return super().has_change_permission(request, obj) or request.user.has_perm(APPROVE_PERMISSION)
+
     def has_import_permission(self, request: HttpRequest) -> bool:
         # An imported file may carry APPROVED formats: importing is an approval, so it needs that permission.
         return request.user.has_perm(APPROVE_PERMISSION)
@@ -201,9 +208,11 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
+        from imports.ratelimit import rate_limit_hit
         from imports.services import review_approve, review_reject
 
         try:
+            rate_limit_hit(bucket="review", user=request.user)  # AIRLOCK_REVIEWS_PER_HOUR, raises RateLimited
             if "_approve" in request.POST:
                 form = self.get_form(request, obj)(request.POST, instance=obj)
                 if not form.is_valid():
@@ -350,12 +359,25 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     # --- bulk actions -----------------------------------------------------------------------------------
 
+    def _review_rate_ok(self, request: HttpRequest) -> bool:
+        """Count one review call against AIRLOCK_REVIEWS_PER_HOUR; False (with a message) past the limit."""
+        from imports.ratelimit import rate_limit_hit
+
+        try:
+            rate_limit_hit(bucket="review", user=request.user)
+        except AppError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return False
+        return True
+
     @admin.action(description="Approve selected formats (their suggested mappings)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
         from imports.services import review_approve
 
         if not request.user.has_perm(APPROVE_PERMISSION):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
+            return
+        if not self._review_rate_ok(request):
             return
         for fmt in queryset.filter(status=FormatStatus.PENDING):
             try:
@@ -378,6 +400,8 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         if "reason" in request.POST:
             if not request.POST["reason"].strip():
                 self.message_user(request, "A reason is required to reject formats.", messages.ERROR)
+                return None
+            if not self._review_rate_ok(request):
                 return None
             for fmt in queryset.filter(status=FormatStatus.PENDING):
                 try:

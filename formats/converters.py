@@ -40,19 +40,22 @@ COMMON_OPTIONS: dict[str, str] = {
     "default": "Value used when every source cell is empty or a placeholder (-, --, n/a).",
     "split_on": "Literal text to split the value on before converting (e.g. 'as of').",
     "part": "Which part to keep after split_on (0 = first, -1 = last); default 0.",
+    "number": "'first' or 'last': keep only the first/last number in the text (e.g. 'BUY 34/42.5 @ 11.7').",
 }
 
 CONVERTERS: dict[str, ConverterInfo] = {
     info.name: info
     for info in (
         ConverterInfo("text", "Text", "The text as is, trimmed.",
-                      {"upper": "Upper-case the text (true/false)."}),
+                      {"upper": "Upper-case the text (true/false).",
+                       "drop_trailing_numbers": "Remove numbers at the end ('ACME ETF 1000' -> 'ACME ETF')."}),
         ConverterInfo("decimal", "Decimal number",
                       "A number; thousands separators, currency signs/codes, (1.5) and 1.5- handled.",
                       {"decimal_sep": "'.' or ','; detected per value when absent.",
                        "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
                        "abs": "Drop the sign (true/false).",
-                       "negate": "Flip the sign (true/false)."}),
+                       "negate": "Flip the sign (true/false).",
+                       "scale": "Multiply by this factor, e.g. '0.01' for prices in pence."}),
         ConverterInfo("integer", "Whole number", "A whole number (separators as for decimal).",
                       {"decimal_sep": "'.' or ','; detected per value when absent.",
                        "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
@@ -79,6 +82,12 @@ CONVERTERS: dict[str, ConverterInfo] = {
                       {"map": "Extra values -> ISO code, e.g. {'CAN': 'CAD'}."}),
         ConverterInfo("constant", "Constant", "The same value for every row (no columns).",
                       {"value": "The value, e.g. 'USD'."}),
+        ConverterInfo("quotient", "Ratio of two columns",
+                      "The first column divided by the second, e.g. price = net value / quantity.",
+                      {"decimal_sep": "'.' or ','; detected per value when absent.",
+                       "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
+                       "abs": "Drop the sign (true/false).",
+                       "places": "Round to this many decimal places (default 10)."}),
     )
 }
 
@@ -95,6 +104,10 @@ _OPTION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "tz": ((str,), "a timezone name"),
     "map": ((dict,), "an object of value -> result"),
     "negative_is": ((str,), "'BUY' or 'SELL'"),
+    "number": ((str,), "'first' or 'last'"),
+    "drop_trailing_numbers": ((bool,), "true or false"),
+    "scale": ((str, int, float), "a number such as '0.01'"),
+    "places": ((int,), "a whole number"),
 }
 
 
@@ -215,6 +228,11 @@ def build_text_cleaner(converter: str, options: dict[str, Any]) -> TextCleaner:
         value = options["value"]
         return lambda text: value
     convert = _BUILDERS[converter](options)
+    number = options.get("number")
+    if number is not None:
+        if number not in ("first", "last"):
+            raise MappingError(f"Option 'number' must be 'first' or 'last', not {number!r}.")
+        convert = _number_taker(convert, number)
     default = _clean_default(converter, convert, options)
     split_on = options.get("split_on")
     part = options.get("part", 0)
@@ -238,6 +256,21 @@ def build_text_cleaner(converter: str, options: dict[str, Any]) -> TextCleaner:
             return default
         return convert(text)
     return clean_split
+
+
+_NUMBER_TOKEN = re.compile(r"[-+−]?\d[\d.,']*\d|[-+−]?\d")
+
+
+def _number_taker(convert: TextCleaner, which: str) -> TextCleaner:
+    """Keep only the first or last number of a free-text value before converting it."""
+
+    def take(text: str) -> Any:
+        found = _NUMBER_TOKEN.findall(text)
+        if not found:
+            raise ConversionError(f"no number in '{text}'")
+        return convert(found[0] if which == "first" else found[-1])
+
+    return take
 
 
 def _clean_default(converter: str, convert: TextCleaner, options: dict[str, Any]) -> Any:
@@ -350,6 +383,7 @@ def _decimal_builder(options: dict[str, Any]) -> TextCleaner:
     thousands_sep = options.get("thousands_sep")
     absolute = options.get("abs", False)
     negate = options.get("negate", False)
+    scale = _scale_option(options.get("scale"))
     if decimal_sep == "," or thousands_sep == ".":
         plain = _PLAIN_INTEGER  # '1.234' means 1234 here, so only bare integers take the fast path
         decimal_sep = decimal_sep or ","
@@ -361,6 +395,8 @@ def _decimal_builder(options: dict[str, Any]) -> TextCleaner:
             number = Decimal(text)
         else:
             number = parse_decimal(text, decimal_sep, thousands_sep)
+        if scale is not None:
+            number *= scale
         if absolute:
             return abs(number)
         return -number if negate else number
@@ -574,6 +610,27 @@ def _side_from_sign_builder(options: dict[str, Any]) -> TextCleaner:
     return convert
 
 
+QUOTIENT_JOINER = "\x1f"  # the two cells reach the quotient cleaner joined by a unit separator
+
+
+def _quotient_builder(options: dict[str, Any]) -> TextCleaner:
+    """The first number divided by the second (cells joined by QUOTIENT_JOINER)."""
+    parse = _decimal_builder({k: options[k] for k in ("decimal_sep", "thousands_sep") if k in options})
+    places = Decimal(1).scaleb(-options.get("places", 10))
+    absolute = options.get("abs", False)
+
+    def convert(text: str) -> Decimal:
+        parts = text.split(QUOTIENT_JOINER)
+        if len(parts) != 2 or not all(part.strip() for part in parts):
+            raise ConversionError("needs two numbers (a numerator and a denominator column)")
+        numerator, denominator = parse(parts[0].strip()), parse(parts[1].strip())
+        if denominator == 0:
+            raise ConversionError(f"cannot divide {numerator} by zero")
+        result = (numerator / denominator).quantize(places)
+        return abs(result) if absolute else result
+    return convert
+
+
 def _map_builder(options: dict[str, Any]) -> TextCleaner:
     """A case-insensitive lookup table."""
     table = {key.strip().casefold(): value for key, value in options["map"].items()}
@@ -627,9 +684,31 @@ def currency_in_amount(text: str) -> str | None:
     return (match.group(1) or match.group(2)) if match else None
 
 
+_TRAILING_NUMBERS = re.compile(r"(?:\s+[-+]?\d[\d.,']*)+\s*$")
+
+
+def _scale_option(value: Any) -> Decimal | None:
+    """The decimal converter's 'scale' factor, validated once."""
+    if value is None:
+        return None
+    try:
+        factor = Decimal(str(value))
+    except ArithmeticError:
+        raise MappingError(f"Option 'scale' must be a number such as '0.01', not {value!r}.") from None
+    if not factor.is_finite() or factor == 0:
+        raise MappingError(f"Option 'scale' must be a non-zero number, not {value!r}.")
+    return factor
+
+
 def _text_builder(options: dict[str, Any]) -> TextCleaner:
-    """Trimmed text, optionally upper-cased."""
-    if options.get("upper", False):
+    """Trimmed text, optionally upper-cased and without trailing numbers."""
+    upper = options.get("upper", False)
+    if options.get("drop_trailing_numbers", False):
+        def text(value: str) -> str:
+            value = _TRAILING_NUMBERS.sub("", value).strip()
+            return value.upper() if upper else value
+        return text
+    if upper:
         return str.upper
     return str
 
@@ -643,6 +722,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], TextCleaner]] = {
     "side": _side_builder,
     "side_from_sign": _side_from_sign_builder,
     "map": _map_builder,
+    "quotient": _quotient_builder,
     "currency": _currency_builder,
 }
 
@@ -656,6 +736,7 @@ class _FieldPlan:
     name: str
     indexes: tuple[int, ...]
     clean: TextCleaner
+    joiner: str | None = None  # None: join_cells (date + time); else a literal separator
 
 
 class CompiledMapping:
@@ -666,7 +747,8 @@ class CompiledMapping:
         self.width = width
         self.fields = [plan.name for plan in plans]
         self._single = [(plan.name, plan.indexes[0], plan.clean) for plan in plans if len(plan.indexes) == 1]
-        self._multi = [(plan.name, plan.indexes, plan.clean) for plan in plans if len(plan.indexes) != 1]
+        self._multi = [(plan.name, plan.indexes, plan.clean, plan.joiner) for plan in plans
+                       if len(plan.indexes) != 1]
 
     def apply(self, cells: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Converted values by field, and row errors [{field, value, message}] (value = the raw text)."""
@@ -680,8 +762,9 @@ class CompiledMapping:
             except ConversionError as exc:
                 values[name] = None
                 errors.append({"field": name, "value": cells[index], "message": str(exc)})
-        for name, indexes, clean in self._multi:
-            text = join_cells([cells[index] for index in indexes]) if indexes else ""
+        for name, indexes, clean, joiner in self._multi:
+            parts = [cells[index] for index in indexes]
+            text = (joiner.join(parts) if joiner else join_cells(parts)) if indexes else ""
             try:
                 values[name] = clean(text)
             except ConversionError as exc:
@@ -721,5 +804,9 @@ def compile_mapping(fields: dict[str, Any], columns: list[str]) -> CompiledMappi
         except MappingError as exc:
             details = {"field": name, **exc.details}
             raise MappingError(f"Field '{name}': {exc.message}", details=details) from None
-        plans.append(_FieldPlan(name, tuple(positions[column] for column in source), clean))
+        if converter == "quotient" and len(source) != 2:
+            raise MappingError(f"Field '{name}': the quotient converter needs exactly two columns "
+                               "(numerator, denominator).", details={"field": name})
+        joiner = QUOTIENT_JOINER if converter == "quotient" else None
+        plans.append(_FieldPlan(name, tuple(positions[column] for column in source), clean, joiner))
     return CompiledMapping(plans, len(columns))

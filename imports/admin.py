@@ -1,4 +1,6 @@
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from imports.models import ApiToken, ImportBatch, ImportFile, Order
@@ -25,6 +27,55 @@ class ImportFileAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("original_name", "sha256", "owner__username")
     raw_id_fields = ("batch", "format")
+    actions = ["retry_selected", "rollback_selected", "rollback_keeping_changed"]
+
+    # The actions only call services (imports/failures.py, imports/rollback.py) and report per file.
+    def has_rollback_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("imports.rollback_importfile")
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("imports.rollback_importfile") or request.user.is_superuser
+
+    @admin.action(description="Retry selected failed imports", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: Any) -> None:
+        from imports.failures import file_retry
+
+        self._each(request, queryset, lambda f: f"'{f.original_name}' queued again "
+                   f"({file_retry(file_id=f.pk, actor=request.user)}).")
+
+    @admin.action(description="Roll back selected imports (refused if orders changed since)", permissions=["rollback"])
+    def rollback_selected(self, request: HttpRequest, queryset: Any) -> None:
+        self._rollback(request, queryset, keep_changed=False)
+
+    @admin.action(description="Roll back selected imports, keeping orders changed since", permissions=["rollback"])
+    def rollback_keeping_changed(self, request: HttpRequest, queryset: Any) -> None:
+        self._rollback(request, queryset, keep_changed=True)
+
+    def _rollback(self, request: HttpRequest, queryset: Any, *, keep_changed: bool) -> None:
+        from imports.rollback import file_rollback
+
+        def one(file: ImportFile) -> str:
+            result = file_rollback(file_id=file.pk, actor=request.user, keep_changed=keep_changed)
+            if result.already_rolled_back:
+                return f"'{file.original_name}' was already rolled back."
+            text = f"'{file.original_name}' rolled back: {result.deleted} orders deleted"
+            if result.kept_changed:
+                text += f", {len(result.kept_changed)} changed orders kept"
+            if result.duplicates_in_other_files:
+                text += (f"; rows of files {sorted(result.duplicates_in_other_files)} were duplicates of the "
+                         "deleted orders and are now missing: re-import them if needed")
+            return text + "."
+
+        self._each(request, queryset, one)
+
+    def _each(self, request: HttpRequest, queryset: Any, action: Any) -> None:
+        from config.errors import AppError
+
+        for file in queryset:
+            try:
+                self.message_user(request, action(file), messages.SUCCESS)
+            except AppError as exc:
+                self.message_user(request, f"'{file.original_name}': {exc.message}", messages.ERROR)
 
 
 @admin.register(Order)

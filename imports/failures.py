@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.exceptions
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -85,3 +85,30 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
             record(action="file.failed", obj=file, severity=AuditEvent.Severity.ERROR,
                    summary=f"'{file.original_name}' failed: {reason}", details={"job": job_id})
     return failed
+
+
+def file_retry(*, file_id: int, actor: Any) -> str:
+    """Admin retry of a FAILED file: reset it to where its data says it is and enqueue it again."""
+    from config.errors import Conflict
+    from imports import jobs
+
+    file = ImportFile.objects.select_related("format").get(pk=file_id)
+    if file.status != FileStatus.FAILED:
+        raise Conflict(f"'{file.original_name}' is {file.get_status_display().lower()}, not failed: "
+                       "only a failed import can be retried.", code="retry_refused")
+    if StagedRow.objects.filter(file_id=file_id).exists():
+        # Staged already: resume the migration (re-staging would re-number identical fills and could
+        # import again what was skipped as a duplicate). Without an approved format it waits for review.
+        # With every row done, the job only settles the file.
+        approved = file.format is not None and file.format.status == "APPROVED"
+        status = FileStatus.MIGRATING if approved else FileStatus.PENDING_APPROVAL
+    else:
+        status = FileStatus.UPLOADED
+    with transaction.atomic():
+        ImportFile.objects.filter(pk=file_id, status=FileStatus.FAILED).update(
+            status=status, error="", finished_at=None, updated_at=timezone.now())
+        record(action="file.retried", actor=actor, obj=file,
+               summary=f"'{file.original_name}' retried by an admin (was failed: {file.error[:200]})",
+               details={"status": status})
+        jobs.enqueue_file_process(file_id)
+    return status

@@ -82,6 +82,7 @@ class ImportFile(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    upload_deleted_at = models.DateTimeField(null=True, blank=True, help_text="When retention deleted the raw file.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -7,6 +7,7 @@ Postgres holds the truth: every step re-reads state, so a job that runs twice or
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from formats.converters import compile_mapping
 from formats.filters import compile_filters
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
+from imports import fastpath
 from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile
 from imports.notifications import notify_file_outcome
@@ -230,8 +232,15 @@ def _file_migrate_locked(file_id: int) -> str:
     record(action="migration.started", obj=file, summary=f"Migration of '{file.original_name}' started")
     dedupe = _resume_dedupe(file) if file.dedupe else None
     batch_size = settings.AIRLOCK["BATCH_SIZE"]
+    migrate_batch: Any = _migrate_batch
+    plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe)
+    if plan is not None:
+        # The same mapping compiled to SQL; every row it declines is converted by `compiled` (fastpath.py).
+        batch_size = fastpath.batch_size()
+        migrate_batch = functools.partial(fastpath.migrate_batch, plan=plan, statuses=OPEN_ROW_STATUSES,
+                                          advance=_advance_counters, outcome_class=BatchOutcome)
     try:
-        while _migrate_batch(file, compiled, dedupe, batch_size):
+        while migrate_batch(file, compiled, dedupe, batch_size):
             if stop_requested():
                 # The worker is shutting down: this batch is committed; the reconciler resumes the rest.
                 record(action="migration.paused", obj=file,

@@ -7,10 +7,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import record
-from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
+from config.errors import Conflict, InvalidRequest
+from imports.models import FileStatus, ImportFile
 from imports.storage import delete_stored
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_before
@@ -18,43 +20,84 @@ from staging.services import staged_rows_delete_before
 _LOCK_KEY = 0x41_49_52_4C  # "AIRL": session advisory lock id for cleanup runs
 
 
-class CleanupBusy(Exception):
+class CleanupBusy(Conflict):
     """Another cleanup run holds the lock."""
+
+    code = "cleanup_busy"
+
+
+# Only these are touched: never unfinished work, never files waiting for an approval.
+FINISHED_STATUSES = (FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED, FileStatus.REJECTED,
+                     FileStatus.ROLLED_BACK, FileStatus.PURGED)
+# Files that never produced orders: past retention they are purged (and may be uploaded again).
+_PURGE_STATUSES = (FileStatus.FAILED, FileStatus.REJECTED)
+_CHUNK = 200
 
 
 def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: Any = None) -> dict[str, Any]:
-    """Delete staged rows of finished files older than the retention period and their stored uploads."""
+    """Delete staged rows and stored uploads of finished files untouched for `days`; one run at a time."""
     days = settings.AIRLOCK["RETENTION_DAYS"] if days is None else days
+    if days < 0:
+        raise InvalidRequest("days must be 0 or more.", code="invalid_days")
     cutoff = timezone.now() - timedelta(days=days)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
         if not cursor.fetchone()[0]:
-            raise CleanupBusy("Another cleanup run is in progress; try again when it finishes.")
+            raise CleanupBusy("Another cleanup run is in progress; nothing was done. Try again when it finishes.")
     try:
-        finished = ImportFile.objects.exclude(status__in=UNFINISHED_FILE_STATUSES).exclude(
-            status=FileStatus.PENDING_APPROVAL).filter(updated_at__lt=cutoff)
-        file_ids = list(finished.values_list("pk", flat=True))
-        rows = StagedRow.objects.filter(file_id__in=file_ids).count()
-        # Raw files of files that were never imported (failed/rejected) are purged; imported ones keep
-        # their orders, and their upload is deleted once past retention.
-        purgeable = list(finished.exclude(status=FileStatus.PURGED).values_list("pk", "stored_name"))
-        result = {"days": days, "dry_run": dry_run, "files": len(file_ids), "staged_rows": rows,
-                  "uploads": len(purgeable)}
+        due = _due_files(cutoff)
+        file_ids = list(due.values_list("pk", flat=True))
+        result: dict[str, Any] = {
+            "days": days, "dry_run": dry_run, "files": len(file_ids),
+            "staged_rows": StagedRow.objects.filter(file_id__in=file_ids).count(),
+            "uploads": due.filter(upload_deleted_at__isnull=True).count(),
+            "purged": due.filter(status__in=_PURGE_STATUSES).count(),
+            "idempotency_keys": 0,
+        }
         if dry_run:
             return result
-        deleted = 0
-        for start in range(0, len(file_ids), 500):
-            deleted += staged_rows_delete_before(file_ids=file_ids[start:start + 500])
-        for file_id, stored_name in purgeable:
-            delete_stored(stored_name)
-            with transaction.atomic():
-                ImportFile.objects.filter(pk=file_id, status__in=[FileStatus.FAILED, FileStatus.REJECTED]).update(
-                    status=FileStatus.PURGED)
-        result["staged_rows"] = deleted
+        result.update(staged_rows=0, uploads=0, purged=0)
+        for start in range(0, len(file_ids), _CHUNK):
+            _cleanup_chunk(file_ids[start:start + _CHUNK], cutoff, result)
+        from imports.idempotency import idempotency_keys_expire
+
+        result["idempotency_keys"] = idempotency_keys_expire()
         record(action="retention.cleanup", actor=actor,
-               summary=f"Cleanup: {deleted} staged rows of {len(file_ids)} files older than {days} days deleted, "
-                       f"{len(purgeable)} uploads removed", details=result)
+               summary=(f"Cleanup (older than {days} days): {result['staged_rows']} staged rows of "
+                        f"{result['files']} files deleted, {result['uploads']} uploads removed, "
+                        f"{result['purged']} files purged"), details=result)
         return result
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
+def _due_files(cutoff: Any) -> Any:
+    has_rows = StagedRow.objects.filter(file_id=OuterRef("pk"))
+    return ImportFile.objects.filter(status__in=FINISHED_STATUSES, updated_at__lt=cutoff).filter(
+        Q(Exists(has_rows)) | Q(upload_deleted_at__isnull=True))
+
+
+def _cleanup_chunk(file_ids: list[int], cutoff: Any, result: dict[str, Any]) -> None:
+    with transaction.atomic():
+        # Re-checked under row locks: an admin retry in between moves a file out of the finished set
+        # (and waits for this transaction), so retention never deletes rows a worker is about to use.
+        files = list(ImportFile.objects.select_for_update().filter(
+            pk__in=file_ids, status__in=FINISHED_STATUSES, updated_at__lt=cutoff))
+        ids = [f.pk for f in files]
+        result["staged_rows"] += staged_rows_delete_before(file_ids=ids)
+        now = timezone.now()
+        for file in files:
+            if file.upload_deleted_at is None:
+                result["uploads"] += 1
+            purge = file.status in _PURGE_STATUSES
+            result["purged"] += purge
+            # updated_at stays: the file's age is not reset by cleaning it.
+            ImportFile.objects.filter(pk=file.pk).update(
+                upload_deleted_at=file.upload_deleted_at or now,
+                status=FileStatus.PURGED if purge else file.status)
+        # Storage deletes last, still inside the transaction: a crash before commit leaves the file for
+        # the next run (delete_stored of a missing file is a no-op), never a row pointing at nothing.
+        for file in files:
+            if file.upload_deleted_at is None:
+                delete_stored(file.stored_name)

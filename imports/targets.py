@@ -70,9 +70,13 @@ def order_identity(values: dict[str, Any]) -> str:
     """The trade's identity for its owner: the broker's trade id, else the fill's own fields."""
     account = (values.get("account") or "").strip().upper()
     trade_id = (values.get("broker_trade_id") or "").strip()
-    if trade_id:
-        return f"id|{account}|{trade_id}"
     executed = values.get("executed_at")
+    if trade_id:
+        # Many brokers' "trade id" column is really an order id that several partial fills share
+        # (Swissquote's Order #, DEGIRO's order id): the fill's quantity and time keep those apart,
+        # while the same fill exported twice still matches.
+        return "|".join(["id", account, trade_id, _norm_decimal(values.get("quantity")),
+                         executed.isoformat() if executed else ""])
     return "fp|" + "|".join(
         [
             account,

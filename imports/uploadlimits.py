@@ -82,9 +82,9 @@ class UploadLimitHandler(FileUploadHandler):
         for handler in getattr(self.request, "upload_handlers", []):
             if handler is not self and getattr(handler, "file", None) is not None:
                 handler.file.close()
-        how_big = f"is {_megabytes(size)}" if size else "is larger than that"
+        how_big = f"is {_megabytes(size)}; the limit is" if size else "is larger than the limit of"
         raise UploadRejected(PayloadTooLarge(
-            f"'{self.display_name}' {how_big}: the limit is {_megabytes(limit)} per file. Nothing was stored; "
+            f"'{self.display_name}' {how_big} {_megabytes(limit)} per file. Nothing was stored; "
             "split the export into smaller files.",
             details={"file": self.display_name, "limit": limit, **({"size": size} if size else {})},
         ))
@@ -141,7 +141,8 @@ class UploadGuardMiddleware:
         if not request.user.is_authenticated:  # pragma: no cover - checked before
             return redirect_to_login(request.get_full_path())
         messages.error(request, error.message)
-        response = render(request, "imports/upload.html", {"form": UploadForm()}, status=error.http_status)
+        response = render(request, "imports/upload.html", {"form": UploadForm(), "limits": settings.AIRLOCK},
+                          status=error.http_status)
         retry_after = error.details.get("retry_after")
         if retry_after:
             response["Retry-After"] = str(retry_after)

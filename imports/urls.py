@@ -1,6 +1,6 @@
 from django.urls import path
 
-from imports import api, api_reports, views
+from imports import api, api_reports, cronapi, views
 
 app_name = "imports"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/schema", api_reports.schema, name="api-schema"),
     path("api/uploads/<int:file_id>", api.upload_detail, name="api-upload-detail"),
     path("api/orders", api.orders, name="api-orders"),
+    path("api/cron/cleanup-staging", cronapi.cleanup_staging_view, name="api-cron-cleanup"),
     path("api/admin/formats/pending", api.pending_formats, name="api-pending-formats"),
     path("api/admin/formats/<int:format_id>/approve", api.format_review, name="api-format-review"),
 ]

@@ -36,6 +36,10 @@ def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int,
             size = 0
             for line, cells in rows:
                 text = dumps(cells).decode()
+                if "\\u0000" in text:
+                    # Postgres JSONB refuses \u0000: a NUL that got past the reader becomes U+FFFD
+                    # instead of crashing the whole file's COPY. Other control characters stay (escaped).
+                    text = dumps([cell.replace("\x00", "\ufffd") for cell in cells]).decode()
                 if "\\" in text:
                     text = _copy_text_escape(text)
                 chunk = f"{prefix}{line}\t{text}{suffix}"

@@ -45,7 +45,7 @@ def trade_rows(count: int, *, seed: int, id_offset: int = 0, invalid_every: int 
         when = START + timedelta(seconds=n * 7 + randint(0, 6))
         quantity = str(randint(1, 5000))
         if invalid_every and n % invalid_every == invalid_every - 1:
-            quantity = "12x"
+            quantity = "twelve"
         yield [
             f"U{randint(1000000, 1000099)}", choice(SYMBOLS), choice(SIDES), quantity,
             f"{random_() * 900 + 10:.4f}", f"{random_() * 5:.2f}", choice(CURRENCIES),

@@ -45,11 +45,25 @@ class Stack:
     processes: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start_worker(self, *queues: str) -> subprocess.Popen:
+    def start_worker(self, *queues: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """An RQ worker (its own process group); `env` adds variables, e.g. PGAPPNAME to find its backends."""
         log = self.media_root.parent / f"worker-{len(self.processes)}.log"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "rqworker", *(queues or ("high", "default", "bulk")), "--with-scheduler"],
-            cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        self.logs.append(log)
+        return proc
+
+    def start_cron(self, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """The periodic scheduler (`manage.py rqcron config/cron.py`), as `make run` starts it."""
+        log = self.media_root.parent / f"cron-{len(self.processes)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "rqcron", "config/cron.py"],
+            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes.append(proc)
         self.logs.append(log)
@@ -76,7 +90,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any) -> Iterator[Stack]:
+def stack_env() -> dict[str, str]:
+    """Extra environment for the stack's processes; a test module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any,
+          stack_env: dict[str, str]) -> Iterator[Stack]:
     """gunicorn + one RQ worker on the test database and test Redis; stopped after the test."""
     media = tmp_path / "media"
     media.mkdir()
@@ -91,6 +112,7 @@ def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "AIRLOCK_SECURE": "0",
         "PYTHONUNBUFFERED": "1",
+        **stack_env,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     web_log = tmp_path / "web.log"

@@ -353,6 +353,7 @@ def test_it_describes_every_converter_for_the_admin() -> None:
         "date",
         "side",
         "side_from_sign",
+        "quotient",
         "map",
         "currency",
         "constant",

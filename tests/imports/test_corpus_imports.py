@@ -591,7 +591,7 @@ CORRECTED_CASES = [
         "hargreaves-lansdown/cgtcalc-transaction-summary.csv",
         correction(
             filters=[{"column": "Quantity", "op": "not_in", "values": ["n/a"]}],
-            symbol=symbol("Description", split_on=" @", part=0),
+            symbol=symbol("Description", split_on=" @", part=0, drop_trailing_numbers=True),
             side=sign("Value (£)", negative_is="BUY"),
             price=dec("Unit cost (p)"),
             currency=const("GBX"),

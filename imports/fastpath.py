@@ -1,0 +1,420 @@
+"""Set-based migration fast path: the mapping compiled to SQL, with the Python converters as referee.
+
+`plan_for` derives, from the same mapping spec that `formats.converters.compile_mapping` compiles, a
+SQL conversion for the subset of specs whose results Postgres can reproduce exactly (plain numbers,
+printable-ASCII text, numeric date formats in UTC, the built-in buy/sell words, 3-letter currency codes).
+Each cell gets an acceptance test that is deliberately narrower than the Python converter: a cell the
+SQL would not convert *identically* is never converted by SQL. A row with any such cell, or that fails a
+target check, is handed to the per-row Python path (`CompiledFormat.convert`), which produces the same
+values and the same error messages as before. Specs outside the subset (filters, defaults, split_on,
+other converters...) make `plan_for` return None and the whole file takes the Python path.
+
+Per batch (one transaction, as in the Python path): the staged rows are claimed FOR UPDATE SKIP LOCKED
+and converted by one INSERT ... SELECT into a temp table; only the rows SQL declined travel to Python;
+all valid rows (both kinds) are written by one INSERT ordered like the Python path's (dedupe key, line),
+so which of two rows with the same trade identity wins is the same; staged rows are marked set-based.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+
+from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
+from formats.targets import get_target
+from staging.models import StagedStatus
+
+# Cells the fast path accepts at all: printable ASCII, no surrounding blanks (so Python's strip(),
+# casefold() and upper() agree with Postgres's), and not a placeholder such as '-' or 'n/a'.
+_ASCII_TEXT = r"^[!-~]([ -~]*[!-~])?$"
+_PLAIN_NUMBER = r"^[+-]?[0-9]{1,20}(\.[0-9]{1,20})?$"
+_PLAIN_INTEGER = r"^[+-]?[0-9]{1,20}$"
+_ASCII_PLACEHOLDERS = sorted(p for p in PLACEHOLDERS if p and p.isascii())
+_DATE_DIRECTIVES = {"%Y": ("y", "([0-9]{4})"), "%m": ("m", "([0-9]{1,2})"), "%d": ("d", "([0-9]{1,2})"),
+                    "%H": ("h", "([0-9]{1,2})"), "%M": ("mi", "([0-9]{1,2})"), "%S": ("s", "([0-9]{1,2})")}
+_TEXT_LIMITS = {"symbol": 64, "account": 64, "broker_trade_id": 128}
+_ORDER_FIELDS = ("account", "symbol", "side", "quantity", "price", "commission", "currency", "executed_at",
+                 "broker_trade_id")
+
+
+def _lit(value: str) -> str:
+    """A SQL string literal (values come from the mapping spec and module constants only)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _lits(values: list[str]) -> str:
+    return ", ".join(_lit(v) for v in values)
+
+
+@dataclass
+class _Field:
+    """One target field in SQL: `ok` (never raises) and `value` (evaluated only when every ok holds)."""
+
+    name: str
+    ok: str
+    value: str
+    pre: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class FastPlan:
+    """The SQL conversion of one mapping against one file's columns."""
+
+    fields: dict[str, _Field]
+    width: int
+    cells: list[int]
+    dedupe_by_trade_id: bool
+
+    def select_sql(self) -> str:
+        """INSERT INTO the temp table: claim a batch and convert what SQL can convert exactly."""
+        cells = ", ".join(f"coalesce(raw ->> {i}, '') AS c{i}" for i in self.cells) or "1 AS c_none"
+        cell_names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
+        pre = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.pre]
+        pre_names = ", ".join([cell_names, *[alias for f in self.fields.values() for alias, _ in f.pre]])
+        ok = " AND ".join([f"width <= {self.width}", *[f"({f.ok})" for f in self.fields.values()]])
+        converted = ", ".join(f"CASE WHEN ok THEN {f.value} END AS v_{name}" for name, f in self.fields.items())
+        values = ", ".join(self._value(name) for name in _ORDER_FIELDS)
+        key = "''"
+        if self.dedupe_by_trade_id:
+            # imports.targets.order_identity for a row with a trade id, term by term: account upper-cased,
+            # trade id, quantity normalised (Decimal.normalize() in 'f' format = trim_scale), time isoformat.
+            account = f"upper(coalesce({self._value('account')}, ''))"
+            when = """to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
+            identity = (f"'id|' || {account} || '|' || v_broker_trade_id || '|' || trim_scale(v_quantity)::text "
+                        f"|| '|' || {when}")
+            key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
+        # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
+        return f"""
+            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(_ORDER_FIELDS)}, dedupe_key)
+            SELECT id, line, ok, {values}, {key}
+            FROM (
+                SELECT id, line, ok, {converted}
+                FROM (
+                    SELECT id, line, {pre_names}, ({ok}) AS ok
+                    FROM (
+                        SELECT id, line, width, {", ".join([cell_names, *pre]) if pre else cell_names}
+                        FROM (
+                            SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM staging_stagedrow
+                            WHERE file_id = %(file_id)s AND status = ANY(%(statuses)s)
+                            ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+                        ) AS claimed OFFSET 0
+                    ) AS parsed OFFSET 0
+                ) AS checked OFFSET 0
+            ) AS converted
+        """
+
+    def _value(self, name: str) -> str:
+        if name in self.fields:
+            return f"v_{name}"
+        return {"account": "''", "broker_trade_id": "''", "commission": "0"}[name]
+
+
+def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> FastPlan | None:
+    """The SQL plan for this mapping, or None when any part of it is outside the exact subset."""
+    if not settings.AIRLOCK.get("FAST_PATH", True):
+        return None
+    if mapping.get("filters"):
+        return None
+    specs = mapping.get("fields") or {}
+    required = {field.name for field in get_target("orders").required_fields()}
+    if not required <= set(specs) or not set(specs) <= set(_ORDER_FIELDS):
+        return None
+    positions = {column: index for index, column in enumerate(columns)}
+    fields: dict[str, _Field] = {}
+    used: set[int] = set()
+    for name, spec in specs.items():
+        if not isinstance(spec, dict):
+            return None
+        source = spec.get("columns") or []
+        options = spec.get("options") or {}
+        if any(column not in positions for column in source) or len(source) > 1:
+            return None
+        if "default" in options or "split_on" in options:
+            return None
+        converter = spec.get("converter", "text")
+        if converter == "constant":
+            built = _constant(name, options.get("value"))
+        else:
+            if len(source) != 1:
+                return None
+            index = positions[source[0]]
+            used.add(index)
+            built = _BUILDERS.get(converter, _unsupported)(name, f"c{index}", options)
+        if built is None:
+            return None
+        fields[name] = built
+    trade_id_mapped = "broker_trade_id" in fields
+    if dedupe and not trade_id_mapped:
+        return None  # every key would be a fingerprint with occurrence counters: Python's job
+    if dedupe:
+        # Rows without a trade id get fingerprint keys counted in file order: leave them to Python.
+        tid = fields["broker_trade_id"]
+        fields["broker_trade_id"] = _Field(tid.name, f"({tid.ok}) AND ({tid.value}) IS NOT NULL", tid.value,
+                                           tid.pre)
+    return FastPlan(fields=fields, width=len(columns), cells=sorted(used), dedupe_by_trade_id=dedupe)
+
+
+def _unsupported(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    return None
+
+
+def _not_placeholder(cell: str) -> str:
+    return f"lower({cell}) NOT IN ({_lits(_ASCII_PLACEHOLDERS)})"
+
+
+def _text(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    if set(options) - {"upper"}:
+        return None
+    value = f"upper({cell})" if options.get("upper") else cell
+    limit = _TEXT_LIMITS.get(name)
+    if name in ("side", "currency") or limit is None:
+        return None  # those fields have their own checks; text mapped onto them goes to Python
+    accept = f"{cell} ~ {_lit(_ASCII_TEXT)} AND {_not_placeholder(cell)} AND length({cell}) <= {limit}"
+    if name == "symbol":
+        return _Field(name, accept, value)
+    # Optional text: an empty cell is None in Python, written as ''.
+    return _Field(name, f"{cell} = '' OR ({accept})", f"CASE WHEN {cell} = '' THEN NULL ELSE {value} END")
+
+
+def _decimal(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    if set(options) - {"abs", "negate", "decimal_sep", "thousands_sep"} or name not in (
+            "quantity", "price", "commission"):
+        return None
+    comma = options.get("decimal_sep") == "," or options.get("thousands_sep") == "."
+    pattern = _PLAIN_INTEGER if comma else _PLAIN_NUMBER
+    number = f"({cell})::numeric"
+    if options.get("abs"):
+        number = f"abs({number})"
+    elif options.get("negate"):
+        number = f"(-{number})"
+    alias = f"n_{name}"
+    pre = ((alias, f"CASE WHEN {cell} ~ {_lit(pattern)} THEN {number} END"),)
+    # The target's checks (validate_order), so a row that would be invalid goes to Python for its message.
+    check = {"quantity": "> 0 AND {v} < 1e18", "price": ">= 0 AND {v} < 1e18", "commission": ">= 0 AND {v} < 1e18"}
+    ok = f"{alias} IS NOT NULL AND {alias} {check[name].format(v=alias)}"
+    if name == "commission":
+        # Optional: an empty cell is None in Python, written as 0.
+        return _Field(name, f"{cell} = '' OR ({ok})", f"CASE WHEN {cell} = '' THEN 0 ELSE {alias} END", pre)
+    return _Field(name, ok, alias, pre)
+
+
+def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    if set(options) - {"formats", "tz"} or options.get("tz", "UTC") != "UTC" or name != "executed_at":
+        return None
+    formats = options.get("formats", ["iso"])
+    if not isinstance(formats, list) or len(formats) != 1 or not isinstance(formats[0], str):
+        return None
+    pattern, names = [], []
+    previous_was_directive = False
+    for token in re.split(r"(%.)", formats[0]):
+        if token.startswith("%"):
+            if token not in _DATE_DIRECTIVES or _DATE_DIRECTIVES[token][0] in names or previous_was_directive:
+                return None  # adjacent numbers ('%Y%m%d') are split differently by the two regex engines
+            part, regex = _DATE_DIRECTIVES[token]
+            names.append(part)
+            pattern.append(regex)
+            previous_was_directive = True
+        elif token:
+            if not re.fullmatch(r"[ /:.T,-]+", token):
+                return None
+            # The Python fast parser reads a space in the format as \s+; ASCII spaces are the safe subset.
+            pattern.append("".join(" +" if ch == " " else "\\" + ch if ch in "." else ch for ch in token))
+            previous_was_directive = False
+    if not {"y", "m", "d"} <= set(names):
+        return None
+    match = f"m_{name}"
+    pre = ((match, f"regexp_match({cell}, {_lit('^' + ''.join(pattern) + '$')})"),)
+    part = {n: f"({match}[{i + 1}])::int" for i, n in enumerate(names)}
+    y, m, d = part["y"], part["m"], part["d"]
+    h, mi, s = part.get("h", "0"), part.get("mi", "0"), part.get("s", "0")
+    leap = f"(mod({y}, 4) = 0 AND (mod({y}, 100) <> 0 OR mod({y}, 400) = 0))"  # no '%': psycopg placeholders
+    days = f"CASE WHEN {m} IN (4, 6, 9, 11) THEN 30 WHEN {m} = 2 THEN CASE WHEN {leap} THEN 29 ELSE 28 END ELSE 31 END"
+    # datetime() raises on these in Python; make_timestamptz would raise too (aborting the batch), so
+    # they are checked first and such rows go to Python for its message.
+    valid = (f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 "
+             f"AND {s} <= 59")
+    ok = f"CASE WHEN {match} IS NOT NULL THEN {valid} ELSE false END"
+    value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, 'UTC')"
+    return _Field(name, ok, value, pre)
+
+
+def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    if set(options) - {"map"} or name != "side":
+        return None
+    extra = options.get("map") or {}
+    if not all(re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)*", key.strip()) for key in extra):
+        return None
+    table: dict[str, str] = {}
+    for word in BUY_WORDS:
+        table[word] = "BUY"
+    for word in SELL_WORDS:
+        table[word] = "SELL"
+    table.update({key.strip().lower(): value.upper() for key, value in extra.items()})  # the map wins
+    table = {word: side for word, side in table.items() if re.fullmatch(r"[a-z]+( [a-z]+)*", word)}
+    cases = " ".join(f"WHEN {_lit(word)} THEN {_lit(side)}" for word, side in sorted(table.items()))
+    ok = f"{cell} ~ '^[A-Za-z]+( [A-Za-z]+)*$' AND lower({cell}) IN ({_lits(sorted(table))})"
+    return _Field(name, ok, f"CASE lower({cell}) {cases} END")
+
+
+def _currency(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    if options or name != "currency":
+        return None
+    renamed = sorted(key for key in CURRENCY_SYMBOLS if len(key) == 3 and key.isascii() and key.isalpha())
+    ok = f"{cell} ~ '^[A-Za-z]{{3}}$' AND upper({cell}) NOT IN ({_lits(renamed)})"
+    return _Field(name, ok, f"upper({cell})")
+
+
+def _constant(name: str, value: Any) -> _Field | None:
+    if not isinstance(value, str) or value != value.strip() or not value.isascii():
+        return None
+    good = {
+        "currency": len(value) == 3 and value.isalpha(),
+        "side": value in ("BUY", "SELL"),
+        "symbol": 0 < len(value) <= 64,
+        "account": len(value) <= 64,
+        "broker_trade_id": 0 < len(value) <= 128,
+    }.get(name, False)
+    if not good:
+        return None
+    return _Field(name, "true", _lit(value))
+
+
+_BUILDERS: dict[str, Callable[[str, str, dict[str, Any]], _Field | None]] = {
+    "text": _text, "decimal": _decimal, "datetime": _datetime, "side": _side, "currency": _currency,
+}
+
+_TEMP_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS airlock_fast (
+    id bigint, line int, ok bool, account text, symbol text, side text, quantity numeric, price numeric,
+    commission numeric, currency text, executed_at timestamptz, broker_trade_id text, dedupe_key text
+) ON COMMIT DELETE ROWS
+"""
+
+_INSERT_ORDERS = """
+WITH rows AS (
+    SELECT line, account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id,
+           dedupe_key FROM pg_temp.airlock_fast WHERE ok
+    UNION ALL
+    SELECT * FROM unnest(%(lines)s::int[], %(account)s::text[], %(symbol)s::text[], %(side)s::text[],
+                         %(quantity)s::numeric[], %(price)s::numeric[], %(commission)s::numeric[],
+                         %(currency)s::text[], %(executed_at)s::timestamptz[], %(broker_trade_id)s::text[],
+                         %(dedupe_key)s::text[])
+), inserted AS (
+    INSERT INTO imports_order (owner_id, account, symbol, side, quantity, price, commission, currency,
+                               executed_at, broker_trade_id, source_file_id, source_line, dedupe_key, created_at)
+    SELECT %(owner)s, coalesce(account, ''), symbol, side, quantity, price, coalesce(commission, 0), currency,
+           executed_at, coalesce(broker_trade_id, ''), %(file)s, line, dedupe_key, now()
+    FROM rows ORDER BY dedupe_key, line
+    ON CONFLICT DO NOTHING
+    RETURNING source_line
+)
+SELECT (SELECT count(*) FROM inserted),
+       coalesce((SELECT array_agg(r.line) FROM rows r WHERE r.line NOT IN (SELECT source_line FROM inserted)),
+                '{}'), (SELECT count(*) FROM rows)
+"""
+
+_MARK_MIGRATED = """
+UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
+FROM pg_temp.airlock_fast AS f
+WHERE s.id = f.id AND f.ok AND NOT (f.line = ANY(%(not_migrated)s))
+"""
+
+
+def batch_size() -> int:
+    """Rows per fast-path batch (one transaction each): set-based work needs big batches to pay off."""
+    return max(settings.AIRLOCK["BATCH_SIZE"], settings.AIRLOCK.get("FAST_BATCH_SIZE", 20_000))
+
+
+def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: FastPlan, statuses: tuple[str, ...],
+                  advance: Callable[[Any, Any], None], outcome_class: type) -> bool:
+    """One batch, set-based: claim + convert in SQL, the declined rows in Python, one INSERT, marks."""
+    from imports.targets import existing_orders_by_key
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_TEMP_TABLE)
+        # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
+        cursor.execute("DELETE FROM pg_temp.airlock_fast")
+        cursor.execute(plan.select_sql(), {"file_id": file.pk, "statuses": list(statuses), "limit": size,
+                                           })
+        if cursor.rowcount == 0:
+            return False
+        cursor.execute(
+            "SELECT f.id, f.line, s.raw FROM pg_temp.airlock_fast f JOIN staging_stagedrow s ON s.id = f.id "
+            "WHERE NOT f.ok ORDER BY f.line"
+        )
+        declined = cursor.fetchall()
+        outcome = outcome_class()
+        marks: list[tuple[int, str, list[dict[str, Any]] | None]] = []
+        python_valid: list[tuple[int, int, dict[str, Any], str]] = []
+        for row_id, line, raw in declined:
+            cells = raw if isinstance(raw, list) else orjson.loads(raw)
+            verdict, values, errors = compiled.convert(cells)
+            if verdict == "skip":
+                outcome.skipped += 1
+                outcome.skip_reasons[errors[0]["message"].removeprefix("skipped: ")[:200]] += 1
+                marks.append((row_id, StagedStatus.SKIPPED, errors))
+            elif verdict == "invalid":
+                outcome.failed += 1
+                marks.append((row_id, StagedStatus.FAILED, errors))
+            else:
+                key = dedupe.key_for(values) if dedupe else ""
+                python_valid.append((row_id, line, values, key))
+        columns: dict[str, list[Any]] = {name: [] for name in (*_ORDER_FIELDS, "dedupe_key")}
+        for _, _, values, key in python_valid:
+            for name in _ORDER_FIELDS:
+                columns[name].append(values.get(name))
+            columns["dedupe_key"].append(key)
+        columns["commission"] = [v if v is not None else Decimal(0) for v in columns["commission"]]
+        cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk,
+                                        "lines": [line for _, line, _, _ in python_valid], **columns})
+        inserted, not_inserted, writable = cursor.fetchone()
+        not_inserted = list(not_inserted or [])
+        # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
+        # is a duplicate; this very row written by an earlier run of the batch counts as migrated.
+        duplicate_lines: list[int] = []
+        if not_inserted:
+            cursor.execute("SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)",
+                           [not_inserted])
+            fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
+            python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in set(not_inserted)}
+            missing = {**fast_missing, **python_missing}
+            earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
+            for line, (key, row_id) in sorted(missing.items()):
+                source = earlier.get(key)
+                if source and source != (file.pk, line):
+                    duplicate_lines.append(line)
+                    outcome.duplicate += 1
+                    marks.append((row_id, StagedStatus.DUPLICATE, [{
+                        "field": None, "value": "", "dedupe_key": key, "duplicate_of_file": source[0],
+                        "duplicate_of_line": source[1],
+                        "message": f"duplicate of line {source[1]} of import file {source[0]}",
+                    }]))
+        outcome.imported = writable - len(duplicate_lines)
+        python_duplicates = set(duplicate_lines)
+        marks.extend((row_id, StagedStatus.MIGRATED, None) for row_id, line, _, _ in python_valid
+                     if line not in python_duplicates)
+        cursor.execute(_MARK_MIGRATED, {"migrated": StagedStatus.MIGRATED, "not_migrated": duplicate_lines})
+        from staging.services import staged_rows_mark
+
+        staged_rows_mark(outcomes=marks)
+        advance(file, outcome)
+    return True
+
+
+def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int = 1_000_000) -> list[int]:
+    """The lines of a file's open rows that SQL would convert itself (the rest go to Python); changes nothing."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_TEMP_TABLE)
+        cursor.execute("DELETE FROM pg_temp.airlock_fast")
+        cursor.execute(plan.select_sql(), {"file_id": file_id, "statuses": list(statuses), "limit": limit})
+        cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE ok ORDER BY line")
+        lines = [line for (line,) in cursor.fetchall()]
+        transaction.set_rollback(True)
+    return lines

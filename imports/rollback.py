@@ -1,0 +1,108 @@
+"""Rolling back an import: remove the orders one file created, in batches, safely re-runnable.
+
+"Changed since import" (kept, reported, never silently deleted):
+  * modified: the order's `updated_at` is more than a second after its `created_at` (the import writes
+    both with the same now(); any later save through the ORM or the admin bumps `updated_at`), or
+  * referenced: another row points at the order (any reverse relation of Order).
+By default a rollback that finds changed orders deletes nothing and raises Conflict listing them; with
+`keep_changed=True` it deletes the others and leaves the changed ones attached to the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import record
+from config.errors import Conflict
+from imports.locks import file_lock
+from imports.models import FileStatus, ImportFile, Order
+
+ROLLBACK_PERMISSION = "imports.rollback_importfile"
+# A file being read or migrated is still writing orders: rolling it back would race the worker.
+REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL)
+_MODIFIED_AFTER = timedelta(seconds=1)
+_BATCH = 5000
+
+
+@dataclass
+class RollbackResult:
+    file_id: int
+    deleted: int = 0
+    kept_changed: list[int] = field(default_factory=list)
+    already_rolled_back: bool = False
+    # Rows of other files that were skipped as duplicates of the removed orders: those trades are now
+    # missing from production unless the other file is re-imported.
+    duplicates_in_other_files: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def changed_orders(file_id: int) -> QuerySet[Order]:
+    """The file's orders that were modified or are referenced since the import (see the module doc)."""
+    changed = Q(updated_at__gt=F("created_at") + _MODIFIED_AFTER)
+    for relation in Order._meta.related_objects:
+        changed |= Q(**{f"{relation.name}__isnull": False})
+    return Order.objects.filter(source_file_id=file_id).filter(changed).distinct()
+
+
+def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> RollbackResult:
+    """Remove the orders a file created (refused while it is still being processed); mark it ROLLED_BACK."""
+    with file_lock(file_id) as acquired:
+        if not acquired:
+            raise Conflict("A worker is processing this file right now; try the rollback when it has finished.",
+                           code="file_busy", details={"file": file_id})
+        file = ImportFile.objects.get(pk=file_id)
+        result = RollbackResult(file_id=file_id)
+        if file.status == FileStatus.ROLLED_BACK:
+            result.already_rolled_back = True
+            return result
+        if file.status in REFUSED_STATUSES:
+            raise Conflict(
+                f"'{file.original_name}' is {file.get_status_display().lower()}: only a finished import can be "
+                "rolled back.", code="rollback_refused", details={"file": file_id, "status": file.status})
+        changed = list(changed_orders(file_id).order_by("pk").values_list("pk", flat=True))
+        if changed and not keep_changed:
+            raise Conflict(
+                f"{len(changed)} orders of '{file.original_name}' were changed since the import (edited, or "
+                "referenced by other data); nothing was deleted. Review them, or roll back keeping them.",
+                code="rollback_changed_orders", details={"file": file_id, "changed_orders": changed[:100],
+                                                         "changed_count": len(changed)})
+        result.kept_changed = changed
+        result.duplicates_in_other_files = _duplicates_pointing_at(file_id)
+        # Batches of their own transactions: a rollback of a million orders holds no lock for minutes, and
+        # an interrupted one is finished by running it again (the file stays in its status until the end).
+        while True:
+            with transaction.atomic():
+                ids = list(Order.objects.filter(source_file_id=file_id).exclude(pk__in=changed)
+                           .order_by("pk").values_list("pk", flat=True)[:_BATCH])
+                if not ids:
+                    break
+                result.deleted += Order.objects.filter(pk__in=ids).delete()[0]
+        with transaction.atomic():
+            ImportFile.objects.filter(pk=file_id).update(
+                status=FileStatus.ROLLED_BACK, finished_at=timezone.now(), updated_at=timezone.now(),
+                error=(f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back."))
+            record(action="file.rolled_back", actor=actor, obj=file,
+                   severity=AuditEvent.Severity.WARNING,
+                   summary=(f"'{file.original_name}' rolled back: {result.deleted} orders deleted"
+                            + (f", {len(changed)} changed orders kept" if changed else "")),
+                   details={**result.as_dict(), "previous_status": file.status})
+    return result
+
+
+def _duplicates_pointing_at(file_id: int) -> dict[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT file_id, count(*) FROM staging_stagedrow WHERE status = 'DUPLICATE' AND file_id <> %s "
+            "AND (errors -> 0 ->> 'duplicate_of_file')::bigint = %s GROUP BY file_id",
+            [file_id, file_id],
+        )
+        return {other: count for other, count in cursor.fetchall()}

@@ -1,0 +1,375 @@
+/* Airlock: the few live parts of the server-rendered pages. Plain JavaScript, no build step.
+ * Everything user-supplied is written with textContent (never innerHTML). */
+(function () {
+  "use strict";
+
+  var POLL_MS = 2500;
+  var FINAL = ["IMPORTED", "PARTIAL", "FAILED", "REJECTED", "ROLLED_BACK", "PURGED"];
+  var ROW_FINAL = ["MIGRATED", "FAILED", "SKIPPED", "DUPLICATE", "REJECTED"];
+  var FORMAT_LABELS = { PENDING: "Pending approval", APPROVED: "Approved", REJECTED: "Rejected" };
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function fmt(n) { return Number(n || 0).toLocaleString("en-US"); }
+  function csrf() {
+    var input = $("input[name=csrfmiddlewaretoken]");
+    if (input) return input.value;
+    var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    });
+  }
+  function setStatus(el, code, label, prefix) {
+    if (!el) return;
+    el.textContent = label;
+    el.className = el.className.replace(new RegExp("\\b" + (prefix || "status-") + "[a-z_]+", "g"), "").trim() +
+      " " + (prefix || "status-") + code.toLowerCase();
+  }
+  function setBar(bar, pct) {
+    if (!bar) return;
+    var p = Math.max(0, Math.min(100, Math.round(pct || 0)));
+    bar.setAttribute("aria-valuenow", String(p));
+    var fill = bar.querySelector("span");
+    if (fill) fill.style.width = p + "%";
+  }
+  /* Poll `fn` every POLL_MS while it resolves to true; pauses while the tab is hidden. */
+  function poll(fn) {
+    var stopped = false;
+    function tick() {
+      if (stopped) return;
+      if (document.hidden) { setTimeout(tick, POLL_MS); return; }
+      Promise.resolve().then(fn).then(function (again) {
+        if (again === false) { stopped = true; return; }
+        setTimeout(tick, POLL_MS);
+      }, function () { setTimeout(tick, POLL_MS * 2); });
+    }
+    setTimeout(tick, POLL_MS);
+  }
+
+  /* ---- "how long ago" ------------------------------------------------------------------------ */
+  function ago(iso) {
+    var s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+    if (s < 45) return "just now";
+    if (s < 90) return "a minute ago";
+    if (s < 3600) return Math.round(s / 60) + " minutes ago";
+    if (s < 5400) return "an hour ago";
+    if (s < 86400) return Math.round(s / 3600) + " hours ago";
+    if (s < 172800) return "yesterday";
+    return Math.round(s / 86400) + " days ago";
+  }
+  function refreshTimes() {
+    $all("time[data-timeago]").forEach(function (t) {
+      var iso = t.getAttribute("datetime");
+      if (iso) t.textContent = ago(iso);
+    });
+  }
+
+  /* ---- staging banner (every page) -------------------------------------------------------- */
+  function banner() {
+    var el = $("#staging-banner");
+    if (!el) return;
+    var text = $("#staging-banner-text");
+    poll(function () {
+      return getJSON(el.getAttribute("data-poll")).then(function (data) {
+        var rows = data.waiting.rows, files = data.waiting.files;
+        el.hidden = rows === 0;
+        text.textContent = "";
+        var b1 = document.createElement("b"); b1.textContent = fmt(rows);
+        var b2 = document.createElement("b"); b2.textContent = fmt(files);
+        text.append(b1, " row" + (rows === 1 ? "" : "s") + " from ", b2, " file" + (files === 1 ? "" : "s") +
+          (rows === 1 ? " is" : " are") + " waiting for an admin to approve their format.");
+      });
+    });
+  }
+
+  /* ---- a file row (upload page, my imports) ----------------------------------------------- */
+  function updateFileRow(tr, f) {
+    tr.setAttribute("data-status", f.status);
+    setStatus($("[data-field=status]", tr), f.status, f.status_display);
+    var cells = { total: f.rows.total, imported: f.rows.imported, staged: f.rows.staged,
+                  skipped: f.rows.skipped, duplicate: f.rows.duplicate, failed: f.rows.failed };
+    Object.keys(cells).forEach(function (k) {
+      var td = $("[data-field=" + k + "]", tr);
+      if (td) td.textContent = fmt(cells[k]);
+    });
+    var failed = $("[data-field=failed]", tr);
+    if (failed) failed.classList.toggle("bad", f.rows.failed > 0);
+    var format = $("[data-field=format]", tr);
+    if (format) format.textContent = f.format ? f.format.name : "—";
+    var error = $("[data-field=error]", tr);
+    if (error) { error.textContent = f.error || ""; error.hidden = !f.error; }
+    setBar($(".bar", tr), f.progress);
+    var pct = $("[data-field=progress]", tr);
+    if (pct) pct.textContent = Math.round(f.progress) + "%";
+    var updated = $("[data-field=updated]", tr);
+    if (updated && f.updated_at) updated.setAttribute("datetime", f.updated_at);
+  }
+  function isLive(status) { return FINAL.indexOf(status) === -1; }
+
+  /* Poll /api/uploads?ids=… for the rows still moving; calls back after each update. */
+  function liveFiles(root, api, after) {
+    poll(function () {
+      var ids = $all("tr[data-file-id]", root).filter(function (tr) {
+        return isLive(tr.getAttribute("data-status"));
+      }).map(function (tr) { return tr.getAttribute("data-file-id"); });
+      if (!ids.length) return true;  // keep the loop: the upload page adds rows later
+      return getJSON(api + "?page_size=500&ids=" + ids.join(",")).then(function (data) {
+        data.results.forEach(function (f) {
+          var tr = $("tr[data-file-id='" + f.id + "']", root);
+          if (tr) updateFileRow(tr, f);
+        });
+        if (after) after();
+      });
+    });
+  }
+
+  /* ---- my imports ------------------------------------------------------------------------- */
+  function importsPage() {
+    var root = $("#imports-live");
+    if (!root) return;
+    liveFiles(root, root.getAttribute("data-poll"), function () {
+      $all("section.batch", root).forEach(function (section) {
+        var sums = { rows_total: 0, rows_imported: 0, rows_pending: 0, rows_skipped: 0, rows_duplicate: 0, rows_failed: 0 };
+        var map = { total: "rows_total", imported: "rows_imported", staged: "rows_pending", skipped: "rows_skipped",
+                    duplicate: "rows_duplicate", failed: "rows_failed" };
+        $all("tr[data-file-id]", section).forEach(function (tr) {
+          Object.keys(map).forEach(function (k) {
+            var td = $("[data-field=" + k + "]", tr);
+            if (td) sums[map[k]] += Number(td.textContent.replace(/,/g, "")) || 0;
+          });
+        });
+        Object.keys(sums).forEach(function (k) {
+          var dd = $("[data-total=" + k + "]", section);
+          if (dd) dd.textContent = fmt(sums[k]);
+        });
+      });
+    });
+  }
+
+  /* ---- file detail ------------------------------------------------------------------------ */
+  function detailPage() {
+    var root = $("#file-live");
+    if (!root || !isLive(root.getAttribute("data-status"))) return;
+    poll(function () {
+      return getJSON(root.getAttribute("data-poll")).then(function (f) {
+        setStatus($("#file-status"), f.status, f.status_display);
+        ["total", "imported", "staged", "skipped", "duplicate", "failed"].forEach(function (k) {
+          var el = $(".tiles [data-field=" + k + "]");
+          if (el) el.textContent = fmt(f.rows[k]);
+        });
+        setBar($(".bar-lg"), f.progress);
+        var err = $("#file-error");
+        if (err) { err.textContent = f.error || ""; err.hidden = !f.error; }
+        if (f.format) setStatus($("[data-field=format-status]"), f.format.status,
+                                FORMAT_LABELS[f.format.status] || f.format.status, "status-fmt-");
+        var pending = $("#pending-note");
+        if (pending && f.status !== "PENDING_APPROVAL") pending.hidden = true;
+        root.setAttribute("data-status", f.status);
+        if (!isLive(f.status)) {
+          // The invalid-rows table and the download are rendered by the server: fetch them once, now.
+          if (f.rows.failed > 0) window.location.reload();
+          return false;
+        }
+        return true;
+      });
+    });
+  }
+
+  /* ---- staged rows ------------------------------------------------------------------------ */
+  function stagedPage() {
+    var root = $("#staged-live");
+    if (!root) return;
+    poll(function () {
+      var ids = $all("tr[data-row-id]", root).filter(function (tr) {
+        return ROW_FINAL.indexOf(tr.getAttribute("data-status")) === -1;
+      }).map(function (tr) { return tr.getAttribute("data-row-id"); });
+      if (!ids.length) return false;
+      var fileIds = $all("section[data-file-id]", root).map(function (s) { return s.getAttribute("data-file-id"); });
+      return Promise.all([
+        getJSON(root.getAttribute("data-poll") + "?page_size=500&ids=" + ids.join(",")),
+        getJSON(root.getAttribute("data-files-poll") + "?page_size=500&ids=" + fileIds.join(",")),
+      ]).then(function (res) {
+        res[0].results.forEach(function (row) {
+          var tr = $("tr[data-row-id='" + row.id + "']", root);
+          if (!tr) return;
+          tr.setAttribute("data-status", row.status);
+          setStatus($("[data-field=row-status]", tr), row.status, row.status_display, "status-row-");
+          if (row.errors && row.errors.length && row.status === "FAILED") {
+            tr.title = row.errors.map(function (e) { return (e.field || "row") + ": " + e.message; }).join("; ");
+          }
+        });
+        res[1].results.forEach(function (f) {
+          var section = $("section[data-file-id='" + f.id + "']", root);
+          if (section) setStatus($("[data-field=file-status]", section), f.status, f.status_display);
+        });
+        return true;
+      });
+    });
+  }
+
+  /* ---- upload ----------------------------------------------------------------------------- */
+  function uploadPage() {
+    var form = $("#upload-form");
+    if (!form || !window.FormData || !window.XMLHttpRequest) return;  // the plain form still works
+    var input = $("input[type=file]", form);
+    var zone = $("#dropzone");
+    var picked = $("#picked");
+    var clear = $("#clear-button");
+    var card = $("#uploads-card");
+    var tbody = $("#upload-results tbody");
+    var requests = $("#requests");
+    var queue = [];
+    var maxFiles = Number(form.getAttribute("data-max-files")) || 500;
+    var maxBytes = Number(form.getAttribute("data-max-bytes")) || 0;
+    var detailUrl = form.getAttribute("data-detail-url");
+    var counter = 0;
+
+    function size(n) {
+      if (n < 1024) return n + " B";
+      if (n < 1048576) return (n / 1024).toFixed(1) + " KB";
+      return (n / 1048576).toFixed(1) + " MB";
+    }
+    function render() {
+      picked.textContent = "";
+      queue.forEach(function (file, i) {
+        var li = document.createElement("li");
+        var name = document.createElement("span"); name.className = "picked-name"; name.textContent = file.name;
+        var meta = document.createElement("span"); meta.className = "muted small"; meta.textContent = size(file.size);
+        var remove = document.createElement("button");
+        remove.type = "button"; remove.className = "link-button"; remove.textContent = "Remove";
+        remove.setAttribute("aria-label", "Remove " + file.name);
+        remove.addEventListener("click", function () { queue.splice(i, 1); render(); });
+        li.append(name, meta, remove);
+        if (maxBytes && file.size > maxBytes) {
+          li.classList.add("too-big");
+          meta.textContent = size(file.size) + " — over the " + size(maxBytes) + " limit";
+        }
+        picked.appendChild(li);
+      });
+      picked.hidden = queue.length === 0;
+      clear.hidden = queue.length === 0;
+      $("#upload-button").textContent = queue.length ? "Upload " + queue.length + " file" + (queue.length === 1 ? "" : "s") : "Upload";
+    }
+    function add(files) {
+      Array.prototype.forEach.call(files, function (f) { queue.push(f); });
+      render();
+    }
+    input.addEventListener("change", function () { add(input.files); input.value = ""; });
+    ["dragenter", "dragover"].forEach(function (ev) {
+      zone.addEventListener(ev, function (e) { e.preventDefault(); zone.classList.add("dragging"); });
+    });
+    ["dragleave", "drop"].forEach(function (ev) {
+      zone.addEventListener(ev, function (e) { e.preventDefault(); zone.classList.remove("dragging"); });
+    });
+    zone.addEventListener("drop", function (e) { if (e.dataTransfer) add(e.dataTransfer.files); });
+    clear.addEventListener("click", function () { queue = []; render(); });
+
+    function fileRow(f) {
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-file-id", f.id);
+      // Fetched at least once even when it already ended (an earlier upload of the same bytes).
+      tr.setAttribute("data-status", "UPLOADED");
+      var cells = [
+        ["file-name", null], ["", "status"], ["num", "total"], ["num", "imported"], ["num", "staged"], ["num", "failed"], ["", null],
+      ];
+      cells.forEach(function (c, i) {
+        var td = document.createElement("td");
+        if (c[0]) td.className = c[0];
+        if (i === 0) {
+          var a = document.createElement("a");
+          a.href = detailUrl.replace(/0\/$/, f.id + "/"); a.textContent = f.name;
+          td.appendChild(a);
+          if (f.existing) {
+            var note = document.createElement("div"); note.className = "muted small";
+            note.textContent = "Already uploaded before: showing that import.";
+            td.appendChild(note);
+          }
+          var err = document.createElement("div"); err.className = "error small"; err.hidden = true;
+          err.setAttribute("data-field", "error"); td.appendChild(err);
+        } else if (c[1] === "status") {
+          var s = document.createElement("span"); s.className = "status status-" + f.status.toLowerCase();
+          s.setAttribute("data-field", "status"); s.textContent = "Queued"; td.appendChild(s);
+        } else if (c[1]) {
+          td.setAttribute("data-field", c[1]); td.textContent = "0";
+        } else {
+          var bar = document.createElement("div"); bar.className = "bar"; bar.setAttribute("role", "progressbar");
+          bar.appendChild(document.createElement("span"));
+          var pct = document.createElement("span"); pct.className = "small muted"; pct.setAttribute("data-field", "progress");
+          pct.textContent = "0%";
+          td.append(bar, pct);
+        }
+        tr.appendChild(td);
+      });
+      return tr;
+    }
+
+    function send(files) {
+      counter += 1;
+      card.hidden = false;
+      var box = document.createElement("div"); box.className = "request";
+      var label = document.createElement("div"); label.className = "request-label";
+      label.textContent = "Upload " + counter + ": " + files.length + " file" + (files.length === 1 ? "" : "s");
+      var bar = document.createElement("div"); bar.className = "bar bar-request"; bar.setAttribute("role", "progressbar");
+      bar.setAttribute("aria-label", label.textContent); bar.appendChild(document.createElement("span"));
+      var state = document.createElement("div"); state.className = "request-state small muted"; state.textContent = "Starting…";
+      box.append(label, bar, state);
+      requests.prepend(box);
+
+      var data = new FormData();
+      files.forEach(function (f) { data.append("file", f, f.name); });
+      data.append("dedupe", $("input[name=dedupe]", form).checked ? "1" : "0");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.getAttribute("data-api"));
+      xhr.setRequestHeader("X-CSRFToken", csrf());
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (e) {
+        if (!e.lengthComputable) return;
+        setBar(bar, 100 * e.loaded / e.total);
+        state.textContent = size(e.loaded) + " of " + size(e.total) + " sent";
+      });
+      xhr.addEventListener("load", function () {
+        var body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
+        if (xhr.status === 202 && body) {
+          setBar(bar, 100);
+          box.classList.add("done");
+          state.textContent = "Received. Each file is processed in the background.";
+          body.files.forEach(function (f) { tbody.prepend(fileRow(f)); });
+        } else {
+          box.classList.add("failed");
+          state.className = "request-state small error";
+          state.textContent = body && body.message ? body.message : "The upload failed (HTTP " + xhr.status + "). Please try again.";
+        }
+      });
+      xhr.addEventListener("error", function () {
+        box.classList.add("failed");
+        state.className = "request-state small error";
+        state.textContent = "The connection was lost before the upload finished. Please try again.";
+      });
+      xhr.send(data);
+    }
+
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!queue.length) { input.click(); return; }
+      var files = queue.slice();
+      queue = []; render();
+      for (var i = 0; i < files.length; i += maxFiles) send(files.slice(i, i + maxFiles));
+    });
+    liveFiles($("#upload-results"), form.getAttribute("data-api"));
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    banner();
+    importsPage();
+    detailPage();
+    stagedPage();
+    uploadPage();
+    refreshTimes();
+    setInterval(refreshTimes, 30000);
+  });
+})();

@@ -1,0 +1,121 @@
+"""Per-user hourly rate limits on uploads and review decisions, counted in Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from formats.models import CsvFormat, FormatStatus
+from imports.models import ImportBatch
+from imports.ratelimit import rate_limit_hit
+from tests.imports.test_pipeline import TRADES, upload
+from tests.security.conftest import bearer
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def trades(n: int) -> SimpleUploadedFile:
+    return SimpleUploadedFile(f"t{n}.csv", (TRADES + f"2024-03-05 10:00:00,IBM,Buy,{n + 1},1,0,USD,X-{n}\n").encode())
+
+
+def limits(settings: Any, **values: int) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, **values}
+
+
+def test_it_answers_429_with_retry_after_past_the_upload_limit_and_stores_nothing(
+    client: Client, settings: Any, user: Any, redis_clean: Any
+) -> None:
+    limits(settings, UPLOADS_PER_HOUR=2)
+    for n in range(2):
+        assert client.post("/api/uploads", {"file": trades(n)}, **bearer(user)).status_code == 202
+    batches = ImportBatch.objects.count()
+    response = client.post("/api/uploads", {"file": trades(3)}, **bearer(user))
+    assert response.status_code == 429
+    body = response.json()
+    assert body["error"] == "rate_limited"
+    assert body["message"].startswith("Too many upload requests: the limit is 2 per hour. Try again in")
+    retry = body["details"]["retry_after"]
+    assert 1 <= retry <= 3600 and response["Retry-After"] == str(retry)
+    assert ImportBatch.objects.count() == batches
+
+
+def test_a_bulk_request_of_many_files_counts_once(client: Client, settings: Any, user: Any, redis_clean: Any) -> None:
+    limits(settings, UPLOADS_PER_HOUR=1)
+    response = client.post("/api/uploads", {"file": [trades(n) for n in range(5)]}, **bearer(user))
+    assert response.status_code == 202 and len(response.json()["files"]) == 5
+    assert client.post("/api/uploads", {"file": trades(9)}, **bearer(user)).status_code == 429
+
+
+def test_the_limit_is_per_user(client: Client, settings: Any, user: Any, other_user: Any, redis_clean: Any) -> None:
+    limits(settings, UPLOADS_PER_HOUR=1)
+    assert client.post("/api/uploads", {"file": trades(1)}, **bearer(user)).status_code == 202
+    assert client.post("/api/uploads", {"file": trades(2)}, **bearer(user)).status_code == 429
+    assert client.post("/api/uploads", {"file": trades(2)}, **bearer(other_user)).status_code == 202
+
+
+def test_the_counter_is_shared_by_every_process(client: Client, settings: Any, user: Any, redis_clean: Any) -> None:
+    """Another web process (here: a separate Python process) spends the same user's budget."""
+    limits(settings, UPLOADS_PER_HOUR=3)
+    script = (
+        "import django, types; django.setup();"
+        "from imports.ratelimit import rate_limit_hit;"
+        f"[rate_limit_hit(bucket='upload', user=types.SimpleNamespace(pk={user.pk})) for _ in range(3)]"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "AIRLOCK_UPLOADS_PER_HOUR": "3"}
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=120)
+    assert client.post("/api/uploads", {"file": trades(1)}, **bearer(user)).status_code == 429
+
+
+def test_the_upload_page_shows_the_limit_message(client: Client, settings: Any, user: Any, redis_clean: Any) -> None:
+    limits(settings, UPLOADS_PER_HOUR=1)
+    client.force_login(user)
+    assert client.post("/", {"file": trades(1), "dedupe": "on"}).status_code == 302
+    response = client.post("/", {"file": trades(2), "dedupe": "on"})
+    assert response.status_code == 429
+    assert b"Too many upload requests: the limit is 1 per hour." in response.content
+    assert b'id="upload-form"' in response.content and response["Retry-After"]
+    assert ImportBatch.objects.count() == 1
+    assert client.get("/").status_code == 200  # looking at the page is not an upload
+
+
+def test_review_decisions_are_limited_per_hour(
+    client: Client, settings: Any, user: Any, reviewer: Any, run_jobs: Any, redis_clean: Any,
+    django_capture_on_commit_callbacks: Any
+) -> None:
+    first = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    second = upload(user, text="When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n", name="b.csv", run_jobs=run_jobs,
+                    capture=django_capture_on_commit_callbacks)
+    limits(settings, REVIEWS_PER_HOUR=1)
+    ok = client.delete(f"/api/admin/formats/{first.format_id}/approve", {"reason": "wrong broker"},
+                       content_type="application/json", **bearer(reviewer))
+    assert ok.status_code == 200, ok.content
+    refused = client.delete(f"/api/admin/formats/{second.format_id}/approve", {"reason": "wrong broker"},
+                            content_type="application/json", **bearer(reviewer))
+    assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+    assert "approve/reject decisions" in refused.json()["message"] and refused["Retry-After"]
+    assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.PENDING
+    # The admin's change-page buttons share the same budget.
+    client.force_login(reviewer)
+    response = client.post(f"/admin/formats/csvformat/{second.format_id}/change/", {"_reject": "1", "reason": "x"},
+                           follow=True)
+    assert b"Too many approve/reject decisions" in response.content
+    assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.PENDING
+
+
+def test_the_window_expires_and_retry_after_counts_down(user: Any, settings: Any, redis_clean: Any) -> None:
+    limits(settings, UPLOADS_PER_HOUR=1)
+    rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3000)
+    with pytest.raises(Exception) as refused:
+        rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3000)
+    assert refused.value.details["retry_after"] == 600
+    rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3600)  # next window: allowed again
+    keys = redis_clean.keys("airlock:ratelimit:upload:*")
+    assert keys and all(0 < redis_clean.ttl(key) <= 3660 for key in keys)

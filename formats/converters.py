@@ -52,7 +52,8 @@ CONVERTERS: dict[str, ConverterInfo] = {
         ConverterInfo("decimal", "Decimal number",
                       "A number; thousands separators, currency signs/codes, (1.5) and 1.5- handled.",
                       {"decimal_sep": "'.' or ','; detected per value when absent.",
-                       "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
+                       "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent; '' = none (a lone '.' "
+                                        "or ',' is then the decimal point).",
                        "abs": "Drop the sign (true/false).",
                        "negate": "Flip the sign (true/false).",
                        "scale": "Multiply by this factor, e.g. '0.01' for prices in pence."}),
@@ -210,6 +211,8 @@ def build_cleaner(converter: str, options: dict[str, Any]) -> Cleaner:
     clean_text = build_text_cleaner(converter, options)
     if converter == "constant":
         return lambda cells: clean_text("")
+    if converter == "quotient":
+        return lambda cells: clean_text(QUOTIENT_JOINER.join(cells))  # as compile_mapping joins them
     return lambda cells: clean_text(join_cells(cells))
 
 
@@ -337,6 +340,14 @@ def _normalise_separators(body: str, decimal_sep: str | None, thousands_sep: str
     if thousands_sep is not None and thousands_sep not in (".", ","):
         body = body.replace(thousands_sep, "") if thousands_sep else body
     body = _SPACES.sub("", body)
+    if thousands_sep == "":
+        # No thousands grouping in the file: a value's one '.' or ',' is its decimal point, so a column that
+        # mixes '10,799' and '86.714375' (Trade Republic exports merged from two locales) reads both right.
+        marks = [char for char in body if char in ".,"]
+        if len(marks) > 1 or (marks and decimal_sep is not None and marks[0] != decimal_sep):
+            raise ConversionError(f"'{text.strip()}' is not a number (unexpected separators: "
+                                  "thousands_sep '' means none)")
+        decimal_sep = marks[0] if marks else "."
     if decimal_sep is None and thousands_sep in (".", ","):
         decimal_sep = "," if thousands_sep == "." else "."
     if decimal_sep is None:
@@ -548,7 +559,7 @@ BUY_WORDS = frozenset({
 SELL_WORDS = frozenset({
     "sell", "sold", "sld", "s", "sale", "sell to open", "sell to close", "verkoop", "verkopen", "verkocht",
     "sälj", "sålt", "salj", "försäljning", "verkauf", "verkaufen", "verkauft", "vente", "vendre", "venta",
-    "vender", "vendita", "prodej", "prodat", "sprzedaż", "salg", "myynti",
+    "vender", "venda", "vende", "vendita", "prodej", "prodat", "sprzedaż", "salg", "myynti",
 })
 # Words recognised inside longer values ('Market buy', 'BUY - MARKET', 'YOU BOUGHT ...', 'Stocks/ETF sale').
 _BUY_TOKENS = frozenset(word for word in BUY_WORDS if len(word) > 2 and " " not in word)

@@ -38,8 +38,9 @@ def _rule(rule: Any) -> str:
 
 def _field_spec(spec: dict[str, Any]) -> str:
     options = spec.get("options") or {}
-    return (f"columns {_columns(spec.get('columns'))}, converter {spec.get('converter')}"
-            + (f", options {show(options)}" if options else ""))
+    return f"columns {_columns(spec.get('columns'))}, converter {spec.get('converter')}" + (
+        f", options {show(options)}" if options else ""
+    )
 
 
 def mapping_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
@@ -65,7 +66,9 @@ def mapping_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list
             if before.get("converter") != after.get("converter"):
                 parts.append(f"converter {before.get('converter')} → {after.get('converter')}")
             if (before.get("options") or {}) != (after.get("options") or {}):
-                parts.append(f"options {show(before.get('options') or {})} → {show(after.get('options') or {})}")
+                parts.append(
+                    f"options {show(before.get('options') or {})} → {show(after.get('options') or {})}"
+                )
             extra = sorted((set(before) | set(after)) - {"columns", "converter", "options", *_INFORMATIONAL})
             for key in extra:
                 if before.get(key) != after.get(key):
@@ -91,15 +94,18 @@ def format_versions(records: list[Any]) -> list[dict[str, Any]]:
         previous = records[index + 1] if index + 1 < len(records) else None
         changes: list[str] = []
         if previous is None:
-            changes.append("created")
+            builtin = getattr(record, "builtin", False)
+            changes.append("created from the built-in definition" if builtin else "created with the suggested mapping")
         else:
             if previous.status != record.status:
                 changes.append(f"status {previous.status} → {record.status}")
             if previous.name != record.name:
                 changes.append(f"name {previous.name!r} → {record.name!r}")
-        versions.append({
-            "record": record,
-            "changes": changes,
-            "mapping_changes": mapping_diff(previous.mapping, record.mapping) if previous else [],
-        })
+        versions.append(
+            {
+                "record": record,
+                "changes": changes,
+                "mapping_changes": mapping_diff(previous.mapping, record.mapping) if previous else [],
+            }
+        )
     return versions

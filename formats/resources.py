@@ -58,31 +58,42 @@ class CsvFormatResource(resources.ModelResource):
     def import_instance(self, instance: CsvFormat, row: Any, **kwargs: Any) -> None:
         # Remember what the format was before this row touched it (None for a new one).
         instance._import_previous_status = (
-            CsvFormat.objects.filter(pk=instance.pk).values_list("status", flat=True).first() if instance.pk else None
+            CsvFormat.objects.filter(pk=instance.pk).values_list("status", flat=True).first()
+            if instance.pk
+            else None
         )
         super().import_instance(instance, row, **kwargs)
 
-    def validate_instance(self, instance: CsvFormat, import_validation_errors: dict | None = None,
-                          validate_unique: bool = True) -> None:
+    def validate_instance(
+        self, instance: CsvFormat, import_validation_errors: dict | None = None, validate_unique: bool = True
+    ) -> None:
         errors: dict[str, list[str]] = dict(import_validation_errors or {})
         previous = getattr(instance, "_import_previous_status", None)
         if instance.status not in FormatStatus.values:
-            errors["status"] = [f"Unknown status {instance.status!r}; use one of {', '.join(FormatStatus.values)}."]
+            errors["status"] = [
+                f"Unknown status {instance.status!r}; use one of {', '.join(FormatStatus.values)}."
+            ]
         elif previous is not None and previous != instance.status:
             errors["status"] = [
-                f"This format exists here as {previous} and the file says {instance.status}: approve or reject "
-                "it on the review screen instead (its staged rows must follow the decision)."
+                f"This format exists here as {previous} and the file says {instance.status}: approve or "
+                "reject it on the review screen instead (its staged rows must follow the decision)."
             ]
         if not isinstance(instance.header, list) or not isinstance(instance.columns, list):
             errors["header"] = ["header and columns must be JSON lists of column names."]
         else:
-            section = ((instance.mapping or {}).get("reader") or {}).get("section") if isinstance(
-                instance.mapping, dict) else None
+            section = (
+                ((instance.mapping or {}).get("reader") or {}).get("section")
+                if isinstance(instance.mapping, dict)
+                else None
+            )
             if fingerprint(instance.header, section=section) != instance.fingerprint:
-                errors["fingerprint"] = ["The fingerprint does not match the header: the row was edited by hand?"]
+                errors["fingerprint"] = [
+                    "The fingerprint does not match the header: the row was edited by hand?"
+                ]
             try:
-                instance.mapping = mapping_validate(target=instance.target, mapping=instance.mapping,
-                                                    columns=instance.columns)
+                instance.mapping = mapping_validate(
+                    target=instance.target, mapping=instance.mapping, columns=instance.columns
+                )
             except AppError as exc:
                 errors["mapping"] = [exc.message]
         super().validate_instance(instance, errors, validate_unique)
@@ -106,8 +117,11 @@ class CsvFormatResource(resources.ModelResource):
         user = kwargs.get("user")
         created = getattr(instance, "_import_previous_status", None) is None
         record(
-            action="format.imported", actor=user, obj=instance,
-            summary=f"Format '{instance.name}' ({instance.status}) {'created' if created else 'updated'} by import",
+            action="format.imported",
+            actor=user,
+            obj=instance,
+            summary=f"Format '{instance.name}' ({instance.status}) {'created' if created else 'updated'} "
+            "by import",
             details={"fingerprint": instance.fingerprint, "mapping": instance.mapping, "created": created},
         )
 
@@ -124,4 +138,6 @@ def formats_import(*, text: str, file_format: str = "json", actor: Any = None, d
 
     dataset = tablib.Dataset().load(text, format=file_format)
     # One transaction (import-export's use_transactions): a file with one bad row writes nothing.
-    return CsvFormatResource().import_data(dataset, dry_run=dry_run, raise_errors=False, user=actor)
+    return CsvFormatResource().import_data(
+        dataset, dry_run=dry_run, raise_errors=False, rollback_on_validation_errors=True, user=actor
+    )

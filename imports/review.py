@@ -22,7 +22,9 @@ def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> Cs
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
         if fmt.status == FormatStatus.REJECTED:
-            raise Conflict("This format was rejected; its mapping cannot be changed.", details={"format": fmt.pk})
+            raise Conflict(
+                "This format was rejected; its mapping cannot be changed.", details={"format": fmt.pk}
+            )
         if fmt.status == FormatStatus.APPROVED:
             # An approved format's mapping decides what gets written: restoring one is a correction, with
             # the same permission check, validation, audit and re-processing of FAILED rows as any other.
@@ -30,9 +32,13 @@ def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> Cs
         else:
             fmt = format_update_mapping(format_id=format_id, actor=actor, mapping=version.mapping)
         record(
-            action="format.mapping_restored", actor=actor, obj=fmt,
-            summary=(f"{actor.get_username()} restored the mapping of '{fmt.name}' from the version of "
-                     f"{version.history_date:%Y-%m-%d %H:%M}"),
+            action="format.mapping_restored",
+            actor=actor,
+            obj=fmt,
+            summary=(
+                f"{actor.get_username()} restored the mapping of '{fmt.name}' from the version of "
+                f"{version.history_date:%Y-%m-%d %H:%M}"
+            ),
             details={"history_id": history_id, "mapping": fmt.mapping},
         )
     return fmt

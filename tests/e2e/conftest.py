@@ -111,6 +111,7 @@ def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "AIRLOCK_SECURE": "0",
+        "AIRLOCK_SERVE_STATIC": "1",  # gunicorn with DEBUG=0 serves no static files (config/urls.py)
         "PYTHONUNBUFFERED": "1",
         **stack_env,
     }
@@ -126,8 +127,8 @@ def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any
 
     def web_up() -> bool:
         try:
-            return requests.get(f"{running.base_url}/accounts/login/", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{running.base_url}/accounts/login/", timeout=5).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):  # a busy machine: the first request can be slow
             return False
 
     running.wait_for(web_up, timeout=60, what="the web server")

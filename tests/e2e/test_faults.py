@@ -89,7 +89,16 @@ def status_of(file_id: int) -> str:
 
 
 def wait_status(stack: Stack, file_id: int, status: str, timeout: float = 120) -> ImportFile:
-    stack.wait_for(lambda: status_of(file_id) == status, timeout=timeout, what=f"file {file_id} to be {status}")
+    def describe() -> str:
+        file = ImportFile.objects.get(pk=file_id)
+        queues = {name: len(django_rq.get_queue(name)) for name in ("high", "default", "bulk")}
+        return (f"file {file_id} to be {status} (it is {file.status}, {orders_of(file_id)} orders, "
+                f"error {file.error!r}, queue lengths {queues})")
+
+    try:
+        stack.wait_for(lambda: status_of(file_id) == status, timeout=timeout, what=f"file {file_id} to be {status}")
+    except AssertionError as exc:
+        raise AssertionError(f"{describe()}\n{exc}") from None
     return ImportFile.objects.get(pk=file_id)
 
 
@@ -119,8 +128,25 @@ def own_worker(stack: Stack) -> subprocess.Popen:
 
 def reconcile_until_enqueued(stack: Stack, file_id: int) -> dict[str, list[int]]:
     """Run the reconciler (grace 0) until it re-enqueues the file (a dead backend may hold the lock a moment)."""
-    return stack.wait_for(lambda: (r := reconcile(grace_seconds=0)) and file_id in r["files"] and r,
-                          timeout=30, interval=0.5, what=f"the reconciler to re-enqueue file {file_id}")
+    from imports.locks import file_lock_held_elsewhere
+    from imports.reconcile import _job_alive
+
+    def why() -> str:
+        file = ImportFile.objects.get(pk=file_id)
+        return (f"the reconciler to re-enqueue file {file_id} (status {file.status}, file job alive "
+                f"{_job_alive(jobs.file_job_id(file_id))}, format job alive {_job_alive(jobs.format_job_id(file.format_id))}, "
+                f"lock held elsewhere {file_lock_held_elsewhere(file_id)}; reconciler calls {calls[:5]})")
+
+    calls: list[dict[str, list[int]]] = []
+
+    def once() -> dict[str, list[int]] | None:
+        calls.append(reconcile(grace_seconds=0))
+        return calls[-1] if file_id in calls[-1]["files"] else None
+
+    try:
+        return stack.wait_for(once, timeout=30, interval=0.5, what=f"the reconciler to re-enqueue file {file_id}")
+    except AssertionError as exc:
+        raise AssertionError(f"{why()}\n{exc}") from None
 
 
 def assert_exactly_imported(file_id: int, total: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -33,7 +34,11 @@ GOOD = {
     "reader": {"section": None, "header_line": None},
     "filters": [],
     "fields": {
-        "executed_at": {"columns": ["Trade Date"], "converter": "datetime", "options": {"formats": ["%Y-%m-%d %H:%M:%S"]}},
+        "executed_at": {
+            "columns": ["Trade Date"],
+            "converter": "datetime",
+            "options": {"formats": ["%Y-%m-%d %H:%M:%S"]},
+        },
         "symbol": {"columns": ["Ticker"], "converter": "text", "options": {"upper": True}},
         "side": {"columns": ["Buy or Sell"], "converter": "side", "options": {}},
         "quantity": {"columns": ["Shares"], "converter": "decimal", "options": {}},
@@ -51,7 +56,9 @@ def with_field(mapping: dict[str, Any], field: str, **spec: Any) -> dict[str, An
     return changed
 
 
-def upload(owner: Any, run_jobs: Any, capture: Any, text: str = TRADES, name: str = "trades.csv") -> ImportFile:
+def upload(
+    owner: Any, run_jobs: Any, capture: Any, text: str = TRADES, name: str = "trades.csv"
+) -> ImportFile:
     with capture(execute=True):
         _, files = upload_batch_create(owner=owner, files=[csv_upload(name, text)])
     run_jobs()
@@ -78,8 +85,11 @@ def reviewer_client(reviewer: Any) -> Client:
 def editor(django_user_model: Any) -> Any:
     """Staff who may view and edit formats but not approve them."""
     editor = django_user_model.objects.create_user(username="editor", password="pw-editor-1", is_staff=True)
-    editor.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="formats", codename__in=["view_csvformat", "change_csvformat"]))
+    editor.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="formats", codename__in=["view_csvformat", "change_csvformat"]
+        )
+    )
     return django_user_model.objects.get(pk=editor.pk)
 
 
@@ -108,8 +118,14 @@ def messages_of(response: Any) -> list[str]:
 def test_it_lists_pending_formats_first_with_uploader_files_staged_rows_and_confidence(
     reviewer_client: Client, pending: ImportFile
 ) -> None:
-    approved = CsvFormat.objects.create(name="Old approved format", header=["a"], columns=["a"], fingerprint="f" * 64,
-                                        status=FormatStatus.APPROVED, mapping={"fields": {}})
+    approved = CsvFormat.objects.create(
+        name="Old approved format",
+        header=["a"],
+        columns=["a"],
+        fingerprint="f" * 64,
+        status=FormatStatus.APPROVED,
+        mapping={"fields": {}},
+    )
     CsvFormat.objects.filter(pk=pending.format_id).update(confidence=0.87)
     response = reviewer_client.get(reverse("admin:formats_csvformat_changelist"))
     assert response.status_code == 200
@@ -124,9 +140,17 @@ def test_it_lists_pending_formats_first_with_uploader_files_staged_rows_and_conf
     assert "87%" in html
 
 
-def test_the_list_filters_by_status_and_searches_by_file_name(reviewer_client: Client, pending: ImportFile) -> None:
-    CsvFormat.objects.create(name="Other", header=["a"], columns=["a"], fingerprint="e" * 64,
-                             status=FormatStatus.APPROVED, mapping={"fields": {}})
+def test_the_list_filters_by_status_and_searches_by_file_name(
+    reviewer_client: Client, pending: ImportFile
+) -> None:
+    CsvFormat.objects.create(
+        name="Other",
+        header=["a"],
+        columns=["a"],
+        fingerprint="e" * 64,
+        status=FormatStatus.APPROVED,
+        mapping={"fields": {}},
+    )
     url = reverse("admin:formats_csvformat_changelist")
     by_status = reviewer_client.get(url, {"status__exact": "APPROVED"}).context["cl"].result_list
     assert [f.name for f in by_status] == ["Other"]
@@ -146,15 +170,44 @@ def test_the_change_page_shows_sample_rows_the_mapping_editor_and_a_preview_over
     assert 'id="sample-rows"' in html and "410.10" in html  # a raw sample cell
     assert '<textarea name="mapping"' in html
     assert 'id="mapping-table"' in html and 'id="mapping-editor-config"' in html
-    config = json.loads(html.split('id="mapping-editor-config" type="application/json">')[1].split("</script>")[0])
-    assert config["columns"] == ["Trade Date", "Ticker", "Buy or Sell", "Shares", "Fill Price", "Fee", "Ccy", "Ref"]
+    config = json.loads(
+        html.split('id="mapping-editor-config" type="application/json">')[1].split("</script>")[0]
+    )
+    assert config["columns"] == [
+        "Trade Date",
+        "Ticker",
+        "Buy or Sell",
+        "Shares",
+        "Fill Price",
+        "Fee",
+        "Ccy",
+        "Ref",
+    ]
     assert {"text", "decimal", "datetime", "side", "constant"} <= {c["name"] for c in config["converters"]}
     assert [f["name"] for f in config["fields"] if f["required"]] == [
-        "symbol", "side", "quantity", "price", "currency", "executed_at"]
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "currency",
+        "executed_at",
+    ]
     # The preview: 2 rows import, the zero-quantity one fails, with its error and an example.
     assert "2 would import" in html and "1 would fail" in html and "0 would be skipped" in html
     assert "quantity: quantity must be greater than 0" in html
     assert 'name="_approve"' in html and 'name="_reject"' in html
+
+
+def test_the_page_says_so_when_its_preview_covers_only_the_first_staged_rows(
+    reviewer_client: Client, pending: ImportFile, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("formats.admin.PAGE_SCAN_LIMIT", 2)
+    html = reviewer_client.get(change_url(pending.format_id)).content.decode()
+    assert "Over the first <b>2</b> of 3 staged rows" in html
+    full = reviewer_client.post(
+        reverse("admin:formats_csvformat_preview", args=[pending.format_id]), {"mapping": json.dumps(GOOD)}
+    ).json()
+    assert full["summary"]["total"] == 3 and "Over all <b>3</b>" in full["html"]
 
 
 def test_the_preview_view_recomputes_with_an_edited_mapping_without_saving_it(
@@ -164,8 +217,9 @@ def test_the_preview_view_recomputes_with_an_edited_mapping_without_saving_it(
     edited["filters"] = [{"column": "Ticker", "op": "in", "values": ["aapl"]}]
     edited["fields"]["quantity"]["options"] = {"default": "1"}
     history_before = CsvFormat.history.filter(id=pending.format_id).count()
-    response = reviewer_client.post(reverse("admin:formats_csvformat_preview", args=[pending.format_id]),
-                                    {"mapping": json.dumps(edited)})
+    response = reviewer_client.post(
+        reverse("admin:formats_csvformat_preview", args=[pending.format_id]), {"mapping": json.dumps(edited)}
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["ok"] is True
@@ -200,11 +254,32 @@ def test_a_staff_user_without_the_approve_permission_can_edit_but_not_approve(
     followed = editor_client.get(response["Location"])
     assert any("approve CSV formats" in m for m in messages_of(followed))
     # Saving an edited mapping is allowed, validated and audited.
-    response = post_form(editor_client, fmt, with_field(GOOD, "quantity", options={"abs": True}), _save="Save")
+    response = post_form(
+        editor_client, fmt, with_field(GOOD, "quantity", options={"abs": True}), _save="Save"
+    )
     assert response.status_code == 302
     fmt.refresh_from_db()
     assert fmt.mapping["fields"]["quantity"]["options"] == {"abs": True}
     assert AuditEvent.objects.filter(action="format.mapping_changed", actor__username="editor").exists()
+
+
+def test_a_staff_user_with_only_the_approve_permission_can_open_and_approve(
+    pending: ImportFile, django_user_model: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """`api_token --approver` grants just the approve permission: the review screen must still open."""
+    approver = django_user_model.objects.create_user(
+        username="approver", password="pw-approver-1", is_staff=True
+    )
+    approver.user_permissions.add(Permission.objects.get(codename="approve_csvformat"))
+    client = Client()
+    client.force_login(approver)
+    assert client.get(reverse("admin:formats_csvformat_changelist")).status_code == 200
+    page = client.get(change_url(pending.format_id)).content.decode()
+    assert '<textarea name="mapping"' in page and 'name="_approve"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        post_form(client, pending.format, GOOD, _approve="1")
+    run_jobs()
+    assert ImportFile.objects.get(pk=pending.pk).rows_imported == 2
 
 
 def test_an_invalid_mapping_is_refused_with_the_reason_and_nothing_is_saved(
@@ -223,7 +298,9 @@ def test_approving_from_the_change_form_migrates_the_staged_rows(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = post_form(reviewer_client, pending.format, GOOD, _approve="1")
-    assert response.status_code == 302 and response["Location"] == reverse("admin:formats_csvformat_changelist")
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "admin:formats_csvformat_changelist"
+    )
     run_jobs()
     pending.refresh_from_db()
     assert pending.format.status == FormatStatus.APPROVED
@@ -240,7 +317,9 @@ def test_rejecting_needs_a_reason_and_then_rejects_the_waiting_rows(
     post_form(reviewer_client, pending.format, GOOD, _reject="1", reason="Not a trade export")
     fmt = CsvFormat.objects.get(pk=pending.format_id)
     assert (fmt.status, fmt.rejection_reason) == (FormatStatus.REJECTED, "Not a trade export")
-    assert set(StagedRow.objects.filter(format=fmt).values_list("status", flat=True)) == {StagedStatus.REJECTED}
+    assert set(StagedRow.objects.filter(format=fmt).values_list("status", flat=True)) == {
+        StagedStatus.REJECTED
+    }
     assert ImportFile.objects.get(pk=pending.pk).status == FileStatus.REJECTED
 
 
@@ -248,8 +327,13 @@ def test_the_bulk_actions_approve_and_reject_selected_pending_formats(
     reviewer_client: Client, user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     first = upload(user, run_jobs, django_capture_on_commit_callbacks)
-    second = upload(user, run_jobs, django_capture_on_commit_callbacks,
-                    text=TRADES.replace("Ref", "Reference"), name="other.csv")
+    second = upload(
+        user,
+        run_jobs,
+        django_capture_on_commit_callbacks,
+        text=TRADES.replace("Ref", "Reference"),
+        name="other.csv",
+    )
     url = reverse("admin:formats_csvformat_changelist")
     with django_capture_on_commit_callbacks(execute=True):
         reviewer_client.post(url, {"action": "approve_selected", "_selected_action": [first.format_id]})
@@ -259,8 +343,14 @@ def test_the_bulk_actions_approve_and_reject_selected_pending_formats(
     confirm = reviewer_client.post(url, {"action": "reject_selected", "_selected_action": [second.format_id]})
     assert confirm.status_code == 200 and b"Reason" in confirm.content
     assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.PENDING
-    reviewer_client.post(url, {"action": "reject_selected", "_selected_action": [second.format_id],
-                               "reason": "duplicate of another format"})
+    reviewer_client.post(
+        url,
+        {
+            "action": "reject_selected",
+            "_selected_action": [second.format_id],
+            "reason": "duplicate of another format",
+        },
+    )
     assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.REJECTED
 
 
@@ -269,8 +359,10 @@ def test_the_bulk_actions_are_not_offered_without_the_approve_permission(
 ) -> None:
     response = editor_client.get(reverse("admin:formats_csvformat_changelist"))
     assert b"approve_selected" not in response.content
-    editor_client.post(reverse("admin:formats_csvformat_changelist"),
-                       {"action": "approve_selected", "_selected_action": [pending.format_id]})
+    editor_client.post(
+        reverse("admin:formats_csvformat_changelist"),
+        {"action": "approve_selected", "_selected_action": [pending.format_id]},
+    )
     assert CsvFormat.objects.get(pk=pending.format_id).status == FormatStatus.PENDING
 
 
@@ -295,7 +387,11 @@ def test_correcting_an_approved_mapping_reprocesses_the_rows_that_failed(
     run_jobs()
     pending.refresh_from_db()
     assert (pending.status, pending.rows_imported, pending.rows_failed, pending.rows_staged) == (
-        FileStatus.PARTIAL, 2, 1, 0)
+        FileStatus.PARTIAL,
+        2,
+        1,
+        0,
+    )
     assert Order.objects.filter(source_file=pending).count() == 2
     still_failed = StagedRow.objects.get(file=pending, status=StagedStatus.FAILED)
     assert still_failed.errors[0]["field"] == "quantity"
@@ -308,7 +404,9 @@ def test_an_editor_cannot_change_the_mapping_of_an_approved_format(
     review_approve(format_id=pending.format_id, actor=reviewer, mapping=GOOD)
     page = editor_client.get(change_url(pending.format_id)).content.decode()
     assert '<textarea name="mapping"' not in page
-    post_form(editor_client, pending.format, with_field(GOOD, "quantity", options={"abs": True}), _save="Save")
+    post_form(
+        editor_client, pending.format, with_field(GOOD, "quantity", options={"abs": True}), _save="Save"
+    )
     assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
 
 
@@ -332,8 +430,12 @@ def test_the_mapping_diff_reads_field_by_field() -> None:
 def test_the_history_page_shows_who_changed_what_in_the_mapping(
     editor_client: Client, reviewer_client: Client, pending: ImportFile
 ) -> None:
-    post_form(editor_client, pending.format, with_field(GOOD, "quantity", columns=["Fee"], options={"abs": True}),
-              _save="Save")
+    post_form(
+        editor_client,
+        pending.format,
+        with_field(GOOD, "quantity", columns=["Fee"], options={"abs": True}),
+        _save="Save",
+    )
     response = reviewer_client.get(reverse("admin:formats_csvformat_history", args=[pending.format_id]))
     assert response.status_code == 200
     html = response.content.decode()
@@ -350,7 +452,9 @@ def test_restoring_an_old_mapping_is_validated_audited_and_recorded(
     good_version = CsvFormat.history.filter(id=pending.format_id).order_by("-history_date").first()
     assert good_version.mapping == GOOD
     post_form(editor_client, pending.format, with_field(GOOD, "quantity", columns=["Fee"]), _save="Save")
-    url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
+    url = reverse(
+        "admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id]
+    )
     response = editor_client.post(url)
     assert response.status_code == 302
     assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
@@ -369,23 +473,32 @@ def test_restoring_a_version_whose_mapping_no_longer_validates_is_refused(
     # Simulate a version saved before a stricter rule existed.
     CsvFormat.history.filter(history_id=version.history_id).update(mapping={"fields": {"symbol": {}}})
     response = reviewer_client.post(
-        reverse("admin:formats_csvformat_restore_mapping", args=[fmt.pk, version.history_id]))
+        reverse("admin:formats_csvformat_restore_mapping", args=[fmt.pk, version.history_id])
+    )
     follow = reviewer_client.get(response["Location"])
     assert any("Required field(s) not mapped" in m for m in messages_of(follow))
     assert CsvFormat.objects.get(pk=fmt.pk).mapping == GOOD
 
 
 def test_restoring_an_approved_formats_mapping_reprocesses_its_failed_rows(
-    reviewer_client: Client, editor_client: Client, pending: ImportFile, reviewer: Any, run_jobs: Any,
+    reviewer_client: Client,
+    editor_client: Client,
+    pending: ImportFile,
+    reviewer: Any,
+    run_jobs: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     good_version = CsvFormat.history.filter(id=pending.format_id).order_by("-history_date").first()
     with django_capture_on_commit_callbacks(execute=True):
-        review_approve(format_id=pending.format_id, actor=reviewer, mapping=with_field(GOOD, "price", columns=["Ref"]))
+        review_approve(
+            format_id=pending.format_id, actor=reviewer, mapping=with_field(GOOD, "price", columns=["Ref"])
+        )
     run_jobs()
     pending.refresh_from_db()
     assert pending.rows_failed == 3
-    url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
+    url = reverse(
+        "admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id]
+    )
     editor_client.post(url)  # an editor may not correct an approved format
     assert CsvFormat.objects.get(pk=pending.format_id).mapping["fields"]["price"]["columns"] == ["Ref"]
     with django_capture_on_commit_callbacks(execute=True):
@@ -395,3 +508,18 @@ def test_restoring_an_approved_formats_mapping_reprocesses_its_failed_rows(
     pending.refresh_from_db()
     assert (pending.status, pending.rows_imported, pending.rows_failed) == (FileStatus.PARTIAL, 2, 1)
     assert Order.objects.filter(source_file=pending).count() == 2
+
+
+def test_a_built_in_format_without_samples_or_staged_rows_opens_with_its_history(
+    reviewer_client: Client,
+) -> None:
+    from django.core.management import call_command
+
+    call_command("load_builtin_formats", stdout=StringIO())
+    fmt = CsvFormat.objects.filter(builtin=True).first()
+    page = reviewer_client.get(change_url(fmt.pk))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "No sample rows were kept." in html and "No staged rows for this format" in html
+    history = reviewer_client.get(reverse("admin:formats_csvformat_history", args=[fmt.pk]))
+    assert history.status_code == 200 and "created from the built-in definition" in history.content.decode()

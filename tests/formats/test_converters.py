@@ -85,6 +85,20 @@ def test_it_honours_an_explicit_thousands_separator() -> None:
     assert clean("decimal", "1.234", thousands_sep=".") == Decimal("1234")
 
 
+def test_it_reads_a_lone_dot_or_comma_as_the_decimal_point_when_told_there_is_no_thousands_separator() -> None:
+    # Trade Republic (pytr) files merged from two locales: '10,799' and '86.714375' in one column.
+    assert clean("decimal", "10,799", thousands_sep="") == Decimal("10.799")
+    assert clean("decimal", "86.714375", thousands_sep="") == Decimal("86.714375")
+    assert clean("decimal", "-690.25", thousands_sep="") == Decimal("-690.25")
+    assert clean("decimal", "-5", thousands_sep="") == Decimal("-5")
+    assert clean("quotient", ["10,799", "0,104341"], thousands_sep="", places=4) == Decimal("103.4972")
+    for grouped in ("1,234.5", "1.234,5", "1,234,567"):
+        with pytest.raises(ConversionError, match="thousands_sep '' means none"):
+            clean("decimal", grouped, thousands_sep="")
+    with pytest.raises(ConversionError, match="thousands_sep '' means none"):
+        clean("decimal", "86.714375", thousands_sep="", decimal_sep=",")
+
+
 @pytest.mark.parametrize("raw", ["abc", "NaN", "Infinity", "1-2", "--5", "12 %", "1.234.56", "1..2"])
 def test_it_refuses_what_is_not_a_number(raw: str) -> None:
     with pytest.raises(ConversionError, match="not a number"):
@@ -258,6 +272,9 @@ def test_it_explains_a_date_that_matches_no_format() -> None:
         ("BUY - MARKET", "BUY"),
         ("Stocks/ETF purchase", "BUY"),
         ("Stocks/ETF sale", "SELL"),
+        ("Ações/ETF compra", "BUY"),
+        ("Ações/ETF vende", "SELL"),  # XTB in Portuguese
+        ("Venda", "SELL"),
         ("YOU BOUGHT WASTE MANAGEMENT INC (WM) (Margin)", "BUY"),
         ("Sell 3 @ 139.74 USD", "SELL"),
         ("Buy to Open", "BUY"),

@@ -60,8 +60,11 @@ def test_an_exported_format_reimported_into_an_empty_database_imports_the_same_f
     assert not result.has_errors() and not result.has_validation_errors()
     assert result.totals["new"] == 1
     fmt = CsvFormat.objects.get()
-    assert (fmt.status, fmt.fingerprint, fmt.mapping["fields"]) == (FormatStatus.APPROVED, approved.fingerprint,
-                                                                   GOOD["fields"])
+    assert (fmt.status, fmt.fingerprint, fmt.mapping["fields"]) == (
+        FormatStatus.APPROVED,
+        approved.fingerprint,
+        GOOD["fields"],
+    )
     assert fmt.approved_by == reviewer
     assert AuditEvent.objects.filter(action="format.imported", actor=reviewer).count() == 1
 
@@ -71,8 +74,9 @@ def test_an_exported_format_reimported_into_an_empty_database_imports_the_same_f
     assert Order.objects.filter(source_file=file).count() == 2
 
 
-def test_the_csv_export_neutralises_formulas_and_the_import_restores_the_name(approved: CsvFormat,
-                                                                                reviewer: Any) -> None:
+def test_the_csv_export_neutralises_formulas_and_the_import_restores_the_name(
+    approved: CsvFormat, reviewer: Any
+) -> None:
     CsvFormat.objects.filter(pk=approved.pk).update(name='=HYPERLINK("http://evil","x")')
     exported = formats_export(file_format="csv")
     assert rows_of(exported)[0]["name"] == '\'=HYPERLINK("http://evil","x")'
@@ -82,10 +86,13 @@ def test_the_csv_export_neutralises_formulas_and_the_import_restores_the_name(ap
     assert CsvFormat.objects.get().name == '=HYPERLINK("http://evil","x")'
 
 
-def test_importing_updates_the_format_with_the_same_target_and_fingerprint(approved: CsvFormat,
-                                                                          reviewer: Any) -> None:
+def test_importing_updates_the_format_with_the_same_target_and_fingerprint(
+    approved: CsvFormat, reviewer: Any
+) -> None:
     data = json.loads(formats_export(file_format="json"))
-    data[0]["mapping"] = json.loads(data[0]["mapping"]) if isinstance(data[0]["mapping"], str) else data[0]["mapping"]
+    data[0]["mapping"] = (
+        json.loads(data[0]["mapping"]) if isinstance(data[0]["mapping"], str) else data[0]["mapping"]
+    )
     data[0]["mapping"]["fields"]["quantity"]["options"] = {"abs": True}
     data[0]["mapping"] = json.dumps(data[0]["mapping"])
     result = formats_import(text=json.dumps(data), file_format="json", actor=reviewer)
@@ -98,7 +105,9 @@ def test_importing_updates_the_format_with_the_same_target_and_fingerprint(appro
     assert again.totals["skip"] == 1, "an unchanged format is skipped"
 
 
-def test_an_import_with_an_invalid_mapping_writes_nothing_and_says_why(approved: CsvFormat, reviewer: Any) -> None:
+def test_an_import_with_an_invalid_mapping_writes_nothing_and_says_why(
+    approved: CsvFormat, reviewer: Any
+) -> None:
     rows = rows_of(formats_export(file_format="csv"))
     bad = copy.deepcopy(rows[0])
     mapping = json.loads(bad["mapping"])
@@ -133,8 +142,11 @@ def test_an_import_cannot_change_the_status_of_an_existing_format(approved: CsvF
 
 def test_the_admin_import_needs_the_approve_permission(reviewer: Any, django_user_model: Any) -> None:
     editor = django_user_model.objects.create_user(username="editor", password="pw-editor-1", is_staff=True)
-    editor.user_permissions.add(*Permission.objects.filter(content_type__app_label="formats",
-                                                           codename__in=["view_csvformat", "change_csvformat"]))
+    editor.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="formats", codename__in=["view_csvformat", "change_csvformat"]
+        )
+    )
     url = reverse("admin:formats_csvformat_import")
     as_editor, as_reviewer = Client(), Client()
     as_editor.force_login(editor)
@@ -148,12 +160,41 @@ def test_the_admin_export_is_a_safe_csv(approved: CsvFormat, reviewer: Any) -> N
     CsvFormat.objects.filter(pk=approved.pk).update(name="@SUM(A1)")
     client = Client()
     client.force_login(reviewer)
-    response = client.post(reverse("admin:formats_csvformat_export"), {
-        "format": "0", "resource": "0", **{f"csvformatresource_{f}": "on" for f in (
-            "name", "target", "header", "columns", "fingerprint", "status", "mapping")},
-    })
+    response = client.post(
+        reverse("admin:formats_csvformat_export"),
+        {
+            "format": "0",
+            "resource": "0",
+            **{
+                f"csvformatresource_{f}": "on"
+                for f in ("name", "target", "header", "columns", "fingerprint", "status", "mapping")
+            },
+        },
+    )
     assert response.status_code == 200, response.content[:500]
     assert response["Content-Type"].startswith("text/csv")
     body = response.content.decode("utf-8-sig")
     assert rows_of(body)[0]["name"] == "'@SUM(A1)"
     assert TRADES.splitlines()[0].split(",")[0].casefold() in body  # the header travelled
+
+
+def test_the_admin_import_previews_then_creates_the_formats(approved: CsvFormat, reviewer: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    exported = formats_export(file_format="csv")
+    wipe_everything()
+    client = Client()
+    client.force_login(reviewer)
+    upload = SimpleUploadedFile("formats.csv", exported.encode(), content_type="text/csv")
+    preview = client.post(
+        reverse("admin:formats_csvformat_import"), {"resource": "0", "format": "0", "import_file": upload}
+    )
+    assert preview.status_code == 200
+    assert CsvFormat.objects.count() == 0, "the first step is a dry run"
+    confirm = preview.context["confirm_form"]
+    assert confirm is not None, preview.content.decode()[:2000]
+    done = client.post(reverse("admin:formats_csvformat_process_import"), confirm.initial)
+    assert done.status_code == 302
+    fmt = CsvFormat.objects.get()
+    assert (fmt.status, fmt.approved_by) == (FormatStatus.APPROVED, reviewer)
+    assert AuditEvent.objects.filter(action="format.imported", actor=reviewer).exists()

@@ -86,6 +86,8 @@ class CorrectedCase:
     duplicates: int = 0
     why: str = ""
     marks: tuple[Any, ...] = field(default_factory=tuple)
+    # Orders between the first and the last whose values the correction must also get right.
+    also: tuple[Fill, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -635,6 +637,101 @@ CORRECTED_CASES = [
         first=fill("ETH", "SELL", "1", "2214.01", "2022-01-28T00:31:00Z"),
         last=fill("ETH", "SELL", "1", "2214.01", "2022-01-28T00:31:00Z"),
     ),
+    # XTB cash operations: 17 'Stocks/ETF purchase|sale' / 'Ações/ETF compra|vende' rows; deposits, interest,
+    # dividends, taxes, FX/CFD results, swap, spin-off and transfers skipped. The trade is packed in Comment:
+    # 'OPEN BUY 34/42.5658 @ 11.7480' is a fill of 34 (of an order of 42.5658) at 11.7480; a sale also reads
+    # 'CLOSE BUY 1 @ ...' (it closes a long position), so the side comes from Type. Lines 37-39 repeat lines
+    # 23-25 (same ID): 3 duplicates. ID is XTB's operation id, but the GOOGL purchase and its sale share ID
+    # 419846716 (same quantity and second), so the id is qualified by Type or the sale would be dropped as a
+    # duplicate of the purchase. No currency column: each instrument's listing currency is mapped by symbol
+    # (.DE Xetra EUR, GOOGL.US USD; CSPX.UK and FLOA.UK are the USD lines on London: their Amount is exactly
+    # quantity x price, like SPYL.DE's in EUR, while GOOGL's USD price is converted into the EUR Amount).
+    # Times are XTB's Central European time: GOOGL at 20:56 in July is 14:56 in New York (16:56 if UTC).
+    CorrectedCase(
+        "xtb/e2g-cash-operations.csv",
+        correction(
+            quantity=dec("Comment", number="first"),
+            price=dec("Comment", split_on="@", part=1),
+            currency=cur(
+                "Symbol",
+                map={"SPYL.DE": "EUR", "ZAL.DE": "EUR", "GOOGL.US": "USD", "CSPX.UK": "USD", "FLOA.UK": "USD"},
+            ),
+            executed_at=when("Time", formats=["%d.%m.%Y %H:%M:%S"], tz="Europe/Warsaw"),
+            broker_trade_id=text("ID", "Type"),
+        ),
+        14,
+        first=fill("SPYL.DE", "BUY", "34", "11.7480", "2024-04-12T11:01:45Z"),
+        last=fill("FLOA.UK", "BUY", "0.7399", "5.9140", "2024-05-14T15:21:09Z"),
+        duplicates=3,
+        also=(
+            fill("ZAL.DE", "SELL", "1", "26.280", "2024-04-02T09:42:37Z"),
+            fill("GOOGL.US", "SELL", "1", "122.34", "2023-07-25T18:56:07Z"),
+        ),
+    ),
+    # DEGIRO Account.csv (a cash ledger, Dutch headers): 13 trades written in Omschrijving in four languages
+    # ('Koop 1 @ 33,9 USD', 'Verkoop 1 @ 63,97 USD', 'Compra 6 ISHARES MSCI WOR A@49,785 EUR (IE00B4L5Y983)',
+    # 'Achat 6 QT GROUP OYJ@79,96 EUR (FI4000198031)', 'Sell 4 AVIVA@496 GBX (GB00BPQY8M80)'). Not trades:
+    # fees, dividends, FX, cash sweeps, the two 'PRODUCTWIJZIGING' (an ISIN change at 0), the 'STOCK DIVIDEND'
+    # and the money-market 'Conversion Fonds Monétaires'. The price's currency is the one written after it:
+    # the Mutatie column says GBP for the AVIVA sale priced in pence (GBX). Amsterdam times; the ISIN is the
+    # identifier; the order id is shared by partial fills, so it is no trade id.
+    CorrectedCase(
+        "degiro/e2g-account-nl.csv",
+        correction(
+            filters=[starts("Omschrijving", "Koop", "Verkoop", "Compra", "Venda", "Achat", "Vente", "Buy", "Sell")],
+            symbol=symbol("ISIN"),
+            side=side("Omschrijving", split_on=" ", part=0),
+            quantity=dec("Omschrijving", split_on="@", part=0, number="first"),
+            price=dec("Omschrijving", split_on="@", part=1, number="first", decimal_sep=","),
+            currency=cur("Omschrijving", split_on=" (", part=0),
+            executed_at=when("Datum", "Tijd", formats=["%d-%m-%Y %H:%M"], tz="Europe/Amsterdam"),
+            broker_trade_id=None,
+        ),
+        13,
+        first=fill("US9256521090", "BUY", "1", "33.9", "2022-12-15T15:55:00Z"),
+        last=fill("JP3633400001", "BUY", "30", "22.4", "2024-03-08T10:25:00Z"),
+        also=(
+            fill("IE00B4L5Y983", "BUY", "6", "49.785", "2019-05-15T07:05:00Z"),
+            fill("GB00BPQY8M80", "SELL", "4", "496", "2024-04-02T07:00:00Z"),
+        ),
+    ),
+    # Trade Republic via pytr (Dutch headers): 6 trades (Aankoop/Verkoop/Buy/Sell); withdrawal, deposit and
+    # dividend skipped. No price column: price = |Waarde (netto)| / Aantal. The net value is the cash moved,
+    # fee included (Tesla: 86.714375 = 0.2625 x 334.15 - 1.00), so the price is the net price per share and
+    # the suggested commission (Kosten) is removed: it would count the fee twice. The file merges two locales
+    # ('10,799' and '86.714375' in one column): thousands_sep '' (none) reads a lone ',' or '.' as the
+    # decimal point, where detection would read '10,799' as 10799. pytr writes UTC times (date-only rows are
+    # UTC dates); Trade Republic accounts are in EUR.
+    CorrectedCase(
+        "traderepublic/e2g-transactions.csv",
+        correction(
+            price=spec("quotient", "Waarde (netto)", "Aantal", abs=True, thousands_sep=""),
+            commission=None,
+            currency=const("EUR"),
+        ),
+        6,
+        first=fill("IE00BKX55T58", "BUY", "0.052361", "95.4909188136", "2024-07-23T00:00:00Z"),
+        last=fill("SI0031102120", "BUY", "5", "138.05", "2024-12-02T11:30:27Z"),
+        also=(fill("IE00BKX55T58", "SELL", "0.104341", "103.4971871077", "2024-11-29T00:00:00Z"),),
+    ),
+    # eToro account activity: 9 trades (5 'Open Position' = buy, 4 'Position closed' = sell: no short
+    # positions here); dividends, fees, interest, withdrawal, overnight fees/refunds and SDRT skipped. No
+    # price: Amount / Units ('NKE/USD' gives the symbol and the currency). eToro times are UTC. Caveat: for
+    # the CFD rows Amount is the margin, so Amount / Units is the price only at leverage 1; the file does not
+    # give the leverage (the sample's NKE CFD figures, 6 USD a unit, are not market prices).
+    CorrectedCase(
+        "etoro/e2g-account-activity.csv",
+        correction(
+            filters=[keep("Type", "Open Position", "Position closed")],
+            side=side("Type", map={"Open Position": "BUY", "Position closed": "SELL"}),
+            price=spec("quotient", "Amount", "Units"),
+            currency=cur("Details", split_on="/", part=1),
+        ),
+        9,
+        first=fill("OLED", "SELL", "0.102626", "179.5841209830", "2024-01-09T15:30:40Z"),
+        last=fill("NKE", "SELL", "65.359477", "6.0000480114", "2020-05-20T20:59:02Z"),
+        also=(fill("AMD", "BUY", "0.337209", "147.9201326180", "2024-01-09T15:37:16Z"),),
+    ),
 ]
 
 
@@ -661,55 +758,40 @@ def test_another_brokers_trade_export_imports_after_one_mapping_correction(
         print(f"  {name}: suggested {_comparable(suggested) if name in TARGET_FIELDS else suggested}")
     approve(fmt.pk, reviewer, mapping, run_jobs, django_capture_on_commit_callbacks)
     assert_orders(file, case.orders, case.first, case.last, case.duplicates)
+    stored = {as_fill(order) for order in orders_of(file)}
+    for expected in case.also:
+        assert expected in stored, f"{expected} not among the orders; {diagnose(file)}"
 
 
 # --- 3. trade files the closed converter set cannot map ------------------------------------------------
 
 UNMAPPABLE_CASES = [
     UnmappableCase(
-        "xtb/e2g-cash-operations.csv",
-        "17 purchase/sale rows (3 repeated), e.g. 'OPEN BUY 34/42.5658 @ 11.7480'",
-        "XTB packs the trade into Comment: 'OPEN BUY 34/42.5658 @ 11.7480' is a fill of 34 out of a 42.5658 "
-        "order. Price works (split_on '@', part 1) but the filled quantity needs two splits (' ' then '/'); "
-        "one split_on per converter cannot extract it, and there is no currency column.",
-    ),
-    UnmappableCase(
-        "degiro/e2g-account-nl.csv",
-        "13 trades in Omschrijving ('Koop 1 @ 33,9 USD', 'Compra 6 ISHARES ...@49,785 "
-        "EUR (IE00B4L5Y983)', 'Achat 6 QT GROUP OYJ@79,96 EUR', 'Sell 4 AVIVA@496 GBX')",
-        "DEGIRO Account.csv is a cash ledger: trades are only in the Omschrijving text, in several syntaxes. "
-        "'Koop 1 @ 33,9 USD' maps with split_on '@', but 'Compra 6 ISHARES MSCI WOR A@49,785 EUR' puts the "
-        "product name between quantity and '@': no single split_on yields the quantity.",
-    ),
-    UnmappableCase(
-        "traderepublic/e2g-transactions.csv",
-        "6 trades (Aankoop/Verkoop/Buy/Sell)",
-        "No price column: only the net value ('Waarde (netto)') and the quantity ('Aantal'). The price is "
-        "value / quantity, which no converter computes (converters take cells, they do not divide).",
-    ),
-    UnmappableCase(
-        "etoro/e2g-account-activity.csv",
-        "9 trades (5 Open Position, 4 Position closed)",
-        "eToro's account activity gives the invested Amount and Units, not a price: price = Amount / Units "
-        "cannot be computed by a converter.",
-    ),
-    UnmappableCase(
         "coinbase/rotki-coinbasepro-account.csv",
-        "5 trades, each as two 'match' rows plus a 'fee' row",
-        "A Coinbase Pro account statement writes each trade as two balance movements ('match' +52.3 ETH and "
-        "'match' -1.14732 BTC): one trade spans several rows and there is no price column.",
+        "5 trades (trade ids 10201, 20502, 305441-305443), each as two 'match' rows plus a 'fee' row",
+        "A Coinbase Pro account statement writes each trade as balance movements: 'match' +52.3 ETH, 'match' "
+        "-1.14732 BTC and 'fee' -0.00344196 BTC share trade id 10201. The bought asset, the amount paid "
+        "(hence the price) and the fee are on different rows; a mapping converts one row at a time and "
+        "cannot join rows.",
     ),
     UnmappableCase(
         "binance/rotki-transaction-history.csv",
-        "Buy/Sell/Transaction Buy/Spend/Fee legs",
-        "A Binance transaction history writes each trade as several balance changes (Buy/Sell/Spend/Fee "
-        "rows with only a Change amount): one trade spans several rows and there is no price column.",
+        "Buy/Sell and Transaction Buy/Spend/Fee legs (e.g. 2020-10-30 14:21:20: Buy -134.4719075 EUR, "
+        "Buy +0.03605 ETH, Fee -3.605E-05 ETH)",
+        "A Binance transaction history writes each trade as several balance changes with only a Change amount "
+        "per coin: the asset bought, the amount spent (hence the price) and the fee are on different rows "
+        "tied only by their timestamp; a mapping converts one row at a time and cannot join rows.",
     ),
     UnmappableCase(
         "crypto-com/rotki-transactions.csv",
-        "7 purchases/exchanges (Buy MCO, Buy ETH, EUR -> BTC, ...)",
-        "Crypto.com gives the amount and its native value, not a price: price = Native Amount / Amount "
-        "cannot be computed by a converter.",
+        "7 single-row trades (crypto_purchase Buy MCO / Buy ETH, crypto_exchange MCO -> ETH, viban_purchase "
+        "EUR -> BTC, crypto_viban_exchange DOGE -> EUR, 2 limit-order purchase_commit USD -> SOL / ETH) plus "
+        "dust conversions and MCO/CRO swaps split over credited/debited rows",
+        "Crypto.com puts the traded asset in a different column per kind of row: in 'Currency' for purchases "
+        "and sales to fiat ('Buy MCO': MCO 50, 'DOGE -> EUR': DOGE -750) but in 'To Currency' when fiat pays "
+        "('EUR -> BTC': Currency EUR, To Currency BTC 0.003; 'USD -> SOL'). A mapping takes each field from "
+        "fixed columns, so one of the two groups would import EUR/USD as the symbol; the price (Native "
+        "Amount / Amount or / To Amount) has the same problem. The dust conversions and swaps span rows.",
     ),
 ]
 

@@ -122,3 +122,17 @@ def test_an_anonymous_upload_is_refused_and_leaves_no_temp_file(client: Client, 
     page = client.post("/", {"file": big_csv("x.csv", 3 * MB)})
     assert page.status_code == 302 and page["Location"].startswith("/accounts/login/")
     assert list(temp_dir.iterdir()) == []
+
+
+def test_a_malformed_multipart_body_answers_400_in_the_error_shape(client: Client, user: Any) -> None:
+    no_boundary = client.generic("POST", "/api/uploads", b"garbage", content_type="multipart/form-data",
+                                 **bearer(user))
+    assert no_boundary.status_code == 400
+    assert no_boundary.json()["error"] == "invalid_upload"
+    assert no_boundary.json()["message"].startswith("The upload could not be read as multipart form data")
+    garbage = client.generic("POST", "/api/uploads", b"--x\r\nnot a part\r\n",
+                             content_type="multipart/form-data; boundary=x", **bearer(user))
+    assert garbage.status_code == 400 and garbage.json()["error"] in ("no_file", "invalid_upload")
+    not_multipart = client.post("/api/uploads", {"x": 1}, content_type="application/json", **bearer(user))
+    assert not_multipart.status_code == 400 and not_multipart.json()["error"] == "no_file"
+    assert not ImportBatch.objects.exists()

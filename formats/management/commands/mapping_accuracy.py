@@ -33,25 +33,41 @@ class FileResult:
     error: str = ""
 
 
-def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple[dict[str, Any], list[list[str]]]:
-    """The suggestion exactly as the pipeline makes it for a new header (imports/pipeline.py `_match_format`)."""
-    layout = detect_layout(path, None, max_columns=settings.AIRLOCK["MAX_COLUMNS"],
-                           max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"])
+def suggest_for_file(
+    path: Path, *, learned: dict[str, dict[str, int]]
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """The suggestion exactly as imports/pipeline.py `_match_format` makes it for a new header."""
+    layout = detect_layout(
+        path,
+        None,
+        max_columns=settings.AIRLOCK["MAX_COLUMNS"],
+        max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"],
+    )
     sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"])]
-    mapping = suggest_mapping(target=TARGET, columns=layout.columns, sample_rows=sample, learned=learned,
-                              header=layout.header)
+    mapping = suggest_mapping(
+        target=TARGET, columns=layout.columns, sample_rows=sample, learned=learned, header=layout.header
+    )
     return {"mapping": mapping, "columns": layout.columns}, sample
 
 
-def _dates_agree(spec: dict[str, Any] | None, expected_formats: list[str], columns: list[str],
-                 expected_columns: list[str], sample: list[list[str]]) -> bool | None:
+def _dates_agree(
+    spec: dict[str, Any] | None,
+    expected_formats: list[str],
+    columns: list[str],
+    expected_columns: list[str],
+    sample: list[list[str]],
+) -> bool | None:
     """True when the suggested date converter reads every sample date the way the expected formats do."""
     if not expected_formats:
         return None
-    if not spec or list(spec.get("columns") or []) != expected_columns or spec.get("converter") not in (
-            "datetime", "date"):
+    if (
+        not spec
+        or list(spec.get("columns") or []) != expected_columns
+        or spec.get("converter") not in ("datetime", "date")
+    ):
         return False
-    # Compare in UTC: the timezone is a separate choice the file rarely tells.
+    # Compare in UTC: the timezone is a separate choice the file rarely tells. The expected formats come
+    # from our own fixture, so a bad one is a fixture bug and may raise.
     expected = build_cleaner("datetime", {"formats": expected_formats, "tz": "UTC"})
     try:
         suggested = build_cleaner(spec["converter"], {**(spec.get("options") or {}), "tz": "UTC"})
@@ -89,13 +105,21 @@ def score_file(path: Path, expectation: dict[str, Any], *, learned: dict[str, di
         if got == list(expected_columns):
             result.correct += 1
         else:
-            result.mistakes.append(f"{name}: expected {expected_columns or '(none)'}, suggested {got or '(none)'}")
+            result.mistakes.append(
+                f"{name}: expected {expected_columns or '(none)'}, suggested {got or '(none)'}"
+            )
     side = fields.get("side") or {}
     if expectation.get("side_converter"):
-        result.side_ok = (side.get("converter") == expectation["side_converter"]
-                          and list(side.get("columns") or []) == list(expectation["fields"].get("side") or []))
-    result.date_ok = _dates_agree(fields.get("executed_at"), expectation.get("date_formats") or [],
-                                  suggestion["columns"], list(expectation["fields"].get("executed_at") or []), sample)
+        result.side_ok = side.get("converter") == expectation["side_converter"] and list(
+            side.get("columns") or []
+        ) == list(expectation["fields"].get("side") or [])
+    result.date_ok = _dates_agree(
+        fields.get("executed_at"),
+        expectation.get("date_formats") or [],
+        suggestion["columns"],
+        list(expectation["fields"].get("executed_at") or []),
+        sample,
+    )
     return result
 
 
@@ -104,16 +128,24 @@ def pct(numerator: int, denominator: int) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Run the mapping suggestion on every corpus file whose correct mapping is known and print per-field "
-            "and overall accuracy.")
+    help = (
+        "Run the mapping suggestion on every corpus file whose correct mapping is known and print per-field "
+        "and overall accuracy."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("corpus", help="The corpus folder (e.g. ../shared/corpus).")
-        parser.add_argument("--expected", default=str(DEFAULT_EXPECTED),
-                            help="JSON of expected mappings (default tests/fixtures/corpus_expected_mappings.json).")
-        parser.add_argument("--with-learned", action="store_true",
-                            help="Also use what admins approved in this database (as the pipeline does); default "
-                                 "off so the figure measures the suggestion alone and does not depend on the data.")
+        parser.add_argument(
+            "--expected",
+            default=str(DEFAULT_EXPECTED),
+            help="JSON of expected mappings (default tests/fixtures/corpus_expected_mappings.json).",
+        )
+        parser.add_argument(
+            "--with-learned",
+            action="store_true",
+            help="Also use what admins approved in this database (as the pipeline does); default "
+            "off so the figure measures the suggestion alone and does not depend on the data.",
+        )
         parser.add_argument("--verbose-mistakes", action="store_true", help="List every wrong field.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -148,8 +180,10 @@ class Command(BaseCommand):
                 per_field[name]["correct"] += name not in wrong
 
         out = self.stdout
-        out.write(f"Mapping suggestion accuracy on {len(results)} corpus files "
-                  f"({'with' if learned else 'without'} learned evidence)\n")
+        out.write(
+            f"Mapping suggestion accuracy on {len(results)} corpus files "
+            f"({'with' if learned else 'without'} learned evidence)\n"
+        )
         width = max([len(r.path) for r in results] + [4])
         out.write(f"{'file':<{width}}  correct/fields  side  dates  wrong fields")
         for r in results:
@@ -158,13 +192,16 @@ class Command(BaseCommand):
                 continue
             flag = {True: "ok", False: "WRONG", None: "-"}
             wrong = ", ".join(m.split(":", 1)[0] for m in r.mistakes)
-            out.write(f"{r.path:<{width}}  {r.correct:>3}/{r.scored:<3} {pct(r.correct, r.scored)}"
-                      f"  {flag[r.side_ok]:<5} {flag[r.date_ok]:<5}  {wrong}")
+            out.write(
+                f"{r.path:<{width}}  {r.correct:>3}/{r.scored:<3} {pct(r.correct, r.scored)}"
+                f"  {flag[r.side_ok]:<5} {flag[r.date_ok]:<5}  {wrong}"
+            )
         out.write("\nPer field:")
         out.write(f"{'field':<16} {'correct':>7} {'scored':>6}  accuracy")
         for name, counts in per_field.items():
             if counts["scored"]:
-                out.write(f"{name:<16} {counts['correct']:>7} {counts['scored']:>6}  {pct(counts['correct'], counts['scored'])}")
+                accuracy = pct(counts["correct"], counts["scored"])
+                out.write(f"{name:<16} {counts['correct']:>7} {counts['scored']:>6}  {accuracy}")
         scored = [r for r in results if not r.error]
         fields_total = sum(r.scored for r in scored)
         fields_correct = sum(r.correct for r in scored)
@@ -172,11 +209,16 @@ class Command(BaseCommand):
         sides = [r.side_ok for r in scored if r.side_ok is not None]
         dates = [r.date_ok for r in scored if r.date_ok is not None]
         out.write("")
-        out.write(f"side converter correct: {sum(sides)}/{len(sides)} ({pct(sum(sides), len(sides)).strip()})")
-        out.write(f"executed_at read correctly on the sample rows: {sum(dates)}/{len(dates)} "
-                  f"({pct(sum(dates), len(dates)).strip()})")
+        out.write(
+            f"side converter correct: {sum(sides)}/{len(sides)} ({pct(sum(sides), len(sides)).strip()})"
+        )
+        out.write(
+            f"executed_at read correctly on the sample rows: {sum(dates)}/{len(dates)} "
+            f"({pct(sum(dates), len(dates)).strip()})"
+        )
         out.write(f"files with every scored field right: {exact}/{len(scored)}")
-        out.write(f"OVERALL: {fields_correct}/{fields_total} fields correct ({pct(fields_correct, fields_total).strip()})")
+        overall = pct(fields_correct, fields_total).strip()
+        out.write(f"OVERALL: {fields_correct}/{fields_total} fields correct ({overall})")
         if options["verbose_mistakes"]:
             out.write("\nMistakes:")
             for r in scored:

@@ -1,0 +1,34 @@
+"""Formula-injection-safe CSV cells (imports/exports.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from imports.exports import csv_filename, iter_csv, safe_cell, safe_row
+
+
+@pytest.mark.parametrize("value", ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "=HYPERLINK(\"http://e\")",
+                                   "-", "+", "- 5", "-12.5abc"])
+def test_it_prefixes_a_cell_a_spreadsheet_would_evaluate(value: str) -> None:
+    assert safe_cell(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["-12.5", "+3", "-0.001", "-.5", "1e-3", "-1E+6", "12", "AAPL", "", "a=b", "T-1"])
+def test_it_leaves_plain_numbers_and_ordinary_text_alone(value: str) -> None:
+    assert safe_cell(value) == value
+
+
+def test_it_keeps_numeric_types_as_numbers_and_none_as_empty() -> None:
+    assert safe_row([-12.5, Decimal("-3"), 7, None, True]) == [-12.5, Decimal("-3"), 7, "", "True"]
+
+
+def test_the_csv_stream_starts_with_a_bom_and_quotes_like_excel_expects() -> None:
+    text = "".join(iter_csv(["a", "b"], [["=x", "1,5"]]))
+    assert text == "\ufeffa,b\r\n'=x,\"1,5\"\r\n"
+
+
+def test_a_download_name_loses_quotes_and_slashes() -> None:
+    assert csv_filename('../evil"name') == "_evil_name.csv"
+    assert csv_filename("report.csv") == "report.csv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -24,6 +25,12 @@ def _request_stop(signum: int, frame: Any) -> None:
 class AirlockWorker(Worker):
     """Closes Django's connections before each fork and after each job (no shared or leaked sockets)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from imports.warmup import warm_up
+
+        warm_up()  # horses inherit the imported modules and URLconf instead of loading them per job
+
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         # A forked child would inherit the parent's open socket; two processes on one Postgres
         # connection corrupt each other's protocol state.
@@ -36,6 +43,16 @@ class AirlockWorker(Worker):
         # warm shutdown waits for that. The reconciler resumes the rest of the file later.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _request_stop)
+
+    def handle_warm_shutdown_request(self) -> None:
+        # The horse runs in its own process group (RQ calls setpgrp), so a `kill <worker pid>` never
+        # reaches it: pass the request on, so it stops after its current batch instead of the whole job.
+        super().handle_warm_shutdown_request()
+        if getattr(self, "horse_pid", 0):
+            try:
+                os.kill(self.horse_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass  # the horse has just finished
 
     def perform_job(self, job: Any, queue: Any, execution: Any = None, **kwargs: Any) -> bool:
         try:

@@ -272,9 +272,12 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def save_model(self, request: HttpRequest, obj: CsvFormat, form: forms.ModelForm, change: bool) -> None:
         # Saving goes through the service so the change is validated, audited and kept in history.
-        obj.name = form.cleaned_data["name"]
-        CsvFormat.objects.filter(pk=obj.pk).update(name=obj.name)
-        format_update_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
+        # Read-only fields (a rejected format, an approved one seen by a non-reviewer) are not in the form.
+        if "name" in form.cleaned_data:
+            obj.name = form.cleaned_data["name"]
+            CsvFormat.objects.filter(pk=obj.pk).update(name=obj.name)
+        if "mapping" in form.cleaned_data:
+            format_update_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
 
     def get_urls(self) -> list:
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
@@ -449,6 +452,17 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         # simple-history's own "revert" form would save every field of the old version; restoring goes
         # through restore_mapping_view (validated, audited, re-processing for approved formats) instead.
         return True
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # simple-history's per-version form would save every field of the old version on POST (even with
+        # the revert button hidden); the history page and its "Restore this mapping" replace it.
+        return HttpResponseRedirect(reverse("admin:formats_csvformat_history", args=[object_id]))
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None

@@ -95,7 +95,9 @@ def format_versions(records: list[Any]) -> list[dict[str, Any]]:
         changes: list[str] = []
         if previous is None:
             builtin = getattr(record, "builtin", False)
-            changes.append("created from the built-in definition" if builtin else "created with the suggested mapping")
+            changes.append(
+                "created from the built-in definition" if builtin else "created with the suggested mapping"
+            )
         else:
             if previous.status != record.status:
                 changes.append(f"status {previous.status} → {record.status}")

@@ -26,8 +26,11 @@ def parse_ids(request: HttpRequest, name: str = "ids") -> list[int] | None:
         return None
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not all(part.isdigit() for part in parts):
-        raise InvalidRequest(f"'{name}' must be a comma-separated list of ids.", code="invalid_filter",
-                             details={name: raw[:200]})
+        raise InvalidRequest(
+            f"'{name}' must be a comma-separated list of ids.",
+            code="invalid_filter",
+            details={name: raw[:200]},
+        )
     if len(parts) > MAX_IDS:
         raise InvalidRequest(f"At most {MAX_IDS} ids per request.", code="invalid_filter")
     return [int(part) for part in parts]
@@ -36,8 +39,11 @@ def parse_ids(request: HttpRequest, name: str = "ids") -> list[int] | None:
 def _choice(request: HttpRequest, name: str, choices: list[str]) -> str:
     value = request.GET.get(name, "").strip().upper()
     if value and value not in choices:
-        raise InvalidRequest(f"Unknown {name} '{value}'. Use one of: {', '.join(choices)}.", code="invalid_filter",
-                             details={name: value, "choices": choices})
+        raise InvalidRequest(
+            f"Unknown {name} '{value}'. Use one of: {', '.join(choices)}.",
+            code="invalid_filter",
+            details={name: value, "choices": choices},
+        )
     return value
 
 
@@ -59,7 +65,9 @@ def upload_list(request: HttpRequest) -> HttpResponse:
     batch = request.GET.get("batch", "").strip()
     if batch:
         if not batch.isdigit():
-            raise InvalidRequest("'batch' must be a batch id.", code="invalid_filter", details={"batch": batch})
+            raise InvalidRequest(
+                "'batch' must be a batch id.", code="invalid_filter", details={"batch": batch}
+            )
         files = files.filter(batch_id=int(batch))
     ids = parse_ids(request)
     if ids is not None:
@@ -96,8 +104,15 @@ def staging_orders(request: HttpRequest) -> HttpResponse:
     ids = parse_ids(request)
     if ids is not None:
         rows = rows.filter(pk__in=ids)
-    return JsonResponse(cursor_page(request, rows, keys=[("file_id", False), ("line", False)], kinds=[int, int],
-                                    serialize=reports.staged_row_json))
+    return JsonResponse(
+        cursor_page(
+            request,
+            rows,
+            keys=[("file_id", False), ("line", False)],
+            kinds=[int, int],
+            serialize=reports.staged_row_json,
+        )
+    )
 
 
 @api_view(["GET"])
@@ -126,8 +141,9 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 def json_server_error(request: HttpRequest) -> HttpResponse:
     """500 handler: the API's error shape under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        return error_response(AppError("Something went wrong on our side; it has been logged.",
-                                       code="server_error"), 500)
+        return error_response(
+            AppError("Something went wrong on our side; it has been logged.", code="server_error"), 500
+        )
     from django.views.defaults import server_error
 
     return server_error(request)

@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
 from formats.targets import get_target
 from staging.models import StagedStatus
+from staging.services import staged_rows_mark
 
 # Cells the fast path accepts at all: printable ASCII, no surrounding blanks (so Python's strip(),
 # casefold() and upper() agree with Postgres's), and not a placeholder such as '-' or 'n/a'.
@@ -71,6 +72,7 @@ class FastPlan:
     width: int
     cells: list[int]
     dedupe_by_trade_id: bool
+    statuses: int = 3  # how many open statuses the claim takes (params status_0, status_1...)
 
     def select_sql(self) -> str:
         """INSERT INTO the temp table: claim a batch and convert what SQL can convert exactly."""
@@ -91,7 +93,19 @@ class FastPlan:
                         f"|| '|' || {when}")
             key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
+        # The claim marks the rows MIGRATED in the same pass that locks them (one new row version instead
+        # of a lock plus a later UPDATE); the rows that end otherwise are re-marked before the commit.
         return f"""
+            WITH claimed AS (
+                UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
+                FROM (
+                    SELECT id FROM staging_stagedrow WHERE id IN (
+                        SELECT id FROM ({self._open_rows()}) AS open_rows ORDER BY line LIMIT %(limit)s
+                    ) FOR UPDATE SKIP LOCKED
+                ) AS pick
+                WHERE s.id = pick.id
+                RETURNING s.id, s.line, s.raw
+            )
             INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(_ORDER_FIELDS)}, dedupe_key)
             SELECT id, line, ok, {values}, {key}
             FROM (
@@ -101,14 +115,20 @@ class FastPlan:
                     FROM (
                         SELECT id, line, width, {", ".join([cell_names, *pre]) if pre else cell_names}
                         FROM (
-                            SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM staging_stagedrow
-                            WHERE file_id = %(file_id)s AND status = ANY(%(statuses)s)
-                            ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-                        ) AS claimed OFFSET 0
+                            SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed
+                        ) AS cells OFFSET 0
                     ) AS parsed OFFSET 0
                 ) AS checked OFFSET 0
             ) AS converted
         """
+
+    def _open_rows(self) -> str:
+        # One ordered index scan per status, merged: `status = ANY(...)` would make Postgres read and
+        # sort every remaining row of the file for each batch (quadratic in the file's size).
+        return " UNION ALL ".join(
+            f"(SELECT id, line FROM staging_stagedrow WHERE file_id = %(file_id)s AND status = %(status_{n})s "
+            f"ORDER BY line LIMIT %(limit)s)" for n in range(self.statuses)
+        )
 
     def _value(self, name: str) -> str:
         if name in self.fields:
@@ -320,11 +340,14 @@ SELECT (SELECT count(*) FROM inserted),
                 '{}'), (SELECT count(*) FROM rows)
 """
 
-_MARK_MIGRATED = """
-UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
-FROM pg_temp.airlock_fast AS f
-WHERE s.id = f.id AND f.ok AND NOT (f.line = ANY(%(not_migrated)s))
-"""
+
+
+
+def _claim_params(plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int) -> dict[str, Any]:
+    if len(statuses) != plan.statuses:
+        raise ValueError(f"the plan claims rows of {plan.statuses} statuses, not {len(statuses)}")
+    return {"file_id": file_id, "limit": limit, "migrated": StagedStatus.MIGRATED,
+            **{f"status_{n}": status for n, status in enumerate(statuses)}}
 
 
 def batch_size() -> int:
@@ -341,8 +364,7 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
         cursor.execute(_TEMP_TABLE)
         # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
         cursor.execute("DELETE FROM pg_temp.airlock_fast")
-        cursor.execute(plan.select_sql(), {"file_id": file.pk, "statuses": list(statuses), "limit": size,
-                                           })
+        cursor.execute(plan.select_sql(), _claim_params(plan, file.pk, statuses, size))
         if cursor.rowcount == 0:
             return False
         cursor.execute(
@@ -397,12 +419,7 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
                         "message": f"duplicate of line {source[1]} of import file {source[0]}",
                     }]))
         outcome.imported = writable - len(duplicate_lines)
-        python_duplicates = set(duplicate_lines)
-        marks.extend((row_id, StagedStatus.MIGRATED, None) for row_id, line, _, _ in python_valid
-                     if line not in python_duplicates)
-        cursor.execute(_MARK_MIGRATED, {"migrated": StagedStatus.MIGRATED, "not_migrated": duplicate_lines})
-        from staging.services import staged_rows_mark
-
+        # Every claimed row is already MIGRATED: only the invalid, skipped and duplicate ones change.
         staged_rows_mark(outcomes=marks)
         advance(file, outcome)
     return True
@@ -413,7 +430,7 @@ def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], l
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_TEMP_TABLE)
         cursor.execute("DELETE FROM pg_temp.airlock_fast")
-        cursor.execute(plan.select_sql(), {"file_id": file_id, "statuses": list(statuses), "limit": limit})
+        cursor.execute(plan.select_sql(), _claim_params(plan, file_id, statuses, limit))
         cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE ok ORDER BY line")
         lines = [line for (line,) in cursor.fetchall()]
         transaction.set_rollback(True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.contrib.postgres.functions import TransactionNow
 from django.db import models
-from django.db.models.functions import Now
 
 
 class BatchStatus(models.TextChoices):
@@ -130,7 +130,7 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by every ORM save; the bulk insert leaves it equal to created_at (db default now()), so a
     # rollback can tell orders changed after their import from untouched ones (imports/rollback.py).
-    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=TransactionNow())
 
     class Meta:
         ordering = ["-executed_at", "-id"]

@@ -43,9 +43,13 @@ def _deliver(*, user: Any, subject: str, body: str, obj: Any) -> bool:
     except Exception as exc:  # noqa: BLE001 - any mail failure (SMTP, DNS, auth) must not break the import
         log.exception("notification to %s failed: %s", user.email, subject)
         try:
-            record(action="notification.failed", obj=obj, severity=AuditEvent.Severity.WARNING,
-                   summary=f"Email '{subject[:150]}' to {user.get_username()} failed: {exc.__class__.__name__}",
-                   details={"error": str(exc)[:500], "to": user.email})
+            record(
+                action="notification.failed",
+                obj=obj,
+                severity=AuditEvent.Severity.WARNING,
+                summary=f"Email '{subject[:150]}' to {user.get_username()} failed: {exc.__class__.__name__}",
+                details={"error": str(exc)[:500], "to": user.email},
+            )
         except Exception:  # noqa: BLE001 - the audit write happens after commit; never let it escape either
             log.exception("could not audit the failed notification")
         return False
@@ -67,11 +71,15 @@ def file_outcome_send(*, file_id: int) -> bool:
     if file.error:
         lines += ["", f"Reason: {file.error}"]
     if file.rows_failed:
-        lines += ["", "Download the invalid rows, fix them and upload them again:",
-                  _link(reverse("imports:errors-csv", args=[file.pk]))]
+        lines += [
+            "",
+            "Download the invalid rows, fix them and upload them again:",
+            _link(reverse("imports:errors-csv", args=[file.pk])),
+        ]
     lines += ["", f"Details: {_link(reverse('imports:detail', args=[file.pk]))}"]
-    return _deliver(user=file.owner, subject=f"[Airlock] {file.original_name}: {outcome}", body="\n".join(lines),
-                    obj=file)
+    return _deliver(
+        user=file.owner, subject=f"[Airlock] {file.original_name}: {outcome}", body="\n".join(lines), obj=file
+    )
 
 
 def format_decision_send(*, file_ids: list[int], approved: bool, reason: str = "") -> int:
@@ -81,16 +89,20 @@ def format_decision_send(*, file_ids: list[int], approved: bool, reason: str = "
         by_owner[file.owner].append(file)
     sent = 0
     for owner, files in by_owner.items():
-        names = "\n".join(f"  - {f.original_name} ({f.rows_total} rows): {_link(reverse('imports:detail', args=[f.pk]))}"
-                          for f in files)
+        names = "\n".join(
+            f"  - {f.original_name} ({f.rows_total} rows): {_link(reverse('imports:detail', args=[f.pk]))}"
+            for f in files
+        )
         fmt = files[0].format.name if files[0].format else "the format"
         if approved:
             subject = f"[Airlock] Format approved: {len(files)} file(s) are being imported"
             body = f"An admin approved the format '{fmt}'. These files are now being imported:\n{names}\n"
         else:
             subject = f"[Airlock] Format rejected: {len(files)} file(s) will not be imported"
-            body = (f"An admin rejected the format '{fmt}'.\nReason: {reason or '(none given)'}\n\n"
-                    f"These files will not be imported:\n{names}\n")
+            body = (
+                f"An admin rejected the format '{fmt}'.\nReason: {reason or '(none given)'}\n\n"
+                f"These files will not be imported:\n{names}\n"
+            )
         sent += _deliver(user=owner, subject=subject, body=body, obj=files[0])
     return sent
 
@@ -103,5 +115,6 @@ def notify_file_outcome(*, file_id: int) -> None:
 def notify_format_decision(*, file_ids: list[int], approved: bool, reason: str = "") -> None:
     """After commit, email the uploaders whose files waited for this format."""
     if file_ids:
-        transaction.on_commit(lambda: format_decision_send(file_ids=file_ids, approved=approved, reason=reason),
-                             robust=True)
+        transaction.on_commit(
+            lambda: format_decision_send(file_ids=file_ids, approved=approved, reason=reason), robust=True
+        )

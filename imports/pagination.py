@@ -32,8 +32,9 @@ def page_size(request: HttpRequest, default: int = DEFAULT_PAGE_SIZE) -> int:
     try:
         return min(max(int(raw), 1), MAX_PAGE_SIZE)
     except ValueError as exc:
-        raise InvalidRequest("page_size must be a whole number.", code="invalid_page",
-                             details={"page_size": raw}) from exc
+        raise InvalidRequest(
+            "page_size must be a whole number.", code="invalid_page", details={"page_size": raw}
+        ) from exc
 
 
 def _encode(values: list[Any]) -> str:
@@ -58,8 +59,9 @@ def _decode(cursor: str, kinds: list[type]) -> list[Any]:
                 values.append(str(value))
         return values
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
-        raise InvalidRequest("The cursor is not valid: use the 'next' link of a previous page.",
-                             code="invalid_cursor") from exc
+        raise InvalidRequest(
+            "The cursor is not valid: use the 'next' link of a previous page.", code="invalid_cursor"
+        ) from exc
 
 
 def _after(keys: list[tuple[str, bool]], values: list[Any]) -> Q:
@@ -73,8 +75,14 @@ def _after(keys: list[tuple[str, bool]], values: list[Any]) -> Q:
     return condition
 
 
-def cursor_page(request: HttpRequest, queryset: QuerySet, *, keys: list[tuple[str, bool]], kinds: list[type],
-                serialize: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def cursor_page(
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    keys: list[tuple[str, bool]],
+    kinds: list[type],
+    serialize: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
     """One page by keyset: {"results", "next" (URL or null), "page_size"}.
 
     `keys` is the total order as (field, descending) pairs ending with a unique field (the id).
@@ -92,7 +100,9 @@ def cursor_page(request: HttpRequest, queryset: QuerySet, *, keys: list[tuple[st
         last = items[-1]
         params = request.GET.copy()
         params["cursor"] = _encode([_attr(last, field) for field, _ in keys])
-        next_url = request.build_absolute_uri(request.path) + "?" + urlencode(list(params.lists()), doseq=True)
+        next_url = (
+            request.build_absolute_uri(request.path) + "?" + urlencode(list(params.lists()), doseq=True)
+        )
     return {"results": [serialize(item) for item in items], "next": next_url, "page_size": size}
 
 
@@ -102,7 +112,9 @@ def _attr(obj: Any, field: str) -> Any:
     return obj
 
 
-def number_page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def number_page(
+    request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
     """One page by number: {"count", "page", "pages", "page_size", "results"}."""
     size = page_size(request)
     try:
@@ -114,5 +126,10 @@ def number_page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], 
         items = paginator.page(number).object_list
     except EmptyPage:
         items = []
-    return {"count": paginator.count, "page": number, "pages": paginator.num_pages, "page_size": size,
-            "results": [serialize(item) for item in items]}
+    return {
+        "count": paginator.count,
+        "page": number,
+        "pages": paginator.num_pages,
+        "page_size": size,
+        "results": [serialize(item) for item in items],
+    }

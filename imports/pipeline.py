@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -148,7 +148,9 @@ def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> i
         staged_rows_delete_for_file(file_id=file.pk)
         count = staged_rows_write(file_id=file.pk, format_id=fmt.pk, rows=records())
         file.format = fmt
-        file.layout = layout.as_dict()
+        # Lines the reader skipped (blank, totals...) are kept apart from rows the mapping's filters skip,
+        # so a filter fix can re-open the latter and recount without losing the former.
+        file.layout = {**layout.as_dict(), "reader_skips": dict(skipped)}
         file.rows_total = count
         file.rows_staged = count
         file.rows_skipped = sum(skipped.values())
@@ -392,6 +394,14 @@ def format_migrate(*, format_id: int) -> dict[int, str]:
     return results
 
 
+def _error_kind(error: dict[str, Any]) -> str:
+    """'price: '…' is not a number': the quoted value left out, so one mistake counts as one error kind."""
+    message, value = error["message"], str(error.get("value") or "").strip()
+    if value:
+        message = message.replace(f"'{value}'", "'…'")
+    return f"{error.get('field') or 'row'}: {message}"
+
+
 def preview(*, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int = 20,
             scan_limit: int | None = None) -> dict[str, Any]:
     """What approval would write: the first rows converted, and a validation summary over staged rows."""
@@ -407,7 +417,7 @@ def preview(*, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int
         verdict, values, errors = compiled.convert(raw)
         counts[verdict] += 1
         for error in errors if verdict == "invalid" else []:
-            key = f"{error.get('field') or 'row'}: {error['message']}"
+            key = _error_kind(error)
             error_counts[key] += 1
             examples.setdefault(key, {"file": file_id, "line": line, "value": error.get("value", "")})
         if len(first) < limit:
@@ -423,15 +433,28 @@ def preview(*, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int
 
 
 def format_reprocess_failed(*, format_id: int) -> int:
-    """After a mapping fix on an approved format, re-open its FAILED rows so they migrate again."""
+    """After a mapping fix on an approved format, re-open its invalid and filter-skipped rows to migrate again."""
+    reopen = (StagedStatus.FAILED, StagedStatus.SKIPPED)
     with transaction.atomic():
-        file_ids = list(StagedRow.objects.filter(format_id=format_id, status=StagedStatus.FAILED)
-                        .values_list("file_id", flat=True).distinct())
-        reopened = StagedRow.objects.filter(format_id=format_id, status=StagedStatus.FAILED).update(
+        per_file = (
+            StagedRow.objects.filter(format_id=format_id, status__in=reopen)
+            .values("file_id", "status").annotate(n=Count("id"))
+        )
+        counts: dict[int, Counter] = {}
+        for row in per_file:
+            counts.setdefault(row["file_id"], Counter())[row["status"]] = row["n"]
+        reopened = StagedRow.objects.filter(format_id=format_id, status__in=reopen).update(
             status=StagedStatus.APPROVED, errors=None)
-        for file_id in file_ids:
-            failed = StagedRow.objects.filter(file_id=file_id, status=StagedStatus.APPROVED).count()
-            ImportFile.objects.filter(pk=file_id).update(
-                rows_failed=F("rows_failed") - failed, rows_staged=F("rows_staged") + failed,
-                status=FileStatus.MIGRATING, finished_at=None, error="")
+        for file in ImportFile.objects.select_for_update().filter(pk__in=counts):
+            failed, skipped = counts[file.pk][StagedStatus.FAILED], counts[file.pk][StagedStatus.SKIPPED]
+            reader_skips = (file.layout or {}).get("reader_skips") or {}
+            file.rows_failed -= failed
+            file.rows_staged += failed + skipped
+            file.rows_skipped = sum(reader_skips.values()) if skipped else file.rows_skipped
+            if skipped:
+                file.skip_reasons = dict(reader_skips)
+            file.status = FileStatus.MIGRATING
+            file.finished_at = None
+            file.error = ""
+            file.save()
     return reopened

@@ -66,8 +66,10 @@ class ErrorList:
         params = [self.file_id, *([limit] if limit is not None else []), start]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return [RowError(row=line, field=fld, value=value or "", error=message or "")
-                    for line, fld, value, message in cursor.fetchall()]
+            return [
+                RowError(row=line, field=fld, value=value or "", error=message or "")
+                for line, fld, value, message in cursor.fetchall()
+            ]
 
 
 def file_header(file: ImportFile) -> list[str]:
@@ -81,19 +83,24 @@ def file_header(file: ImportFile) -> list[str]:
 def error_report_rows(file: ImportFile) -> Iterator[list[str]]:
     """The failed rows' original cells plus an 'errors' cell, in line order (streamed)."""
     width = len(file_header(file))
-    rows = (StagedRow.objects.filter(file=file, status=StagedStatus.FAILED).order_by("line")
-            .values_list("line", "raw", "errors"))
+    rows = (
+        StagedRow.objects.filter(file=file, status=StagedStatus.FAILED)
+        .order_by("line")
+        .values_list("line", "raw", "errors")
+    )
     for line, raw, errors in rows.iterator(chunk_size=2000):
         cells = [str(cell) for cell in raw]
         cells += [""] * (width - len(cells))
         messages = "; ".join(
-            f"{e.get('field') or 'row'}: {e.get('message', '')}" + (f" (value {e['value']!r})" if e.get("value") else "")
+            f"{e.get('field') or 'row'}: {e.get('message', '')}"
+            + (f" (value {e['value']!r})" if e.get("value") else "")
             for e in errors or []
         )
         yield [*cells, f"line {line}: {messages}"]
 
 
 # --- staging, from the uploader's side -------------------------------------------------------------
+
 
 def staged_rows_for(user: Any) -> QuerySet[StagedRow]:
     """The caller's staged rows (any status), with their file and format."""
@@ -103,9 +110,12 @@ def staged_rows_for(user: Any) -> QuerySet[StagedRow]:
 def staging_status(user: Any) -> dict[str, Any]:
     """The caller's staged rows by status and files by status, plus what waits for approval."""
     rows = dict(staged_rows_for(user).order_by().values_list("status").annotate(n=Count("id")))
-    files = dict(ImportFile.objects.filter(owner=user).order_by().values_list("status").annotate(n=Count("id")))
+    files = dict(
+        ImportFile.objects.filter(owner=user).order_by().values_list("status").annotate(n=Count("id"))
+    )
     waiting = StagedRow.objects.filter(file__owner=user, status=StagedStatus.PENDING).aggregate(
-        rows=Count("id"), files=Count("file", distinct=True))
+        rows=Count("id"), files=Count("file", distinct=True)
+    )
     return {
         "rows": {status: rows.get(status, 0) for status in StagedStatus.values},
         "files": {status: files.get(status, 0) for status in FileStatus.values},
@@ -115,14 +125,20 @@ def staging_status(user: Any) -> dict[str, Any]:
 
 def staged_row_json(row: StagedRow) -> dict[str, Any]:
     return {
-        "id": row.pk, "file": row.file_id, "file_name": row.file.original_name, "line": row.line,
-        "status": row.status, "status_display": row.get_status_display(), "cells": row.raw,
+        "id": row.pk,
+        "file": row.file_id,
+        "file_name": row.file.original_name,
+        "line": row.line,
+        "status": row.status,
+        "status_display": row.get_status_display(),
+        "cells": row.raw,
         "format": {"id": row.format_id, "name": row.format.name, "status": row.format.status},
         "errors": row.errors or [],
     }
 
 
 # --- orders: filters and figures -------------------------------------------------------------------
+
 
 @dataclass
 class OrderFilters:
@@ -134,10 +150,13 @@ class OrderFilters:
     errors: dict[str, str] = field(default_factory=dict)
 
     def as_query(self) -> dict[str, str]:
-        pairs = {"symbol": self.symbol, "side": self.side,
-                 "date_from": self.date_from.isoformat() if self.date_from else "",
-                 "date_to": self.date_to.isoformat() if self.date_to else "",
-                 "source_file": str(self.source_file) if self.source_file else ""}
+        pairs = {
+            "symbol": self.symbol,
+            "side": self.side,
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+            "source_file": str(self.source_file) if self.source_file else "",
+        }
         return {key: value for key, value in pairs.items() if value}
 
 
@@ -166,10 +185,12 @@ def order_filters_parse(params: Any) -> OrderFilters:
         else:
             errors["source_file"] = f"'{source_raw}' is not a file id."
     filters = OrderFilters(
-        symbol=(params.get("symbol") or "").strip().upper()[:64], side=side,
+        symbol=(params.get("symbol") or "").strip().upper()[:64],
+        side=side,
         date_from=_parse_date((params.get("date_from") or "").strip(), "date_from", errors),
         date_to=_parse_date((params.get("date_to") or "").strip(), "date_to", errors),
-        source_file=source, errors=errors,
+        source_file=source,
+        errors=errors,
     )
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
         errors["date_to"] = "date_to is before date_from."
@@ -180,8 +201,11 @@ def order_filters_strict(params: Any) -> OrderFilters:
     """Like order_filters_parse, but a bad filter is a 400 (the API never silently ignores one)."""
     filters = order_filters_parse(params)
     if filters.errors:
-        raise InvalidRequest("Some filters are not valid: " + " ".join(filters.errors.values()),
-                             code="invalid_filter", details=filters.errors)
+        raise InvalidRequest(
+            "Some filters are not valid: " + " ".join(filters.errors.values()),
+            code="invalid_filter",
+            details=filters.errors,
+        )
     return filters
 
 
@@ -203,19 +227,26 @@ def orders_filtered(user: Any, filters: OrderFilters) -> QuerySet[Order]:
 
 def order_figures(orders: QuerySet[Order]) -> dict[str, Any]:
     """Number of trades and, per currency, the total bought and sold (sum of quantity * price)."""
-    notional = ExpressionWrapper(F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=10))
+    notional = ExpressionWrapper(
+        F("quantity") * F("price"), output_field=DecimalField(max_digits=40, decimal_places=10)
+    )
     per: dict[str, dict[str, Decimal]] = {}
     trades = 0
-    for currency, side, total, n in (orders.order_by().values("currency", "side")
-                                     .annotate(total=Sum(notional), n=Count("id"))
-                                     .values_list("currency", "side", "total", "n")):
+    for currency, side, total, n in (
+        orders.order_by()
+        .values("currency", "side")
+        .annotate(total=Sum(notional), n=Count("id"))
+        .values_list("currency", "side", "total", "n")
+    ):
         bucket = per.setdefault(currency, {"bought": Decimal(0), "sold": Decimal(0)})
         bucket["bought" if side == Side.BUY else "sold"] += total or Decimal(0)
         trades += n
     return {
         "trades": trades,
-        "by_currency": [{"currency": cur, "bought": _money(v["bought"]), "sold": _money(v["sold"])}
-                        for cur, v in sorted(per.items())],
+        "by_currency": [
+            {"currency": cur, "bought": _money(v["bought"]), "sold": _money(v["sold"])}
+            for cur, v in sorted(per.items())
+        ],
     }
 
 
@@ -225,19 +256,28 @@ def _money(value: Decimal) -> str:
 
 # --- the admin's staging dashboard -----------------------------------------------------------------
 
+
 def admin_staging_stats(*, now: dt.datetime | None = None, window_days: int = 7) -> dict[str, Any]:
-    """Staged rows by status, oldest pending format, approvals and time to approval, throughput, error rate."""
+    """Staged rows by status, oldest pending format, approvals, time to approval, throughput, error rate."""
     now = now or timezone.now()
     since = now - dt.timedelta(days=window_days)
     rows = dict(StagedRow.objects.order_by().values_list("status").annotate(n=Count("id")))
     oldest = CsvFormat.objects.filter(status=FormatStatus.PENDING).aggregate(t=Min("created_at"))["t"]
-    approvals = list(CsvFormat.objects.filter(approved_at__gte=since, builtin=False)
-                     .values_list("created_at", "approved_at"))
+    approvals = list(
+        CsvFormat.objects.filter(approved_at__gte=since, builtin=False).values_list(
+            "created_at", "approved_at"
+        )
+    )
     waits = [(approved - created).total_seconds() for created, approved in approvals]
     finished = ImportFile.objects.filter(finished_at__gte=since)
-    totals = finished.filter(status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]).aggregate(
-        imported=Sum("rows_imported"), failed=Sum("rows_failed"), skipped=Sum("rows_skipped"),
-        duplicate=Sum("rows_duplicate"))
+    totals = finished.filter(
+        status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]
+    ).aggregate(
+        imported=Sum("rows_imported"),
+        failed=Sum("rows_failed"),
+        skipped=Sum("rows_skipped"),
+        duplicate=Sum("rows_duplicate"),
+    )
     processed = sum(v or 0 for v in totals.values())
     files_by_status = dict(finished.order_by().values_list("status").annotate(n=Count("id")))
     return {
@@ -270,7 +310,8 @@ def _throughput(since: dt.datetime, limit: int = 50) -> dict[str, Any]:
         cursor.execute(
             """
             SELECT f.rows_imported + f.rows_failed + f.rows_skipped + f.rows_duplicate,
-                   EXTRACT(EPOCH FROM f.finished_at - GREATEST(f.started_at, COALESCE(c.approved_at, f.started_at)))
+                   EXTRACT(EPOCH FROM f.finished_at
+                                      - GREATEST(f.started_at, COALESCE(c.approved_at, f.started_at)))
               FROM imports_importfile f JOIN formats_csvformat c ON c.id = f.format_id
              WHERE f.status IN ('IMPORTED', 'PARTIAL') AND f.finished_at >= %s AND f.started_at IS NOT NULL
              ORDER BY f.finished_at DESC LIMIT %s
@@ -281,6 +322,8 @@ def _throughput(since: dt.datetime, limit: int = 50) -> dict[str, Any]:
     rows = sum(r for r, _ in samples)
     seconds = sum(max(s, 0.0) for _, s in samples)
     return {
-        "migrations": len(samples), "rows": rows, "seconds": round(seconds, 3),
+        "migrations": len(samples),
+        "rows": rows,
+        "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
     }

@@ -1,8 +1,8 @@
 """Rolling back an import: remove the orders one file created, in batches, safely re-runnable.
 
 "Changed since import" (kept, reported, never silently deleted):
-  * modified: the order's `updated_at` is more than a second after its `created_at` (the import writes
-    both with the same now(); any later save through the ORM or the admin bumps `updated_at`), or
+  * modified: the order's `updated_at` is later than its `created_at` (the import's INSERT writes both
+    as the transaction's now(); any later save through the ORM or the admin bumps `updated_at`), or
   * referenced: another row points at the order (any reverse relation of Order).
 By default a rollback that finds changed orders deletes nothing and raises Conflict listing them; with
 `keep_changed=True` it deletes the others and leaves the changed ones attached to the file.
@@ -11,7 +11,6 @@ By default a rollback that finds changed orders deletes nothing and raises Confl
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -27,7 +26,6 @@ from imports.models import FileStatus, ImportFile, Order
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.
 REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL)
-_MODIFIED_AFTER = timedelta(seconds=1)
 _BATCH = 5000
 
 
@@ -47,7 +45,7 @@ class RollbackResult:
 
 def changed_orders(file_id: int) -> QuerySet[Order]:
     """The file's orders that were modified or are referenced since the import (see the module doc)."""
-    changed = Q(updated_at__gt=F("created_at") + _MODIFIED_AFTER)
+    changed = Q(updated_at__gt=F("created_at"))
     for relation in Order._meta.related_objects:
         changed |= Q(**{f"{relation.name}__isnull": False})
     return Order.objects.filter(source_file_id=file_id).filter(changed).distinct()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from imports import api, api_reports, cronapi, views
+from imports import api, api_batches, api_reports, cronapi, views
 
 app_name = "imports"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/admin/staging/stats", api_reports.admin_staging_stats, name="api-admin-staging-stats"),
     path("api/schema", api_reports.schema, name="api-schema"),
     path("api/uploads/<int:file_id>", api.upload_detail, name="api-upload-detail"),
+    path("api/batches/<int:batch_id>", api_batches.batch_detail, name="api-batch-detail"),
     path("api/orders", api.orders, name="api-orders"),
     path("api/cron/cleanup-staging", cronapi.cleanup_staging_view, name="api-cron-cleanup"),
     path("api/admin/formats/pending", api.pending_formats, name="api-pending-formats"),

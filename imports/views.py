@@ -15,10 +15,10 @@ from django.shortcuts import redirect, render
 from config.errors import AppError
 from imports import reports, selectors
 from imports.exports import csv_response
-from imports.models import FileStatus
-from staging.models import StagedStatus
 from imports.forms import UploadForm
+from imports.models import FileStatus
 from imports.services import upload_batch_create
+from staging.models import StagedStatus
 
 
 @login_required
@@ -47,18 +47,21 @@ def import_list(request: HttpRequest) -> HttpResponse:
     by_status = dict(files.order_by().values_list("status").annotate(n=Count("id")))
     if status:
         files = files.filter(status=status)
-    batches = selectors.batches_for(request.user).filter(pk__in=files.values("batch_id")).order_by("-created_at", "-id")
+    batches = (selectors.batches_for(request.user).filter(pk__in=files.values("batch_id"))
+               .order_by("-created_at", "-id"))
     page = Paginator(batches, 20).get_page(request.GET.get("page"))
     grouped: dict[int, list] = {batch.pk: [] for batch in page}
     for file in files.filter(batch_id__in=list(grouped)).order_by("pk"):
         grouped[file.batch_id].append(file)
-    rows = [{"batch": batch, "files": grouped[batch.pk], "totals": _totals(grouped[batch.pk])} for batch in page]
+    rows = [{"batch": b, "files": grouped[b.pk], "totals": _totals(grouped[b.pk])} for b in page]
     filters = [{"value": "", "label": "All", "count": sum(by_status.values())}] + [
         {"value": value, "label": label, "count": by_status.get(value, 0)}
         for value, label in FileStatus.choices if by_status.get(value) or value == status
     ]
-    return render(request, "imports/list.html", {"page": page, "batches": rows, "status": status,
-                                                 "filters": filters, "query": f"status={status}" if status else ""})
+    return render(request, "imports/list.html", {
+        "page": page, "batches": rows, "status": status, "filters": filters,
+        "query": f"status={status}" if status else "",
+    })
 
 
 def _totals(files: list) -> dict[str, int]:
@@ -83,13 +86,15 @@ def file_errors_csv(request: HttpRequest, file_id: int) -> HttpResponse:
     """The invalid rows as CSV (original cells + an 'errors' column) to fix and upload again."""
     file = selectors.file_for(request.user, file_id)
     stem = file.original_name.rsplit(".", 1)[0]
-    return csv_response(f"{stem}-errors.csv", [*reports.file_header(file), "errors"], reports.error_report_rows(file))
+    header = [*reports.file_header(file), "errors"]
+    return csv_response(f"{stem}-errors.csv", header, reports.error_report_rows(file))
 
 
 @login_required
 def staged_rows(request: HttpRequest) -> HttpResponse:
     """The user's rows waiting for an admin to approve their format, raw, with their file's header."""
-    rows = reports.staged_rows_for(request.user).filter(status=StagedStatus.PENDING).order_by("file_id", "line")
+    rows = reports.staged_rows_for(request.user).filter(status=StagedStatus.PENDING)
+    rows = rows.order_by("file_id", "line")
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     groups: list[dict] = []
     for row in page:
@@ -105,7 +110,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
     filters = reports.order_filters_parse(request.GET)
     orders = reports.orders_filtered(request.user, filters)
     page = Paginator(orders.order_by("-executed_at", "-id"), 100).get_page(request.GET.get("page"))
-    sources = selectors.files_for(request.user).filter(orders__isnull=False).distinct().order_by("-created_at")
+    sources = selectors.files_for(request.user).filter(orders__isnull=False).distinct()
+    sources = sources.order_by("-created_at")
     return render(request, "imports/orders.html", {
         "page": page, "filters": filters, "figures": reports.order_figures(orders), "sources": sources,
         "query": urlencode(filters.as_query()),

@@ -82,7 +82,7 @@ def write_trades_until(path: Path, size_bytes: int, *, seed: int) -> int:
         out.write(_csv_line(HEADER))
         written = 0
         while written < size_bytes:
-            block = "".join(_csv_line(c) for c in trade_rows(50_000, seed=seed + rows, id_offset=rows))
+            block = "".join(_csv_line(c) for c in trade_rows(50_000, seed=seed + rows, id_offset=3 * 10**9 + rows))
             out.write(block)
             written += len(block)
             rows += 50_000

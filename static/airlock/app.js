@@ -7,6 +7,11 @@
   var FINAL = ["IMPORTED", "PARTIAL", "FAILED", "REJECTED", "ROLLED_BACK", "PURGED"];
   var ROW_FINAL = ["MIGRATED", "FAILED", "SKIPPED", "DUPLICATE", "REJECTED"];
   var FORMAT_LABELS = { PENDING: "Pending approval", APPROVED: "Approved", REJECTED: "Rejected" };
+  // What a staged row's status means to the person who uploaded it.
+  var ROW_LABELS = { PENDING: "Pending approval", APPROVED: "Approved, importing", MIGRATING: "Importing",
+                     MIGRATED: "Imported", FAILED: "Invalid", SKIPPED: "Skipped", DUPLICATE: "Duplicate",
+                     REJECTED: "Rejected" };
+  var MOVING = ["UPLOADED", "PROCESSING", "MIGRATING"];
 
   function $(sel, root) { return (root || document).querySelector(sel); }
   function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
@@ -99,12 +104,12 @@
     var failed = $("[data-field=failed]", tr);
     if (failed) failed.classList.toggle("bad", f.rows.failed > 0);
     var format = $("[data-field=format]", tr);
-    if (format) format.textContent = f.format ? f.format.name : "—";
+    if (format) { format.textContent = f.format ? f.format.name : "—"; format.title = f.format ? f.format.name : ""; }
     var error = $("[data-field=error]", tr);
     if (error) { error.textContent = f.error || ""; error.hidden = !f.error; }
     setBar($(".bar", tr), f.progress);
     var pct = $("[data-field=progress]", tr);
-    if (pct) pct.textContent = Math.round(f.progress) + "%";
+    if (pct) pct.textContent = f.status === "PENDING_APPROVAL" ? "Waiting" : Math.round(f.progress) + "%";
     var updated = $("[data-field=updated]", tr);
     if (updated && f.updated_at) updated.setAttribute("datetime", f.updated_at);
   }
@@ -161,7 +166,9 @@
           var el = $(".tiles [data-field=" + k + "]");
           if (el) el.textContent = fmt(f.rows[k]);
         });
-        setBar($(".bar-lg"), f.progress);
+        var big = $(".bar-lg");
+        setBar(big, f.progress);
+        if (big) big.hidden = MOVING.indexOf(f.status) === -1;
         var err = $("#file-error");
         if (err) { err.textContent = f.error || ""; err.hidden = !f.error; }
         if (f.format) setStatus($("[data-field=format-status]"), f.format.status,
@@ -187,28 +194,61 @@
       var ids = $all("tr[data-row-id]", root).filter(function (tr) {
         return ROW_FINAL.indexOf(tr.getAttribute("data-status")) === -1;
       }).map(function (tr) { return tr.getAttribute("data-row-id"); });
-      if (!ids.length) return false;
-      var fileIds = $all("section[data-file-id]", root).map(function (s) { return s.getAttribute("data-file-id"); });
+      var fileIds = $all("section[data-file-id]", root).filter(function (s) {
+        return isLive(s.getAttribute("data-status"));
+      }).map(function (s) { return s.getAttribute("data-file-id"); });
+      if (!ids.length && !fileIds.length) return false;
+      var none = Promise.resolve({ results: [] });
       return Promise.all([
-        getJSON(root.getAttribute("data-poll") + "?page_size=500&ids=" + ids.join(",")),
-        getJSON(root.getAttribute("data-files-poll") + "?page_size=500&ids=" + fileIds.join(",")),
+        ids.length ? getJSON(root.getAttribute("data-poll") + "?page_size=500&ids=" + ids.join(",")) : none,
+        fileIds.length ? getJSON(root.getAttribute("data-files-poll") + "?page_size=500&ids=" + fileIds.join(",")) : none,
       ]).then(function (res) {
         res[0].results.forEach(function (row) {
           var tr = $("tr[data-row-id='" + row.id + "']", root);
           if (!tr) return;
           tr.setAttribute("data-status", row.status);
-          setStatus($("[data-field=row-status]", tr), row.status, row.status_display, "status-row-");
-          if (row.errors && row.errors.length && row.status === "FAILED") {
-            tr.title = row.errors.map(function (e) { return (e.field || "row") + ": " + e.message; }).join("; ");
+          setStatus($("[data-field=row-status]", tr), row.status, ROW_LABELS[row.status] || row.status_display,
+                    "status-row-");
+          var err = $("[data-field=row-error]", tr);
+          if (err && row.status === "FAILED" && row.errors && row.errors.length) {
+            err.textContent = row.errors.map(function (e) { return (e.field || "row") + ": " + e.message; }).join("; ");
+            err.hidden = false;
           }
         });
         res[1].results.forEach(function (f) {
           var section = $("section[data-file-id='" + f.id + "']", root);
-          if (section) setStatus($("[data-field=file-status]", section), f.status, f.status_display);
+          if (section) stagedFileUpdate(section, f);
         });
         return true;
       });
     });
+  }
+
+  function stagedFileUpdate(section, f) {
+    section.setAttribute("data-status", f.status);
+    setStatus($("[data-field=file-status]", section), f.status, f.status_display);
+    var waiting = $("[data-field=waiting]", section);
+    if (waiting) waiting.textContent = fmt(f.rows.staged) + " row" + (f.rows.staged === 1 ? "" : "s") + " waiting";
+    var note = $("[data-field=decision]", section);
+    if (!note || f.status === "PENDING_APPROVAL") return;
+    var text;
+    if (f.status === "REJECTED") {
+      text = f.error || "An admin rejected this file's format: its rows will not be imported.";
+      note.className = "alert decision alert-error";
+    } else if (isLive(f.status)) {
+      text = "An admin approved this file's format. Importing its rows…";
+      note.className = "alert decision alert-info";
+    } else {
+      text = "An admin approved this file's format: " + fmt(f.rows.imported) + " imported, " + fmt(f.rows.failed) +
+        " invalid, " + fmt(f.rows.skipped) + " skipped, " + fmt(f.rows.duplicate) + " duplicate.";
+      note.className = "alert decision " + (f.status === "FAILED" ? "alert-error" : "alert-success");
+    }
+    note.textContent = text + " ";
+    var link = document.createElement("a");
+    link.href = $("h2 a", section).getAttribute("href");
+    link.textContent = "See the file";
+    note.appendChild(link);
+    note.hidden = false;
   }
 
   /* ---- upload ----------------------------------------------------------------------------- */
@@ -296,11 +336,13 @@
         } else if (c[1]) {
           td.setAttribute("data-field", c[1]); td.textContent = "0";
         } else {
+          var cell = document.createElement("div"); cell.className = "progress-cell";
           var bar = document.createElement("div"); bar.className = "bar"; bar.setAttribute("role", "progressbar");
           bar.appendChild(document.createElement("span"));
           var pct = document.createElement("span"); pct.className = "small muted"; pct.setAttribute("data-field", "progress");
           pct.textContent = "0%";
-          td.append(bar, pct);
+          cell.append(bar, pct);
+          td.appendChild(cell);
         }
         tr.appendChild(td);
       });

@@ -131,7 +131,13 @@ def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any
         except (requests.ConnectionError, requests.Timeout):  # a busy machine: the first request can be slow
             return False
 
-    running.wait_for(web_up, timeout=60, what="the web server")
+    try:
+        running.wait_for(web_up, timeout=60, what="the web server")
+    except BaseException:
+        # Never leave a server and a worker behind on the test Redis: they would take later tests' jobs.
+        for proc in running.processes:
+            running.stop(proc)
+        raise
     yield running
     for proc in running.processes:
         running.stop(proc)

@@ -96,6 +96,23 @@ def test_a_reviewer_edits_the_mapping_in_the_table_previews_and_approves(
         assert CsvFormat.objects.get(pk=fmt.pk).mapping != stored, "a preview does not save"
         page.screenshot(path=str(SCREENSHOTS / "admin-format-review-after-preview.png"), full_page=True)
 
+        # Options and filters are editable too; bad options JSON is flagged and never reaches the stored JSON.
+        options = page.locator("#mapping-table tr[data-field=quantity] input.options")
+        options.fill('{"abs": tru')
+        assert "quantity options" in page.inner_text("#mapping-editor-error")
+        options.fill('{"abs": true}')
+        assert page.locator("#mapping-editor-error").is_hidden()
+        page.click("#add-filter")
+        filter_row = page.locator("#filters-table tbody tr").first
+        filter_row.locator("select").first.select_option("Ticker")
+        filter_row.locator("input[type=text]").fill("MSFT")
+        stored = json.loads(page.input_value("textarea[name=mapping]"))
+        assert stored["fields"]["quantity"]["options"] == {"abs": True}
+        assert stored["filters"] == [{"column": "Ticker", "op": "in", "values": ["MSFT"]}]
+        page.click("#preview-button")
+        page.locator("#preview-status", has_text="updated").wait_for()
+        assert "2 would be skipped" in page.inner_text("#preview-body")
+
         # Editing the JSON re-draws the table; then approve with it.
         page.fill("textarea[name=mapping]", json.dumps(GOOD, indent=2))
         page.dispatch_event("textarea[name=mapping]", "input")

@@ -29,8 +29,16 @@ from tests.e2e.conftest import ROOT, Stack
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 KNOWN = """Date,Symbol,Side,Quantity,Price,Commission,Currency,Trade ID
@@ -48,8 +56,10 @@ UNKNOWN = """Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ref
 @pytest.fixture
 def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; `make test` "
-                    "does it when it can) to run the browser tests")
+        pytest.skip(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; `make test` "
+            "does it when it can) to run the browser tests"
+        )
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; our ORM calls in the test are still
@@ -68,8 +78,16 @@ def approved_format_for(text: str, tmp_path: Path, approver: Any) -> CsvFormat:
     path.write_text(text)
     layout = detect_layout(path)
     fmt, _ = format_get_or_create_pending(
-        target="orders", header=layout.header, columns=layout.columns, sample_rows=[], section=layout.section,
-        name="Known broker export", created_by=None, file_id=None, file_name="known.csv")
+        target="orders",
+        header=layout.header,
+        columns=layout.columns,
+        sample_rows=[],
+        section=layout.section,
+        name="Known broker export",
+        created_by=None,
+        file_id=None,
+        file_name="alpha-trades.csv",
+    )
     return format_approve(format_id=fmt.pk, actor=approver)
 
 
@@ -122,26 +140,26 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     # Upload: one file through the picker, one dropped onto the drop zone, then one request.
     page.goto(f"{base}/")
     assert page.locator("link[rel=stylesheet]").count() == 1
-    assert page.evaluate("getComputedStyle(document.querySelector('.topbar')).position") == "sticky", \
+    assert page.evaluate("getComputedStyle(document.querySelector('.topbar')).position") == "sticky", (
         "app.css was not served"
+    )
     shot(page, "01-upload-empty")
-    page.set_input_files("#upload-form input[type=file]", files=[
-        {"name": "known.csv", "mimeType": "text/csv", "buffer": KNOWN.encode()}])
-    drop_file(page, "#dropzone", "unknown.csv", UNKNOWN)
+    page.set_input_files(
+        "#upload-form input[type=file]",
+        files=[{"name": "alpha-trades.csv", "mimeType": "text/csv", "buffer": KNOWN.encode()}],
+    )
+    drop_file(page, "#dropzone", "beta-export.csv", UNKNOWN)
     assert page.locator("#picked li").count() == 2
     assert page.inner_text("#upload-button") == "Upload 2 files"
     shot(page, "02-upload-picked")
     page.click("#upload-button")
     page.wait_for_selector("#upload-results tbody tr >> nth=1")
-    known_row = page.locator("#upload-results tr", has_text="known.csv")
-    unknown_row = page.locator("#upload-results tr", has_text="unknown.csv")
+    known_row = page.locator("#upload-results tr", has_text="alpha-trades.csv")
+    unknown_row = page.locator("#upload-results tr", has_text="beta-export.csv")
     try:
         known_row.locator("[data-field=status]", has_text="Imported").wait_for(timeout=60_000)
     finally:
         shot(page, "03-upload-progress")
-        from audit.models import AuditEvent
-        print("DIAG", list(ImportFile.objects.values("id", "status", "error", "stored_name", "attempts")))
-        print("DIAG", list(AuditEvent.objects.values_list("actor_label", "action", "summary")))
     unknown_row.locator("[data-field=status]", has_text="Pending approval").wait_for(timeout=60_000)
     assert page.locator(".request.done").count() == 1
     assert page.get_attribute(".request .bar", "aria-valuenow") == "100"
@@ -153,12 +171,15 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     assert "3 rows from 1 file are waiting for an admin to approve their format" in banner.inner_text()
     shot(page, "03-upload-done")
 
-    unknown = ImportFile.objects.get(original_name="unknown.csv")
-    assert ImportFile.objects.get(original_name="known.csv").format_id == known_format.pk
+    unknown = ImportFile.objects.get(original_name="beta-export.csv")
+    assert ImportFile.objects.get(original_name="alpha-trades.csv").format_id == known_format.pk
     assert Order.objects.filter(source_file=unknown).count() == 0
 
     page.goto(f"{base}/imports/")
-    assert page.locator(f"tr[data-file-id='{unknown.pk}'] [data-field=status]").inner_text() == "Pending approval"
+    assert (
+        page.locator(f"tr[data-file-id='{unknown.pk}'] [data-field=status]").inner_text()
+        == "Pending approval"
+    )
     shot(page, "04-my-imports")
 
     # The staged rows page stays open while the admin decides.
@@ -183,11 +204,19 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     assert "Approved" in admin.inner_text("ul.messagelist")
 
     # The user's open page follows: rows migrate (or fail), the file settles, the banner goes.
-    page.locator("section[data-file-id] [data-field=file-status]",
-                 has_text="Imported with invalid rows").wait_for(timeout=60_000)
-    page.wait_for_function("() => [...document.querySelectorAll('[data-field=row-status]')]"
-                           ".every(el => !/Pending|Approved|Migrating/.test(el.textContent))", timeout=30_000)
-    assert sorted(statuses.all_inner_texts()) == ["Invalid", "Migrated", "Migrated"]
+    page.locator(
+        "section[data-file-id] [data-field=file-status]", has_text="Imported with invalid rows"
+    ).wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-field=row-status]')]"
+        ".every(el => !/Pending|Approved|Importing/.test(el.textContent))",
+        timeout=30_000,
+    )
+    assert sorted(statuses.all_inner_texts()) == ["Imported", "Imported", "Invalid"]
+    assert "quantity" in page.inner_text("tr:has-text('T-3') [data-field=row-error]")
+    decision = page.locator("[data-field=decision]")
+    decision.wait_for(state="visible")
+    assert "2 imported, 1 invalid" in decision.inner_text()
     banner.wait_for(state="hidden", timeout=15_000)
     assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
     shot(page, "07-staged-after-approval")
@@ -202,11 +231,18 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     with page.expect_download() as info:
         page.click("#download-errors")
     download = info.value
-    assert download.suggested_filename == "unknown-errors.csv"
+    assert download.suggested_filename == "beta-export-errors.csv"
     rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
     assert rows[0] == ["Trade Date", "Ticker", "Buy or Sell", "Shares", "Fill Price", "Fee", "Ref", "errors"]
-    assert rows[1][:7] == ["2024-03-04 15:59:59", "'=HYPERLINK(\"http://evil\")", "Sell", "0", "174.00", "-0.50",
-                           "T-3"]
+    assert rows[1][:7] == [
+        "2024-03-04 15:59:59",
+        '\'=HYPERLINK("http://evil")',
+        "Sell",
+        "0",
+        "174.00",
+        "-0.50",
+        "T-3",
+    ]
     assert "quantity" in rows[1][7] and rows[1][7].startswith("line 4")
 
     page.goto(f"{base}/orders/")
@@ -223,6 +259,8 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     phone.set_viewport_size({"width": 390, "height": 844})
     phone.goto(f"{base}/imports/")
     shot(phone, "11-my-imports-phone")
+    phone.goto(f"{base}/imports/{unknown.pk}/")
+    shot(phone, "12-file-detail-phone")
     assert errors == [], f"JavaScript errors: {errors}"
     admin_ctx.close()
     user_ctx.close()

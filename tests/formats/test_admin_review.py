@@ -408,6 +408,19 @@ def test_an_editor_cannot_change_the_mapping_of_an_approved_format(
         editor_client, pending.format, with_field(GOOD, "quantity", options={"abs": True}), _save="Save"
     )
     assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
+    # What the editor's browser really sends (no mapping field on the page) saves without touching it.
+    plain = editor_client.post(change_url(pending.format_id), {"_save": "Save"})
+    assert plain.status_code == 302
+    assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
+    rejected = CsvFormat.objects.create(
+        name="Rejected one",
+        header=["a"],
+        columns=["a"],
+        fingerprint="d" * 64,
+        status=FormatStatus.REJECTED,
+        mapping={"fields": {}},
+    )
+    assert editor_client.post(change_url(rejected.pk), {"_save": "Save"}).status_code == 302
 
 
 # --- history ----------------------------------------------------------------------------------------------
@@ -523,3 +536,29 @@ def test_a_built_in_format_without_samples_or_staged_rows_opens_with_its_history
     assert "No sample rows were kept." in html and "No staged rows for this format" in html
     history = reviewer_client.get(reverse("admin:formats_csvformat_history", args=[fmt.pk]))
     assert history.status_code == 200 and "created from the built-in definition" in history.content.decode()
+
+
+def test_simple_historys_own_revert_form_cannot_bypass_the_restore_path(
+    reviewer_client: Client, pending: ImportFile
+) -> None:
+    version = CsvFormat.history.filter(id=pending.format_id).order_by("history_date").first()
+    url = reverse("admin:formats_csvformat_simple_history", args=[pending.format_id, version.history_id])
+    response = reviewer_client.post(
+        url, {"name": "x", "mapping": json.dumps(with_field(GOOD, "price", columns=["Fee"]))}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:formats_csvformat_history", args=[pending.format_id])
+    assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
+
+
+def test_the_preview_groups_one_mistake_into_one_error_kind_with_an_example(
+    reviewer_client: Client, pending: ImportFile
+) -> None:
+    mistake = with_field(GOOD, "price", columns=["Ticker"])  # AAPL, MSFT, AAPL: different values, one mistake
+    body = reviewer_client.post(
+        reverse("admin:formats_csvformat_preview", args=[pending.format_id]), {"mapping": json.dumps(mistake)}
+    ).json()
+    assert body["summary"]["would_fail"] == 3
+    html = body["html"]
+    assert "price: &#x27;…&#x27; is not a number</td><td class=\"num\">3</td>" in html
+    assert f"file {pending.pk}, line 2: <code>AAPL</code>" in html

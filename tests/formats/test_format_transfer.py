@@ -198,3 +198,31 @@ def test_the_admin_import_previews_then_creates_the_formats(approved: CsvFormat,
     fmt = CsvFormat.objects.get()
     assert (fmt.status, fmt.approved_by) == (FormatStatus.APPROVED, reviewer)
     assert AuditEvent.objects.filter(action="format.imported", actor=reviewer).exists()
+
+
+def test_the_export_and_import_commands_round_trip_through_a_file(
+    approved: CsvFormat, reviewer: Any, tmp_path: Any
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    out = tmp_path / "formats.csv"
+    call_command(
+        "export_formats", "--file-format", "csv", "--status", "APPROVED", "-o", str(out), stderr=io.StringIO()
+    )
+    assert [row["fingerprint"] for row in rows_of(out.read_text())] == [approved.fingerprint]
+    wipe_everything()
+    stdout = io.StringIO()
+    call_command("import_formats", str(out), "--dry-run", stdout=stdout)
+    assert "Would import: 1 new" in stdout.getvalue() and CsvFormat.objects.count() == 0
+    call_command("import_formats", str(out), "--as", "reviewer", stdout=stdout)
+    assert CsvFormat.objects.get().approved_by == reviewer
+    broken = tmp_path / "broken.json"
+    broken.write_text(
+        '[{"name": "x", "target": "orders", "header": "[]", "columns": "[]", '
+        '"fingerprint": "1", "status": "APPROVED", "mapping": "{}"}]'
+    )
+    with pytest.raises(CommandError, match="Nothing was imported") as caught:
+        call_command("import_formats", str(broken), stdout=io.StringIO())
+    assert "fingerprint does not match" in str(caught.value)
+    with pytest.raises(CommandError, match="lacks the 'approve CSV formats' permission"):
+        call_command("import_formats", str(out), "--as", "uploader", stdout=io.StringIO())

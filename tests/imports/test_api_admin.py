@@ -35,17 +35,23 @@ def test_pending_formats_and_decisions_need_the_approve_permission(
 ) -> None:
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     assert client.get("/api/admin/formats/pending", **bearer(user)).status_code == 403
-    approve = client.post(f"/api/admin/formats/{file.format_id}/approve", {}, content_type="application/json",
-                          **bearer(user))
+    approve = client.post(
+        f"/api/admin/formats/{file.format_id}/approve", {}, content_type="application/json", **bearer(user)
+    )
     assert approve.status_code == 403 and approve.json()["error"] == "permission_denied"
-    reject = client.delete(f"/api/admin/formats/{file.format_id}/approve", {"reason": "no"},
-                           content_type="application/json", **bearer(user))
+    reject = client.delete(
+        f"/api/admin/formats/{file.format_id}/approve",
+        {"reason": "no"},
+        content_type="application/json",
+        **bearer(user),
+    )
     assert reject.status_code == 403
 
 
 def test_deciding_on_an_unknown_format_answers_404(client: Client, reviewer: Any) -> None:
-    response = client.post("/api/admin/formats/999999/approve", {}, content_type="application/json",
-                           **bearer(reviewer))
+    response = client.post(
+        "/api/admin/formats/999999/approve", {}, content_type="application/json", **bearer(reviewer)
+    )
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
@@ -55,15 +61,21 @@ def test_the_pending_list_shows_staged_rows_and_files(
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     results = client.get("/api/admin/formats/pending", **bearer(reviewer)).json()["results"]
     assert [(f["id"], f["staged_rows"], f["files"], f["created_by"]) for f in results] == [
-        (file.format_id, 3, 1, "uploader")]
+        (file.format_id, 3, 1, "uploader")
+    ]
 
 
 def test_the_stats_report_staging_approvals_throughput_and_error_rate(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     approved = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
-    waiting = upload(user, text=OTHER_FORMAT, name="other.csv", run_jobs=run_jobs,
-                     capture=django_capture_on_commit_callbacks)
+    waiting = upload(
+        user,
+        text=OTHER_FORMAT,
+        name="other.csv",
+        run_jobs=run_jobs,
+        capture=django_capture_on_commit_callbacks,
+    )
     # The first format waited two hours for its approval; the second has waited one hour so far.
     now = timezone.now()
     CsvFormat.objects.filter(pk=approved.format_id).update(created_at=now - dt.timedelta(hours=2))
@@ -83,8 +95,13 @@ def test_the_stats_report_staging_approvals_throughput_and_error_rate(
     throughput = stats["migration_throughput"]
     assert throughput["migrations"] == 1 and throughput["rows"] == 3
     assert throughput["rows_per_second"] is None or throughput["rows_per_second"] > 0
-    assert stats["error_rate"] == {"rows_processed": 3, "rows_failed": 1, "rate": 0.3333,
-                                   "files_finished": 1, "files_failed": 0}
+    assert stats["error_rate"] == {
+        "rows_processed": 3,
+        "rows_failed": 1,
+        "rate": 0.3333,
+        "files_finished": 1,
+        "files_failed": 0,
+    }
 
 
 def test_the_stats_are_empty_but_well_formed_on_a_new_install(client: Client, reviewer: Any) -> None:

@@ -23,8 +23,9 @@ def trades(*rows: str) -> str:
     return HEADER + "".join(row + "\n" for row in rows)
 
 
-def approved_file(user: Any, reviewer: Any, run_jobs: Any, capture: Any, text: str = TRADES,
-                  name: str = "trades.csv") -> ImportFile:
+def approved_file(
+    user: Any, reviewer: Any, run_jobs: Any, capture: Any, text: str = TRADES, name: str = "trades.csv"
+) -> ImportFile:
     """Upload, approve the new format with its suggested mapping, migrate."""
     file = upload(user, text=text, name=name, run_jobs=run_jobs, capture=capture)
     with capture(execute=True):
@@ -38,8 +39,10 @@ def get(client: Client, user: Any, url: str) -> Any:
     return client.get(url, **bearer(user))
 
 
-@pytest.mark.parametrize("url", ["/api/uploads", "/api/uploads/1/errors", "/api/staging/status",
-                                 "/api/staging/orders", "/api/orders"])
+@pytest.mark.parametrize(
+    "url",
+    ["/api/uploads", "/api/uploads/1/errors", "/api/staging/status", "/api/staging/orders", "/api/orders"],
+)
 def test_it_answers_401_in_the_error_shape_without_login(client: Client, url: str) -> None:
     response = client.get(url)
     assert response.status_code == 401
@@ -51,8 +54,13 @@ def test_it_lists_only_the_callers_uploads_page_by_page(
     client: Client, user: Any, other_user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     for n in range(3):
-        upload(user, text=trades(f"2024-03-0{n + 1} 09:30:00,AAPL,Buy,{n + 1},1.5,0,USD,T-{n}"), name=f"f{n}.csv",
-               run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+        upload(
+            user,
+            text=trades(f"2024-03-0{n + 1} 09:30:00,AAPL,Buy,{n + 1},1.5,0,USD,T-{n}"),
+            name=f"f{n}.csv",
+            run_jobs=run_jobs,
+            capture=django_capture_on_commit_callbacks,
+        )
     theirs = upload(other_user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
 
     first = get(client, user, "/api/uploads?page_size=2").json()
@@ -83,17 +91,22 @@ def test_it_lists_a_files_failed_rows_with_row_field_value_and_error(
     file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
     body = get(client, user, f"/api/uploads/{file.pk}/errors").json()
     assert body["rows_failed"] == 1 and body["count"] == 1
-    assert body["results"] == [{"row": 4, "field": "quantity", "value": "0",
-                                "error": "quantity must be greater than 0"}]
+    assert body["results"] == [
+        {"row": 4, "field": "quantity", "value": "0", "error": "quantity must be greater than 0"}
+    ]
 
 
 def test_it_pages_through_row_errors(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    text = trades(*[f"2024-03-01 09:30:00,AAPL,Buy,0,1.5,0,USD,T-{n}" for n in range(5)],
-                  "2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-ok")
+    text = trades(
+        *[f"2024-03-01 09:30:00,AAPL,Buy,0,1.5,0,USD,T-{n}" for n in range(5)],
+        "2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-ok",
+    )
     file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text=text)
-    pages = [get(client, user, f"/api/uploads/{file.pk}/errors?page_size=2&page={n}").json() for n in (1, 2, 3)]
+    pages = [
+        get(client, user, f"/api/uploads/{file.pk}/errors?page_size=2&page={n}").json() for n in (1, 2, 3)
+    ]
     assert [len(p["results"]) for p in pages] == [2, 2, 1]
     assert [e["row"] for p in pages for e in p["results"]] == [2, 3, 4, 5, 6]
     assert pages[0]["pages"] == 3
@@ -174,10 +187,14 @@ def test_orders_are_cursor_paginated_with_a_next_link(
 def test_orders_filter_like_the_page_and_refuse_a_bad_filter(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)  # T-1 AAPL buy, T-2 MSFT sell
+    file = approved_file(
+        user, reviewer, run_jobs, django_capture_on_commit_callbacks
+    )  # T-1 AAPL buy, T-2 MSFT sell
 
     def refs(query: str) -> list[str]:
-        return sorted(o["broker_trade_id"] for o in get(client, user, f"/api/orders?{query}").json()["results"])
+        return sorted(
+            o["broker_trade_id"] for o in get(client, user, f"/api/orders?{query}").json()["results"]
+        )
 
     assert refs("symbol=msft") == ["T-2"]
     assert refs("side=BUY") == ["T-1"]
@@ -198,8 +215,12 @@ def test_staged_rows_never_appear_in_orders(
 
 
 def test_another_users_orders_are_not_listed(
-    client: Client, user: Any, other_user: Any, reviewer: Any, run_jobs: Any,
-    django_capture_on_commit_callbacks: Any
+    client: Client,
+    user: Any,
+    other_user: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
     assert get(client, other_user, "/api/orders").json()["results"] == []
@@ -235,3 +256,25 @@ def test_the_openapi_schema_documents_every_api_url(client: Client) -> None:
     assert not missing, f"undocumented API URLs: {sorted(missing)}"
     assert set(schema["paths"]["/api/uploads"]) == {"get", "post"}
     assert "cursor" in [p["name"] for p in schema["paths"]["/api/orders"]["get"]["parameters"]]
+
+
+def test_every_reference_in_the_openapi_schema_resolves(client: Client) -> None:
+    schema = client.get("/api/schema").json()
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert refs
+    for ref in refs:
+        target: Any = schema
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        assert isinstance(target, dict), ref

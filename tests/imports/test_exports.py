@@ -9,13 +9,17 @@ import pytest
 from imports.exports import csv_filename, iter_csv, safe_cell, safe_row
 
 
-@pytest.mark.parametrize("value", ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "=HYPERLINK(\"http://e\")",
-                                   "-", "+", "- 5", "-12.5abc"])
+@pytest.mark.parametrize(
+    "value",
+    ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", '=HYPERLINK("http://e")', "-", "+", "- 5", "-12.5abc"],
+)
 def test_it_prefixes_a_cell_a_spreadsheet_would_evaluate(value: str) -> None:
     assert safe_cell(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["-12.5", "+3", "-0.001", "-.5", "1e-3", "-1E+6", "12", "AAPL", "", "a=b", "T-1"])
+@pytest.mark.parametrize(
+    "value", ["-12.5", "+3", "-0.001", "-.5", "1e-3", "-1E+6", "12", "AAPL", "", "a=b", "T-1"]
+)
 def test_it_leaves_plain_numbers_and_ordinary_text_alone(value: str) -> None:
     assert safe_cell(value) == value
 
@@ -26,7 +30,7 @@ def test_it_keeps_numeric_types_as_numbers_and_none_as_empty() -> None:
 
 def test_the_csv_stream_starts_with_a_bom_and_quotes_like_excel_expects() -> None:
     text = "".join(iter_csv(["a", "b"], [["=x", "1,5"]]))
-    assert text == "\ufeffa,b\r\n'=x,\"1,5\"\r\n"
+    assert text == '\ufeffa,b\r\n\'=x,"1,5"\r\n'
 
 
 def test_a_download_name_loses_quotes_and_slashes() -> None:

@@ -45,8 +45,10 @@ def test_approval_emails_the_uploader_then_the_finished_import_does_too(
     with django_capture_on_commit_callbacks(execute=True):
         run_jobs()
     subjects = [m.subject for m in mail.outbox]
-    assert subjects == ["[Airlock] Format approved: 1 file(s) are being imported",
-                        "[Airlock] trades.csv: imported with invalid rows"]
+    assert subjects == [
+        "[Airlock] Format approved: 1 file(s) are being imported",
+        "[Airlock] trades.csv: imported with invalid rows",
+    ]
     assert all(m.to == ["u@example.com"] for m in mail.outbox)
     body = mail.outbox[1].body
     assert "2 imported, 1 invalid" in body and f"/imports/{file.pk}/errors.csv" in body
@@ -60,8 +62,13 @@ def test_a_file_of_an_approved_format_emails_when_it_is_imported(
         review_approve(format_id=first.format_id, actor=reviewer)
     run_jobs()
     mail.outbox.clear()
-    process(user, run_jobs, django_capture_on_commit_callbacks, name="again.csv",
-            text=TRADES.replace("T-3", "T-9").replace(",0,174", ",3,174"))
+    process(
+        user,
+        run_jobs,
+        django_capture_on_commit_callbacks,
+        name="again.csv",
+        text=TRADES.replace("T-3", "T-9").replace(",0,174", ",3,174"),
+    )
     assert [m.subject for m in mail.outbox] == ["[Airlock] again.csv: imported"]
 
 
@@ -79,7 +86,9 @@ def test_rejection_emails_the_uploader_with_the_reason(
 def test_an_unreadable_file_emails_that_it_failed(
     user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    file = process(user, run_jobs, django_capture_on_commit_callbacks, text="Only,A,Header\n", name="empty.csv")
+    file = process(
+        user, run_jobs, django_capture_on_commit_callbacks, text="Only,A,Header\n", name="empty.csv"
+    )
     assert file.status == FileStatus.FAILED
     assert [m.subject for m in mail.outbox] == ["[Airlock] empty.csv: failed"]
     assert "Reason:" in mail.outbox[0].body

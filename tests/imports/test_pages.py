@@ -54,8 +54,15 @@ def test_the_plain_upload_form_still_works_without_javascript(
     client: Client, user: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=False):
-        response = logged_in(client, user).post("/", {"file": SimpleUploadedFile("a.csv", trades(
-            "2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-1").encode()), "dedupe": "on"})
+        response = logged_in(client, user).post(
+            "/",
+            {
+                "file": SimpleUploadedFile(
+                    "a.csv", trades("2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-1").encode()
+                ),
+                "dedupe": "on",
+            },
+        )
     assert response.status_code == 302 and response["Location"] == "/imports/"
     assert ImportFile.objects.filter(owner=user, original_name="a.csv").exists()
 
@@ -75,8 +82,13 @@ def test_my_imports_groups_files_by_upload_with_counts_and_filters_by_status(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     done = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
-    waiting = upload(user, text="A,B\n1,2\n", name="unknown.csv", run_jobs=run_jobs,
-                     capture=django_capture_on_commit_callbacks)
+    waiting = upload(
+        user,
+        text="A,B\n1,2\n",
+        name="unknown.csv",
+        run_jobs=run_jobs,
+        capture=django_capture_on_commit_callbacks,
+    )
     client = logged_in(client, user)
     html = client.get("/imports/").content.decode()
     assert f'data-file-id="{done.pk}"' in html and f'data-file-id="{waiting.pk}"' in html
@@ -102,17 +114,29 @@ def test_the_detail_page_shows_detection_counts_skip_reasons_and_invalid_rows(
 def test_the_error_report_has_the_original_cells_an_errors_column_and_no_formulas(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    text = trades("2024-03-01 09:30:00,=HYPERLINK(\"http://x\"),Buy,0,1.5,-12.5,USD,@T-1",
-                  "2024-03-01 09:30:00,AAPL,Buy,2,1.5,0,USD,T-2")
+    text = trades(
+        '2024-03-01 09:30:00,=HYPERLINK("http://x"),Buy,0,1.5,-12.5,USD,@T-1',
+        "2024-03-01 09:30:00,AAPL,Buy,2,1.5,0,USD,T-2",
+    )
     file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text=text)
     response = logged_in(client, user).get(f"/imports/{file.pk}/errors.csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert 'filename="trades-errors.csv"' in response["Content-Disposition"]
     rows = download(response)
-    assert rows[0] == ["Trade Date", "Ticker", "Buy or Sell", "Shares", "Fill Price", "Fee", "Ccy", "Ref", "errors"]
+    assert rows[0] == [
+        "Trade Date",
+        "Ticker",
+        "Buy or Sell",
+        "Shares",
+        "Fill Price",
+        "Fee",
+        "Ccy",
+        "Ref",
+        "errors",
+    ]
     assert len(rows) == 2
     bad = rows[1]
-    assert bad[1] == "'=HYPERLINK(\"http://x\")" and bad[7] == "'@T-1"
+    assert bad[1] == '\'=HYPERLINK("http://x")' and bad[7] == "'@T-1"
     assert bad[5] == "-12.5"  # a number stays a number
     assert bad[8].startswith("line 2: quantity: ")
 
@@ -124,7 +148,7 @@ def test_another_users_file_answers_404_on_every_page(
     client = logged_in(client, other_user)
     assert client.get(f"/imports/{file.pk}/").status_code == 404
     assert client.get(f"/imports/{file.pk}/errors.csv").status_code == 404
-    assert f"data-file-id=\"{file.pk}\"" not in client.get("/imports/").content.decode()
+    assert f'data-file-id="{file.pk}"' not in client.get("/imports/").content.decode()
     assert "Nothing is waiting for approval" in client.get("/staged/").content.decode()
 
 
@@ -142,15 +166,29 @@ def test_the_staged_page_shows_raw_rows_under_their_header_as_pending_approval(
 def test_the_orders_page_filters_and_sums_bought_and_sold_per_currency(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    text = trades("2024-03-01 09:30:00,AAPL,Buy,10,2.5,0,USD,T-1", "2024-03-02 09:30:00,AAPL,Sell,4,3,0,USD,T-2",
-                  "2024-03-03 09:30:00,SAP,Buy,1,100,0,EUR,T-3")
+    text = trades(
+        "2024-03-01 09:30:00,AAPL,Buy,10,2.5,0,USD,T-1",
+        "2024-03-02 09:30:00,AAPL,Sell,4,3,0,USD,T-2",
+        "2024-03-03 09:30:00,SAP,Buy,1,100,0,EUR,T-3",
+    )
     approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text=text)
-    upload(user, text="X,Y\n1,2\n", name="staged.csv", run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    upload(
+        user,
+        text="X,Y\n1,2\n",
+        name="staged.csv",
+        run_jobs=run_jobs,
+        capture=django_capture_on_commit_callbacks,
+    )
     client = logged_in(client, user)
     page = client.get("/orders/")
     figures = page.context["figures"]
-    assert figures == {"trades": 3, "by_currency": [{"currency": "EUR", "bought": "100.00", "sold": "0.00"},
-                                                    {"currency": "USD", "bought": "25.00", "sold": "12.00"}]}
+    assert figures == {
+        "trades": 3,
+        "by_currency": [
+            {"currency": "EUR", "bought": "100.00", "sold": "0.00"},
+            {"currency": "USD", "bought": "25.00", "sold": "12.00"},
+        ],
+    }
     assert "<b>SAP</b>" in page.content.decode()
     filtered = client.get("/orders/?symbol=aapl&side=SELL").context["figures"]
     assert filtered == {"trades": 1, "by_currency": [{"currency": "USD", "bought": "0.00", "sold": "12.00"}]}

@@ -126,3 +126,25 @@ def test_the_same_bytes_uploaded_again_return_the_existing_import(
     assert files[0].pk == first.pk
     assert StagedRow.objects.filter(file=first).count() == 3
     assert ImportFile.objects.count() == 1
+
+
+def test_correcting_a_wrong_filter_after_approval_re_opens_the_skipped_rows(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    text = TRADES.replace(",0,174", ",4,174") + "\n"  # a trailing blank line the reader skips
+    file = upload(user, text=text, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    fmt = CsvFormat.objects.get(pk=file.format_id)
+    wrong = {**fmt.mapping, "filters": [{"column": "Buy or Sell", "op": "in", "values": ["Buy"]}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=fmt.pk, actor=reviewer, mapping=wrong)
+    run_jobs()
+    file.refresh_from_db()
+    assert (file.rows_imported, file.rows_skipped) == (1, 3)  # 2 filtered rows + the blank line
+    right = {**wrong, "filters": []}
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=fmt.pk, actor=reviewer, mapping=right)
+    run_jobs()
+    file.refresh_from_db()
+    assert (file.status, file.rows_imported, file.rows_skipped, file.rows_failed) == (FileStatus.IMPORTED, 3, 1, 0)
+    assert file.skip_reasons == {"blank line": 1}
+    assert Order.objects.filter(source_file=file).count() == 3

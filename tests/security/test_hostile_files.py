@@ -180,3 +180,15 @@ def test_a_hostile_name_is_escaped_in_the_pages(client: Client, user: Any) -> No
     client.force_login(user)
     page = client.get("/imports/").content
     assert b"<img src=x" not in page and b"&lt;img src=x onerror=alert(1)&gt;.csv" in page
+
+
+def test_the_binary_sniff_lets_utf16_exports_through(
+    client: Client, user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """UTF-16 files are full of NUL bytes by design: the upload sniff must not take them for binary."""
+    data = TRADES.encode("utf-16")  # with BOM, as Excel's "Unicode text" export
+    response = post(client, user, "excel-unicode.csv", data, django_capture_on_commit_callbacks)
+    assert response.status_code == 202, response.content
+    run_jobs()
+    file = ImportFile.objects.get()
+    assert file.status == "PENDING_APPROVAL" and file.rows_total == 3, file.error

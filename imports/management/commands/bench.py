@@ -45,7 +45,7 @@ class Command(BaseCommand):
             if options[key] is not None:
                 preset[key] = options[key]
         if options["inner"]:
-            self._inner(preset)
+            self._inner(preset, VAR_DIR / options["database"])
             return
         self._outer(preset, options)
 
@@ -62,7 +62,7 @@ class Command(BaseCommand):
         with admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(f'CREATE DATABASE "{name}"')
-        workdir = VAR_DIR / "bench"
+        workdir = VAR_DIR / name
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(db, name),
@@ -74,18 +74,18 @@ class Command(BaseCommand):
         env.pop("DJANGO_SETTINGS_MODULE", None)
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
-        args = [*manage, "bench", "--inner", *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()]]
+        args = [*manage, "bench", "--inner", f"--database={name}",
+                *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()]]
         status = subprocess.run(args, cwd=ROOT, env=env).returncode
         if status:
             raise CommandError(f"the benchmark failed (exit {status}); logs in {workdir}")
 
-    def _inner(self, preset: dict[str, int]) -> None:
+    def _inner(self, preset: dict[str, int], workdir: Path) -> None:
         import django_rq
 
         from imports.bench import runner
 
         django_rq.get_connection("default").flushdb()
-        workdir = VAR_DIR / "bench"
         opts = runner.Options(
             rows=preset["rows"], die_rows=preset["die_rows"], files=preset["files"],
             file_rows=preset["file_rows"], big_bytes=preset["big_mb"] * 2**20, workdir=workdir,

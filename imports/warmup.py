@@ -1,0 +1,23 @@
+"""Load, once in the RQ worker's parent process, what every job needs, so forked work horses inherit it.
+
+Each job runs in a fresh fork of the worker. Without this, every horse imported the pipeline modules and
+built the URLconf (notifications reverse() URLs) on its own: ~0.4 s per job, which dominated the time of
+a 300-file upload of small files. Nothing here opens a database connection.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = ("imports.jobs", "imports.pipeline", "imports.fastpath", "imports.reading", "imports.services",
+           "imports.notifications", "staging.services", "formats.services", "formats.suggest", "audit.services")
+
+
+def warm_up() -> None:
+    """Import the job modules and build the URLconf."""
+    from django.urls import get_resolver
+
+    for name in MODULES:
+        importlib.import_module(name)
+    resolver = get_resolver()
+    resolver.reverse_dict  # noqa: B018 - building the reverse lookup tables is the point

@@ -1,0 +1,111 @@
+"""Rolling back a migrated import: exact, re-runnable, refused mid-work, honest about changed orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from audit.models import AuditEvent
+from config.errors import Conflict
+from imports.models import FileStatus, ImportFile, Order
+from imports.rollback import file_rollback
+from tests.e2e.test_faults import trades_csv
+from tests.imports.test_idempotency import approved_import
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def imported(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any) -> Any:
+    """Two imports of the same user: (the one to roll back, another one)."""
+    def make(data: bytes) -> ImportFile:
+        return approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, data)
+
+    return make(trades_csv(120)), make(trades_csv(30, start=5000))
+
+
+def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(imported: Any, reviewer: Any) -> None:
+    target, other = imported
+    result = file_rollback(file_id=target.pk, actor=reviewer)
+    assert result.deleted == 120 and result.kept_changed == []
+    assert Order.objects.filter(source_file=target).count() == 0
+    assert Order.objects.filter(source_file=other).count() == 30
+    target.refresh_from_db()
+    assert target.status == FileStatus.ROLLED_BACK
+    event = AuditEvent.objects.get(action="file.rolled_back", object_id=str(target.pk))
+    assert event.actor == reviewer and event.details["deleted"] == 120
+    assert event.details["previous_status"] == "IMPORTED"
+
+
+def test_it_deletes_in_batches_and_running_it_twice_is_harmless(
+    imported: Any, reviewer: Any, monkeypatch: Any
+) -> None:
+    import imports.rollback
+
+    monkeypatch.setattr(imports.rollback, "_BATCH", 50)  # 120 orders: three transactions
+    target, _ = imported
+    assert file_rollback(file_id=target.pk, actor=reviewer).deleted == 120
+    again = file_rollback(file_id=target.pk, actor=reviewer)
+    assert again.already_rolled_back and again.deleted == 0
+    assert AuditEvent.objects.filter(action="file.rolled_back", object_id=str(target.pk)).count() == 1
+
+
+@pytest.mark.parametrize("status", [FileStatus.MIGRATING, FileStatus.PROCESSING, FileStatus.UPLOADED])
+def test_it_is_refused_while_the_file_is_still_being_worked_on(imported: Any, reviewer: Any, status: str) -> None:
+    target, _ = imported
+    ImportFile.objects.filter(pk=target.pk).update(status=status)
+    with pytest.raises(Conflict) as refused:
+        file_rollback(file_id=target.pk, actor=reviewer)
+    assert refused.value.code == "rollback_refused"
+    assert Order.objects.filter(source_file=target).count() == 120
+
+
+def test_changed_orders_are_reported_not_silently_deleted(imported: Any, reviewer: Any) -> None:
+    target, _ = imported
+    edited = Order.objects.filter(source_file=target).order_by("source_line").first()
+    edited.price = Decimal("1.23")
+    edited.save()  # a later correction through the ORM (bumps updated_at)
+    with pytest.raises(Conflict) as refused:
+        file_rollback(file_id=target.pk, actor=reviewer)
+    assert refused.value.code == "rollback_changed_orders"
+    assert refused.value.details["changed_orders"] == [edited.pk]
+    assert Order.objects.filter(source_file=target).count() == 120, "nothing deleted"
+    assert ImportFile.objects.get(pk=target.pk).status == FileStatus.IMPORTED
+
+    kept = file_rollback(file_id=target.pk, actor=reviewer, keep_changed=True)
+    assert kept.deleted == 119 and kept.kept_changed == [edited.pk]
+    assert list(Order.objects.filter(source_file=target).values_list("pk", flat=True)) == [edited.pk]
+    assert "1 changed orders were kept" in ImportFile.objects.get(pk=target.pk).error
+
+
+def test_it_names_the_other_files_whose_duplicates_pointed_at_the_removed_orders(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20))
+    overlap = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks,
+                              trades_csv(20, start=10))
+    assert overlap.rows_duplicate == 10
+    result = file_rollback(file_id=first.pk, actor=reviewer)
+    assert result.duplicates_in_other_files == {overlap.pk: 10}
+
+
+def test_the_admin_action_needs_the_rollback_permission_and_calls_the_service(
+    imported: Any, reviewer: Any, client: Client
+) -> None:
+    target, _ = imported
+    client.force_login(reviewer)
+    denied = client.post("/admin/imports/importfile/", {"action": "rollback_selected", "_selected_action": [target.pk]})
+    assert denied.status_code in (200, 302, 403)
+    assert Order.objects.filter(source_file=target).count() == 120, "no permission, nothing rolled back"
+
+    reviewer.user_permissions.add(Permission.objects.get(codename="rollback_importfile"))
+    client.force_login(type(reviewer).objects.get(pk=reviewer.pk))
+    response = client.post("/admin/imports/importfile/", {"action": "rollback_selected",
+                                                          "_selected_action": [target.pk]}, follow=True)
+    assert response.status_code == 200
+    assert ImportFile.objects.get(pk=target.pk).status == FileStatus.ROLLED_BACK
+    assert "120 orders deleted" in response.content.decode()

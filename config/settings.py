@@ -145,6 +145,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500)
 # Product settings
 AIRLOCK = {
     "BATCH_SIZE": env_int("AIRLOCK_BATCH_SIZE", 1000),
+    # Set-based migration (imports/fastpath.py) and its rows per transaction.
+    "FAST_PATH": env_bool("AIRLOCK_FAST_PATH", True),
+    "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
     "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
     "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3),
@@ -198,6 +201,8 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if env_bool("AIRLOCK_SECURE", not DEBUG and bool(env_str("SECRET_KEY"))):
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load-balancer probes speak plain http to the container.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

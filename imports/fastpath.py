@@ -396,7 +396,7 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
         columns["commission"] = [v if v is not None else Decimal(0) for v in columns["commission"]]
         cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk,
                                         "lines": [line for _, line, _, _ in python_valid], **columns})
-        inserted, not_inserted, writable = cursor.fetchone()
+        _, not_inserted, writable = cursor.fetchone()
         not_inserted = list(not_inserted or [])
         # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
         # is a duplicate; this very row written by an earlier run of the batch counts as migrated.
@@ -405,7 +405,8 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
             cursor.execute("SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)",
                            [not_inserted])
             fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
-            python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in set(not_inserted)}
+            missed = set(not_inserted)
+            python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in missed}
             missing = {**fast_missing, **python_missing}
             earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
             for line, (key, row_id) in sorted(missing.items()):

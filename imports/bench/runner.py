@@ -235,9 +235,8 @@ def staging(opts: Options, owner: Any, procs: Processes) -> tuple[Result, int]:
 
 def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Result:
     """Approval -> every staged row converted, validated and written (or its errors kept)."""
-    from imports.services import review_approve
-
     from formats.models import CsvFormat
+    from imports.services import review_approve
 
     fmt = CsvFormat.objects.get(pk=file_row(file_id)["format_id"])
     # The reader settings the format was staged with stay; the admin corrects the fields.

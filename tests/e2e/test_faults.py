@@ -206,12 +206,18 @@ def test_a_worker_killed_with_sigkill_mid_migration_is_resumed_with_exact_counts
           f"final {orders_of(file.pk)} orders, rows_imported={ImportFile.objects.get(pk=file.pk).rows_imported}")
 
 
-def test_sigterm_finishes_the_current_batch_and_stops_cleanly(stack: Stack, user: Any, reviewer: Any) -> None:
+@pytest.mark.parametrize("target", ["worker-pid", "worker-and-horse"])
+def test_sigterm_finishes_the_current_batch_and_stops_cleanly(
+    stack: Stack, user: Any, reviewer: Any, target: str
+) -> None:
     total = 50_000
     file = staged_and_approved(stack, user, reviewer, trades_csv(total))
     worker = stack.processes[1]
-    wait_mid_migration(stack, file.pk, total)
-    signal_worker(worker, signal.SIGTERM)  # worker and horse, as a service manager's stop does
+    at_signal = wait_mid_migration(stack, file.pk, total)
+    if target == "worker-pid":
+        os.kill(worker.pid, signal.SIGTERM)  # `kill <pid>`: the worker passes it on to its horse
+    else:
+        signal_worker(worker, signal.SIGTERM)  # worker and horse, as a service manager's stop does
     try:
         code = worker.wait(60)
     except subprocess.TimeoutExpired:
@@ -221,6 +227,7 @@ def test_sigterm_finishes_the_current_batch_and_stops_cleanly(stack: Stack, user
     assert code == 0, f"warm shutdown should exit 0, got {code}"
     assert 0 < stopped_at < total
     assert stopped_at % COMMIT_BATCH == 0, f"{stopped_at} orders: a batch was cut in half"
+    assert stopped_at - at_signal <= COMMIT_BATCH, "only the batch in flight is finished, then it stops"
     assert paused.rows_imported == stopped_at, "counters and orders commit together"
     assert paused.status == FileStatus.MIGRATING
     assert AuditEvent.objects.filter(action="migration.paused", object_id=str(file.pk)).exists()
@@ -231,7 +238,8 @@ def test_sigterm_finishes_the_current_batch_and_stops_cleanly(stack: Stack, user
     reconcile_until_enqueued(stack, file.pk)
     wait_status(stack, file.pk, FileStatus.IMPORTED, timeout=180)
     assert_exactly_imported(file.pk, total)
-    print(f"\nSIGTERM: worker exited {code} after a whole batch, {stopped_at} orders; final {orders_of(file.pk)}")
+    print(f"\nSIGTERM ({target}): {at_signal} orders at the signal, worker exited {code} at {stopped_at}; "
+          f"final {orders_of(file.pk)}")
 
 
 def test_everything_completes_after_redis_loses_all_its_data(stack: Stack, user: Any, reviewer: Any) -> None:

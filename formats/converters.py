@@ -321,6 +321,10 @@ def parse_decimal(text: str, decimal_sep: str | None = None, thousands_sep: str 
     match = _NUMBER.fullmatch(value)
     if match is None:
         raise ConversionError(f"'{text.strip()}' is not a number")
+    for unit in (match["pre"], match["post"]):
+        if unit and not _is_currency_unit(unit):
+            # '12x' or 'T-1' is a typo or an id, not a number with a currency code: never guess.
+            raise ConversionError(f"'{text.strip()}' is not a number")
     signs = match["sign1"] + match["sign2"] + match["sign3"]
     if signs.count("-") + signs.count("−") + signs.count("+") > 1:
         raise ConversionError(f"'{text.strip()}' is not a number (several signs)")
@@ -333,6 +337,18 @@ def parse_decimal(text: str, decimal_sep: str | None = None, thousands_sep: str 
     except InvalidOperation:
         raise ConversionError(f"'{text.strip()}' is not a number") from None
     return -number if negative else number
+
+
+# Lower-case units that brokers write after amounts (Scandinavian/Czech/Polish/Hungarian currencies).
+_LOWER_UNITS = {"kr", "kč", "zł", "ft", "lei", "sek", "nok", "dkk", "eur", "usd", "gbp", "chf"}
+
+
+def _is_currency_unit(unit: str) -> bool:
+    """A currency symbol, an upper-case code of 2-5 letters (EUR, ETH, USDT, US$) or a known lower-case unit."""
+    letters = unit.rstrip("$")
+    if not letters or not letters.isalpha():
+        return True  # a symbol such as $ € £
+    return (2 <= len(letters) <= 5 and letters.isupper()) or letters.casefold() in _LOWER_UNITS
 
 
 def _normalise_separators(body: str, decimal_sep: str | None, thousands_sep: str | None, text: str) -> str:

@@ -7,13 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-
 from django.contrib.auth.models import AnonymousUser
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-
 
 from config.errors import AppError, InvalidRequest, NotFound
 from formats.models import CsvFormat
@@ -186,7 +184,8 @@ def _format_json(fmt: CsvFormat) -> dict[str, Any]:
 def pending_formats(request: HttpRequest) -> HttpResponse:
     """GET /api/admin/formats/pending."""
     _require_reviewer(request)
-    return JsonResponse({"results": [_format_json(f) for f in selectors.pending_formats().select_related("created_by")]})
+    pending = selectors.pending_formats().select_related("created_by")
+    return JsonResponse({"results": [_format_json(f) for f in pending]})
 
 
 @api_view(["POST", "DELETE"])

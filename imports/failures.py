@@ -48,16 +48,19 @@ def job_failed(job: Any, connection: Any, exc_type: type[BaseException] | None, 
                tb: TracebackType | None) -> None:
     """RQ on_failure callback: keep retries for transient faults, else fail the job's files with a reason."""
     if job.retries_left and is_transient(exc):
-        log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc, job.retries_left)
+        log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc,
+                    job.retries_left)
         return
     # Not transient, or out of retries: make RQ put it in the failed registry now.
     job.retries_left = 0
     attempts = len(settings.AIRLOCK["JOB_RETRY_INTERVALS"]) + 1 if is_transient(exc) else 1
-    # The failed job may have left a broken connection behind (terminated backend).
-    close_old_connections()
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None and not conn.is_usable():
-            conn.close()
+    # The failed job may have left a broken connection behind (terminated backend). Not inside an
+    # atomic block: that is a caller's transaction (an in-process worker), not ours to drop.
+    if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        close_old_connections()
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is not None and not conn.is_usable():
+                conn.close()
     files_fail_for_job(job_id=job.id, reason=failure_reason(exc, attempts))
 
 
@@ -79,7 +82,8 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
     failed: list[int] = []
     for file in files:
         updated = ImportFile.objects.filter(pk=file.pk, status=file.status).update(
-            status=FileStatus.FAILED, error=reason[:4000], finished_at=timezone.now(), updated_at=timezone.now())
+            status=FileStatus.FAILED, error=reason[:4000], finished_at=timezone.now(),
+            updated_at=timezone.now())
         if updated:
             failed.append(file.pk)
             record(action="file.failed", obj=file, severity=AuditEvent.Severity.ERROR,

@@ -9,7 +9,7 @@ target check, is handed to the per-row Python path (`CompiledFormat.convert`), w
 values and the same error messages as before. Specs outside the subset (filters, defaults, split_on,
 other converters...) make `plan_for` return None and the whole file takes the Python path.
 
-Per batch (one transaction, as in the Python path): the staged rows are claimed FOR UPDATE SKIP LOCKED
+Per batch (one transaction, as in the Python path): the staged rows are claimed (marked MIGRATED)
 and converted by one INSERT ... SELECT into a temp table; only the rows SQL declined travel to Python;
 all valid rows (both kinds) are written by one INSERT ordered like the Python path's (dedupe key, line),
 so which of two rows with the same trade identity wins is the same; staged rows are marked set-based.
@@ -61,7 +61,8 @@ class _Field:
     name: str
     ok: str
     value: str
-    pre: tuple[tuple[str, str], ...] = ()
+    pre: tuple[tuple[str, str], ...] = ()  # (alias, expression over the cells), computed once per row
+    post: tuple[tuple[str, str], ...] = ()  # (alias, expression over `pre`), computed once per row
 
 
 @dataclass
@@ -80,6 +81,8 @@ class FastPlan:
         cell_names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
         pre = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.pre]
         pre_names = ", ".join([cell_names, *[alias for f in self.fields.values() for alias, _ in f.pre]])
+        post = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.post]
+        post_names = ", ".join([pre_names, *[alias for f in self.fields.values() for alias, _ in f.post]])
         ok = " AND ".join([f"width <= {self.width}", *[f"({f.ok})" for f in self.fields.values()]])
         converted = ", ".join(f"CASE WHEN ok THEN {f.value} END AS v_{name}" for name, f in self.fields.items())
         values = ", ".join(self._value(name) for name in _ORDER_FIELDS)
@@ -98,12 +101,7 @@ class FastPlan:
         return f"""
             WITH claimed AS (
                 UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
-                FROM (
-                    SELECT id FROM staging_stagedrow WHERE id IN (
-                        SELECT id FROM ({self._open_rows()}) AS open_rows ORDER BY line LIMIT %(limit)s
-                    ) FOR UPDATE SKIP LOCKED
-                ) AS pick
-                WHERE s.id = pick.id
+                WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status IN ({self._statuses()})
                 RETURNING s.id, s.line, s.raw
             )
             INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(_ORDER_FIELDS)}, dedupe_key)
@@ -111,24 +109,37 @@ class FastPlan:
             FROM (
                 SELECT id, line, ok, {converted}
                 FROM (
-                    SELECT id, line, {pre_names}, ({ok}) AS ok
+                    SELECT id, line, {post_names}, ({ok}) AS ok
                     FROM (
-                        SELECT id, line, width, {", ".join([cell_names, *pre]) if pre else cell_names}
+                        SELECT id, line, width, {", ".join([pre_names, *post])}
                         FROM (
-                            SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed
-                        ) AS cells OFFSET 0
-                    ) AS parsed OFFSET 0
+                            SELECT id, line, width, {", ".join([cell_names, *pre])}
+                            FROM (
+                                SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed
+                            ) AS cells OFFSET 0
+                        ) AS parsed OFFSET 0
+                    ) AS derived OFFSET 0
                 ) AS checked OFFSET 0
             ) AS converted
         """
 
-    def _open_rows(self) -> str:
-        # One ordered index scan per status, merged: `status = ANY(...)` would make Postgres read and
-        # sort every remaining row of the file for each batch (quadratic in the file's size).
-        return " UNION ALL ".join(
+    def _statuses(self) -> str:
+        return ", ".join(f"%(status_{n})s" for n in range(self.statuses))
+
+    def claim_sql(self) -> str:
+        """The ids of the next batch of open rows, in line order.
+
+        One ordered index scan per status, merged: `status = ANY(...)` would make Postgres read and sort
+        every remaining row of the file for each batch (quadratic in the file's size). The ids then go back
+        as an array, which keeps the planner on the primary key (with a join it sometimes chose to scan
+        the whole staging table). No FOR UPDATE: the claim's UPDATE locks the rows, it re-checks their
+        status if another transaction changed them first, and the file's advisory lock (imports/locks.py)
+        already keeps a second migrator away.
+        """
+        return "SELECT id FROM (" + " UNION ALL ".join(
             f"(SELECT id, line FROM staging_stagedrow WHERE file_id = %(file_id)s AND status = %(status_{n})s "
             f"ORDER BY line LIMIT %(limit)s)" for n in range(self.statuses)
-        )
+        ) + ") AS open_rows ORDER BY line LIMIT %(limit)s"
 
     def _value(self, name: str) -> str:
         if name in self.fields:
@@ -177,7 +188,7 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
         # Rows without a trade id get fingerprint keys counted in file order: leave them to Python.
         tid = fields["broker_trade_id"]
         fields["broker_trade_id"] = _Field(tid.name, f"({tid.ok}) AND ({tid.value}) IS NOT NULL", tid.value,
-                                           tid.pre)
+                                           tid.pre, tid.post)
     return FastPlan(fields=fields, width=len(columns), cells=sorted(used), dedupe_by_trade_id=dedupe)
 
 
@@ -251,7 +262,8 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
         return None
     match = f"m_{name}"
     pre = ((match, f"regexp_match({cell}, {_lit('^' + ''.join(pattern) + '$')})"),)
-    part = {n: f"({match}[{i + 1}])::int" for i, n in enumerate(names)}
+    post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
+    part = {n: f"dt_{n}" for n in names}
     y, m, d = part["y"], part["m"], part["d"]
     h, mi, s = part.get("h", "0"), part.get("mi", "0"), part.get("s", "0")
     leap = f"(mod({y}, 4) = 0 AND (mod({y}, 100) <> 0 OR mod({y}, 400) = 0))"  # no '%': psycopg placeholders
@@ -260,9 +272,9 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     # they are checked first and such rows go to Python for its message.
     valid = (f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 "
              f"AND {s} <= 59")
-    ok = f"CASE WHEN {match} IS NOT NULL THEN {valid} ELSE false END"
+    ok = f"CASE WHEN {match} IS NOT NULL THEN {valid} ELSE false END"  # NULL parts when it did not match
     value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, 'UTC')"
-    return _Field(name, ok, value, pre)
+    return _Field(name, ok, value, pre, post)
 
 
 def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
@@ -364,9 +376,12 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
         cursor.execute(_TEMP_TABLE)
         # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
         cursor.execute("DELETE FROM pg_temp.airlock_fast")
-        cursor.execute(plan.select_sql(), _claim_params(plan, file.pk, statuses, size))
-        if cursor.rowcount == 0:
+        params = _claim_params(plan, file.pk, statuses, size)
+        cursor.execute(plan.claim_sql(), params)
+        params["ids"] = [row_id for (row_id,) in cursor.fetchall()]
+        if not params["ids"]:
             return False
+        cursor.execute(plan.select_sql(), params)
         cursor.execute(
             "SELECT f.id, f.line, s.raw FROM pg_temp.airlock_fast f JOIN staging_stagedrow s ON s.id = f.id "
             "WHERE NOT f.ok ORDER BY f.line"
@@ -431,7 +446,10 @@ def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], l
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_TEMP_TABLE)
         cursor.execute("DELETE FROM pg_temp.airlock_fast")
-        cursor.execute(plan.select_sql(), _claim_params(plan, file_id, statuses, limit))
+        params = _claim_params(plan, file_id, statuses, limit)
+        cursor.execute(plan.claim_sql(), params)
+        params["ids"] = [row_id for (row_id,) in cursor.fetchall()]
+        cursor.execute(plan.select_sql(), params)
         cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE ok ORDER BY line")
         lines = [line for (line,) in cursor.fetchall()]
         transaction.set_rollback(True)

@@ -37,8 +37,8 @@ def file_lock_held_elsewhere(file_id: int) -> bool:
     """True when another session holds the file's lock (someone is staging/migrating/rolling it back)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
-            "AND objsubid = 2 AND granted AND pid <> pg_backend_pid())",
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+            "AND objid = %s AND objsubid = 2 AND granted AND pid <> pg_backend_pid())",
             [FILE_LOCK_NAMESPACE, file_id],
         )
         return bool(cursor.fetchone()[0])

@@ -223,12 +223,16 @@ def _file_migrate_locked(file_id: int) -> str:
     fmt = file.format
     if fmt is None or fmt.status != FormatStatus.APPROVED:
         return file.status
+    if file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
+        # A late or duplicate job for a finished file (imported, failed, rolled back...) changes nothing:
+        # it must not reopen it, settle it again or notify twice.
+        return file.status
     try:
         compiled = CompiledFormat.for_format(fmt)
     except MappingError as exc:
         _file_fail(file_id, f"The format's mapping is invalid: {exc.message}")
         return FileStatus.FAILED
-    ImportFile.objects.filter(pk=file_id).exclude(status=FileStatus.MIGRATING).update(
+    ImportFile.objects.filter(pk=file_id, status=FileStatus.PENDING_APPROVAL).update(
         status=FileStatus.MIGRATING, started_at=timezone.now()
     )
     record(action="migration.started", obj=file, summary=f"Migration of '{file.original_name}' started")

@@ -43,7 +43,8 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
         if not cursor.fetchone()[0]:
-            raise CleanupBusy("Another cleanup run is in progress; nothing was done. Try again when it finishes.")
+            raise CleanupBusy("Another cleanup run is in progress; nothing was done. "
+                              "Try again when it finishes.")
     try:
         due = _due_files(cutoff)
         file_ids = list(due.values_list("pk", flat=True))

@@ -19,13 +19,14 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
-from config.errors import Conflict
+from config.errors import Conflict, PermissionDenied
 from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile, Order
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.
-REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL)
+REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING,
+                    FileStatus.PENDING_APPROVAL)
 _BATCH = 5000
 
 
@@ -51,12 +52,18 @@ def changed_orders(file_id: int) -> QuerySet[Order]:
     return Order.objects.filter(source_file_id=file_id).filter(changed).distinct()
 
 
+ROLLBACK_PERMISSION = "imports.rollback_importfile"
+
+
 def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> RollbackResult:
     """Remove the orders a file created (refused while it is still being processed); mark it ROLLED_BACK."""
+    if not actor.has_perm(ROLLBACK_PERMISSION):
+        # Checked here, not only in the admin: every interface that rolls back goes through this.
+        raise PermissionDenied("You need the 'roll back an imported file' permission.")
     with file_lock(file_id) as acquired:
         if not acquired:
-            raise Conflict("A worker is processing this file right now; try the rollback when it has finished.",
-                           code="file_busy", details={"file": file_id})
+            raise Conflict("A worker is processing this file right now; try the rollback when it has "
+                           "finished.", code="file_busy", details={"file": file_id})
         file = ImportFile.objects.get(pk=file_id)
         result = RollbackResult(file_id=file_id)
         if file.status == FileStatus.ROLLED_BACK:
@@ -64,8 +71,9 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
             return result
         if file.status in REFUSED_STATUSES:
             raise Conflict(
-                f"'{file.original_name}' is {file.get_status_display().lower()}: only a finished import can be "
-                "rolled back.", code="rollback_refused", details={"file": file_id, "status": file.status})
+                f"'{file.original_name}' is {file.get_status_display().lower()}: only a finished import "
+                "can be rolled back.", code="rollback_refused",
+                details={"file": file_id, "status": file.status})
         changed = list(changed_orders(file_id).order_by("pk").values_list("pk", flat=True))
         if changed and not keep_changed:
             raise Conflict(
@@ -87,7 +95,7 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
         with transaction.atomic():
             ImportFile.objects.filter(pk=file_id).update(
                 status=FileStatus.ROLLED_BACK, finished_at=timezone.now(), updated_at=timezone.now(),
-                error=(f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back."))
+                error=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.")
             record(action="file.rolled_back", actor=actor, obj=file,
                    severity=AuditEvent.Severity.WARNING,
                    summary=(f"'{file.original_name}' rolled back: {result.deleted} orders deleted"

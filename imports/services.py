@@ -21,7 +21,9 @@ from imports.storage import delete_stored, sanitize_display_name, store_upload
 from staging.models import StagedRow, StagedStatus
 
 
-def upload_batch_create(*, owner: Any, files: list[UploadedFile], dedupe: bool = True) -> tuple[ImportBatch, list[ImportFile]]:
+def upload_batch_create(
+    *, owner: Any, files: list[UploadedFile], dedupe: bool = True
+) -> tuple[ImportBatch, list[ImportFile]]:
     """Store the files of one upload session and enqueue one job per new file (on commit).
 
     The same bytes from the same owner return the existing import (same id): the unique constraint on

@@ -44,6 +44,7 @@ def reviewer(django_user_model: Any) -> Any:
     reviewer = django_user_model.objects.create_user(username="reviewer", password="pw-reviewer-1", is_staff=True)
     reviewer.user_permissions.add(
         Permission.objects.get(content_type__app_label="formats", codename="approve_csvformat"),
+        Permission.objects.get(content_type__app_label="imports", codename="rollback_importfile"),
         *Permission.objects.filter(content_type__app_label__in=["formats", "imports", "staging"],
                                    codename__startswith="view_"),
     )

@@ -68,3 +68,15 @@ def test_a_quotient_needs_two_columns() -> None:
 
     with pytest.raises(MappingError, match="exactly two columns"):
         compile_mapping({"price": {"columns": ["V"], "converter": "quotient"}}, ["V"])
+
+
+@pytest.mark.parametrize("typo", ["12x", "T-1", "12 abc", "x12"])
+def test_a_number_with_a_stray_letter_is_not_guessed(typo: str) -> None:
+    with pytest.raises(ConversionError, match="is not a number"):
+        build_cleaner("decimal", {})([typo])
+
+
+@pytest.mark.parametrize(("text", "value"), [("2.00000000 ETH", "2"), ("150 kr", "150"), ("12,50 Kč", "12.50"),
+                                             ("US$ 3.5", "3.5"), ("100 USDT", "100")])
+def test_amounts_with_a_currency_unit_still_parse(text: str, value: str) -> None:
+    assert build_cleaner("decimal", {})([text]) == Decimal(value)

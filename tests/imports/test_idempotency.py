@@ -33,8 +33,9 @@ def stack_env() -> dict[str, str]:
     return {"AIRLOCK_UPLOADS_PER_HOUR": "100000"}
 
 
-def post(client: Client, user: Any, data: bytes, *, key: str | None = None, name: str = "t.csv",
-         **fields: str) -> Any:
+def post(
+    client: Client, user: Any, data: bytes, *, key: str | None = None, name: str = "t.csv", **fields: str
+) -> Any:
     headers = bearer(user)
     if key is not None:
         headers["HTTP_IDEMPOTENCY_KEY"] = key
@@ -87,8 +88,9 @@ def test_a_key_is_per_user_and_a_failed_request_does_not_use_it_up(
     assert post(client, user, trades_csv(3), key="x" * 256).json()["error"] == "invalid_idempotency_key"
 
 
-def approved_import(user: Any, reviewer: Any, run_jobs: Any, capture: Any, data: bytes,
-                    dedupe: bool = True) -> ImportFile:
+def approved_import(
+    user: Any, reviewer: Any, run_jobs: Any, capture: Any, data: bytes, dedupe: bool = True
+) -> ImportFile:
     """Upload; if the format is unknown, approve it with MAPPING; run the jobs; the file, refreshed."""
     with capture(execute=True):
         _, files = upload_batch_create(owner=user, files=[csv_upload("export.csv", data)], dedupe=dedupe)
@@ -106,10 +108,20 @@ def approved_import(user: Any, reviewer: Any, run_jobs: Any, capture: Any, data:
 def test_overlapping_exports_import_each_order_once_and_the_second_reports_its_duplicates(
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, ids: bool
 ) -> None:
-    first = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks,
-                            trades_csv(100, ids=ids, twins_every=0 if ids else 9))
-    second = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks,
-                             trades_csv(100, start=60, ids=ids, twins_every=0 if ids else 9))
+    first = approved_import(
+        user,
+        reviewer,
+        run_jobs,
+        django_capture_on_commit_callbacks,
+        trades_csv(100, ids=ids, twins_every=0 if ids else 9),
+    )
+    second = approved_import(
+        user,
+        reviewer,
+        run_jobs,
+        django_capture_on_commit_callbacks,
+        trades_csv(100, start=60, ids=ids, twins_every=0 if ids else 9),
+    )
     assert (first.status, first.rows_imported, first.rows_duplicate) == (FileStatus.IMPORTED, 100, 0)
     # Rows 60..99 are in both exports (for trades without ids: the same fills, twins included).
     assert (second.status, second.rows_imported, second.rows_duplicate) == (FileStatus.IMPORTED, 60, 40)
@@ -128,8 +140,9 @@ def test_dedupe_off_imports_every_row_of_an_overlapping_export(
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(100))
-    raw = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks,
-                          trades_csv(100, start=60), dedupe=False)
+    raw = approved_import(
+        user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(100, start=60), dedupe=False
+    )
     assert (raw.status, raw.rows_imported, raw.rows_duplicate) == (FileStatus.IMPORTED, 100, 0)
     assert Order.objects.filter(owner=user).count() == 200
     assert set(Order.objects.filter(source_file=raw).values_list("dedupe_key", flat=True)) == {""}
@@ -176,8 +189,12 @@ def test_ten_concurrent_identical_uploads_make_one_import(stack: Stack, user: An
         if with_key:
             headers["Idempotency-Key"] = "upload-42"
         gate.wait(10)
-        response = requests.post(f"{stack.base_url}/api/uploads", headers=headers,
-                                 files={"file": ("t.csv", data, "text/csv")}, timeout=60)
+        response = requests.post(
+            f"{stack.base_url}/api/uploads",
+            headers=headers,
+            files={"file": ("t.csv", data, "text/csv")},
+            timeout=60,
+        )
         with lock:
             responses.append(response)
 
@@ -187,13 +204,17 @@ def test_ten_concurrent_identical_uploads_make_one_import(stack: Stack, user: An
     for thread in threads:
         thread.join(90)
     assert len(responses) == 10, "every request should have been answered within 90 s"
-    assert [r.status_code for r in responses] == [202] * 10, [r.text for r in responses if r.status_code != 202]
+    assert [r.status_code for r in responses] == [202] * 10, [
+        r.text for r in responses if r.status_code != 202
+    ]
     assert len({r.json()["files"][0]["id"] for r in responses}) == 1
     assert ImportFile.objects.filter(owner=user).count() == 1
     if with_key:
         assert len({r.text for r in responses}) == 1, "every request gets the first response"
         assert ImportBatch.objects.filter(owner=user).count() == 1
         assert sorted(r.headers["Idempotent-Replayed"] for r in responses) == ["false"] + ["true"] * 9
-    print(f"\n10 concurrent uploads ({'with' if with_key else 'without'} key): "
-          f"{ImportFile.objects.filter(owner=user).count()} import, "
-          f"{ImportBatch.objects.filter(owner=user).count()} batches")
+    print(
+        f"\n10 concurrent uploads ({'with' if with_key else 'without'} key): "
+        f"{ImportFile.objects.filter(owner=user).count()} import, "
+        f"{ImportBatch.objects.filter(owner=user).count()} batches"
+    )

@@ -44,8 +44,10 @@ def test_it_leaves_fresh_work_alone_and_re_enqueues_it_after_the_grace_period(
 ) -> None:
     assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60) == {"files": [], "formats": []}
     age(lost_file, 61)
-    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60) == {"files": [lost_file.pk],
-                                                                                  "formats": []}
+    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60) == {
+        "files": [lost_file.pk],
+        "formats": [],
+    }
     assert django_rq.get_queue("default").job_ids == [jobs.file_job_id(lost_file.pk)]
 
 
@@ -89,3 +91,4 @@ def test_a_failed_job_fails_its_file_with_a_human_readable_reason(lost_file: Imp
     assert files_fail_for_job(job_id=jobs.file_job_id(lost_file.pk), reason="late") == []
     bug = failure_reason(KeyError("symbol"), 1)
     assert bug.startswith("The import stopped on an unexpected error (KeyError")
+

@@ -32,13 +32,19 @@ def age(file: ImportFile, days: int) -> None:
 
 
 @pytest.fixture
-def files(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any) -> dict[str, ImportFile]:
+def files(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> dict[str, ImportFile]:
     """One file in each interesting state, all but 'recent' untouched for 40 days."""
+
     def imported(data: bytes) -> ImportFile:
         return approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, data)
 
-    made = {"imported": imported(trades_csv(10)), "recent": imported(trades_csv(10, start=100)),
-            "failed": imported(trades_csv(0))}
+    made = {
+        "imported": imported(trades_csv(10)),
+        "recent": imported(trades_csv(10, start=100)),
+        "failed": imported(trades_csv(0)),
+    }
     with django_capture_on_commit_callbacks(execute=True):
         _, pending = upload_batch_create(owner=user, files=[csv_upload("other.csv", "A,B,C\n1,2,3\n4,5,6\n")])
     run_jobs()
@@ -47,7 +53,9 @@ def files(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_call
     # A migration in progress: its rows are still open.
     StagedRow.objects.filter(file=made["migrating"]).update(status="APPROVED")
     ImportFile.objects.filter(pk=made["migrating"].pk).update(status=FileStatus.MIGRATING)
-    assert made["pending"].status == FileStatus.PENDING_APPROVAL and made["failed"].status == FileStatus.FAILED
+    assert (
+        made["pending"].status == FileStatus.PENDING_APPROVAL and made["failed"].status == FileStatus.FAILED
+    )
     for name, file in made.items():
         if name != "recent":
             age(file, 40)
@@ -58,7 +66,9 @@ def staged(file: ImportFile) -> int:
     return StagedRow.objects.filter(file=file).count()
 
 
-def test_it_cleans_old_finished_files_and_never_unfinished_or_pending_ones(files: dict[str, ImportFile]) -> None:
+def test_it_cleans_old_finished_files_and_never_unfinished_or_pending_ones(
+    files: dict[str, ImportFile],
+) -> None:
     before = {name: staged(file) for name, file in files.items()}
     assert before["imported"] == 10 and before["pending"] == 2 and before["migrating"] == 10
     result = cleanup_staging(days=30)
@@ -79,7 +89,9 @@ def test_a_dry_run_changes_nothing_and_a_second_run_finds_nothing(files: dict[st
     out = StringIO()
     call_command("cleanup_staging", "--days", "30", "--dry-run", stdout=out)
     assert "would delete 10 staged rows of 2 files, 2 stored uploads" in out.getvalue()
-    assert staged(files["imported"]) == 10 and not AuditEvent.objects.filter(action="retention.cleanup").exists()
+    assert (
+        staged(files["imported"]) == 10 and not AuditEvent.objects.filter(action="retention.cleanup").exists()
+    )
     call_command("cleanup_staging", "--days", "30", stdout=StringIO())
     again = StringIO()
     call_command("cleanup_staging", "--days", "30", stdout=again)
@@ -119,7 +131,9 @@ def test_a_concurrent_run_reports_the_lock_and_does_nothing(
     assert staged(files["imported"]) == 10
 
 
-def test_the_cron_endpoint_needs_the_secret(files: dict[str, ImportFile], client: Client, settings: Any) -> None:
+def test_the_cron_endpoint_needs_the_secret(
+    files: dict[str, ImportFile], client: Client, settings: Any
+) -> None:
     settings.CRON_SECRET = ""
     off = client.post("/api/cron/cleanup-staging", HTTP_AUTHORIZATION="Bearer ")
     assert off.status_code == 403 and off.json()["error"] == "invalid_cron_secret"

@@ -22,13 +22,16 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def imported(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any) -> Any:
     """Two imports of the same user: (the one to roll back, another one)."""
+
     def make(data: bytes) -> ImportFile:
         return approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, data)
 
     return make(trades_csv(120)), make(trades_csv(30, start=5000))
 
 
-def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(imported: Any, reviewer: Any) -> None:
+def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(
+    imported: Any, reviewer: Any
+) -> None:
     target, other = imported
     result = file_rollback(file_id=target.pk, actor=reviewer)
     assert result.deleted == 120 and result.kept_changed == []
@@ -55,7 +58,9 @@ def test_it_deletes_in_batches_and_running_it_twice_is_harmless(
 
 
 @pytest.mark.parametrize("status", [FileStatus.MIGRATING, FileStatus.PROCESSING, FileStatus.UPLOADED])
-def test_it_is_refused_while_the_file_is_still_being_worked_on(imported: Any, reviewer: Any, status: str) -> None:
+def test_it_is_refused_while_the_file_is_still_being_worked_on(
+    imported: Any, reviewer: Any, status: str
+) -> None:
     target, _ = imported
     ImportFile.objects.filter(pk=target.pk).update(status=status)
     with pytest.raises(Conflict) as refused:
@@ -86,8 +91,9 @@ def test_it_names_the_other_files_whose_duplicates_pointed_at_the_removed_orders
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     first = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20))
-    overlap = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks,
-                              trades_csv(20, start=10))
+    overlap = approved_import(
+        user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20, start=10)
+    )
     assert overlap.rows_duplicate == 10
     result = file_rollback(file_id=first.pk, actor=reviewer)
     assert result.duplicates_in_other_files == {overlap.pk: 10}
@@ -97,15 +103,40 @@ def test_the_admin_action_needs_the_rollback_permission_and_calls_the_service(
     imported: Any, reviewer: Any, client: Client
 ) -> None:
     target, _ = imported
-    client.force_login(reviewer)
-    denied = client.post("/admin/imports/importfile/", {"action": "rollback_selected", "_selected_action": [target.pk]})
+    reviewer.user_permissions.remove(Permission.objects.get(codename="rollback_importfile"))
+    client.force_login(type(reviewer).objects.get(pk=reviewer.pk))
+    denied = client.post(
+        "/admin/imports/importfile/", {"action": "rollback_selected", "_selected_action": [target.pk]}
+    )
     assert denied.status_code in (200, 302, 403)
     assert Order.objects.filter(source_file=target).count() == 120, "no permission, nothing rolled back"
 
     reviewer.user_permissions.add(Permission.objects.get(codename="rollback_importfile"))
     client.force_login(type(reviewer).objects.get(pk=reviewer.pk))
-    response = client.post("/admin/imports/importfile/", {"action": "rollback_selected",
-                                                          "_selected_action": [target.pk]}, follow=True)
+    response = client.post(
+        "/admin/imports/importfile/",
+        {"action": "rollback_selected", "_selected_action": [target.pk]},
+        follow=True,
+    )
     assert response.status_code == 200
     assert ImportFile.objects.get(pk=target.pk).status == FileStatus.ROLLED_BACK
     assert "120 orders deleted" in response.content.decode()
+
+
+def test_a_late_job_for_a_rolled_back_file_changes_nothing(imported: Any, reviewer: Any) -> None:
+    from imports.pipeline import file_migrate, file_process
+
+    target, _ = imported
+    file_rollback(file_id=target.pk, actor=reviewer)
+    assert file_migrate(file_id=target.pk) == FileStatus.ROLLED_BACK
+    assert file_process(file_id=target.pk) == FileStatus.ROLLED_BACK
+    assert ImportFile.objects.get(pk=target.pk).status == FileStatus.ROLLED_BACK
+    assert Order.objects.filter(source_file=target).count() == 0
+    assert AuditEvent.objects.filter(action="migration.finished", object_id=str(target.pk)).count() == 1
+
+
+def test_the_rollback_service_itself_refuses_a_user_without_the_permission(other_user: Any) -> None:
+    from config.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied, match="roll back"):
+        file_rollback(file_id=1, actor=other_user)

@@ -11,7 +11,7 @@ from imports.retention import CleanupBusy, cleanup_staging
 
 
 class Command(BaseCommand):
-    help = "Delete staged rows and stored uploads of finished imports older than --days (never unfinished work)."
+    help = "Delete staged rows and stored uploads of finished imports older than --days (never unfinished)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=int, default=settings.AIRLOCK["RETENTION_DAYS"],

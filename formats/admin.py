@@ -123,6 +123,13 @@ def render_preview(
     )
 
 
+
+def _invalid_mapping(request: HttpRequest, form: forms.ModelForm) -> HttpResponse:
+    """Back to the change page with the form's mapping errors as one message."""
+    problems = "; ".join(e for errors in form.errors.values() for e in errors)
+    messages.error(request, f"The mapping is not valid: {problems}")
+    return HttpResponseRedirect(request.path)
+
 @admin.register(CsvFormat)
 class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     form = CsvFormatForm
@@ -322,12 +329,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             if "_approve" in request.POST:
                 form = self.get_form(request, obj)(request.POST, instance=obj)
                 if not form.is_valid():
-                    messages.error(
-                        request,
-                        "The mapping is not valid: "
-                        + "; ".join(e for errors in form.errors.values() for e in errors),
-                    )
-                    return HttpResponseRedirect(request.path)
+                    return _invalid_mapping(request, form)
                 was_approved = obj.status == FormatStatus.APPROVED
                 review_approve(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
                 messages.success(
@@ -359,12 +361,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             return HttpResponseRedirect(request.path)
         form = self.get_form(request, obj)(request.POST, instance=obj)
         if not form.is_valid():
-            messages.error(
-                request,
-                "The mapping is not valid: "
-                + "; ".join(e for errors in form.errors.values() for e in errors),
-            )
-            return HttpResponseRedirect(request.path)
+            return _invalid_mapping(request, form)
         if form.cleaned_data["name"] != obj.name:
             CsvFormat.objects.filter(pk=obj.pk).update(name=form.cleaned_data["name"])
         if form.cleaned_data["mapping"] != obj.mapping:

@@ -393,14 +393,7 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
         for row_id, line, raw in declined:
             cells = raw if isinstance(raw, list) else orjson.loads(raw)
             verdict, values, errors = compiled.convert(cells)
-            if verdict == "skip":
-                outcome.skipped += 1
-                outcome.skip_reasons[errors[0]["message"].removeprefix("skipped: ")[:200]] += 1
-                marks.append((row_id, StagedStatus.SKIPPED, errors))
-            elif verdict == "invalid":
-                outcome.failed += 1
-                marks.append((row_id, StagedStatus.FAILED, errors))
-            else:
+            if outcome.route(row_id, verdict, errors, marks):
                 key = dedupe.key_for(values) if dedupe else ""
                 python_valid.append((row_id, line, values, key))
         columns: dict[str, list[Any]] = {name: [] for name in (*_ORDER_FIELDS, "dedupe_key")}

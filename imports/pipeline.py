@@ -174,6 +174,20 @@ class BatchOutcome:
     duplicate: int = 0
     skip_reasons: Counter = field(default_factory=Counter)
 
+    def route(self, row_id: int, verdict: str, errors: list[dict[str, Any]],
+              marks: list[tuple[int, str, list[dict[str, Any]] | None]]) -> bool:
+        """Count and mark a skipped or invalid row; True when the row is valid and still to be written."""
+        if verdict == "skip":
+            self.skipped += 1
+            self.skip_reasons[errors[0]["message"].removeprefix("skipped: ")[:200]] += 1
+            marks.append((row_id, StagedStatus.SKIPPED, errors))
+            return False
+        if verdict == "invalid":
+            self.failed += 1
+            marks.append((row_id, StagedStatus.FAILED, errors))
+            return False
+        return True
+
 
 @dataclass
 class CompiledFormat:
@@ -286,14 +300,7 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
         valid: list[tuple[int, OrderRow]] = []
         for row_id, line, cells in rows:
             verdict, values, errors = compiled.convert(cells)
-            if verdict == "skip":
-                outcome.skipped += 1
-                outcome.skip_reasons[errors[0]["message"].removeprefix("skipped: ")[:200]] += 1
-                marks.append((row_id, StagedStatus.SKIPPED, errors))
-            elif verdict == "invalid":
-                outcome.failed += 1
-                marks.append((row_id, StagedStatus.FAILED, errors))
-            else:
+            if outcome.route(row_id, verdict, errors, marks):
                 order = OrderRow(line=line, values=values, dedupe_key=dedupe.key_for(values) if dedupe else "")
                 valid.append((row_id, order))
         # Insert in key order so two files with overlapping trades lock the unique index in the same

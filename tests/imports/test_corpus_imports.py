@@ -492,7 +492,7 @@ CORRECTED_CASES = [
         "saxo/e2g-transactions.csv",
         correction(
             filters=[keep("Type", "Trade", "Transactie")],
-            quantity=dec("Event", split_on="@", part=0),
+            quantity=dec("Event", split_on="@", part=0, number="first"),
             price=dec("Event", split_on="@", part=1),
             executed_at=when("Trade Date", formats=["%d-%b-%Y"], tz="Europe/Copenhagen"),
         ),

@@ -116,7 +116,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
     def run() -> tuple[int, dict[str, Any]]:
         batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
         return 202, {"batch": batch.pk, "files": [{"id": f.pk, "name": f.original_name, "status": f.status,
-                                                   "existing": f.batch_id != batch.pk} for f in results]}
+                                                   "existing": f.is_existing} for f in results]}
 
     key = request.headers.get("Idempotency-Key")
     if key is None:

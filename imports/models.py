@@ -56,6 +56,9 @@ REUPLOADABLE_FILE_STATUSES = (FileStatus.ROLLED_BACK, FileStatus.PURGED)
 class ImportFile(models.Model):
     """One uploaded CSV file and where it is in its lifecycle."""
 
+    # Not a column: set on the instance an upload returns when the same bytes were uploaded before.
+    is_existing: bool = False
+
     batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="files")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_files")
     original_name = models.CharField(max_length=255, help_text="Sanitised, for display only.")

@@ -50,10 +50,14 @@ def upload_batch_create(
     queue = "bulk" if len(files) > 20 else None
     for uploaded in files:
         results.append(_file_create(owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, queue=queue))
-    new_files = [f for f in results if f.batch_id == batch.pk]
+    new_files = [f for f in results if not f.is_existing]
+    if not new_files:
+        # Every file was already uploaded: answer with the batch that holds the first of them instead
+        # of leaving an empty batch behind for each repeated upload.
+        batch.delete()
+        return results[0].batch, results
     batch.file_count = len(new_files)
-    batch.status = BatchStatus.PENDING if new_files else BatchStatus.COMPLETED
-    batch.save(update_fields=["file_count", "status", "updated_at"])
+    batch.save(update_fields=["file_count", "updated_at"])
     return batch, results
 
 
@@ -71,6 +75,7 @@ def _file_create(*, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedu
         delete_stored(stored_name)
         existing = ImportFile.objects.exclude(status__in=[FileStatus.ROLLED_BACK, FileStatus.PURGED]).get(
             owner=owner, sha256=sha256)
+        existing.is_existing = True
         return existing
     record(action="file.uploaded", actor=owner, obj=file,
            summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",

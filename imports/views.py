@@ -33,7 +33,12 @@ def upload(request: HttpRequest) -> HttpResponse:
         except AppError as exc:
             form.add_error("file", exc.message)
         else:
-            messages.success(request, f"{len(files)} file(s) received. They are being processed.")
+            again = sum(1 for f in files if f.is_existing)
+            if again:
+                messages.info(request, f"{again} of {len(files)} file(s) had been uploaded before: "
+                                       "their earlier imports are listed below, not imported twice.")
+            if len(files) > again:
+                messages.success(request, f"{len(files) - again} file(s) received. They are being processed.")
             return redirect("imports:list")
     return render(request, "imports/upload.html", {"form": form, "limits": settings.AIRLOCK})
 

@@ -67,6 +67,19 @@ def test_the_plain_upload_form_still_works_without_javascript(
     assert ImportFile.objects.filter(owner=user, original_name="a.csv").exists()
 
 
+def test_uploading_the_same_file_again_says_so_instead_of_claiming_a_new_import(
+    client: Client, user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    data = trades("2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-1").encode()
+    logged_in(client, user)
+    with django_capture_on_commit_callbacks(execute=False):
+        for name in ("a.csv", "a-copy.csv"):
+            response = client.post("/", {"file": SimpleUploadedFile(name, data), "dedupe": "on"}, follow=True)
+    html = response.content.decode()
+    assert "1 of 1 file(s) had been uploaded before" in html and "being processed" not in html
+    assert ImportFile.objects.filter(owner=user).count() == 1
+
+
 def test_the_banner_counts_rows_waiting_for_approval_and_links_to_them(
     client: Client, user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -148,3 +148,15 @@ def test_correcting_a_wrong_filter_after_approval_re_opens_the_skipped_rows(
     assert (file.status, file.rows_imported, file.rows_skipped, file.rows_failed) == (FileStatus.IMPORTED, 3, 1, 0)
     assert file.skip_reasons == {"blank line": 1}
     assert Order.objects.filter(source_file=file).count() == 3
+
+
+def test_uploading_only_files_that_exist_already_leaves_no_empty_batch(
+    user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from imports.models import ImportBatch
+
+    first = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch, files = upload_batch_create(owner=user, files=[csv_upload("again.csv", TRADES)])
+    assert batch.pk == first.batch_id and files[0].pk == first.pk
+    assert ImportBatch.objects.count() == 1

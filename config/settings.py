@@ -148,6 +148,7 @@ AIRLOCK = {
     # Set-based migration (imports/fastpath.py) and its rows per transaction.
     "FAST_PATH": env_bool("AIRLOCK_FAST_PATH", True),
     "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000),
+    "DIRECT_IMPORT": env_bool("AIRLOCK_DIRECT_IMPORT", True),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
     "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
     "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3),

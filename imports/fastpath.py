@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
 from formats.targets import get_target
 from staging.models import StagedStatus
-from staging.services import staged_rows_mark
+from staging.services import staged_rows_mark, staged_rows_write_outcomes
 
 # Cells the fast path accepts at all: printable ASCII, no surrounding blanks (so Python's strip(),
 # casefold() and upper() agree with Postgres's), and not a placeholder such as '-' or 'n/a'.
@@ -76,8 +76,28 @@ class FastPlan:
     statuses: int = 3  # how many open statuses the claim takes (params status_0, status_1...)
 
     def select_sql(self) -> str:
-        """INSERT INTO the temp table: claim a batch and convert what SQL can convert exactly."""
+        """INSERT INTO the temp table: claim a batch of staged rows and convert what SQL can convert exactly."""
         cells = ", ".join(f"coalesce(raw ->> {i}, '') AS c{i}" for i in self.cells) or "1 AS c_none"
+        # The claim marks the rows MIGRATED in the same pass that locks them (one new row version instead
+        # of a lock plus a later UPDATE); the rows that end otherwise are re-marked before the commit.
+        claimed = f"""
+            WITH claimed AS (
+                UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
+                WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status IN ({self._statuses()})
+                RETURNING s.id, s.line, s.raw
+            )"""
+        return claimed + self._convert_sql(
+            f"SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed")
+
+    def incoming_sql(self) -> tuple[str, str]:
+        """For rows read straight from the file: the temp table their cells are COPYed into, and the
+        INSERT that converts them (`id` is the line: there is no staged row)."""
+        columns = ", ".join(f"c{i} text" for i in self.cells) or "c_none int DEFAULT 1"
+        names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
+        create = (f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP")
+        return create, self._convert_sql(f"SELECT line AS id, line, width, {names} FROM pg_temp.airlock_incoming")
+
+    def _convert_sql(self, source: str) -> str:
         cell_names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
         pre = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.pre]
         pre_names = ", ".join([cell_names, *[alias for f in self.fields.values() for alias, _ in f.pre]])
@@ -96,14 +116,7 @@ class FastPlan:
                         f"|| '|' || {when}")
             key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
-        # The claim marks the rows MIGRATED in the same pass that locks them (one new row version instead
-        # of a lock plus a later UPDATE); the rows that end otherwise are re-marked before the commit.
         return f"""
-            WITH claimed AS (
-                UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
-                WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status IN ({self._statuses()})
-                RETURNING s.id, s.line, s.raw
-            )
             INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(_ORDER_FIELDS)}, dedupe_key)
             SELECT id, line, ok, {values}, {key}
             FROM (
@@ -114,9 +127,7 @@ class FastPlan:
                         SELECT id, line, width, {", ".join([pre_names, *post])}
                         FROM (
                             SELECT id, line, width, {", ".join([cell_names, *pre])}
-                            FROM (
-                                SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed
-                            ) AS cells OFFSET 0
+                            FROM ({source}) AS cells OFFSET 0
                         ) AS parsed OFFSET 0
                     ) AS derived OFFSET 0
                 ) AS checked OFFSET 0
@@ -369,9 +380,7 @@ def batch_size() -> int:
 
 def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: FastPlan, statuses: tuple[str, ...],
                   advance: Callable[[Any, Any], None], outcome_class: type) -> bool:
-    """One batch, set-based: claim + convert in SQL, the declined rows in Python, one INSERT, marks."""
-    from imports.targets import existing_orders_by_key
-
+    """One batch of staged rows, set-based: claim + convert in SQL, the declined rows in Python, one INSERT."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_TEMP_TABLE)
         # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
@@ -386,52 +395,95 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
             "SELECT f.id, f.line, s.raw FROM pg_temp.airlock_fast f JOIN staging_stagedrow s ON s.id = f.id "
             "WHERE NOT f.ok ORDER BY f.line"
         )
-        declined = cursor.fetchall()
+        declined = [(row_id, line, raw if isinstance(raw, list) else orjson.loads(raw))
+                    for row_id, line, raw in cursor.fetchall()]
         outcome = outcome_class()
-        marks: list[tuple[int, str, list[dict[str, Any]] | None]] = []
-        python_valid: list[tuple[int, int, dict[str, Any], str]] = []
-        for row_id, line, raw in declined:
-            cells = raw if isinstance(raw, list) else orjson.loads(raw)
-            verdict, values, errors = compiled.convert(cells)
-            if outcome.route(row_id, verdict, errors, marks):
-                key = dedupe.key_for(values) if dedupe else ""
-                python_valid.append((row_id, line, values, key))
-        columns: dict[str, list[Any]] = {name: [] for name in (*_ORDER_FIELDS, "dedupe_key")}
-        for _, _, values, key in python_valid:
-            for name in _ORDER_FIELDS:
-                columns[name].append(values.get(name))
-            columns["dedupe_key"].append(key)
-        columns["commission"] = [v if v is not None else Decimal(0) for v in columns["commission"]]
-        cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk,
-                                        "lines": [line for _, line, _, _ in python_valid], **columns})
-        _, not_inserted, writable = cursor.fetchone()
-        not_inserted = list(not_inserted or [])
-        # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
-        # is a duplicate; this very row written by an earlier run of the batch counts as migrated.
-        duplicate_lines: list[int] = []
-        if not_inserted:
-            cursor.execute("SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)",
-                           [not_inserted])
-            fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
-            missed = set(not_inserted)
-            python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in missed}
-            missing = {**fast_missing, **python_missing}
-            earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
-            for line, (key, row_id) in sorted(missing.items()):
-                source = earlier.get(key)
-                if source and source != (file.pk, line):
-                    duplicate_lines.append(line)
-                    outcome.duplicate += 1
-                    marks.append((row_id, StagedStatus.DUPLICATE, [{
-                        "field": None, "value": "", "dedupe_key": key, "duplicate_of_file": source[0],
-                        "duplicate_of_line": source[1],
-                        "message": f"duplicate of line {source[1]} of import file {source[0]}",
-                    }]))
-        outcome.imported = writable - len(duplicate_lines)
+        marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
         # Every claimed row is already MIGRATED: only the invalid, skipped and duplicate ones change.
         staged_rows_mark(outcomes=marks)
         advance(file, outcome)
     return True
+
+
+def import_chunk(file: Any, compiled: Any, dedupe: Any, records: list[tuple[int, list[str]]], *, plan: FastPlan,
+                 format_id: int, outcome: Any) -> None:
+    """Rows read straight from the file of an approved format, inside the caller's transaction.
+
+    Their cells are COPYed into a temp table and converted by the same SQL as staged rows; the rows SQL
+    declines go through the same Python conversion. Orders are written; only the rows that do not become
+    an order (invalid, skipped, duplicate) are staged, with their errors, for the reports and re-runs.
+    """
+    assert connection.in_atomic_block, "import a chunk inside the caller's transaction"
+    if not records:
+        return
+    create, convert = plan.incoming_sql()
+    names = ", ".join(["line", "width", *(f"c{i}" for i in plan.cells)])
+    with connection.cursor() as cursor:
+        cursor.execute(_TEMP_TABLE)
+        cursor.execute("DELETE FROM pg_temp.airlock_fast")
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.airlock_incoming")
+        cursor.execute(create)
+        by_line: dict[int, list[str]] = {}
+        with cursor.cursor.copy(f"COPY pg_temp.airlock_incoming ({names}) FROM STDIN") as copy:
+            wanted = plan.cells
+            for line, cells in records:
+                by_line[line] = cells
+                width = len(cells)
+                copy.write_row((line, width, *[cells[i] if i < width else "" for i in wanted]))
+        cursor.execute(convert)
+        cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE NOT ok ORDER BY line")
+        declined = [(line, line, by_line[line]) for (line,) in cursor.fetchall()]
+        marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
+        staged_rows_write_outcomes(file_id=file.pk, format_id=format_id,
+                                   rows=[(line, by_line[line], status, errors) for line, status, errors in marks])
+
+
+def _write_orders(cursor: Any, file: Any, compiled: Any, dedupe: Any, declined: list[tuple[int, int, list[str]]],
+                  outcome: Any) -> list[tuple[int, str, list[dict[str, Any]] | None]]:
+    """Convert the declined rows in Python, write every valid row of the batch, and return the marks
+    [(id, status, errors)] of the rows that did not become an order; counts go to `outcome`."""
+    from imports.targets import existing_orders_by_key
+
+    marks: list[tuple[int, str, list[dict[str, Any]] | None]] = []
+    python_valid: list[tuple[int, int, dict[str, Any], str]] = []
+    for row_id, line, cells in declined:
+        verdict, values, errors = compiled.convert(cells)
+        if outcome.route(row_id, verdict, errors, marks):
+            key = dedupe.key_for(values) if dedupe else ""
+            python_valid.append((row_id, line, values, key))
+    columns: dict[str, list[Any]] = {name: [] for name in (*_ORDER_FIELDS, "dedupe_key")}
+    for _, _, values, key in python_valid:
+        for name in _ORDER_FIELDS:
+            columns[name].append(values.get(name))
+        columns["dedupe_key"].append(key)
+    columns["commission"] = [v if v is not None else Decimal(0) for v in columns["commission"]]
+    cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk,
+                                    "lines": [line for _, line, _, _ in python_valid], **columns})
+    _, not_inserted, writable = cursor.fetchone()
+    not_inserted = list(not_inserted or [])
+    # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
+    # is a duplicate; this very row written by an earlier run of the batch counts as migrated.
+    duplicates = 0
+    if not_inserted:
+        cursor.execute("SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)",
+                       [not_inserted])
+        fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
+        missed = set(not_inserted)
+        python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in missed}
+        missing = {**fast_missing, **python_missing}
+        earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
+        for line, (key, row_id) in sorted(missing.items()):
+            source = earlier.get(key)
+            if source and source != (file.pk, line):
+                duplicates += 1
+                marks.append((row_id, StagedStatus.DUPLICATE, [{
+                    "field": None, "value": "", "dedupe_key": key, "duplicate_of_file": source[0],
+                    "duplicate_of_line": source[1],
+                    "message": f"duplicate of line {source[1]} of import file {source[0]}",
+                }]))
+    outcome.duplicate += duplicates
+    outcome.imported += writable - duplicates
+    return marks
 
 
 def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int = 1_000_000) -> list[int]:

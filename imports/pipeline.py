@@ -52,6 +52,11 @@ def _detect(path: Any, options: ReaderOptions | None = None) -> FileLayout:
     )
 
 
+def _records(path: Any, layout: FileLayout) -> Any:
+    limits = settings.AIRLOCK
+    return iter_records(path, layout, max_field_chars=limits["MAX_FIELD_CHARS"], max_columns=limits["MAX_COLUMNS"])
+
+
 def _file_fail(file_id: int, message: str, *, status: str = FileStatus.FAILED) -> None:
     ImportFile.objects.filter(pk=file_id).update(
         status=status, error=message[:4000], finished_at=timezone.now(), updated_at=timezone.now()
@@ -90,6 +95,10 @@ def _file_process_locked(file_id: int) -> str:
                 _file_fail(file_id, f"The format '{fmt.name}' was rejected: {fmt.rejection_reason}",
                            status=FileStatus.REJECTED)
                 return FileStatus.REJECTED
+            plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe) if (
+                fmt.status == FormatStatus.APPROVED and settings.AIRLOCK.get("DIRECT_IMPORT", True)) else None
+            if plan is not None:
+                return _import_direct(file, fmt, layout, path, plan)
             staged = _stage(file, fmt, layout, path)
     except UnreadableFile as exc:
         _file_fail(file_id, exc.message)
@@ -97,15 +106,18 @@ def _file_process_locked(file_id: int) -> str:
                summary=f"'{file.original_name}' could not be read: {exc.message}")
         return FileStatus.FAILED
     if staged == 0:
-        message = "The file has a header but no data rows." if not file.skip_reasons else (
-            "The file has no data rows (every row was skipped: "
-            + ", ".join(f"{n}× {reason}" for reason, n in Counter(file.skip_reasons).most_common(3)) + ")."
-        )
-        _file_fail(file_id, message)
+        _file_fail(file_id, _no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
     if fmt.status == FormatStatus.APPROVED:
         return file_migrate(file_id=file_id)
     return FileStatus.PENDING_APPROVAL
+
+
+def _no_rows_message(skip_reasons: dict[str, int]) -> str:
+    if not skip_reasons:
+        return "The file has a header but no data rows."
+    return ("The file has no data rows (every row was skipped: "
+            + ", ".join(f"{n}× {reason}" for reason, n in Counter(skip_reasons).most_common(3)) + ").")
 
 
 def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
@@ -137,7 +149,7 @@ def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> i
     skipped: Counter = Counter()
 
     def records() -> Any:
-        for item in iter_records(path, layout, max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"]):
+        for item in _records(path, layout):
             if isinstance(item, Record):
                 yield item.line, item.cells
             elif isinstance(item, Skipped):
@@ -164,6 +176,127 @@ def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> i
                    summary=f"{count} rows of '{file.original_name}' staged for format '{fmt.name}'",
                    details={"format": fmt.pk, "rows": count, "skipped": dict(skipped), "layout": layout.as_dict()})
     return count
+
+
+def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan) -> str:
+    """A file of an approved format straight into orders, chunk by chunk, without staging every row.
+
+    Each chunk commits its orders, the rows that did not become orders (staged with their errors), the
+    file's counters and how far the file was read (`layout.direct.through_line`) in one transaction, so a
+    job killed at any point resumes after the last committed chunk: nothing is lost or written twice.
+    The stored file stays the source for re-processing until retention removes it.
+    """
+    try:
+        compiled = CompiledFormat.for_format(fmt)
+    except MappingError as exc:
+        _file_fail(file.pk, f"The format's mapping is invalid: {exc.message}")
+        return FileStatus.FAILED
+    done = (file.layout or {}).get("direct") or {}
+    through = done.get("through_line", 0) if done.get("format") == fmt.pk else None
+    if through is None:
+        with transaction.atomic():
+            staged_rows_delete_for_file(file_id=file.pk)
+            file.format = fmt
+            file.layout = {**layout.as_dict(), "reader_skips": {}, "direct": {"format": fmt.pk, "through_line": 0}}
+            file.rows_total = file.rows_staged = file.rows_skipped = 0
+            file.rows_imported = file.rows_failed = file.rows_duplicate = 0
+            file.skip_reasons = {}
+            file.progress = 0.0
+            file.save()
+        through = 0
+    try:
+        if not _direct_read(file, fmt, layout, path, plan, compiled, through):
+            record(action="migration.paused", obj=file,
+                   summary=f"Import of '{file.original_name}' paused: the worker is shutting down")
+            return FileStatus.PROCESSING
+    except UnreadableFile as exc:
+        # A broken line further down: the file is refused whole, as when it is staged, so the orders of
+        # the chunks before it are removed again (they were this file's own, written minutes ago).
+        removed = _direct_undo(file.pk)
+        if not removed:
+            raise
+        raise UnreadableFile(f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
+                             "before that line were removed again).") from exc
+    file.refresh_from_db()
+    if file.rows_total == 0:
+        _file_fail(file.pk, _no_rows_message(file.skip_reasons))
+        return FileStatus.FAILED
+    return file_settle(file_id=file.pk)
+
+
+def _direct_read(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan,
+                 compiled: CompiledFormat, through: int) -> bool:
+    """Read the file after line `through` in chunks; False when the worker asked to stop between two."""
+    dedupe = _resume_dedupe(file) if file.dedupe else None
+    size = fastpath.batch_size()
+    chunk: list[tuple[int, list[str]]] = []
+    skipped: Counter = Counter()
+    read_chars = last_line = 0
+    for item in _records(path, layout):
+        if isinstance(item, Record):
+            read_chars += sum(map(len, item.cells)) + len(item.cells)
+        if item.line <= through:
+            continue  # committed by an earlier run of this job
+        last_line = item.line
+        if isinstance(item, Record):
+            chunk.append((item.line, item.cells))
+        elif isinstance(item, Skipped):
+            skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
+        if len(chunk) >= size:
+            _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line,
+                          progress=min(99.0, 100.0 * read_chars / max(file.size, 1)))
+            chunk, skipped = [], Counter()
+            if stop_requested():
+                return False
+    _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, max(last_line, through), progress=99.0,
+                  final=True)
+    return True
+
+
+def _direct_undo(file_id: int) -> int:
+    """Remove what a direct import of this file wrote (orders, staged rows, counters); returns the rows."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        cursor.execute("DELETE FROM imports_order WHERE source_file_id = %s", [file_id])
+        staged_rows_delete_for_file(file_id=file_id)
+        removed = file.rows_total
+        file.rows_total = file.rows_imported = file.rows_failed = file.rows_duplicate = file.rows_skipped = 0
+        file.skip_reasons = {}
+        file.layout = {key: value for key, value in (file.layout or {}).items() if key != "direct"}
+        file.save()
+    return removed
+
+
+def _direct_chunk(file: ImportFile, fmt: CsvFormat, compiled: CompiledFormat, plan: fastpath.FastPlan,
+                  dedupe: DedupeKeys | None, chunk: list[tuple[int, list[str]]], skipped: Counter, through_line: int,
+                  *, progress: float, final: bool = False) -> None:
+    """One chunk of a direct import and the file's counters, in one transaction."""
+    with transaction.atomic():
+        outcome = BatchOutcome()
+        fastpath.import_chunk(file, compiled, dedupe, chunk, plan=plan, format_id=fmt.pk, outcome=outcome)
+        current = ImportFile.objects.select_for_update().get(pk=file.pk)
+        layout = current.layout or {}
+        layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
+        layout["direct"] = {"format": fmt.pk, "through_line": through_line}
+        current.layout = layout
+        current.rows_total += len(chunk)
+        current.rows_imported += outcome.imported
+        current.rows_failed += outcome.failed
+        current.rows_duplicate += outcome.duplicate
+        current.rows_skipped += outcome.skipped + sum(skipped.values())
+        current.skip_reasons = dict((Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons)
+                                    .most_common(50))
+        current.progress = max(current.progress, progress)
+        update = ["layout", "rows_total", "rows_imported", "rows_failed", "rows_duplicate", "rows_skipped",
+                  "skip_reasons", "progress", "updated_at"]
+        if final and current.rows_total:
+            current.status = FileStatus.MIGRATING
+            update.append("status")
+            record(action="rows.imported", obj=current,
+                   summary=(f"{current.rows_total} rows of '{current.original_name}' read for approved format "
+                            f"'{fmt.name}' and imported directly"),
+                   details={"format": fmt.pk, "rows": current.rows_total, "layout": layout})
+        current.save(update_fields=update)
 
 
 @dataclass

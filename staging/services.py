@@ -20,6 +20,32 @@ def _copy_text_escape(value: str) -> str:
     return value.replace("\\", "\\\\")
 
 
+def _raw_text(cells: list[str]) -> str:
+    """A row's cells as a JSON array in COPY's text format."""
+    text = orjson.dumps(cells).decode()
+    if "\\u0000" in text:
+        # Postgres JSONB refuses \u0000: a NUL that got past the reader becomes U+FFFD
+        # instead of crashing the whole file's COPY. Other control characters stay (escaped).
+        text = orjson.dumps([cell.replace("\x00", "\ufffd") for cell in cells]).decode()
+    return _copy_text_escape(text) if "\\" in text else text
+
+
+def staged_rows_write_outcomes(
+    *, file_id: int, format_id: int, rows: list[tuple[int, list[str], str, list[dict[str, Any]] | None]]
+) -> int:
+    """Stage rows that already have an outcome, [(line, cells, status, errors)]: the rows of a file read
+    straight into production that did not become an order (invalid, skipped, duplicate)."""
+    if not rows:
+        return 0
+    with connection.cursor() as cursor:
+        copy_sql = "COPY staging_stagedrow (file_id, format_id, line, raw, status, errors) FROM STDIN"
+        with cursor.cursor.copy(copy_sql) as copy:
+            for line, cells, status, errors in rows:
+                error_text = "\\N" if errors is None else _copy_text_escape(orjson.dumps(errors).decode())
+                copy.write(f"{file_id}\t{format_id}\t{line}\t{_raw_text(cells)}\t{status}\t{error_text}\n")
+    return len(rows)
+
+
 def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int, list[str]]]) -> int:
     """Stream (line, cells) rows into StagedRow with COPY; returns how many were written.
 
@@ -28,21 +54,13 @@ def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int,
     """
     prefix = f"{file_id}\t{format_id}\t"
     suffix = f"\t{StagedStatus.PENDING}\n"
-    dumps = orjson.dumps
     written = 0
     with connection.cursor() as cursor:
         with cursor.cursor.copy(_COPY_SQL) as copy:
             buffer: list[str] = []
             size = 0
             for line, cells in rows:
-                text = dumps(cells).decode()
-                if "\\u0000" in text:
-                    # Postgres JSONB refuses \u0000: a NUL that got past the reader becomes U+FFFD
-                    # instead of crashing the whole file's COPY. Other control characters stay (escaped).
-                    text = dumps([cell.replace("\x00", "\ufffd") for cell in cells]).decode()
-                if "\\" in text:
-                    text = _copy_text_escape(text)
-                chunk = f"{prefix}{line}\t{text}{suffix}"
+                chunk = f"{prefix}{line}\t{_raw_text(cells)}{suffix}"
                 buffer.append(chunk)
                 size += len(chunk)
                 written += 1

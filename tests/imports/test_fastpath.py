@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
+import io
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -156,3 +158,134 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
     assert {StagedStatus.MIGRATED, StagedStatus.FAILED} <= statuses
     if dedupe:
         assert StagedStatus.DUPLICATE in statuses
+
+
+# ------------------------------------------------------------------------------------------------------
+# Files of an approved format imported straight from the file (no staged row per order)
+
+
+def import_file_with(django_user_model: Any, *, direct: bool, settings: Any, dedupe: bool = True,
+                     stop_after_chunks: int | None = None, monkeypatch: Any = None) -> dict[str, Any]:
+    """Upload the tricky rows as a CSV file of the approved bench format and process it (chunks of 7)."""
+    from formats.fingerprint import fingerprint
+    from imports.pipeline import file_process
+    from imports.services import upload_batch_create
+    from tests.conftest import csv_upload
+
+    settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_IMPORT": direct, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
+    owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
+    fmt, _ = CsvFormat.objects.get_or_create(
+        target="orders", fingerprint=fingerprint(HEADER),
+        defaults={"name": "bench", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
+                  "mapping": copy.deepcopy(MAPPING)})
+    earlier_batch = ImportBatch.objects.create(owner=owner)
+    earlier = ImportFile.objects.create(batch=earlier_batch, owner=owner, original_name="earlier.csv",
+                                        stored_name=uuid.uuid4().hex, sha256=uuid.uuid4().hex, size=1,
+                                        status=FileStatus.IMPORTED, format=fmt)
+    earlier_values = {"account": "U1000001", "broker_trade_id": "T-earlier", "quantity": Decimal("10"),
+                      "executed_at": datetime(2024, 3, 1, 9, 30, tzinfo=UTC)}
+    Order.objects.create(owner=owner, symbol="AAPL", side="BUY", price=1, currency="USD", **earlier_values,
+                         source_file=earlier, source_line=2,
+                         dedupe_key=hashlib.sha256(order_identity(earlier_values).encode()).hexdigest())
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(HEADER)
+    for n, cells in enumerate(tricky_rows()):
+        writer.writerow(cells)
+        if n == 20:
+            writer.writerow([])  # a blank line the reader skips, counted apart
+    _, files = upload_batch_create(owner=owner, files=[csv_upload("tricky.csv", text.getvalue())], dedupe=dedupe)
+    file_id = files[0].pk
+    runs = 0
+    if stop_after_chunks is not None:
+        chunks = {"n": 0}
+
+        def stop() -> bool:
+            chunks["n"] += 1
+            return chunks["n"] % stop_after_chunks == 0
+
+        monkeypatch.setattr("imports.pipeline.stop_requested", stop)
+    status = FileStatus.PROCESSING
+    while status == FileStatus.PROCESSING and runs < 50:
+        status = file_process(file_id=file_id)
+        runs += 1
+    file = ImportFile.objects.get(pk=file_id)
+    orders = sorted(
+        (o["source_line"], o["account"], o["symbol"], o["side"], o["quantity"], o["price"], o["commission"],
+         o["currency"], o["executed_at"], o["broker_trade_id"], o["dedupe_key"])
+        for o in Order.objects.filter(source_file=file).values()
+    )
+    not_imported = []
+    for line, row_status, errors, raw in StagedRow.objects.filter(file=file).exclude(
+            status=StagedStatus.MIGRATED).order_by("line").values_list("line", "status", "errors", "raw"):
+        for error in errors or []:
+            if "duplicate_of_file" in error:
+                error["duplicate_of_file"] = "this" if error["duplicate_of_file"] == file.pk else "earlier"
+                error["message"] = error["message"].replace(f"file {file.pk}", "file <this>").replace(
+                    f"file {earlier.pk}", "file <earlier>")
+        not_imported.append((line, row_status, errors, raw))
+    counters = {name: getattr(file, name) for name in (
+        "status", "rows_total", "rows_imported", "rows_failed", "rows_skipped", "rows_duplicate", "rows_staged",
+        "progress", "skip_reasons")}
+    return {"orders": orders, "not_imported": not_imported, "counters": counters, "runs": runs,
+            "migrated_staged": StagedRow.objects.filter(file=file, status=StagedStatus.MIGRATED).count()}
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_a_file_of_an_approved_format_imported_straight_from_the_file_matches_the_staged_path(
+    django_user_model: Any, settings: Any, dedupe: bool
+) -> None:
+    staged = import_file_with(django_user_model, direct=False, settings=settings, dedupe=dedupe)
+    direct = import_file_with(django_user_model, direct=True, settings=settings, dedupe=dedupe)
+
+    assert direct["counters"] == staged["counters"]
+    assert direct["counters"]["status"] == FileStatus.PARTIAL and direct["counters"]["rows_skipped"] == 1
+    assert direct["orders"] == staged["orders"] and len(direct["orders"]) >= 20
+    # Every row that did not become an order is staged with its raw cells and errors, as before...
+    assert direct["not_imported"] == staged["not_imported"]
+    assert {status for _, status, _, _ in direct["not_imported"]} >= (
+        {StagedStatus.FAILED, StagedStatus.DUPLICATE} if dedupe else {StagedStatus.FAILED})
+    # ...but the rows that did are not copied into the staged table.
+    assert direct["migrated_staged"] == 0 and staged["migrated_staged"] == len(staged["orders"])
+
+
+def test_a_direct_import_stopped_between_chunks_resumes_without_loss_or_duplicates(
+    django_user_model: Any, settings: Any, monkeypatch: Any
+) -> None:
+    whole = import_file_with(django_user_model, direct=True, settings=settings)
+    resumed = import_file_with(django_user_model, direct=True, settings=settings, stop_after_chunks=1,
+                               monkeypatch=monkeypatch)
+
+    assert resumed["runs"] > 5  # stopped after every chunk and resumed from where it was
+    assert resumed["counters"] == whole["counters"]
+    assert resumed["orders"] == whole["orders"]
+    assert resumed["not_imported"] == whole["not_imported"]
+
+
+def test_a_broken_line_further_down_refuses_the_whole_file_and_removes_its_earlier_chunks(
+    user: Any, settings: Any
+) -> None:
+    from formats.fingerprint import fingerprint
+    from imports.pipeline import file_process
+    from imports.services import upload_batch_create
+    from tests.conftest import csv_upload
+
+    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 100, "FAST_BATCH_SIZE": 100, "MAX_COLUMNS": 20}
+    CsvFormat.objects.get_or_create(
+        target="orders", fingerprint=fingerprint(HEADER),
+        defaults={"name": "bench", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
+                  "mapping": copy.deepcopy(MAPPING)})
+    lines = [",".join(HEADER)]
+    for n in range(400):  # more than the layout detection samples, so the reader meets line 402 later
+        cells = row()
+        cells[HEADER.index("Trade ID")] = f"T{n}"
+        lines.append(",".join(cells))
+    lines.append(",".join(["x"] * 25))  # line 402: more fields than allowed
+    _, files = upload_batch_create(owner=user, files=[csv_upload("broken.csv", "\n".join(lines) + "\n")])
+
+    assert file_process(file_id=files[0].pk) == FileStatus.FAILED
+    file = ImportFile.objects.get(pk=files[0].pk)
+    assert "Line 402 has 25 fields" in file.error and "the 400 rows read before that line were removed" in file.error
+    assert not Order.objects.filter(source_file=file).exists()
+    assert not StagedRow.objects.filter(file=file).exists()
+    assert (file.rows_total, file.rows_imported) == (0, 0)

@@ -33,7 +33,7 @@ def age(file: ImportFile, days: int) -> None:
 
 @pytest.fixture
 def files(
-    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, settings: Any
 ) -> dict[str, ImportFile]:
     """One file in each interesting state, all but 'recent' untouched for 40 days."""
 
@@ -49,8 +49,10 @@ def files(
         _, pending = upload_batch_create(owner=user, files=[csv_upload("other.csv", "A,B,C\n1,2,3\n4,5,6\n")])
     run_jobs()
     made["pending"] = ImportFile.objects.get(pk=pending[0].pk)
+    # Staged like the files of a format approved after their upload (not imported straight from the file),
+    # then made into a migration in progress: its rows are still open.
+    settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_IMPORT": False}
     made["migrating"] = imported(trades_csv(10, start=200))
-    # A migration in progress: its rows are still open.
     StagedRow.objects.filter(file=made["migrating"]).update(status="APPROVED")
     ImportFile.objects.filter(pk=made["migrating"].pk).update(status=FileStatus.MIGRATING)
     assert (

@@ -52,9 +52,6 @@ def changed_orders(file_id: int) -> QuerySet[Order]:
     return Order.objects.filter(source_file_id=file_id).filter(changed).distinct()
 
 
-ROLLBACK_PERMISSION = "imports.rollback_importfile"
-
-
 def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> RollbackResult:
     """Remove the orders a file created (refused while it is still being processed); mark it ROLLED_BACK."""
     if not actor.has_perm(ROLLBACK_PERMISSION):

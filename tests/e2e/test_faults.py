@@ -192,6 +192,17 @@ def reconcile_until_enqueued(stack: Stack, file_id: int) -> dict[str, list[int]]
         raise AssertionError(f"{why()}\n{exc}") from None
 
 
+def kill_worker_mid_way(stack: Stack, file_id: int, total: int) -> int:
+    """SIGKILL the worker (and its horse) once part of the file's orders exist; returns how many exist."""
+    worker = stack.processes[1]
+    before_kill = wait_mid_migration(stack, file_id, total)
+    signal_worker(worker, signal.SIGKILL)
+    worker.wait(10)
+    after_kill = orders_of(file_id)
+    assert 0 < before_kill <= after_kill < total, (before_kill, after_kill)
+    return after_kill
+
+
 def assert_exactly_imported(file_id: int, total: int) -> None:
     file = ImportFile.objects.get(pk=file_id)
     assert file.status == FileStatus.IMPORTED, (file.status, file.error)
@@ -216,12 +227,7 @@ def test_a_worker_killed_with_sigkill_mid_migration_is_resumed_with_exact_counts
 ) -> None:
     total = 50_000
     file = staged_and_approved(stack, user, reviewer, trades_csv(total, ids=False, twins_every=10))
-    worker = stack.processes[1]
-    before_kill = wait_mid_migration(stack, file.pk, total)
-    signal_worker(worker, signal.SIGKILL)
-    worker.wait(10)
-    after_kill = orders_of(file.pk)
-    assert 0 < before_kill <= after_kill < total, (before_kill, after_kill)
+    after_kill = kill_worker_mid_way(stack, file.pk, total)
     assert status_of(file.pk) == FileStatus.MIGRATING
     # RQ still believes the killed horse runs the job: the reconciler's dead-worker check sees through it.
     job = Job.fetch(jobs.format_job_id(file.format_id), connection=django_rq.get_connection("default"))
@@ -245,12 +251,7 @@ def test_a_worker_killed_mid_direct_import_of_an_approved_format_resumes_after_t
     total = 50_000
     # No trade ids and a repeated fill every 10 rows: the occurrence counters must survive the kill too.
     file = upload(user, trades_csv(total, start=1000, ids=False, twins_every=10), name="direct.csv")
-    worker = stack.processes[1]
-    before_kill = wait_mid_migration(stack, file.pk, total)
-    signal_worker(worker, signal.SIGKILL)
-    worker.wait(10)
-    after_kill = orders_of(file.pk)
-    assert 0 < before_kill <= after_kill < total, (before_kill, after_kill)
+    after_kill = kill_worker_mid_way(stack, file.pk, total)
     assert status_of(file.pk) == FileStatus.PROCESSING
     through = ImportFile.objects.get(pk=file.pk).layout["direct"]["through_line"]
     assert through > 1 and orders_of(file.pk) == ImportFile.objects.get(pk=file.pk).rows_imported

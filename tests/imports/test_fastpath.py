@@ -68,24 +68,31 @@ def tricky_rows() -> list[list[str]]:
     return rows
 
 
-def migrate_with(django_user_model: Any, *, fast: bool, settings: Any, dedupe: bool = True) -> dict[str, Any]:
-    """Stage the tricky rows for a fresh owner and migrate them with or without the fast path."""
-    settings.AIRLOCK = {**settings.AIRLOCK, "FAST_PATH": fast, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
+def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tuple[CsvFormat, Any, ImportFile]:
+    """The approved bench format, a fresh owner, and that owner's earlier import holding the same fill
+    as the tricky rows' 'T-earlier' row."""
     owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
     fmt, _ = CsvFormat.objects.get_or_create(
-        target="orders", fingerprint="bench-fastpath",
-        defaults={"name": "fast", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
-                  "mapping": copy.deepcopy(MAPPING)})
+        target="orders", fingerprint=fingerprint,
+        defaults={"name": f"bench {fingerprint[:8]}", "header": HEADER, "columns": HEADER,
+                  "status": FormatStatus.APPROVED, "mapping": copy.deepcopy(MAPPING)})
     batch = ImportBatch.objects.create(owner=owner)
     earlier = ImportFile.objects.create(batch=batch, owner=owner, original_name="earlier.csv",
                                         stored_name=uuid.uuid4().hex, sha256=uuid.uuid4().hex, size=1,
                                         status=FileStatus.IMPORTED, format=fmt)
-    # The same fill as the tricky file's 'T-earlier' row, imported before by another file of the owner.
     earlier_values = {"account": "U1000001", "broker_trade_id": "T-earlier", "quantity": Decimal("10"),
                       "executed_at": datetime(2024, 3, 1, 9, 30, tzinfo=UTC)}
     Order.objects.create(owner=owner, symbol="AAPL", side="BUY", price=1, currency="USD", **earlier_values,
                          source_file=earlier, source_line=2,
                          dedupe_key=hashlib.sha256(order_identity(earlier_values).encode()).hexdigest())
+    return fmt, owner, earlier
+
+
+def migrate_with(django_user_model: Any, *, fast: bool, settings: Any, dedupe: bool = True) -> dict[str, Any]:
+    """Stage the tricky rows for a fresh owner and migrate them with or without the fast path."""
+    settings.AIRLOCK = {**settings.AIRLOCK, "FAST_PATH": fast, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
+    fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, "bench-fastpath")
+    batch = earlier.batch
     rows = tricky_rows()
     file = ImportFile.objects.create(batch=batch, owner=owner, original_name="tricky.csv",
                                      stored_name=uuid.uuid4().hex, sha256=uuid.uuid4().hex, size=1, dedupe=dedupe,
@@ -173,20 +180,7 @@ def import_file_with(django_user_model: Any, *, direct: bool, settings: Any, ded
     from tests.conftest import csv_upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_IMPORT": direct, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
-    owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
-    fmt, _ = CsvFormat.objects.get_or_create(
-        target="orders", fingerprint=fingerprint(HEADER),
-        defaults={"name": "bench", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
-                  "mapping": copy.deepcopy(MAPPING)})
-    earlier_batch = ImportBatch.objects.create(owner=owner)
-    earlier = ImportFile.objects.create(batch=earlier_batch, owner=owner, original_name="earlier.csv",
-                                        stored_name=uuid.uuid4().hex, sha256=uuid.uuid4().hex, size=1,
-                                        status=FileStatus.IMPORTED, format=fmt)
-    earlier_values = {"account": "U1000001", "broker_trade_id": "T-earlier", "quantity": Decimal("10"),
-                      "executed_at": datetime(2024, 3, 1, 9, 30, tzinfo=UTC)}
-    Order.objects.create(owner=owner, symbol="AAPL", side="BUY", price=1, currency="USD", **earlier_values,
-                         source_file=earlier, source_line=2,
-                         dedupe_key=hashlib.sha256(order_identity(earlier_values).encode()).hexdigest())
+    fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, fingerprint(HEADER))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(HEADER)

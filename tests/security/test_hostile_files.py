@@ -126,6 +126,20 @@ def test_limits_inside_a_file_fail_it_with_the_line(
     assert long_file.status == "FAILED" and "Line 5" in long_file.error and "200" in long_file.error
 
 
+def test_the_column_limit_holds_below_the_rows_the_layout_detection_reads(
+    client: Client, settings: Any, user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, "MAX_COLUMNS": 20}
+    header, first = TRADES.splitlines()[:2]
+    text = "\n".join([header, *[first] * 400, ",".join(["x"] * 30)]) + "\n"  # line 402: 30 fields
+    file_id = post(client, user, "wide-late.csv", text.encode(), django_capture_on_commit_callbacks).json()[
+        "files"][0]["id"]
+    run_jobs()
+    file = ImportFile.objects.get(pk=file_id)
+    assert file.status == "FAILED" and file.error == "Line 402 has 30 fields; at most 20 are allowed."
+    assert not StagedRow.objects.filter(file=file).exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # Names: stored under a generated name inside MEDIA_ROOT; the original is sanitised for display only.
 

@@ -117,7 +117,10 @@ class Side(models.TextChoices):
 class Order(models.Model):
     """The first target: a broker trade (one fill)."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
+    # No single-column indexes on the two foreign keys: the composite indexes below start with them, and
+    # every extra index is written for each imported row.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders",
+                              db_index=False)
     account = models.CharField(max_length=64, blank=True)
     symbol = models.CharField(max_length=64)
     side = models.CharField(max_length=4, choices=Side.choices)
@@ -127,7 +130,7 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     executed_at = models.DateTimeField()
     broker_trade_id = models.CharField(max_length=128, blank=True)
-    source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="orders")
+    source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="orders", db_index=False)
     source_line = models.PositiveIntegerField()
     dedupe_key = models.CharField(max_length=80, blank=True, help_text="Identity of the trade for its owner.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,16 @@ from imports import fastpath
 from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile
 from imports.notifications import notify_file_outcome
-from imports.reading import FileLayout, ReaderOptions, Record, Skipped, detect_layout, iter_records, sample_records
+from imports.reading import (
+    FileLayout,
+    ReaderOptions,
+    Record,
+    Skipped,
+    detect_layout,
+    iter_records,
+    read_ahead,
+    sample_records,
+)
 from imports.storage import local_path
 from imports.targets import DedupeKeys, OrderRow, existing_orders_by_key, orders_insert, validate_order
 from staging.models import StagedRow, StagedStatus
@@ -226,31 +236,49 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
 
 def _direct_read(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan,
                  compiled: CompiledFormat, through: int) -> bool:
-    """Read the file after line `through` in chunks; False when the worker asked to stop between two."""
+    """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two.
+
+    The next chunk is read (CPU in this process) while Postgres converts and writes the current one.
+    """
     dedupe = _resume_dedupe(file) if file.dedupe else None
+    chunks = _direct_chunks(path, layout, through=through, file_size=file.size)
+    with read_ahead(chunks) as ready:
+        for chunk, skipped, last_line, progress, final in ready:
+            _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line, progress=progress,
+                          final=final)
+            if not final and stop_requested():
+                return False
+    return True
+
+
+# A chunk ends at this many rows (AIRLOCK_FAST_BATCH_SIZE) or characters, whichever comes first, so that
+# wide rows do not make it large: two chunks are in memory at once (one read ahead).
+_CHUNK_CHARS = 16 * 2**20
+
+
+def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: int) -> Iterator[
+        tuple[list[tuple[int, list[str]]], Counter, int, float, bool]]:
+    """(rows, reader skips, last line, progress, final) per chunk of the records after line `through`."""
     size = fastpath.batch_size()
     chunk: list[tuple[int, list[str]]] = []
     skipped: Counter = Counter()
-    read_chars = last_line = 0
+    read_chars = chunk_chars = last_line = 0
     for item in _records(path, layout):
         if isinstance(item, Record):
-            read_chars += sum(map(len, item.cells)) + len(item.cells)
+            chars = sum(map(len, item.cells)) + len(item.cells)
+            read_chars += chars
         if item.line <= through:
             continue  # committed by an earlier run of this job
         last_line = item.line
         if isinstance(item, Record):
             chunk.append((item.line, item.cells))
+            chunk_chars += chars
         elif isinstance(item, Skipped):
             skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
-        if len(chunk) >= size:
-            _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line,
-                          progress=min(99.0, 100.0 * read_chars / max(file.size, 1)))
-            chunk, skipped = [], Counter()
-            if stop_requested():
-                return False
-    _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, max(last_line, through), progress=99.0,
-                  final=True)
-    return True
+        if len(chunk) >= size or chunk_chars >= _CHUNK_CHARS:
+            yield chunk, skipped, last_line, min(99.0, 100.0 * read_chars / max(file_size, 1)), False
+            chunk, skipped, chunk_chars = [], Counter(), 0
+    yield chunk, skipped, max(last_line, through), 99.0, True
 
 
 def _direct_undo(file_id: int) -> int:

@@ -38,7 +38,6 @@ from imports.reading import (
     Skipped,
     detect_layout,
     iter_records,
-    read_ahead,
     sample_records,
 )
 from imports.storage import local_path
@@ -236,23 +235,18 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
 
 def _direct_read(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan,
                  compiled: CompiledFormat, through: int) -> bool:
-    """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two.
-
-    The next chunk is read (CPU in this process) while Postgres converts and writes the current one.
-    """
+    """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two."""
     dedupe = _resume_dedupe(file) if file.dedupe else None
-    chunks = _direct_chunks(path, layout, through=through, file_size=file.size)
-    with read_ahead(chunks) as ready:
-        for chunk, skipped, last_line, progress, final in ready:
-            _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line, progress=progress,
-                          final=final)
-            if not final and stop_requested():
-                return False
+    for chunk, skipped, last_line, progress, final in _direct_chunks(path, layout, through=through,
+                                                                     file_size=file.size):
+        _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line, progress=progress, final=final)
+        if not final and stop_requested():
+            return False
     return True
 
 
 # A chunk ends at this many rows (AIRLOCK_FAST_BATCH_SIZE) or characters, whichever comes first, so that
-# wide rows do not make it large: two chunks are in memory at once (one read ahead).
+# wide rows do not make it large.
 _CHUNK_CHARS = 16 * 2**20
 
 

@@ -13,19 +13,14 @@ import codecs
 import csv
 import io
 import os
-import queue
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from config.errors import UnreadableFile
-
-T = TypeVar("T")
 
 HEAD_BYTES = 256 * 1024  # prefix used to guess the encoding, newline style and delimiter
 SCAN_CHUNK_BYTES = 4 * 1024 * 1024  # the validation pass reads the file in chunks of this size
@@ -900,55 +895,3 @@ def _layout_changed(line: int) -> UnreadableFile:
         f"Line {line} does not hold the expected header; the file has changed since its layout was detected."
     )
 
-
-# --------------------------------------------------------------------------------------------------
-# Reading ahead
-
-
-@contextmanager
-def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[Iterator[T]]:
-    """Produce `items` in a background thread, at most `depth` ahead of the consumer, so that reading and
-    parsing overlap the consumer's database work. An exception in the producer is raised in the consumer
-    at the point where its item would have come; leaving the block early stops and closes the producer."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close:
-                close()
-
-    def consume() -> Iterator[T]:
-        while True:
-            kind, value = slots.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-
-    thread = threading.Thread(target=produce, name="airlock-read-ahead", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        thread.join(timeout=10)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import codecs
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -778,48 +777,3 @@ def test_vanguard_second_table_is_skipped_and_readable_with_a_header_line() -> N
     assert layout.columns == ["Date", "InvestmentName", "TransactionDetails", "Quantity", "Price", "Cost"]
     assert lines(records)[:5] == [30, 31, 32, 33, 34]
 
-
-# --------------------------------------------------------------------------------------------------
-# Reading ahead in a thread
-
-
-def test_read_ahead_gives_every_item_in_order_and_raises_the_producers_error_in_place() -> None:
-    import threading
-
-    from imports.reading import read_ahead
-
-    def items() -> Any:
-        yield from range(5)
-        raise UnreadableFile("Line 7 cannot be parsed as CSV.")
-
-    seen: list[int] = []
-    with pytest.raises(UnreadableFile, match="Line 7"), read_ahead(items()) as ready:
-        for item in ready:
-            seen.append(item)
-    assert seen == [0, 1, 2, 3, 4]
-    assert not [t for t in threading.enumerate() if t.name == "airlock-read-ahead"]
-
-
-def test_leaving_read_ahead_early_stops_and_closes_the_producer() -> None:
-    import threading
-
-    from imports.reading import read_ahead
-
-    closed = threading.Event()
-    produced: list[int] = []
-
-    def items() -> Any:
-        try:
-            for n in range(1_000_000):
-                produced.append(n)
-                yield n
-        finally:
-            closed.set()
-
-    with read_ahead(items(), depth=1) as ready:
-        for item in ready:
-            if item == 2:
-                break
-    assert closed.wait(5)
-    assert len(produced) <= 5  # at most `depth` items ahead (plus the ones in hand), not the whole source
-    assert not [t for t in threading.enumerate() if t.name == "airlock-read-ahead"]

@@ -894,4 +894,3 @@ def _layout_changed(line: int) -> UnreadableFile:
     return UnreadableFile(
         f"Line {line} does not hold the expected header; the file has changed since its layout was detected."
     )
-

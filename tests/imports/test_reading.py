@@ -776,4 +776,3 @@ def test_vanguard_second_table_is_skipped_and_readable_with_a_header_line() -> N
     layout, records, _ = read(path, ReaderOptions(header_line=29))
     assert layout.columns == ["Date", "InvestmentName", "TransactionDetails", "Quantity", "Price", "Cost"]
     assert lines(records)[:5] == [30, 31, 32, 33, 34]
-

@@ -283,3 +283,40 @@ def test_a_broken_line_further_down_refuses_the_whole_file_and_removes_its_earli
     assert not Order.objects.filter(source_file=file).exists()
     assert not StagedRow.objects.filter(file=file).exists()
     assert (file.rows_total, file.rows_imported) == (0, 0)
+
+
+def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
+    user: Any, reviewer: Any, settings: Any
+) -> None:
+    from formats.fingerprint import fingerprint
+    from imports.pipeline import file_process, format_migrate
+    from imports.services import review_approve, upload_batch_create
+    from tests.conftest import csv_upload
+
+    fmt, _ = CsvFormat.objects.get_or_create(
+        target="orders", fingerprint=fingerprint(HEADER),
+        defaults={"name": "bench", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
+                  "mapping": copy.deepcopy(MAPPING)})
+    rows = []
+    for n, side in enumerate(["Buy", "hold", "Sell", "hold"]):
+        cells = row()
+        cells[HEADER.index("Side")] = side
+        cells[HEADER.index("Trade ID")] = f"T{n}"
+        rows.append(",".join(cells))
+    text = ",".join(HEADER) + "\n" + "\n".join(rows) + "\n"
+    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", text)])
+    assert file_process(file_id=files[0].pk) == FileStatus.PARTIAL
+    file = ImportFile.objects.get(pk=files[0].pk)
+    assert (file.rows_imported, file.rows_failed) == (2, 2)
+    assert list(StagedRow.objects.filter(file=file).values_list("line", "status")) == [
+        (3, StagedStatus.FAILED), (5, StagedStatus.FAILED)]
+
+    mapping = copy.deepcopy(fmt.mapping)
+    mapping["fields"]["side"]["options"] = {"map": {"hold": "BUY"}}
+    review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
+    format_migrate(format_id=fmt.pk)
+
+    file.refresh_from_db()
+    assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.IMPORTED, 4, 0)
+    assert sorted(Order.objects.filter(source_file=file).values_list("source_line", "side")) == [
+        (2, "BUY"), (3, "BUY"), (4, "SELL"), (5, "BUY")]

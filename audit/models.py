@@ -16,7 +16,11 @@ class AuditEvent(models.Model):
     # No database constraint and no cascade: events outlive users (actor_label keeps the name) and
     # the append-only trigger would refuse the UPDATE a SET_NULL needs.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     actor_label = models.CharField(max_length=150, help_text="Username at the time, or 'system'.")

@@ -38,5 +38,6 @@ class ContentSecurityPolicyMiddleware:
                 response["Content-Security-Policy"] = RQ_DASHBOARD_POLICY
             else:
                 response["Content-Security-Policy"] = POLICY.replace(
-                    "script-src 'self'", f"script-src 'self' 'nonce-{nonce}'")
+                    "script-src 'self'", f"script-src 'self' 'nonce-{nonce}'"
+                )
         return response

@@ -12,7 +12,6 @@ from imports.api import healthz
 superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="/admin/login/")
 
 
-
 def _superuser_only(patterns: list) -> list:
     wrapped: list = []
     for pattern in patterns:

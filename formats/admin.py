@@ -55,9 +55,7 @@ class PrettyJSONField(forms.JSONField):
 class CsvFormatForm(forms.ModelForm):
     # The JSON textarea is what is submitted and stored; the editable table on the page only writes into it.
     mapping = PrettyJSONField(
-        widget=forms.Textarea(
-            attrs={"rows": 18, "cols": 110, "class": "mapping-json", "spellcheck": "false"}
-        ),
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 110, "class": "mapping-json", "spellcheck": "false"}),
         help_text="The stored mapping (docs/INTERFACES.md); the table above edits it, or edit it here.",
     )
 
@@ -68,9 +66,7 @@ class CsvFormatForm(forms.ModelForm):
     def clean_mapping(self) -> dict:
         mapping = self.cleaned_data["mapping"]
         try:
-            return mapping_validate(
-                target=self.instance.target, mapping=mapping, columns=self.instance.columns
-            )
+            return mapping_validate(target=self.instance.target, mapping=mapping, columns=self.instance.columns)
         except AppError as exc:
             raise forms.ValidationError(exc.message) from exc
 
@@ -106,10 +102,7 @@ def render_preview(
 ) -> str:
     """The preview block's HTML: counts over the staged rows, top errors, the first rows as written."""
     fields = [f.name for f in get_target(obj.target).fields]
-    rows = [
-        {**row, "cells": [_cell(row["values"].get(f)) for f in fields]}
-        for row in (summary or {}).get("rows", [])
-    ]
+    rows = [{**row, "cells": [_cell(row["values"].get(f)) for f in fields]} for row in (summary or {}).get("rows", [])]
     return render_to_string(
         "admin/formats/csvformat/_preview.html",
         {
@@ -123,12 +116,12 @@ def render_preview(
     )
 
 
-
 def _invalid_mapping(request: HttpRequest, form: forms.ModelForm) -> HttpResponse:
     """Back to the change page with the form's mapping errors as one message."""
     problems = "; ".join(e for errors in form.errors.values() for e in errors)
     messages.error(request, f"The mapping is not valid: {problems}")
     return HttpResponseRedirect(request.path)
+
 
 @admin.register(CsvFormat)
 class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
@@ -219,9 +212,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: CsvFormat) -> str:
         colours = {"PENDING": "#b26b00", "APPROVED": "#1a7f37", "REJECTED": "#b42318"}
-        return format_html(
-            '<b style="color:{}">{}</b>', colours.get(obj.status, "#333"), obj.get_status_display()
-        )
+        return format_html('<b style="color:{}">{}</b>', colours.get(obj.status, "#333"), obj.get_status_display())
 
     @admin.display(description="Uploaded by", ordering="created_by__username")
     def uploader(self, obj: CsvFormat) -> str:
@@ -370,9 +361,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             except AppError as exc:
                 messages.error(request, exc.message)
                 return HttpResponseRedirect(request.path)
-            messages.success(
-                request, f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed."
-            )
+            messages.success(request, f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed.")
         else:
             messages.info(request, "The mapping did not change.")
         if "_continue" in request.POST:
@@ -437,9 +426,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                 "ok": True,
                 "html": html,
                 "seconds": seconds,
-                "summary": {
-                    key: summary[key] for key in ("total", "would_import", "would_fail", "would_skip")
-                },
+                "summary": {key: summary[key] for key in ("total", "would_import", "would_fail", "would_skip")},
             }
         )
 

@@ -36,9 +36,17 @@ def load_builtin_formats() -> list[tuple[str, str]]:
             fmt = CsvFormat.objects.select_for_update().filter(target=target, fingerprint=print_).first()
             if fmt is None:
                 fmt = CsvFormat.objects.create(
-                    name=definition["name"], target=target, header=normalise_header(header), columns=columns,
-                    fingerprint=print_, status=FormatStatus.APPROVED, mapping=mapping, suggestion=mapping,
-                    confidence=1.0, builtin=True, approved_at=timezone.now(),
+                    name=definition["name"],
+                    target=target,
+                    header=normalise_header(header),
+                    columns=columns,
+                    fingerprint=print_,
+                    status=FormatStatus.APPROVED,
+                    mapping=mapping,
+                    suggestion=mapping,
+                    confidence=1.0,
+                    builtin=True,
+                    approved_at=timezone.now(),
                 )
                 record(action="format.builtin_loaded", obj=fmt, summary=f"Built-in format '{fmt.name}' loaded")
                 results.append((fmt.name, "created"))

@@ -46,49 +46,95 @@ COMMON_OPTIONS: dict[str, str] = {
 CONVERTERS: dict[str, ConverterInfo] = {
     info.name: info
     for info in (
-        ConverterInfo("text", "Text", "The text as is, trimmed.",
-                      {"upper": "Upper-case the text (true/false).",
-                       "drop_trailing_numbers": "Remove numbers at the end ('ACME ETF 1000' -> 'ACME ETF')."}),
-        ConverterInfo("decimal", "Decimal number",
-                      "A number; thousands separators, currency signs/codes, (1.5) and 1.5- handled.",
-                      {"decimal_sep": "'.' or ','; detected per value when absent.",
-                       "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent; '' = none (a lone '.' "
-                                        "or ',' is then the decimal point).",
-                       "abs": "Drop the sign (true/false).",
-                       "negate": "Flip the sign (true/false).",
-                       "scale": "Multiply by this factor, e.g. '0.01' for prices in pence."}),
-        ConverterInfo("integer", "Whole number", "A whole number (separators as for decimal).",
-                      {"decimal_sep": "'.' or ','; detected per value when absent.",
-                       "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
-                       "abs": "Drop the sign (true/false)."}),
-        ConverterInfo("datetime", "Date and time",
-                      "A timestamp; several columns (date + time) are joined with a space.",
-                      {"formats": "List of strptime formats (e.g. '%m/%d/%Y %H:%M:%S') or 'iso', 'epoch_s', "
-                                  "'epoch_ms'; tried in order; default ['iso'].",
-                       "tz": "IANA timezone of values without an offset, e.g. 'Europe/Paris'; default UTC."}),
-        ConverterInfo("date", "Date", "A date, stored as midnight in the timezone.",
-                      {"formats": "List of strptime formats or 'iso', 'epoch_s', 'epoch_ms'; default iso.",
-                       "tz": "IANA timezone; default UTC."}),
-        ConverterInfo("side", "Buy / sell",
-                      "BUY or SELL from words such as buy, bought, sell, sold, koop, verkoop, köp, sälj...",
-                      {"map": "Extra values -> 'BUY' or 'SELL' (case-insensitive), e.g. {'Open': 'BUY'}."}),
-        ConverterInfo("side_from_sign", "Buy / sell from the sign of a number",
-                      "BUY for positive numbers, SELL for negative ones (or the reverse).",
-                      {"negative_is": "'SELL' (default) or 'BUY'.",
-                       "decimal_sep": "'.' or ','; detected per value when absent."}),
-        ConverterInfo("map", "Lookup table", "Replace each value by the one in the table (case-insensitive).",
-                      {"map": "Source value -> result, e.g. {'K': 'BUY', 'V': 'SELL'}."}),
-        ConverterInfo("currency", "Currency",
-                      "A 3-letter code; symbols ($ € £ ¥) and amounts such as '€12.50' or '50 SEK' give one.",
-                      {"map": "Extra values -> ISO code, e.g. {'CAN': 'CAD'}."}),
-        ConverterInfo("constant", "Constant", "The same value for every row (no columns).",
-                      {"value": "The value, e.g. 'USD'."}),
-        ConverterInfo("quotient", "Ratio of two columns",
-                      "The first column divided by the second, e.g. price = net value / quantity.",
-                      {"decimal_sep": "'.' or ','; detected per value when absent.",
-                       "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
-                       "abs": "Drop the sign (true/false).",
-                       "places": "Round to this many decimal places (default 10)."}),
+        ConverterInfo(
+            "text",
+            "Text",
+            "The text as is, trimmed.",
+            {
+                "upper": "Upper-case the text (true/false).",
+                "drop_trailing_numbers": "Remove numbers at the end ('ACME ETF 1000' -> 'ACME ETF').",
+            },
+        ),
+        ConverterInfo(
+            "decimal",
+            "Decimal number",
+            "A number; thousands separators, currency signs/codes, (1.5) and 1.5- handled.",
+            {
+                "decimal_sep": "'.' or ','; detected per value when absent.",
+                "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent; '' = none (a lone '.' "
+                "or ',' is then the decimal point).",
+                "abs": "Drop the sign (true/false).",
+                "negate": "Flip the sign (true/false).",
+                "scale": "Multiply by this factor, e.g. '0.01' for prices in pence.",
+            },
+        ),
+        ConverterInfo(
+            "integer",
+            "Whole number",
+            "A whole number (separators as for decimal).",
+            {
+                "decimal_sep": "'.' or ','; detected per value when absent.",
+                "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
+                "abs": "Drop the sign (true/false).",
+            },
+        ),
+        ConverterInfo(
+            "datetime",
+            "Date and time",
+            "A timestamp; several columns (date + time) are joined with a space.",
+            {
+                "formats": "List of strptime formats (e.g. '%m/%d/%Y %H:%M:%S') or 'iso', 'epoch_s', "
+                "'epoch_ms'; tried in order; default ['iso'].",
+                "tz": "IANA timezone of values without an offset, e.g. 'Europe/Paris'; default UTC.",
+            },
+        ),
+        ConverterInfo(
+            "date",
+            "Date",
+            "A date, stored as midnight in the timezone.",
+            {
+                "formats": "List of strptime formats or 'iso', 'epoch_s', 'epoch_ms'; default iso.",
+                "tz": "IANA timezone; default UTC.",
+            },
+        ),
+        ConverterInfo(
+            "side",
+            "Buy / sell",
+            "BUY or SELL from words such as buy, bought, sell, sold, koop, verkoop, köp, sälj...",
+            {"map": "Extra values -> 'BUY' or 'SELL' (case-insensitive), e.g. {'Open': 'BUY'}."},
+        ),
+        ConverterInfo(
+            "side_from_sign",
+            "Buy / sell from the sign of a number",
+            "BUY for positive numbers, SELL for negative ones (or the reverse).",
+            {"negative_is": "'SELL' (default) or 'BUY'.", "decimal_sep": "'.' or ','; detected per value when absent."},
+        ),
+        ConverterInfo(
+            "map",
+            "Lookup table",
+            "Replace each value by the one in the table (case-insensitive).",
+            {"map": "Source value -> result, e.g. {'K': 'BUY', 'V': 'SELL'}."},
+        ),
+        ConverterInfo(
+            "currency",
+            "Currency",
+            "A 3-letter code; symbols ($ € £ ¥) and amounts such as '€12.50' or '50 SEK' give one.",
+            {"map": "Extra values -> ISO code, e.g. {'CAN': 'CAD'}."},
+        ),
+        ConverterInfo(
+            "constant", "Constant", "The same value for every row (no columns).", {"value": "The value, e.g. 'USD'."}
+        ),
+        ConverterInfo(
+            "quotient",
+            "Ratio of two columns",
+            "The first column divided by the second, e.g. price = net value / quantity.",
+            {
+                "decimal_sep": "'.' or ','; detected per value when absent.",
+                "thousands_sep": "'.', ',', ' ' or \"'\"; detected when absent.",
+                "abs": "Drop the sign (true/false).",
+                "places": "Round to this many decimal places (default 10).",
+            },
+        ),
     )
 }
 
@@ -115,8 +161,9 @@ _OPTION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 def check_options(converter: str, options: dict[str, Any]) -> None:
     """Raise MappingError unless the converter exists and every option is known and well-formed."""
     if not isinstance(converter, str) or converter not in CONVERTERS:
-        raise MappingError(f"Unknown converter {converter!r}. Converters: {', '.join(CONVERTERS)}.",
-                           details={"converter": converter})
+        raise MappingError(
+            f"Unknown converter {converter!r}. Converters: {', '.join(CONVERTERS)}.", details={"converter": converter}
+        )
     if not isinstance(options, dict):
         kind = type(options).__name__
         raise MappingError(f"Options of converter '{converter}' must be an object, not {kind}.")
@@ -124,13 +171,17 @@ def check_options(converter: str, options: dict[str, Any]) -> None:
     for name, value in options.items():
         if name not in allowed and name not in COMMON_OPTIONS:
             known = ", ".join([*allowed, *COMMON_OPTIONS])
-            raise MappingError(f"Unknown option '{name}' for converter '{converter}'. Options: {known}.",
-                               details={"converter": converter, "option": name})
+            raise MappingError(
+                f"Unknown option '{name}' for converter '{converter}'. Options: {known}.",
+                details={"converter": converter, "option": name},
+            )
         if name in _OPTION_TYPES:
             types, described = _OPTION_TYPES[name]
             if not isinstance(value, types) or (int in types and isinstance(value, bool)):
-                raise MappingError(f"Option '{name}' of converter '{converter}' must be {described}, "
-                                   f"not {value!r}.", details={"converter": converter, "option": name})
+                raise MappingError(
+                    f"Option '{name}' of converter '{converter}' must be {described}, not {value!r}.",
+                    details={"converter": converter, "option": name},
+                )
     if "split_on" in options and not options["split_on"]:
         raise MappingError("Option 'split_on' must not be empty.")
     if "part" in options and "split_on" not in options:
@@ -175,8 +226,9 @@ def _check_map(mapping: dict[str, Any], *, allowed_results: set[str] | None) -> 
         if not isinstance(key, str) or not isinstance(value, str):
             raise MappingError(f"Map entries must be text -> text, not {key!r} -> {value!r}.")
         if allowed_results is not None and value.upper() not in allowed_results:
-            raise MappingError(f"Map value for {key!r} must be one of {', '.join(sorted(allowed_results))}, "
-                               f"not {value!r}.")
+            raise MappingError(
+                f"Map value for {key!r} must be one of {', '.join(sorted(allowed_results))}, not {value!r}."
+            )
 
 
 def _check_formats(formats: Any) -> None:
@@ -188,8 +240,10 @@ def _check_formats(formats: Any) -> None:
         if fmt in _SPECIAL_FORMATS:
             continue
         if not isinstance(fmt, str) or "%" not in fmt:
-            raise MappingError(f"Date format {fmt!r} is not a strptime format (like '%m/%d/%Y') "
-                               f"nor one of {', '.join(_SPECIAL_FORMATS)}.")
+            raise MappingError(
+                f"Date format {fmt!r} is not a strptime format (like '%m/%d/%Y') "
+                f"nor one of {', '.join(_SPECIAL_FORMATS)}."
+            )
         try:
             # A format that cannot read back what it writes has a bad or unsupported directive.
             datetime.strptime(sample.strftime(fmt), fmt)
@@ -202,8 +256,9 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise MappingError(f"Unknown timezone {name!r}; use an IANA name such as 'Europe/Amsterdam'.",
-                           details={"tz": name}) from None
+        raise MappingError(
+            f"Unknown timezone {name!r}; use an IANA name such as 'Europe/Amsterdam'.", details={"tz": name}
+        ) from None
 
 
 def build_cleaner(converter: str, options: dict[str, Any]) -> Cleaner:
@@ -242,11 +297,13 @@ def build_text_cleaner(converter: str, options: dict[str, Any]) -> TextCleaner:
     placeholders = PLACEHOLDERS
 
     if split_on is None:
+
         def clean(text: str) -> Any:
             text = text.strip()
             if text.casefold() in placeholders:
                 return default
             return convert(text)
+
         return clean
 
     def clean_split(text: str) -> Any:
@@ -258,6 +315,7 @@ def build_text_cleaner(converter: str, options: dict[str, Any]) -> TextCleaner:
         if text.casefold() in placeholders:
             return default
         return convert(text)
+
     return clean_split
 
 
@@ -286,8 +344,10 @@ def _clean_default(converter: str, convert: TextCleaner, options: dict[str, Any]
     try:
         return convert(str(default).strip())
     except ConversionError as exc:
-        raise MappingError(f"Option 'default' {default!r} is not valid for converter '{converter}': {exc}.",
-                           details={"converter": converter, "option": "default"}) from None
+        raise MappingError(
+            f"Option 'default' {default!r} is not valid for converter '{converter}': {exc}.",
+            details={"converter": converter, "option": "default"},
+        ) from None
 
 
 # --- decimal -------------------------------------------------------------------------------------------
@@ -361,8 +421,9 @@ def _normalise_separators(body: str, decimal_sep: str | None, thousands_sep: str
         # mixes '10,799' and '86.714375' (Trade Republic exports merged from two locales) reads both right.
         marks = [char for char in body if char in ".,"]
         if len(marks) > 1 or (marks and decimal_sep is not None and marks[0] != decimal_sep):
-            raise ConversionError(f"'{text.strip()}' is not a number (unexpected separators: "
-                                  "thousands_sep '' means none)")
+            raise ConversionError(
+                f"'{text.strip()}' is not a number (unexpected separators: thousands_sep '' means none)"
+            )
         decimal_sep = marks[0] if marks else "."
     if decimal_sep is None and thousands_sep in (".", ","):
         decimal_sep = "," if thousands_sep == "." else "."
@@ -427,6 +488,7 @@ def _decimal_builder(options: dict[str, Any]) -> TextCleaner:
         if absolute:
             return abs(number)
         return -number if negate else number
+
     return convert
 
 
@@ -440,6 +502,7 @@ def _integer_builder(options: dict[str, Any]) -> TextCleaner:
         if number != number.to_integral_value():
             raise ConversionError(f"'{text}' is not a whole number")
         return int(number)
+
     return convert
 
 
@@ -474,6 +537,7 @@ def date_parser(fmt: str) -> Callable[[str], datetime]:
 
         def parse_month(text: str) -> datetime:
             return datetime.strptime(_SEPT.sub("Sep", _MONTH_DOT.sub(r"\1", text)), fmt)
+
         return parse_month
     strptime = datetime.strptime
     return lambda text: strptime(text, fmt)
@@ -481,8 +545,12 @@ def date_parser(fmt: str) -> Callable[[str], datetime]:
 
 # Numeric-only formats (the vast majority) are parsed with one regex instead of strptime, ~4x faster.
 _FAST_DIRECTIVES = {
-    "%Y": ("year", r"(\d{4})"), "%m": ("month", r"(\d{1,2})"), "%d": ("day", r"(\d{1,2})"),
-    "%H": ("hour", r"(\d{1,2})"), "%M": ("minute", r"(\d{1,2})"), "%S": ("second", r"(\d{1,2})"),
+    "%Y": ("year", r"(\d{4})"),
+    "%m": ("month", r"(\d{1,2})"),
+    "%d": ("day", r"(\d{1,2})"),
+    "%H": ("hour", r"(\d{1,2})"),
+    "%M": ("minute", r"(\d{1,2})"),
+    "%S": ("second", r"(\d{1,2})"),
     "%f": ("microsecond", r"(\d{1,6})"),
 }
 
@@ -514,6 +582,7 @@ def _fast_parser(fmt: str) -> Callable[[str], datetime] | None:
             if match is None:
                 raise ValueError(f"{text!r} does not match {fmt!r}")
             return datetime(*map(int, pick(match.groups())))
+
         return parse_simple
 
     def parse(text: str) -> datetime:
@@ -525,6 +594,7 @@ def _fast_parser(fmt: str) -> Callable[[str], datetime] | None:
         if order[6] is not None:
             parts[6] = parts[6].ljust(6, "0")  # '.62' is 620000 microseconds, as in strptime
         return datetime(*map(int, parts))
+
     return parse
 
 
@@ -546,6 +616,7 @@ def _datetime_builder(options: dict[str, Any], *, date_only: bool = False) -> Te
             if value.tzinfo is None:
                 return value.replace(tzinfo=UTC)
             return value.astimezone(UTC)
+
         return convert_utc
 
     def convert(text: str) -> datetime:
@@ -562,30 +633,110 @@ def _datetime_builder(options: dict[str, Any], *, date_only: bool = False) -> Te
         if value.tzinfo is None:
             value = value.replace(tzinfo=zone)  # an explicit offset in the value wins over the tz option
         return value.astimezone(UTC)
+
     return convert
 
 
 # --- side, map, currency -------------------------------------------------------------------------------
 
-BUY_WORDS = frozenset({
-    "buy", "bought", "bot", "b", "purchase", "purchased", "buy to open", "buy to close", "koop", "kopen",
-    "gekocht", "aankoop", "köp", "köpt", "kop", "kauf", "kaufen", "gekauft", "achat", "acheter", "compra",
-    "comprar", "acquisto", "nákup", "nakup", "koupit", "zakup", "kjøp", "osto",
-})
-SELL_WORDS = frozenset({
-    "sell", "sold", "sld", "s", "sale", "sell to open", "sell to close", "verkoop", "verkopen", "verkocht",
-    "sälj", "sålt", "salj", "försäljning", "verkauf", "verkaufen", "verkauft", "vente", "vendre", "venta",
-    "vender", "venda", "vende", "vendita", "prodej", "prodat", "sprzedaż", "salg", "myynti",
-})
+BUY_WORDS = frozenset(
+    {
+        "buy",
+        "bought",
+        "bot",
+        "b",
+        "purchase",
+        "purchased",
+        "buy to open",
+        "buy to close",
+        "koop",
+        "kopen",
+        "gekocht",
+        "aankoop",
+        "köp",
+        "köpt",
+        "kop",
+        "kauf",
+        "kaufen",
+        "gekauft",
+        "achat",
+        "acheter",
+        "compra",
+        "comprar",
+        "acquisto",
+        "nákup",
+        "nakup",
+        "koupit",
+        "zakup",
+        "kjøp",
+        "osto",
+    }
+)
+SELL_WORDS = frozenset(
+    {
+        "sell",
+        "sold",
+        "sld",
+        "s",
+        "sale",
+        "sell to open",
+        "sell to close",
+        "verkoop",
+        "verkopen",
+        "verkocht",
+        "sälj",
+        "sålt",
+        "salj",
+        "försäljning",
+        "verkauf",
+        "verkaufen",
+        "verkauft",
+        "vente",
+        "vendre",
+        "venta",
+        "vender",
+        "venda",
+        "vende",
+        "vendita",
+        "prodej",
+        "prodat",
+        "sprzedaż",
+        "salg",
+        "myynti",
+    }
+)
 # Words recognised inside longer values ('Market buy', 'BUY - MARKET', 'YOU BOUGHT ...', 'Stocks/ETF sale').
 _BUY_TOKENS = frozenset(word for word in BUY_WORDS if len(word) > 2 and " " not in word)
 _SELL_TOKENS = frozenset(word for word in SELL_WORDS if len(word) > 2 and " " not in word)
 # A value naming one of these is no trade even if it contains a side word ('TAXE DE VENTE DU QUÉBEC').
-NON_TRADE_WORDS = frozenset({
-    "tax", "taxe", "taxes", "fee", "fees", "frais", "dividend", "dividende", "dividends", "interest",
-    "intérêt", "interet", "deposit", "withdrawal", "transfer", "split", "steuer", "belasting", "skatt",
-    "gebühr", "poplatek", "daň", "kosten", "courtage",
-})
+NON_TRADE_WORDS = frozenset(
+    {
+        "tax",
+        "taxe",
+        "taxes",
+        "fee",
+        "fees",
+        "frais",
+        "dividend",
+        "dividende",
+        "dividends",
+        "interest",
+        "intérêt",
+        "interet",
+        "deposit",
+        "withdrawal",
+        "transfer",
+        "split",
+        "steuer",
+        "belasting",
+        "skatt",
+        "gebühr",
+        "poplatek",
+        "daň",
+        "kosten",
+        "courtage",
+    }
+)
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -620,6 +771,7 @@ def _side_builder(options: dict[str, Any]) -> TextCleaner:
         if len(cache) < 1000:
             cache[text] = side
         return side
+
     return convert
 
 
@@ -634,6 +786,7 @@ def _side_from_sign_builder(options: dict[str, Any]) -> TextCleaner:
         if number == 0:
             raise ConversionError(f"'{text}' is zero: cannot tell buy from sell")
         return negative if number < 0 else positive
+
     return convert
 
 
@@ -655,6 +808,7 @@ def _quotient_builder(options: dict[str, Any]) -> TextCleaner:
             raise ConversionError(f"cannot divide {numerator} by zero")
         result = (numerator / denominator).quantize(places)
         return abs(result) if absolute else result
+
     return convert
 
 
@@ -668,15 +822,33 @@ def _map_builder(options: dict[str, Any]) -> TextCleaner:
             return table[text.casefold()]
         except KeyError:
             raise ConversionError(f"'{text}' is not in the map ({known})") from None
+
     return convert
 
 
 CURRENCY_SYMBOLS = {
-    "$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "C$": "CAD", "CA$": "CAD",
-    "A$": "AUD", "AU$": "AUD", "NZ$": "NZD", "HK$": "HKD", "S$": "SGD", "₩": "KRW", "₺": "TRY", "₪": "ILS",
-    "₽": "RUB", "KČ": "CZK", "ZŁ": "PLN",
+    "$": "USD",
+    "US$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "C$": "CAD",
+    "CA$": "CAD",
+    "A$": "AUD",
+    "AU$": "AUD",
+    "NZ$": "NZD",
+    "HK$": "HKD",
+    "S$": "SGD",
+    "₩": "KRW",
+    "₺": "TRY",
+    "₪": "ILS",
+    "₽": "RUB",
+    "KČ": "CZK",
+    "ZŁ": "PLN",
     # Non-ISO names seen in exports: Desjardins writes CAN for Canadian dollars, some Chinese exports RMB.
-    "CAN": "CAD", "RMB": "CNY",
+    "CAN": "CAD",
+    "RMB": "CNY",
 }
 
 
@@ -692,6 +864,7 @@ def _currency_builder(options: dict[str, Any]) -> TextCleaner:
         if code is None:
             raise ConversionError(f"'{text}' is not a 3-letter currency code")
         return code
+
     return convert
 
 
@@ -731,9 +904,11 @@ def _text_builder(options: dict[str, Any]) -> TextCleaner:
     """Trimmed text, optionally upper-cased and without trailing numbers."""
     upper = options.get("upper", False)
     if options.get("drop_trailing_numbers", False):
+
         def text(value: str) -> str:
             value = _TRAILING_NUMBERS.sub("", value).strip()
             return value.upper() if upper else value
+
         return text
     if upper:
         return str.upper
@@ -756,6 +931,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], TextCleaner]] = {
 
 # --- compiled mappings ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _FieldPlan:
     """One field of a compiled mapping: source cell indexes and the cleaner."""
@@ -774,8 +950,7 @@ class CompiledMapping:
         self.width = width
         self.fields = [plan.name for plan in plans]
         self._single = [(plan.name, plan.indexes[0], plan.clean) for plan in plans if len(plan.indexes) == 1]
-        self._multi = [(plan.name, plan.indexes, plan.clean, plan.joiner) for plan in plans
-                       if len(plan.indexes) != 1]
+        self._multi = [(plan.name, plan.indexes, plan.clean, plan.joiner) for plan in plans if len(plan.indexes) != 1]
 
     def apply(self, cells: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Converted values by field, and row errors [{field, value, message}] (value = the raw text)."""
@@ -809,17 +984,18 @@ def compile_mapping(fields: dict[str, Any], columns: list[str]) -> CompiledMappi
     plans = []
     for name, spec in fields.items():
         if not isinstance(spec, dict):
-            raise MappingError(f"Field '{name}': the spec must be an object (columns, converter, options).",
-                               details={"field": name})
+            raise MappingError(
+                f"Field '{name}': the spec must be an object (columns, converter, options).", details={"field": name}
+            )
         converter = spec.get("converter", "text")
         options = spec.get("options") or {}
         source = spec.get("columns") or []
         if not isinstance(source, list) or not all(isinstance(column, str) for column in source):
-            raise MappingError(f"Field '{name}': 'columns' must be a list of column names.",
-                               details={"field": name})
+            raise MappingError(f"Field '{name}': 'columns' must be a list of column names.", details={"field": name})
         if converter != "constant" and not source:
-            raise MappingError(f"Field '{name}': choose at least one column (or the 'constant' converter).",
-                               details={"field": name})
+            raise MappingError(
+                f"Field '{name}': choose at least one column (or the 'constant' converter).", details={"field": name}
+            )
         missing = [column for column in source if column not in positions]
         if missing:
             raise MappingError(
@@ -832,8 +1008,10 @@ def compile_mapping(fields: dict[str, Any], columns: list[str]) -> CompiledMappi
             details = {"field": name, **exc.details}
             raise MappingError(f"Field '{name}': {exc.message}", details=details) from None
         if converter == "quotient" and len(source) != 2:
-            raise MappingError(f"Field '{name}': the quotient converter needs exactly two columns "
-                               "(numerator, denominator).", details={"field": name})
+            raise MappingError(
+                f"Field '{name}': the quotient converter needs exactly two columns (numerator, denominator).",
+                details={"field": name},
+            )
         joiner = QUOTIENT_JOINER if converter == "quotient" else None
         plans.append(_FieldPlan(name, tuple(positions[column] for column in source), clean, joiner))
     return CompiledMapping(plans, len(columns))

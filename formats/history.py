@@ -66,9 +66,7 @@ def mapping_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list
             if before.get("converter") != after.get("converter"):
                 parts.append(f"converter {before.get('converter')} → {after.get('converter')}")
             if (before.get("options") or {}) != (after.get("options") or {}):
-                parts.append(
-                    f"options {show(before.get('options') or {})} → {show(after.get('options') or {})}"
-                )
+                parts.append(f"options {show(before.get('options') or {})} → {show(after.get('options') or {})}")
             extra = sorted((set(before) | set(after)) - {"columns", "converter", "options", *_INFORMATIONAL})
             for key in extra:
                 if before.get(key) != after.get(key):
@@ -95,9 +93,7 @@ def format_versions(records: list[Any]) -> list[dict[str, Any]]:
         changes: list[str] = []
         if previous is None:
             builtin = getattr(record, "builtin", False)
-            changes.append(
-                "created from the built-in definition" if builtin else "created with the suggested mapping"
-            )
+            changes.append("created from the built-in definition" if builtin else "created with the suggested mapping")
         else:
             if previous.status != record.status:
                 changes.append(f"status {previous.status} → {record.status}")

@@ -58,9 +58,7 @@ class CsvFormatResource(resources.ModelResource):
     def import_instance(self, instance: CsvFormat, row: Any, **kwargs: Any) -> None:
         # Remember what the format was before this row touched it (None for a new one).
         instance._import_previous_status = (
-            CsvFormat.objects.filter(pk=instance.pk).values_list("status", flat=True).first()
-            if instance.pk
-            else None
+            CsvFormat.objects.filter(pk=instance.pk).values_list("status", flat=True).first() if instance.pk else None
         )
         super().import_instance(instance, row, **kwargs)
 
@@ -70,9 +68,7 @@ class CsvFormatResource(resources.ModelResource):
         errors: dict[str, list[str]] = dict(import_validation_errors or {})
         previous = getattr(instance, "_import_previous_status", None)
         if instance.status not in FormatStatus.values:
-            errors["status"] = [
-                f"Unknown status {instance.status!r}; use one of {', '.join(FormatStatus.values)}."
-            ]
+            errors["status"] = [f"Unknown status {instance.status!r}; use one of {', '.join(FormatStatus.values)}."]
         elif previous is not None and previous != instance.status:
             errors["status"] = [
                 f"This format exists here as {previous} and the file says {instance.status}: approve or "
@@ -87,9 +83,7 @@ class CsvFormatResource(resources.ModelResource):
                 else None
             )
             if fingerprint(instance.header, section=section) != instance.fingerprint:
-                errors["fingerprint"] = [
-                    "The fingerprint does not match the header: the row was edited by hand?"
-                ]
+                errors["fingerprint"] = ["The fingerprint does not match the header: the row was edited by hand?"]
             try:
                 instance.mapping = mapping_validate(
                     target=instance.target, mapping=instance.mapping, columns=instance.columns
@@ -120,8 +114,7 @@ class CsvFormatResource(resources.ModelResource):
             action="format.imported",
             actor=user,
             obj=instance,
-            summary=f"Format '{instance.name}' ({instance.status}) {'created' if created else 'updated'} "
-            "by import",
+            summary=f"Format '{instance.name}' ({instance.status}) {'created' if created else 'updated'} by import",
             details={"fingerprint": instance.fingerprint, "mapping": instance.mapping, "created": created},
         )
 

@@ -58,7 +58,10 @@ def format_get_or_create_pending(
     if existing:
         return existing, False
     suggestion = suggest_mapping(
-        target=target, columns=columns, sample_rows=sample_rows, learned=learned_evidence(target=target),
+        target=target,
+        columns=columns,
+        sample_rows=sample_rows,
+        learned=learned_evidence(target=target),
         header=header,
     )
     if section:
@@ -112,9 +115,7 @@ def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]
         )
     missing = [field.name for field in target_def.required_fields() if field.name not in fields]
     if missing:
-        raise MappingError(
-            f"Required field(s) not mapped: {', '.join(missing)}.", details={"fields": missing}
-        )
+        raise MappingError(f"Required field(s) not mapped: {', '.join(missing)}.", details={"fields": missing})
     filters = mapping.get("filters") or []
     if not isinstance(filters, list):
         raise MappingError("'filters' must be a list.")
@@ -133,11 +134,7 @@ def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]
 def _check_can_review(*, fmt: CsvFormat, actor: Any) -> None:
     if not actor.has_perm(APPROVE_PERMISSION):
         raise PermissionDenied("You need the 'approve CSV formats' permission to approve or reject formats.")
-    if (
-        not settings.AIRLOCK["ALLOW_SELF_APPROVAL"]
-        and fmt.created_by_id is not None
-        and fmt.created_by_id == actor.pk
-    ):
+    if not settings.AIRLOCK["ALLOW_SELF_APPROVAL"] and fmt.created_by_id is not None and fmt.created_by_id == actor.pk:
         raise PermissionDenied(
             "Segregation of duties: the person whose upload created a format cannot approve or reject it. "
             "Ask another reviewer (or set AIRLOCK_ALLOW_SELF_APPROVAL=1 for a one-person team)."
@@ -203,6 +200,11 @@ def format_update_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]
         fmt.mapping = mapping_validate(target=fmt.target, mapping=mapping, columns=fmt.columns)
         fmt._change_reason = "mapping edited"
         fmt.save()
-        record(action="format.mapping_changed", actor=actor, obj=fmt,
-               summary=f"{actor.get_username()} edited the mapping of '{fmt.name}'", details={"mapping": fmt.mapping})
+        record(
+            action="format.mapping_changed",
+            actor=actor,
+            obj=fmt,
+            summary=f"{actor.get_username()} edited the mapping of '{fmt.name}'",
+            details={"mapping": fmt.mapping},
+        )
     return fmt

@@ -40,8 +40,25 @@ ISO_CURRENCIES = frozenset(
 
 # Synonyms too generic to be sure of on their own: an exact match counts less than a specific one.
 _WEAK = {
-    "symbol": {"product", "produkt", "produit", "stock", "security", "securities", "instrument", "asset",
-               "coin", "code", "market", "pair", "titel", "titre", "valeur", "aktie", "epic"},
+    "symbol": {
+        "product",
+        "produkt",
+        "produit",
+        "stock",
+        "security",
+        "securities",
+        "instrument",
+        "asset",
+        "coin",
+        "code",
+        "market",
+        "pair",
+        "titel",
+        "titre",
+        "valeur",
+        "aktie",
+        "epic",
+    },
     "side": {"type", "typ", "tipo", "art", "soort", "activity", "transaction", "operation", "event"},
     "quantity": {"amount", "volume", "nominal", "size", "lots"},
     "price": {"rate", "cours"},
@@ -53,28 +70,136 @@ _WEAK = {
 # Header words that mean "not this field" ('Settlement Date' is no execution time, 'Exchange rate' no price).
 _NEGATIVE = {
     "account": {"currency", "type", "balance", "value", "total", "date", "alias", "valuta", "devise"},
-    "symbol": {"currency", "isin", "exchange", "class", "type", "category", "description", "underlying", "id",
-               "cusip", "conid", "valuta", "devise"},
-    "side": {"asset", "instrument", "security", "order", "call", "put", "category", "class",
-             "currency", "exchange", "venue"},
-    "quantity": {"exchange", "change", "eligible", "dividend", "net", "withheld", "currency", "total",
-                 "proceeds", "value"},
-    "price": {"close", "orig", "strike", "fx", "exchange", "conversion", "valutakurs", "smenny",
-              "wisselkoers", "mtm", "change", "base", "currency", "total", "account"},
+    "symbol": {
+        "currency",
+        "isin",
+        "exchange",
+        "class",
+        "type",
+        "category",
+        "description",
+        "underlying",
+        "id",
+        "cusip",
+        "conid",
+        "valuta",
+        "devise",
+    },
+    "side": {
+        "asset",
+        "instrument",
+        "security",
+        "order",
+        "call",
+        "put",
+        "category",
+        "class",
+        "currency",
+        "exchange",
+        "venue",
+    },
+    "quantity": {
+        "exchange",
+        "change",
+        "eligible",
+        "dividend",
+        "net",
+        "withheld",
+        "currency",
+        "total",
+        "proceeds",
+        "value",
+    },
+    "price": {
+        "close",
+        "orig",
+        "strike",
+        "fx",
+        "exchange",
+        "conversion",
+        "valutakurs",
+        "smenny",
+        "wisselkoers",
+        "mtm",
+        "change",
+        "base",
+        "currency",
+        "total",
+        "account",
+    },
     "commission": {"tax", "withholding", "interest", "accrued", "currency", "valuta", "devise"},
-    "currency": {"fee", "fees", "commission", "ibcommission", "comm", "withholding", "tax", "account",
-                 "result", "total", "native", "base", "conversion", "finra", "stamp", "dividend", "balance",
-                 "compte", "courtage", "valutakurs", "rate", "amount"},
-    "executed_at": {"settle", "settlement", "valuta", "valutadatum", "value", "reglement", "expiration",
-                    "expiry", "report", "ex", "pay", "award", "open", "holding", "orig", "when", "downloaded",
-                    "zone", "timezone"},
-    "broker_trade_id": {"related", "orig", "clearing", "conid", "security", "isin", "type", "client",
-                        "account", "user", "transfer", "position", "cusip"},
+    "currency": {
+        "fee",
+        "fees",
+        "commission",
+        "ibcommission",
+        "comm",
+        "withholding",
+        "tax",
+        "account",
+        "result",
+        "total",
+        "native",
+        "base",
+        "conversion",
+        "finra",
+        "stamp",
+        "dividend",
+        "balance",
+        "compte",
+        "courtage",
+        "valutakurs",
+        "rate",
+        "amount",
+    },
+    "executed_at": {
+        "settle",
+        "settlement",
+        "valuta",
+        "valutadatum",
+        "value",
+        "reglement",
+        "expiration",
+        "expiry",
+        "report",
+        "ex",
+        "pay",
+        "award",
+        "open",
+        "holding",
+        "orig",
+        "when",
+        "downloaded",
+        "zone",
+        "timezone",
+    },
+    "broker_trade_id": {
+        "related",
+        "orig",
+        "clearing",
+        "conid",
+        "security",
+        "isin",
+        "type",
+        "client",
+        "account",
+        "user",
+        "transfer",
+        "position",
+        "cusip",
+    },
 }
 # How much matching values add on top of the header evidence, per field.
 _VALUE_STRENGTH = {
-    "executed_at": 0.6, "side": 0.7, "currency": 0.6, "symbol": 0.35, "quantity": 0.15, "price": 0.15,
-    "commission": 0.1, "broker_trade_id": 0.3, "account": 0.05,
+    "executed_at": 0.6,
+    "side": 0.7,
+    "currency": 0.6,
+    "symbol": 0.35,
+    "quantity": 0.15,
+    "price": 0.15,
+    "commission": 0.1,
+    "broker_trade_id": 0.3,
+    "account": 0.05,
 }
 _MIN_SCORE = {"account": 0.5, "commission": 0.45, "broker_trade_id": 0.5}
 _DEFAULT_MIN_SCORE = 0.3
@@ -89,9 +214,25 @@ _HEADER_CURRENCY = re.compile(r"\(\s*([A-Za-z]{3}|[$€£¥])\s*\)")
 _AS_OF = " as of "
 
 _DATE_PARTS = (
-    "%Y-%m-%d", "%Y%m%d", "%m/%d/%Y", "%d/%m/%Y", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%Y.%m.%d",
-    "%d-%b-%Y", "%d %b %Y", "%b %d, %Y", "%B %d, %Y", "%d %B %Y", "%b %d %Y", "%m/%d/%y", "%d/%m/%y",
-    "%d.%m.%y", "%d-%m-%y",
+    "%Y-%m-%d",
+    "%Y%m%d",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d %B %Y",
+    "%b %d %Y",
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%d.%m.%y",
+    "%d-%m-%y",
 )
 _TIME_PARTS = ("%H:%M:%S", "%H:%M", "%H:%M:%S.%f", "%I:%M:%S %p", "%I:%M %p", "%H%M%S")
 _JOINERS = (" ", "T", ", ", ";", " - ")
@@ -110,6 +251,7 @@ def _compact(text: str) -> str:
 
 
 # --- value profiles ------------------------------------------------------------------------------------
+
 
 @dataclass
 class _DateGuess:
@@ -294,6 +436,7 @@ def _guess_date(values: list[str]) -> _DateGuess | None:
     # No single format parses every value (mixed precision, say): cover them with up to 3 formats.
     chosen: list[str] = []
     covered = [False] * len(values)
+
     def gain(fmt: str) -> list[bool]:
         return [bool(hit) and not done for hit, done in zip(parsed[fmt], covered, strict=True)]
 
@@ -328,6 +471,7 @@ def _monotony(dates: list[datetime | None]) -> int:
 
 # --- scoring -------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Score:
     """How well one column fits one field, and why."""
@@ -346,8 +490,11 @@ def _synonym_index(target: Target) -> dict[str, list[tuple[str, str, bool]]]:
         for synonym in target_field.synonyms:
             key = learned_key(synonym)
             if key and key not in seen:
-                seen[key] = (key, _compact(key), synonym in _WEAK.get(target_field.name, ()) or
-                             key in _WEAK.get(target_field.name, ()))
+                seen[key] = (
+                    key,
+                    _compact(key),
+                    synonym in _WEAK.get(target_field.name, ()) or key in _WEAK.get(target_field.name, ()),
+                )
         index[target_field.name] = list(seen.values())
     return index
 
@@ -448,8 +595,9 @@ def _learned_evidence(name: str, profile: _Profile, learned: dict[str, dict[str,
     return 0.97 + 0.01 * min(count, 3) * share, reason
 
 
-def _score(name: str, profile: _Profile, synonyms: list[tuple[str, str, bool]],
-           learned: dict[str, dict[str, int]]) -> _Score:
+def _score(
+    name: str, profile: _Profile, synonyms: list[tuple[str, str, bool]], learned: dict[str, dict[str, int]]
+) -> _Score:
     """Combine header, value and learned evidence for one (field, column)."""
     header, header_reason = _header_evidence(name, profile.key, synonyms)
     fit, factor, value_reason = _value_evidence(name, profile)
@@ -475,6 +623,7 @@ def _score(name: str, profile: _Profile, synonyms: list[tuple[str, str, bool]],
 
 # --- assembling the mapping ----------------------------------------------------------------------------
 
+
 def suggest_mapping(
     *,
     target: str,
@@ -489,8 +638,12 @@ def suggest_mapping(
     header_cells = list(header) if header is not None else list(columns)
     header_cells += [""] * (len(columns) - len(header_cells))
     profiles = [
-        _profile(index, column, header_cells[index].strip() or column,
-                 [row[index] if index < len(row) else "" for row in sample_rows])
+        _profile(
+            index,
+            column,
+            header_cells[index].strip() or column,
+            [row[index] if index < len(row) else "" for row in sample_rows],
+        )
         for index, column in enumerate(columns)
     ]
     for profile in profiles:
@@ -537,8 +690,7 @@ def _share_decimal_comma(profiles: list[_Profile]) -> None:
                 profile.decimal_sep = ","
 
 
-def _prefer_currency_next_to_price(chosen: dict[str, _Score], profiles: list[_Profile],
-                                   used: set[int]) -> None:
+def _prefer_currency_next_to_price(chosen: dict[str, _Score], profiles: list[_Profile], used: set[int]) -> None:
     """DEGIRO puts the price's currency in the unnamed column right after 'Price'."""
     price = chosen.get("price")
     if price is None or price.index + 1 >= len(profiles):
@@ -554,13 +706,20 @@ def _prefer_currency_next_to_price(chosen: dict[str, _Score], profiles: list[_Pr
     if current is not None:
         used.discard(current.index)
     used.add(after.index)
-    reason = (f"unnamed column after '{profiles[price.index].header}' holds currency codes "
-              f"({after.currencies}/{after.count} samples)")
+    reason = (
+        f"unnamed column after '{profiles[price.index].header}' holds currency codes "
+        f"({after.currencies}/{after.count} samples)"
+    )
     chosen["currency"] = _Score(0.8, "currency", after.index, reason)
 
 
-def _field_spec(target_field: TargetField, chosen: dict[str, _Score], profiles: list[_Profile],
-                header_cells: list[str], filters: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _field_spec(
+    target_field: TargetField,
+    chosen: dict[str, _Score],
+    profiles: list[_Profile],
+    header_cells: list[str],
+    filters: list[dict[str, Any]],
+) -> dict[str, Any] | None:
     """The mapping entry of one field (None for an optional field left unmapped)."""
     name = target_field.name
     item = chosen.get(name)
@@ -606,15 +765,26 @@ def _field_spec(target_field: TargetField, chosen: dict[str, _Score], profiles: 
     return _spec([profile.column], "text", {}, confidence, reason)
 
 
-_DEFAULT_CONVERTER = {"text": "text", "side": "side", "decimal": "decimal", "currency": "currency",
-                      "datetime": "datetime"}
+_DEFAULT_CONVERTER = {
+    "text": "text",
+    "side": "side",
+    "decimal": "decimal",
+    "currency": "currency",
+    "datetime": "datetime",
+}
 
 
-def _spec(columns: list[str], converter: str, options: dict[str, Any], confidence: float,
-          reason: str) -> dict[str, Any]:
+def _spec(
+    columns: list[str], converter: str, options: dict[str, Any], confidence: float, reason: str
+) -> dict[str, Any]:
     """One field entry of the mapping JSON."""
-    return {"columns": columns, "converter": converter, "options": options,
-            "confidence": round(max(0.0, min(1.0, confidence)), 2), "reason": reason}
+    return {
+        "columns": columns,
+        "converter": converter,
+        "options": options,
+        "confidence": round(max(0.0, min(1.0, confidence)), 2),
+        "reason": reason,
+    }
 
 
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}\d")
@@ -641,8 +811,9 @@ def _symbol_options(profile: _Profile) -> dict[str, Any]:
     return options
 
 
-def _executed_at_spec(item: _Score, profile: _Profile, profiles: list[_Profile],
-                      chosen: dict[str, _Score]) -> dict[str, Any]:
+def _executed_at_spec(
+    item: _Score, profile: _Profile, profiles: list[_Profile], chosen: dict[str, _Score]
+) -> dict[str, Any]:
     """Date column (plus a separate time column when the date has no time), formats and timezone."""
     guess = profile.date
     options: dict[str, Any] = {"formats": guess.formats if guess else ["iso"], "tz": "UTC"}
@@ -665,8 +836,7 @@ def _executed_at_spec(item: _Score, profile: _Profile, profiles: list[_Profile],
 def _time_column(date: _Profile, profiles: list[_Profile], chosen: dict[str, _Score]) -> _Profile | None:
     """A time-only column to join to a date-only column, if there is one."""
     taken = {item.index for item in chosen.values()}
-    candidates = [profile for profile in profiles
-                  if profile.time_only and profile.count and profile.index not in taken]
+    candidates = [profile for profile in profiles if profile.time_only and profile.count and profile.index not in taken]
     if not candidates:
         return None
     # The column named like a time (Time, Tijd, Čas, Heure...) or else the nearest one after the date.
@@ -677,14 +847,25 @@ def _time_column(date: _Profile, profiles: list[_Profile], chosen: dict[str, _Sc
     return after[0] if after else None
 
 
-_TIME_WORDS = {"time", "tijd", "cas", "heure", "zeit", "uhrzeit", "tid", "hora", "ora", "trade time",
-               "execution time", "time utc"}
+_TIME_WORDS = {
+    "time",
+    "tijd",
+    "cas",
+    "heure",
+    "zeit",
+    "uhrzeit",
+    "tid",
+    "hora",
+    "ora",
+    "trade time",
+    "execution time",
+    "time utc",
+}
 
 
 def _combined_formats(date: _Profile, time: _Profile) -> list[str]:
     """Formats for 'date time' joined by a space, checked against the samples."""
-    rows = [(date.values[i].split(_AS_OF)[0].strip(), time.values[i])
-            for i in range(min(date.count, time.count))]
+    rows = [(date.values[i].split(_AS_OF)[0].strip(), time.values[i]) for i in range(min(date.count, time.count))]
     joined = [f"{day} {clock}" for day, clock in rows]
     if joined and all(_ISO_START.match(value) and _parses("iso", value) for value in joined):
         return ["iso"]
@@ -705,9 +886,18 @@ def _side_options(profile: _Profile) -> dict[str, Any]:
 
 
 _COUNTERPARTS = {
-    "buy": "sell", "bought": "sold", "purchase": "sale", "koop": "verkoop", "aankoop": "verkoop",
-    "kopen": "verkopen", "köp": "sälj", "achat": "vente", "kauf": "verkauf", "compra": "venta",
-    "acquisto": "vendita", "nákup": "prodej",
+    "buy": "sell",
+    "bought": "sold",
+    "purchase": "sale",
+    "koop": "verkoop",
+    "aankoop": "verkoop",
+    "kopen": "verkopen",
+    "köp": "sälj",
+    "achat": "vente",
+    "kauf": "verkauf",
+    "compra": "venta",
+    "acquisto": "vendita",
+    "nákup": "prodej",
 }
 _COUNTERPARTS.update({sell: buy for buy, sell in list(_COUNTERPARTS.items())})
 _ORDER_KINDS = ("market", "limit", "stop", "stop limit")
@@ -745,12 +935,14 @@ def _prefix_through_side_word(value: str) -> str:
 
 def _counterpart(value: str) -> str:
     """'Market buy' -> 'Market sell', 'Koop' -> 'Verkoop': the other side written the same way."""
+
     def swap(match: re.Match[str]) -> str:
         word = match.group()
         other = _COUNTERPARTS.get(word.casefold())
         if other is None:
             return word
         return other.upper() if word.isupper() else other.capitalize() if word[0].isupper() else other
+
     return re.sub(r"[^\W\d_]+", swap, value)
 
 
@@ -760,7 +952,7 @@ def _variants(value: str) -> set[str]:
     lowered = value.casefold()
     for kind in _ORDER_KINDS:
         if lowered.startswith(kind + " "):
-            rest = value[len(kind) + 1:]
+            rest = value[len(kind) + 1 :]
             for other in _ORDER_KINDS:
                 styled = other.capitalize() if value[0].isupper() and not value.isupper() else other
                 styled = styled.upper() if value.isupper() else styled
@@ -779,15 +971,16 @@ def _side_from_sign(chosen: dict[str, _Score], profiles: list[_Profile]) -> dict
     if profile.decimal_sep == ",":
         options["decimal_sep"] = ","
     if profile.negatives:
-        reason = (f"no buy/sell column; '{profile.column}' is signed "
-                  f"({profile.negatives}/{profile.count} samples negative): negative = SELL")
+        reason = (
+            f"no buy/sell column; '{profile.column}' is signed "
+            f"({profile.negatives}/{profile.count} samples negative): negative = SELL"
+        )
         return _spec([profile.column], "side_from_sign", options, 0.8, reason)
     reason = f"no buy/sell column and no negative '{profile.column}' in the samples: check the side"
     return _spec([profile.column], "side_from_sign", options, 0.2, reason)
 
 
-def _currency_constant(chosen: dict[str, _Score], profiles: list[_Profile],
-                       header_cells: list[str]) -> dict[str, Any]:
+def _currency_constant(chosen: dict[str, _Score], profiles: list[_Profile], header_cells: list[str]) -> dict[str, Any]:
     """No currency column: a currency named in the headers ('Result (GBP)') or carried by the prices."""
     named: Counter[str] = Counter()
     first_header: dict[str, str] = {}
@@ -822,4 +1015,3 @@ def _discriminator_filters(profiles: list[_Profile]) -> list[dict[str, Any]]:
         if profile.key.replace(" ", "") == "datadiscriminator" and "Order" in profile.values:
             return [{"column": profile.column, "op": "in", "values": ["Order"]}]
     return []
-

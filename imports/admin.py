@@ -22,8 +22,20 @@ class ImportBatchAdmin(ReadOnlyAdmin):
 
 @admin.register(ImportFile)
 class ImportFileAdmin(ReadOnlyAdmin):
-    list_display = ("id", "original_name", "owner", "status", "format", "rows_total", "rows_imported",
-                    "rows_failed", "rows_skipped", "rows_duplicate", "progress", "created_at")
+    list_display = (
+        "id",
+        "original_name",
+        "owner",
+        "status",
+        "format",
+        "rows_total",
+        "rows_imported",
+        "rows_failed",
+        "rows_skipped",
+        "rows_duplicate",
+        "progress",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("original_name", "sha256", "owner__username")
     raw_id_fields = ("batch", "format")
@@ -40,8 +52,11 @@ class ImportFileAdmin(ReadOnlyAdmin):
     def retry_selected(self, request: HttpRequest, queryset: Any) -> None:
         from imports.failures import file_retry
 
-        self._each(request, queryset, lambda f: f"'{f.original_name}' queued again "
-                   f"({file_retry(file_id=f.pk, actor=request.user)}).")
+        self._each(
+            request,
+            queryset,
+            lambda f: f"'{f.original_name}' queued again ({file_retry(file_id=f.pk, actor=request.user)}).",
+        )
 
     @admin.action(description="Roll back selected imports (refused if orders changed since)", permissions=["rollback"])
     def rollback_selected(self, request: HttpRequest, queryset: Any) -> None:
@@ -62,8 +77,10 @@ class ImportFileAdmin(ReadOnlyAdmin):
             if result.kept_changed:
                 text += f", {len(result.kept_changed)} changed orders kept"
             if result.duplicates_in_other_files:
-                text += (f"; rows of files {sorted(result.duplicates_in_other_files)} were duplicates of the "
-                         "deleted orders and are now missing: re-import them if needed")
+                text += (
+                    f"; rows of files {sorted(result.duplicates_in_other_files)} were duplicates of the "
+                    "deleted orders and are now missing: re-import them if needed"
+                )
             return text + "."
 
         self._each(request, queryset, one)
@@ -80,8 +97,20 @@ class ImportFileAdmin(ReadOnlyAdmin):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
-    list_display = ("executed_at", "owner", "account", "symbol", "side", "quantity", "price", "commission",
-                    "currency", "broker_trade_id", "source_file", "source_line")
+    list_display = (
+        "executed_at",
+        "owner",
+        "account",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "commission",
+        "currency",
+        "broker_trade_id",
+        "source_file",
+        "source_line",
+    )
     list_filter = ("side", "currency")
     search_fields = ("symbol", "broker_trade_id", "account")
     raw_id_fields = ("source_file",)

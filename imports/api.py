@@ -58,8 +58,9 @@ def api_view(methods: list[str]) -> Callable:
             if request.method not in methods:
                 return error_response(AppError(f"Method {request.method} not allowed.", code="method_not_allowed"), 405)
             if isinstance(request.user, AnonymousUser) or not request.user.is_authenticated:
-                return error_response(AppError("Authentication required: log in or send a Bearer token.",
-                                               code="not_authenticated"), 401)
+                return error_response(
+                    AppError("Authentication required: log in or send a Bearer token.", code="not_authenticated"), 401
+                )
             if not getattr(request, "_dont_enforce_csrf_checks", False) and request.method not in ("GET", "HEAD"):
                 # Session-authenticated writes still need a CSRF token.
                 from django.middleware.csrf import CsrfViewMiddleware
@@ -103,8 +104,12 @@ def _page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict])
         page = paginator.page(number)
     except EmptyPage:
         return {"count": paginator.count, "page": number, "pages": paginator.num_pages, "results": []}
-    return {"count": paginator.count, "page": number, "pages": paginator.num_pages,
-            "results": [serialize(item) for item in page.object_list]}
+    return {
+        "count": paginator.count,
+        "page": number,
+        "pages": paginator.num_pages,
+        "results": [serialize(item) for item in page.object_list],
+    }
 
 
 @api_view(["POST"])
@@ -115,8 +120,12 @@ def uploads(request: HttpRequest) -> HttpResponse:
 
     def run() -> tuple[int, dict[str, Any]]:
         batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
-        return 202, {"batch": batch.pk, "files": [{"id": f.pk, "name": f.original_name, "status": f.status,
-                                                   "existing": f.is_existing} for f in results]}
+        return 202, {
+            "batch": batch.pk,
+            "files": [
+                {"id": f.pk, "name": f.original_name, "status": f.status, "existing": f.is_existing} for f in results
+            ],
+        }
 
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -140,11 +149,18 @@ def upload_detail(request: HttpRequest, file_id: int) -> HttpResponse:
 
 def _order_json(order: Any) -> dict[str, Any]:
     return {
-        "id": order.pk, "account": order.account, "symbol": order.symbol, "side": order.side,
-        "quantity": str(order.quantity.normalize()), "price": str(order.price.normalize()),
-        "commission": str(order.commission.normalize()), "currency": order.currency,
-        "executed_at": order.executed_at.isoformat(), "broker_trade_id": order.broker_trade_id,
-        "source_file": order.source_file_id, "source_line": order.source_line,
+        "id": order.pk,
+        "account": order.account,
+        "symbol": order.symbol,
+        "side": order.side,
+        "quantity": str(order.quantity.normalize()),
+        "price": str(order.price.normalize()),
+        "commission": str(order.commission.normalize()),
+        "currency": order.currency,
+        "executed_at": order.executed_at.isoformat(),
+        "broker_trade_id": order.broker_trade_id,
+        "source_file": order.source_file_id,
+        "source_line": order.source_line,
     }
 
 
@@ -157,8 +173,11 @@ def orders(request: HttpRequest) -> HttpResponse:
     from imports.reports import order_filters_strict, orders_filtered
 
     queryset = orders_filtered(request.user, order_filters_strict(request.GET))
-    return JsonResponse(cursor_page(request, queryset, keys=[("executed_at", True), ("id", True)],
-                                    kinds=[datetime, int], serialize=_order_json))
+    return JsonResponse(
+        cursor_page(
+            request, queryset, keys=[("executed_at", True), ("id", True)], kinds=[datetime, int], serialize=_order_json
+        )
+    )
 
 
 def _require_reviewer(request: HttpRequest) -> None:
@@ -170,9 +189,15 @@ def _require_reviewer(request: HttpRequest) -> None:
 
 def _format_json(fmt: CsvFormat) -> dict[str, Any]:
     return {
-        "id": fmt.pk, "name": fmt.name, "target": fmt.target, "status": fmt.status,
-        "columns": fmt.columns, "mapping": fmt.mapping, "confidence": fmt.confidence,
-        "sample_rows": fmt.sample_rows[:5], "created_at": fmt.created_at.isoformat(),
+        "id": fmt.pk,
+        "name": fmt.name,
+        "target": fmt.target,
+        "status": fmt.status,
+        "columns": fmt.columns,
+        "mapping": fmt.mapping,
+        "confidence": fmt.confidence,
+        "sample_rows": fmt.sample_rows[:5],
+        "created_at": fmt.created_at.isoformat(),
         "created_by": fmt.created_by.get_username() if fmt.created_by else None,
         "staged_rows": getattr(fmt, "staged_count", None),
         "files": getattr(fmt, "file_count", None),

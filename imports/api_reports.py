@@ -65,9 +65,7 @@ def upload_list(request: HttpRequest) -> HttpResponse:
     batch = request.GET.get("batch", "").strip()
     if batch:
         if not batch.isdigit():
-            raise InvalidRequest(
-                "'batch' must be a batch id.", code="invalid_filter", details={"batch": batch}
-            )
+            raise InvalidRequest("'batch' must be a batch id.", code="invalid_filter", details={"batch": batch})
         files = files.filter(batch_id=int(batch))
     ids = parse_ids(request)
     if ids is not None:

@@ -27,9 +27,11 @@ def _secret_ok(request: HttpRequest) -> bool:
 def cleanup_staging_view(request: HttpRequest) -> HttpResponse:
     """Run the retention cleanup with the CRON_SECRET (Bearer or X-Cron-Secret); 403 otherwise."""
     if not _secret_ok(request):
-        error = PermissionDenied("A valid cron secret is required (Authorization: Bearer <CRON_SECRET> or "
-                                 "X-Cron-Secret); the endpoint is disabled while CRON_SECRET is unset.",
-                                 code="invalid_cron_secret")
+        error = PermissionDenied(
+            "A valid cron secret is required (Authorization: Bearer <CRON_SECRET> or "
+            "X-Cron-Secret); the endpoint is disabled while CRON_SECRET is unset.",
+            code="invalid_cron_secret",
+        )
         return JsonResponse(error.as_dict(), status=403)
     try:
         return JsonResponse(cleanup_staging(dry_run=request.GET.get("dry_run") in ("1", "true")))

@@ -24,7 +24,10 @@ from staging.models import StagedRow, StagedStatus
 log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
 )
 # Files a failed job leaves behind in one of these are its own unfinished work.
 _OWNED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING)
@@ -39,17 +42,19 @@ def failure_reason(exc: BaseException | None, attempts: int) -> str:
     name = exc.__class__.__name__ if exc else "error"
     text = str(exc).strip().splitlines()[0][:300] if exc and str(exc).strip() else "no details"
     if is_transient(exc):
-        return (f"The import was interrupted by a temporary fault that persisted after {attempts} attempts "
-                f"(lost connection to the database or Redis: {name}: {text}). Ask an admin to retry it.")
+        return (
+            f"The import was interrupted by a temporary fault that persisted after {attempts} attempts "
+            f"(lost connection to the database or Redis: {name}: {text}). Ask an admin to retry it."
+        )
     return f"The import stopped on an unexpected error ({name}: {text}). Ask an admin to retry it once fixed."
 
 
-def job_failed(job: Any, connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None,
-               tb: TracebackType | None) -> None:
+def job_failed(
+    job: Any, connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> None:
     """RQ on_failure callback: keep retries for transient faults, else fail the job's files with a reason."""
     if job.retries_left and is_transient(exc):
-        log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc,
-                    job.retries_left)
+        log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc, job.retries_left)
         return
     # Not transient, or out of retries: make RQ put it in the failed registry now.
     job.retries_left = 0
@@ -75,19 +80,23 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
         open_files = StagedRow.objects.filter(
             format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
         ).values("file_id")
-        files = ImportFile.objects.filter(pk__in=open_files,
-                                          status__in=[*_OWNED_STATUSES, FileStatus.PENDING_APPROVAL])
+        files = ImportFile.objects.filter(pk__in=open_files, status__in=[*_OWNED_STATUSES, FileStatus.PENDING_APPROVAL])
     else:
         return []
     failed: list[int] = []
     for file in files:
         updated = ImportFile.objects.filter(pk=file.pk, status=file.status).update(
-            status=FileStatus.FAILED, error=reason[:4000], finished_at=timezone.now(),
-            updated_at=timezone.now())
+            status=FileStatus.FAILED, error=reason[:4000], finished_at=timezone.now(), updated_at=timezone.now()
+        )
         if updated:
             failed.append(file.pk)
-            record(action="file.failed", obj=file, severity=AuditEvent.Severity.ERROR,
-                   summary=f"'{file.original_name}' failed: {reason}", details={"job": job_id})
+            record(
+                action="file.failed",
+                obj=file,
+                severity=AuditEvent.Severity.ERROR,
+                summary=f"'{file.original_name}' failed: {reason}",
+                details={"job": job_id},
+            )
     return failed
 
 
@@ -98,8 +107,11 @@ def file_retry(*, file_id: int, actor: Any) -> str:
 
     file = ImportFile.objects.select_related("format").get(pk=file_id)
     if file.status != FileStatus.FAILED:
-        raise Conflict(f"'{file.original_name}' is {file.get_status_display().lower()}, not failed: "
-                       "only a failed import can be retried.", code="retry_refused")
+        raise Conflict(
+            f"'{file.original_name}' is {file.get_status_display().lower()}, not failed: "
+            "only a failed import can be retried.",
+            code="retry_refused",
+        )
     if StagedRow.objects.filter(file_id=file_id).exists():
         # Staged already: resume the migration (re-staging would re-number identical fills and could
         # import again what was skipped as a duplicate). Without an approved format it waits for review.
@@ -110,9 +122,14 @@ def file_retry(*, file_id: int, actor: Any) -> str:
         status = FileStatus.UPLOADED
     with transaction.atomic():
         ImportFile.objects.filter(pk=file_id, status=FileStatus.FAILED).update(
-            status=status, error="", finished_at=None, updated_at=timezone.now())
-        record(action="file.retried", actor=actor, obj=file,
-               summary=f"'{file.original_name}' retried by an admin (was failed: {file.error[:200]})",
-               details={"status": status})
+            status=status, error="", finished_at=None, updated_at=timezone.now()
+        )
+        record(
+            action="file.retried",
+            actor=actor,
+            obj=file,
+            summary=f"'{file.original_name}' retried by an admin (was failed: {file.error[:200]})",
+            details={"status": status},
+        )
         jobs.enqueue_file_process(file_id)
     return status

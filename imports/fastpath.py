@@ -38,11 +38,26 @@ _ASCII_TEXT = r"^[!-~]([ -~]*[!-~])?$"
 _PLAIN_NUMBER = r"^[+-]?[0-9]{1,20}(\.[0-9]{1,20})?$"
 _PLAIN_INTEGER = r"^[+-]?[0-9]{1,20}$"
 _ASCII_PLACEHOLDERS = sorted(p for p in PLACEHOLDERS if p and p.isascii())
-_DATE_DIRECTIVES = {"%Y": ("y", "[0-9]{4}"), "%m": ("m", "[0-9]{1,2}"), "%d": ("d", "[0-9]{1,2}"),
-                    "%H": ("h", "[0-9]{1,2}"), "%M": ("mi", "[0-9]{1,2}"), "%S": ("s", "[0-9]{1,2}")}
+_DATE_DIRECTIVES = {
+    "%Y": ("y", "[0-9]{4}"),
+    "%m": ("m", "[0-9]{1,2}"),
+    "%d": ("d", "[0-9]{1,2}"),
+    "%H": ("h", "[0-9]{1,2}"),
+    "%M": ("mi", "[0-9]{1,2}"),
+    "%S": ("s", "[0-9]{1,2}"),
+}
 _TEXT_LIMITS = {"symbol": 64, "account": 64, "broker_trade_id": 128}
-_ORDER_FIELDS = ("account", "symbol", "side", "quantity", "price", "commission", "currency", "executed_at",
-                 "broker_trade_id")
+_ORDER_FIELDS = (
+    "account",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "currency",
+    "executed_at",
+    "broker_trade_id",
+)
 
 
 def _lit(value: str) -> str:
@@ -86,15 +101,14 @@ class FastPlan:
                 WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status IN ({self._statuses()})
                 RETURNING s.id, s.line, s.raw
             )"""
-        return claimed + self._convert_sql(
-            f"SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed")
+        return claimed + self._convert_sql(f"SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed")
 
     def incoming_sql(self) -> tuple[str, str]:
         """For rows read straight from the file: the temp table their cells are COPYed into, and the
         INSERT that converts them (`id` is the line: there is no staged row)."""
         columns = ", ".join(f"c{i} text" for i in self.cells) or "c_none int DEFAULT 1"
         names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
-        create = (f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP")
+        create = f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP"
         return create, self._convert_sql(f"SELECT line AS id, line, width, {names} FROM pg_temp.airlock_incoming")
 
     def _convert_sql(self, source: str) -> str:
@@ -112,8 +126,10 @@ class FastPlan:
             # trade id, quantity normalised (Decimal.normalize() in 'f' format = trim_scale), time isoformat.
             account = f"upper(coalesce({self._value('account')}, ''))"
             when = """to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
-            identity = (f"'id|' || {account} || '|' || v_broker_trade_id || '|' || trim_scale(v_quantity)::text "
-                        f"|| '|' || {when}")
+            identity = (
+                f"'id|' || {account} || '|' || v_broker_trade_id || '|' || trim_scale(v_quantity)::text "
+                f"|| '|' || {when}"
+            )
             key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
         return f"""
@@ -147,10 +163,15 @@ class FastPlan:
         status if another transaction changed them first, and the file's advisory lock (imports/locks.py)
         already keeps a second migrator away.
         """
-        return "SELECT id FROM (" + " UNION ALL ".join(
-            f"(SELECT id, line FROM staging_stagedrow WHERE file_id = %(file_id)s AND status = %(status_{n})s "
-            f"ORDER BY line LIMIT %(limit)s)" for n in range(self.statuses)
-        ) + ") AS open_rows ORDER BY line LIMIT %(limit)s"
+        return (
+            "SELECT id FROM ("
+            + " UNION ALL ".join(
+                f"(SELECT id, line FROM staging_stagedrow WHERE file_id = %(file_id)s AND status = %(status_{n})s "
+                f"ORDER BY line LIMIT %(limit)s)"
+                for n in range(self.statuses)
+            )
+            + ") AS open_rows ORDER BY line LIMIT %(limit)s"
+        )
 
     def _value(self, name: str) -> str:
         if name in self.fields:
@@ -198,8 +219,9 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
     if dedupe:
         # Rows without a trade id get fingerprint keys counted in file order: leave them to Python.
         tid = fields["broker_trade_id"]
-        fields["broker_trade_id"] = _Field(tid.name, f"({tid.ok}) AND ({tid.value}) IS NOT NULL", tid.value,
-                                           tid.pre, tid.post)
+        fields["broker_trade_id"] = _Field(
+            tid.name, f"({tid.ok}) AND ({tid.value}) IS NOT NULL", tid.value, tid.pre, tid.post
+        )
     return FastPlan(fields=fields, width=len(columns), cells=sorted(used), dedupe_by_trade_id=dedupe)
 
 
@@ -227,7 +249,10 @@ def _text(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
 
 def _decimal(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if set(options) - {"abs", "negate", "decimal_sep", "thousands_sep"} or name not in (
-            "quantity", "price", "commission"):
+        "quantity",
+        "price",
+        "commission",
+    ):
         return None
     comma = options.get("decimal_sep") == "," or options.get("thousands_sep") == "."
     pattern = _PLAIN_INTEGER if comma else _PLAIN_NUMBER
@@ -275,8 +300,9 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     # Once the cell matches, its numbers are exactly the runs of digits between the separators, in the
     # format's order: splitting on the separators is several times cheaper than regexp_match's groups.
     separators = "/:.T,-"
-    parts = (f"array_remove(string_to_array(translate({cell}, {_lit(separators)}, {_lit(' ' * len(separators))}), "
-             f"' '), '')")
+    parts = (
+        f"array_remove(string_to_array(translate({cell}, {_lit(separators)}, {_lit(' ' * len(separators))}), ' '), '')"
+    )
     pre = ((match, f"CASE WHEN {cell} ~ {_lit('^' + ''.join(pattern) + '$')} THEN {parts} END"),)
     post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
     part = {n: f"dt_{n}" for n in names}
@@ -286,8 +312,7 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     days = f"CASE WHEN {m} IN (4, 6, 9, 11) THEN 30 WHEN {m} = 2 THEN CASE WHEN {leap} THEN 29 ELSE 28 END ELSE 31 END"
     # datetime() raises on these in Python; make_timestamptz would raise too (aborting the batch), so
     # they are checked first and such rows go to Python for its message.
-    valid = (f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 "
-             f"AND {s} <= 59")
+    valid = f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
     ok = f"CASE WHEN {match} IS NOT NULL THEN {valid} ELSE false END"  # NULL parts when it did not match
     value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, 'UTC')"
     return _Field(name, ok, value, pre, post)
@@ -335,7 +360,11 @@ def _constant(name: str, value: Any) -> _Field | None:
 
 
 _BUILDERS: dict[str, Callable[[str, str, dict[str, Any]], _Field | None]] = {
-    "text": _text, "decimal": _decimal, "datetime": _datetime, "side": _side, "currency": _currency,
+    "text": _text,
+    "decimal": _decimal,
+    "datetime": _datetime,
+    "side": _side,
+    "currency": _currency,
 }
 
 _TEMP_TABLE = """
@@ -369,13 +398,15 @@ SELECT (SELECT count(*) FROM inserted),
 """
 
 
-
-
 def _claim_params(plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int) -> dict[str, Any]:
     if len(statuses) != plan.statuses:
         raise ValueError(f"the plan claims rows of {plan.statuses} statuses, not {len(statuses)}")
-    return {"file_id": file_id, "limit": limit, "migrated": StagedStatus.MIGRATED,
-            **{f"status_{n}": status for n, status in enumerate(statuses)}}
+    return {
+        "file_id": file_id,
+        "limit": limit,
+        "migrated": StagedStatus.MIGRATED,
+        **{f"status_{n}": status for n, status in enumerate(statuses)},
+    }
 
 
 def batch_size() -> int:
@@ -383,8 +414,17 @@ def batch_size() -> int:
     return max(settings.AIRLOCK["BATCH_SIZE"], settings.AIRLOCK.get("FAST_BATCH_SIZE", 20_000))
 
 
-def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: FastPlan, statuses: tuple[str, ...],
-                  advance: Callable[[Any, Any], None], outcome_class: type) -> bool:
+def migrate_batch(
+    file: Any,
+    compiled: Any,
+    dedupe: Any,
+    size: int,
+    *,
+    plan: FastPlan,
+    statuses: tuple[str, ...],
+    advance: Callable[[Any, Any], None],
+    outcome_class: type,
+) -> bool:
     """One batch of staged rows, set-based: claim + convert in SQL, the declined rows in Python, one INSERT."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_TEMP_TABLE)
@@ -400,8 +440,10 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
             "SELECT f.id, f.line, s.raw FROM pg_temp.airlock_fast f JOIN staging_stagedrow s ON s.id = f.id "
             "WHERE NOT f.ok ORDER BY f.line"
         )
-        declined = [(row_id, line, raw if isinstance(raw, list) else orjson.loads(raw))
-                    for row_id, line, raw in cursor.fetchall()]
+        declined = [
+            (row_id, line, raw if isinstance(raw, list) else orjson.loads(raw))
+            for row_id, line, raw in cursor.fetchall()
+        ]
         outcome = outcome_class()
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
         # Every claimed row is already MIGRATED: only the invalid, skipped and duplicate ones change.
@@ -410,8 +452,16 @@ def migrate_batch(file: Any, compiled: Any, dedupe: Any, size: int, *, plan: Fas
     return True
 
 
-def import_chunk(file: Any, compiled: Any, dedupe: Any, records: list[tuple[int, list[str]]], *, plan: FastPlan,
-                 format_id: int, outcome: Any) -> None:
+def import_chunk(
+    file: Any,
+    compiled: Any,
+    dedupe: Any,
+    records: list[tuple[int, list[str]]],
+    *,
+    plan: FastPlan,
+    format_id: int,
+    outcome: Any,
+) -> None:
     """Rows read straight from the file of an approved format, inside the caller's transaction.
 
     Their cells are COPYed into a temp table and converted by the same SQL as staged rows; the rows SQL
@@ -439,12 +489,16 @@ def import_chunk(file: Any, compiled: Any, dedupe: Any, records: list[tuple[int,
         cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE NOT ok ORDER BY line")
         declined = [(line, line, by_line[line]) for (line,) in cursor.fetchall()]
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
-        staged_rows_write_outcomes(file_id=file.pk, format_id=format_id,
-                                   rows=[(line, by_line[line], status, errors) for line, status, errors in marks])
+        staged_rows_write_outcomes(
+            file_id=file.pk,
+            format_id=format_id,
+            rows=[(line, by_line[line], status, errors) for line, status, errors in marks],
+        )
 
 
-def _write_orders(cursor: Any, file: Any, compiled: Any, dedupe: Any, declined: list[tuple[int, int, list[str]]],
-                  outcome: Any) -> list[tuple[int, str, list[dict[str, Any]] | None]]:
+def _write_orders(
+    cursor: Any, file: Any, compiled: Any, dedupe: Any, declined: list[tuple[int, int, list[str]]], outcome: Any
+) -> list[tuple[int, str, list[dict[str, Any]] | None]]:
     """Convert the declined rows in Python, write every valid row of the batch, and return the marks
     [(id, status, errors)] of the rows that did not become an order; counts go to `outcome`."""
     from imports.targets import existing_orders_by_key
@@ -462,16 +516,19 @@ def _write_orders(cursor: Any, file: Any, compiled: Any, dedupe: Any, declined: 
             columns[name].append(values.get(name))
         columns["dedupe_key"].append(key)
     columns["commission"] = [v if v is not None else Decimal(0) for v in columns["commission"]]
-    cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk,
-                                    "lines": [line for _, line, _, _ in python_valid], **columns})
+    cursor.execute(
+        _INSERT_ORDERS,
+        {"owner": file.owner_id, "file": file.pk, "lines": [line for _, line, _, _ in python_valid], **columns},
+    )
     _, not_inserted, writable = cursor.fetchone()
     not_inserted = list(not_inserted or [])
     # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
     # is a duplicate; this very row written by an earlier run of the batch counts as migrated.
     duplicates = 0
     if not_inserted:
-        cursor.execute("SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)",
-                       [not_inserted])
+        cursor.execute(
+            "SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)", [not_inserted]
+        )
         fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
         missed = set(not_inserted)
         python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in missed}
@@ -481,11 +538,22 @@ def _write_orders(cursor: Any, file: Any, compiled: Any, dedupe: Any, declined: 
             source = earlier.get(key)
             if source and source != (file.pk, line):
                 duplicates += 1
-                marks.append((row_id, StagedStatus.DUPLICATE, [{
-                    "field": None, "value": "", "dedupe_key": key, "duplicate_of_file": source[0],
-                    "duplicate_of_line": source[1],
-                    "message": f"duplicate of line {source[1]} of import file {source[0]}",
-                }]))
+                marks.append(
+                    (
+                        row_id,
+                        StagedStatus.DUPLICATE,
+                        [
+                            {
+                                "field": None,
+                                "value": "",
+                                "dedupe_key": key,
+                                "duplicate_of_file": source[0],
+                                "duplicate_of_line": source[1],
+                                "message": f"duplicate of line {source[1]} of import file {source[0]}",
+                            }
+                        ],
+                    )
+                )
     outcome.duplicate += duplicates
     outcome.imported += writable - duplicates
     return marks

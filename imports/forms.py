@@ -19,6 +19,4 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     file = MultipleFileField(label="CSV files")
-    dedupe = forms.BooleanField(
-        required=False, initial=True, label="Skip trades I already have (recommended)"
-    )
+    dedupe = forms.BooleanField(required=False, initial=True, label="Skip trades I already have (recommended)")

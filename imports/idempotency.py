@@ -41,13 +41,15 @@ def request_fingerprint(*, fields: dict[str, list[str]], files: dict[str, list[U
     return digest.hexdigest()
 
 
-def idempotent_call(*, user: Any, key: str, request_hash: str,
-                    run: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any], bool]:
+def idempotent_call(
+    *, user: Any, key: str, request_hash: str, run: Callable[[], tuple[int, dict[str, Any]]]
+) -> tuple[int, dict[str, Any], bool]:
     """Run `run` once per (user, key); returns (status, body, replayed). Same key, other request -> 409."""
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
-                             code="invalid_idempotency_key")
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.", code="invalid_idempotency_key"
+        )
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -56,8 +58,8 @@ def idempotent_call(*, user: Any, key: str, request_hash: str,
             existing = IdempotencyKey.objects.get(user=user, key=key)
             if existing.request_hash != request_hash:
                 raise Conflict(
-                    "This Idempotency-Key was already used for a different request; use a new key for a new "
-                    "upload.", code="idempotency_key_reused",
+                    "This Idempotency-Key was already used for a different request; use a new key for a new upload.",
+                    code="idempotency_key_reused",
                     details={"key": key, "first_used_at": existing.created_at.isoformat()},
                 ) from None
             return existing.response_status or 200, existing.response_body or {}, True

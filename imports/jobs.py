@@ -19,7 +19,10 @@ def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = No
 
     intervals = settings.AIRLOCK["JOB_RETRY_INTERVALS"]
     django_rq.get_queue(queue).enqueue(
-        func, *args, job_id=job_id, failure_ttl=7 * 24 * 3600,
+        func,
+        *args,
+        job_id=job_id,
+        failure_ttl=7 * 24 * 3600,
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         on_failure=Callback(job_failed),
     )

@@ -119,8 +119,7 @@ class Order(models.Model):
 
     # No single-column indexes on the two foreign keys: the composite indexes below start with them, and
     # every extra index is written for each imported row.
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders",
-                              db_index=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders", db_index=False)
     account = models.CharField(max_length=64, blank=True)
     symbol = models.CharField(max_length=64)
     side = models.CharField(max_length=4, choices=Side.choices)

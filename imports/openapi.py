@@ -67,12 +67,8 @@ IDS = _param("ids", "Comma-separated ids (at most 500) to fetch only those.")
 ORDER_FILTERS = [
     _param("symbol", "Exact symbol (case-insensitive)."),
     _param("side", "BUY or SELL.", {"type": "string", "enum": ["BUY", "SELL"]}),
-    _param(
-        "date_from", "Executed on or after this day (YYYY-MM-DD, UTC).", {"type": "string", "format": "date"}
-    ),
-    _param(
-        "date_to", "Executed on or before this day (YYYY-MM-DD, UTC).", {"type": "string", "format": "date"}
-    ),
+    _param("date_from", "Executed on or after this day (YYYY-MM-DD, UTC).", {"type": "string", "format": "date"}),
+    _param("date_to", "Executed on or before this day (YYYY-MM-DD, UTC).", {"type": "string", "format": "date"}),
     _param("source_file", "Only orders from this import file id.", {"type": "integer"}),
 ]
 
@@ -356,9 +352,7 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "202": _json(
-                            _ref("UploadAccepted"), "Accepted: files are processed in the background"
-                        ),
+                        "202": _json(_ref("UploadAccepted"), "Accepted: files are processed in the background"),
                         "413": {"$ref": "#/components/responses/BadRequest"},
                         **ERRORS,
                     },
@@ -449,8 +443,7 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
             },
             "/api/admin/formats/pending": {
                 "get": {
-                    "summary": "Pending formats with mapping, sample rows and staged-row counts "
-                    "(approve permission)",
+                    "summary": "Pending formats with mapping, sample rows and staged-row counts (approve permission)",
                     "responses": {
                         "200": _json(
                             {

@@ -100,9 +100,7 @@ def cursor_page(
         last = items[-1]
         params = request.GET.copy()
         params["cursor"] = _encode([_attr(last, field) for field, _ in keys])
-        next_url = (
-            request.build_absolute_uri(request.path) + "?" + urlencode(list(params.lists()), doseq=True)
-        )
+        next_url = request.build_absolute_uri(request.path) + "?" + urlencode(list(params.lists()), doseq=True)
     return {"results": [serialize(item) for item in items], "next": next_url, "page_size": size}
 
 
@@ -112,9 +110,7 @@ def _attr(obj: Any, field: str) -> Any:
     return obj
 
 
-def number_page(
-    request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict[str, Any]]
-) -> dict[str, Any]:
+def number_page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """One page by number: {"count", "page", "pages", "page_size", "results"}."""
     size = page_size(request)
     try:

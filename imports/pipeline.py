@@ -101,18 +101,26 @@ def _file_process_locked(file_id: int) -> str:
         with local_path(file.stored_name) as path:
             fmt, layout = _match_format(file, path)
             if fmt.status == FormatStatus.REJECTED:
-                _file_fail(file_id, f"The format '{fmt.name}' was rejected: {fmt.rejection_reason}",
-                           status=FileStatus.REJECTED)
+                _file_fail(
+                    file_id, f"The format '{fmt.name}' was rejected: {fmt.rejection_reason}", status=FileStatus.REJECTED
+                )
                 return FileStatus.REJECTED
-            plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe) if (
-                fmt.status == FormatStatus.APPROVED and settings.AIRLOCK.get("DIRECT_IMPORT", True)) else None
+            plan = (
+                fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe)
+                if (fmt.status == FormatStatus.APPROVED and settings.AIRLOCK.get("DIRECT_IMPORT", True))
+                else None
+            )
             if plan is not None:
                 return _import_direct(file, fmt, layout, path, plan)
             staged = _stage(file, fmt, layout, path)
     except UnreadableFile as exc:
         _file_fail(file_id, exc.message)
-        record(action="file.failed", obj=file, severity=AuditEvent.Severity.WARNING,
-               summary=f"'{file.original_name}' could not be read: {exc.message}")
+        record(
+            action="file.failed",
+            obj=file,
+            severity=AuditEvent.Severity.WARNING,
+            summary=f"'{file.original_name}' could not be read: {exc.message}",
+        )
         return FileStatus.FAILED
     if staged == 0:
         _file_fail(file_id, _no_rows_message(file.skip_reasons))
@@ -125,8 +133,11 @@ def _file_process_locked(file_id: int) -> str:
 def _no_rows_message(skip_reasons: dict[str, int]) -> str:
     if not skip_reasons:
         return "The file has a header but no data rows."
-    return ("The file has no data rows (every row was skipped: "
-            + ", ".join(f"{n}× {reason}" for reason, n in Counter(skip_reasons).most_common(3)) + ").")
+    return (
+        "The file has no data rows (every row was skipped: "
+        + ", ".join(f"{n}× {reason}" for reason, n in Counter(skip_reasons).most_common(3))
+        + ")."
+    )
 
 
 def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
@@ -136,9 +147,15 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
     if fmt is None:
         sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"])]
         fmt, _ = format_get_or_create_pending(
-            target=TARGET, header=layout.header, columns=layout.columns, sample_rows=sample,
-            section=layout.section, name=_format_name(file.original_name, layout), created_by=file.owner,
-            file_id=file.pk, file_name=file.original_name,
+            target=TARGET,
+            header=layout.header,
+            columns=layout.columns,
+            sample_rows=sample,
+            section=layout.section,
+            name=_format_name(file.original_name, layout),
+            created_by=file.owner,
+            file_id=file.pk,
+            file_name=file.original_name,
         )
     options = _reader_options(fmt.mapping)
     if options.header_line or (options.section and options.section != layout.section):
@@ -181,9 +198,12 @@ def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> i
         file.progress = 0.0 if approved else 100.0
         file.save()
         if count:
-            record(action="rows.staged", obj=file,
-                   summary=f"{count} rows of '{file.original_name}' staged for format '{fmt.name}'",
-                   details={"format": fmt.pk, "rows": count, "skipped": dict(skipped), "layout": layout.as_dict()})
+            record(
+                action="rows.staged",
+                obj=file,
+                summary=f"{count} rows of '{file.original_name}' staged for format '{fmt.name}'",
+                details={"format": fmt.pk, "rows": count, "skipped": dict(skipped), "layout": layout.as_dict()},
+            )
     return count
 
 
@@ -215,8 +235,11 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
         through = 0
     try:
         if not _direct_read(file, fmt, layout, path, plan, compiled, through):
-            record(action="migration.paused", obj=file,
-                   summary=f"Import of '{file.original_name}' paused: the worker is shutting down")
+            record(
+                action="migration.paused",
+                obj=file,
+                summary=f"Import of '{file.original_name}' paused: the worker is shutting down",
+            )
             return FileStatus.PROCESSING
     except UnreadableFile as exc:
         # A broken line further down: the file is refused whole, as when it is staged, so the orders of
@@ -224,8 +247,10 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
         removed = _direct_undo(file.pk)
         if not removed:
             raise
-        raise UnreadableFile(f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
-                             "before that line were removed again).") from exc
+        raise UnreadableFile(
+            f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
+            "before that line were removed again)."
+        ) from exc
     file.refresh_from_db()
     if file.rows_total == 0:
         _file_fail(file.pk, _no_rows_message(file.skip_reasons))
@@ -233,12 +258,20 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
     return file_settle(file_id=file.pk)
 
 
-def _direct_read(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan,
-                 compiled: CompiledFormat, through: int) -> bool:
+def _direct_read(
+    file: ImportFile,
+    fmt: CsvFormat,
+    layout: FileLayout,
+    path: Any,
+    plan: fastpath.FastPlan,
+    compiled: CompiledFormat,
+    through: int,
+) -> bool:
     """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two."""
     dedupe = _resume_dedupe(file) if file.dedupe else None
-    for chunk, skipped, last_line, progress, final in _direct_chunks(path, layout, through=through,
-                                                                     file_size=file.size):
+    for chunk, skipped, last_line, progress, final in _direct_chunks(
+        path, layout, through=through, file_size=file.size
+    ):
         _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line, progress=progress, final=final)
         if not final and stop_requested():
             return False
@@ -250,8 +283,9 @@ def _direct_read(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any
 _CHUNK_CHARS = 16 * 2**20
 
 
-def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: int) -> Iterator[
-        tuple[list[tuple[int, list[str]]], Counter, int, float, bool]]:
+def _direct_chunks(
+    path: Any, layout: FileLayout, *, through: int, file_size: int
+) -> Iterator[tuple[list[tuple[int, list[str]]], Counter, int, float, bool]]:
     """(rows, reader skips, last line, progress, final) per chunk of the records after line `through`."""
     size = fastpath.batch_size()
     chunk: list[tuple[int, list[str]]] = []
@@ -289,9 +323,19 @@ def _direct_undo(file_id: int) -> int:
     return removed
 
 
-def _direct_chunk(file: ImportFile, fmt: CsvFormat, compiled: CompiledFormat, plan: fastpath.FastPlan,
-                  dedupe: DedupeKeys | None, chunk: list[tuple[int, list[str]]], skipped: Counter, through_line: int,
-                  *, progress: float, final: bool = False) -> None:
+def _direct_chunk(
+    file: ImportFile,
+    fmt: CsvFormat,
+    compiled: CompiledFormat,
+    plan: fastpath.FastPlan,
+    dedupe: DedupeKeys | None,
+    chunk: list[tuple[int, list[str]]],
+    skipped: Counter,
+    through_line: int,
+    *,
+    progress: float,
+    final: bool = False,
+) -> None:
     """One chunk of a direct import and the file's counters, in one transaction."""
     with transaction.atomic():
         outcome = BatchOutcome()
@@ -306,18 +350,33 @@ def _direct_chunk(file: ImportFile, fmt: CsvFormat, compiled: CompiledFormat, pl
         current.rows_failed += outcome.failed
         current.rows_duplicate += outcome.duplicate
         current.rows_skipped += outcome.skipped + sum(skipped.values())
-        current.skip_reasons = dict((Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons)
-                                    .most_common(50))
+        current.skip_reasons = dict(
+            (Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons).most_common(50)
+        )
         current.progress = max(current.progress, progress)
-        update = ["layout", "rows_total", "rows_imported", "rows_failed", "rows_duplicate", "rows_skipped",
-                  "skip_reasons", "progress", "updated_at"]
+        update = [
+            "layout",
+            "rows_total",
+            "rows_imported",
+            "rows_failed",
+            "rows_duplicate",
+            "rows_skipped",
+            "skip_reasons",
+            "progress",
+            "updated_at",
+        ]
         if final and current.rows_total:
             current.status = FileStatus.MIGRATING
             update.append("status")
-            record(action="rows.imported", obj=current,
-                   summary=(f"{current.rows_total} rows of '{current.original_name}' read for approved format "
-                            f"'{fmt.name}' and imported directly"),
-                   details={"format": fmt.pk, "rows": current.rows_total, "layout": layout})
+            record(
+                action="rows.imported",
+                obj=current,
+                summary=(
+                    f"{current.rows_total} rows of '{current.original_name}' read for approved format "
+                    f"'{fmt.name}' and imported directly"
+                ),
+                details={"format": fmt.pk, "rows": current.rows_total, "layout": layout},
+            )
         current.save(update_fields=update)
 
 
@@ -329,8 +388,13 @@ class BatchOutcome:
     duplicate: int = 0
     skip_reasons: Counter = field(default_factory=Counter)
 
-    def route(self, row_id: int, verdict: str, errors: list[dict[str, Any]],
-              marks: list[tuple[int, str, list[dict[str, Any]] | None]]) -> bool:
+    def route(
+        self,
+        row_id: int,
+        verdict: str,
+        errors: list[dict[str, Any]],
+        marks: list[tuple[int, str, list[dict[str, Any]] | None]],
+    ) -> bool:
         """Count and mark a skipped or invalid row; True when the row is valid and still to be written."""
         if verdict == "skip":
             self.skipped += 1
@@ -367,9 +431,10 @@ class CompiledFormat:
         if reason:
             return "skip", {}, [{"field": None, "value": "", "message": f"skipped: {reason}"}]
         errors: list[dict[str, Any]] = []
-        if len(cells) > self.width and any(cell.strip() for cell in cells[self.width:]):
-            errors.append({"field": None, "value": "", "message":
-                           f"row has {len(cells)} fields but the header has {self.width}"})
+        if len(cells) > self.width and any(cell.strip() for cell in cells[self.width :]):
+            errors.append(
+                {"field": None, "value": "", "message": f"row has {len(cells)} fields but the header has {self.width}"}
+            )
         values, conversion_errors = self.mapping.apply(cells)
         errors.extend(conversion_errors)
         if not conversion_errors:
@@ -412,19 +477,31 @@ def _file_migrate_locked(file_id: int) -> str:
     if plan is not None:
         # The same mapping compiled to SQL; every row it declines is converted by `compiled` (fastpath.py).
         batch_size = fastpath.batch_size()
-        migrate_batch = functools.partial(fastpath.migrate_batch, plan=plan, statuses=OPEN_ROW_STATUSES,
-                                          advance=_advance_counters, outcome_class=BatchOutcome)
+        migrate_batch = functools.partial(
+            fastpath.migrate_batch,
+            plan=plan,
+            statuses=OPEN_ROW_STATUSES,
+            advance=_advance_counters,
+            outcome_class=BatchOutcome,
+        )
     try:
         while migrate_batch(file, compiled, dedupe, batch_size):
             if stop_requested():
                 # The worker is shutting down: this batch is committed; the reconciler resumes the rest.
-                record(action="migration.paused", obj=file,
-                       summary=f"Migration of '{file.original_name}' paused: the worker is shutting down")
+                record(
+                    action="migration.paused",
+                    obj=file,
+                    summary=f"Migration of '{file.original_name}' paused: the worker is shutting down",
+                )
                 return FileStatus.MIGRATING
     except AppError as exc:
         _file_fail(file_id, exc.message)
-        record(action="migration.failed", obj=file, severity=AuditEvent.Severity.ERROR,
-               summary=f"Migration of '{file.original_name}' failed: {exc.message}")
+        record(
+            action="migration.failed",
+            obj=file,
+            severity=AuditEvent.Severity.ERROR,
+            summary=f"Migration of '{file.original_name}' failed: {exc.message}",
+        )
         raise
     return file_settle(file_id=file_id)
 
@@ -473,11 +550,22 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
             if source and source != (file.pk, order.line):
                 # Another file's order, or another line of this file with the same trade id.
                 outcome.duplicate += 1
-                marks.append((row_id, StagedStatus.DUPLICATE, [{
-                    "field": None, "value": "", "dedupe_key": order.dedupe_key, "duplicate_of_file": source[0],
-                    "duplicate_of_line": source[1],
-                    "message": f"duplicate of line {source[1]} of import file {source[0]}",
-                }]))
+                marks.append(
+                    (
+                        row_id,
+                        StagedStatus.DUPLICATE,
+                        [
+                            {
+                                "field": None,
+                                "value": "",
+                                "dedupe_key": order.dedupe_key,
+                                "duplicate_of_file": source[0],
+                                "duplicate_of_line": source[1],
+                                "message": f"duplicate of line {source[1]} of import file {source[0]}",
+                            }
+                        ],
+                    )
+                )
             else:
                 # Already written by an earlier run of this very batch (same file and line).
                 outcome.imported += 1
@@ -500,8 +588,16 @@ def _advance_counters(file: ImportFile, outcome: BatchOutcome) -> None:
               skip_reasons = skip_reasons || %s::jsonb, updated_at = now()
             WHERE id = %s
             """,
-            [outcome.imported, outcome.failed, outcome.skipped, outcome.duplicate, done, done,
-             _merge_reasons(file.pk, outcome.skip_reasons), file.pk],
+            [
+                outcome.imported,
+                outcome.failed,
+                outcome.skipped,
+                outcome.duplicate,
+                done,
+                done,
+                _merge_reasons(file.pk, outcome.skip_reasons),
+                file.pk,
+            ],
         )
 
 
@@ -534,9 +630,12 @@ def file_settle(*, file_id: int) -> str:
         file.finished_at = timezone.now()
         file.save()
         record(
-            action="migration.finished", obj=file,
-            summary=(f"'{file.original_name}': {file.rows_imported} imported, {file.rows_failed} invalid, "
-                     f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate"),
+            action="migration.finished",
+            obj=file,
+            summary=(
+                f"'{file.original_name}': {file.rows_imported} imported, {file.rows_failed} invalid, "
+                f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate"
+            ),
             details={"status": file.status},
         )
         notify_file_outcome(file_id=file_id)
@@ -547,7 +646,8 @@ def format_migrate(*, format_id: int) -> dict[int, str]:
     """Migrate every file of an approved format that still has open staged rows."""
     file_ids = list(
         StagedRow.objects.filter(format_id=format_id, status__in=OPEN_ROW_STATUSES)
-        .values_list("file_id", flat=True).distinct()
+        .values_list("file_id", flat=True)
+        .distinct()
     )
     ImportFile.objects.filter(pk__in=file_ids, status=FileStatus.PENDING_APPROVAL).update(
         status=FileStatus.MIGRATING, progress=0.0
@@ -568,8 +668,9 @@ def _error_kind(error: dict[str, Any]) -> str:
     return f"{error.get('field') or 'row'}: {message}"
 
 
-def preview(*, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int = 20,
-            scan_limit: int | None = None) -> dict[str, Any]:
+def preview(
+    *, fmt: CsvFormat, mapping: dict[str, Any] | None = None, limit: int = 20, scan_limit: int | None = None
+) -> dict[str, Any]:
     """What approval would write: the first rows converted, and a validation summary over staged rows."""
     compiled = CompiledFormat.for_format(fmt, mapping)
     rows = StagedRow.objects.filter(format=fmt).exclude(status=StagedStatus.REJECTED).order_by("file_id", "line")
@@ -604,13 +705,15 @@ def format_reprocess_failed(*, format_id: int) -> int:
     with transaction.atomic():
         per_file = (
             StagedRow.objects.filter(format_id=format_id, status__in=reopen)
-            .values("file_id", "status").annotate(n=Count("id"))
+            .values("file_id", "status")
+            .annotate(n=Count("id"))
         )
         counts: dict[int, Counter] = {}
         for row in per_file:
             counts.setdefault(row["file_id"], Counter())[row["status"]] = row["n"]
         reopened = StagedRow.objects.filter(format_id=format_id, status__in=reopen).update(
-            status=StagedStatus.APPROVED, errors=None)
+            status=StagedStatus.APPROVED, errors=None
+        )
         for file in ImportFile.objects.select_for_update().filter(pk__in=counts):
             failed, skipped = counts[file.pk][StagedStatus.FAILED], counts[file.pk][StagedStatus.SKIPPED]
             reader_skips = (file.layout or {}).get("reader_skips") or {}

@@ -84,9 +84,14 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
         jobs.enqueue_now("default", jobs.file_process_job, file_id, job_id=jobs.file_job_id(file_id))
     formats: list[int] = []
     due = (
-        StagedRow.objects.filter(status=StagedStatus.APPROVED, format__status=FormatStatus.APPROVED,
-                                 format__approved_at__lt=cutoff, file__status=FileStatus.PENDING_APPROVAL)
-        .values_list("format_id", flat=True).distinct()
+        StagedRow.objects.filter(
+            status=StagedStatus.APPROVED,
+            format__status=FormatStatus.APPROVED,
+            format__approved_at__lt=cutoff,
+            file__status=FileStatus.PENDING_APPROVAL,
+        )
+        .values_list("format_id", flat=True)
+        .distinct()
     )
     for format_id in due:
         if not _job_alive(jobs.format_job_id(format_id)):

@@ -110,9 +110,7 @@ def staged_rows_for(user: Any) -> QuerySet[StagedRow]:
 def staging_status(user: Any) -> dict[str, Any]:
     """The caller's staged rows by status and files by status, plus what waits for approval."""
     rows = dict(staged_rows_for(user).order_by().values_list("status").annotate(n=Count("id")))
-    files = dict(
-        ImportFile.objects.filter(owner=user).order_by().values_list("status").annotate(n=Count("id"))
-    )
+    files = dict(ImportFile.objects.filter(owner=user).order_by().values_list("status").annotate(n=Count("id")))
     waiting = StagedRow.objects.filter(file__owner=user, status=StagedStatus.PENDING).aggregate(
         rows=Count("id"), files=Count("file", distinct=True)
     )
@@ -264,15 +262,11 @@ def admin_staging_stats(*, now: dt.datetime | None = None, window_days: int = 7)
     rows = dict(StagedRow.objects.order_by().values_list("status").annotate(n=Count("id")))
     oldest = CsvFormat.objects.filter(status=FormatStatus.PENDING).aggregate(t=Min("created_at"))["t"]
     approvals = list(
-        CsvFormat.objects.filter(approved_at__gte=since, builtin=False).values_list(
-            "created_at", "approved_at"
-        )
+        CsvFormat.objects.filter(approved_at__gte=since, builtin=False).values_list("created_at", "approved_at")
     )
     waits = [(approved - created).total_seconds() for created, approved in approvals]
     finished = ImportFile.objects.filter(finished_at__gte=since)
-    totals = finished.filter(
-        status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]
-    ).aggregate(
+    totals = finished.filter(status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]).aggregate(
         imported=Sum("rows_imported"),
         failed=Sum("rows_failed"),
         skipped=Sum("rows_skipped"),

@@ -49,11 +49,13 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
         for file in files:
             with local_path(file.stored_name) as path:
                 try:
-                    layout = detect_layout(path, options, max_columns=limits["MAX_COLUMNS"],
-                                           max_field_chars=limits["MAX_FIELD_CHARS"])
+                    layout = detect_layout(
+                        path, options, max_columns=limits["MAX_COLUMNS"], max_field_chars=limits["MAX_FIELD_CHARS"]
+                    )
                 except UnreadableFile as exc:
-                    raise MappingError(f"With these reader settings '{file.original_name}' cannot be read: "
-                                       f"{exc.message}") from exc
+                    raise MappingError(
+                        f"With these reader settings '{file.original_name}' cannot be read: {exc.message}"
+                    ) from exc
                 if not layouts:
                     sample = [r.cells for r in sample_records(path, layout, limits["SAMPLE_ROWS"])]
                 layouts.append(layout)
@@ -73,7 +75,12 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
         for file, layout in zip(files, layouts, strict=True):
             with local_path(file.stored_name) as path:
                 _stage(file, fmt, layout, path)
-        record(action="format.reader_changed", actor=actor, obj=fmt,
-               summary=f"{actor.get_username()} moved the table of '{fmt.name}' to {reader}; "
-                       f"{len(files)} file(s) re-staged", details={"reader": reader, "columns": columns})
+        record(
+            action="format.reader_changed",
+            actor=actor,
+            obj=fmt,
+            summary=f"{actor.get_username()} moved the table of '{fmt.name}' to {reader}; "
+            f"{len(files)} file(s) re-staged",
+            details={"reader": reader, "columns": columns},
+        )
     return mapping

@@ -27,8 +27,14 @@ class CleanupBusy(Conflict):
 
 
 # Only these are touched: never unfinished work, never files waiting for an approval.
-FINISHED_STATUSES = (FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED, FileStatus.REJECTED,
-                     FileStatus.ROLLED_BACK, FileStatus.PURGED)
+FINISHED_STATUSES = (
+    FileStatus.IMPORTED,
+    FileStatus.PARTIAL,
+    FileStatus.FAILED,
+    FileStatus.REJECTED,
+    FileStatus.ROLLED_BACK,
+    FileStatus.PURGED,
+)
 # Files that never produced orders: past retention they are purged (and may be uploaded again).
 _PURGE_STATUSES = (FileStatus.FAILED, FileStatus.REJECTED)
 _CHUNK = 200
@@ -43,13 +49,14 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
         if not cursor.fetchone()[0]:
-            raise CleanupBusy("Another cleanup run is in progress; nothing was done. "
-                              "Try again when it finishes.")
+            raise CleanupBusy("Another cleanup run is in progress; nothing was done. Try again when it finishes.")
     try:
         due = _due_files(cutoff)
         file_ids = list(due.values_list("pk", flat=True))
         result: dict[str, Any] = {
-            "days": days, "dry_run": dry_run, "files": len(file_ids),
+            "days": days,
+            "dry_run": dry_run,
+            "files": len(file_ids),
             "staged_rows": StagedRow.objects.filter(file_id__in=file_ids).count(),
             "uploads": due.filter(upload_deleted_at__isnull=True).count(),
             "purged": due.filter(status__in=_PURGE_STATUSES).count(),
@@ -59,14 +66,20 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
             return result
         result.update(staged_rows=0, uploads=0, purged=0)
         for start in range(0, len(file_ids), _CHUNK):
-            _cleanup_chunk(file_ids[start:start + _CHUNK], cutoff, result)
+            _cleanup_chunk(file_ids[start : start + _CHUNK], cutoff, result)
         from imports.idempotency import idempotency_keys_expire
 
         result["idempotency_keys"] = idempotency_keys_expire()
-        record(action="retention.cleanup", actor=actor,
-               summary=(f"Cleanup (older than {days} days): {result['staged_rows']} staged rows of "
-                        f"{result['files']} files deleted, {result['uploads']} uploads removed, "
-                        f"{result['purged']} files purged"), details=result)
+        record(
+            action="retention.cleanup",
+            actor=actor,
+            summary=(
+                f"Cleanup (older than {days} days): {result['staged_rows']} staged rows of "
+                f"{result['files']} files deleted, {result['uploads']} uploads removed, "
+                f"{result['purged']} files purged"
+            ),
+            details=result,
+        )
         return result
     finally:
         with connection.cursor() as cursor:
@@ -76,15 +89,19 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
 def _due_files(cutoff: Any) -> Any:
     has_rows = StagedRow.objects.filter(file_id=OuterRef("pk"))
     return ImportFile.objects.filter(status__in=FINISHED_STATUSES, updated_at__lt=cutoff).filter(
-        Q(Exists(has_rows)) | Q(upload_deleted_at__isnull=True))
+        Q(Exists(has_rows)) | Q(upload_deleted_at__isnull=True)
+    )
 
 
 def _cleanup_chunk(file_ids: list[int], cutoff: Any, result: dict[str, Any]) -> None:
     with transaction.atomic():
         # Re-checked under row locks: an admin retry in between moves a file out of the finished set
         # (and waits for this transaction), so retention never deletes rows a worker is about to use.
-        files = list(ImportFile.objects.select_for_update().filter(
-            pk__in=file_ids, status__in=FINISHED_STATUSES, updated_at__lt=cutoff))
+        files = list(
+            ImportFile.objects.select_for_update().filter(
+                pk__in=file_ids, status__in=FINISHED_STATUSES, updated_at__lt=cutoff
+            )
+        )
         ids = [f.pk for f in files]
         result["staged_rows"] += staged_rows_delete_before(file_ids=ids)
         now = timezone.now()
@@ -95,8 +112,8 @@ def _cleanup_chunk(file_ids: list[int], cutoff: Any, result: dict[str, Any]) -> 
             result["purged"] += purge
             # updated_at stays: the file's age is not reset by cleaning it.
             ImportFile.objects.filter(pk=file.pk).update(
-                upload_deleted_at=file.upload_deleted_at or now,
-                status=FileStatus.PURGED if purge else file.status)
+                upload_deleted_at=file.upload_deleted_at or now, status=FileStatus.PURGED if purge else file.status
+            )
         # Storage deletes last, still inside the transaction: a crash before commit leaves the file for
         # the next run (delete_stored of a missing file is a no-op), never a row pointing at nothing.
         for file in files:

@@ -22,9 +22,7 @@ def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> Cs
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
         if fmt.status == FormatStatus.REJECTED:
-            raise Conflict(
-                "This format was rejected; its mapping cannot be changed.", details={"format": fmt.pk}
-            )
+            raise Conflict("This format was rejected; its mapping cannot be changed.", details={"format": fmt.pk})
         if fmt.status == FormatStatus.APPROVED:
             # An approved format's mapping decides what gets written: restoring one is a correction, with
             # the same permission check, validation, audit and re-processing of FAILED rows as any other.

@@ -25,8 +25,7 @@ from imports.models import FileStatus, ImportFile, Order
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.
-REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING,
-                    FileStatus.PENDING_APPROVAL)
+REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL)
 _BATCH = 5000
 
 
@@ -59,8 +58,11 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
         raise PermissionDenied("You need the 'roll back an imported file' permission.")
     with file_lock(file_id) as acquired:
         if not acquired:
-            raise Conflict("A worker is processing this file right now; try the rollback when it has "
-                           "finished.", code="file_busy", details={"file": file_id})
+            raise Conflict(
+                "A worker is processing this file right now; try the rollback when it has finished.",
+                code="file_busy",
+                details={"file": file_id},
+            )
         file = ImportFile.objects.get(pk=file_id)
         result = RollbackResult(file_id=file_id)
         if file.status == FileStatus.ROLLED_BACK:
@@ -69,35 +71,51 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
         if file.status in REFUSED_STATUSES:
             raise Conflict(
                 f"'{file.original_name}' is {file.get_status_display().lower()}: only a finished import "
-                "can be rolled back.", code="rollback_refused",
-                details={"file": file_id, "status": file.status})
+                "can be rolled back.",
+                code="rollback_refused",
+                details={"file": file_id, "status": file.status},
+            )
         changed = list(changed_orders(file_id).order_by("pk").values_list("pk", flat=True))
         if changed and not keep_changed:
             raise Conflict(
                 f"{len(changed)} orders of '{file.original_name}' were changed since the import (edited, or "
                 "referenced by other data); nothing was deleted. Review them, or roll back keeping them.",
-                code="rollback_changed_orders", details={"file": file_id, "changed_orders": changed[:100],
-                                                         "changed_count": len(changed)})
+                code="rollback_changed_orders",
+                details={"file": file_id, "changed_orders": changed[:100], "changed_count": len(changed)},
+            )
         result.kept_changed = changed
         result.duplicates_in_other_files = _duplicates_pointing_at(file_id)
         # Batches of their own transactions: a rollback of a million orders holds no lock for minutes, and
         # an interrupted one is finished by running it again (the file stays in its status until the end).
         while True:
             with transaction.atomic():
-                ids = list(Order.objects.filter(source_file_id=file_id).exclude(pk__in=changed)
-                           .order_by("pk").values_list("pk", flat=True)[:_BATCH])
+                ids = list(
+                    Order.objects.filter(source_file_id=file_id)
+                    .exclude(pk__in=changed)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)[:_BATCH]
+                )
                 if not ids:
                     break
                 result.deleted += Order.objects.filter(pk__in=ids).delete()[0]
         with transaction.atomic():
             ImportFile.objects.filter(pk=file_id).update(
-                status=FileStatus.ROLLED_BACK, finished_at=timezone.now(), updated_at=timezone.now(),
-                error=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.")
-            record(action="file.rolled_back", actor=actor, obj=file,
-                   severity=AuditEvent.Severity.WARNING,
-                   summary=(f"'{file.original_name}' rolled back: {result.deleted} orders deleted"
-                            + (f", {len(changed)} changed orders kept" if changed else "")),
-                   details={**result.as_dict(), "previous_status": file.status})
+                status=FileStatus.ROLLED_BACK,
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+                error=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.",
+            )
+            record(
+                action="file.rolled_back",
+                actor=actor,
+                obj=file,
+                severity=AuditEvent.Severity.WARNING,
+                summary=(
+                    f"'{file.original_name}' rolled back: {result.deleted} orders deleted"
+                    + (f", {len(changed)} changed orders kept" if changed else "")
+                ),
+                details={**result.as_dict(), "previous_status": file.status},
+            )
     return result
 
 

@@ -72,9 +72,9 @@ class ScanResult:
 def _connect(url: str, timeout: float) -> socket.socket:
     """clamd's address: a unix socket path (`/run/clamav/clamd.ctl`, `unix:///...`) or `host:port`."""
     if url.startswith("unix://"):
-        url = url[len("unix://"):]
+        url = url[len("unix://") :]
     if url.startswith("tcp://"):
-        url = url[len("tcp://"):]
+        url = url[len("tcp://") :]
     if url.startswith("/"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -89,8 +89,11 @@ def clamd_instream(*, uploaded: File, url: str, timeout: float = 60.0) -> ScanRe
     try:
         sock = _connect(url, timeout)
     except (OSError, ValueError) as exc:
-        raise ScanFailed(f"The virus scanner is unreachable ({exc.__class__.__name__}: {exc}); "
-                         "the upload was refused. Try again later.", details={"scanner": "clamd"}) from exc
+        raise ScanFailed(
+            f"The virus scanner is unreachable ({exc.__class__.__name__}: {exc}); "
+            "the upload was refused. Try again later.",
+            details={"scanner": "clamd"},
+        ) from exc
     uploaded.seek(0)
     try:
         with sock:
@@ -105,8 +108,11 @@ def clamd_instream(*, uploaded: File, url: str, timeout: float = 60.0) -> ScanRe
                 pass
             reply = _read_reply(sock)
     except OSError as exc:
-        raise ScanFailed(f"The virus scan did not finish ({exc.__class__.__name__}: {exc}); "
-                         "the upload was refused. Try again later.", details={"scanner": "clamd"}) from exc
+        raise ScanFailed(
+            f"The virus scan did not finish ({exc.__class__.__name__}: {exc}); "
+            "the upload was refused. Try again later.",
+            details={"scanner": "clamd"},
+        ) from exc
     finally:
         uploaded.seek(0)
     # Replies: "stream: OK", "stream: Eicar-Test-Signature FOUND", "INSTREAM size limit exceeded. ERROR".
@@ -114,8 +120,10 @@ def clamd_instream(*, uploaded: File, url: str, timeout: float = 60.0) -> ScanRe
         return ScanResult(clean=False, signature=reply.removeprefix("stream:").removesuffix(" FOUND").strip())
     if reply == "stream: OK":
         return ScanResult(clean=True)
-    raise ScanFailed(f"The virus scanner could not scan the file ({reply or 'no answer'}); the upload was "
-                     "refused.", details={"scanner": "clamd", "reply": reply[:200]})
+    raise ScanFailed(
+        f"The virus scanner could not scan the file ({reply or 'no answer'}); the upload was refused.",
+        details={"scanner": "clamd", "reply": reply[:200]},
+    )
 
 
 def _read_reply(sock: socket.socket) -> str:
@@ -159,12 +167,20 @@ def upload_check_content(*, owner: Any, files: list[File]) -> None:
         try:
             clamd_scan(uploaded=uploaded, display_name=name)
         except VirusDetected as exc:
-            record(action="file.virus_detected", actor=owner, severity=AuditEvent.Severity.ERROR,
-                   summary=f"Upload of '{name}' by {owner.get_username()} refused: {exc.details['signature']}",
-                   details={"file": name, "signature": exc.details["signature"], "size": uploaded.size})
+            record(
+                action="file.virus_detected",
+                actor=owner,
+                severity=AuditEvent.Severity.ERROR,
+                summary=f"Upload of '{name}' by {owner.get_username()} refused: {exc.details['signature']}",
+                details={"file": name, "signature": exc.details["signature"], "size": uploaded.size},
+            )
             raise
         except ScanFailed as exc:
-            record(action="file.scan_failed", actor=owner, severity=AuditEvent.Severity.WARNING,
-                   summary=f"Upload of '{name}' by {owner.get_username()} refused: not scanned",
-                   details={"file": name, "reason": exc.message})
+            record(
+                action="file.scan_failed",
+                actor=owner,
+                severity=AuditEvent.Severity.WARNING,
+                summary=f"Upload of '{name}' by {owner.get_username()} refused: not scanned",
+                details={"file": name, "reason": exc.message},
+            )
             raise

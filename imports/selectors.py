@@ -39,11 +39,19 @@ def staging_summary(user: Any) -> dict[str, int]:
 
 def with_review_counts(queryset: QuerySet[CsvFormat]) -> QuerySet[CsvFormat]:
     """Annotate staged rows waiting, files and the oldest waiting file (subqueries: no join fan-out)."""
-    staged = (StagedRow.objects.filter(format=OuterRef("pk"), status=StagedStatus.PENDING)
-              .values("format").annotate(n=Count("id")).values("n"))
+    staged = (
+        StagedRow.objects.filter(format=OuterRef("pk"), status=StagedStatus.PENDING)
+        .values("format")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     files = ImportFile.objects.filter(format=OuterRef("pk")).values("format").annotate(n=Count("id")).values("n")
-    oldest = (ImportFile.objects.filter(format=OuterRef("pk"), status="PENDING_APPROVAL")
-              .values("format").annotate(t=Min("created_at")).values("t"))
+    oldest = (
+        ImportFile.objects.filter(format=OuterRef("pk"), status="PENDING_APPROVAL")
+        .values("format")
+        .annotate(t=Min("created_at"))
+        .values("t")
+    )
     return queryset.annotate(
         staged_count=Coalesce(Subquery(staged), 0),
         file_count=Coalesce(Subquery(files), 0),
@@ -79,7 +87,8 @@ def file_summary(file: ImportFile) -> dict[str, Any]:
         "progress": round(file.progress, 1),
         "error": file.error or None,
         "layout": {k: file.layout.get(k) for k in ("encoding", "delimiter", "header_line", "section")}
-        if file.layout else None,
+        if file.layout
+        else None,
         "created_at": file.created_at.isoformat(),
         "finished_at": file.finished_at.isoformat() if file.finished_at else None,
         "updated_at": file.updated_at.isoformat(),

@@ -61,25 +61,36 @@ def upload_batch_create(
     return batch, results
 
 
-def _file_create(*, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedupe: bool,
-                 queue: str | None) -> ImportFile:
+def _file_create(
+    *, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedupe: bool, queue: str | None
+) -> ImportFile:
     stored_name, sha256, size = store_upload(uploaded)
     display = sanitize_display_name(uploaded.name or "upload.csv")
     try:
         with transaction.atomic():
             file = ImportFile.objects.create(
-                batch=batch, owner=owner, original_name=display, stored_name=stored_name, sha256=sha256,
-                size=size, dedupe=dedupe,
+                batch=batch,
+                owner=owner,
+                original_name=display,
+                stored_name=stored_name,
+                sha256=sha256,
+                size=size,
+                dedupe=dedupe,
             )
     except IntegrityError:
         delete_stored(stored_name)
         existing = ImportFile.objects.exclude(status__in=[FileStatus.ROLLED_BACK, FileStatus.PURGED]).get(
-            owner=owner, sha256=sha256)
+            owner=owner, sha256=sha256
+        )
         existing.is_existing = True
         return existing
-    record(action="file.uploaded", actor=owner, obj=file,
-           summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",
-           details={"sha256": sha256, "batch": batch.pk, "size": size})
+    record(
+        action="file.uploaded",
+        actor=owner,
+        obj=file,
+        summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",
+        details={"sha256": sha256, "batch": batch.pk, "size": size},
+    )
     jobs.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
     return file
 
@@ -95,15 +106,22 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
         # and a fresh suggestion are saved, but nobody approved that suggestion yet.
         raise MappingError(
             "The reader settings moved the table: its columns changed, so the mapping was re-suggested for "
-            "them. Review the new mapping, then approve.", code="mapping_resuggested")
+            "them. Review the new mapping, then approve.",
+            code="mapping_resuggested",
+        )
     with transaction.atomic():
         was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
         fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
         if not was_approved:
-            notify_format_decision(approved=True, file_ids=list(ImportFile.objects.filter(
-                format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list("pk", flat=True)))
-        StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(
-            status=StagedStatus.APPROVED)
+            notify_format_decision(
+                approved=True,
+                file_ids=list(
+                    ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
+                        "pk", flat=True
+                    )
+                ),
+            )
+        StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
         if was_approved and mapping is not None:
             format_reprocess_failed(format_id=format_id)
         jobs.enqueue_format_migrate(format_id)
@@ -137,14 +155,24 @@ def review_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
     """Reject a format: its staged rows and waiting files are marked rejected."""
     with transaction.atomic():
         fmt = format_reject(format_id=format_id, actor=actor, reason=reason)
-        notify_format_decision(approved=False, reason=fmt.rejection_reason, file_ids=list(
-            ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL)
-            .values_list("pk", flat=True)))
+        notify_format_decision(
+            approved=False,
+            reason=fmt.rejection_reason,
+            file_ids=list(
+                ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
+                    "pk", flat=True
+                )
+            ),
+        )
         StagedRow.objects.filter(format_id=format_id, status__in=[StagedStatus.PENDING, StagedStatus.APPROVED]).update(
-            status=StagedStatus.REJECTED)
+            status=StagedStatus.REJECTED
+        )
         ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).update(
-            status=FileStatus.REJECTED, error=f"The format was rejected: {fmt.rejection_reason}",
-            finished_at=timezone.now(), progress=100.0)
+            status=FileStatus.REJECTED,
+            error=f"The format was rejected: {fmt.rejection_reason}",
+            finished_at=timezone.now(),
+            progress=100.0,
+        )
     return fmt
 
 

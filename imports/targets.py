@@ -75,8 +75,9 @@ def order_identity(values: dict[str, Any]) -> str:
         # Many brokers' "trade id" column is really an order id that several partial fills share
         # (Swissquote's Order #, DEGIRO's order id): the fill's quantity and time keep those apart,
         # while the same fill exported twice still matches.
-        return "|".join(["id", account, trade_id, _norm_decimal(values.get("quantity")),
-                         executed.isoformat() if executed else ""])
+        return "|".join(
+            ["id", account, trade_id, _norm_decimal(values.get("quantity")), executed.isoformat() if executed else ""]
+        )
     return "fp|" + "|".join(
         [
             account,
@@ -136,9 +137,22 @@ def orders_insert(*, owner_id: int, file_id: int, rows: list[OrderRow]) -> set[i
     """
     if not rows:
         return set()
-    columns: dict[str, list[Any]] = {name: [] for name in (
-        "account", "symbol", "side", "quantity", "price", "commission", "currency", "executed_at",
-        "broker_trade_id", "line", "dedupe_key")}
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "account",
+            "symbol",
+            "side",
+            "quantity",
+            "price",
+            "commission",
+            "currency",
+            "executed_at",
+            "broker_trade_id",
+            "line",
+            "dedupe_key",
+        )
+    }
     for row in rows:
         v = row.values
         columns["account"].append(v.get("account") or "")

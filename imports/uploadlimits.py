@@ -49,15 +49,18 @@ class UploadRejected(MultiPartParserError):
 class UploadLimitHandler(FileUploadHandler):
     """First upload handler: counts each file's bytes and aborts the request past the per-file limit."""
 
-    def handle_raw_input(self, input_data: Any, META: dict[str, Any], content_length: int, boundary: bytes,
-                         encoding: str | None = None) -> None:
+    def handle_raw_input(
+        self, input_data: Any, META: dict[str, Any], content_length: int, boundary: bytes, encoding: str | None = None
+    ) -> None:
         limit = settings.AIRLOCK["MAX_REQUEST_BYTES"]
         if content_length and content_length > limit:
-            raise UploadRejected(PayloadTooLarge(
-                f"The upload is {_megabytes(content_length)}; at most {_megabytes(limit)} can be sent in one "
-                "request. Send the files in several requests.",
-                details={"size": content_length, "limit": limit},
-            ))
+            raise UploadRejected(
+                PayloadTooLarge(
+                    f"The upload is {_megabytes(content_length)}; at most {_megabytes(limit)} can be sent in one "
+                    "request. Send the files in several requests.",
+                    details={"size": content_length, "limit": limit},
+                )
+            )
         return None
 
     def new_file(self, field_name: str, file_name: str, *args: Any, **kwargs: Any) -> None:
@@ -83,11 +86,13 @@ class UploadLimitHandler(FileUploadHandler):
             if handler is not self and getattr(handler, "file", None) is not None:
                 handler.file.close()
         how_big = f"is {_megabytes(size)}; the limit is" if size else "is larger than the limit of"
-        raise UploadRejected(PayloadTooLarge(
-            f"'{self.display_name}' {how_big} {_megabytes(limit)} per file. Nothing was stored; "
-            "split the export into smaller files.",
-            details={"file": self.display_name, "limit": limit, **({"size": size} if size else {})},
-        ))
+        raise UploadRejected(
+            PayloadTooLarge(
+                f"'{self.display_name}' {how_big} {_megabytes(limit)} per file. Nothing was stored; "
+                "split the export into smaller files.",
+                details={"file": self.display_name, "limit": limit, **({"size": size} if size else {})},
+            )
+        )
 
 
 def _parse_error(exc: Exception) -> AppError:
@@ -95,9 +100,12 @@ def _parse_error(exc: Exception) -> AppError:
         return exc.error
     if isinstance(exc, TooManyFilesSent):
         limit = settings.AIRLOCK["MAX_FILES_PER_REQUEST"]
-        return InvalidRequest(f"Too many files in one request: the limit is {limit}. Nothing was stored; "
-                              "send the files in several requests.", code="too_many_files",
-                              details={"limit": limit})
+        return InvalidRequest(
+            f"Too many files in one request: the limit is {limit}. Nothing was stored; "
+            "send the files in several requests.",
+            code="too_many_files",
+            details={"limit": limit},
+        )
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge("The form fields of the upload are too large.")
     return InvalidRequest(f"The upload could not be read as multipart form data: {exc}.", code="invalid_upload")
@@ -141,8 +149,9 @@ class UploadGuardMiddleware:
         if not request.user.is_authenticated:  # pragma: no cover - checked before
             return redirect_to_login(request.get_full_path())
         messages.error(request, error.message)
-        response = render(request, "imports/upload.html", {"form": UploadForm(), "limits": settings.AIRLOCK},
-                          status=error.http_status)
+        response = render(
+            request, "imports/upload.html", {"form": UploadForm(), "limits": settings.AIRLOCK}, status=error.http_status
+        )
         retry_after = error.details.get("retry_after")
         if retry_after:
             response["Retry-After"] = str(retry_after)

@@ -35,8 +35,11 @@ def upload(request: HttpRequest) -> HttpResponse:
         else:
             again = sum(1 for f in files if f.is_existing)
             if again:
-                messages.info(request, f"{again} of {len(files)} file(s) had been uploaded before: "
-                                       "their earlier imports are listed below, not imported twice.")
+                messages.info(
+                    request,
+                    f"{again} of {len(files)} file(s) had been uploaded before: "
+                    "their earlier imports are listed below, not imported twice.",
+                )
             if len(files) > again:
                 messages.success(request, f"{len(files) - again} file(s) received. They are being processed.")
             return redirect("imports:list")
@@ -52,8 +55,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
     by_status = dict(files.order_by().values_list("status").annotate(n=Count("id")))
     if status:
         files = files.filter(status=status)
-    batches = (selectors.batches_for(request.user).filter(pk__in=files.values("batch_id"))
-               .order_by("-created_at", "-id"))
+    batches = selectors.batches_for(request.user).filter(pk__in=files.values("batch_id")).order_by("-created_at", "-id")
     page = Paginator(batches, 20).get_page(request.GET.get("page"))
     grouped: dict[int, list] = {batch.pk: [] for batch in page}
     for file in files.filter(batch_id__in=list(grouped)).order_by("pk"):
@@ -61,12 +63,20 @@ def import_list(request: HttpRequest) -> HttpResponse:
     rows = [{"batch": b, "files": grouped[b.pk], "totals": _totals(grouped[b.pk])} for b in page]
     filters = [{"value": "", "label": "All", "count": sum(by_status.values())}] + [
         {"value": value, "label": label, "count": by_status.get(value, 0)}
-        for value, label in FileStatus.choices if by_status.get(value) or value == status
+        for value, label in FileStatus.choices
+        if by_status.get(value) or value == status
     ]
-    return render(request, "imports/list.html", {
-        "page": page, "batches": rows, "status": status, "filters": filters,
-        "query": f"status={status}" if status else "",
-    })
+    return render(
+        request,
+        "imports/list.html",
+        {
+            "page": page,
+            "batches": rows,
+            "status": status,
+            "filters": filters,
+            "query": f"status={status}" if status else "",
+        },
+    )
 
 
 def _totals(files: list) -> dict[str, int]:
@@ -82,8 +92,11 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
     file = selectors.file_for(request.user, file_id)
     page = Paginator(reports.ErrorList(file.pk), 50).get_page(request.GET.get("page"))
     skip_reasons = sorted(file.skip_reasons.items(), key=lambda item: -item[1])
-    return render(request, "imports/detail.html", {"file": file, "page": page, "skip_reasons": skip_reasons,
-                                                   "header": reports.file_header(file)})
+    return render(
+        request,
+        "imports/detail.html",
+        {"file": file, "page": page, "skip_reasons": skip_reasons, "header": reports.file_header(file)},
+    )
 
 
 @login_required
@@ -117,7 +130,14 @@ def order_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(orders.order_by("-executed_at", "-id"), 100).get_page(request.GET.get("page"))
     sources = selectors.files_for(request.user).filter(orders__isnull=False).distinct()
     sources = sources.order_by("-created_at")
-    return render(request, "imports/orders.html", {
-        "page": page, "filters": filters, "figures": reports.order_figures(orders), "sources": sources,
-        "query": urlencode(filters.as_query()),
-    })
+    return render(
+        request,
+        "imports/orders.html",
+        {
+            "page": page,
+            "filters": filters,
+            "figures": reports.order_figures(orders),
+            "sources": sources,
+            "query": urlencode(filters.as_query()),
+        },
+    )

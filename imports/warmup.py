@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("imports.jobs", "imports.pipeline", "imports.fastpath", "imports.reading", "imports.services",
-           "imports.notifications", "staging.services", "formats.services", "formats.suggest", "audit.services")
+MODULES = (
+    "imports.jobs",
+    "imports.pipeline",
+    "imports.fastpath",
+    "imports.reading",
+    "imports.services",
+    "imports.notifications",
+    "staging.services",
+    "formats.services",
+    "formats.suggest",
+    "audit.services",
+)
 
 
 def warm_up() -> None:

@@ -95,8 +95,10 @@ def staged_rows_claim(*, file_id: int, limit: int, statuses: tuple[str, ...]) ->
             """,
             [file_id, list(statuses), limit],
         )
-        return [(row_id, line, orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
-                for row_id, line, raw in cursor.fetchall()]
+        return [
+            (row_id, line, orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
+            for row_id, line, raw in cursor.fetchall()
+        ]
 
 
 def staged_rows_mark(*, outcomes: list[tuple[int, str, list[dict[str, Any]] | None]]) -> None:
@@ -138,7 +140,5 @@ def staged_rows_delete_before(*, file_ids: list[int]) -> int:
 def staged_counts_by_status(*, file_id: int) -> dict[str, int]:
     """{status: count} for one file."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT status, count(*) FROM staging_stagedrow WHERE file_id = %s GROUP BY status", [file_id]
-        )
+        cursor.execute("SELECT status, count(*) FROM staging_stagedrow WHERE file_id = %s GROUP BY status", [file_id])
         return dict(cursor.fetchall())

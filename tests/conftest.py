@@ -45,8 +45,9 @@ def reviewer(django_user_model: Any) -> Any:
     reviewer.user_permissions.add(
         Permission.objects.get(content_type__app_label="formats", codename="approve_csvformat"),
         Permission.objects.get(content_type__app_label="imports", codename="rollback_importfile"),
-        *Permission.objects.filter(content_type__app_label__in=["formats", "imports", "staging"],
-                                   codename__startswith="view_"),
+        *Permission.objects.filter(
+            content_type__app_label__in=["formats", "imports", "staging"], codename__startswith="view_"
+        ),
     )
     return django_user_model.objects.get(pk=reviewer.pk)  # fresh permission cache
 

@@ -9,8 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HEADER = ["Account", "Symbol", "Side", "Quantity", "Price", "Commission", "Currency", "Trade Time",
-          "Trade ID", "Exchange", "Order Type", "Description"]
+HEADER = [
+    "Account",
+    "Symbol",
+    "Side",
+    "Quantity",
+    "Price",
+    "Commission",
+    "Currency",
+    "Trade Time",
+    "Trade ID",
+    "Exchange",
+    "Order Type",
+    "Description",
+]
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "NVDA", "META", "ASML", "SAP", "NESN", "BRK.B", "VOW3"]
 SIDES = ["Buy", "Sell", "BOT", "SLD"]
 CURRENCIES = ["USD", "EUR", "CHF", "GBP"]
@@ -30,8 +42,11 @@ MAPPING: dict[str, Any] = {
         "price": {"columns": ["Price"], "converter": "decimal", "options": {}},
         "commission": {"columns": ["Commission"], "converter": "decimal", "options": {"abs": True}},
         "currency": {"columns": ["Currency"], "converter": "currency", "options": {}},
-        "executed_at": {"columns": ["Trade Time"], "converter": "datetime",
-                        "options": {"formats": ["%Y-%m-%d %H:%M:%S"], "tz": "UTC"}},
+        "executed_at": {
+            "columns": ["Trade Time"],
+            "converter": "datetime",
+            "options": {"formats": ["%Y-%m-%d %H:%M:%S"], "tz": "UTC"},
+        },
         "broker_trade_id": {"columns": ["Trade ID"], "converter": "text", "options": {}},
     },
 }
@@ -47,9 +62,17 @@ def trade_rows(count: int, *, seed: int, id_offset: int = 0, invalid_every: int 
         if invalid_every and n % invalid_every == invalid_every - 1:
             quantity = "twelve"
         yield [
-            f"U{randint(1000000, 1000099)}", choice(SYMBOLS), choice(SIDES), quantity,
-            f"{random_() * 900 + 10:.4f}", f"{random_() * 5:.2f}", choice(CURRENCIES),
-            when.strftime("%Y-%m-%d %H:%M:%S"), f"T{id_offset + n:010d}", choice(EXCHANGES), "LMT",
+            f"U{randint(1000000, 1000099)}",
+            choice(SYMBOLS),
+            choice(SIDES),
+            quantity,
+            f"{random_() * 900 + 10:.4f}",
+            f"{random_() * 5:.2f}",
+            choice(CURRENCIES),
+            when.strftime("%Y-%m-%d %H:%M:%S"),
+            f"T{id_offset + n:010d}",
+            choice(EXCHANGES),
+            "LMT",
             "Limit order",
         ]
 
@@ -89,8 +112,22 @@ def write_trades_until(path: Path, size_bytes: int, *, seed: int) -> int:
     return rows
 
 
-CLEAN_COLUMNS = ["owner_id", "account", "symbol", "side", "quantity", "price", "commission", "currency",
-                 "executed_at", "broker_trade_id", "source_file_id", "source_line", "dedupe_key", "created_at"]
+CLEAN_COLUMNS = [
+    "owner_id",
+    "account",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "currency",
+    "executed_at",
+    "broker_trade_id",
+    "source_file_id",
+    "source_line",
+    "dedupe_key",
+    "created_at",
+]
 _SIDE = {"Buy": "BUY", "BOT": "BUY", "Sell": "SELL", "SLD": "SELL"}
 
 
@@ -100,8 +137,22 @@ def clean_rows(count: int, *, seed: int, owner_id: int, file_id: int) -> Iterato
     for line, cells in enumerate(trade_rows(count, seed=seed), start=2):
         account, symbol, side, quantity, price, commission, currency, when, trade_id = cells[:9]
         key = hashlib.sha256(f"id|{account}|{trade_id}".encode()).hexdigest()
-        yield [str(owner_id), account, symbol, _SIDE[side], quantity, price, commission, currency,
-               when + "+00", trade_id, str(file_id), str(line), key, now]
+        yield [
+            str(owner_id),
+            account,
+            symbol,
+            _SIDE[side],
+            quantity,
+            price,
+            commission,
+            currency,
+            when + "+00",
+            trade_id,
+            str(file_id),
+            str(line),
+            key,
+            now,
+        ]
 
 
 def write_clean(path: Path, count: int, *, seed: int, owner_id: int, file_id: int) -> int:

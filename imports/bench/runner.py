@@ -107,7 +107,11 @@ class Processes:
         log = self.workdir / f"worker-{len(self.procs)}.log"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "rqworker", "high", "default", "bulk"],
-            cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -118,9 +122,22 @@ class Processes:
             port = sock.getsockname()[1]
         env = {**self.env, "ALLOWED_HOSTS": "127.0.0.1", "AIRLOCK_SECURE": "0", "DEBUG": "0"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--timeout", "300"],
-            cwd=ROOT, env=env, stdout=(self.workdir / "web.log").open("w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--timeout",
+                "300",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=(self.workdir / "web.log").open("w"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs.append(proc)
@@ -193,6 +210,7 @@ def file_row(file_id: int) -> dict[str, Any]:
 
 # --- scenarios -----------------------------------------------------------------------------------------
 
+
 def baseline_copy(opts: Options, owner_id: int, file_id: int) -> Result:
     """Postgres's own COPY (FORMAT csv) of the same rows, already clean, into a copy of imports_order."""
     path = opts.workdir / "clean.csv"
@@ -249,10 +267,17 @@ def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Res
     row = file_row(file_id)
     expected_failed = opts.rows // opts.invalid_every if opts.invalid_every else 0
     if row["rows_imported"] + row["rows_failed"] != opts.rows or row["rows_failed"] != expected_failed:
-        raise RuntimeError(f"migration: {row['rows_imported']} imported, {row['rows_failed']} failed "
-                           f"(expected {expected_failed} failed): {row['error']}")
-    return Result("migrate staged rows after approval", opts.rows, seconds, rss.peak_mb,
-                  note=f"{row['rows_failed']} invalid rows kept with errors")
+        raise RuntimeError(
+            f"migration: {row['rows_imported']} imported, {row['rows_failed']} failed "
+            f"(expected {expected_failed} failed): {row['error']}"
+        )
+    return Result(
+        "migrate staged rows after approval",
+        opts.rows,
+        seconds,
+        rss.peak_mb,
+        note=f"{row['rows_failed']} invalid rows kept with errors",
+    )
 
 
 def approved(opts: Options, owner: Any, procs: Processes) -> Result:
@@ -268,8 +293,13 @@ def approved(opts: Options, owner: Any, procs: Processes) -> Result:
     if row["rows_imported"] + row["rows_failed"] != opts.rows:
         raise RuntimeError(f"approved path: {row['status']} {row['rows_imported']} imported: {row['error']}")
     path.unlink()
-    return Result("approved format: stored file -> orders", opts.rows, seconds, rss.peak_mb,
-                  note=f"{row['rows_failed']} invalid rows kept with errors")
+    return Result(
+        "approved format: stored file -> orders",
+        opts.rows,
+        seconds,
+        rss.peak_mb,
+        note=f"{row['rows_failed']} invalid rows kept with errors",
+    )
 
 
 def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
@@ -318,7 +348,8 @@ def many_files(opts: Options, procs: Processes, token: str) -> Result:
         handles = [path.open("rb") for path in paths]
         started = time.perf_counter()
         response = requests.post(
-            f"{base}/api/uploads", headers={"Authorization": f"Bearer {token}"},
+            f"{base}/api/uploads",
+            headers={"Authorization": f"Bearer {token}"},
             files=[("file", (path.name, handle, "text/csv")) for path, handle in zip(paths, handles, strict=True)],
             timeout=600,
         )
@@ -338,9 +369,14 @@ def many_files(opts: Options, procs: Processes, token: str) -> Result:
     if imported != opts.files * opts.file_rows:
         raise RuntimeError(f"{opts.files} files: {imported} rows imported, batch {batch.status}")
     return Result(
-        f"{opts.files} files x {opts.file_rows} rows, 1 request, 2 workers", imported, seconds, rss.peak_mb,
-        note=(f"request {request_seconds:.1f}s; web RSS {idle_rss / 2**20:.0f} -> {web_rss.peak_mb:.0f} MB; "
-              f"batch {batch.status}"),
+        f"{opts.files} files x {opts.file_rows} rows, 1 request, 2 workers",
+        imported,
+        seconds,
+        rss.peak_mb,
+        note=(
+            f"request {request_seconds:.1f}s; web RSS {idle_rss / 2**20:.0f} -> {web_rss.peak_mb:.0f} MB; "
+            f"batch {batch.status}"
+        ),
     )
 
 
@@ -351,8 +387,15 @@ def scratch_file(owner: Any, name: str) -> int:
     from imports.models import ImportBatch, ImportFile
 
     batch = ImportBatch.objects.create(owner=owner, status="COMPLETED")
-    return ImportFile.objects.create(batch=batch, owner=owner, original_name=name, stored_name=uuid.uuid4().hex,
-                                     sha256=uuid.uuid4().hex, size=0, status="IMPORTED").pk
+    return ImportFile.objects.create(
+        batch=batch,
+        owner=owner,
+        original_name=name,
+        stored_name=uuid.uuid4().hex,
+        sha256=uuid.uuid4().hex,
+        size=0,
+        status="IMPORTED",
+    ).pk
 
 
 def django_import_export(opts: Options, owner: Any) -> list[Result]:
@@ -365,15 +408,32 @@ def django_import_export(opts: Options, owner: Any) -> list[Result]:
 
     class OrderResource(resources.ModelResource):
         owner = fields.Field(attribute="owner_id", column_name="owner_id", widget=widgets.IntegerWidget())
-        source_file = fields.Field(attribute="source_file_id", column_name="source_file_id",
-                                   widget=widgets.IntegerWidget())
-        executed_at = fields.Field(attribute="executed_at", column_name="executed_at",
-                                   widget=widgets.DateTimeWidget(format="%Y-%m-%d %H:%M:%S"))
+        source_file = fields.Field(
+            attribute="source_file_id", column_name="source_file_id", widget=widgets.IntegerWidget()
+        )
+        executed_at = fields.Field(
+            attribute="executed_at",
+            column_name="executed_at",
+            widget=widgets.DateTimeWidget(format="%Y-%m-%d %H:%M:%S"),
+        )
 
         class Meta:
             model = Order
-            fields = ("owner", "account", "symbol", "side", "quantity", "price", "commission", "currency",
-                      "executed_at", "broker_trade_id", "source_file", "source_line", "dedupe_key")
+            fields = (
+                "owner",
+                "account",
+                "symbol",
+                "side",
+                "quantity",
+                "price",
+                "commission",
+                "currency",
+                "executed_at",
+                "broker_trade_id",
+                "source_file",
+                "source_line",
+                "dedupe_key",
+            )
             import_id_fields = ("source_file", "source_line")
 
     class FastOrderResource(OrderResource):
@@ -405,6 +465,7 @@ def django_import_export(opts: Options, owner: Any) -> list[Result]:
 
 
 # --- the whole run -------------------------------------------------------------------------------------
+
 
 def run(opts: Options) -> list[Result]:
     """Every scenario in order; returns the results (printed by the command)."""
@@ -455,8 +516,17 @@ def table(results: list[Result]) -> str:
         ratio = f"{r.rows_s / r.baseline_rows_s:.2f}" if r.baseline_rows_s else ""
         if r.scenario.startswith("approved") and r.baseline_rows_s:
             note = f"{note}; time = {r.seconds / (r.rows / r.baseline_rows_s):.2f}x COPY's"
-        lines.append([r.scenario, f"{r.rows:,}", f"{r.rows_s:,.0f}", ratio, f"{r.seconds:.2f}",
-                      f"{r.rss_mb:.0f}" if r.rss_mb else "", note])
+        lines.append(
+            [
+                r.scenario,
+                f"{r.rows:,}",
+                f"{r.rows_s:,.0f}",
+                ratio,
+                f"{r.seconds:.2f}",
+                f"{r.rss_mb:.0f}" if r.rss_mb else "",
+                note,
+            ]
+        )
     widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
     out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     out.append("-+-".join("-" * w for w in widths))

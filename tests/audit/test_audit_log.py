@@ -16,8 +16,12 @@ pytestmark = pytest.mark.django_db
 def test_it_records_the_actor_action_and_details(user: Any) -> None:
     event = record(action="file.uploaded", actor=user, summary="uploaded x.csv", details={"size": 3})
     event.refresh_from_db()
-    assert (event.actor, event.actor_label, event.action, event.details) == (user, "uploader", "file.uploaded",
-                                                                             {"size": 3})
+    assert (event.actor, event.actor_label, event.action, event.details) == (
+        user,
+        "uploader",
+        "file.uploaded",
+        {"size": 3},
+    )
 
 
 def test_it_labels_events_without_a_user_as_the_system() -> None:

@@ -50,7 +50,10 @@ class Stack:
         log = self.media_root.parent / f"worker-{len(self.processes)}.log"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "rqworker", *(queues or ("high", "default", "bulk")), "--with-scheduler"],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(proc)
@@ -62,7 +65,10 @@ class Stack:
         log = self.media_root.parent / f"cron-{len(self.processes)}.log"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "rqcron", "config/cron.py"],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(proc)
@@ -96,8 +102,9 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any,
-          stack_env: dict[str, str]) -> Iterator[Stack]:
+def stack(
+    transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any, stack_env: dict[str, str]
+) -> Iterator[Stack]:
     """gunicorn + one RQ worker on the test database and test Redis; stopped after the test."""
     media = tmp_path / "media"
     media.mkdir()
@@ -118,9 +125,23 @@ def stack(transactional_db: Any, settings: Any, tmp_path: Path, redis_clean: Any
     env.pop("DJANGO_SETTINGS_MODULE", None)
     web_log = tmp_path / "web.log"
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=web_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=web_log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     running = Stack(base_url=f"http://127.0.0.1:{port}", env=env, media_root=media, processes=[web], logs=[web_log])
     running.start_worker()

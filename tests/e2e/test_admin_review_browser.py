@@ -20,8 +20,16 @@ from tests.formats.test_admin_review import GOOD, TRADES
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def static_server(stack: Stack) -> str:
@@ -30,7 +38,11 @@ def static_server(stack: Stack) -> str:
     log = stack.media_root.parent / "runserver.log"
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"],
-        cwd=ROOT, env=stack.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=stack.env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     stack.processes.append(proc)
     stack.logs.append(log)
@@ -58,8 +70,7 @@ def test_a_reviewer_edits_the_mapping_in_the_table_previews_and_approves(
     uploader = django_user_model.objects.create_user(username="trader", password="pw-trader-1")
     _, files = upload_batch_create(owner=uploader, files=[csv_upload("trades.csv", TRADES)])
     file_id = files[0].pk
-    stack.wait_for(lambda: ImportFile.objects.get(pk=file_id).status == FileStatus.PENDING_APPROVAL,
-                   what="staging")
+    stack.wait_for(lambda: ImportFile.objects.get(pk=file_id).status == FileStatus.PENDING_APPROVAL, what="staging")
     fmt = ImportFile.objects.get(pk=file_id).format
     base = static_server(stack)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -176,10 +176,7 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     assert Order.objects.filter(source_file=unknown).count() == 0
 
     page.goto(f"{base}/imports/")
-    assert (
-        page.locator(f"tr[data-file-id='{unknown.pk}'] [data-field=status]").inner_text()
-        == "Pending approval"
-    )
+    assert page.locator(f"tr[data-file-id='{unknown.pk}'] [data-field=status]").inner_text() == "Pending approval"
     shot(page, "04-my-imports")
 
     # The staged rows page stays open while the admin decides.
@@ -204,9 +201,9 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     assert "Approved" in admin.inner_text("ul.messagelist")
 
     # The user's open page follows: rows migrate (or fail), the file settles, the banner goes.
-    page.locator(
-        "section[data-file-id] [data-field=file-status]", has_text="Imported with invalid rows"
-    ).wait_for(timeout=60_000)
+    page.locator("section[data-file-id] [data-field=file-status]", has_text="Imported with invalid rows").wait_for(
+        timeout=60_000
+    )
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-field=row-status]')]"
         ".every(el => !/Pending|Approved|Importing/.test(el.textContent))",

@@ -114,9 +114,7 @@ def wait_status(stack: Stack, file_id: int, status: str, timeout: float = 120) -
         )
 
     try:
-        stack.wait_for(
-            lambda: status_of(file_id) == status, timeout=timeout, what=f"file {file_id} to be {status}"
-        )
+        stack.wait_for(lambda: status_of(file_id) == status, timeout=timeout, what=f"file {file_id} to be {status}")
     except AssertionError as exc:
         raise AssertionError(f"{describe()}\n{exc}") from None
     return ImportFile.objects.get(pk=file_id)
@@ -185,9 +183,7 @@ def reconcile_until_enqueued(stack: Stack, file_id: int) -> dict[str, list[int]]
         return calls[-1] if file_id in calls[-1]["files"] else None
 
     try:
-        return stack.wait_for(
-            once, timeout=30, interval=0.5, what=f"the reconciler to re-enqueue file {file_id}"
-        )
+        return stack.wait_for(once, timeout=30, interval=0.5, what=f"the reconciler to re-enqueue file {file_id}")
     except AssertionError as exc:
         raise AssertionError(f"{why()}\n{exc}") from None
 
@@ -260,8 +256,10 @@ def test_a_worker_killed_mid_direct_import_of_an_approved_format_resumes_after_t
     result = reconcile_until_enqueued(stack, file.pk)
     wait_status(stack, file.pk, FileStatus.IMPORTED, timeout=180)
     assert_exactly_imported(file.pk, total)
-    print(f"\nSIGKILL (direct): {after_kill} of {total} orders when killed (read through line {through}); "
-          f"reconciler re-enqueued {result}; final {orders_of(file.pk)} orders")
+    print(
+        f"\nSIGKILL (direct): {after_kill} of {total} orders when killed (read through line {through}); "
+        f"reconciler re-enqueued {result}; final {orders_of(file.pk)} orders"
+    )
 
 
 @pytest.mark.parametrize("target", ["worker-pid", "worker-and-horse"])
@@ -352,10 +350,7 @@ def test_a_terminated_database_connection_mid_batch_is_retried_with_exact_counts
     )
     job = Job.fetch(jobs.format_job_id(file.format_id), connection=django_rq.get_connection("default"))
     stack.wait_for(
-        lambda: (
-            job.get_status(refresh=True) in ("scheduled", "queued")
-            or status_of(file.pk) == FileStatus.IMPORTED
-        ),
+        lambda: job.get_status(refresh=True) in ("scheduled", "queued") or status_of(file.pk) == FileStatus.IMPORTED,
         timeout=30,
         what="RQ to schedule a retry",
     )
@@ -416,9 +411,7 @@ def test_after_the_last_retry_the_file_fails_with_a_reason_and_an_admin_retry_fi
 
     reviewer.user_permissions.add(Permission.objects.get(codename="rollback_importfile"))
     client.force_login(reviewer)
-    response = client.post(
-        "/admin/imports/importfile/", {"action": "retry_selected", "_selected_action": [file.pk]}
-    )
+    response = client.post("/admin/imports/importfile/", {"action": "retry_selected", "_selected_action": [file.pk]})
     assert response.status_code == 302, response.content[:500]
     wait_status(stack, file.pk, FileStatus.IMPORTED, timeout=120)
     assert_exactly_imported(file.pk, total)
@@ -447,9 +440,7 @@ def test_two_concurrent_migrations_of_one_format_never_count_a_row_twice(
     stack: Stack, user: Any, reviewer: Any
 ) -> None:
     total_a, total_b = 12_000, 8_000
-    a = wait_status(
-        stack, upload(user, trades_csv(total_a, ids=False, twins_every=5)).pk, FileStatus.PENDING_APPROVAL
-    )
+    a = wait_status(stack, upload(user, trades_csv(total_a, ids=False, twins_every=5)).pk, FileStatus.PENDING_APPROVAL)
     b = wait_status(stack, upload(user, trades_csv(total_b, start=50_000)).pk, FileStatus.PENDING_APPROVAL)
     assert a.format_id == b.format_id
     stack.stop(stack.processes[1])  # staging done; the two migrators below are the only ones
@@ -471,9 +462,7 @@ def test_two_concurrent_migrations_of_one_format_never_count_a_row_twice(
     )
 
 
-def test_a_worker_does_not_leak_database_connections_over_many_jobs(
-    stack: Stack, user: Any, reviewer: Any
-) -> None:
+def test_a_worker_does_not_leak_database_connections_over_many_jobs(stack: Stack, user: Any, reviewer: Any) -> None:
     own_worker(stack)
     first = staged_and_approved(stack, user, reviewer, trades_csv(5))
     wait_status(stack, first.pk, FileStatus.IMPORTED)
@@ -481,8 +470,7 @@ def test_a_worker_does_not_leak_database_connections_over_many_jobs(
     def worker_backends() -> int:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                "AND datname = current_database()",
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
                 [WORKER_APP],
             )
             return cursor.fetchone()[0]

@@ -34,8 +34,12 @@ def test_an_unknown_format_waits_for_approval_then_a_worker_imports_it(stack: St
     user = {"Authorization": f"Bearer {user_token}"}
     admin = {"Authorization": f"Bearer {admin_token}"}
 
-    response = requests.post(f"{stack.base_url}/api/uploads", headers=user,
-                              files={"file": ("trades.csv", UNKNOWN_FORMAT.encode(), "text/csv")}, timeout=30)
+    response = requests.post(
+        f"{stack.base_url}/api/uploads",
+        headers=user,
+        files={"file": ("trades.csv", UNKNOWN_FORMAT.encode(), "text/csv")},
+        timeout=30,
+    )
     assert response.status_code == 202, response.text
     file_id = response.json()["files"][0]["id"]
 
@@ -57,8 +61,9 @@ def test_an_unknown_format_waits_for_approval_then_a_worker_imports_it(stack: St
     denied = requests.post(f"{stack.base_url}/api/admin/formats/{fmt['id']}/approve", headers=user, json={}, timeout=10)
     assert denied.status_code == 403
     assert denied.json()["error"] == "permission_denied"
-    approved = requests.post(f"{stack.base_url}/api/admin/formats/{fmt['id']}/approve", headers=admin,
-                             json={"mapping": mapping}, timeout=10)
+    approved = requests.post(
+        f"{stack.base_url}/api/admin/formats/{fmt['id']}/approve", headers=admin, json={"mapping": mapping}, timeout=10
+    )
     assert approved.status_code == 202, approved.text
 
     done = stack.wait_for(lambda: (s := status())["status"] == "IMPORTED" and s, what="migration")
@@ -73,11 +78,15 @@ def test_an_unknown_format_waits_for_approval_then_a_worker_imports_it(stack: St
 
 
 def test_healthz_reports_the_database_redis_and_a_worker(stack: Stack) -> None:
-    body = stack.wait_for(lambda: (r := requests.get(f"{stack.base_url}/healthz", timeout=5)).status_code == 200
-                          and r.json(), what="a healthy /healthz")
+    body = stack.wait_for(
+        lambda: (r := requests.get(f"{stack.base_url}/healthz", timeout=5)).status_code == 200 and r.json(),
+        what="a healthy /healthz",
+    )
     assert body["database"] == "ok" and body["redis"] == "ok" and body["workers"] >= 1
     for proc in stack.processes[1:]:
         stack.stop(proc)
-    down = stack.wait_for(lambda: (r := requests.get(f"{stack.base_url}/healthz", timeout=5)).status_code == 503
-                          and r.json(), what="/healthz to notice the worker is gone")
+    down = stack.wait_for(
+        lambda: (r := requests.get(f"{stack.base_url}/healthz", timeout=5)).status_code == 503 and r.json(),
+        what="/healthz to notice the worker is gone",
+    )
     assert down["workers"] == 0 and "worker" in down["problem"]

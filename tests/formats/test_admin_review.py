@@ -56,9 +56,7 @@ def with_field(mapping: dict[str, Any], field: str, **spec: Any) -> dict[str, An
     return changed
 
 
-def upload(
-    owner: Any, run_jobs: Any, capture: Any, text: str = TRADES, name: str = "trades.csv"
-) -> ImportFile:
+def upload(owner: Any, run_jobs: Any, capture: Any, text: str = TRADES, name: str = "trades.csv") -> ImportFile:
     with capture(execute=True):
         _, files = upload_batch_create(owner=owner, files=[csv_upload(name, text)])
     run_jobs()
@@ -140,9 +138,7 @@ def test_it_lists_pending_formats_first_with_uploader_files_staged_rows_and_conf
     assert "87%" in html
 
 
-def test_the_list_filters_by_status_and_searches_by_file_name(
-    reviewer_client: Client, pending: ImportFile
-) -> None:
+def test_the_list_filters_by_status_and_searches_by_file_name(reviewer_client: Client, pending: ImportFile) -> None:
     CsvFormat.objects.create(
         name="Other",
         header=["a"],
@@ -170,9 +166,7 @@ def test_the_change_page_shows_sample_rows_the_mapping_editor_and_a_preview_over
     assert 'id="sample-rows"' in html and "410.10" in html  # a raw sample cell
     assert '<textarea name="mapping"' in html
     assert 'id="mapping-table"' in html and 'id="mapping-editor-config"' in html
-    config = json.loads(
-        html.split('id="mapping-editor-config" type="application/json">')[1].split("</script>")[0]
-    )
+    config = json.loads(html.split('id="mapping-editor-config" type="application/json">')[1].split("</script>")[0])
     assert config["columns"] == [
         "Trade Date",
         "Ticker",
@@ -254,9 +248,7 @@ def test_a_staff_user_without_the_approve_permission_can_edit_but_not_approve(
     followed = editor_client.get(response["Location"])
     assert any("approve CSV formats" in m for m in messages_of(followed))
     # Saving an edited mapping is allowed, validated and audited.
-    response = post_form(
-        editor_client, fmt, with_field(GOOD, "quantity", options={"abs": True}), _save="Save"
-    )
+    response = post_form(editor_client, fmt, with_field(GOOD, "quantity", options={"abs": True}), _save="Save")
     assert response.status_code == 302
     fmt.refresh_from_db()
     assert fmt.mapping["fields"]["quantity"]["options"] == {"abs": True}
@@ -267,9 +259,7 @@ def test_a_staff_user_with_only_the_approve_permission_can_open_and_approve(
     pending: ImportFile, django_user_model: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     """`api_token --approver` grants just the approve permission: the review screen must still open."""
-    approver = django_user_model.objects.create_user(
-        username="approver", password="pw-approver-1", is_staff=True
-    )
+    approver = django_user_model.objects.create_user(username="approver", password="pw-approver-1", is_staff=True)
     approver.user_permissions.add(Permission.objects.get(codename="approve_csvformat"))
     client = Client()
     client.force_login(approver)
@@ -298,9 +288,7 @@ def test_approving_from_the_change_form_migrates_the_staged_rows(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = post_form(reviewer_client, pending.format, GOOD, _approve="1")
-    assert response.status_code == 302 and response["Location"] == reverse(
-        "admin:formats_csvformat_changelist"
-    )
+    assert response.status_code == 302 and response["Location"] == reverse("admin:formats_csvformat_changelist")
     run_jobs()
     pending.refresh_from_db()
     assert pending.format.status == FormatStatus.APPROVED
@@ -317,9 +305,7 @@ def test_rejecting_needs_a_reason_and_then_rejects_the_waiting_rows(
     post_form(reviewer_client, pending.format, GOOD, _reject="1", reason="Not a trade export")
     fmt = CsvFormat.objects.get(pk=pending.format_id)
     assert (fmt.status, fmt.rejection_reason) == (FormatStatus.REJECTED, "Not a trade export")
-    assert set(StagedRow.objects.filter(format=fmt).values_list("status", flat=True)) == {
-        StagedStatus.REJECTED
-    }
+    assert set(StagedRow.objects.filter(format=fmt).values_list("status", flat=True)) == {StagedStatus.REJECTED}
     assert ImportFile.objects.get(pk=pending.pk).status == FileStatus.REJECTED
 
 
@@ -404,9 +390,7 @@ def test_an_editor_cannot_change_the_mapping_of_an_approved_format(
     review_approve(format_id=pending.format_id, actor=reviewer, mapping=GOOD)
     page = editor_client.get(change_url(pending.format_id)).content.decode()
     assert '<textarea name="mapping"' not in page
-    post_form(
-        editor_client, pending.format, with_field(GOOD, "quantity", options={"abs": True}), _save="Save"
-    )
+    post_form(editor_client, pending.format, with_field(GOOD, "quantity", options={"abs": True}), _save="Save")
     assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
     # What the editor's browser really sends (no mapping field on the page) saves without touching it.
     plain = editor_client.post(change_url(pending.format_id), {"_save": "Save"})
@@ -459,15 +443,11 @@ def test_the_history_page_shows_who_changed_what_in_the_mapping(
     assert "Restore this mapping" in html
 
 
-def test_restoring_an_old_mapping_is_validated_audited_and_recorded(
-    editor_client: Client, pending: ImportFile
-) -> None:
+def test_restoring_an_old_mapping_is_validated_audited_and_recorded(editor_client: Client, pending: ImportFile) -> None:
     good_version = CsvFormat.history.filter(id=pending.format_id).order_by("-history_date").first()
     assert good_version.mapping == GOOD
     post_form(editor_client, pending.format, with_field(GOOD, "quantity", columns=["Fee"]), _save="Save")
-    url = reverse(
-        "admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id]
-    )
+    url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
     response = editor_client.post(url)
     assert response.status_code == 302
     assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
@@ -503,15 +483,11 @@ def test_restoring_an_approved_formats_mapping_reprocesses_its_failed_rows(
 ) -> None:
     good_version = CsvFormat.history.filter(id=pending.format_id).order_by("-history_date").first()
     with django_capture_on_commit_callbacks(execute=True):
-        review_approve(
-            format_id=pending.format_id, actor=reviewer, mapping=with_field(GOOD, "price", columns=["Ref"])
-        )
+        review_approve(format_id=pending.format_id, actor=reviewer, mapping=with_field(GOOD, "price", columns=["Ref"]))
     run_jobs()
     pending.refresh_from_db()
     assert pending.rows_failed == 3
-    url = reverse(
-        "admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id]
-    )
+    url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
     editor_client.post(url)  # an editor may not correct an approved format
     assert CsvFormat.objects.get(pk=pending.format_id).mapping["fields"]["price"]["columns"] == ["Ref"]
     with django_capture_on_commit_callbacks(execute=True):
@@ -560,5 +536,5 @@ def test_the_preview_groups_one_mistake_into_one_error_kind_with_an_example(
     ).json()
     assert body["summary"]["would_fail"] == 3
     html = body["html"]
-    assert "price: &#x27;…&#x27; is not a number</td><td class=\"num\">3</td>" in html
+    assert 'price: &#x27;…&#x27; is not a number</td><td class="num">3</td>' in html
     assert f"file {pending.pk}, line 2: <code>AAPL</code>" in html

@@ -31,7 +31,8 @@ def test_it_says_when_there_is_no_number() -> None:
 def test_it_drops_the_quantity_after_a_fund_name() -> None:
     clean = build_cleaner("text", {"split_on": "@", "part": 0, "drop_trailing_numbers": True, "upper": True})
     assert clean(["Vanguard FTSE Developed World UCITS ETF 1000 @  4500.00"]) == (
-        "VANGUARD FTSE DEVELOPED WORLD UCITS ETF")
+        "VANGUARD FTSE DEVELOPED WORLD UCITS ETF"
+    )
 
 
 def test_it_scales_prices_in_pence_to_pounds() -> None:
@@ -76,7 +77,9 @@ def test_a_number_with_a_stray_letter_is_not_guessed(typo: str) -> None:
         build_cleaner("decimal", {})([typo])
 
 
-@pytest.mark.parametrize(("text", "value"), [("2.00000000 ETH", "2"), ("150 kr", "150"), ("12,50 Kč", "12.50"),
-                                             ("US$ 3.5", "3.5"), ("100 USDT", "100")])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2.00000000 ETH", "2"), ("150 kr", "150"), ("12,50 Kč", "12.50"), ("US$ 3.5", "3.5"), ("100 USDT", "100")],
+)
 def test_amounts_with_a_currency_unit_still_parse(text: str, value: str) -> None:
     assert build_cleaner("decimal", {})([text]) == Decimal(value)

@@ -186,9 +186,7 @@ def test_it_parses_revolut_dates_with_seconds_and_pm() -> None:
 
 
 def test_it_parses_iso_timestamps_with_z_offsets_or_utc_suffix() -> None:
-    assert clean("datetime", "2024-01-16T10:01:02.811Z") == datetime(
-        2024, 1, 16, 10, 1, 2, 811000, tzinfo=UTC
-    )
+    assert clean("datetime", "2024-01-16T10:01:02.811Z") == datetime(2024, 1, 16, 10, 1, 2, 811000, tzinfo=UTC)
     assert clean("datetime", "2024-02-16T23:00:00+0200") == datetime(2024, 2, 16, 21, 0, tzinfo=UTC)
     assert clean("datetime", "2025-01-17 16:57:02 UTC") == datetime(2025, 1, 17, 16, 57, 2, tzinfo=UTC)
 
@@ -215,9 +213,7 @@ def test_it_tries_the_formats_in_order() -> None:
     assert clean("datetime", "2023-11-30 11:36:46.620", formats=formats) == datetime(
         2023, 11, 30, 11, 36, 46, 620000, tzinfo=UTC
     )
-    assert clean("datetime", "2023-11-30 11:37:41", formats=formats) == datetime(
-        2023, 11, 30, 11, 37, 41, tzinfo=UTC
-    )
+    assert clean("datetime", "2023-11-30 11:37:41", formats=formats) == datetime(2023, 11, 30, 11, 37, 41, tzinfo=UTC)
 
 
 def test_it_parses_day_first_dates_with_month_names() -> None:
@@ -226,12 +222,8 @@ def test_it_parses_day_first_dates_with_month_names() -> None:
 
 
 def test_it_parses_epoch_seconds_and_milliseconds() -> None:
-    assert clean("datetime", "1700000000", formats=["epoch_s"]) == datetime(
-        2023, 11, 14, 22, 13, 20, tzinfo=UTC
-    )
-    assert clean("datetime", "1700000000000", formats=["epoch_ms"]) == datetime(
-        2023, 11, 14, 22, 13, 20, tzinfo=UTC
-    )
+    assert clean("datetime", "1700000000", formats=["epoch_s"]) == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert clean("datetime", "1700000000000", formats=["epoch_ms"]) == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
 
 
 def test_it_stores_a_date_as_midnight_in_the_timezone() -> None:
@@ -284,9 +276,7 @@ def test_it_reads_buy_and_sell_words_in_many_languages(raw: str, expected: str) 
     assert clean("side", raw) == expected
 
 
-@pytest.mark.parametrize(
-    "raw", ["Dividend", "Deposit", "TAXE DE VENTE DU QUÉBEC", "Buy Sell", "Open Position"]
-)
+@pytest.mark.parametrize("raw", ["Dividend", "Deposit", "TAXE DE VENTE DU QUÉBEC", "Buy Sell", "Open Position"])
 def test_it_refuses_values_that_are_not_a_buy_or_a_sell(raw: str) -> None:
     assert side_of(raw) is None
     with pytest.raises(ConversionError, match="not a buy or a sell"):

@@ -86,13 +86,9 @@ def test_the_csv_export_neutralises_formulas_and_the_import_restores_the_name(
     assert CsvFormat.objects.get().name == '=HYPERLINK("http://evil","x")'
 
 
-def test_importing_updates_the_format_with_the_same_target_and_fingerprint(
-    approved: CsvFormat, reviewer: Any
-) -> None:
+def test_importing_updates_the_format_with_the_same_target_and_fingerprint(approved: CsvFormat, reviewer: Any) -> None:
     data = json.loads(formats_export(file_format="json"))
-    data[0]["mapping"] = (
-        json.loads(data[0]["mapping"]) if isinstance(data[0]["mapping"], str) else data[0]["mapping"]
-    )
+    data[0]["mapping"] = json.loads(data[0]["mapping"]) if isinstance(data[0]["mapping"], str) else data[0]["mapping"]
     data[0]["mapping"]["fields"]["quantity"]["options"] = {"abs": True}
     data[0]["mapping"] = json.dumps(data[0]["mapping"])
     result = formats_import(text=json.dumps(data), file_format="json", actor=reviewer)
@@ -105,9 +101,7 @@ def test_importing_updates_the_format_with_the_same_target_and_fingerprint(
     assert again.totals["skip"] == 1, "an unchanged format is skipped"
 
 
-def test_an_import_with_an_invalid_mapping_writes_nothing_and_says_why(
-    approved: CsvFormat, reviewer: Any
-) -> None:
+def test_an_import_with_an_invalid_mapping_writes_nothing_and_says_why(approved: CsvFormat, reviewer: Any) -> None:
     rows = rows_of(formats_export(file_format="csv"))
     bad = copy.deepcopy(rows[0])
     mapping = json.loads(bad["mapping"])
@@ -206,9 +200,7 @@ def test_the_export_and_import_commands_round_trip_through_a_file(
     from django.core.management import CommandError, call_command
 
     out = tmp_path / "formats.csv"
-    call_command(
-        "export_formats", "--file-format", "csv", "--status", "APPROVED", "-o", str(out), stderr=io.StringIO()
-    )
+    call_command("export_formats", "--file-format", "csv", "--status", "APPROVED", "-o", str(out), stderr=io.StringIO())
     assert [row["fingerprint"] for row in rows_of(out.read_text())] == [approved.fingerprint]
     wipe_everything()
     stdout = io.StringIO()

@@ -63,17 +63,39 @@ def test_the_accuracy_is_computed_field_by_field_on_a_tiny_corpus(tmp_path: Path
     (corpus / "x").mkdir(parents=True)
     (corpus / "x" / "trades.csv").write_text(TRADES)
     (corpus / "x" / "signed.csv").write_text(SIGNED)
-    right = {"symbol": ["Ticker"], "side": ["Buy or Sell"], "quantity": ["Shares"], "price": ["Fill Price"],
-             "currency": ["Ccy"], "executed_at": ["Trade Date"], "broker_trade_id": ["Ref"]}
+    right = {
+        "symbol": ["Ticker"],
+        "side": ["Buy or Sell"],
+        "quantity": ["Shares"],
+        "price": ["Fill Price"],
+        "currency": ["Ccy"],
+        "executed_at": ["Trade Date"],
+        "broker_trade_id": ["Ref"],
+    }
     # Deliberately "expect" a wrong column for price in the second file: the suggestion cannot match it.
-    signed = {"symbol": ["Symbol"], "side": ["Qty"], "quantity": ["Qty"], "price": ["Currency"],
-              "executed_at": ["Date"]}
+    signed = {
+        "symbol": ["Symbol"],
+        "side": ["Qty"],
+        "quantity": ["Qty"],
+        "price": ["Currency"],
+        "executed_at": ["Date"],
+    }
     expected = tmp_path / "expected.json"
-    expected.write_text(json.dumps({"files": {
-        "x/trades.csv": {"fields": right, "side_converter": "side", "date_formats": ["%Y-%m-%d %H:%M:%S"]},
-        "x/signed.csv": {"fields": signed, "side_converter": "side_from_sign", "date_formats": ["%d/%m/%Y"]},
-        "x/missing.csv": {"fields": right},
-    }}))
+    expected.write_text(
+        json.dumps(
+            {
+                "files": {
+                    "x/trades.csv": {"fields": right, "side_converter": "side", "date_formats": ["%Y-%m-%d %H:%M:%S"]},
+                    "x/signed.csv": {
+                        "fields": signed,
+                        "side_converter": "side_from_sign",
+                        "date_formats": ["%d/%m/%Y"],
+                    },
+                    "x/missing.csv": {"fields": right},
+                }
+            }
+        )
+    )
     output = run(str(corpus), "--expected", str(expected), "--verbose-mistakes")
     assert "on 2 corpus files" in output
     assert re.search(r"^x/trades\.csv\s+7/7\s+100\.0%\s+ok\s+ok", output, re.M), output

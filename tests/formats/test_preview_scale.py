@@ -66,9 +66,7 @@ def test_the_preview_validates_all_100k_staged_rows_of_a_format(user: Any, revie
     client = Client()
     client.force_login(reviewer)
     started = time.monotonic()
-    response = client.post(
-        reverse("admin:formats_csvformat_preview", args=[fmt.pk]), {"mapping": json.dumps(GOOD)}
-    )
+    response = client.post(reverse("admin:formats_csvformat_preview", args=[fmt.pk]), {"mapping": json.dumps(GOOD)})
     seconds = time.monotonic() - started
     body = response.json()
     assert body["summary"] == {

@@ -26,9 +26,7 @@ def table(lines: list[str], delimiter: str = ",") -> tuple[list[str], list[str],
     return header, columns, data
 
 
-def suggest(
-    lines: list[str], delimiter: str = ",", **kwargs: Any
-) -> tuple[dict[str, Any], list[str], list[list[str]]]:
+def suggest(lines: list[str], delimiter: str = ",", **kwargs: Any) -> tuple[dict[str, Any], list[str], list[list[str]]]:
     header, columns, data = table(lines, delimiter)
     mapping = suggest_mapping(target="orders", columns=columns, sample_rows=data, header=header, **kwargs)
     return mapping, columns, data
@@ -61,8 +59,7 @@ IBKR_ACTIVITY_TRADES = [
     'Order,Stocks,USD,U12345,NOK,"2021-01-27, 13:31:38",-,500,6.73,-3365,-2.5,3367.5,0,O',
     'Trade,Stocks,USD,U12345,NOK,"2021-01-27, 13:31:38",NYSE,500,6.73,-3365,-2.5,3367.5,0,O',
     'Order,Stocks,USD,U12345,NOK,"2021-01-27, 14:02:08",-,-500,7.45,3725,-2.6418225,-3367.5,354.858177,C;P',
-    'Trade,Stocks,USD,U12345,NOK,"2021-01-27, 14:02:08",DRCTEDGE,-300,7.45,2235,-1.5850935,-2020.5,'
-    "212.914907,C;P",
+    'Trade,Stocks,USD,U12345,NOK,"2021-01-27, 14:02:08",DRCTEDGE,-300,7.45,2235,-1.5850935,-2020.5,212.914907,C;P',
     "ClosedLot,Stocks,USD,,NOK,2021-01-27,,300,6.735,,,2020.5,212.914907,ST",
     'Order,Stocks,USD,U12345,NOK,"2021-01-28, 10:33:59",-,"1,000",4.775,-4775,-5,4780,0,O',
     'Order,Stocks,USD,U12345,NOK,"2021-01-28, 12:31:18",-,"-1,000",4.982,4982,-5.2291022,-4780,196.770898,C',
@@ -237,12 +234,10 @@ AVANZA = [  # avanza/e2g-transactions.csv: Swedish headers, semicolons, decimal 
     "Datum;Konto;Typ av transaktion;Värdepapper/beskrivning;Antal;Kurs;Belopp;Transaktionsvaluta;"
     "Courtage (SEK);Valutakurs;Instrumentvaluta;ISIN;Resultat",
     "2025-01-14;Savings;Uttag;Uttag till X;;;-54400;SEK;;;;;",
-    "2025-01-13;Savings;Sälj;DNB Global Indeks S;-352,033838;154,665276;54447,41;SEK;0;;SEK;NO0010827280;"
-    "14650,376974",
+    "2025-01-13;Savings;Sälj;DNB Global Indeks S;-352,033838;154,665276;54447,41;SEK;0;;SEK;NO0010827280;14650,376974",
     "2019-04-04;8346000;Köp;Avanza 75;6,3572;191,120305;-1214,99;SEK;0;;SEK;SE0004841500;",
     "2019-04-01;8346000;Insättning;Insättning från Avanzakonto Y;;;1215;SEK;0;;;;",
-    "2022-09-19;Investments;Köp;CoinShares XBT Provider Bitcoin Tracker One;2;890,47;-1800;SEK;19;;SEK;"
-    "SE0007126000;",
+    "2022-09-19;Investments;Köp;CoinShares XBT Provider Bitcoin Tracker One;2;890,47;-1800;SEK;19;;SEK;SE0007126000;",
 ]
 
 
@@ -277,8 +272,7 @@ TRADING212 = [  # trading212/cgtcalc-2020.csv: older column set with '(GBP)' in 
     "Result (GBP),Total (GBP),Withholding tax,Currency (Withholding tax),Charge amount (GBP),"
     "Transaction fee (GBP),Finra fee,Currency (Finra fee),Notes,ID",
     'Deposit,2020-06-24 04:06:06,,,,,,,,,9000.00,,,9000.00,,,"Transaction ID: xxxxxxx",,123',
-    'Market buy,2020-06-24 14:33:50,IE00BK5BQW10,VNRG,"VNRG",1.0000000000,10.74,USD,1.33080,,8.07,,,,,,'
-    "GBP,,124",
+    'Market buy,2020-06-24 14:33:50,IE00BK5BQW10,VNRG,"VNRG",1.0000000000,10.74,USD,1.33080,,8.07,,,,,,GBP,,124',
     'Limit buy,2020-11-27 14:30:11,US67066G1040,NVDA,"Nvidia",1.0000000000,535.00,USD,1.33413,,401.01,,,,,,'
     "GBP,,EOF609036047",
     'Market sell,2021-02-01 14:30:40,US36467W1099,GME,"GameStop",200.0000000000,225.00,USD,1.38661,-421.96,'
@@ -313,8 +307,7 @@ def test_it_keeps_trading_212_order_kinds_not_seen_in_the_samples() -> None:
 
 
 SWISSQUOTE = [  # swissquote/e2g-transactions.csv
-    "Date;Order #;Transaction;Symbol;Name;ISIN;Quantity;Unit price;Costs;Accrued Interest;Net Amount;Balance;"
-    "Currency",
+    "Date;Order #;Transaction;Symbol;Name;ISIN;Quantity;Unit price;Costs;Accrued Interest;Net Amount;Balance;Currency",
     "24-08-2022 07:00:15;00000000;Debit;;;;1.0;2000.00;2.00;0.00;-2002.00;6612.40;CHF",
     "23-08-2022 12:00:25;114723639;Forex credit;;;;1.0;1995.39;0.00;0.00;1995.39;2937.32;EUR",
     "10-08-2022 15:30:02;113947121;Buy;ORFN;CONSTRAINED CAPITAL ESG ORPHAN;US8863645383;200.0;19.85;5.96;"
@@ -438,10 +431,7 @@ def test_it_is_deterministic() -> None:
 def test_it_explains_its_choices_in_sentences() -> None:
     mapping, columns, data = suggest(SCHWAB)
     assert mapping["fields"]["quantity"]["reason"].startswith("header 'Quantity' = quantity (synonym)")
-    assert (
-        "values parse as dates with format %m/%d/%Y (7/7 samples)"
-        in mapping["fields"]["executed_at"]["reason"]
-    )
+    assert "values parse as dates with format %m/%d/%Y (7/7 samples)" in mapping["fields"]["executed_at"]["reason"]
 
 
 def test_it_lets_what_admins_approved_win_over_synonyms() -> None:
@@ -520,9 +510,7 @@ def test_it_prefers_the_trade_date_over_the_settlement_date() -> None:
 
 def test_it_uses_each_column_for_one_field_only() -> None:
     mapping, _, _ = suggest(TRADING212)
-    used = [
-        column for name, spec in mapping["fields"].items() if name != "side" for column in spec["columns"]
-    ]
+    used = [column for name, spec in mapping["fields"].items() if name != "side" for column in spec["columns"]]
     assert len(used) == len(set(used))
 
 
@@ -534,9 +522,7 @@ def test_it_keeps_free_text_trade_rows_by_their_first_words() -> None:
         "12/01/2025,IRA,DIVIDEND RECEIVED VANGUARD TOTAL BND MRKT (BND) (Cash),BND,0,,USD",
     ]
     mapping, columns, data = suggest(lines)
-    assert mapping["filters"] == [
-        {"column": "Action", "op": "startswith", "values": ["YOU BOUGHT", "YOU SOLD"]}
-    ]
+    assert mapping["filters"] == [{"column": "Action", "op": "startswith", "values": ["YOU BOUGHT", "YOU SOLD"]}]
     assert "map" not in mapping["fields"]["side"]["options"]
     assert [order["side"] for order in convert_all(mapping, columns, data)] == ["BUY", "SELL"]
 

@@ -31,8 +31,11 @@ def post_upload(client: Client, user: Any, capture: Any, text: str = TRADES) -> 
 def test_the_api_refuses_requests_without_login_in_the_error_shape(client: Client) -> None:
     response = client.get("/api/orders")
     assert response.status_code == 401
-    assert response.json() == {"error": "not_authenticated",
-                               "message": "Authentication required: log in or send a Bearer token.", "details": {}}
+    assert response.json() == {
+        "error": "not_authenticated",
+        "message": "Authentication required: log in or send a Bearer token.",
+        "details": {},
+    }
 
 
 def test_a_wrong_token_is_refused(client: Client) -> None:
@@ -73,8 +76,12 @@ def test_approve_with_a_corrected_mapping_then_orders_are_listed(
     mapping = pending[0]["mapping"]
     mapping["fields"]["quantity"]["options"]["default"] = "1"  # a correction: a blank quantity means 1
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/api/admin/formats/{pending[0]['id']}/approve", mapping and {"mapping": mapping},
-                               content_type="application/json", **bearer(reviewer))
+        response = client.post(
+            f"/api/admin/formats/{pending[0]['id']}/approve",
+            mapping and {"mapping": mapping},
+            content_type="application/json",
+            **bearer(reviewer),
+        )
     assert response.status_code == 202, response.content
     assert response.json()["mapping"]["fields"]["quantity"]["options"]["default"] == "1"
     run_jobs()
@@ -93,8 +100,9 @@ def test_an_invalid_corrected_mapping_is_refused_with_a_clear_message(
     run_jobs()
     format_id = client.get("/api/admin/formats/pending", **bearer(reviewer)).json()["results"][0]["id"]
     bad = {"fields": {"symbol": {"columns": ["Nope"], "converter": "text", "options": {}}}}
-    response = client.post(f"/api/admin/formats/{format_id}/approve", {"mapping": bad},
-                           content_type="application/json", **bearer(reviewer))
+    response = client.post(
+        f"/api/admin/formats/{format_id}/approve", {"mapping": bad}, content_type="application/json", **bearer(reviewer)
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_mapping"
     assert "not mapped" in response.json()["message"] or "Nope" in response.json()["message"]
@@ -106,11 +114,16 @@ def test_reject_needs_a_reason(
     post_upload(client, user, django_capture_on_commit_callbacks)
     run_jobs()
     format_id = client.get("/api/admin/formats/pending", **bearer(reviewer)).json()["results"][0]["id"]
-    missing = client.delete(f"/api/admin/formats/{format_id}/approve", {}, content_type="application/json",
-                            **bearer(reviewer))
+    missing = client.delete(
+        f"/api/admin/formats/{format_id}/approve", {}, content_type="application/json", **bearer(reviewer)
+    )
     assert missing.status_code == 400 and missing.json()["error"] == "reason_required"
-    done = client.delete(f"/api/admin/formats/{format_id}/approve", {"reason": "duplicate of IBKR"},
-                         content_type="application/json", **bearer(reviewer))
+    done = client.delete(
+        f"/api/admin/formats/{format_id}/approve",
+        {"reason": "duplicate of IBKR"},
+        content_type="application/json",
+        **bearer(reviewer),
+    )
     assert done.status_code == 200 and done.json()["status"] == "REJECTED"
 
 

@@ -49,9 +49,7 @@ def test_pending_formats_and_decisions_need_the_approve_permission(
 
 
 def test_deciding_on_an_unknown_format_answers_404(client: Client, reviewer: Any) -> None:
-    response = client.post(
-        "/api/admin/formats/999999/approve", {}, content_type="application/json", **bearer(reviewer)
-    )
+    response = client.post("/api/admin/formats/999999/approve", {}, content_type="application/json", **bearer(reviewer))
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 

@@ -104,9 +104,7 @@ def test_it_pages_through_row_errors(
         "2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-ok",
     )
     file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text=text)
-    pages = [
-        get(client, user, f"/api/uploads/{file.pk}/errors?page_size=2&page={n}").json() for n in (1, 2, 3)
-    ]
+    pages = [get(client, user, f"/api/uploads/{file.pk}/errors?page_size=2&page={n}").json() for n in (1, 2, 3)]
     assert [len(p["results"]) for p in pages] == [2, 2, 1]
     assert [e["row"] for p in pages for e in p["results"]] == [2, 3, 4, 5, 6]
     assert pages[0]["pages"] == 3
@@ -187,14 +185,10 @@ def test_orders_are_cursor_paginated_with_a_next_link(
 def test_orders_filter_like_the_page_and_refuse_a_bad_filter(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    file = approved_file(
-        user, reviewer, run_jobs, django_capture_on_commit_callbacks
-    )  # T-1 AAPL buy, T-2 MSFT sell
+    file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)  # T-1 AAPL buy, T-2 MSFT sell
 
     def refs(query: str) -> list[str]:
-        return sorted(
-            o["broker_trade_id"] for o in get(client, user, f"/api/orders?{query}").json()["results"]
-        )
+        return sorted(o["broker_trade_id"] for o in get(client, user, f"/api/orders?{query}").json()["results"])
 
     assert refs("symbol=msft") == ["T-2"]
     assert refs("side=BUY") == ["T-1"]

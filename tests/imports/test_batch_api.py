@@ -15,8 +15,10 @@ pytestmark = pytest.mark.django_db
 
 
 def trades_csv(rows: int, *, seed: int, invalid_every: int = 0) -> bytes:
-    lines = [",".join(HEADER), *(",".join(cells) for cells in trade_rows(
-        rows, seed=seed, id_offset=seed * 1000, invalid_every=invalid_every))]
+    lines = [
+        ",".join(HEADER),
+        *(",".join(cells) for cells in trade_rows(rows, seed=seed, id_offset=seed * 1000, invalid_every=invalid_every)),
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -34,8 +36,16 @@ def approved_format(reviewer: Any) -> Any:
         path.write_bytes(trades_csv(3, seed=0))
         layout = detect_layout(path)
     fmt, _ = format_get_or_create_pending(
-        target="orders", header=layout.header, columns=layout.columns, sample_rows=[], section=None,
-        name="bench trades", created_by=None, file_id=None, file_name="t.csv")
+        target="orders",
+        header=layout.header,
+        columns=layout.columns,
+        sample_rows=[],
+        section=None,
+        name="bench trades",
+        created_by=None,
+        file_id=None,
+        file_name="t.csv",
+    )
     CsvFormat.objects.filter(pk=fmt.pk).update(status=FormatStatus.APPROVED, mapping={**fmt.mapping, **MAPPING})
     return fmt
 
@@ -43,7 +53,8 @@ def approved_format(reviewer: Any) -> Any:
 def upload(client: Client, user: Any, capture: Any, files: list[tuple[str, bytes]]) -> Any:
     with capture(execute=True):
         response = client.post(
-            "/api/uploads", {"file": [SimpleUploadedFile(name, data) for name, data in files]}, **bearer(user))
+            "/api/uploads", {"file": [SimpleUploadedFile(name, data) for name, data in files]}, **bearer(user)
+        )
     assert response.status_code == 202, response.content
     return response.json()
 
@@ -84,8 +95,12 @@ def test_a_batch_with_invalid_rows_is_partial_and_says_which_file(
 
 
 def test_another_users_batch_answers_404(
-    client: Client, user: Any, other_user: Any, approved_format: Any, run_jobs: Any,
-    django_capture_on_commit_callbacks: Any
+    client: Client,
+    user: Any,
+    other_user: Any,
+    approved_format: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     body = upload(client, user, django_capture_on_commit_callbacks, [("t.csv", trades_csv(2, seed=3))])
     response = client.get(f"/api/batches/{body['batch']}", **bearer(other_user))

@@ -19,17 +19,45 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
     env = {**os.environ}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "--quick", "--rows", "2000", "--die-rows", "100", "--files", "3",
-         "--file-rows", "20", "--big-mb", "1", "--database", database,
-         "--redis-db", os.environ.get("AIRLOCK_TEST_REDIS_DB", "15")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "manage.py",
+            "bench",
+            "--quick",
+            "--rows",
+            "2000",
+            "--die-rows",
+            "100",
+            "--files",
+            "3",
+            "--file-rows",
+            "20",
+            "--big-mb",
+            "1",
+            "--database",
+            database,
+            "--redis-db",
+            os.environ.get("AIRLOCK_TEST_REDIS_DB", "15"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("scenario"))
     assert [cell.strip() for cell in header.split("|")] == [
-        "scenario", "rows", "rows/s", "x COPY", "wall s", "worker RSS MB", "notes"]
-    scenarios = [line.split("|")[0].strip() for line in lines[lines.index(header) + 2:] if "|" in line]
+        "scenario",
+        "rows",
+        "rows/s",
+        "x COPY",
+        "wall s",
+        "worker RSS MB",
+        "notes",
+    ]
+    scenarios = [line.split("|")[0].strip() for line in lines[lines.index(header) + 2 :] if "|" in line]
     assert scenarios[0].startswith("baseline: COPY")
     assert any(s.startswith("migrate staged rows") for s in scenarios)
     assert any(s.startswith("3 files x 20 rows") for s in scenarios)

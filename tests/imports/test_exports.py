@@ -17,9 +17,7 @@ def test_it_prefixes_a_cell_a_spreadsheet_would_evaluate(value: str) -> None:
     assert safe_cell(value) == "'" + value
 
 
-@pytest.mark.parametrize(
-    "value", ["-12.5", "+3", "-0.001", "-.5", "1e-3", "-1E+6", "12", "AAPL", "", "a=b", "T-1"]
-)
+@pytest.mark.parametrize("value", ["-12.5", "+3", "-0.001", "-.5", "1e-3", "-1E+6", "12", "AAPL", "", "a=b", "T-1"])
 def test_it_leaves_plain_numbers_and_ordinary_text_alone(value: str) -> None:
     assert safe_cell(value) == value
 

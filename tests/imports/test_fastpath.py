@@ -26,33 +26,89 @@ pytestmark = pytest.mark.django_db
 
 
 def row() -> list[str]:
-    base = {"Account": "U1000001", "Symbol": "aapl", "Side": "Buy", "Quantity": "10", "Price": "101.5",
-            "Commission": "1.25", "Currency": "USD", "Trade Time": "2024-03-01 09:30:00", "Trade ID": "T1",
-            "Exchange": "NASDAQ", "Order Type": "LMT", "Description": "Limit"}
+    base = {
+        "Account": "U1000001",
+        "Symbol": "aapl",
+        "Side": "Buy",
+        "Quantity": "10",
+        "Price": "101.5",
+        "Commission": "1.25",
+        "Currency": "USD",
+        "Trade Time": "2024-03-01 09:30:00",
+        "Trade ID": "T1",
+        "Exchange": "NASDAQ",
+        "Order Type": "LMT",
+        "Description": "Limit",
+    }
     return [base[column] for column in HEADER]
 
 
 def tricky_rows() -> list[list[str]]:
     """Rows each path must agree on: edge cases of every converter and of the target's checks."""
     values = [
-        {}, {"Quantity": "+5"}, {"Quantity": "007"}, {"Quantity": " 12 "}, {"Quantity": "1,234.5"},
-        {"Quantity": "(5)"}, {"Quantity": "-3"}, {"Quantity": "0"}, {"Quantity": "-0"}, {"Quantity": "12x"},
-        {"Quantity": ""}, {"Quantity": "n/a"}, {"Quantity": "1000000000000000000"}, {"Quantity": "1e3"},
-        {"Price": "-0"}, {"Price": "-1"}, {"Price": "0.123456789012345"}, {"Price": "€12.50"},
-        {"Commission": ""}, {"Commission": "-"}, {"Commission": "-2.5"}, {"Commission": "n/a"},
-        {"Side": "BOT"}, {"Side": "buy to open"}, {"Side": "Market buy"}, {"Side": "Köp"}, {"Side": "hold"},
-        {"Side": "null"}, {"Side": " Sell "}, {"Side": "S"},
-        {"Currency": "eur"}, {"Currency": "CAN"}, {"Currency": "$"}, {"Currency": "EURO"}, {"Currency": "-"},
-        {"Trade Time": "2024-02-30 10:00:00"}, {"Trade Time": "2023-02-29 10:00:00"},
-        {"Trade Time": "2024-02-29 10:00:00"}, {"Trade Time": "2024-13-01 10:00:00"},
-        {"Trade Time": "2024-01-05 24:00:00"}, {"Trade Time": "2024-1-5 9:3:7"},
-        {"Trade Time": "2024-01-05  09:30:00"}, {"Trade Time": "2024-01-05T09:30:00"},
+        {},
+        {"Quantity": "+5"},
+        {"Quantity": "007"},
+        {"Quantity": " 12 "},
+        {"Quantity": "1,234.5"},
+        {"Quantity": "(5)"},
+        {"Quantity": "-3"},
+        {"Quantity": "0"},
+        {"Quantity": "-0"},
+        {"Quantity": "12x"},
+        {"Quantity": ""},
+        {"Quantity": "n/a"},
+        {"Quantity": "1000000000000000000"},
+        {"Quantity": "1e3"},
+        {"Price": "-0"},
+        {"Price": "-1"},
+        {"Price": "0.123456789012345"},
+        {"Price": "€12.50"},
+        {"Commission": ""},
+        {"Commission": "-"},
+        {"Commission": "-2.5"},
+        {"Commission": "n/a"},
+        {"Side": "BOT"},
+        {"Side": "buy to open"},
+        {"Side": "Market buy"},
+        {"Side": "Köp"},
+        {"Side": "hold"},
+        {"Side": "null"},
+        {"Side": " Sell "},
+        {"Side": "S"},
+        {"Currency": "eur"},
+        {"Currency": "CAN"},
+        {"Currency": "$"},
+        {"Currency": "EURO"},
+        {"Currency": "-"},
+        {"Trade Time": "2024-02-30 10:00:00"},
+        {"Trade Time": "2023-02-29 10:00:00"},
+        {"Trade Time": "2024-02-29 10:00:00"},
+        {"Trade Time": "2024-13-01 10:00:00"},
+        {"Trade Time": "2024-01-05 24:00:00"},
+        {"Trade Time": "2024-1-5 9:3:7"},
+        {"Trade Time": "2024-01-05  09:30:00"},
+        {"Trade Time": "2024-01-05T09:30:00"},
         {"Trade Time": "0000-01-01 00:00:00"},
-        {"Trade Time": "2024-01-05 09:30:60"}, {"Trade Time": ""},
-        {"Symbol": "ß-corp"}, {"Symbol": "x" * 65}, {"Symbol": "null"}, {"Symbol": " msft "}, {"Symbol": ""},
-        {"Account": ""}, {"Account": "--"}, {"Account": "ü1"}, {"Account": "u1000001"},
-        {"Trade ID": ""}, {"Trade ID": ""}, {"Trade ID": "T1"}, {"Trade ID": "T-dup"}, {"Trade ID": "T-dup"},
-        {"Trade ID": "T-earlier"}, {"Trade ID": " T2 "}, {"Trade ID": "y" * 129},
+        {"Trade Time": "2024-01-05 09:30:60"},
+        {"Trade Time": ""},
+        {"Symbol": "ß-corp"},
+        {"Symbol": "x" * 65},
+        {"Symbol": "null"},
+        {"Symbol": " msft "},
+        {"Symbol": ""},
+        {"Account": ""},
+        {"Account": "--"},
+        {"Account": "ü1"},
+        {"Account": "u1000001"},
+        {"Trade ID": ""},
+        {"Trade ID": ""},
+        {"Trade ID": "T1"},
+        {"Trade ID": "T-dup"},
+        {"Trade ID": "T-dup"},
+        {"Trade ID": "T-earlier"},
+        {"Trade ID": " T2 "},
+        {"Trade ID": "y" * 129},
     ]
     rows = []
     for n, change in enumerate(values):
@@ -73,18 +129,44 @@ def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tup
     as the tricky rows' 'T-earlier' row."""
     owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
     fmt, _ = CsvFormat.objects.get_or_create(
-        target="orders", fingerprint=fingerprint,
-        defaults={"name": f"bench {fingerprint[:8]}", "header": HEADER, "columns": HEADER,
-                  "status": FormatStatus.APPROVED, "mapping": copy.deepcopy(MAPPING)})
+        target="orders",
+        fingerprint=fingerprint,
+        defaults={
+            "name": f"bench {fingerprint[:8]}",
+            "header": HEADER,
+            "columns": HEADER,
+            "status": FormatStatus.APPROVED,
+            "mapping": copy.deepcopy(MAPPING),
+        },
+    )
     batch = ImportBatch.objects.create(owner=owner)
-    earlier = ImportFile.objects.create(batch=batch, owner=owner, original_name="earlier.csv",
-                                        stored_name=uuid.uuid4().hex, sha256=uuid.uuid4().hex, size=1,
-                                        status=FileStatus.IMPORTED, format=fmt)
-    earlier_values = {"account": "U1000001", "broker_trade_id": "T-earlier", "quantity": Decimal("10"),
-                      "executed_at": datetime(2024, 3, 1, 9, 30, tzinfo=UTC)}
-    Order.objects.create(owner=owner, symbol="AAPL", side="BUY", price=1, currency="USD", **earlier_values,
-                         source_file=earlier, source_line=2,
-                         dedupe_key=hashlib.sha256(order_identity(earlier_values).encode()).hexdigest())
+    earlier = ImportFile.objects.create(
+        batch=batch,
+        owner=owner,
+        original_name="earlier.csv",
+        stored_name=uuid.uuid4().hex,
+        sha256=uuid.uuid4().hex,
+        size=1,
+        status=FileStatus.IMPORTED,
+        format=fmt,
+    )
+    earlier_values = {
+        "account": "U1000001",
+        "broker_trade_id": "T-earlier",
+        "quantity": Decimal("10"),
+        "executed_at": datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
+    }
+    Order.objects.create(
+        owner=owner,
+        symbol="AAPL",
+        side="BUY",
+        price=1,
+        currency="USD",
+        **earlier_values,
+        source_file=earlier,
+        source_line=2,
+        dedupe_key=hashlib.sha256(order_identity(earlier_values).encode()).hexdigest(),
+    )
     return fmt, owner, earlier
 
 
@@ -94,10 +176,19 @@ def migrate_with(django_user_model: Any, *, fast: bool, settings: Any, dedupe: b
     fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, "bench-fastpath")
     batch = earlier.batch
     rows = tricky_rows()
-    file = ImportFile.objects.create(batch=batch, owner=owner, original_name="tricky.csv",
-                                     stored_name=uuid.uuid4().hex, sha256=uuid.uuid4().hex, size=1, dedupe=dedupe,
-                                     status=FileStatus.MIGRATING, format=fmt, rows_total=len(rows),
-                                     rows_staged=len(rows))
+    file = ImportFile.objects.create(
+        batch=batch,
+        owner=owner,
+        original_name="tricky.csv",
+        stored_name=uuid.uuid4().hex,
+        sha256=uuid.uuid4().hex,
+        size=1,
+        dedupe=dedupe,
+        status=FileStatus.MIGRATING,
+        format=fmt,
+        rows_total=len(rows),
+        rows_staged=len(rows),
+    )
     staged_rows_write(file_id=file.pk, format_id=fmt.pk, rows=[(n + 2, cells) for n, cells in enumerate(rows)])
     StagedRow.objects.filter(file=file).update(status=StagedStatus.APPROVED)
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=dedupe)
@@ -109,21 +200,46 @@ def migrate_with(django_user_model: Any, *, fast: bool, settings: Any, dedupe: b
         return "this file" if value == file.pk else "earlier file" if value == earlier.pk else value
 
     orders = sorted(
-        (o["source_line"], o["account"], o["symbol"], o["side"], o["quantity"], o["price"], o["commission"],
-         o["currency"], o["executed_at"], o["broker_trade_id"], o["dedupe_key"])
+        (
+            o["source_line"],
+            o["account"],
+            o["symbol"],
+            o["side"],
+            o["quantity"],
+            o["price"],
+            o["commission"],
+            o["currency"],
+            o["executed_at"],
+            o["broker_trade_id"],
+            o["dedupe_key"],
+        )
         for o in Order.objects.filter(source_file=file).values()
     )
     staged = []
-    for line, row_status, errors in StagedRow.objects.filter(file=file).order_by("line").values_list(
-            "line", "status", "errors"):
+    for line, row_status, errors in (
+        StagedRow.objects.filter(file=file).order_by("line").values_list("line", "status", "errors")
+    ):
         for error in errors or []:
             if "duplicate_of_file" in error:
                 error["duplicate_of_file"] = local(error["duplicate_of_file"])
-                error["message"] = error["message"].replace(f"file {file.pk}", "file <this>").replace(
-                    f"file {earlier.pk}", "file <earlier>")
+                error["message"] = (
+                    error["message"]
+                    .replace(f"file {file.pk}", "file <this>")
+                    .replace(f"file {earlier.pk}", "file <earlier>")
+                )
         staged.append((line, row_status, errors))
-    counters = {name: getattr(file, name) for name in (
-        "status", "rows_imported", "rows_failed", "rows_skipped", "rows_duplicate", "rows_staged", "progress")}
+    counters = {
+        name: getattr(file, name)
+        for name in (
+            "status",
+            "rows_imported",
+            "rows_failed",
+            "rows_skipped",
+            "rows_duplicate",
+            "rows_staged",
+            "progress",
+        )
+    }
     return {"status": status, "orders": orders, "staged": staged, "counters": counters, "accepted": accepted}
 
 
@@ -171,8 +287,15 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
 # Files of an approved format imported straight from the file (no staged row per order)
 
 
-def import_file_with(django_user_model: Any, *, direct: bool, settings: Any, dedupe: bool = True,
-                     stop_after_chunks: int | None = None, monkeypatch: Any = None) -> dict[str, Any]:
+def import_file_with(
+    django_user_model: Any,
+    *,
+    direct: bool,
+    settings: Any,
+    dedupe: bool = True,
+    stop_after_chunks: int | None = None,
+    monkeypatch: Any = None,
+) -> dict[str, Any]:
     """Upload the tricky rows as a CSV file of the approved bench format and process it (chunks of 7)."""
     from formats.fingerprint import fingerprint
     from imports.pipeline import file_process
@@ -205,24 +328,58 @@ def import_file_with(django_user_model: Any, *, direct: bool, settings: Any, ded
         runs += 1
     file = ImportFile.objects.get(pk=file_id)
     orders = sorted(
-        (o["source_line"], o["account"], o["symbol"], o["side"], o["quantity"], o["price"], o["commission"],
-         o["currency"], o["executed_at"], o["broker_trade_id"], o["dedupe_key"])
+        (
+            o["source_line"],
+            o["account"],
+            o["symbol"],
+            o["side"],
+            o["quantity"],
+            o["price"],
+            o["commission"],
+            o["currency"],
+            o["executed_at"],
+            o["broker_trade_id"],
+            o["dedupe_key"],
+        )
         for o in Order.objects.filter(source_file=file).values()
     )
     not_imported = []
-    for line, row_status, errors, raw in StagedRow.objects.filter(file=file).exclude(
-            status=StagedStatus.MIGRATED).order_by("line").values_list("line", "status", "errors", "raw"):
+    for line, row_status, errors, raw in (
+        StagedRow.objects.filter(file=file)
+        .exclude(status=StagedStatus.MIGRATED)
+        .order_by("line")
+        .values_list("line", "status", "errors", "raw")
+    ):
         for error in errors or []:
             if "duplicate_of_file" in error:
                 error["duplicate_of_file"] = "this" if error["duplicate_of_file"] == file.pk else "earlier"
-                error["message"] = error["message"].replace(f"file {file.pk}", "file <this>").replace(
-                    f"file {earlier.pk}", "file <earlier>")
+                error["message"] = (
+                    error["message"]
+                    .replace(f"file {file.pk}", "file <this>")
+                    .replace(f"file {earlier.pk}", "file <earlier>")
+                )
         not_imported.append((line, row_status, errors, raw))
-    counters = {name: getattr(file, name) for name in (
-        "status", "rows_total", "rows_imported", "rows_failed", "rows_skipped", "rows_duplicate", "rows_staged",
-        "progress", "skip_reasons")}
-    return {"orders": orders, "not_imported": not_imported, "counters": counters, "runs": runs,
-            "migrated_staged": StagedRow.objects.filter(file=file, status=StagedStatus.MIGRATED).count()}
+    counters = {
+        name: getattr(file, name)
+        for name in (
+            "status",
+            "rows_total",
+            "rows_imported",
+            "rows_failed",
+            "rows_skipped",
+            "rows_duplicate",
+            "rows_staged",
+            "progress",
+            "skip_reasons",
+        )
+    }
+    return {
+        "orders": orders,
+        "not_imported": not_imported,
+        "counters": counters,
+        "runs": runs,
+        "migrated_staged": StagedRow.objects.filter(file=file, status=StagedStatus.MIGRATED).count(),
+    }
 
 
 @pytest.mark.parametrize("dedupe", [True, False])
@@ -238,7 +395,8 @@ def test_a_file_of_an_approved_format_imported_straight_from_the_file_matches_th
     # Every row that did not become an order is staged with its raw cells and errors, as before...
     assert direct["not_imported"] == staged["not_imported"]
     assert {status for _, status, _, _ in direct["not_imported"]} >= (
-        {StagedStatus.FAILED, StagedStatus.DUPLICATE} if dedupe else {StagedStatus.FAILED})
+        {StagedStatus.FAILED, StagedStatus.DUPLICATE} if dedupe else {StagedStatus.FAILED}
+    )
     # ...but the rows that did are not copied into the staged table.
     assert direct["migrated_staged"] == 0 and staged["migrated_staged"] == len(staged["orders"])
 
@@ -247,8 +405,9 @@ def test_a_direct_import_stopped_between_chunks_resumes_without_loss_or_duplicat
     django_user_model: Any, settings: Any, monkeypatch: Any
 ) -> None:
     whole = import_file_with(django_user_model, direct=True, settings=settings)
-    resumed = import_file_with(django_user_model, direct=True, settings=settings, stop_after_chunks=1,
-                               monkeypatch=monkeypatch)
+    resumed = import_file_with(
+        django_user_model, direct=True, settings=settings, stop_after_chunks=1, monkeypatch=monkeypatch
+    )
 
     assert resumed["runs"] > 5  # stopped after every chunk and resumed from where it was
     assert resumed["counters"] == whole["counters"]
@@ -266,9 +425,16 @@ def test_a_broken_line_further_down_refuses_the_whole_file_and_removes_its_earli
 
     settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 100, "FAST_BATCH_SIZE": 100, "MAX_COLUMNS": 20}
     CsvFormat.objects.get_or_create(
-        target="orders", fingerprint=fingerprint(HEADER),
-        defaults={"name": "bench", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
-                  "mapping": copy.deepcopy(MAPPING)})
+        target="orders",
+        fingerprint=fingerprint(HEADER),
+        defaults={
+            "name": "bench",
+            "header": HEADER,
+            "columns": HEADER,
+            "status": FormatStatus.APPROVED,
+            "mapping": copy.deepcopy(MAPPING),
+        },
+    )
     lines = [",".join(HEADER)]
     for n in range(400):  # more than the layout detection samples, so the reader meets line 402 later
         cells = row()
@@ -294,9 +460,16 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     from tests.conftest import csv_upload
 
     fmt, _ = CsvFormat.objects.get_or_create(
-        target="orders", fingerprint=fingerprint(HEADER),
-        defaults={"name": "bench", "header": HEADER, "columns": HEADER, "status": FormatStatus.APPROVED,
-                  "mapping": copy.deepcopy(MAPPING)})
+        target="orders",
+        fingerprint=fingerprint(HEADER),
+        defaults={
+            "name": "bench",
+            "header": HEADER,
+            "columns": HEADER,
+            "status": FormatStatus.APPROVED,
+            "mapping": copy.deepcopy(MAPPING),
+        },
+    )
     rows = []
     for n, side in enumerate(["Buy", "hold", "Sell", "hold"]):
         cells = row()
@@ -309,7 +482,9 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     file = ImportFile.objects.get(pk=files[0].pk)
     assert (file.rows_imported, file.rows_failed) == (2, 2)
     assert list(StagedRow.objects.filter(file=file).values_list("line", "status")) == [
-        (3, StagedStatus.FAILED), (5, StagedStatus.FAILED)]
+        (3, StagedStatus.FAILED),
+        (5, StagedStatus.FAILED),
+    ]
 
     mapping = copy.deepcopy(fmt.mapping)
     mapping["fields"]["side"]["options"] = {"map": {"hold": "BUY"}}
@@ -319,4 +494,8 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     file.refresh_from_db()
     assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.IMPORTED, 4, 0)
     assert sorted(Order.objects.filter(source_file=file).values_list("source_line", "side")) == [
-        (2, "BUY"), (3, "BUY"), (4, "SELL"), (5, "BUY")]
+        (2, "BUY"),
+        (3, "BUY"),
+        (4, "SELL"),
+        (5, "BUY"),
+    ]

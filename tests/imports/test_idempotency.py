@@ -33,9 +33,7 @@ def stack_env() -> dict[str, str]:
     return {"AIRLOCK_UPLOADS_PER_HOUR": "100000"}
 
 
-def post(
-    client: Client, user: Any, data: bytes, *, key: str | None = None, name: str = "t.csv", **fields: str
-) -> Any:
+def post(client: Client, user: Any, data: bytes, *, key: str | None = None, name: str = "t.csv", **fields: str) -> Any:
     headers = bearer(user)
     if key is not None:
         headers["HTTP_IDEMPOTENCY_KEY"] = key
@@ -77,9 +75,7 @@ def test_the_same_key_with_a_different_request_is_a_409_in_the_error_shape(clien
     assert ImportFile.objects.count() == 1
 
 
-def test_a_key_is_per_user_and_a_failed_request_does_not_use_it_up(
-    client: Client, user: Any, other_user: Any
-) -> None:
+def test_a_key_is_per_user_and_a_failed_request_does_not_use_it_up(client: Client, user: Any, other_user: Any) -> None:
     refused = client.post("/api/uploads", {}, HTTP_IDEMPOTENCY_KEY="k-3", **bearer(user))
     assert refused.status_code == 400
     assert post(client, user, trades_csv(3), key="k-3").status_code == 202
@@ -204,9 +200,7 @@ def test_ten_concurrent_identical_uploads_make_one_import(stack: Stack, user: An
     for thread in threads:
         thread.join(90)
     assert len(responses) == 10, "every request should have been answered within 90 s"
-    assert [r.status_code for r in responses] == [202] * 10, [
-        r.text for r in responses if r.status_code != 202
-    ]
+    assert [r.status_code for r in responses] == [202] * 10, [r.text for r in responses if r.status_code != 202]
     assert len({r.json()["files"][0]["id"] for r in responses}) == 1
     assert ImportFile.objects.filter(owner=user).count() == 1
     if with_key:

@@ -86,9 +86,7 @@ def test_rejection_emails_the_uploader_with_the_reason(
 def test_an_unreadable_file_emails_that_it_failed(
     user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    file = process(
-        user, run_jobs, django_capture_on_commit_callbacks, text="Only,A,Header\n", name="empty.csv"
-    )
+    file = process(user, run_jobs, django_capture_on_commit_callbacks, text="Only,A,Header\n", name="empty.csv")
     assert file.status == FileStatus.FAILED
     assert [m.subject for m in mail.outbox] == ["[Airlock] empty.csv: failed"]
     assert "Reason:" in mail.outbox[0].body

@@ -57,9 +57,7 @@ def test_the_plain_upload_form_still_works_without_javascript(
         response = logged_in(client, user).post(
             "/",
             {
-                "file": SimpleUploadedFile(
-                    "a.csv", trades("2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-1").encode()
-                ),
+                "file": SimpleUploadedFile("a.csv", trades("2024-03-01 09:30:00,AAPL,Buy,1,1.5,0,USD,T-1").encode()),
                 "dedupe": "on",
             },
         )

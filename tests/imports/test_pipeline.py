@@ -22,8 +22,9 @@ TRADES = """Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ccy,Ref
 """
 
 
-def upload(owner: Any, text: str = TRADES, name: str = "trades.csv", run_jobs: Any = None,
-           capture: Any = None) -> ImportFile:
+def upload(
+    owner: Any, text: str = TRADES, name: str = "trades.csv", run_jobs: Any = None, capture: Any = None
+) -> ImportFile:
     with capture(execute=True):
         _, files = upload_batch_create(owner=owner, files=[csv_upload(name, text)])
     run_jobs()
@@ -83,8 +84,9 @@ def test_a_second_file_of_an_approved_format_imports_without_review(
         review_approve(format_id=first.format_id, actor=reviewer)
     run_jobs()
     second_text = TRADES.replace("T-1", "T-9").replace(",0,174", ",4,174").replace("T-2", "T-8").replace("T-3", "T-7")
-    second = upload(user, text=second_text, name="march.csv", run_jobs=run_jobs,
-                    capture=django_capture_on_commit_callbacks)
+    second = upload(
+        user, text=second_text, name="march.csv", run_jobs=run_jobs, capture=django_capture_on_commit_callbacks
+    )
     assert second.format_id == first.format_id
     assert second.status == FileStatus.IMPORTED
     assert second.rows_imported == 3

@@ -91,4 +91,3 @@ def test_a_failed_job_fails_its_file_with_a_human_readable_reason(lost_file: Imp
     assert files_fail_for_job(job_id=jobs.file_job_id(lost_file.pk), reason="late") == []
     bug = failure_reason(KeyError("symbol"), 1)
     assert bug.startswith("The import stopped on an unexpected error (KeyError")
-

@@ -53,8 +53,11 @@ def test_approving_with_a_moved_table_and_stale_fields_is_refused_but_the_rows_a
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     file = staged_file(user, run_jobs, django_capture_on_commit_callbacks)
-    stale = {**file.format.mapping, "reader": {"section": None, "header_line": 7},
-             "fields": {"symbol": {"columns": ["Details"], "converter": "text", "options": {}}}}
+    stale = {
+        **file.format.mapping,
+        "reader": {"section": None, "header_line": 7},
+        "fields": {"symbol": {"columns": ["Details"], "converter": "text", "options": {}}},
+    }
     with pytest.raises(MappingError, match="moved the table"):
         review_approve(format_id=file.format_id, actor=reviewer, mapping=stale)
     fmt = CsvFormat.objects.get(pk=file.format_id)
@@ -68,4 +71,7 @@ def test_approving_with_a_moved_table_and_stale_fields_is_refused_but_the_rows_a
     file.refresh_from_db()
     assert file.status == FileStatus.IMPORTED, file.error
     assert sorted(Order.objects.values_list("symbol", "side", "source_line")) == [
-        ("VUSA", "BUY", 9), ("VWRL", "BUY", 8), ("VWRL", "SELL", 10)]
+        ("VUSA", "BUY", 9),
+        ("VWRL", "BUY", 8),
+        ("VWRL", "SELL", 10),
+    ]

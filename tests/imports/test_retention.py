@@ -55,9 +55,7 @@ def files(
     made["migrating"] = imported(trades_csv(10, start=200))
     StagedRow.objects.filter(file=made["migrating"]).update(status="APPROVED")
     ImportFile.objects.filter(pk=made["migrating"].pk).update(status=FileStatus.MIGRATING)
-    assert (
-        made["pending"].status == FileStatus.PENDING_APPROVAL and made["failed"].status == FileStatus.FAILED
-    )
+    assert made["pending"].status == FileStatus.PENDING_APPROVAL and made["failed"].status == FileStatus.FAILED
     for name, file in made.items():
         if name != "recent":
             age(file, 40)
@@ -91,9 +89,7 @@ def test_a_dry_run_changes_nothing_and_a_second_run_finds_nothing(files: dict[st
     out = StringIO()
     call_command("cleanup_staging", "--days", "30", "--dry-run", stdout=out)
     assert "would delete 10 staged rows of 2 files, 2 stored uploads" in out.getvalue()
-    assert (
-        staged(files["imported"]) == 10 and not AuditEvent.objects.filter(action="retention.cleanup").exists()
-    )
+    assert staged(files["imported"]) == 10 and not AuditEvent.objects.filter(action="retention.cleanup").exists()
     call_command("cleanup_staging", "--days", "30", stdout=StringIO())
     again = StringIO()
     call_command("cleanup_staging", "--days", "30", stdout=again)
@@ -133,9 +129,7 @@ def test_a_concurrent_run_reports_the_lock_and_does_nothing(
     assert staged(files["imported"]) == 10
 
 
-def test_the_cron_endpoint_needs_the_secret(
-    files: dict[str, ImportFile], client: Client, settings: Any
-) -> None:
+def test_the_cron_endpoint_needs_the_secret(files: dict[str, ImportFile], client: Client, settings: Any) -> None:
     settings.CRON_SECRET = ""
     off = client.post("/api/cron/cleanup-staging", HTTP_AUTHORIZATION="Bearer ")
     assert off.status_code == 403 and off.json()["error"] == "invalid_cron_secret"

@@ -29,9 +29,7 @@ def imported(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_c
     return make(trades_csv(120)), make(trades_csv(30, start=5000))
 
 
-def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(
-    imported: Any, reviewer: Any
-) -> None:
+def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(imported: Any, reviewer: Any) -> None:
     target, other = imported
     result = file_rollback(file_id=target.pk, actor=reviewer)
     assert result.deleted == 120 and result.kept_changed == []
@@ -44,9 +42,7 @@ def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(
     assert event.details["previous_status"] == "IMPORTED"
 
 
-def test_it_deletes_in_batches_and_running_it_twice_is_harmless(
-    imported: Any, reviewer: Any, monkeypatch: Any
-) -> None:
+def test_it_deletes_in_batches_and_running_it_twice_is_harmless(imported: Any, reviewer: Any, monkeypatch: Any) -> None:
     import imports.rollback
 
     monkeypatch.setattr(imports.rollback, "_BATCH", 50)  # 120 orders: three transactions
@@ -58,9 +54,7 @@ def test_it_deletes_in_batches_and_running_it_twice_is_harmless(
 
 
 @pytest.mark.parametrize("status", [FileStatus.MIGRATING, FileStatus.PROCESSING, FileStatus.UPLOADED])
-def test_it_is_refused_while_the_file_is_still_being_worked_on(
-    imported: Any, reviewer: Any, status: str
-) -> None:
+def test_it_is_refused_while_the_file_is_still_being_worked_on(imported: Any, reviewer: Any, status: str) -> None:
     target, _ = imported
     ImportFile.objects.filter(pk=target.pk).update(status=status)
     with pytest.raises(Conflict) as refused:
@@ -91,9 +85,7 @@ def test_it_names_the_other_files_whose_duplicates_pointed_at_the_removed_orders
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     first = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20))
-    overlap = approved_import(
-        user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20, start=10)
-    )
+    overlap = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20, start=10))
     assert overlap.rows_duplicate == 10
     result = file_rollback(file_id=first.pk, actor=reviewer)
     assert result.duplicates_in_other_files == {overlap.pk: 10}
@@ -105,9 +97,7 @@ def test_the_admin_action_needs_the_rollback_permission_and_calls_the_service(
     target, _ = imported
     reviewer.user_permissions.remove(Permission.objects.get(codename="rollback_importfile"))
     client.force_login(type(reviewer).objects.get(pk=reviewer.pk))
-    denied = client.post(
-        "/admin/imports/importfile/", {"action": "rollback_selected", "_selected_action": [target.pk]}
-    )
+    denied = client.post("/admin/imports/importfile/", {"action": "rollback_selected", "_selected_action": [target.pk]})
     assert denied.status_code in (200, 302, 403)
     assert Order.objects.filter(source_file=target).count() == 120, "no permission, nothing rolled back"
 

@@ -34,8 +34,13 @@ def owned_files(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         review_approve(format_id=imported.format_id, actor=reviewer)
     run_jobs()
-    pending = upload(user, text="When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n", name="pending.csv",
-                     run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    pending = upload(
+        user,
+        text="When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n",
+        name="pending.csv",
+        run_jobs=run_jobs,
+        capture=django_capture_on_commit_callbacks,
+    )
     imported.refresh_from_db()
     assert imported.status == "PARTIAL" and pending.status == "PENDING_APPROVAL"
     return {"imported": imported, "pending": pending, "batch": imported.batch_id, "trades": TRADES}
@@ -45,10 +50,12 @@ def owned_files(user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commi
 def staff_without_perms(django_user_model: Any) -> Any:
     """Staff (admin access) and view permissions, but not approve/reject nor rollback."""
     staff = django_user_model.objects.create_user(username="staff-only", password="pw-staff-1", is_staff=True)
-    staff.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label__in=["formats", "imports", "staging"], codename__startswith="view_"))
-    staff.user_permissions.add(Permission.objects.get(content_type__app_label="formats",
-                                                      codename="change_csvformat"))
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label__in=["formats", "imports", "staging"], codename__startswith="view_"
+        )
+    )
+    staff.user_permissions.add(Permission.objects.get(content_type__app_label="formats", codename="change_csvformat"))
     return django_user_model.objects.get(pk=staff.pk)
 
 
@@ -67,8 +74,13 @@ def _clamd_binary() -> str | None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return None
     # Root on Debian: install it, as the issue asks (the package ships no signatures; we make our own).
-    subprocess.run(["apt-get", "install", "-y", "clamav-daemon"], check=False, capture_output=True, timeout=600,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "clamav-daemon"],
+        check=False,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     return shutil.which("clamd") or (Path("/usr/sbin/clamd").exists() and "/usr/sbin/clamd") or None
 
 
@@ -85,8 +97,9 @@ class Clamd:
             f"StreamMaxLength {stream_max}\nLogFile {root / 'clamd.log'}\n"
         )
         self.log = (root / "clamd.out").open("w")
-        self.process = subprocess.Popen([binary, "-c", str(root / "clamd.conf")], stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [binary, "-c", str(root / "clamd.conf")], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -112,8 +125,10 @@ class Clamd:
 def clamd(tmp_path_factory: Any) -> Iterator[Clamd]:
     binary = _clamd_binary()
     if binary is None:
-        reason = "clamd is not installed and cannot be installed here (needs root and apt-get: " \
-                 "`apt-get install -y clamav-daemon`)"
+        reason = (
+            "clamd is not installed and cannot be installed here (needs root and apt-get: "
+            "`apt-get install -y clamav-daemon`)"
+        )
         print(f"SKIP: {reason}")
         pytest.skip(reason)
     # A short path: unix socket paths are limited to ~100 characters.

@@ -62,7 +62,8 @@ def test_every_imports_url_needs_a_login(client: Client, method: str) -> None:
             ok = ok or response.status_code == 405
         else:
             ok = response.status_code in (302, 405) and (
-                response.status_code == 405 or response["Location"].startswith("/accounts/login/"))
+                response.status_code == 405 or response["Location"].startswith("/accounts/login/")
+            )
         if not ok:
             problems.append(f"{method.upper()} {url} ({name}) -> {response.status_code}")
     assert not problems, "reachable without login:\n" + "\n".join(problems)
@@ -148,8 +149,9 @@ def test_staff_without_the_approve_permission_gets_403_from_the_review_api(
     headers = bearer(staff_without_perms)
     assert client.get("/api/admin/formats/pending", **headers).status_code == 403
     approve = client.post(f"/api/admin/formats/{fmt_id}/approve", {}, content_type="application/json", **headers)
-    reject = client.delete(f"/api/admin/formats/{fmt_id}/approve", {"reason": "no"},
-                           content_type="application/json", **headers)
+    reject = client.delete(
+        f"/api/admin/formats/{fmt_id}/approve", {"reason": "no"}, content_type="application/json", **headers
+    )
     for response in (approve, reject):
         assert response.status_code == 403
         assert response.json()["error"] == "permission_denied"
@@ -203,15 +205,20 @@ def test_rollback_actions_need_the_rollback_permission(
 
 @pytest.mark.parametrize("allow_self", [False, True])
 def test_segregation_of_duties_follows_the_setting_and_records_the_approver(
-    client: Client, settings: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any,
-    allow_self: bool
+    client: Client,
+    settings: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
+    allow_self: bool,
 ) -> None:
     from tests.imports.test_pipeline import upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "ALLOW_SELF_APPROVAL": allow_self}
     file = upload(reviewer, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)  # reviewer uploads
-    response = client.post(f"/api/admin/formats/{file.format_id}/approve", {}, content_type="application/json",
-                           **bearer(reviewer))
+    response = client.post(
+        f"/api/admin/formats/{file.format_id}/approve", {}, content_type="application/json", **bearer(reviewer)
+    )
     fmt = CsvFormat.objects.get(pk=file.format_id)
     if allow_self:
         assert response.status_code == 202, response.content
@@ -237,9 +244,7 @@ def test_another_reviewer_can_approve_and_is_recorded_as_approver(
 # The django-rq dashboard
 
 
-def test_the_rq_dashboard_is_for_superusers_only(
-    client: Client, django_user_model: Any, reviewer: Any
-) -> None:
+def test_the_rq_dashboard_is_for_superusers_only(client: Client, django_user_model: Any, reviewer: Any) -> None:
     assert client.get("/admin/rq/").status_code == 302
     client.force_login(reviewer)  # staff with review rights, not superuser
     response = client.get("/admin/rq/")

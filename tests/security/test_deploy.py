@@ -20,16 +20,32 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AIRLOCK_SECURE", "SECURE_", "DEBUG", "DJANGO_SETTINGS_MODULE"))}
-    env.update({"SECRET_KEY": secrets.token_urlsafe(64), "DEBUG": "0", "ALLOWED_HOSTS": "airlock.example.com",
-                "DJANGO_SETTINGS_MODULE": "config.settings", **extra})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRLOCK_SECURE", "SECURE_", "DEBUG", "DJANGO_SETTINGS_MODULE"))
+    }
+    env.update(
+        {
+            "SECRET_KEY": secrets.token_urlsafe(64),
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "airlock.example.com",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **extra,
+        }
+    )
     return env
 
 
 def test_check_deploy_passes_with_production_settings() -> None:
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=production_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
@@ -38,8 +54,14 @@ def test_check_deploy_fails_with_the_development_key() -> None:
     """The check above can fail: without a real SECRET_KEY, secure settings are off and it says so."""
     env = production_env()
     env.pop("SECRET_KEY")
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0 and "security.W" in (result.stdout + result.stderr)
 
 
@@ -50,13 +72,26 @@ def test_production_turns_on_https_cookies_and_hsts() -> None:
         "'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SESSION_COOKIE_HTTPONLY',"
         "'SECURE_CONTENT_TYPE_NOSNIFF', 'X_FRAME_OPTIONS', 'SECURE_REFERRER_POLICY', 'DEBUG')}))"
     )
-    result = subprocess.run([sys.executable, "-c", "import django; django.setup();" + script], cwd=ROOT,
-                            env=production_env(), capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup();" + script],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values == {
-        "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-        "SECURE_HSTS_SECONDS": 31536000, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SESSION_COOKIE_HTTPONLY": True,
-        "SECURE_CONTENT_TYPE_NOSNIFF": True, "X_FRAME_OPTIONS": "DENY", "SECURE_REFERRER_POLICY": "same-origin",
+        "SECURE_SSL_REDIRECT": True,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "SECURE_REFERRER_POLICY": "same-origin",
         "DEBUG": False,
     }
 

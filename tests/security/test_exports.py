@@ -40,9 +40,13 @@ def test_safe_cell_leaves_numbers_and_plain_text_alone(value: str) -> None:
 def test_the_error_report_csv_neutralises_formulas_and_the_stored_rows_stay_verbatim(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    text = TRADES.splitlines()[0] + "\n" + (
-        '2024-03-04 15:59:59,"=HYPERLINK(""http://evil.example"",""x"")",Sell,0,-5,0.50,USD,@SUM(A1:A9)\n'
-        "2024-03-04 16:00:00,+1+cmd,Buy,0,12,0.50,USD,-2+3\n"
+    text = (
+        TRADES.splitlines()[0]
+        + "\n"
+        + (
+            '2024-03-04 15:59:59,"=HYPERLINK(""http://evil.example"",""x"")",Sell,0,-5,0.50,USD,@SUM(A1:A9)\n'
+            "2024-03-04 16:00:00,+1+cmd,Buy,0,12,0.50,USD,-2+3\n"
+        )
     )
     file = upload(user, text=text, name="hostile.csv", run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
@@ -53,7 +57,7 @@ def test_the_error_report_csv_neutralises_formulas_and_the_stored_rows_stay_verb
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     body = b"".join(response.streaming_content).decode().lstrip("\ufeff")
     header, first, second = list(csv.reader(io.StringIO(body)))
-    assert first[1] == "'=HYPERLINK(\"http://evil.example\",\"x\")" and first[7] == "'@SUM(A1:A9)"
+    assert first[1] == '\'=HYPERLINK("http://evil.example","x")' and first[7] == "'@SUM(A1:A9)"
     assert first[4] == "-5"  # a negative number stays a number
     assert second[1] == "'+1+cmd" and second[7] == "'-2+3"
     assert all(not cell.startswith(("=", "+", "@", "\t", "\r")) for row in (first, second) for cell in row)

@@ -48,8 +48,9 @@ def test_a_binary_file_named_csv_is_refused_at_upload_and_not_stored(
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "unreadable_file"
-    assert body["message"] == (f"'trades.csv' is {what}, not a CSV file (whatever its name says). "
-                               "Export the data as CSV and upload that.")
+    assert body["message"] == (
+        f"'trades.csv' is {what}, not a CSV file (whatever its name says). Export the data as CSV and upload that."
+    )
     assert body["details"] == {"file": "trades.csv", "detected": what}
     assert not ImportBatch.objects.exists() and stored(settings) == []
 
@@ -79,8 +80,10 @@ def test_the_upload_page_shows_the_binary_file_message(client: Client, user: Any
 # Problems only a full read finds: the worker marks the file FAILED with the message.
 WORKER_FAILURES = {
     "nul-byte": (TRADES.encode() + b"2024-03-05 10:00:00,IBM,Buy,1,1\x00,0,USD,X\n", "NUL byte at line 5"),
-    "undecodable": (b"\xef\xbb\xbf" + TRADES.encode() + b"2024-03-05,\xff\xfe,Buy,1,1,0,USD,X\n",
-                    "Line 5 cannot be read as utf-8-sig although it starts with a byte-order mark"),
+    "undecodable": (
+        b"\xef\xbb\xbf" + TRADES.encode() + b"2024-03-05,\xff\xfe,Buy,1,1,0,USD,X\n",
+        "Line 5 cannot be read as utf-8-sig although it starts with a byte-order mark",
+    ),
     "header-only": (TRADES.splitlines()[0].encode() + b"\n", "The file has a header but no data rows."),
     "random-bytes": (bytes(range(1, 9)) * 200, "The file looks binary"),
     "only-blank-lines": (b"\n\n \n\n", "The file holds only blank lines."),
@@ -118,8 +121,10 @@ def test_limits_inside_a_file_fail_it_with_the_line(
     settings.AIRLOCK = {**settings.AIRLOCK, "MAX_COLUMNS": 20, "MAX_FIELD_CHARS": 200}
     wide = TRADES + ",".join(["x"] * 30) + "\n"
     long_field = TRADES + '2024-03-05 10:00:00,"' + "A" * 500 + '",Buy,1,1,0,USD,X\n'
-    ids = [post(client, user, name, text.encode(), django_capture_on_commit_callbacks).json()["files"][0]["id"]
-           for name, text in (("wide.csv", wide), ("long.csv", long_field))]
+    ids = [
+        post(client, user, name, text.encode(), django_capture_on_commit_callbacks).json()["files"][0]["id"]
+        for name, text in (("wide.csv", wide), ("long.csv", long_field))
+    ]
     run_jobs()
     wide_file, long_file = (ImportFile.objects.get(pk=pk) for pk in ids)
     assert wide_file.status == "FAILED" and wide_file.error == "Line 5 has 30 fields; at most 20 are allowed."
@@ -132,8 +137,9 @@ def test_the_column_limit_holds_below_the_rows_the_layout_detection_reads(
     settings.AIRLOCK = {**settings.AIRLOCK, "MAX_COLUMNS": 20}
     header, first = TRADES.splitlines()[:2]
     text = "\n".join([header, *[first] * 400, ",".join(["x"] * 30)]) + "\n"  # line 402: 30 fields
-    file_id = post(client, user, "wide-late.csv", text.encode(), django_capture_on_commit_callbacks).json()[
-        "files"][0]["id"]
+    file_id = post(client, user, "wide-late.csv", text.encode(), django_capture_on_commit_callbacks).json()["files"][0][
+        "id"
+    ]
     run_jobs()
     file = ImportFile.objects.get(pk=file_id)
     assert file.status == "FAILED" and file.error == "Line 402 has 30 fields; at most 20 are allowed."

@@ -32,10 +32,15 @@ print(json.dumps({"status": status, "baseline_kb": baseline,
 
 
 def run_job(file_id: int, media: str) -> dict[str, Any]:
-    env = {**os.environ, "DATABASE_URL": e2e_database_url(), "MEDIA_ROOT": media,
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
-    result = subprocess.run([sys.executable, "-c", JOB, str(file_id)], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    env = {
+        **os.environ,
+        "DATABASE_URL": e2e_database_url(),
+        "MEDIA_ROOT": media,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", JOB, str(file_id)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -54,6 +59,8 @@ def test_a_50_mb_single_line_file_fails_with_the_line_and_bounded_memory(
     assert result["status"] == "FAILED" and file.status == "FAILED"
     assert file.error.startswith("Line 1 is longer than 16 MB without a line break"), file.error
     growth_mb = (result["peak_kb"] - result["baseline_kb"]) / 1024
-    print(f"peak RSS of the job: {result['peak_kb'] / 1024:.0f} MB (baseline {result['baseline_kb'] / 1024:.0f} MB,"
-          f" growth {growth_mb:.0f} MB) for a {50} MB single-line file")
+    print(
+        f"peak RSS of the job: {result['peak_kb'] / 1024:.0f} MB (baseline {result['baseline_kb'] / 1024:.0f} MB,"
+        f" growth {growth_mb:.0f} MB) for a {50} MB single-line file"
+    )
     assert growth_mb < 100, f"the job grew by {growth_mb:.0f} MB reading a 50 MB line"

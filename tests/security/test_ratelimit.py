@@ -87,25 +87,44 @@ def test_the_upload_page_shows_the_limit_message(client: Client, settings: Any, 
 
 
 def test_review_decisions_are_limited_per_hour(
-    client: Client, settings: Any, user: Any, reviewer: Any, run_jobs: Any, redis_clean: Any,
-    django_capture_on_commit_callbacks: Any
+    client: Client,
+    settings: Any,
+    user: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    redis_clean: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     first = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
-    second = upload(user, text="When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n", name="b.csv", run_jobs=run_jobs,
-                    capture=django_capture_on_commit_callbacks)
+    second = upload(
+        user,
+        text="When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n",
+        name="b.csv",
+        run_jobs=run_jobs,
+        capture=django_capture_on_commit_callbacks,
+    )
     limits(settings, REVIEWS_PER_HOUR=1)
-    ok = client.delete(f"/api/admin/formats/{first.format_id}/approve", {"reason": "wrong broker"},
-                       content_type="application/json", **bearer(reviewer))
+    ok = client.delete(
+        f"/api/admin/formats/{first.format_id}/approve",
+        {"reason": "wrong broker"},
+        content_type="application/json",
+        **bearer(reviewer),
+    )
     assert ok.status_code == 200, ok.content
-    refused = client.delete(f"/api/admin/formats/{second.format_id}/approve", {"reason": "wrong broker"},
-                            content_type="application/json", **bearer(reviewer))
+    refused = client.delete(
+        f"/api/admin/formats/{second.format_id}/approve",
+        {"reason": "wrong broker"},
+        content_type="application/json",
+        **bearer(reviewer),
+    )
     assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
     assert "approve/reject decisions" in refused.json()["message"] and refused["Retry-After"]
     assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.PENDING
     # The admin's change-page buttons share the same budget.
     client.force_login(reviewer)
-    response = client.post(f"/admin/formats/csvformat/{second.format_id}/change/", {"_reject": "1", "reason": "x"},
-                           follow=True)
+    response = client.post(
+        f"/admin/formats/csvformat/{second.format_id}/change/", {"_reject": "1", "reason": "x"}, follow=True
+    )
     assert b"Too many approve/reject decisions" in response.content
     assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.PENDING
 

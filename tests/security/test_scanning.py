@@ -47,8 +47,9 @@ def test_a_clean_upload_is_scanned_then_processed(
     client: Client, user: Any, scanning: Clamd, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/api/uploads", {"file": SimpleUploadedFile("trades.csv", TRADES.encode())},
-                               **bearer(user))
+        response = client.post(
+            "/api/uploads", {"file": SimpleUploadedFile("trades.csv", TRADES.encode())}, **bearer(user)
+        )
     assert response.status_code == 202
     run_jobs()
     assert ImportFile.objects.get().status == "PENDING_APPROVAL"
@@ -68,9 +69,7 @@ def test_a_file_over_clamds_stream_limit_is_refused_not_passed(
     assert AuditEvent.objects.filter(action="file.scan_failed").exists()
 
 
-def test_when_clamd_is_down_uploads_are_refused(
-    client: Client, settings: Any, user: Any, tmp_path: Path
-) -> None:
+def test_when_clamd_is_down_uploads_are_refused(client: Client, settings: Any, user: Any, tmp_path: Path) -> None:
     settings.CLAMAV_URL = str(tmp_path / "no-clamd-here.sock")
     response = client.post("/api/uploads", {"file": SimpleUploadedFile("t.csv", TRADES.encode())}, **bearer(user))
     assert response.status_code == 503

@@ -50,7 +50,8 @@ def test_a_file_over_the_size_limit_is_refused_with_413_and_leaves_no_temp_file(
     body = response.json()
     assert body["error"] == "payload_too_large"
     assert body["message"].startswith(
-        "'huge.csv' is larger than the limit of 3 MB per file. Nothing was stored; split the export")
+        "'huge.csv' is larger than the limit of 3 MB per file. Nothing was stored; split the export"
+    )
     assert body["details"] == {"file": "huge.csv", "limit": 3 * MB}
     assert list(temp_dir.iterdir()) == []
     assert not ImportBatch.objects.exists() and stored_files(settings) == []
@@ -97,7 +98,7 @@ def test_too_many_files_in_one_request_answer_400_in_the_error_shape(
     assert response.json() == {
         "error": "too_many_files",
         "message": "Too many files in one request: the limit is 3. Nothing was stored; send the files in several "
-                   "requests.",
+        "requests.",
         "details": {"limit": 3},
     }
     assert not ImportBatch.objects.exists() and stored_files(settings) == []
@@ -125,13 +126,13 @@ def test_an_anonymous_upload_is_refused_and_leaves_no_temp_file(client: Client, 
 
 
 def test_a_malformed_multipart_body_answers_400_in_the_error_shape(client: Client, user: Any) -> None:
-    no_boundary = client.generic("POST", "/api/uploads", b"garbage", content_type="multipart/form-data",
-                                 **bearer(user))
+    no_boundary = client.generic("POST", "/api/uploads", b"garbage", content_type="multipart/form-data", **bearer(user))
     assert no_boundary.status_code == 400
     assert no_boundary.json()["error"] == "invalid_upload"
     assert no_boundary.json()["message"].startswith("The upload could not be read as multipart form data")
-    garbage = client.generic("POST", "/api/uploads", b"--x\r\nnot a part\r\n",
-                             content_type="multipart/form-data; boundary=x", **bearer(user))
+    garbage = client.generic(
+        "POST", "/api/uploads", b"--x\r\nnot a part\r\n", content_type="multipart/form-data; boundary=x", **bearer(user)
+    )
     assert garbage.status_code == 400 and garbage.json()["error"] in ("no_file", "invalid_upload")
     not_multipart = client.post("/api/uploads", {"x": 1}, content_type="application/json", **bearer(user))
     assert not_multipart.status_code == 400 and not_multipart.json()["error"] == "no_file"

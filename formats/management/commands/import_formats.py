@@ -22,9 +22,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path")
-        parser.add_argument(
-            "--file-format", choices=["json", "csv"], help="Default: from the file name's extension."
-        )
+        parser.add_argument("--file-format", choices=["json", "csv"], help="Default: from the file name's extension.")
         parser.add_argument(
             "--as",
             dest="username",
@@ -47,9 +45,7 @@ class Command(BaseCommand):
             if not actor.has_perm(APPROVE_PERMISSION):
                 raise CommandError(f"{actor.get_username()} lacks the 'approve CSV formats' permission.")
         try:
-            result = formats_import(
-                text=text, file_format=file_format, actor=actor, dry_run=options["dry_run"]
-            )
+            result = formats_import(text=text, file_format=file_format, actor=actor, dry_run=options["dry_run"])
         except (ValueError, csv.Error, TablibException) as exc:
             raise CommandError(f"{path} is not a valid {file_format} export: {exc}") from exc
         problems = []
@@ -62,6 +58,4 @@ class Command(BaseCommand):
             raise CommandError("Nothing was imported:\n" + "\n".join(problems))
         totals = result.totals
         verb = "Would import" if options["dry_run"] else "Imported"
-        self.stdout.write(
-            f"{verb}: {totals['new']} new, {totals['update']} updated, {totals['skip']} unchanged."
-        )
+        self.stdout.write(f"{verb}: {totals['new']} new, {totals['update']} updated, {totals['skip']} unchanged.")

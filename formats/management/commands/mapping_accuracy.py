@@ -33,9 +33,7 @@ class FileResult:
     error: str = ""
 
 
-def suggest_for_file(
-    path: Path, *, learned: dict[str, dict[str, int]]
-) -> tuple[dict[str, Any], list[list[str]]]:
+def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple[dict[str, Any], list[list[str]]]:
     """The suggestion exactly as imports/pipeline.py `_match_format` makes it for a new header."""
     layout = detect_layout(
         path,
@@ -105,9 +103,7 @@ def score_file(path: Path, expectation: dict[str, Any], *, learned: dict[str, di
         if got == list(expected_columns):
             result.correct += 1
         else:
-            result.mistakes.append(
-                f"{name}: expected {expected_columns or '(none)'}, suggested {got or '(none)'}"
-            )
+            result.mistakes.append(f"{name}: expected {expected_columns or '(none)'}, suggested {got or '(none)'}")
     side = fields.get("side") or {}
     if expectation.get("side_converter"):
         result.side_ok = side.get("converter") == expectation["side_converter"] and list(
@@ -209,9 +205,7 @@ class Command(BaseCommand):
         sides = [r.side_ok for r in scored if r.side_ok is not None]
         dates = [r.date_ok for r in scored if r.date_ok is not None]
         out.write("")
-        out.write(
-            f"side converter correct: {sum(sides)}/{len(sides)} ({pct(sum(sides), len(sides)).strip()})"
-        )
+        out.write(f"side converter correct: {sum(sides)}/{len(sides)} ({pct(sum(sides), len(sides)).strip()})")
         out.write(
             f"executed_at read correctly on the sample rows: {sum(dates)}/{len(dates)} "
             f"({pct(sum(dates), len(dates)).strip()})"

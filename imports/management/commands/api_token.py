@@ -13,8 +13,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--create", action="store_true", help="Create the user if missing.")
-        parser.add_argument("--approver", action="store_true",
-                            help="Grant the approve/reject (and rollback) permissions and admin access.")
+        parser.add_argument(
+            "--approver",
+            action="store_true",
+            help="Grant the approve/reject (and rollback) permissions and admin access.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         User = get_user_model()

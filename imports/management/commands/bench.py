@@ -30,8 +30,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--quick", action="store_true", help="smaller sizes (~2 minutes)")
-        parser.add_argument("--full", action="store_true",
-                            help="the default sizes with a 1 GB memory-test file (~18 min instead of ~7)")
+        parser.add_argument(
+            "--full", action="store_true", help="the default sizes with a 1 GB memory-test file (~18 min instead of ~7)"
+        )
         parser.add_argument("--rows", type=int, help="rows of the big single-file scenarios")
         parser.add_argument("--die-rows", type=int, help="rows of the django-import-export comparison")
         parser.add_argument("--files", type=int, help="files in the one-request scenario")
@@ -58,8 +59,12 @@ class Command(BaseCommand):
         if name == db["NAME"]:
             raise CommandError("The bench database must not be the product database.")
         admin = psycopg.connect(
-            dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"] or None,
-            port=db["PORT"] or None, autocommit=True,
+            dbname="postgres",
+            user=db["USER"],
+            password=db["PASSWORD"] or None,
+            host=db["HOST"] or None,
+            port=db["PORT"] or None,
+            autocommit=True,
         )
         with admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -76,8 +81,13 @@ class Command(BaseCommand):
         env.pop("DJANGO_SETTINGS_MODULE", None)
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True)
-        args = [*manage, "bench", "--inner", f"--database={name}",
-                *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()]]
+        args = [
+            *manage,
+            "bench",
+            "--inner",
+            f"--database={name}",
+            *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()],
+        ]
         status = subprocess.run(args, cwd=ROOT, env=env).returncode
         if status:
             raise CommandError(f"the benchmark failed (exit {status}); logs in {workdir}")
@@ -89,8 +99,12 @@ class Command(BaseCommand):
 
         django_rq.get_connection("default").flushdb()
         opts = runner.Options(
-            rows=preset["rows"], die_rows=preset["die_rows"], files=preset["files"],
-            file_rows=preset["file_rows"], big_bytes=preset["big_mb"] * 2**20, workdir=workdir,
+            rows=preset["rows"],
+            die_rows=preset["die_rows"],
+            files=preset["files"],
+            file_rows=preset["file_rows"],
+            big_bytes=preset["big_mb"] * 2**20,
+            workdir=workdir,
             log=lambda text: self.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}"),
         )
         started = time.perf_counter()

@@ -14,8 +14,12 @@ class Command(BaseCommand):
     help = "Delete staged rows and stored uploads of finished imports older than --days (never unfinished)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--days", type=int, default=settings.AIRLOCK["RETENTION_DAYS"],
-                            help="keep files touched within this many days (default: AIRLOCK_RETENTION_DAYS)")
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=settings.AIRLOCK["RETENTION_DAYS"],
+            help="keep files touched within this many days (default: AIRLOCK_RETENTION_DAYS)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
 
     def handle(self, *args: Any, days: int, dry_run: bool, **options: Any) -> None:

@@ -124,10 +124,8 @@ def tricky_rows() -> list[list[str]]:
     return rows
 
 
-def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tuple[CsvFormat, Any, ImportFile]:
-    """The approved bench format, a fresh owner, and that owner's earlier import holding the same fill
-    as the tricky rows' 'T-earlier' row."""
-    owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
+def approved_bench_format(fingerprint: str) -> CsvFormat:
+    """The bench mapping as an approved format with this fingerprint."""
     fmt, _ = CsvFormat.objects.get_or_create(
         target="orders",
         fingerprint=fingerprint,
@@ -139,6 +137,48 @@ def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tup
             "mapping": copy.deepcopy(MAPPING),
         },
     )
+    return fmt
+
+
+def written_by(file: ImportFile, earlier: ImportFile) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The file's orders and its staged rows (line, status, errors, raw), file ids in messages made local."""
+    orders = sorted(
+        (
+            o["source_line"],
+            o["account"],
+            o["symbol"],
+            o["side"],
+            o["quantity"],
+            o["price"],
+            o["commission"],
+            o["currency"],
+            o["executed_at"],
+            o["broker_trade_id"],
+            o["dedupe_key"],
+        )
+        for o in Order.objects.filter(source_file=file).values()
+    )
+    staged = []
+    for line, row_status, errors, raw in (
+        StagedRow.objects.filter(file=file).order_by("line").values_list("line", "status", "errors", "raw")
+    ):
+        for error in errors or []:
+            if "duplicate_of_file" in error:
+                error["duplicate_of_file"] = "this" if error["duplicate_of_file"] == file.pk else "earlier"
+                error["message"] = (
+                    error["message"]
+                    .replace(f"file {file.pk}", "file <this>")
+                    .replace(f"file {earlier.pk}", "file <earlier>")
+                )
+        staged.append((line, row_status, errors, raw))
+    return orders, staged
+
+
+def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tuple[CsvFormat, Any, ImportFile]:
+    """The approved bench format, a fresh owner, and that owner's earlier import holding the same fill
+    as the tricky rows' 'T-earlier' row."""
+    owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
+    fmt = approved_bench_format(fingerprint)
     batch = ImportBatch.objects.create(owner=owner)
     earlier = ImportFile.objects.create(
         batch=batch,
@@ -196,38 +236,8 @@ def migrate_with(django_user_model: Any, *, fast: bool, settings: Any, dedupe: b
     status = file_migrate(file_id=file.pk)
     file.refresh_from_db()
 
-    def local(value: Any) -> Any:
-        return "this file" if value == file.pk else "earlier file" if value == earlier.pk else value
-
-    orders = sorted(
-        (
-            o["source_line"],
-            o["account"],
-            o["symbol"],
-            o["side"],
-            o["quantity"],
-            o["price"],
-            o["commission"],
-            o["currency"],
-            o["executed_at"],
-            o["broker_trade_id"],
-            o["dedupe_key"],
-        )
-        for o in Order.objects.filter(source_file=file).values()
-    )
-    staged = []
-    for line, row_status, errors in (
-        StagedRow.objects.filter(file=file).order_by("line").values_list("line", "status", "errors")
-    ):
-        for error in errors or []:
-            if "duplicate_of_file" in error:
-                error["duplicate_of_file"] = local(error["duplicate_of_file"])
-                error["message"] = (
-                    error["message"]
-                    .replace(f"file {file.pk}", "file <this>")
-                    .replace(f"file {earlier.pk}", "file <earlier>")
-                )
-        staged.append((line, row_status, errors))
+    orders, staged_rows = written_by(file, earlier)
+    staged = [(line, row_status, errors) for line, row_status, errors, _ in staged_rows]
     counters = {
         name: getattr(file, name)
         for name in (
@@ -327,38 +337,8 @@ def import_file_with(
         status = file_process(file_id=file_id)
         runs += 1
     file = ImportFile.objects.get(pk=file_id)
-    orders = sorted(
-        (
-            o["source_line"],
-            o["account"],
-            o["symbol"],
-            o["side"],
-            o["quantity"],
-            o["price"],
-            o["commission"],
-            o["currency"],
-            o["executed_at"],
-            o["broker_trade_id"],
-            o["dedupe_key"],
-        )
-        for o in Order.objects.filter(source_file=file).values()
-    )
-    not_imported = []
-    for line, row_status, errors, raw in (
-        StagedRow.objects.filter(file=file)
-        .exclude(status=StagedStatus.MIGRATED)
-        .order_by("line")
-        .values_list("line", "status", "errors", "raw")
-    ):
-        for error in errors or []:
-            if "duplicate_of_file" in error:
-                error["duplicate_of_file"] = "this" if error["duplicate_of_file"] == file.pk else "earlier"
-                error["message"] = (
-                    error["message"]
-                    .replace(f"file {file.pk}", "file <this>")
-                    .replace(f"file {earlier.pk}", "file <earlier>")
-                )
-        not_imported.append((line, row_status, errors, raw))
+    orders, staged = written_by(file, earlier)
+    not_imported = [row for row in staged if row[1] != StagedStatus.MIGRATED]
     counters = {
         name: getattr(file, name)
         for name in (
@@ -378,7 +358,7 @@ def import_file_with(
         "not_imported": not_imported,
         "counters": counters,
         "runs": runs,
-        "migrated_staged": StagedRow.objects.filter(file=file, status=StagedStatus.MIGRATED).count(),
+        "migrated_staged": sum(1 for row in staged if row[1] == StagedStatus.MIGRATED),
     }
 
 
@@ -424,17 +404,7 @@ def test_a_broken_line_further_down_refuses_the_whole_file_and_removes_its_earli
     from tests.conftest import csv_upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 100, "FAST_BATCH_SIZE": 100, "MAX_COLUMNS": 20}
-    CsvFormat.objects.get_or_create(
-        target="orders",
-        fingerprint=fingerprint(HEADER),
-        defaults={
-            "name": "bench",
-            "header": HEADER,
-            "columns": HEADER,
-            "status": FormatStatus.APPROVED,
-            "mapping": copy.deepcopy(MAPPING),
-        },
-    )
+    approved_bench_format(fingerprint(HEADER))
     lines = [",".join(HEADER)]
     for n in range(400):  # more than the layout detection samples, so the reader meets line 402 later
         cells = row()
@@ -459,17 +429,7 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     from imports.services import review_approve, upload_batch_create
     from tests.conftest import csv_upload
 
-    fmt, _ = CsvFormat.objects.get_or_create(
-        target="orders",
-        fingerprint=fingerprint(HEADER),
-        defaults={
-            "name": "bench",
-            "header": HEADER,
-            "columns": HEADER,
-            "status": FormatStatus.APPROVED,
-            "mapping": copy.deepcopy(MAPPING),
-        },
-    )
+    fmt = approved_bench_format(fingerprint(HEADER))
     rows = []
     for n, side in enumerate(["Buy", "hold", "Sell", "hold"]):
         cells = row()

@@ -47,6 +47,15 @@ def _choice(request: HttpRequest, name: str, choices: list[str]) -> str:
     return value
 
 
+def _id(request: HttpRequest, name: str, what: str) -> int | None:
+    value = request.GET.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise InvalidRequest(f"'{name}' must be a {what} id.", code="invalid_filter", details={name: value})
+    return int(value)
+
+
 @csrf_exempt
 def uploads_collection(request: HttpRequest) -> HttpResponse:
     """/api/uploads: POST uploads (imports/api.py), GET lists the caller's files."""
@@ -62,11 +71,9 @@ def upload_list(request: HttpRequest) -> HttpResponse:
     status = _choice(request, "status", list(FileStatus.values))
     if status:
         files = files.filter(status=status)
-    batch = request.GET.get("batch", "").strip()
-    if batch:
-        if not batch.isdigit():
-            raise InvalidRequest("'batch' must be a batch id.", code="invalid_filter", details={"batch": batch})
-        files = files.filter(batch_id=int(batch))
+    batch = _id(request, "batch", "batch")
+    if batch is not None:
+        files = files.filter(batch_id=batch)
     ids = parse_ids(request)
     if ids is not None:
         files = files.filter(pk__in=ids)
@@ -94,11 +101,9 @@ def staging_orders(request: HttpRequest) -> HttpResponse:
     status = _choice(request, "status", list(StagedStatus.values))
     if status:
         rows = rows.filter(status=status)
-    file = request.GET.get("file", "").strip()
-    if file:
-        if not file.isdigit():
-            raise InvalidRequest("'file' must be a file id.", code="invalid_filter", details={"file": file})
-        rows = rows.filter(file_id=selectors.file_for(request.user, int(file)).pk)
+    file = _id(request, "file", "file")
+    if file is not None:
+        rows = rows.filter(file_id=selectors.file_for(request.user, file).pk)
     ids = parse_ids(request)
     if ids is not None:
         rows = rows.filter(pk__in=ids)

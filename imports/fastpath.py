@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -29,6 +28,7 @@ from django.db import connection, transaction
 
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
 from formats.targets import get_target
+from imports.targets import ORDER_VALUE_FIELDS, OrderRow, duplicate_errors, existing_orders_by_key, order_columns
 from staging.models import StagedStatus
 from staging.services import staged_rows_mark, staged_rows_write_outcomes
 
@@ -47,17 +47,6 @@ _DATE_DIRECTIVES = {
     "%S": ("s", "[0-9]{1,2}"),
 }
 _TEXT_LIMITS = {"symbol": 64, "account": 64, "broker_trade_id": 128}
-_ORDER_FIELDS = (
-    "account",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "commission",
-    "currency",
-    "executed_at",
-    "broker_trade_id",
-)
 
 
 def _lit(value: str) -> str:
@@ -119,7 +108,7 @@ class FastPlan:
         post_names = ", ".join([pre_names, *[alias for f in self.fields.values() for alias, _ in f.post]])
         ok = " AND ".join([f"width <= {self.width}", *[f"({f.ok})" for f in self.fields.values()]])
         converted = ", ".join(f"CASE WHEN ok THEN {f.value} END AS v_{name}" for name, f in self.fields.items())
-        values = ", ".join(self._value(name) for name in _ORDER_FIELDS)
+        values = ", ".join(self._value(name) for name in ORDER_VALUE_FIELDS)
         key = "''"
         if self.dedupe_by_trade_id:
             # imports.targets.order_identity for a row with a trade id, term by term: account upper-cased,
@@ -133,7 +122,7 @@ class FastPlan:
             key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
         return f"""
-            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(_ORDER_FIELDS)}, dedupe_key)
+            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key)
             SELECT id, line, ok, {values}, {key}
             FROM (
                 SELECT id, line, ok, {converted}
@@ -187,7 +176,7 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
         return None
     specs = mapping.get("fields") or {}
     required = {field.name for field in get_target("orders").required_fields()}
-    if not required <= set(specs) or not set(specs) <= set(_ORDER_FIELDS):
+    if not required <= set(specs) or not set(specs) <= set(ORDER_VALUE_FIELDS):
         return None
     positions = {column: index for index, column in enumerate(columns)}
     fields: dict[str, _Field] = {}
@@ -379,7 +368,7 @@ WITH rows AS (
     SELECT line, account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id,
            dedupe_key FROM pg_temp.airlock_fast WHERE ok
     UNION ALL
-    SELECT * FROM unnest(%(lines)s::int[], %(account)s::text[], %(symbol)s::text[], %(side)s::text[],
+    SELECT * FROM unnest(%(line)s::int[], %(account)s::text[], %(symbol)s::text[], %(side)s::text[],
                          %(quantity)s::numeric[], %(price)s::numeric[], %(commission)s::numeric[],
                          %(currency)s::text[], %(executed_at)s::timestamptz[], %(broker_trade_id)s::text[],
                          %(dedupe_key)s::text[])
@@ -501,25 +490,14 @@ def _write_orders(
 ) -> list[tuple[int, str, list[dict[str, Any]] | None]]:
     """Convert the declined rows in Python, write every valid row of the batch, and return the marks
     [(id, status, errors)] of the rows that did not become an order; counts go to `outcome`."""
-    from imports.targets import existing_orders_by_key
-
     marks: list[tuple[int, str, list[dict[str, Any]] | None]] = []
-    python_valid: list[tuple[int, int, dict[str, Any], str]] = []
+    python_valid: list[tuple[int, OrderRow]] = []
     for row_id, line, cells in declined:
         verdict, values, errors = compiled.convert(cells)
         if outcome.route(row_id, verdict, errors, marks):
-            key = dedupe.key_for(values) if dedupe else ""
-            python_valid.append((row_id, line, values, key))
-    columns: dict[str, list[Any]] = {name: [] for name in (*_ORDER_FIELDS, "dedupe_key")}
-    for _, _, values, key in python_valid:
-        for name in _ORDER_FIELDS:
-            columns[name].append(values.get(name))
-        columns["dedupe_key"].append(key)
-    columns["commission"] = [v if v is not None else Decimal(0) for v in columns["commission"]]
-    cursor.execute(
-        _INSERT_ORDERS,
-        {"owner": file.owner_id, "file": file.pk, "lines": [line for _, line, _, _ in python_valid], **columns},
-    )
+            python_valid.append((row_id, OrderRow(line, values, dedupe.key_for(values) if dedupe else "")))
+    columns = order_columns([order for _, order in python_valid])
+    cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk, **columns})
     _, not_inserted, writable = cursor.fetchone()
     not_inserted = list(not_inserted or [])
     # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
@@ -531,29 +509,14 @@ def _write_orders(
         )
         fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
         missed = set(not_inserted)
-        python_missing = {line: (key, row_id) for row_id, line, _, key in python_valid if line in missed}
+        python_missing = {o.line: (o.dedupe_key, row_id) for row_id, o in python_valid if o.line in missed}
         missing = {**fast_missing, **python_missing}
         earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
         for line, (key, row_id) in sorted(missing.items()):
             source = earlier.get(key)
             if source and source != (file.pk, line):
                 duplicates += 1
-                marks.append(
-                    (
-                        row_id,
-                        StagedStatus.DUPLICATE,
-                        [
-                            {
-                                "field": None,
-                                "value": "",
-                                "dedupe_key": key,
-                                "duplicate_of_file": source[0],
-                                "duplicate_of_line": source[1],
-                                "message": f"duplicate of line {source[1]} of import file {source[0]}",
-                            }
-                        ],
-                    )
-                )
+                marks.append((row_id, StagedStatus.DUPLICATE, duplicate_errors(key, source)))
     outcome.duplicate += duplicates
     outcome.imported += writable - duplicates
     return marks

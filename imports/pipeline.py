@@ -41,7 +41,14 @@ from imports.reading import (
     sample_records,
 )
 from imports.storage import local_path
-from imports.targets import DedupeKeys, OrderRow, existing_orders_by_key, orders_insert, validate_order
+from imports.targets import (
+    DedupeKeys,
+    OrderRow,
+    duplicate_errors,
+    existing_orders_by_key,
+    orders_insert,
+    validate_order,
+)
 from staging.models import StagedRow, StagedStatus
 from staging.services import staged_rows_claim, staged_rows_delete_for_file, staged_rows_mark, staged_rows_write
 
@@ -550,22 +557,7 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
             if source and source != (file.pk, order.line):
                 # Another file's order, or another line of this file with the same trade id.
                 outcome.duplicate += 1
-                marks.append(
-                    (
-                        row_id,
-                        StagedStatus.DUPLICATE,
-                        [
-                            {
-                                "field": None,
-                                "value": "",
-                                "dedupe_key": order.dedupe_key,
-                                "duplicate_of_file": source[0],
-                                "duplicate_of_line": source[1],
-                                "message": f"duplicate of line {source[1]} of import file {source[0]}",
-                            }
-                        ],
-                    )
-                )
+                marks.append((row_id, StagedStatus.DUPLICATE, duplicate_errors(order.dedupe_key, source)))
             else:
                 # Already written by an earlier run of this very batch (same file and line).
                 outcome.imported += 1

@@ -129,6 +129,35 @@ RETURNING source_line
 """
 
 
+# The order values a mapping produces, in the column order of the INSERTs that write them.
+ORDER_VALUE_FIELDS = (
+    "account",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "currency",
+    "executed_at",
+    "broker_trade_id",
+)
+
+
+def order_columns(rows: list[OrderRow]) -> dict[str, list[Any]]:
+    """Valid rows as one array per column (values, then line and dedupe key) for an INSERT ... unnest();
+    an absent account or trade id is '', an absent commission 0."""
+    columns: dict[str, list[Any]] = {name: [] for name in (*ORDER_VALUE_FIELDS, "line", "dedupe_key")}
+    for row in rows:
+        for name in ORDER_VALUE_FIELDS:
+            columns[name].append(row.values.get(name))
+        columns["line"].append(row.line)
+        columns["dedupe_key"].append(row.dedupe_key)
+    columns["account"] = [value or "" for value in columns["account"]]
+    columns["broker_trade_id"] = [value or "" for value in columns["broker_trade_id"]]
+    columns["commission"] = [value if value is not None else Decimal(0) for value in columns["commission"]]
+    return columns
+
+
 def orders_insert(*, owner_id: int, file_id: int, rows: list[OrderRow]) -> set[int]:
     """Insert valid orders in one statement; returns the lines actually inserted.
 
@@ -137,38 +166,24 @@ def orders_insert(*, owner_id: int, file_id: int, rows: list[OrderRow]) -> set[i
     """
     if not rows:
         return set()
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "account",
-            "symbol",
-            "side",
-            "quantity",
-            "price",
-            "commission",
-            "currency",
-            "executed_at",
-            "broker_trade_id",
-            "line",
-            "dedupe_key",
-        )
-    }
-    for row in rows:
-        v = row.values
-        columns["account"].append(v.get("account") or "")
-        columns["symbol"].append(v["symbol"])
-        columns["side"].append(v["side"])
-        columns["quantity"].append(v["quantity"])
-        columns["price"].append(v["price"])
-        columns["commission"].append(v.get("commission") or Decimal(0))
-        columns["currency"].append(v["currency"])
-        columns["executed_at"].append(v["executed_at"])
-        columns["broker_trade_id"].append(v.get("broker_trade_id") or "")
-        columns["line"].append(row.line)
-        columns["dedupe_key"].append(row.dedupe_key)
+    columns = order_columns(rows)
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL, [owner_id, file_id, *columns.values()])
         return {line for (line,) in cursor.fetchall()}
+
+
+def duplicate_errors(key: str, source: tuple[int, int]) -> list[dict[str, Any]]:
+    """The staged row errors of a row whose trade the owner already has at (file id, line)."""
+    return [
+        {
+            "field": None,
+            "value": "",
+            "dedupe_key": key,
+            "duplicate_of_file": source[0],
+            "duplicate_of_line": source[1],
+            "message": f"duplicate of line {source[1]} of import file {source[0]}",
+        }
+    ]
 
 
 def existing_orders_by_key(*, owner_id: int, keys: list[str]) -> dict[str, tuple[int, int]]:

@@ -149,6 +149,8 @@ AIRLOCK = {
     "FAST_PATH": env_bool("AIRLOCK_FAST_PATH", True),
     "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000),
     "DIRECT_IMPORT": env_bool("AIRLOCK_DIRECT_IMPORT", True),
+    # Database sessions one big file may use at once (chunks prepared in parallel, committed in order).
+    "FILE_SESSIONS": env_int("AIRLOCK_FILE_SESSIONS", 2),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
     "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
     "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3),

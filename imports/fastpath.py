@@ -13,6 +13,9 @@ Per batch (one transaction, as in the Python path): the staged rows are claimed 
 and converted by one INSERT ... SELECT into a temp table; only the rows SQL declined travel to Python;
 all valid rows (both kinds) are written by one INSERT ordered like the Python path's (dedupe key, line),
 so which of two rows with the same trade identity wins is the same; staged rows are marked set-based.
+Each batch has two halves, `*_prepare` (claim or COPY, and convert: touches only the batch's own rows)
+and `*_finish` (write orders, stage or mark what failed), so that imports/sessions.py can prepare the
+next batch in a second session while this one finishes.
 """
 
 from __future__ import annotations
@@ -143,7 +146,7 @@ class FastPlan:
         return ", ".join(f"%(status_{n})s" for n in range(self.statuses))
 
     def claim_sql(self) -> str:
-        """The ids of the next batch of open rows, in line order.
+        """The ids and lines of the next batch of open rows after line `after`, in line order.
 
         One ordered index scan per status, merged: `status = ANY(...)` would make Postgres read and sort
         every remaining row of the file for each batch (quadratic in the file's size). The ids then go back
@@ -153,10 +156,10 @@ class FastPlan:
         already keeps a second migrator away.
         """
         return (
-            "SELECT id FROM ("
+            "SELECT id, line FROM ("
             + " UNION ALL ".join(
                 f"(SELECT id, line FROM staging_stagedrow WHERE file_id = %(file_id)s AND status = %(status_{n})s "
-                f"ORDER BY line LIMIT %(limit)s)"
+                f"AND line > %(after)s ORDER BY line LIMIT %(limit)s)"
                 for n in range(self.statuses)
             )
             + ") AS open_rows ORDER BY line LIMIT %(limit)s"
@@ -387,12 +390,15 @@ SELECT (SELECT count(*) FROM inserted),
 """
 
 
-def _claim_params(plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int) -> dict[str, Any]:
+def _claim_params(
+    plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int, after: int = 0
+) -> dict[str, Any]:
     if len(statuses) != plan.statuses:
         raise ValueError(f"the plan claims rows of {plan.statuses} statuses, not {len(statuses)}")
     return {
         "file_id": file_id,
         "limit": limit,
+        "after": after,
         "migrated": StagedStatus.MIGRATED,
         **{f"status_{n}": status for n, status in enumerate(statuses)},
     }
@@ -403,81 +409,91 @@ def batch_size() -> int:
     return max(settings.AIRLOCK["BATCH_SIZE"], settings.AIRLOCK.get("FAST_BATCH_SIZE", 20_000))
 
 
-def migrate_batch(
-    file: Any,
-    compiled: Any,
-    dedupe: Any,
-    size: int,
-    *,
-    plan: FastPlan,
-    statuses: tuple[str, ...],
-    advance: Callable[[Any, Any], None],
-    outcome_class: type,
-) -> bool:
-    """One batch of staged rows, set-based: claim + convert in SQL, the declined rows in Python, one INSERT."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_TEMP_TABLE)
-        # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
-        cursor.execute("DELETE FROM pg_temp.airlock_fast")
-        params = _claim_params(plan, file.pk, statuses, size)
-        cursor.execute(plan.claim_sql(), params)
-        params["ids"] = [row_id for (row_id,) in cursor.fetchall()]
-        if not params["ids"]:
-            return False
-        cursor.execute(plan.select_sql(), params)
+def open_rows(
+    *, plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int, after: int = 0
+) -> tuple[list[int], int]:
+    """The ids of the next `limit` open staged rows of a file after line `after`, in line order, and the
+    last of their lines (0 when there are none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(plan.claim_sql(), _claim_params(plan, file_id, statuses, limit, after))
+        rows = cursor.fetchall()
+    return [row_id for row_id, _ in rows], (rows[-1][1] if rows else 0)
+
+
+def _fresh_temp_table(cursor: Any) -> None:
+    cursor.execute(_TEMP_TABLE)
+    # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
+    cursor.execute("DELETE FROM pg_temp.airlock_fast")
+
+
+Declined = list[tuple[int, int, list[str]]]  # (staged row id or line, line, cells) of the rows SQL declined
+
+
+def batch_prepare(*, plan: FastPlan, file_id: int, ids: list[int], statuses: tuple[str, ...]) -> Declined:
+    """Claim these staged rows (marked MIGRATED) and convert them in SQL; returns the rows SQL declined.
+
+    Runs inside the caller's transaction, which `batch_finish` then completes."""
+    assert connection.in_atomic_block, "claim staged rows inside the caller's transaction"
+    with connection.cursor() as cursor:
+        _fresh_temp_table(cursor)
+        cursor.execute(plan.select_sql(), {**_claim_params(plan, file_id, statuses, len(ids)), "ids": ids})
         cursor.execute(
             "SELECT f.id, f.line, s.raw FROM pg_temp.airlock_fast f JOIN staging_stagedrow s ON s.id = f.id "
             "WHERE NOT f.ok ORDER BY f.line"
         )
-        declined = [
+        return [
             (row_id, line, raw if isinstance(raw, list) else orjson.loads(raw))
             for row_id, line, raw in cursor.fetchall()
         ]
-        outcome = outcome_class()
+
+
+def batch_finish(file: Any, compiled: Any, dedupe: Any, declined: Declined, outcome: Any) -> None:
+    """Write the orders of a prepared batch and mark its staged rows that did not become one."""
+    with connection.cursor() as cursor:
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
-        # Every claimed row is already MIGRATED: only the invalid, skipped and duplicate ones change.
-        staged_rows_mark(outcomes=marks)
-        advance(file, outcome)
-    return True
+    # Every claimed row is already MIGRATED: only the invalid, skipped and duplicate ones change.
+    staged_rows_mark(outcomes=marks)
 
 
-def import_chunk(
-    file: Any,
-    compiled: Any,
-    dedupe: Any,
-    records: list[tuple[int, list[str]]],
-    *,
-    plan: FastPlan,
-    format_id: int,
-    outcome: Any,
-) -> None:
-    """Rows read straight from the file of an approved format, inside the caller's transaction.
+def chunk_prepare(records: list[tuple[int, list[str]]], *, plan: FastPlan) -> Declined:
+    """Rows read straight from the file of an approved format: their cells are COPYed into a temp table
+    and converted by the same SQL as staged rows. Returns the rows SQL declined (id = line).
 
-    Their cells are COPYed into a temp table and converted by the same SQL as staged rows; the rows SQL
-    declines go through the same Python conversion. Orders are written; only the rows that do not become
-    an order (invalid, skipped, duplicate) are staged, with their errors, for the reports and re-runs.
-    """
+    Runs inside the caller's transaction, which `chunk_finish` then completes."""
     assert connection.in_atomic_block, "import a chunk inside the caller's transaction"
-    if not records:
-        return
     create, convert = plan.incoming_sql()
     names = ", ".join(["line", "width", *(f"c{i}" for i in plan.cells)])
     with connection.cursor() as cursor:
-        cursor.execute(_TEMP_TABLE)
-        cursor.execute("DELETE FROM pg_temp.airlock_fast")
+        _fresh_temp_table(cursor)
         cursor.execute("DROP TABLE IF EXISTS pg_temp.airlock_incoming")
         cursor.execute(create)
-        by_line: dict[int, list[str]] = {}
         with cursor.cursor.copy(f"COPY pg_temp.airlock_incoming ({names}) FROM STDIN") as copy:
             wanted = plan.cells
             for line, cells in records:
-                by_line[line] = cells
                 width = len(cells)
                 copy.write_row((line, width, *[cells[i] if i < width else "" for i in wanted]))
         cursor.execute(convert)
         cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE NOT ok ORDER BY line")
-        declined = [(line, line, by_line[line]) for (line,) in cursor.fetchall()]
+        declined = {line for (line,) in cursor.fetchall()}
+    return [(line, line, cells) for line, cells in records if line in declined]
+
+
+def chunk_finish(
+    file: Any,
+    compiled: Any,
+    dedupe: Any,
+    records: list[tuple[int, list[str]]],
+    declined: Declined,
+    *,
+    format_id: int,
+    outcome: Any,
+) -> None:
+    """Write the orders of a prepared chunk; only the rows that do not become an order (invalid, skipped,
+    duplicate) are staged, with their errors, for the reports and re-runs."""
+    with connection.cursor() as cursor:
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
+    if marks:
+        by_line = dict(records)
         staged_rows_write_outcomes(
             file_id=file.pk,
             format_id=format_id,
@@ -525,12 +541,8 @@ def _write_orders(
 def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int = 1_000_000) -> list[int]:
     """The lines of a file's open rows that SQL would convert itself (the rest go to Python); changes nothing."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_TEMP_TABLE)
-        cursor.execute("DELETE FROM pg_temp.airlock_fast")
-        params = _claim_params(plan, file_id, statuses, limit)
-        cursor.execute(plan.claim_sql(), params)
-        params["ids"] = [row_id for (row_id,) in cursor.fetchall()]
-        cursor.execute(plan.select_sql(), params)
+        ids, _ = open_rows(plan=plan, file_id=file_id, statuses=statuses, limit=limit)
+        batch_prepare(plan=plan, file_id=file_id, ids=ids, statuses=statuses)
         cursor.execute("SELECT line FROM pg_temp.airlock_fast WHERE ok ORDER BY line")
         lines = [line for (line,) in cursor.fetchall()]
         transaction.set_rollback(True)

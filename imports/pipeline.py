@@ -7,7 +7,6 @@ Postgres holds the truth: every step re-reads state, so a job that runs twice or
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from imports.reading import (
     iter_records,
     sample_records,
 )
+from imports.sessions import OrderedSessions, sessions_for
 from imports.storage import local_path
 from imports.targets import (
     DedupeKeys,
@@ -274,15 +274,32 @@ def _direct_read(
     compiled: CompiledFormat,
     through: int,
 ) -> bool:
-    """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two."""
+    """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two.
+
+    The chunks are prepared in up to AIRLOCK_FILE_SESSIONS database sessions and committed in file order
+    (imports/sessions.py), so `through_line` always marks a committed prefix of the file."""
     dedupe = _resume_dedupe(file) if file.dedupe else None
-    for chunk, skipped, last_line, progress, final in _direct_chunks(
-        path, layout, through=through, file_size=file.size
-    ):
-        _direct_chunk(file, fmt, compiled, plan, dedupe, chunk, skipped, last_line, progress=progress, final=final)
-        if not final and stop_requested():
-            return False
-    return True
+
+    def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> None:
+        _direct_chunk_finish(file, fmt, compiled, dedupe, chunk, declined)
+
+    def prepare(chunk: _DirectChunk) -> fastpath.Declined:
+        return fastpath.chunk_prepare(chunk.rows, plan=plan)
+
+    with OrderedSessions(sessions_for(), prepare, finish, stop=stop_requested) as run:
+        for chunk in _direct_chunks(path, layout, through=through, file_size=file.size):
+            if not run.submit(chunk):
+                break
+    return not run.stopped
+
+
+@dataclass
+class _DirectChunk:
+    rows: list[tuple[int, list[str]]]
+    skipped: Counter  # lines the reader skipped in this chunk, by reason
+    through_line: int  # the last line this chunk covers
+    progress: float
+    final: bool
 
 
 # A chunk ends at this many rows (AIRLOCK_FAST_BATCH_SIZE) or characters, whichever comes first, so that
@@ -290,10 +307,8 @@ def _direct_read(
 _CHUNK_CHARS = 16 * 2**20
 
 
-def _direct_chunks(
-    path: Any, layout: FileLayout, *, through: int, file_size: int
-) -> Iterator[tuple[list[tuple[int, list[str]]], Counter, int, float, bool]]:
-    """(rows, reader skips, last line, progress, final) per chunk of the records after line `through`."""
+def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: int) -> Iterator[_DirectChunk]:
+    """The records after line `through`, in chunks."""
     size = fastpath.batch_size()
     chunk: list[tuple[int, list[str]]] = []
     skipped: Counter = Counter()
@@ -311,9 +326,9 @@ def _direct_chunks(
         elif isinstance(item, Skipped):
             skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
         if len(chunk) >= size or chunk_chars >= _CHUNK_CHARS:
-            yield chunk, skipped, last_line, min(99.0, 100.0 * read_chars / max(file_size, 1)), False
+            yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * read_chars / max(file_size, 1)), False)
             chunk, skipped, chunk_chars = [], Counter(), 0
-    yield chunk, skipped, max(last_line, through), 99.0, True
+    yield _DirectChunk(chunk, skipped, max(last_line, through), 99.0, True)
 
 
 def _direct_undo(file_id: int) -> int:
@@ -330,61 +345,54 @@ def _direct_undo(file_id: int) -> int:
     return removed
 
 
-def _direct_chunk(
+def _direct_chunk_finish(
     file: ImportFile,
     fmt: CsvFormat,
     compiled: CompiledFormat,
-    plan: fastpath.FastPlan,
     dedupe: DedupeKeys | None,
-    chunk: list[tuple[int, list[str]]],
-    skipped: Counter,
-    through_line: int,
-    *,
-    progress: float,
-    final: bool = False,
+    chunk: _DirectChunk,
+    declined: fastpath.Declined,
 ) -> None:
-    """One chunk of a direct import and the file's counters, in one transaction."""
-    with transaction.atomic():
-        outcome = BatchOutcome()
-        fastpath.import_chunk(file, compiled, dedupe, chunk, plan=plan, format_id=fmt.pk, outcome=outcome)
-        current = ImportFile.objects.select_for_update().get(pk=file.pk)
-        layout = current.layout or {}
-        layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
-        layout["direct"] = {"format": fmt.pk, "through_line": through_line}
-        current.layout = layout
-        current.rows_total += len(chunk)
-        current.rows_imported += outcome.imported
-        current.rows_failed += outcome.failed
-        current.rows_duplicate += outcome.duplicate
-        current.rows_skipped += outcome.skipped + sum(skipped.values())
-        current.skip_reasons = dict(
-            (Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons).most_common(50)
+    """Write a prepared chunk of a direct import and advance the file's counters (the chunk's transaction)."""
+    skipped, through_line, progress, final = chunk.skipped, chunk.through_line, chunk.progress, chunk.final
+    outcome = BatchOutcome()
+    fastpath.chunk_finish(file, compiled, dedupe, chunk.rows, declined, format_id=fmt.pk, outcome=outcome)
+    current = ImportFile.objects.select_for_update().get(pk=file.pk)
+    layout = current.layout or {}
+    layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
+    layout["direct"] = {"format": fmt.pk, "through_line": through_line}
+    current.layout = layout
+    current.rows_total += len(chunk.rows)
+    current.rows_imported += outcome.imported
+    current.rows_failed += outcome.failed
+    current.rows_duplicate += outcome.duplicate
+    current.rows_skipped += outcome.skipped + sum(skipped.values())
+    current.skip_reasons = dict((Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons).most_common(50))
+    current.progress = max(current.progress, progress)
+    update = [
+        "layout",
+        "rows_total",
+        "rows_imported",
+        "rows_failed",
+        "rows_duplicate",
+        "rows_skipped",
+        "skip_reasons",
+        "progress",
+        "updated_at",
+    ]
+    if final and current.rows_total:
+        current.status = FileStatus.MIGRATING
+        update.append("status")
+        record(
+            action="rows.imported",
+            obj=current,
+            summary=(
+                f"{current.rows_total} rows of '{current.original_name}' read for approved format "
+                f"'{fmt.name}' and imported directly"
+            ),
+            details={"format": fmt.pk, "rows": current.rows_total, "layout": layout},
         )
-        current.progress = max(current.progress, progress)
-        update = [
-            "layout",
-            "rows_total",
-            "rows_imported",
-            "rows_failed",
-            "rows_duplicate",
-            "rows_skipped",
-            "skip_reasons",
-            "progress",
-            "updated_at",
-        ]
-        if final and current.rows_total:
-            current.status = FileStatus.MIGRATING
-            update.append("status")
-            record(
-                action="rows.imported",
-                obj=current,
-                summary=(
-                    f"{current.rows_total} rows of '{current.original_name}' read for approved format "
-                    f"'{fmt.name}' and imported directly"
-                ),
-                details={"format": fmt.pk, "rows": current.rows_total, "layout": layout},
-            )
-        current.save(update_fields=update)
+    current.save(update_fields=update)
 
 
 @dataclass
@@ -478,29 +486,25 @@ def _file_migrate_locked(file_id: int) -> str:
     )
     record(action="migration.started", obj=file, summary=f"Migration of '{file.original_name}' started")
     dedupe = _resume_dedupe(file) if file.dedupe else None
-    batch_size = settings.AIRLOCK["BATCH_SIZE"]
-    migrate_batch: Any = _migrate_batch
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe)
-    if plan is not None:
-        # The same mapping compiled to SQL; every row it declines is converted by `compiled` (fastpath.py).
-        batch_size = fastpath.batch_size()
-        migrate_batch = functools.partial(
-            fastpath.migrate_batch,
-            plan=plan,
-            statuses=OPEN_ROW_STATUSES,
-            advance=_advance_counters,
-            outcome_class=BatchOutcome,
-        )
     try:
-        while migrate_batch(file, compiled, dedupe, batch_size):
-            if stop_requested():
-                # The worker is shutting down: this batch is committed; the reconciler resumes the rest.
-                record(
-                    action="migration.paused",
-                    obj=file,
-                    summary=f"Migration of '{file.original_name}' paused: the worker is shutting down",
-                )
-                return FileStatus.MIGRATING
+        if plan is not None:
+            # The same mapping compiled to SQL; every row it declines is converted by `compiled` (fastpath.py).
+            finished = _migrate_fast(file, compiled, dedupe, plan)
+        else:
+            finished = True
+            while _migrate_batch(file, compiled, dedupe, settings.AIRLOCK["BATCH_SIZE"]):
+                if stop_requested():
+                    finished = False
+                    break
+        if not finished:
+            # The worker is shutting down: the batches so far are committed; the reconciler resumes the rest.
+            record(
+                action="migration.paused",
+                obj=file,
+                summary=f"Migration of '{file.original_name}' paused: the worker is shutting down",
+            )
+            return FileStatus.MIGRATING
     except AppError as exc:
         _file_fail(file_id, exc.message)
         record(
@@ -511,6 +515,31 @@ def _file_migrate_locked(file_id: int) -> str:
         )
         raise
     return file_settle(file_id=file_id)
+
+
+def _migrate_fast(
+    file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, plan: fastpath.FastPlan
+) -> bool:
+    """The set-based migration of a file's open staged rows, batches prepared in parallel sessions and
+    committed in line order (imports/sessions.py); False when the worker asked to stop between two."""
+
+    def prepare(ids: list[int]) -> fastpath.Declined:
+        return fastpath.batch_prepare(plan=plan, file_id=file.pk, ids=ids, statuses=OPEN_ROW_STATUSES)
+
+    def finish(ids: list[int], declined: fastpath.Declined) -> None:
+        outcome = BatchOutcome()
+        fastpath.batch_finish(file, compiled, dedupe, declined, outcome)
+        _advance_counters(file, outcome)
+
+    size, after = fastpath.batch_size(), 0
+    with OrderedSessions(sessions_for(), prepare, finish, stop=stop_requested) as run:
+        while True:
+            ids, after = fastpath.open_rows(
+                plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES, limit=size, after=after
+            )
+            if not ids or not run.submit(ids):
+                break
+    return not run.stopped
 
 
 def _resume_dedupe(file: ImportFile) -> DedupeKeys:

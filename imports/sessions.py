@@ -1,0 +1,175 @@
+"""Parallel database sessions for one big file, with commits kept in file order.
+
+One Postgres backend runs one statement at a time, so a file imported in one session uses one core.
+`OrderedSessions` spreads a file's chunks over a few threads, each with its own Django connection (Django
+connections are per thread): every chunk runs in its own transaction, in two steps:
+
+- `prepare` runs at once, in parallel with the other sessions: the work that touches only the chunk's own
+  rows and temp tables (the COPY of its cells, the SQL conversion, claiming its staged rows);
+- `finish` waits until the chunk before it has committed, then writes orders and counters and commits.
+
+So the chunks commit strictly one after the other, in order: what is committed is always a prefix of the
+file (a killed job resumes after it, as with one session), the orders INSERTs never run concurrently within
+a file (two rows with the same trade identity resolve as in a sequential run, and no chunk can wait on a
+row lock held by a later chunk that itself waits for its turn), and the Python state of `finish` (the
+occurrence counters of DedupeKeys) sees the rows in file order.
+
+A failure stops the chunks after the failing one (they roll back); the chunks before it still commit.
+When `stop()` turns true (the worker is shutting down), only the chunk already writing commits: the
+ones still waiting for their turn roll back, no new one is taken, and `stopped` says the file is not done
+(the first chunk of a run always commits, so every run makes progress).
+Only one chunk: it runs inline in the caller's session, no thread is started. Inside an outer transaction
+(tests, nested calls) other sessions could not see its uncommitted rows, so `sessions_for` gives 1 there.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from django.conf import settings
+from django.db import connection, transaction
+
+Item = TypeVar("Item")
+
+
+def sessions_for() -> int:
+    """How many sessions one file may use: AIRLOCK_FILE_SESSIONS, or 1 inside an outer transaction."""
+    if connection.in_atomic_block:
+        return 1
+    return max(1, int(settings.AIRLOCK.get("FILE_SESSIONS", 2)))
+
+
+class _Aborted(Exception):
+    """An earlier chunk failed, or the worker is stopping: this one rolls back without committing."""
+
+
+class OrderedSessions(Generic[Item]):
+    """Run `prepare(item)` in parallel and `finish(item, prepared)` in submission order, a transaction each."""
+
+    def __init__(
+        self,
+        sessions: int,
+        prepare: Callable[[Item], Any],
+        finish: Callable[[Item, Any], None],
+        *,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.sessions = max(1, sessions)
+        self.prepare = prepare
+        self.finish = finish
+        self.stop = stop
+        self.stopped = False  # a stop request left items undone
+        self._held: list[Item] = []  # the first item, kept until a second one shows threads are worth it
+        self._queue: queue.Queue[tuple[int, Item] | None] = queue.Queue()
+        self._slots = threading.Semaphore(self.sessions)  # items in flight: bounds memory and read-ahead
+        self._turn = threading.Condition()
+        self._next = 0  # the next item allowed to finish
+        self._submitted = 0
+        self._failed_at: int | None = None
+        self._error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> OrderedSessions[Item]:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close(raise_error=exc is None)
+
+    def submit(self, item: Item) -> bool:
+        """Hand over the next item; blocks while every session is busy; raises an earlier item's error.
+
+        False (the item is not taken) when a stop was requested: the caller stops reading."""
+        self._raise_error()
+        if self._submitted or self._held:
+            if self.stopped or self.stop():
+                self.stopped = True
+                return False
+        if self.sessions == 1:
+            self._run_inline(item)
+            return True
+        if not self._threads and not self._held:
+            self._held.append(item)
+            return True
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self.sessions)]
+            for thread in self._threads:
+                thread.start()
+            self._enqueue(self._held.pop())
+        self._enqueue(item)
+        return True
+
+    def close(self, *, raise_error: bool = True) -> None:
+        """Wait for every submitted item to commit (or fail), stop the threads, raise the first error."""
+        if self._held:
+            item = self._held.pop()
+            if raise_error:
+                self._run_inline(item)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if raise_error:
+            self._raise_error()
+
+    def _run_inline(self, item: Item) -> None:
+        with transaction.atomic():
+            self.finish(item, self.prepare(item))
+        self._submitted += 1
+        self._next += 1
+
+    def _enqueue(self, item: Item) -> None:
+        while not self._slots.acquire(timeout=1.0):
+            self._raise_error()
+        self._raise_error()
+        self._queue.put((self._submitted, item))
+        self._submitted += 1
+
+    def _raise_error(self) -> None:
+        with self._turn:
+            if self._error is not None:
+                raise self._error
+
+    def _work(self) -> None:
+        try:
+            while (job := self._queue.get()) is not None:
+                number, item = job
+                try:
+                    with transaction.atomic():
+                        prepared = self.prepare(item)
+                        self._wait_turn(number)
+                        self.finish(item, prepared)
+                except BaseException as exc:  # noqa: BLE001 -- handed to the submitting thread
+                    self._fail(number, exc)
+                else:
+                    self._done(number)
+                finally:
+                    self._slots.release()
+        finally:
+            connection.close()
+
+    def _wait_turn(self, number: int) -> None:
+        with self._turn:
+            while self._next != number:
+                if self._failed_at is not None and self._failed_at < number:
+                    raise _Aborted
+                self._turn.wait()
+        if number and self.stop():
+            self.stopped = True
+            raise _Aborted
+
+    def _done(self, number: int) -> None:
+        with self._turn:
+            self._next = number + 1
+            self._turn.notify_all()
+
+    def _fail(self, number: int, exc: BaseException) -> None:
+        with self._turn:
+            if self._failed_at is None or number < self._failed_at:
+                self._failed_at = number
+                if not isinstance(exc, _Aborted):
+                    self._error = exc
+            self._turn.notify_all()

@@ -536,4 +536,8 @@ def table(results: list[Result]) -> str:
 
 def settings_summary() -> str:
     db = settings.DATABASES["default"]
-    return f"database {db['NAME']}, batch size {settings.AIRLOCK['BATCH_SIZE']}, cpus {os.cpu_count()}"
+    return (
+        f"database {db['NAME']}, batch size {settings.AIRLOCK['BATCH_SIZE']}, "
+        f"fast batch {settings.AIRLOCK['FAST_BATCH_SIZE']}, sessions per file {settings.AIRLOCK['FILE_SESSIONS']}, "
+        f"cpus {os.cpu_count()}"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -140,15 +141,27 @@ def sessions_used(monkeypatch: Any, name: str) -> set[int]:
     return pids
 
 
+def in_one_then_two_sessions(
+    settings: Any, monkeypatch: Any, spied: str, run: Callable[[], dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any], set[int]]:
+    """What `run` gives with one session per file and with two, and the sessions that ran `spied` in the latter."""
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 1}
+    one = run()
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
+    pids = sessions_used(monkeypatch, spied)
+    return one, run(), pids
+
+
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_a_direct_import_in_two_sessions_writes_what_one_session_writes(
     django_user_model: Any, settings: Any, redis_clean: Any, monkeypatch: Any, dedupe: bool
 ) -> None:
-    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 1}
-    one = import_file_with(django_user_model, direct=True, settings=settings, dedupe=dedupe)
-    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
-    pids = sessions_used(monkeypatch, "chunk_prepare")
-    two = import_file_with(django_user_model, direct=True, settings=settings, dedupe=dedupe)
+    one, two, pids = in_one_then_two_sessions(
+        settings,
+        monkeypatch,
+        "chunk_prepare",
+        lambda: import_file_with(django_user_model, direct=True, settings=settings, dedupe=dedupe),
+    )
 
     assert len(pids) == 2  # the chunks (of 7 rows) really were spread over two sessions
 
@@ -177,11 +190,12 @@ def test_a_direct_import_in_two_sessions_stopped_between_chunks_resumes_without_
 def test_staged_rows_migrated_in_two_sessions_give_what_one_session_gives(
     django_user_model: Any, settings: Any, monkeypatch: Any, dedupe: bool
 ) -> None:
-    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 1}
-    one = migrate_with(django_user_model, fast=True, settings=settings, dedupe=dedupe)
-    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
-    pids = sessions_used(monkeypatch, "batch_prepare")
-    two = migrate_with(django_user_model, fast=True, settings=settings, dedupe=dedupe)
+    one, two, pids = in_one_then_two_sessions(
+        settings,
+        monkeypatch,
+        "batch_prepare",
+        lambda: migrate_with(django_user_model, fast=True, settings=settings, dedupe=dedupe),
+    )
 
     assert len(pids - {backend_pid()}) == 2  # the batches (of 7 rows) ran in two sessions besides the test's
 

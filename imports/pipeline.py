@@ -242,11 +242,7 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
         through = 0
     try:
         if not _direct_read(file, fmt, layout, path, plan, compiled, through):
-            record(
-                action="migration.paused",
-                obj=file,
-                summary=f"Import of '{file.original_name}' paused: the worker is shutting down",
-            )
+            _record_paused(file, "Import")
             return FileStatus.PROCESSING
     except UnreadableFile as exc:
         # A broken line further down: the file is refused whole, as when it is staged, so the orders of
@@ -488,22 +484,15 @@ def _file_migrate_locked(file_id: int) -> str:
     dedupe = _resume_dedupe(file) if file.dedupe else None
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe)
     try:
-        if plan is not None:
-            # The same mapping compiled to SQL; every row it declines is converted by `compiled` (fastpath.py).
-            finished = _migrate_fast(file, compiled, dedupe, plan)
-        else:
-            finished = True
-            while _migrate_batch(file, compiled, dedupe, settings.AIRLOCK["BATCH_SIZE"]):
-                if stop_requested():
-                    finished = False
-                    break
+        # With a SQL plan, the same mapping compiled to SQL; every row it declines is converted by `compiled`.
+        finished = (
+            _migrate_fast(file, compiled, dedupe, plan)
+            if plan is not None
+            else _migrate_rowwise(file, compiled, dedupe)
+        )
         if not finished:
             # The worker is shutting down: the batches so far are committed; the reconciler resumes the rest.
-            record(
-                action="migration.paused",
-                obj=file,
-                summary=f"Migration of '{file.original_name}' paused: the worker is shutting down",
-            )
+            _record_paused(file, "Migration")
             return FileStatus.MIGRATING
     except AppError as exc:
         _file_fail(file_id, exc.message)
@@ -515,6 +504,22 @@ def _file_migrate_locked(file_id: int) -> str:
         )
         raise
     return file_settle(file_id=file_id)
+
+
+def _record_paused(file: ImportFile, what: str) -> None:
+    record(
+        action="migration.paused",
+        obj=file,
+        summary=f"{what} of '{file.original_name}' paused: the worker is shutting down",
+    )
+
+
+def _migrate_rowwise(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None) -> bool:
+    """The per-row Python migration, batch after batch; False when the worker asked to stop between two."""
+    while _migrate_batch(file, compiled, dedupe, settings.AIRLOCK["BATCH_SIZE"]):
+        if stop_requested():
+            return False
+    return True
 
 
 def _migrate_fast(

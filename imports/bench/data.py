@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from imports.targets import ORDER_VALUE_FIELDS
+
 HEADER = [
     "Account",
     "Symbol",
@@ -112,22 +114,8 @@ def write_trades_until(path: Path, size_bytes: int, *, seed: int) -> int:
     return rows
 
 
-CLEAN_COLUMNS = [
-    "owner_id",
-    "account",
-    "symbol",
-    "side",
-    "quantity",
-    "price",
-    "commission",
-    "currency",
-    "executed_at",
-    "broker_trade_id",
-    "source_file_id",
-    "source_line",
-    "dedupe_key",
-    "created_at",
-]
+# The orders table's columns the clean baseline file holds (the bench_baseline table copies imports_order).
+CLEAN_COLUMNS = ["owner_id", *ORDER_VALUE_FIELDS, "source_file_id", "source_line", "dedupe_key", "created_at"]
 _SIDE = {"Buy": "BUY", "BOT": "BUY", "Sell": "SELL", "SLD": "SELL"}
 
 

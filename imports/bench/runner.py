@@ -25,6 +25,7 @@ from django.core.files import File
 from django.db import connection
 
 from imports.bench import data
+from imports.targets import ORDER_VALUE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DONE = ("IMPORTED", "PARTIAL", "FAILED", "REJECTED", "PENDING_APPROVAL")
@@ -419,21 +420,7 @@ def django_import_export(opts: Options, owner: Any) -> list[Result]:
 
         class Meta:
             model = Order
-            fields = (
-                "owner",
-                "account",
-                "symbol",
-                "side",
-                "quantity",
-                "price",
-                "commission",
-                "currency",
-                "executed_at",
-                "broker_trade_id",
-                "source_file",
-                "source_line",
-                "dedupe_key",
-            )
+            fields = ("owner", *ORDER_VALUE_FIELDS, "source_file", "source_line", "dedupe_key")
             import_id_fields = ("source_file", "source_line")
 
     class FastOrderResource(OrderResource):

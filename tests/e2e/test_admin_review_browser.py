@@ -20,16 +20,6 @@ from tests.formats.test_admin_review import GOOD, TRADES
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def static_server(stack: Stack) -> str:
@@ -59,12 +49,8 @@ def static_server(stack: Stack) -> str:
 
 
 def test_a_reviewer_edits_the_mapping_in_the_table_previews_and_approves(
-    stack: Stack, django_user_model: Any, reviewer: Any, monkeypatch: Any
+    stack: Stack, django_user_model: Any, reviewer: Any, chromium: Any
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM checks in between are plain sync calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     reviewer.set_password("pw-reviewer-1")
     reviewer.save()
     uploader = django_user_model.objects.create_user(username="trader", password="pw-trader-1")
@@ -75,70 +61,67 @@ def test_a_reviewer_edits_the_mapping_in_the_table_previews_and_approves(
     base = static_server(stack)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{base}/admin/login/?next=/admin/formats/csvformat/{fmt.pk}/change/")
-        page.fill("input[name=username]", "reviewer")
-        page.fill("input[name=password]", "pw-reviewer-1")
-        page.click("input[type=submit]")
-        page.wait_for_selector("#mapping-table tbody tr[data-field=price]")
-        page.screenshot(path=str(SCREENSHOTS / "admin-format-review.png"), full_page=True)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/admin/login/?next=/admin/formats/csvformat/{fmt.pk}/change/")
+    page.fill("input[name=username]", "reviewer")
+    page.fill("input[name=password]", "pw-reviewer-1")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#mapping-table tbody tr[data-field=price]")
+    page.screenshot(path=str(SCREENSHOTS / "admin-format-review.png"), full_page=True)
 
-        # Edit in the table: price takes 'Fee' instead of what was suggested; the JSON follows.
+    # Edit in the table: price takes 'Fee' instead of what was suggested; the JSON follows.
+    row = page.locator("#mapping-table tr[data-field=price]")
+    while row.locator(".chip button").count():
+        row.locator(".chip button").first.click()
         row = page.locator("#mapping-table tr[data-field=price]")
-        while row.locator(".chip button").count():
-            row.locator(".chip button").first.click()
-            row = page.locator("#mapping-table tr[data-field=price]")
-        row.locator("select").first.select_option("Fee")
-        stored = json.loads(page.input_value("textarea[name=mapping]"))
-        assert stored["fields"]["price"]["columns"] == ["Fee"]
-        assert stored["fields"]["price"]["reason"] == "edited by reviewer"
+    row.locator("select").first.select_option("Fee")
+    stored = json.loads(page.input_value("textarea[name=mapping]"))
+    assert stored["fields"]["price"]["columns"] == ["Fee"]
+    assert stored["fields"]["price"]["reason"] == "edited by reviewer"
 
-        # Preview without saving: counts over every staged row come back.
-        page.click("#preview-button")
-        # (wait_for_function would evaluate a string: the page's CSP forbids that, rightly.)
-        page.locator("#preview-status", has_text="updated").wait_for()
-        preview = page.inner_text("#preview-body")
-        assert "2 would import" in preview and "1 would fail" in preview
-        assert "\t1.00\t1.00\tUSD" in preview, "the price column now shows the Fee values"
-        assert CsvFormat.objects.get(pk=fmt.pk).mapping != stored, "a preview does not save"
-        page.screenshot(path=str(SCREENSHOTS / "admin-format-review-after-preview.png"), full_page=True)
+    # Preview without saving: counts over every staged row come back.
+    page.click("#preview-button")
+    # (wait_for_function would evaluate a string: the page's CSP forbids that, rightly.)
+    page.locator("#preview-status", has_text="updated").wait_for()
+    preview = page.inner_text("#preview-body")
+    assert "2 would import" in preview and "1 would fail" in preview
+    assert "\t1.00\t1.00\tUSD" in preview, "the price column now shows the Fee values"
+    assert CsvFormat.objects.get(pk=fmt.pk).mapping != stored, "a preview does not save"
+    page.screenshot(path=str(SCREENSHOTS / "admin-format-review-after-preview.png"), full_page=True)
 
-        # Options and filters are editable too; bad options JSON is flagged and never reaches the stored JSON.
-        options = page.locator("#mapping-table tr[data-field=quantity] input.options")
-        options.fill('{"abs": tru')
-        assert "quantity options" in page.inner_text("#mapping-editor-error")
-        options.fill('{"abs": true}')
-        assert page.locator("#mapping-editor-error").is_hidden()
-        page.click("#add-filter")
-        filter_row = page.locator("#filters-table tbody tr").first
-        filter_row.locator("select").first.select_option("Ticker")
-        filter_row.locator("input[type=text]").fill("MSFT")
-        stored = json.loads(page.input_value("textarea[name=mapping]"))
-        assert stored["fields"]["quantity"]["options"] == {"abs": True}
-        assert stored["filters"] == [{"column": "Ticker", "op": "in", "values": ["MSFT"]}]
-        page.click("#preview-button")
-        page.locator("#preview-status", has_text="updated").wait_for()
-        assert "2 would be skipped" in page.inner_text("#preview-body")
+    # Options and filters are editable too; bad options JSON is flagged and never reaches the stored JSON.
+    options = page.locator("#mapping-table tr[data-field=quantity] input.options")
+    options.fill('{"abs": tru')
+    assert "quantity options" in page.inner_text("#mapping-editor-error")
+    options.fill('{"abs": true}')
+    assert page.locator("#mapping-editor-error").is_hidden()
+    page.click("#add-filter")
+    filter_row = page.locator("#filters-table tbody tr").first
+    filter_row.locator("select").first.select_option("Ticker")
+    filter_row.locator("input[type=text]").fill("MSFT")
+    stored = json.loads(page.input_value("textarea[name=mapping]"))
+    assert stored["fields"]["quantity"]["options"] == {"abs": True}
+    assert stored["filters"] == [{"column": "Ticker", "op": "in", "values": ["MSFT"]}]
+    page.click("#preview-button")
+    page.locator("#preview-status", has_text="updated").wait_for()
+    assert "2 would be skipped" in page.inner_text("#preview-body")
 
-        # Editing the JSON re-draws the table; then approve with it.
-        page.fill("textarea[name=mapping]", json.dumps(GOOD, indent=2))
-        page.dispatch_event("textarea[name=mapping]", "input")
-        assert page.locator("#mapping-table tr[data-field=price] .chip").inner_text().startswith("Fill Price")
-        page.click("input[name=_approve]")
-        page.wait_for_url("**/admin/formats/csvformat/")
-        assert "Approved" in page.inner_text("ul.messagelist")
-        page.screenshot(path=str(SCREENSHOTS / "admin-format-list-after-approval.png"), full_page=True)
-        page.goto(f"{base}/admin/formats/csvformat/{fmt.pk}/history/")
-        history = page.inner_text("#mapping-history")
-        assert "status PENDING → APPROVED" in history and "reviewer" in history
-        assert "price: columns Fee → Fill Price" not in history, "the previewed edit was never saved"
-        page.screenshot(path=str(SCREENSHOTS / "admin-format-history.png"), full_page=True)
-        assert not errors, errors
-        browser.close()
+    # Editing the JSON re-draws the table; then approve with it.
+    page.fill("textarea[name=mapping]", json.dumps(GOOD, indent=2))
+    page.dispatch_event("textarea[name=mapping]", "input")
+    assert page.locator("#mapping-table tr[data-field=price] .chip").inner_text().startswith("Fill Price")
+    page.click("input[name=_approve]")
+    page.wait_for_url("**/admin/formats/csvformat/")
+    assert "Approved" in page.inner_text("ul.messagelist")
+    page.screenshot(path=str(SCREENSHOTS / "admin-format-list-after-approval.png"), full_page=True)
+    page.goto(f"{base}/admin/formats/csvformat/{fmt.pk}/history/")
+    history = page.inner_text("#mapping-history")
+    assert "status PENDING → APPROVED" in history and "reviewer" in history
+    assert "price: columns Fee → Fill Price" not in history, "the previewed edit was never saved"
+    page.screenshot(path=str(SCREENSHOTS / "admin-format-history.png"), full_page=True)
+    assert not errors, errors
 
     stack.wait_for(lambda: ImportFile.objects.get(pk=file_id).status == FileStatus.PARTIAL, what="migration")
     assert CsvFormat.objects.get(pk=fmt.pk).status == FormatStatus.APPROVED

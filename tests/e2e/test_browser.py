@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,6 @@ from tests.e2e.conftest import ROOT, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 KNOWN = """Date,Symbol,Side,Quantity,Price,Commission,Currency,Trade ID
@@ -51,25 +39,6 @@ UNKNOWN = """Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ref
 2024-03-01 10:15:00,MSFT,Sell,5,410.10,1.00,T-2
 2024-03-04 15:59:59,=HYPERLINK("http://evil"),Sell,0,174.00,-0.50,T-3
 """
-
-
-@pytest.fixture
-def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; `make test` "
-            "does it when it can) to run the browser tests"
-        )
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; our ORM calls in the test are still
-    # plain synchronous calls, so Django's async-safety guard does not apply here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def approved_format_for(text: str, tmp_path: Path, approver: Any) -> CsvFormat:

@@ -350,13 +350,13 @@ def _direct_chunk_finish(
     declined: fastpath.Declined,
 ) -> None:
     """Write a prepared chunk of a direct import and advance the file's counters (the chunk's transaction)."""
-    skipped, through_line, progress, final = chunk.skipped, chunk.through_line, chunk.progress, chunk.final
+    skipped = chunk.skipped
     outcome = BatchOutcome()
     fastpath.chunk_finish(file, compiled, dedupe, chunk.rows, declined, format_id=fmt.pk, outcome=outcome)
     current = ImportFile.objects.select_for_update().get(pk=file.pk)
     layout = current.layout or {}
     layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
-    layout["direct"] = {"format": fmt.pk, "through_line": through_line}
+    layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line}
     current.layout = layout
     current.rows_total += len(chunk.rows)
     current.rows_imported += outcome.imported
@@ -364,7 +364,7 @@ def _direct_chunk_finish(
     current.rows_duplicate += outcome.duplicate
     current.rows_skipped += outcome.skipped + sum(skipped.values())
     current.skip_reasons = dict((Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons).most_common(50))
-    current.progress = max(current.progress, progress)
+    current.progress = max(current.progress, chunk.progress)
     update = [
         "layout",
         "rows_total",
@@ -376,7 +376,7 @@ def _direct_chunk_finish(
         "progress",
         "updated_at",
     ]
-    if final and current.rows_total:
+    if chunk.final and current.rows_total:
         current.status = FileStatus.MIGRATING
         update.append("status")
         record(

@@ -112,7 +112,12 @@ def file_retry(*, file_id: int, actor: Any) -> str:
             "only a failed import can be retried.",
             code="retry_refused",
         )
-    if StagedRow.objects.filter(file_id=file_id).exists():
+    direct = (file.layout or {}).get("direct")
+    if direct and not direct.get("complete"):
+        # Read straight from the file and stopped part-way: its staged rows are only the failed rows read
+        # so far, not the file. Processing it again resumes the reading after the last committed chunk.
+        status = FileStatus.UPLOADED
+    elif StagedRow.objects.filter(file_id=file_id).exists():
         # Staged already: resume the migration (re-staging would re-number identical fills and could
         # import again what was skipped as a duplicate). Without an approved format it waits for review.
         # With every row done, the job only settles the file.

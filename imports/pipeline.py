@@ -356,7 +356,8 @@ def _direct_chunk_finish(
     current = ImportFile.objects.select_for_update().get(pk=file.pk)
     layout = current.layout or {}
     layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
-    layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line}
+    # `complete`: the whole file is read (an admin retry then resumes the migration, not the reading).
+    layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line, "complete": chunk.final}
     current.layout = layout
     current.rows_total += len(chunk.rows)
     current.rows_imported += outcome.imported

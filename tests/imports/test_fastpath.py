@@ -304,6 +304,7 @@ def import_file_with(
     settings: Any,
     dedupe: bool = True,
     stop_after_chunks: int | None = None,
+    fail_at_chunk: int | None = None,
     monkeypatch: Any = None,
 ) -> dict[str, Any]:
     """Upload the tricky rows as a CSV file of the approved bench format and process it (chunks of 7)."""
@@ -332,8 +333,29 @@ def import_file_with(
             return chunks["n"] % stop_after_chunks == 0
 
         monkeypatch.setattr("imports.pipeline.stop_requested", stop)
-    status = FileStatus.PROCESSING
-    while status == FileStatus.PROCESSING and runs < 50:
+    if fail_at_chunk is not None:
+        # The job dies on an unexpected error in that chunk; RQ's failure callback fails the file, an admin
+        # retries it and the next job runs without the fault.
+        from imports import failures, jobs
+
+        real_prepare, calls = fastpath.chunk_prepare, {"n": 0}
+
+        def failing_prepare(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == fail_at_chunk:
+                raise RuntimeError("disk on fire")
+            return real_prepare(*args, **kwargs)
+
+        monkeypatch.setattr("imports.fastpath.chunk_prepare", failing_prepare)
+        with pytest.raises(RuntimeError):
+            file_process(file_id=file_id)
+        assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="disk on fire") == [file_id]
+        monkeypatch.setattr("imports.fastpath.chunk_prepare", real_prepare)
+        assert Order.objects.filter(source_file_id=file_id).exists(), "the chunks before the fault are committed"
+        admin = django_user_model.objects.create_superuser(username=f"admin-{uuid.uuid4().hex[:8]}")
+        failures.file_retry(file_id=file_id, actor=admin)
+    status = ImportFile.objects.get(pk=file_id).status
+    while status in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) and runs < 50:
         status = file_process(file_id=file_id)
         runs += 1
     file = ImportFile.objects.get(pk=file_id)
@@ -393,6 +415,19 @@ def test_a_direct_import_stopped_between_chunks_resumes_without_loss_or_duplicat
     assert resumed["counters"] == whole["counters"]
     assert resumed["orders"] == whole["orders"]
     assert resumed["not_imported"] == whole["not_imported"]
+
+
+def test_an_admin_retry_of_a_direct_import_that_failed_midway_imports_the_rest_exactly_once(
+    django_user_model: Any, settings: Any, monkeypatch: Any
+) -> None:
+    whole = import_file_with(django_user_model, direct=True, settings=settings)
+    retried = import_file_with(
+        django_user_model, direct=True, settings=settings, fail_at_chunk=3, monkeypatch=monkeypatch
+    )
+
+    assert retried["counters"] == whole["counters"]
+    assert retried["orders"] == whole["orders"]
+    assert retried["not_imported"] == whole["not_imported"]
 
 
 def import_a_file_broken_at_line_402(owner: Any, settings: Any) -> ImportFile:

@@ -258,6 +258,9 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
     if file.rows_total == 0:
         _file_fail(file.pk, _no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
+    if StagedRow.objects.filter(file_id=file.pk, status__in=OPEN_ROW_STATUSES).exists():
+        # Failed rows re-opened by a mapping fix while the file was being read.
+        return file_migrate(file_id=file.pk)
     return file_settle(file_id=file.pk)
 
 
@@ -749,7 +752,10 @@ def format_reprocess_failed(*, format_id: int) -> int:
             file.rows_skipped = sum(reader_skips.values()) if skipped else file.rows_skipped
             if skipped:
                 file.skip_reasons = dict(reader_skips)
-            file.status = FileStatus.MIGRATING
+            if file.status not in (FileStatus.UPLOADED, FileStatus.PROCESSING):
+                # A file still being read keeps its status: its reading job migrates the re-opened rows
+                # once the whole file is read (as MIGRATING, a resumed job would only migrate them).
+                file.status = FileStatus.MIGRATING
             file.finished_at = None
             file.error = ""
             file.save()

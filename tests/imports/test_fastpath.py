@@ -499,3 +499,40 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
         (4, "SELL"),
         (5, "BUY"),
     ]
+
+
+def test_a_mapping_fix_while_a_direct_import_is_part_way_still_reads_the_rest_of_the_file(
+    user: Any, reviewer: Any, settings: Any, monkeypatch: Any
+) -> None:
+    from formats.fingerprint import fingerprint
+    from imports.pipeline import file_process, format_migrate
+    from imports.services import review_approve, upload_batch_create
+    from tests.conftest import csv_upload
+
+    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
+    fmt = approved_bench_format(fingerprint(HEADER))
+    rows = []
+    for n in range(20):
+        cells = row()
+        cells[HEADER.index("Side")] = "hold" if n % 3 == 0 else "Sell"
+        cells[HEADER.index("Trade ID")] = f"T{n}"
+        rows.append(",".join(cells))
+    text = ",".join(HEADER) + "\n" + "\n".join(rows) + "\n"
+    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", text)])
+    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: True)  # the worker stops after one chunk
+    assert file_process(file_id=files[0].pk) == FileStatus.PROCESSING
+    assert StagedRow.objects.filter(file_id=files[0].pk, status=StagedStatus.FAILED).exists()
+
+    # The admin fixes the mapping while the rest of the file is still to be read.
+    mapping = copy.deepcopy(fmt.mapping)
+    mapping["fields"]["side"]["options"] = {"map": {"hold": "BUY"}}
+    review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
+    format_migrate(format_id=fmt.pk)
+    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: False)
+    # The resumed job reads the rest and migrates the re-opened rows in the same run.
+    assert file_process(file_id=files[0].pk) == FileStatus.IMPORTED
+
+    file = ImportFile.objects.get(pk=files[0].pk)
+    assert (file.status, file.rows_total, file.rows_imported, file.rows_failed) == (FileStatus.IMPORTED, 20, 20, 0)
+    assert Order.objects.filter(source_file=file).count() == 20
+    assert Order.objects.filter(source_file=file, side="BUY").count() == 7

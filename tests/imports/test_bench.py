@@ -59,6 +59,7 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
     ]
     scenarios = [line.split("|")[0].strip() for line in lines[lines.index(header) + 2 :] if "|" in line]
     assert scenarios[0].startswith("baseline: COPY")
+    assert scenarios[1].startswith("reference: same COPY, table with pk+trade id+checks")
     assert any(s.startswith("migrate staged rows") for s in scenarios)
     assert any(s.startswith("3 files x 20 rows") for s in scenarios)
     assert sum(s.startswith("django-import-export") for s in scenarios) == 2

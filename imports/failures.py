@@ -80,7 +80,11 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
         open_files = StagedRow.objects.filter(
             format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
         ).values("file_id")
-        files = ImportFile.objects.filter(pk__in=open_files, status__in=[*_OWNED_STATUSES, FileStatus.PENDING_APPROVAL])
+        # A format job migrates staged rows: a file still being read (a direct import whose failed rows a
+        # mapping fix re-opened) is its reading job's, not this one's.
+        files = ImportFile.objects.filter(
+            pk__in=open_files, status__in=[FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL]
+        )
     else:
         return []
     failed: list[int] = []
@@ -112,15 +116,14 @@ def file_retry(*, file_id: int, actor: Any) -> str:
             "only a failed import can be retried.",
             code="retry_refused",
         )
-    direct = (file.layout or {}).get("direct")
-    if direct and not direct.get("complete"):
+    if file.direct_read_part_way:
         # Read straight from the file and stopped part-way: its staged rows are only the failed rows read
         # so far, not the file. Processing it again resumes the reading after the last committed chunk.
         status = FileStatus.UPLOADED
-    elif StagedRow.objects.filter(file_id=file_id).exists():
-        # Staged already: resume the migration (re-staging would re-number identical fills and could
-        # import again what was skipped as a duplicate). Without an approved format it waits for review.
-        # With every row done, the job only settles the file.
+    elif "direct" in (file.layout or {}) or StagedRow.objects.filter(file_id=file_id).exists():
+        # Read to its end already (straight from the file, or staged): resume the migration (reading it
+        # again would re-number identical fills and could import again what was skipped as a duplicate).
+        # Without an approved format it waits for review. With every row done, the job only settles it.
         approved = file.format is not None and file.format.status == "APPROVED"
         status = FileStatus.MIGRATING if approved else FileStatus.PENDING_APPROVAL
     else:

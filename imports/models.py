@@ -105,6 +105,12 @@ class ImportFile(models.Model):
         return f"{self.original_name} ({self.get_status_display()})"
 
     @property
+    def direct_read_part_way(self) -> bool:
+        """Being imported straight from the file (`layout.direct`) and not read to its end yet."""
+        direct = (self.layout or {}).get("direct")
+        return bool(direct and not direct.get("complete"))
+
+    @property
     def is_finished(self) -> bool:
         return self.status not in UNFINISHED_FILE_STATUSES
 

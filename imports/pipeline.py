@@ -119,6 +119,20 @@ def _file_process_locked(file_id: int) -> str:
             )
             if plan is not None:
                 return _import_direct(file, fmt, layout, path, plan)
+            if "direct" in (file.layout or {}):
+                # Started straight from the file, but its format's mapping no longer allows it (or the
+                # direct import was turned off): staging re-reads the whole file, so what the direct run
+                # wrote goes first -- kept, its lines would be written again with new duplicate counters.
+                removed = _direct_undo(file.pk)
+                record(
+                    action="rows.restaged",
+                    obj=file,
+                    summary=(
+                        f"'{file.original_name}': the mapping of '{fmt.name}' now needs the rows staged; the "
+                        f"{removed} rows imported straight from the file so far were removed, the whole file is staged"
+                    ),
+                    details={"format": fmt.pk, "rows_removed": removed},
+                )
             staged = _stage(file, fmt, layout, path)
     except UnreadableFile as exc:
         _file_fail(file_id, exc.message)
@@ -132,7 +146,9 @@ def _file_process_locked(file_id: int) -> str:
     if staged == 0:
         _file_fail(file_id, _no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
-    if fmt.status == FormatStatus.APPROVED:
+    # Read again: an approval committed while the file was staged did not see its rows (they were not
+    # committed yet), so its migration job may have passed this file by.
+    if CsvFormat.objects.filter(pk=fmt.pk, status=FormatStatus.APPROVED).exists():
         return file_migrate(file_id=file_id)
     return FileStatus.PENDING_APPROVAL
 
@@ -729,34 +745,46 @@ def preview(
     }
 
 
+# A mapping fix leaves these files alone: their import was undone (rolled back, purged) or refused.
+_CLOSED_FOR_REPROCESSING = (FileStatus.ROLLED_BACK, FileStatus.PURGED, FileStatus.REJECTED)
+
+
+def _still_reading(file: ImportFile) -> bool:
+    """The file is not read to its end yet: being read, waiting to be, or a direct import stopped part-way."""
+    return file.status in (FileStatus.UPLOADED, FileStatus.PROCESSING) or file.direct_read_part_way
+
+
 def format_reprocess_failed(*, format_id: int) -> int:
     """After a mapping fix on an approved format, re-open its invalid and filter-skipped rows to migrate again."""
     reopen = (StagedStatus.FAILED, StagedStatus.SKIPPED)
     with transaction.atomic():
-        per_file = (
-            StagedRow.objects.filter(format_id=format_id, status__in=reopen)
-            .values("file_id", "status")
-            .annotate(n=Count("id"))
-        )
+        candidates = StagedRow.objects.filter(format_id=format_id, status__in=reopen).values("file_id")
+        files = {
+            file.pk: file
+            for file in ImportFile.objects.select_for_update()
+            .filter(pk__in=candidates)
+            .exclude(status__in=_CLOSED_FOR_REPROCESSING)
+        }
+        rows = StagedRow.objects.filter(format_id=format_id, status__in=reopen, file_id__in=list(files))
         counts: dict[int, Counter] = {}
-        for row in per_file:
+        for row in rows.values("file_id", "status").annotate(n=Count("id")):
             counts.setdefault(row["file_id"], Counter())[row["status"]] = row["n"]
-        reopened = StagedRow.objects.filter(format_id=format_id, status__in=reopen).update(
-            status=StagedStatus.APPROVED, errors=None
-        )
-        for file in ImportFile.objects.select_for_update().filter(pk__in=counts):
-            failed, skipped = counts[file.pk][StagedStatus.FAILED], counts[file.pk][StagedStatus.SKIPPED]
+        reopened = rows.update(status=StagedStatus.APPROVED, errors=None)
+        for file_id, per_status in counts.items():
+            file = files[file_id]
+            failed, skipped = per_status[StagedStatus.FAILED], per_status[StagedStatus.SKIPPED]
             reader_skips = (file.layout or {}).get("reader_skips") or {}
             file.rows_failed -= failed
             file.rows_staged += failed + skipped
             file.rows_skipped = sum(reader_skips.values()) if skipped else file.rows_skipped
             if skipped:
                 file.skip_reasons = dict(reader_skips)
-            if file.status not in (FileStatus.UPLOADED, FileStatus.PROCESSING):
-                # A file still being read keeps its status: its reading job migrates the re-opened rows
-                # once the whole file is read (as MIGRATING, a resumed job would only migrate them).
+            if not _still_reading(file):
                 file.status = FileStatus.MIGRATING
-            file.finished_at = None
-            file.error = ""
+                file.finished_at = None
+                file.error = ""
+            # Else it keeps its status (a failed one too, until an admin retries it): the job that reads the
+            # rest of the file migrates the re-opened rows once the whole file is read. As MIGRATING, the
+            # next job would only migrate them and settle the file with the rest never read.
             file.save()
     return reopened

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest
-from imports.models import FileStatus, ImportFile
+from imports.models import FileStatus, ImportFile, Order
 from imports.storage import delete_stored
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_before
@@ -35,7 +35,7 @@ FINISHED_STATUSES = (
     FileStatus.ROLLED_BACK,
     FileStatus.PURGED,
 )
-# Files that never produced orders: past retention they are purged (and may be uploaded again).
+# Past retention, files of these statuses that never produced orders are purged (and may be uploaded again).
 _PURGE_STATUSES = (FileStatus.FAILED, FileStatus.REJECTED)
 _CHUNK = 200
 
@@ -59,7 +59,7 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
             "files": len(file_ids),
             "staged_rows": StagedRow.objects.filter(file_id__in=file_ids).count(),
             "uploads": due.filter(upload_deleted_at__isnull=True).count(),
-            "purged": due.filter(status__in=_PURGE_STATUSES).count(),
+            "purged": _purgeable(due).count(),
             "idempotency_keys": 0,
         }
         if dry_run:
@@ -86,6 +86,13 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
 
 
+def _purgeable(files: Any) -> Any:
+    """The files among these that never produced orders. A failed import can have written some before its
+    fault: it stays FAILED (so the same bytes stay one import) and only its rows and upload are cleaned."""
+    has_orders = Order.objects.filter(source_file_id=OuterRef("pk"))
+    return files.filter(status__in=_PURGE_STATUSES).exclude(Exists(has_orders))
+
+
 def _due_files(cutoff: Any) -> Any:
     has_rows = StagedRow.objects.filter(file_id=OuterRef("pk"))
     return ImportFile.objects.filter(status__in=FINISHED_STATUSES, updated_at__lt=cutoff).filter(
@@ -103,12 +110,13 @@ def _cleanup_chunk(file_ids: list[int], cutoff: Any, result: dict[str, Any]) -> 
             )
         )
         ids = [f.pk for f in files]
+        purgeable = set(_purgeable(ImportFile.objects.filter(pk__in=ids)).values_list("pk", flat=True))
         result["staged_rows"] += staged_rows_delete_before(file_ids=ids)
         now = timezone.now()
         for file in files:
             if file.upload_deleted_at is None:
                 result["uploads"] += 1
-            purge = file.status in _PURGE_STATUSES
+            purge = file.pk in purgeable
             result["purged"] += purge
             # updated_at stays: the file's age is not reset by cleaning it.
             ImportFile.objects.filter(pk=file.pk).update(

@@ -28,7 +28,7 @@ from imports.reconcile import reconcile
 from imports.services import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
-from tests.e2e.conftest import ROOT, Stack, test_database_url
+from tests.e2e.conftest import ROOT, Stack, database_url_for_tests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -445,7 +445,7 @@ def test_two_concurrent_migrations_of_one_format_never_count_a_row_twice(
     assert a.format_id == b.format_id
     stack.stop(stack.processes[1])  # staging done; the two migrators below are the only ones
     review_approve(format_id=a.format_id, actor=reviewer, mapping=MAPPING)
-    assert stack.env["DATABASE_URL"] == test_database_url()
+    assert stack.env["DATABASE_URL"] == database_url_for_tests()
     first, second = _migrate_in_subprocess(a.format_id, stack), _migrate_in_subprocess(a.format_id, stack)
     outputs = [p.communicate(timeout=180)[0].decode() for p in (first, second)]
     assert all(p.returncode == 0 for p in (first, second)), outputs

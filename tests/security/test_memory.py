@@ -14,7 +14,7 @@ import pytest
 from imports.models import ImportFile
 from imports.services import upload_batch_create
 from tests.conftest import csv_upload
-from tests.e2e.conftest import test_database_url as e2e_database_url
+from tests.e2e.conftest import database_url_for_tests as e2e_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024

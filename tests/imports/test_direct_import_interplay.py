@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from formats.fingerprint import fingerprint
-from imports import failures, fastpath, jobs
+from imports import failures, jobs
 from imports.bench.data import HEADER
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline import file_process, format_migrate
 from imports.services import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
-from tests.imports.test_fastpath import approved_bench_format, row
+from tests.imports.test_fastpath import approved_bench_format, fail_the_job_at_chunk, row
 
 pytestmark = pytest.mark.django_db
 
@@ -60,19 +60,7 @@ def direct_import_failing_at_chunk(owner: Any, settings: Any, monkeypatch: Any, 
     fmt = approved_bench_format(fingerprint(HEADER))
     _, files = upload_batch_create(owner=owner, files=[csv_upload("holds.csv", holds_csv())], dedupe=dedupe)
     file_id = files[0].pk
-    real_prepare, calls = fastpath.chunk_prepare, {"n": 0}
-
-    def failing_prepare(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == chunk:
-            raise RuntimeError("disk on fire")
-        return real_prepare(*args, **kwargs)
-
-    monkeypatch.setattr("imports.fastpath.chunk_prepare", failing_prepare)
-    with pytest.raises(RuntimeError):
-        file_process(file_id=file_id)
-    monkeypatch.setattr("imports.fastpath.chunk_prepare", real_prepare)
-    assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="disk on fire") == [file_id]
+    fail_the_job_at_chunk(file_id, chunk, monkeypatch)
     assert 0 < Order.objects.filter(source_file_id=file_id).count() < ROWS
     return fmt, file_id
 
@@ -109,17 +97,22 @@ def test_a_mapping_fix_while_a_direct_import_is_failed_part_way_does_not_settle_
 # --- B: a mapping fix after a rollback -------------------------------------------------------------------
 
 
-def test_a_mapping_fix_after_a_rollback_does_not_bring_the_rolled_back_file_back(
-    user: Any, reviewer: Any, settings: Any
-) -> None:
+def rolled_back_holds_file(user: Any, reviewer: Any) -> tuple[Any, int]:
+    """The approved format and a file of it imported PARTIAL (its 'hold' rows failed), then rolled back."""
     from imports.rollback import file_rollback
 
     fmt = approved_bench_format(fingerprint(HEADER))
     _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    file_id = files[0].pk
-    assert file_process(file_id=file_id) == FileStatus.PARTIAL
-    file_rollback(file_id=file_id, actor=reviewer)
-    assert not Order.objects.filter(source_file_id=file_id).exists()
+    assert file_process(file_id=files[0].pk) == FileStatus.PARTIAL
+    file_rollback(file_id=files[0].pk, actor=reviewer)
+    assert not Order.objects.filter(source_file_id=files[0].pk).exists()
+    return fmt, files[0].pk
+
+
+def test_a_mapping_fix_after_a_rollback_does_not_bring_the_rolled_back_file_back(
+    user: Any, reviewer: Any, settings: Any
+) -> None:
+    fmt, file_id = rolled_back_holds_file(user, reviewer)
 
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
     format_migrate(format_id=fmt.pk)
@@ -133,13 +126,7 @@ def test_a_mapping_fix_after_a_rollback_does_not_bring_the_rolled_back_file_back
 def test_a_mapping_fix_after_a_rollback_and_a_re_upload_of_the_same_file_still_works(
     user: Any, reviewer: Any, settings: Any
 ) -> None:
-    from imports.rollback import file_rollback
-
-    fmt = approved_bench_format(fingerprint(HEADER))
-    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    first = files[0].pk
-    assert file_process(file_id=first) == FileStatus.PARTIAL
-    file_rollback(file_id=first, actor=reviewer)
+    fmt, first = rolled_back_holds_file(user, reviewer)
     _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
     second = files[0].pk
     assert second != first

@@ -297,6 +297,26 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
 # Files of an approved format imported straight from the file (no staged row per order)
 
 
+def fail_the_job_at_chunk(file_id: int, chunk: int, monkeypatch: Any) -> None:
+    """Process the file with an unexpected error in that chunk's prepare; RQ's failure callback fails it."""
+    from imports import failures, jobs
+    from imports.pipeline import file_process
+
+    real_prepare, calls = fastpath.chunk_prepare, {"n": 0}
+
+    def failing_prepare(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == chunk:
+            raise RuntimeError("disk on fire")
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr("imports.fastpath.chunk_prepare", failing_prepare)
+    with pytest.raises(RuntimeError):
+        file_process(file_id=file_id)
+    monkeypatch.setattr("imports.fastpath.chunk_prepare", real_prepare)
+    assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="disk on fire") == [file_id]
+
+
 def import_file_with(
     django_user_model: Any,
     *,
@@ -334,23 +354,11 @@ def import_file_with(
 
         monkeypatch.setattr("imports.pipeline.stop_requested", stop)
     if fail_at_chunk is not None:
-        # The job dies on an unexpected error in that chunk; RQ's failure callback fails the file, an admin
-        # retries it and the next job runs without the fault.
-        from imports import failures, jobs
+        # The job dies on an unexpected error in that chunk, an admin retries it and the next job runs
+        # without the fault.
+        from imports import failures
 
-        real_prepare, calls = fastpath.chunk_prepare, {"n": 0}
-
-        def failing_prepare(*args: Any, **kwargs: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == fail_at_chunk:
-                raise RuntimeError("disk on fire")
-            return real_prepare(*args, **kwargs)
-
-        monkeypatch.setattr("imports.fastpath.chunk_prepare", failing_prepare)
-        with pytest.raises(RuntimeError):
-            file_process(file_id=file_id)
-        assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="disk on fire") == [file_id]
-        monkeypatch.setattr("imports.fastpath.chunk_prepare", real_prepare)
+        fail_the_job_at_chunk(file_id, fail_at_chunk, monkeypatch)
         assert Order.objects.filter(source_file_id=file_id).exists(), "the chunks before the fault are committed"
         admin = django_user_model.objects.create_superuser(username=f"admin-{uuid.uuid4().hex[:8]}")
         failures.file_retry(file_id=file_id, actor=admin)

@@ -31,7 +31,7 @@ from formats.filters import OPS
 from formats.history import format_versions
 from formats.models import CsvFormat, FormatStatus
 from formats.resources import CsvFormatResource
-from formats.services import APPROVE_PERMISSION, format_update_mapping, mapping_validate
+from formats.services import APPROVE_PERMISSION, mapping_validate
 from formats.targets import get_target
 
 StagedRow = apps.get_model("staging", "StagedRow")
@@ -275,7 +275,22 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             obj.name = form.cleaned_data["name"]
             CsvFormat.objects.filter(pk=obj.pk).update(name=obj.name)
         if "mapping" in form.cleaned_data:
-            format_update_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
+            # Through the review service: a moved table (reader header line / section) re-reads and
+            # re-stages the waiting files, as the README promises for Save.
+            from imports.services import review_save_mapping
+
+            try:
+                review_save_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
+            except AppError as exc:
+                request._airlock_save_failed = True  # type: ignore[attr-defined]
+                messages.error(request, f"The mapping was not saved: {exc.message}")
+
+    def message_user(
+        self, request: HttpRequest, message: str, level: int = messages.INFO, *args: Any, **kwargs: Any
+    ) -> None:
+        if level == messages.SUCCESS and getattr(request, "_airlock_save_failed", False):
+            return  # save_model reported why nothing was saved
+        super().message_user(request, message, level, *args, **kwargs)
 
     def get_urls(self) -> list:
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}"

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
+from imports.locks import file_lock_held
 from imports.models import FileStatus, ImportFile
 from staging.models import StagedRow, StagedStatus
 
@@ -81,10 +82,15 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
             format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
         ).values("file_id")
         # A format job migrates staged rows: a file still being read (a direct import whose failed rows a
-        # mapping fix re-opened) is its reading job's, not this one's.
-        files = ImportFile.objects.filter(
-            pk__in=open_files, status__in=[FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL]
-        )
+        # mapping fix re-opened) is its reading job's, not this one's; and so is a file another job is
+        # migrating right now (it holds the file's lock -- this job's went with its failure).
+        files = [
+            file
+            for file in ImportFile.objects.filter(
+                pk__in=open_files, status__in=[FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL]
+            )
+            if not file_lock_held(file.pk)
+        ]
     else:
         return []
     failed: list[int] = []

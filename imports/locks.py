@@ -35,10 +35,16 @@ def file_lock(file_id: int) -> Iterator[bool]:
 
 def file_lock_held_elsewhere(file_id: int) -> bool:
     """True when another session holds the file's lock (someone is staging/migrating/rolling it back)."""
+    return file_lock_held(file_id, elsewhere=True)
+
+
+def file_lock_held(file_id: int, *, elsewhere: bool = False) -> bool:
+    """True when a session (another one than this, with `elsewhere`) holds the file's lock."""
+    other = " AND pid <> pg_backend_pid()" if elsewhere else ""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = %s AND objsubid = 2 AND granted AND pid <> pg_backend_pid())",
+            f"AND objid = %s AND objsubid = 2 AND granted{other})",
             [FILE_LOCK_NAMESPACE, file_id],
         )
         return bool(cursor.fetchone()[0])

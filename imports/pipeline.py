@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
@@ -108,10 +109,7 @@ def _file_process_locked(file_id: int) -> str:
         with local_path(file.stored_name) as path:
             fmt, layout = _match_format(file, path)
             if fmt.status == FormatStatus.REJECTED:
-                _file_fail(
-                    file_id, f"The format '{fmt.name}' was rejected: {fmt.rejection_reason}", status=FileStatus.REJECTED
-                )
-                return FileStatus.REJECTED
+                return _file_rejected(file_id, fmt)
             plan = (
                 fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe)
                 if (fmt.status == FormatStatus.APPROVED and settings.AIRLOCK.get("DIRECT_IMPORT", True))
@@ -133,7 +131,11 @@ def _file_process_locked(file_id: int) -> str:
                     ),
                     details={"format": fmt.pk, "rows_removed": removed},
                 )
-            staged = _stage(file, fmt, layout, path)
+            staged, approved = _stage(file, fmt, layout, path)
+    except _FormatRejected:
+        return _file_rejected(file_id, CsvFormat.objects.get(pk=fmt.pk))
+    except _ReaderChanged:
+        return _file_process_locked(file_id)
     except UnreadableFile as exc:
         _file_fail(file_id, exc.message)
         record(
@@ -146,11 +148,22 @@ def _file_process_locked(file_id: int) -> str:
     if staged == 0:
         _file_fail(file_id, _no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
-    # Read again: an approval committed while the file was staged did not see its rows (they were not
-    # committed yet), so its migration job may have passed this file by.
-    if CsvFormat.objects.filter(pk=fmt.pk, status=FormatStatus.APPROVED).exists():
+    if approved:
         return file_migrate(file_id=file_id)
     return FileStatus.PENDING_APPROVAL
+
+
+def _file_rejected(file_id: int, fmt: CsvFormat) -> str:
+    _file_fail(file_id, f"The format '{fmt.name}' was rejected: {fmt.rejection_reason}", status=FileStatus.REJECTED)
+    return FileStatus.REJECTED
+
+
+class _FormatRejected(Exception):
+    """The format was rejected while the file was being read: nothing is staged."""
+
+
+class _ReaderChanged(Exception):
+    """The format's reader settings changed while the file was being read: it is read again."""
 
 
 def _no_rows_message(skip_reasons: dict[str, int]) -> str:
@@ -193,8 +206,31 @@ def _format_name(file_name: str, layout: FileLayout) -> str:
     return f"{stem}{section} ({len(layout.columns)} columns)"
 
 
-def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> int:
-    """Stream every record into StagedRow in one transaction (a crash rolls it all back)."""
+class _MappingWatch:
+    """Whether the format's mapping changed since a run compiled it (a reviewer's correction): the run
+    stops taking batches, as for a worker's stop request, and starts again with the new mapping."""
+
+    def __init__(self, fmt: CsvFormat) -> None:
+        self.format_id = fmt.pk
+        self.mapping = fmt.mapping
+        self.changed = False
+
+    def stop(self) -> bool:
+        """The `stop` of a run: the worker is shutting down, or the mapping changed."""
+        if not self.changed:
+            current = CsvFormat.objects.filter(pk=self.format_id).values_list("mapping", flat=True).first()
+            self.changed = current != self.mapping
+        return self.changed or stop_requested()
+
+    def reopen(self, file_id: int) -> None:
+        """The correction re-opened the rows the old mapping had failed so far; this re-opens those the run
+        failed after it (batches already converted when it committed)."""
+        format_reprocess_failed(format_id=self.format_id, file_ids=[file_id])
+
+
+def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> tuple[int, bool]:
+    """Stream every record into StagedRow in one transaction (a crash rolls it all back); returns how many
+    rows were staged and whether the format is approved (then the caller migrates them)."""
     skipped: Counter = Counter()
 
     def records() -> Any:
@@ -204,8 +240,21 @@ def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> i
             elif isinstance(item, Skipped):
                 skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
 
-    approved = fmt.status == FormatStatus.APPROVED
     with transaction.atomic():
+        # The format's status under a share lock, held until these rows commit: an approval or a rejection
+        # (which lock the format for update) either committed before and is read here, or waits for these
+        # rows and then approves or rejects them with the others. Staging jobs do not block each other.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT status, mapping -> 'reader' FROM {CsvFormat._meta.db_table} WHERE id = %s FOR SHARE", [fmt.pk]
+            )
+            status, reader = cursor.fetchone()
+        reader = orjson.loads(reader) if isinstance(reader, str | bytes) else reader  # Django leaves JSON as text
+        if status == FormatStatus.REJECTED:
+            raise _FormatRejected
+        if reader != (fmt.mapping or {}).get("reader"):
+            raise _ReaderChanged  # the table moved since this file's layout was detected
+        approved = status == FormatStatus.APPROVED
         staged_rows_delete_for_file(file_id=file.pk)
         count = staged_rows_write(file_id=file.pk, format_id=fmt.pk, rows=records())
         file.format = fmt
@@ -227,7 +276,7 @@ def _stage(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any) -> i
                 summary=f"{count} rows of '{file.original_name}' staged for format '{fmt.name}'",
                 details={"format": fmt.pk, "rows": count, "skipped": dict(skipped), "layout": layout.as_dict()},
             )
-    return count
+    return count, approved
 
 
 def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan) -> str:
@@ -256,8 +305,12 @@ def _import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: A
             file.progress = 0.0
             file.save()
         through = 0
+    watch = _MappingWatch(fmt)
     try:
-        if not _direct_read(file, fmt, layout, path, plan, compiled, through):
+        if not _direct_read(file, fmt, layout, path, plan, compiled, through, watch.stop):
+            if watch.changed:
+                watch.reopen(file.pk)
+                return _file_process_locked(file.pk)  # the rest of the file with the corrected mapping
             _record_paused(file, "Import")
             return FileStatus.PROCESSING
     except UnreadableFile as exc:
@@ -288,8 +341,9 @@ def _direct_read(
     plan: fastpath.FastPlan,
     compiled: CompiledFormat,
     through: int,
+    stop: Callable[[], bool],
 ) -> bool:
-    """Import the file after line `through` chunk by chunk; False when the worker asked to stop between two.
+    """Import the file after line `through` chunk by chunk; False when `stop` turned true between two.
 
     The chunks are prepared in up to AIRLOCK_FILE_SESSIONS database sessions and committed in file order
     (imports/sessions.py), so `through_line` always marks a committed prefix of the file."""
@@ -301,7 +355,7 @@ def _direct_read(
     def prepare(chunk: _DirectChunk) -> fastpath.Declined:
         return fastpath.chunk_prepare(chunk.rows, plan=plan)
 
-    with OrderedSessions(sessions_for(), prepare, finish, stop=stop_requested) as run:
+    with OrderedSessions(sessions_for(), prepare, finish, stop=stop) as run:
         for chunk in _direct_chunks(path, layout, through=through, file_size=file.size):
             if not run.submit(chunk):
                 break
@@ -505,11 +559,15 @@ def _file_migrate_locked(file_id: int) -> str:
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=file.dedupe)
     try:
         # With a SQL plan, the same mapping compiled to SQL; every row it declines is converted by `compiled`.
+        watch = _MappingWatch(fmt)
         finished = (
-            _migrate_fast(file, compiled, dedupe, plan)
+            _migrate_fast(file, compiled, dedupe, plan, watch.stop)
             if plan is not None
-            else _migrate_rowwise(file, compiled, dedupe)
+            else _migrate_rowwise(file, compiled, dedupe, watch.stop)
         )
+        if not finished and watch.changed:
+            watch.reopen(file_id)
+            return _file_migrate_locked(file_id)  # the rest of the rows with the corrected mapping
         if not finished:
             # The worker is shutting down: the batches so far are committed; the reconciler resumes the rest.
             _record_paused(file, "Migration")
@@ -534,19 +592,25 @@ def _record_paused(file: ImportFile, what: str) -> None:
     )
 
 
-def _migrate_rowwise(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None) -> bool:
-    """The per-row Python migration, batch after batch; False when the worker asked to stop between two."""
+def _migrate_rowwise(
+    file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, stop: Callable[[], bool]
+) -> bool:
+    """The per-row Python migration, batch after batch; False when `stop` turned true between two."""
     while _migrate_batch(file, compiled, dedupe, settings.AIRLOCK["BATCH_SIZE"]):
-        if stop_requested():
+        if stop():
             return False
     return True
 
 
 def _migrate_fast(
-    file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, plan: fastpath.FastPlan
+    file: ImportFile,
+    compiled: CompiledFormat,
+    dedupe: DedupeKeys | None,
+    plan: fastpath.FastPlan,
+    stop: Callable[[], bool],
 ) -> bool:
     """The set-based migration of a file's open staged rows, batches prepared in parallel sessions and
-    committed in line order (imports/sessions.py); False when the worker asked to stop between two."""
+    committed in line order (imports/sessions.py); False when `stop` turned true between two."""
 
     def prepare(ids: list[int]) -> fastpath.Declined:
         return fastpath.batch_prepare(plan=plan, file_id=file.pk, ids=ids, statuses=OPEN_ROW_STATUSES)
@@ -557,7 +621,7 @@ def _migrate_fast(
         _advance_counters(file, outcome)
 
     size, after = fastpath.batch_size(), 0
-    with OrderedSessions(sessions_for(), prepare, finish, stop=stop_requested) as run:
+    with OrderedSessions(sessions_for(), prepare, finish, stop=stop) as run:
         while True:
             ids, after = fastpath.open_rows(
                 plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES, limit=size, after=after
@@ -754,11 +818,15 @@ def _still_reading(file: ImportFile) -> bool:
     return file.status in (FileStatus.UPLOADED, FileStatus.PROCESSING) or file.direct_read_part_way
 
 
-def format_reprocess_failed(*, format_id: int) -> int:
-    """After a mapping fix on an approved format, re-open its invalid and filter-skipped rows to migrate again."""
+def format_reprocess_failed(*, format_id: int, file_ids: list[int] | None = None) -> int:
+    """After a mapping fix on an approved format, re-open its invalid and filter-skipped rows (of these files
+    only, when given) to migrate again."""
     reopen = (StagedStatus.FAILED, StagedStatus.SKIPPED)
     with transaction.atomic():
-        candidates = StagedRow.objects.filter(format_id=format_id, status__in=reopen).values("file_id")
+        candidates = StagedRow.objects.filter(format_id=format_id, status__in=reopen)
+        if file_ids is not None:
+            candidates = candidates.filter(file_id__in=file_ids)
+        candidates = candidates.values("file_id")
         files = {
             file.pk: file
             for file in ImportFile.objects.select_for_update()

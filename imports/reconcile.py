@@ -85,7 +85,8 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
     formats: list[int] = []
     due = (
         StagedRow.objects.filter(
-            status=StagedStatus.APPROVED,
+            # PENDING too: rows of an approved format that its approval did not see.
+            status__in=[StagedStatus.PENDING, StagedStatus.APPROVED],
             format__status=FormatStatus.APPROVED,
             format__approved_at__lt=cutoff,
             file__status=FileStatus.PENDING_APPROVAL,

@@ -9,12 +9,11 @@ from django.db import transaction
 from audit.services import record
 from config.errors import Conflict, NotFound
 from formats.models import CsvFormat, FormatStatus
-from formats.services import format_update_mapping
 
 
 def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> CsvFormat:
     """Restore the mapping of an earlier version; an approved format then re-processes its failed rows."""
-    from imports.services import review_approve
+    from imports.services import review_approve, review_save_mapping
 
     version = CsvFormat.history.filter(id=format_id, history_id=history_id).first()
     if version is None:
@@ -28,7 +27,8 @@ def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> Cs
             # the same permission check, validation, audit and re-processing of FAILED rows as any other.
             fmt = review_approve(format_id=format_id, actor=actor, mapping=version.mapping)
         else:
-            fmt = format_update_mapping(format_id=format_id, actor=actor, mapping=version.mapping)
+            # A pending format: a version with the table elsewhere re-reads the waiting files, as a Save does.
+            fmt = review_save_mapping(format_id=format_id, actor=actor, mapping=version.mapping)
         record(
             action="format.mapping_restored",
             actor=actor,

@@ -259,29 +259,28 @@ def test_a_failed_format_job_does_not_fail_a_direct_import_that_is_still_being_r
     assert file.status == FileStatus.PROCESSING, f"{file.status}: {file.error}"
 
 
-# --- F: an approval committed while a file of the format is being staged ----------------------------------
+# --- F: an approval committed while a file of the format is being read ------------------------------------
 
 
-def test_a_format_approved_while_one_of_its_files_is_staged_still_migrates_that_file(
-    user: Any, monkeypatch: Any
+def test_a_format_approved_while_one_of_its_files_is_read_still_migrates_that_file(
+    user: Any, reviewer: Any, monkeypatch: Any
 ) -> None:
-    from formats.models import CsvFormat, FormatStatus
+    from formats.models import FormatStatus
     from imports import pipeline
-    from imports.bench.data import MAPPING
+    from tests.imports.test_staged_review_interplay import pending_bench_format
 
+    fmt = pending_bench_format()
     real_stage = pipeline._stage
-    mapping = copy.deepcopy(MAPPING)
-    mapping["fields"]["side"]["options"] = {"map": {"hold": "BUY"}}
 
-    def stage_then_approved_elsewhere(file: Any, fmt: Any, layout: Any, path: Any) -> int:
-        assert fmt.status == FormatStatus.PENDING  # an unknown format: staged whole
-        count = real_stage(file, fmt, layout, path)
-        # The reviewer's approval commits in another session, before these rows do: its "approve the
-        # format's pending rows" did not see them.
-        CsvFormat.objects.filter(pk=fmt.pk).update(status=FormatStatus.APPROVED, mapping=mapping)
-        return count
+    def approved_while_reading(file: Any, fmt_: Any, layout: Any, path: Any) -> Any:
+        # The file's job matched the format while it was pending; the reviewer's approval commits before
+        # this job's staging transaction starts. (Once it has started, the format row's share lock makes an
+        # approval wait for these rows, which it then approves with the others.)
+        assert fmt_.status == FormatStatus.PENDING
+        review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
+        return real_stage(file, fmt_, layout, path)
 
-    monkeypatch.setattr("imports.pipeline._stage", stage_then_approved_elsewhere)
+    monkeypatch.setattr("imports.pipeline._stage", approved_while_reading)
     _, files = upload_batch_create(owner=user, files=[csv_upload("new.csv", holds_csv())])
 
     assert file_process(file_id=files[0].pk) == FileStatus.IMPORTED

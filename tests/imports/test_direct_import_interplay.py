@@ -53,13 +53,18 @@ def drain(file_id: int) -> str:
     return status
 
 
-def direct_import_failing_at_chunk(owner: Any, settings: Any, monkeypatch: Any, *, chunk: int, dedupe: bool = True):
-    """Upload the holds file (chunks of 7) and let its job die on an unexpected error in that chunk;
-    RQ's failure callback fails the file."""
+def holds_upload(owner: Any, settings: Any, *, dedupe: bool = True) -> tuple[Any, int]:
+    """The approved bench format and an uploaded holds file of it, processed in chunks of 7 rows."""
     settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
     fmt = approved_bench_format(fingerprint(HEADER))
     _, files = upload_batch_create(owner=owner, files=[csv_upload("holds.csv", holds_csv())], dedupe=dedupe)
-    file_id = files[0].pk
+    return fmt, files[0].pk
+
+
+def direct_import_failing_at_chunk(owner: Any, settings: Any, monkeypatch: Any, *, chunk: int, dedupe: bool = True):
+    """Upload the holds file (chunks of 7) and let its job die on an unexpected error in that chunk;
+    RQ's failure callback fails the file."""
+    fmt, file_id = holds_upload(owner, settings, dedupe=dedupe)
     fail_the_job_at_chunk(file_id, chunk, monkeypatch)
     assert 0 < Order.objects.filter(source_file_id=file_id).count() < ROWS
     return fmt, file_id
@@ -242,10 +247,7 @@ def test_the_same_file_and_mapping_fix_without_the_pause_for_comparison(
 def test_a_failed_format_job_does_not_fail_a_direct_import_that_is_still_being_read(
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
-    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
-    fmt = approved_bench_format(fingerprint(HEADER))
-    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    file_id = files[0].pk
+    fmt, file_id = holds_upload(user, settings)
     monkeypatch.setattr("imports.pipeline.stop_requested", lambda: True)  # worker restart after one chunk
     assert file_process(file_id=file_id) == FileStatus.PROCESSING
     monkeypatch.setattr("imports.pipeline.stop_requested", lambda: False)

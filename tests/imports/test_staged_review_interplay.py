@@ -5,6 +5,8 @@ leave a file stuck for good, with rows never imported, or with a wrong status.""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from imports.reconcile import reconcile
 from imports.services import review_approve, review_reject, review_save_mapping, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
-from tests.imports.test_direct_import_interplay import ROWS, drain, fixed_mapping, holds_csv
+from tests.imports.test_direct_import_interplay import ROWS, drain, fixed_mapping, holds_csv, holds_upload
 from tests.imports.test_fastpath import approved_bench_format
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +78,23 @@ def test_a_format_rejected_while_one_of_its_files_is_staged_does_not_leave_that_
 # --- 2: a mapping correction while a staged file of the format is being migrated ---------------------------
 
 
+@contextmanager
+def mapping_corrected_after_the_first_orders(monkeypatch: Any, fmt: Any, reviewer: Any, file_id: int) -> Iterator[None]:
+    """Between two batches of the run inside, once the file has orders, the reviewer corrects the mapping."""
+    real_stop, state = pipeline.stop_requested, {"fixed": False}
+
+    def fix_between_batches() -> bool:
+        if not state["fixed"] and Order.objects.filter(source_file_id=file_id).exists():
+            state["fixed"] = True
+            review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
+        return real_stop()
+
+    monkeypatch.setattr("imports.pipeline.stop_requested", fix_between_batches)
+    yield
+    monkeypatch.setattr("imports.pipeline.stop_requested", real_stop)
+    assert state["fixed"], "the run ended before a second batch"
+
+
 def test_a_mapping_fix_during_the_migration_of_a_staged_file_applies_to_all_its_rows(
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
@@ -86,19 +105,8 @@ def test_a_mapping_fix_during_the_migration_of_a_staged_file_applies_to_all_its_
     assert file_process(file_id=file_id) == FileStatus.PENDING_APPROVAL
     review_approve(format_id=fmt.pk, actor=reviewer)  # approved with the suggested mapping: 'hold' invalid
 
-    real_stop, state = pipeline.stop_requested, {"fixed": False}
-
-    def fix_between_batches() -> bool:
-        # Between two batches of the migration, the reviewer corrects the mapping (commits).
-        if not state["fixed"] and Order.objects.filter(source_file_id=file_id).exists():
-            state["fixed"] = True
-            review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
-        return real_stop()
-
-    monkeypatch.setattr("imports.pipeline.stop_requested", fix_between_batches)
-    format_migrate(format_id=fmt.pk)  # the approval's format job
-    monkeypatch.setattr("imports.pipeline.stop_requested", real_stop)
-    assert state["fixed"]
+    with mapping_corrected_after_the_first_orders(monkeypatch, fmt, reviewer, file_id):
+        format_migrate(format_id=fmt.pk)  # the approval's format job
     format_migrate(format_id=fmt.pk)  # the correction's format job
     drain(file_id)  # and the reconciler, for good measure
 
@@ -252,21 +260,9 @@ def test_a_reader_change_while_a_file_of_the_format_is_being_staged_re_reads_tha
 def test_same_root_cause_a_mapping_fix_between_two_chunks_of_a_running_direct_import(
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
-    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
-    fmt = approved_bench_format(fingerprint(HEADER))
-    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    file_id = files[0].pk
-    real_stop, state = pipeline.stop_requested, {"fixed": False}
-
-    def fix_between_chunks() -> bool:
-        if not state["fixed"] and Order.objects.filter(source_file_id=file_id).exists():
-            state["fixed"] = True
-            review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
-        return real_stop()
-
-    monkeypatch.setattr("imports.pipeline.stop_requested", fix_between_chunks)
-    file_process(file_id=file_id)
-    monkeypatch.setattr("imports.pipeline.stop_requested", real_stop)
+    fmt, file_id = holds_upload(user, settings)
+    with mapping_corrected_after_the_first_orders(monkeypatch, fmt, reviewer, file_id):
+        file_process(file_id=file_id)
     format_migrate(format_id=fmt.pk)
     drain(file_id)
     file = ImportFile.objects.get(pk=file_id)

@@ -184,19 +184,24 @@ def approvable(mapping: dict[str, Any]) -> dict[str, Any]:
     return mapping
 
 
+def waiting_two_table_report(user: Any) -> tuple[int, Any, dict[str, Any]]:
+    """A report with two trade tables staged from the first one (the format waits for review), its format,
+    and an approvable mapping that pins the second table's header line."""
+    _, files = upload_batch_create(owner=user, files=[csv_upload("report.csv", TWO_TRADE_TABLES)])
+    assert file_process(file_id=files[0].pk) == FileStatus.PENDING_APPROVAL
+    fmt = ImportFile.objects.get(pk=files[0].pk).format
+    return files[0].pk, fmt, {**approvable(fmt.mapping), "reader": {"section": None, "header_line": 9}}
+
+
 def test_pinning_the_header_line_with_the_admin_save_button_re_stages_the_waiting_files(
     user: Any, reviewer: Any, client: Any
 ) -> None:
     import json
 
-    _, files = upload_batch_create(owner=user, files=[csv_upload("report.csv", TWO_TRADE_TABLES)])
-    file_id = files[0].pk
-    assert file_process(file_id=file_id) == FileStatus.PENDING_APPROVAL
-    fmt = ImportFile.objects.get(pk=file_id).format
+    file_id, fmt, mapping = waiting_two_table_report(user)
     assert sorted(StagedRow.objects.filter(file_id=file_id).values_list("line", flat=True)) == [3, 4, 5, 6]
 
     # README: "set reader.header_line in the mapping and save: the waiting files are re-read and re-staged".
-    mapping = {**approvable(fmt.mapping), "reader": {"section": None, "header_line": 9}}
     client.force_login(reviewer)
     response = client.post(
         f"/admin/formats/csvformat/{fmt.pk}/change/",
@@ -224,17 +229,12 @@ def other_report() -> str:
 def test_a_reader_change_while_a_file_of_the_format_is_being_staged_re_reads_that_file_too(
     user: Any, reviewer: Any, monkeypatch: Any
 ) -> None:
-    _, files = upload_batch_create(owner=user, files=[csv_upload("report.csv", TWO_TRADE_TABLES)])
-    first = files[0].pk
-    assert file_process(file_id=first) == FileStatus.PENDING_APPROVAL
-    fmt = ImportFile.objects.get(pk=first).format
-    mapping = {**approvable(fmt.mapping), "reader": {"section": None, "header_line": 9}}
-
+    first, fmt, mapping = waiting_two_table_report(user)
     real_stage = pipeline._stage
 
     def reader_changed_while_staging(file: Any, fmt_: Any, layout: Any, path: Any) -> int:
-        # The second file's job matched the format (old reader settings) and is writing its rows when the
-        # reviewer's reader change commits: it re-stages the waiting files, this one is not waiting yet.
+        # The second file's job matched the format with the old reader settings; the reviewer's reader
+        # change commits before its rows are written: it re-stages the waiting files, this one is not one yet.
         if file.pk != first:
             review_save_mapping(format_id=fmt.pk, actor=reviewer, mapping=mapping)
         return real_stage(file, fmt_, layout, path)

@@ -107,6 +107,10 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
                 summary=f"'{file.original_name}' failed: {reason}",
                 details={"job": job_id},
             )
+    if failed:
+        from imports.services import batches_refresh  # services -> jobs -> failures
+
+        batches_refresh(batch_ids=[file.batch_id for file in files if file.pk in failed])
     return failed
 
 

@@ -22,6 +22,7 @@ from audit.services import record
 from config.errors import Conflict, PermissionDenied
 from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile, Order
+from imports.services import batches_refresh
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.
@@ -101,6 +102,8 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
         with transaction.atomic():
             ImportFile.objects.filter(pk=file_id).update(
                 status=FileStatus.ROLLED_BACK,
+                # What the file shows as imported is what is left of it in production: the kept orders.
+                rows_imported=Order.objects.filter(source_file_id=file_id).count(),
                 finished_at=timezone.now(),
                 updated_at=timezone.now(),
                 error=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.",
@@ -116,6 +119,7 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
                 ),
                 details={**result.as_dict(), "previous_status": file.status},
             )
+        batches_refresh(batch_ids=[file.batch_id])
     return result
 
 

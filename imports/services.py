@@ -167,18 +167,36 @@ def review_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
         StagedRow.objects.filter(format_id=format_id, status__in=[StagedStatus.PENDING, StagedStatus.APPROVED]).update(
             status=StagedStatus.REJECTED
         )
-        ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).update(
+        waiting = ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL)
+        batch_ids = list(waiting.values_list("batch_id", flat=True).distinct())
+        waiting.update(
             status=FileStatus.REJECTED,
             error=f"The format was rejected: {fmt.rejection_reason}",
             finished_at=timezone.now(),
             progress=100.0,
         )
+        batches_refresh(batch_ids=batch_ids)
     return fmt
+
+
+def batches_refresh(*, batch_ids: list[int | None]) -> None:
+    """Refresh the status of these batches (their files changed outside a file's own job)."""
+    for batch_id in sorted({b for b in batch_ids if b}):
+        batch_refresh_status(batch_id=batch_id)
 
 
 def batch_refresh_status(*, batch_id: int) -> str:
     """Derive a batch's status from its files."""
-    batch = ImportBatch.objects.get(pk=batch_id)
+    with transaction.atomic():
+        # The batch row locked first, the file statuses read after: two workers finishing the batch's last
+        # files at once take turns, and the second one reads both files finished (without the lock, the
+        # first could write a status computed before the second file finished, after the second's).
+        batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
+        return _batch_status_write(batch)
+
+
+def _batch_status_write(batch: ImportBatch) -> str:
+    batch_id = batch.pk
     statuses = list(batch.files.values_list("status", flat=True))
     if not statuses:
         return batch.status

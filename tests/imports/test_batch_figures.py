@@ -15,13 +15,12 @@ from formats.fingerprint import fingerprint
 from imports.api_batches import batch_summary
 from imports.bench.data import HEADER
 from imports.models import FileStatus, ImportBatch, ImportFile, Order
-from imports.pipeline import file_process
 from imports.selectors import file_summary
 from imports.services import review_approve, review_reject, upload_batch_create
 from tests.conftest import csv_upload
 from tests.imports.test_direct_import_interplay import holds_csv
 from tests.imports.test_fastpath import approved_bench_format
-from tests.imports.test_staged_review_interplay import pending_bench_format
+from tests.imports.test_staged_review_interplay import pending_bench_format, waiting_holds_file
 
 pytestmark = pytest.mark.django_db
 
@@ -105,11 +104,7 @@ def test_a_staged_migration_failed_midway_then_retried_and_mapping_fixed_keeps_c
     from staging.models import StagedRow
     from tests.imports.test_direct_import_interplay import drain, fixed_mapping
 
-    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
-    fmt = pending_bench_format()
-    batch, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    fid = files[0].pk
-    assert file_process(file_id=fid) == FileStatus.PENDING_APPROVAL
+    fmt, fid = waiting_holds_file(user, settings)
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=CsvFormat.objects.get(pk=fmt.pk).mapping)
     from imports import fastpath
 

@@ -35,6 +35,15 @@ def pending_bench_format() -> CsvFormat:
     return fmt
 
 
+def waiting_holds_file(user: Any, settings: Any) -> tuple[CsvFormat, int]:
+    """A pending format and a holds file of it staged and waiting for approval (batches of 7 rows)."""
+    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
+    fmt = pending_bench_format()
+    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
+    assert file_process(file_id=files[0].pk) == FileStatus.PENDING_APPROVAL
+    return fmt, files[0].pk
+
+
 def cron_and_jobs(file_id: int, format_id: int) -> str:
     """What the cron and the workers do from here on: reconcile, run whatever it enqueued, a few times."""
     for _ in range(3):
@@ -98,11 +107,7 @@ def mapping_corrected_after_the_first_orders(monkeypatch: Any, fmt: Any, reviewe
 def test_a_mapping_fix_during_the_migration_of_a_staged_file_applies_to_all_its_rows(
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
-    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
-    fmt = pending_bench_format()
-    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    file_id = files[0].pk
-    assert file_process(file_id=file_id) == FileStatus.PENDING_APPROVAL
+    fmt, file_id = waiting_holds_file(user, settings)
     review_approve(format_id=fmt.pk, actor=reviewer)  # approved with the suggested mapping: 'hold' invalid
 
     with mapping_corrected_after_the_first_orders(monkeypatch, fmt, reviewer, file_id):
@@ -275,11 +280,7 @@ def test_same_root_cause_a_mapping_fix_between_two_chunks_of_a_running_direct_im
 def test_a_failing_format_job_does_not_fail_a_file_that_another_job_migrates_to_the_end(
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
-    settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
-    fmt = pending_bench_format()
-    _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    file_id = files[0].pk
-    assert file_process(file_id=file_id) == FileStatus.PENDING_APPROVAL
+    fmt, file_id = waiting_holds_file(user, settings)
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
 
     real_stop, state = pipeline.stop_requested, {"failed": []}

@@ -67,11 +67,10 @@ def format_migrate_job(format_id: int) -> dict:
     """Migrate all staged rows of an approved format."""
     from imports.models import ImportFile
     from imports.pipeline import format_migrate
-    from imports.services import batch_refresh_status
+    from imports.services import batches_refresh
 
     results = format_migrate(format_id=format_id)
-    for batch_id in set(ImportFile.objects.filter(pk__in=results).values_list("batch_id", flat=True)):
-        batch_refresh_status(batch_id=batch_id)
+    batches_refresh(batch_ids=list(ImportFile.objects.filter(pk__in=results).values_list("batch_id", flat=True)))
     return results
 
 

@@ -192,24 +192,19 @@ def batch_refresh_status(*, batch_id: int) -> str:
         # files at once take turns, and the second one reads both files finished (without the lock, the
         # first could write a status computed before the second file finished, after the second's).
         batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
-        return _batch_status_write(batch)
-
-
-def _batch_status_write(batch: ImportBatch) -> str:
-    batch_id = batch.pk
-    statuses = list(batch.files.values_list("status", flat=True))
-    if not statuses:
-        return batch.status
-    if any(s in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) for s in statuses):
-        status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
-    elif all(s == FileStatus.IMPORTED for s in statuses):
-        status = BatchStatus.COMPLETED
-    elif all(s in (FileStatus.FAILED, FileStatus.REJECTED) for s in statuses):
-        status = BatchStatus.FAILED
-    elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
-        status = BatchStatus.PROCESSING
-    else:
-        status = BatchStatus.PARTIAL
-    if status != batch.status:
-        ImportBatch.objects.filter(pk=batch_id).update(status=status, updated_at=timezone.now())
+        statuses = list(batch.files.values_list("status", flat=True))
+        if not statuses:
+            return batch.status
+        if any(s in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) for s in statuses):
+            status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
+        elif all(s == FileStatus.IMPORTED for s in statuses):
+            status = BatchStatus.COMPLETED
+        elif all(s in (FileStatus.FAILED, FileStatus.REJECTED) for s in statuses):
+            status = BatchStatus.FAILED
+        elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
+            status = BatchStatus.PROCESSING
+        else:
+            status = BatchStatus.PARTIAL
+        if status != batch.status:
+            ImportBatch.objects.filter(pk=batch_id).update(status=status, updated_at=timezone.now())
     return status

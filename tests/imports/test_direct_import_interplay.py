@@ -268,22 +268,20 @@ def test_a_format_approved_while_one_of_its_files_is_read_still_migrates_that_fi
     user: Any, reviewer: Any, monkeypatch: Any
 ) -> None:
     from formats.models import FormatStatus
-    from imports import pipeline
-    from tests.imports.test_staged_review_interplay import pending_bench_format
+    from tests.imports.test_staged_review_interplay import before_staging, pending_bench_format
 
     fmt = pending_bench_format()
-    real_stage = pipeline._stage
 
-    def approved_while_reading(file: Any, fmt_: Any, layout: Any, path: Any) -> Any:
+    def approved(file: Any, fmt_: Any) -> None:
         # The file's job matched the format while it was pending; the reviewer's approval commits before
         # this job's staging transaction starts. (Once it has started, the format row's share lock makes an
         # approval wait for these rows, which it then approves with the others.)
         assert fmt_.status == FormatStatus.PENDING
         review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
-        return real_stage(file, fmt_, layout, path)
 
-    monkeypatch.setattr("imports.pipeline._stage", approved_while_reading)
     _, files = upload_batch_create(owner=user, files=[csv_upload("new.csv", holds_csv())])
+    with before_staging(monkeypatch, approved):
+        status = file_process(file_id=files[0].pk)
 
-    assert file_process(file_id=files[0].pk) == FileStatus.IMPORTED
+    assert status == FileStatus.IMPORTED
     assert Order.objects.filter(source_file_id=files[0].pk).count() == ROWS

@@ -5,7 +5,7 @@ leave a file stuck for good, with rows never imported, or with a wrong status.""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,6 +44,21 @@ def waiting_holds_file(user: Any, settings: Any) -> tuple[CsvFormat, int]:
     return fmt, files[0].pk
 
 
+@contextmanager
+def before_staging(monkeypatch: Any, action: Callable[[Any, Any], None]) -> Iterator[None]:
+    """Inside: `action(file, fmt)` runs when a file's job has matched its format and is about to stage its
+    rows -- an admin action committing at that moment, before the staging transaction starts."""
+    real_stage = pipeline._stage
+
+    def stage(file: Any, fmt: Any, layout: Any, path: Any) -> Any:
+        action(file, fmt)
+        return real_stage(file, fmt, layout, path)
+
+    monkeypatch.setattr("imports.pipeline._stage", stage)
+    yield
+    monkeypatch.setattr("imports.pipeline._stage", real_stage)
+
+
 def cron_and_jobs(file_id: int, format_id: int) -> str:
     """What the cron and the workers do from here on: reconcile, run whatever it enqueued, a few times."""
     for _ in range(3):
@@ -62,19 +77,16 @@ def test_a_format_rejected_while_one_of_its_files_is_staged_does_not_leave_that_
     user: Any, reviewer: Any, monkeypatch: Any, redis_clean: Any
 ) -> None:
     fmt = pending_bench_format()
-    real_stage = pipeline._stage
 
-    def rejected_while_staging(file: Any, fmt_: Any, layout: Any, path: Any) -> int:
-        # The reviewer's rejection commits while the rows are being written (not committed yet): its
-        # "reject the waiting files and their rows" does not see this file (still PROCESSING) or its rows.
+    def rejected(file: Any, fmt_: Any) -> None:
+        # The reviewer's rejection commits after this job matched the (pending) format: its "reject the
+        # waiting files and their rows" does not see this file (still PROCESSING) nor its rows (not written).
         review_reject(format_id=fmt.pk, actor=reviewer, reason="not a broker export")
-        return real_stage(file, fmt_, layout, path)
 
-    monkeypatch.setattr("imports.pipeline._stage", rejected_while_staging)
     _, files = upload_batch_create(owner=user, files=[csv_upload("new.csv", holds_csv())])
     file_id = files[0].pk
-    file_process(file_id=file_id)
-    monkeypatch.setattr("imports.pipeline._stage", real_stage)
+    with before_staging(monkeypatch, rejected):
+        file_process(file_id=file_id)
 
     status = cron_and_jobs(file_id, fmt.pk)
     assert CsvFormat.objects.get(pk=fmt.pk).status == FormatStatus.REJECTED
@@ -135,24 +147,21 @@ def test_a_worker_killed_right_after_staging_a_file_whose_format_was_approved_me
     user: Any, reviewer: Any, monkeypatch: Any, redis_clean: Any
 ) -> None:
     fmt = pending_bench_format()
-    real_stage, real_migrate = pipeline._stage, pipeline.file_migrate
+    real_migrate = pipeline.file_migrate
 
-    def approved_while_staging(file: Any, fmt_: Any, layout: Any, path: Any) -> int:
-        # The approval and its format job commit/run before these rows commit: both miss them.
+    def approved(file: Any, fmt_: Any) -> None:
+        # The approval and its format job commit/run before these rows are written: both miss them.
         review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
         format_migrate(format_id=fmt.pk)
-        return real_stage(file, fmt_, layout, path)
 
     def killed(**kwargs: Any) -> str:
         raise WorkerKilled
 
-    monkeypatch.setattr("imports.pipeline._stage", approved_while_staging)
     monkeypatch.setattr("imports.pipeline.file_migrate", killed)
     _, files = upload_batch_create(owner=user, files=[csv_upload("new.csv", holds_csv())])
     file_id = files[0].pk
-    with pytest.raises(WorkerKilled):
+    with before_staging(monkeypatch, approved), pytest.raises(WorkerKilled):
         file_process(file_id=file_id)
-    monkeypatch.setattr("imports.pipeline._stage", real_stage)
     monkeypatch.setattr("imports.pipeline.file_migrate", real_migrate)
     # RQ's failure handling for the dead horse: the file is FAILED with the reason, an admin retries it.
     assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="Work-horse terminated") == [file_id]
@@ -235,20 +244,17 @@ def test_a_reader_change_while_a_file_of_the_format_is_being_staged_re_reads_tha
     user: Any, reviewer: Any, monkeypatch: Any
 ) -> None:
     first, fmt, mapping = waiting_two_table_report(user)
-    real_stage = pipeline._stage
 
-    def reader_changed_while_staging(file: Any, fmt_: Any, layout: Any, path: Any) -> int:
+    def reader_changed(file: Any, fmt_: Any) -> None:
         # The second file's job matched the format with the old reader settings; the reviewer's reader
         # change commits before its rows are written: it re-stages the waiting files, this one is not one yet.
         if file.pk != first:
             review_save_mapping(format_id=fmt.pk, actor=reviewer, mapping=mapping)
-        return real_stage(file, fmt_, layout, path)
 
-    monkeypatch.setattr("imports.pipeline._stage", reader_changed_while_staging)
     _, files = upload_batch_create(owner=user, files=[csv_upload("report2.csv", other_report())])
     second = files[0].pk
-    file_process(file_id=second)
-    monkeypatch.setattr("imports.pipeline._stage", real_stage)
+    with before_staging(monkeypatch, reader_changed):
+        file_process(file_id=second)
 
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=CsvFormat.objects.get(pk=fmt.pk).mapping)
     format_migrate(format_id=fmt.pk)

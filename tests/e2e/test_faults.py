@@ -402,6 +402,13 @@ def test_after_the_last_retry_the_file_fails_with_a_reason_and_an_admin_retry_fi
     backend_killer.set()
     assert "temporary fault" in failed.error and "3 attempts" in failed.error, failed.error
     queue = django_rq.get_queue("high")
+    # RQ runs the failure callback (which fails the file and refreshes its batch) before it records the job
+    # in its failed registry: give it that moment.
+    stack.wait_for(
+        lambda: jobs.format_job_id(file.format_id) in queue.failed_job_registry.get_job_ids(),
+        timeout=10,
+        what="RQ to record the job in its failed registry",
+    )
     assert jobs.format_job_id(file.format_id) in queue.failed_job_registry.get_job_ids()
     partial = orders_of(file.pk)
     assert partial == ImportFile.objects.get(pk=file.pk).rows_imported < total

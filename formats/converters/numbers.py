@@ -1,0 +1,198 @@
+"""Numbers as brokers write them: separators, currency marks, signs; the decimal, integer and quotient converters."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from config.errors import ConversionError, MappingError
+from formats.converters.types import TextCleaner
+
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_PLAIN_INTEGER = re.compile(r"[+-]?\d+")
+# sign, currency prefix (symbol or 1-5 letters such as EUR, US$, kr), sign, digits with separators,
+# exponent, trailing sign, currency suffix. Letters are matched with [^\W\d_] so 'Kč' counts too.
+_NUMBER = re.compile(
+    r"""\s*(?P<sign1>[-+−]?)\s*
+    (?:(?P<pre>[^\W\d_]{1,5}\$?|[A-Z]{0,3}[$€£¥₹₽₩¢₺₪])\s*)?
+    (?P<sign2>[-+−]?)\s*
+    (?P<body>\d[\d.,'’\s]*\d|\d|[.,]\d+)
+    (?:[eE](?P<exp>[-+]?\d{1,3}))?
+    \s*(?P<sign3>-?)\s*
+    (?:(?P<post>[^\W\d_]{1,5}|[$€£¥₹₽₩¢₺₪]))?\s*""",
+    re.VERBOSE,
+)
+_SPACES = re.compile(r"[\s'’]")
+_DIGITS_ONLY = re.compile(r"\d*\.?\d*")
+
+
+def parse_decimal(text: str, decimal_sep: str | None = None, thousands_sep: str | None = None) -> Decimal:
+    """Parse one number as written in broker exports; ConversionError if it is not one."""
+    if decimal_sep != "," and thousands_sep != "." and _PLAIN_NUMBER.fullmatch(text):
+        return Decimal(text)
+    value = text.strip()
+    negative = False
+    if value.startswith("(") and value.endswith(")"):
+        negative, value = True, value[1:-1]
+    match = _NUMBER.fullmatch(value)
+    if match is None:
+        raise ConversionError(f"'{text.strip()}' is not a number")
+    for unit in (match["pre"], match["post"]):
+        if unit and not _is_currency_unit(unit):
+            # '12x' or 'T-1' is a typo or an id, not a number with a currency code: never guess.
+            raise ConversionError(f"'{text.strip()}' is not a number")
+    signs = match["sign1"] + match["sign2"] + match["sign3"]
+    if signs.count("-") + signs.count("−") + signs.count("+") > 1:
+        raise ConversionError(f"'{text.strip()}' is not a number (several signs)")
+    if "-" in signs or "−" in signs:
+        negative = not negative
+    body = _normalise_separators(match["body"], decimal_sep, thousands_sep, text)
+    exponent = f"e{match['exp']}" if match["exp"] else ""
+    try:
+        number = Decimal(body + exponent)
+    except InvalidOperation:
+        raise ConversionError(f"'{text.strip()}' is not a number") from None
+    return -number if negative else number
+
+
+# Lower-case units that brokers write after amounts (Scandinavian/Czech/Polish/Hungarian currencies).
+_LOWER_UNITS = {"kr", "kč", "zł", "ft", "lei", "sek", "nok", "dkk", "eur", "usd", "gbp", "chf"}
+
+
+def _is_currency_unit(unit: str) -> bool:
+    """A currency symbol, an upper-case code of 2-5 letters (EUR, ETH, USDT, US$) or a known lower-case unit."""
+    letters = unit.rstrip("$")
+    if not letters or not letters.isalpha():
+        return True  # a symbol such as $ € £
+    return (2 <= len(letters) <= 5 and letters.isupper()) or letters.casefold() in _LOWER_UNITS
+
+
+def _normalise_separators(body: str, decimal_sep: str | None, thousands_sep: str | None, text: str) -> str:
+    """Digits with at most one '.' as decimal point, from a body such as '1.234,56' or "1'234.5"."""
+    if thousands_sep is not None and thousands_sep not in (".", ","):
+        body = body.replace(thousands_sep, "") if thousands_sep else body
+    body = _SPACES.sub("", body)
+    if thousands_sep == "":
+        # No thousands grouping in the file: a value's one '.' or ',' is its decimal point, so a column that
+        # mixes '10,799' and '86.714375' (Trade Republic exports merged from two locales) reads both right.
+        marks = [char for char in body if char in ".,"]
+        if len(marks) > 1 or (marks and decimal_sep is not None and marks[0] != decimal_sep):
+            raise ConversionError(
+                f"'{text.strip()}' is not a number (unexpected separators: thousands_sep '' means none)"
+            )
+        decimal_sep = marks[0] if marks else "."
+    if decimal_sep is None and thousands_sep in (".", ","):
+        decimal_sep = "," if thousands_sep == "." else "."
+    if decimal_sep is None:
+        decimal_sep = _guess_decimal_sep(body)
+    thousands = "," if decimal_sep == "." else "."
+    _check_grouping(body, thousands, text)
+    if decimal_sep == ",":
+        body = body.replace(thousands, "").replace(",", ".")
+    else:
+        body = body.replace(thousands, "")
+    if body.count(".") > 1 or not _DIGITS_ONLY.fullmatch(body):
+        raise ConversionError(f"'{text.strip()}' is not a number (unexpected separators)")
+    return body
+
+
+def _check_grouping(body: str, thousands: str, text: str) -> None:
+    """Thousands groups after the first must have 3 digits: '1,234,567' yes, '12,5' read with '.' no."""
+    integer = body.split("," if thousands == "." else ".")[0]
+    groups = integer.split(thousands)
+    if len(groups) > 1 and (not 1 <= len(groups[0]) <= 3 or any(len(group) != 3 for group in groups[1:])):
+        raise ConversionError(f"'{text.strip()}' is not a number (misplaced thousands separator)")
+
+
+def _guess_decimal_sep(body: str) -> str:
+    """'.' or ',': the last of both when both appear; a lone ',' + 3 digits is read as thousands."""
+    dot, comma = body.rfind("."), body.rfind(",")
+    if dot >= 0 and comma >= 0:
+        return "." if dot > comma else ","
+    if comma >= 0:
+        if body.count(",") > 1:
+            return "."  # 1,234,567
+        integer, _, fraction = body.partition(",")
+        if len(fraction) == 3 and integer not in ("", "0"):
+            return "."  # 1,234 is ambiguous: thousands unless decimal_sep ',' is set
+        return ","
+    if body.count(".") > 1:
+        return ","  # 1.234.567
+    return "."
+
+
+def decimal_builder(options: dict[str, Any]) -> TextCleaner:
+    """Decimal numbers; a bare number skips the separator analysis."""
+    decimal_sep = options.get("decimal_sep")
+    thousands_sep = options.get("thousands_sep")
+    absolute = options.get("abs", False)
+    negate = options.get("negate", False)
+    scale = _scale_option(options.get("scale"))
+    if decimal_sep == "," or thousands_sep == ".":
+        plain = _PLAIN_INTEGER  # '1.234' means 1234 here, so only bare integers take the fast path
+        decimal_sep = decimal_sep or ","
+    else:
+        plain = _PLAIN_NUMBER
+
+    def convert(text: str) -> Decimal:
+        if plain.fullmatch(text):
+            number = Decimal(text)
+        else:
+            number = parse_decimal(text, decimal_sep, thousands_sep)
+        if scale is not None:
+            number *= scale
+        if absolute:
+            return abs(number)
+        return -number if negate else number
+
+    return convert
+
+
+def integer_builder(options: dict[str, Any]) -> TextCleaner:
+    """Whole numbers, read like decimals and refused when they have a fraction."""
+    wanted = ("decimal_sep", "thousands_sep", "abs")
+    parse = decimal_builder({key: options[key] for key in wanted if key in options})
+
+    def convert(text: str) -> int:
+        number = parse(text)
+        if number != number.to_integral_value():
+            raise ConversionError(f"'{text}' is not a whole number")
+        return int(number)
+
+    return convert
+
+
+def _scale_option(value: Any) -> Decimal | None:
+    """The decimal converter's 'scale' factor, validated once."""
+    if value is None:
+        return None
+    try:
+        factor = Decimal(str(value))
+    except ArithmeticError:
+        raise MappingError(f"Option 'scale' must be a number such as '0.01', not {value!r}.") from None
+    if not factor.is_finite() or factor == 0:
+        raise MappingError(f"Option 'scale' must be a non-zero number, not {value!r}.")
+    return factor
+
+
+QUOTIENT_JOINER = "\x1f"  # the two cells reach the quotient cleaner joined by a unit separator
+
+
+def quotient_builder(options: dict[str, Any]) -> TextCleaner:
+    """The first number divided by the second (cells joined by QUOTIENT_JOINER)."""
+    parse = decimal_builder({k: options[k] for k in ("decimal_sep", "thousands_sep") if k in options})
+    places = Decimal(1).scaleb(-options.get("places", 10))
+    absolute = options.get("abs", False)
+
+    def convert(text: str) -> Decimal:
+        parts = text.split(QUOTIENT_JOINER)
+        if len(parts) != 2 or not all(part.strip() for part in parts):
+            raise ConversionError("needs two numbers (a numerator and a denominator column)")
+        numerator, denominator = parse(parts[0].strip()), parse(parts[1].strip())
+        if denominator == 0:
+            raise ConversionError(f"cannot divide {numerator} by zero")
+        result = (numerator / denominator).quantize(places)
+        return abs(result) if absolute else result
+
+    return convert

@@ -1,0 +1,250 @@
+"""Words and codes: buy/sell vocabularies, lookup tables, currencies, and plain text."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from config.errors import ConversionError
+from formats.converters.numbers import decimal_builder
+from formats.converters.types import TextCleaner
+
+BUY_WORDS = frozenset(
+    {
+        "buy",
+        "bought",
+        "bot",
+        "b",
+        "purchase",
+        "purchased",
+        "buy to open",
+        "buy to close",
+        "koop",
+        "kopen",
+        "gekocht",
+        "aankoop",
+        "köp",
+        "köpt",
+        "kop",
+        "kauf",
+        "kaufen",
+        "gekauft",
+        "achat",
+        "acheter",
+        "compra",
+        "comprar",
+        "acquisto",
+        "nákup",
+        "nakup",
+        "koupit",
+        "zakup",
+        "kjøp",
+        "osto",
+    }
+)
+SELL_WORDS = frozenset(
+    {
+        "sell",
+        "sold",
+        "sld",
+        "s",
+        "sale",
+        "sell to open",
+        "sell to close",
+        "verkoop",
+        "verkopen",
+        "verkocht",
+        "sälj",
+        "sålt",
+        "salj",
+        "försäljning",
+        "verkauf",
+        "verkaufen",
+        "verkauft",
+        "vente",
+        "vendre",
+        "venta",
+        "vender",
+        "venda",
+        "vende",
+        "vendita",
+        "prodej",
+        "prodat",
+        "sprzedaż",
+        "salg",
+        "myynti",
+    }
+)
+# Words recognised inside longer values ('Market buy', 'BUY - MARKET', 'YOU BOUGHT ...', 'Stocks/ETF sale').
+_BUY_TOKENS = frozenset(word for word in BUY_WORDS if len(word) > 2 and " " not in word)
+_SELL_TOKENS = frozenset(word for word in SELL_WORDS if len(word) > 2 and " " not in word)
+# A value naming one of these is no trade even if it contains a side word ('TAXE DE VENTE DU QUÉBEC').
+NON_TRADE_WORDS = frozenset(
+    {
+        "tax",
+        "taxe",
+        "taxes",
+        "fee",
+        "fees",
+        "frais",
+        "dividend",
+        "dividende",
+        "dividends",
+        "interest",
+        "intérêt",
+        "interet",
+        "deposit",
+        "withdrawal",
+        "transfer",
+        "split",
+        "steuer",
+        "belasting",
+        "skatt",
+        "gebühr",
+        "poplatek",
+        "daň",
+        "kosten",
+        "courtage",
+    }
+)
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def side_of(text: str) -> str | None:
+    """'BUY', 'SELL' or None for a value such as 'Bought', 'Market sell', 'Köp', 'VENTE'."""
+    value = text.strip().casefold()
+    if value in BUY_WORDS:
+        return "BUY"
+    if value in SELL_WORDS:
+        return "SELL"
+    words = set(_WORD.findall(value))
+    if words & NON_TRADE_WORDS:
+        return None
+    buy, sell = bool(words & _BUY_TOKENS), bool(words & _SELL_TOKENS)
+    if buy != sell:
+        return "BUY" if buy else "SELL"
+    return None
+
+
+def side_builder(options: dict[str, Any]) -> TextCleaner:
+    """BUY or SELL from the admin's map, then the built-in words."""
+    extra = {key.strip().casefold(): value.upper() for key, value in options.get("map", {}).items()}
+    cache: dict[str, str] = {}
+
+    def convert(text: str) -> str:
+        side = cache.get(text)
+        if side is not None:
+            return side
+        side = extra.get(text.casefold()) or side_of(text)
+        if side is None:
+            raise ConversionError(f"'{text}' is not a buy or a sell (add it to the side map)")
+        if len(cache) < 1000:
+            cache[text] = side
+        return side
+
+    return convert
+
+
+def side_from_sign_builder(options: dict[str, Any]) -> TextCleaner:
+    """BUY or SELL from the sign of a number."""
+    negative = options.get("negative_is", "SELL").upper()
+    positive = "BUY" if negative == "SELL" else "SELL"
+    parse = decimal_builder({"decimal_sep": options["decimal_sep"]} if "decimal_sep" in options else {})
+
+    def convert(text: str) -> str:
+        number = parse(text)
+        if number == 0:
+            raise ConversionError(f"'{text}' is zero: cannot tell buy from sell")
+        return negative if number < 0 else positive
+
+    return convert
+
+
+def map_builder(options: dict[str, Any]) -> TextCleaner:
+    """A case-insensitive lookup table."""
+    table = {key.strip().casefold(): value for key, value in options["map"].items()}
+    known = ", ".join(sorted(options["map"]))
+
+    def convert(text: str) -> str:
+        try:
+            return table[text.casefold()]
+        except KeyError:
+            raise ConversionError(f"'{text}' is not in the map ({known})") from None
+
+    return convert
+
+
+CURRENCY_SYMBOLS = {
+    "$": "USD",
+    "US$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "C$": "CAD",
+    "CA$": "CAD",
+    "A$": "AUD",
+    "AU$": "AUD",
+    "NZ$": "NZD",
+    "HK$": "HKD",
+    "S$": "SGD",
+    "₩": "KRW",
+    "₺": "TRY",
+    "₪": "ILS",
+    "₽": "RUB",
+    "KČ": "CZK",
+    "ZŁ": "PLN",
+    # Non-ISO names seen in exports: Desjardins writes CAN for Canadian dollars, some Chinese exports RMB.
+    "CAN": "CAD",
+    "RMB": "CNY",
+}
+
+
+def currency_builder(options: dict[str, Any]) -> TextCleaner:
+    """3-letter currency codes from codes, symbols or amounts."""
+    extra = {key.strip().upper(): value.upper() for key, value in options.get("map", {}).items()}
+
+    def convert(text: str) -> str:
+        value = text.upper()
+        code = extra.get(value) or CURRENCY_SYMBOLS.get(value) or value
+        if len(code) != 3 or not code.isalpha() or not code.isascii():
+            code = currency_in_amount(value)
+        if code is None:
+            raise ConversionError(f"'{text}' is not a 3-letter currency code")
+        return code
+
+    return convert
+
+
+_SYMBOLS_LONGEST_FIRST = sorted((key for key in CURRENCY_SYMBOLS if not key.isalpha()), key=len, reverse=True)
+_CODE_IN_AMOUNT = re.compile(r"^([A-Z]{3})\s*[-+(]?[\d.,]|[\d.,]\)?\s*([A-Z]{3})$")
+
+
+def currency_in_amount(text: str) -> str | None:
+    """The currency an amount is written in: '€35,761.54' -> EUR, '50.00 SEK' -> SEK, else None."""
+    value = text.strip().upper()
+    if not any(char.isdigit() for char in value):
+        return None
+    for symbol in _SYMBOLS_LONGEST_FIRST:
+        if symbol in value:
+            return CURRENCY_SYMBOLS[symbol]
+    match = _CODE_IN_AMOUNT.search(value)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+_TRAILING_NUMBERS = re.compile(r"(?:\s+[-+]?\d[\d.,']*)+\s*$")
+
+
+def text_builder(options: dict[str, Any]) -> TextCleaner:
+    """Trimmed text, optionally upper-cased and without trailing numbers."""
+    upper = options.get("upper", False)
+    if options.get("drop_trailing_numbers", False):
+
+        def text(value: str) -> str:
+            value = _TRAILING_NUMBERS.sub("", value).strip()
+            return value.upper() if upper else value
+
+        return text
+    if upper:
+        return str.upper
+    return str

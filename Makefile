@@ -6,6 +6,7 @@
 #   make lint        ruff check + ruff format --check
 #   make bench       the import benchmark (BENCH_ARGS="...")
 #   make clean-var   stop the project-local Postgres/Redis and delete var/
+#   make lock        re-resolve the lock files after a dependency change in pyproject.toml
 #
 # PYTEST_ARGS="..." is passed to pytest (e.g. PYTEST_ARGS="-x -k upload").
 
@@ -20,17 +21,27 @@ VAR_DIR := $(or $(AIRLOCK_VAR_DIR),var)
 CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# The lock files (hashes of every wheel, compiled by uv from pyproject.toml, installed by pip):
+# requirements.lock is what production runs (the Docker image), requirements-dev.lock adds the test
+# tools and the embedded Postgres/Redis (extras dev + local) for make run / make test.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" --quiet $(LOCK_ARGS)
 
-.PHONY: help venv run test test-fast pytest browser lint bench clean-var
+.PHONY: help venv run test test-fast pytest browser lint bench clean-var lock
 
 help:
-	@sed -n '2,10s/^# \{0,1\}//p' Makefile
+	@sed -n '2,11s/^# \{0,1\}//p' Makefile
 
 venv: $(STAMP)
 
-# Re-install only when pyproject.toml is newer than the stamp. A half-made .venv (for instance
-# `python3 -m venv` without Debian's python3-venv, which leaves no pip) is recreated.
-$(STAMP): pyproject.toml
+# Re-install only when the lock file is newer than the stamp. A half-made .venv (for instance
+# `python3 -m venv` without Debian's python3-venv, which leaves no pip) is recreated. pip installs the
+# locked versions with their hashes; then uv (itself in the lock) removes whatever the lock no longer
+# lists, so the environment is exactly the lock.
+$(STAMP): $(DEV_LOCK)
 	@if ! $(PY) -m pip --version >/dev/null 2>&1; then \
 	  rm -rf $(VENV); \
 	  if ! $(PYTHON) -m venv $(VENV) >/dev/null 2>&1; then \
@@ -42,8 +53,16 @@ $(STAMP): pyproject.toml
 	    $(PYTHON) -m venv $(VENV) || { echo "make: cannot create $(VENV) (on Debian: apt-get install python3-venv)" >&2; exit 1; }; \
 	  fi; \
 	fi
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(DEV_LOCK)
+	@$(VENV)/bin/uv pip sync --quiet --python $(PY) --require-hashes $(DEV_LOCK)
 	@touch $@
+
+# After adding, removing or changing a dependency in pyproject.toml: `make lock`, then commit the
+# pyproject.toml change with both lock files. Pinned versions are kept unless they no longer fit;
+# LOCK_ARGS=--upgrade (or --upgrade-package NAME) moves to the newest releases.
+lock: venv
+	$(UV_COMPILE) --extra dev --extra local -o $(DEV_LOCK)
+	$(UV_COMPILE) -c $(DEV_LOCK) -o $(LOCK)
 
 run: venv
 	exec $(PY) -m config.run

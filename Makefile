@@ -61,8 +61,8 @@ $(STAMP): $(DEV_LOCK)
 # pyproject.toml change with both lock files. Pinned versions are kept unless they no longer fit;
 # LOCK_ARGS=--upgrade (or --upgrade-package NAME) moves to the newest releases.
 lock: venv
-	$(UV_COMPILE) --extra dev --extra local -o $(DEV_LOCK)
-	$(UV_COMPILE) -c $(DEV_LOCK) -o $(LOCK)
+	$(UV_COMPILE) --extra dev --extra local --extra s3 -o $(DEV_LOCK)
+	$(UV_COMPILE) --extra s3 -c $(DEV_LOCK) -o $(LOCK)
 
 run: venv
 	exec $(PY) -m config.run

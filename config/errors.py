@@ -59,6 +59,14 @@ class UnreadableFile(AppError):
     http_status = 400
 
 
+class StorageUnavailable(AppError):
+    """The file storage (an S3 bucket) could not be reached or refused the request: nothing was half-stored,
+    and a worker's job that meets it is retried like a lost database connection."""
+
+    code = "storage_unavailable"
+    http_status = 503
+
+
 class MappingError(AppError):
     """A mapping refers to an unknown converter, column or field, or has bad options."""
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.paths import BASE_DIR, VAR_DIR, local_database_url, local_redis_url
 
 
@@ -127,10 +129,40 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media-not-served/"
+# Uploads in an S3-compatible bucket (AWS S3, MinIO, SeaweedFS...) by configuration alone: set
+# AIRLOCK_S3_BUCKET (needs the `s3` extra: django-storages + boto3). Empty credentials use boto3's own
+# chain (AWS_* variables, instance role); path-style addressing by default when an endpoint is given.
+AIRLOCK_S3 = {
+    "BUCKET": env_str("AIRLOCK_S3_BUCKET"),
+    "ENDPOINT_URL": env_str("AIRLOCK_S3_ENDPOINT_URL"),
+    # The bucket's address as browsers reach it (direct uploads), when it differs from the servers' one.
+    "PUBLIC_ENDPOINT_URL": env_str("AIRLOCK_S3_PUBLIC_ENDPOINT_URL"),
+    "REGION": env_str("AIRLOCK_S3_REGION", "us-east-1"),
+    "ACCESS_KEY_ID": env_str("AIRLOCK_S3_ACCESS_KEY_ID"),
+    "SECRET_ACCESS_KEY": env_str("AIRLOCK_S3_SECRET_ACCESS_KEY"),
+    "ADDRESSING_STYLE": env_str("AIRLOCK_S3_ADDRESSING_STYLE")
+    or ("path" if env_str("AIRLOCK_S3_ENDPOINT_URL") else "auto"),
+    "PREFIX": env_str("AIRLOCK_S3_PREFIX"),
+    "CONNECT_TIMEOUT": env_int("AIRLOCK_S3_CONNECT_TIMEOUT", 5),
+    "READ_TIMEOUT": env_int("AIRLOCK_S3_READ_TIMEOUT", 60),
+    "MAX_ATTEMPTS": env_int("AIRLOCK_S3_MAX_ATTEMPTS", 3),
+}
+if AIRLOCK_S3["ADDRESSING_STYLE"] not in ("path", "virtual", "auto"):
+    raise ImproperlyConfigured(
+        f"AIRLOCK_S3_ADDRESSING_STYLE must be path, virtual or auto, not {AIRLOCK_S3['ADDRESSING_STYLE']!r}."
+    )
+if AIRLOCK_S3["BUCKET"] and env_str("STORAGE_BACKEND"):
+    raise ImproperlyConfigured(
+        "Set AIRLOCK_S3_BUCKET or STORAGE_BACKEND, not both: both choose where uploads are stored."
+    )
 STORAGES = {
-    # Uploaded CSVs. Any Django storage works (e.g. S3 via django-storages: set STORAGE_BACKEND
-    # and its own settings); files are always stored under generated names.
-    "default": {"BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
+    # Uploaded CSVs, always under generated names: the S3 bucket when AIRLOCK_S3_BUCKET is set, else
+    # MEDIA_ROOT on local disk, or any Django storage class named by STORAGE_BACKEND.
+    "default": {
+        "BACKEND": "imports.objectstore.S3UploadStorage"
+        if AIRLOCK_S3["BUCKET"]
+        else env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -152,6 +184,12 @@ AIRLOCK = {
     # Database sessions one big file may use at once (chunks prepared in parallel, committed in order).
     "FILE_SESSIONS": env_int("AIRLOCK_FILE_SESSIONS", 2),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
+    # Where workers copy an upload from the bucket to read it (a bounded temporary file); empty = the system's.
+    "WORK_DIR": env_str("AIRLOCK_WORK_DIR"),
+    # Browser uploads straight to the bucket (presigned POST policies) when uploads are stored in S3, valid
+    # for this many seconds.
+    "DIRECT_UPLOADS": env_bool("AIRLOCK_DIRECT_UPLOADS", True) and bool(AIRLOCK_S3["BUCKET"]),
+    "DIRECT_UPLOAD_EXPIRES": env_int("AIRLOCK_DIRECT_UPLOAD_EXPIRES", 3600),
     "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
     "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3),
     "MAX_COLUMNS": env_int("AIRLOCK_MAX_COLUMNS", 500),

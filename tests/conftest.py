@@ -1,7 +1,12 @@
-"""Shared fixtures: users with and without review rights, a clean Redis, CSV helpers."""
+"""Shared fixtures: users with and without review rights, a clean Redis, CSV helpers, the S3 bucket."""
 
 from __future__ import annotations
 
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +99,114 @@ def _failures(queues: list[Any]) -> str:
             job = Job.fetch(job_id, connection=queue.connection)
             messages.append(f"{job.func_name}: {job.latest_result().exc_string if job.latest_result() else '?'}")
     return "jobs failed:\n" + "\n".join(messages)
+
+
+# -- object storage (S3) ---------------------------------------------------------------------------
+
+
+def _test_s3_server() -> Any:
+    """AIRLOCK_TEST_S3_URL (http[s]://KEY:SECRET@host:port[?region=R]) or the project-local SeaweedFS."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from config import localstack
+
+    url = os.environ.get("AIRLOCK_TEST_S3_URL", "")
+    if url:
+        parts = urlsplit(url)
+        region = parse_qs(parts.query).get("region", [localstack.S3_REGION])[-1]
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        return localstack.S3Server(
+            endpoint_url=f"{parts.scheme}://{netloc}{f':{parts.port}' if parts.port else ''}",
+            access_key=unquote(parts.username or ""),
+            secret_key=unquote(parts.password or ""),
+            region=region,
+        ), False
+    return localstack.ensure_s3_started()
+
+
+@dataclass
+class S3Bucket:
+    """The test session's bucket on the S3 server, and a plain boto3 client to look inside it."""
+
+    server: Any
+    name: str
+    client: Any
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object key under `prefix` (the storage's AIRLOCK_S3_PREFIX of a test)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def environ(self, prefix: str) -> dict[str, str]:
+        return {**self.server.environ(bucket=self.name, prefix=prefix), "AIRLOCK_S3_MAX_ATTEMPTS": "2"}
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> Iterator[S3Bucket]:
+    """A real S3-compatible server (started under var/ unless AIRLOCK_TEST_S3_URL names one) and a bucket.
+
+    One bucket per test database name, so side-by-side test sessions (AIRLOCK_TEST_DB) do not mix.
+    """
+    import boto3
+    from botocore.config import Config
+
+    server, started = _test_s3_server()
+    name = "airlock-" + re.sub(r"[^a-z0-9-]+", "-", os.environ.get("AIRLOCK_TEST_DB", "test_airlock").lower())[:50]
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
+    try:
+        client.head_bucket(Bucket=name)
+    except client.exceptions.ClientError:
+        client.create_bucket(Bucket=name)
+    yield S3Bucket(server=server, name=name, client=client)
+    if started:
+        from config import localstack
+
+        localstack.stop_s3()
+
+
+@dataclass
+class S3Uploads:
+    """A test's view of the bucket: its own key prefix, the settings pointing the product at it."""
+
+    bucket: S3Bucket
+    prefix: str
+
+    def keys(self) -> list[str]:
+        return self.bucket.keys(self.prefix + "/")
+
+    def key(self, stored_name: str) -> str:
+        return f"{self.prefix}/{stored_name}"
+
+    def environ(self) -> dict[str, str]:
+        """The variables that give a web server or worker process this same storage."""
+        return self.bucket.environ(self.prefix)
+
+
+@pytest.fixture
+def s3(s3_bucket: S3Bucket, settings: Any) -> S3Uploads:
+    """Uploads of this test go to the S3 bucket, under a prefix of their own."""
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    server = s3_bucket.server
+    settings.AIRLOCK_S3 = {
+        **settings.AIRLOCK_S3,
+        "BUCKET": s3_bucket.name,
+        "ENDPOINT_URL": server.endpoint_url,
+        "PUBLIC_ENDPOINT_URL": "",
+        "REGION": server.region,
+        "ACCESS_KEY_ID": server.access_key,
+        "SECRET_ACCESS_KEY": server.secret_key,
+        "ADDRESSING_STYLE": "path",
+        "PREFIX": prefix,
+        "MAX_ATTEMPTS": 2,
+    }
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "imports.objectstore.S3UploadStorage"}}
+    settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_UPLOADS": True}
+    return S3Uploads(bucket=s3_bucket, prefix=prefix)

@@ -1,0 +1,219 @@
+"""The upload storage on a real S3-compatible server (SeaweedFS started under var/, see tests/conftest.py).
+
+What the rest of the product relies on: uploads land in the bucket under the configured prefix, a worker
+gets a bounded, verified local copy (never the object in memory), deletes are idempotent, and every
+fault of the bucket is a StorageUnavailable with a message saying what and where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from config.errors import StorageUnavailable, UnreadableFile
+from imports.storage import delete_stored, local_path, store_upload
+from tests.conftest import csv_upload
+
+ROOT = Path(__file__).resolve().parents[2]
+CSV = b"Date,Symbol,Side,Qty,Price\n2024-01-02,AAPL,BUY,10,185.5\n"
+
+
+def _temp_copies() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("airlock-upload-")}
+
+
+def test_the_storage_is_chosen_by_environment_variables_alone() -> None:
+    env = {
+        **os.environ,
+        "AIRLOCK_S3_BUCKET": "trades",
+        "AIRLOCK_S3_ENDPOINT_URL": "http://minio.internal:9000",
+        "AIRLOCK_S3_REGION": "eu-west-3",
+        "AIRLOCK_S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AIRLOCK_S3_SECRET_ACCESS_KEY": "secret-example",
+        "AIRLOCK_S3_PREFIX": "airlock/",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    env.pop("STORAGE_BACKEND", None)
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.files.storage import default_storage as s\n"
+        "print(type(s._wrapped if hasattr(s, '_wrapped') and s._wrapped else s).__name__)\n"
+        "s._setup()\n"
+        "print(s.bucket_name, s.endpoint_url, s.region_name, s.location, s.access_key,\n"
+        "      s.client_config.s3['addressing_style'], s.key('uploads/x.csv'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[1].split() == [
+        "trades",
+        "http://minio.internal:9000",
+        "eu-west-3",
+        "airlock",
+        "AKIAEXAMPLE",
+        "path",
+        "airlock/uploads/x.csv",
+    ]
+
+
+def test_a_bad_addressing_style_or_two_storages_at_once_refuse_to_start() -> None:
+    base = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    for extra, message in [
+        ({"AIRLOCK_S3_BUCKET": "b", "AIRLOCK_S3_ADDRESSING_STYLE": "sideways"}, "must be path, virtual or auto"),
+        ({"AIRLOCK_S3_BUCKET": "b", "STORAGE_BACKEND": "x.Y"}, "not both"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            cwd=ROOT,
+            env={**base, **extra},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-500:]
+
+
+def test_an_upload_is_stored_in_the_bucket_under_the_prefix(s3: Any) -> None:
+    name, sha256, size = store_upload(csv_upload("trades.csv", CSV))
+    assert name.startswith("uploads/") and name.endswith(".csv")
+    assert (sha256, size) == (hashlib.sha256(CSV).hexdigest(), len(CSV))
+    assert s3.keys() == [s3.key(name)]
+    body = s3.bucket.client.get_object(Bucket=s3.bucket.name, Key=s3.key(name))["Body"].read()
+    assert body == CSV
+
+
+def test_a_worker_reads_a_verified_temporary_copy_that_is_deleted_afterwards(s3: Any) -> None:
+    name, sha256, size = store_upload(csv_upload("trades.csv", CSV))
+    before = _temp_copies()
+    with local_path(name, size=size, sha256=sha256) as path:
+        assert path.read_bytes() == CSV
+        assert path.name.startswith("airlock-upload-")
+        assert _temp_copies() - before == {path.name}
+    assert not path.exists() and _temp_copies() == before
+
+
+def test_the_copy_goes_to_the_configured_work_directory(s3: Any, settings: Any, tmp_path: Path) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, "WORK_DIR": str(tmp_path)}
+    name, sha256, size = store_upload(csv_upload("trades.csv", CSV))
+    with local_path(name, size=size, sha256=sha256) as path:
+        assert path.parent == tmp_path
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_object_replaced_after_the_upload_is_refused_before_anything_is_read(s3: Any) -> None:
+    name, sha256, size = store_upload(csv_upload("trades.csv", CSV))
+    swapped = CSV.replace(b"AAPL", b"EVIL")
+    assert len(swapped) == size
+    s3.bucket.client.put_object(Bucket=s3.bucket.name, Key=s3.key(name), Body=swapped)
+    before = _temp_copies()
+    with pytest.raises(UnreadableFile, match="no longer matches what was received"):
+        with local_path(name, size=size, sha256=sha256):
+            pytest.fail("the changed object was handed to the reader")
+    assert _temp_copies() == before
+
+
+def test_an_object_bigger_than_recorded_is_refused_and_its_partial_copy_removed(s3: Any) -> None:
+    name, sha256, _size = store_upload(csv_upload("trades.csv", CSV))
+    s3.bucket.client.put_object(Bucket=s3.bucket.name, Key=s3.key(name), Body=CSV * 200_000)  # ~11 MB
+    before = _temp_copies()
+    with pytest.raises(UnreadableFile, match=f"larger than the {len(CSV):,} bytes recorded"):
+        with local_path(name, size=len(CSV), sha256=sha256):
+            pytest.fail("the oversized object was handed to the reader")
+    assert _temp_copies() == before
+
+
+def test_copying_a_big_object_holds_at_most_a_few_megabytes_in_memory(s3: Any) -> None:
+    row = b"2024-01-02,AAPL,BUY,10,185.5\n"
+    payload = CSV + row * (40 * 1024 * 1024 // len(row))  # 40 MB
+    name = default_storage.save("uploads/big.csv", ContentFile(payload))
+    digest = hashlib.sha256(payload).hexdigest()
+    del payload
+    tracemalloc.start()
+    try:
+        with local_path(name, size=len(CSV) + len(row) * (40 * 1024 * 1024 // len(row)), sha256=digest) as path:
+            _current, peak = tracemalloc.get_traced_memory()
+            assert path.stat().st_size > 40_000_000
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while copying a 40 MB object"
+
+
+def test_a_missing_object_is_a_readable_error(s3: Any) -> None:
+    with pytest.raises(UnreadableFile, match="missing from the file storage"):
+        with local_path("uploads/2024/01/02/nothing-here.csv", size=10, sha256="0" * 64):
+            pytest.fail("a missing object gave a path")
+
+
+def test_deleting_a_stored_upload_removes_the_object_and_is_idempotent(s3: Any) -> None:
+    name, _sha, _size = store_upload(csv_upload("trades.csv", CSV))
+    assert s3.keys() == [s3.key(name)]
+    delete_stored(name)
+    assert s3.keys() == []
+    delete_stored(name)  # already gone: no error
+
+
+def test_an_unreachable_bucket_is_storage_unavailable_naming_the_endpoint(s3: Any, settings: Any) -> None:
+    port = closed_port()
+    settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "ENDPOINT_URL": f"http://127.0.0.1:{port}", "MAX_ATTEMPTS": 1}
+    with pytest.raises(StorageUnavailable) as caught:
+        store_upload(csv_upload("trades.csv", CSV))
+    assert caught.value.http_status == 503 and caught.value.code == "storage_unavailable"
+    assert f"127.0.0.1:{port}" in caught.value.message and "store the upload" in caught.value.message
+
+
+def test_wrong_credentials_are_storage_unavailable_with_the_servers_reason(s3: Any, settings: Any) -> None:
+    settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "SECRET_ACCESS_KEY": "not-the-secret"}
+    with pytest.raises(StorageUnavailable, match="SignatureDoesNotMatch"):
+        store_upload(csv_upload("trades.csv", CSV))
+    assert s3.keys() == []
+
+
+def test_a_copy_that_cannot_fit_on_the_work_disk_is_refused_before_it_starts(s3: Any) -> None:
+    name, sha256, _size = store_upload(csv_upload("trades.csv", CSV))
+    before = _temp_copies()
+    with pytest.raises(StorageUnavailable, match="Not enough free disk space"):
+        with local_path(name, size=10**18, sha256=sha256):
+            pytest.fail("copied anyway")
+    assert _temp_copies() == before
+
+
+def test_a_presigned_post_takes_exactly_its_key_and_its_size_and_the_server_refuses_the_rest(s3: Any) -> None:
+    post = default_storage.presigned_post("uploads/direct.csv", size=len(CSV), expires=300)
+    assert post["fields"]["key"] == s3.key("uploads/direct.csv")
+
+    too_big = requests.post(post["url"], data=post["fields"], files={"file": ("a.csv", CSV + b"x")}, timeout=30)
+    assert too_big.status_code == 400 and "EntityTooLarge" in too_big.text
+    too_small = requests.post(post["url"], data=post["fields"], files={"file": ("a.csv", CSV[:-1])}, timeout=30)
+    assert too_small.status_code == 400
+    other_key = {**post["fields"], "key": s3.key("uploads/elsewhere.csv")}
+    moved = requests.post(post["url"], data=other_key, files={"file": ("a.csv", CSV)}, timeout=30)
+    assert moved.status_code == 403
+    assert s3.keys() == []
+
+    ok = requests.post(post["url"], data=post["fields"], files={"file": ("a.csv", CSV)}, timeout=30)
+    assert ok.status_code in (200, 201, 204), ok.text
+    assert s3.keys() == [s3.key("uploads/direct.csv")]
+    assert default_storage.head("uploads/direct.csv") == len(CSV)
+
+
+def test_a_presigned_post_is_signed_for_the_public_endpoint_when_one_is_set(s3: Any, settings: Any) -> None:
+    settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "PUBLIC_ENDPOINT_URL": "https://files.example.com"}
+    post = default_storage.presigned_post("uploads/direct.csv", size=10, expires=300)
+    assert post["url"] == f"https://files.example.com/{s3.bucket.name}"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from imports.targets import ORDER_VALUE_FIELDS
 
@@ -112,6 +115,146 @@ def write_trades_until(path: Path, size_bytes: int, *, seed: int) -> int:
             written += len(block)
             rows += 50_000
     return rows
+
+
+# --- the same trades as a workbook and as NDJSON ---------------------------------------------------------
+
+# Typed cells, as a broker's Excel export has them: quantity, price and commission are numbers, the trade
+# time a date serial shown with a date format; the rest text, in the shared-string table (as Excel writes).
+_NUMBER_COLUMNS = {3, 4, 5}
+_TIME_COLUMN = 7
+_EPOCH = datetime(1899, 12, 30)
+_XLSX_PARTS = {
+    "[Content_Types].xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        '<Override PartName="/xl/sharedStrings.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+        '<Override PartName="/xl/styles.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>'
+    ),
+    "_rels/.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Target="xl/workbook.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
+        "</Relationships>"
+    ),
+    "xl/workbook.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        '<sheets><sheet name="Trades" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Target="worksheets/sheet1.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"/>'
+        '<Relationship Id="rId2" Target="sharedStrings.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/>'
+        '<Relationship Id="rId3" Target="styles.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles"/></Relationships>'
+    ),
+    "xl/styles.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy\\-mm\\-dd\\ hh:mm:ss"/></numFmts>'
+        '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+        '<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
+        '<borders count="1"><border/></borders>'
+        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+        '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+        '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>'
+    ),
+}
+
+
+def _column(index: int) -> str:
+    return chr(65 + index)  # the trade rows have 12 columns: A..L
+
+
+def write_trades_xlsx(path: Path, count: int, *, seed: int, id_offset: int = 0, invalid_every: int = 0) -> int:
+    """The rows of `write_trades` as an Excel workbook (one sheet 'Trades'); returns its size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    strings: dict[str, int] = {}
+
+    def shared(text: str) -> int:
+        index = strings.get(text)
+        if index is None:
+            index = strings[text] = len(strings)
+        return index
+
+    def row_xml(number: int, cells: list[str]) -> str:
+        parts = [f'<row r="{number}">']
+        for i, cell in enumerate(cells):
+            ref = f"{_column(i)}{number}"
+            if i == _TIME_COLUMN and number > 1:
+                when = datetime.strptime(cell, "%Y-%m-%d %H:%M:%S")
+                serial = (when - _EPOCH).total_seconds() / 86400
+                parts.append(f'<c r="{ref}" s="1"><v>{serial!r}</v></c>')
+            elif i in _NUMBER_COLUMNS and number > 1 and cell.replace(".", "", 1).isdigit():
+                parts.append(f'<c r="{ref}"><v>{float(cell)!r}</v></c>')
+            else:
+                parts.append(f'<c r="{ref}" t="s"><v>{shared(cell)}</v></c>')
+        parts.append("</row>")
+        return "".join(parts)
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for name, text in _XLSX_PARTS.items():
+            archive.writestr(name, text)
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            sheet.write(
+                b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+            )
+            sheet.write(row_xml(1, HEADER).encode())
+            buffer: list[str] = []
+            rows = trade_rows(count, seed=seed, id_offset=id_offset, invalid_every=invalid_every)
+            for number, cells in enumerate(rows, start=2):
+                buffer.append(row_xml(number, cells))
+                if len(buffer) >= 10_000:
+                    sheet.write("".join(buffer).encode())
+                    buffer.clear()
+            sheet.write("".join(buffer).encode())
+            sheet.write(b"</sheetData></worksheet>")
+        with archive.open("xl/sharedStrings.xml", "w", force_zip64=True) as table:
+            table.write(
+                b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            )
+            ordered = list(strings)
+            for start in range(0, len(ordered), 10_000):
+                table.write(
+                    "".join(f"<si><t>{escape(text)}</t></si>" for text in ordered[start : start + 10_000]).encode()
+                )
+            table.write(b"</sst>")
+    return path.stat().st_size
+
+
+def write_trades_ndjson(path: Path, count: int, *, seed: int, id_offset: int = 0, invalid_every: int = 0) -> int:
+    """The rows of `write_trades` as NDJSON, one object per line (numbers as JSON numbers); returns bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        buffer: list[str] = []
+        for cells in trade_rows(count, seed=seed, id_offset=id_offset, invalid_every=invalid_every):
+            record: dict[str, Any] = dict(zip(HEADER, cells, strict=True))
+            for i in _NUMBER_COLUMNS:
+                if cells[i].replace(".", "", 1).isdigit():
+                    record[HEADER[i]] = json.loads(cells[i])  # 123.4500 -> 123.45, written as a JSON number
+            buffer.append(json.dumps(record, separators=(",", ":")) + "\n")
+            if len(buffer) >= 10_000:
+                out.writelines(buffer)
+                buffer.clear()
+        out.writelines(buffer)
+    return path.stat().st_size
 
 
 # The orders table's columns the clean baseline file holds (the bench_baseline table copies imports_order).

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import env_bool, env_choice, env_float, env_int, env_int_list, env_list, env_str
 from config.paths import BASE_DIR, VAR_DIR, local_database_url, local_redis_url
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def database_from_url(url: str) -> dict:
@@ -47,7 +27,7 @@ def database_from_url(url: str) -> dict:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": port,
-        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0),
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0, minimum=0),
         "OPTIONS": options,
         "TEST": {"NAME": env_str("AIRLOCK_TEST_DB", "") or None},
     }
@@ -143,9 +123,9 @@ AIRLOCK_S3 = {
     "ADDRESSING_STYLE": env_str("AIRLOCK_S3_ADDRESSING_STYLE")
     or ("path" if env_str("AIRLOCK_S3_ENDPOINT_URL") else "auto"),
     "PREFIX": env_str("AIRLOCK_S3_PREFIX"),
-    "CONNECT_TIMEOUT": env_int("AIRLOCK_S3_CONNECT_TIMEOUT", 5),
-    "READ_TIMEOUT": env_int("AIRLOCK_S3_READ_TIMEOUT", 60),
-    "MAX_ATTEMPTS": env_int("AIRLOCK_S3_MAX_ATTEMPTS", 3),
+    "CONNECT_TIMEOUT": env_int("AIRLOCK_S3_CONNECT_TIMEOUT", 5, minimum=1),
+    "READ_TIMEOUT": env_int("AIRLOCK_S3_READ_TIMEOUT", 60, minimum=1),
+    "MAX_ATTEMPTS": env_int("AIRLOCK_S3_MAX_ATTEMPTS", 3, minimum=1),
 }
 if AIRLOCK_S3["ADDRESSING_STYLE"] not in ("path", "virtual", "auto"):
     raise ImproperlyConfigured(
@@ -172,47 +152,47 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Uploads: files bigger than this are streamed to a temp file by Django instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_NUMBER_FILES = env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500, minimum=1)
 
 # Product settings
 AIRLOCK = {
-    "BATCH_SIZE": env_int("AIRLOCK_BATCH_SIZE", 1000),
+    "BATCH_SIZE": env_int("AIRLOCK_BATCH_SIZE", 1000, minimum=1),
     # Set-based migration (imports/fastpath.py) and its rows per transaction.
     "FAST_PATH": env_bool("AIRLOCK_FAST_PATH", True),
-    "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000),
+    "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000, minimum=1),
     "DIRECT_IMPORT": env_bool("AIRLOCK_DIRECT_IMPORT", True),
     # Database sessions one big file may use at once (chunks prepared in parallel, committed in order).
-    "FILE_SESSIONS": env_int("AIRLOCK_FILE_SESSIONS", 2),
-    "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024),
+    "FILE_SESSIONS": env_int("AIRLOCK_FILE_SESSIONS", 2, minimum=1),
+    "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
     # Where workers copy an upload from the bucket to read it (a bounded temporary file); empty = the system's.
     "WORK_DIR": env_str("AIRLOCK_WORK_DIR"),
     # Browser uploads straight to the bucket (presigned POST policies) when uploads are stored in S3, valid
     # for this many seconds.
     "DIRECT_UPLOADS": env_bool("AIRLOCK_DIRECT_UPLOADS", True) and bool(AIRLOCK_S3["BUCKET"]),
-    "DIRECT_UPLOAD_EXPIRES": env_int("AIRLOCK_DIRECT_UPLOAD_EXPIRES", 3600),
-    "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500),
-    "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3),
-    "MAX_COLUMNS": env_int("AIRLOCK_MAX_COLUMNS", 500),
-    "MAX_FIELD_CHARS": env_int("AIRLOCK_MAX_FIELD_CHARS", 10_000),
-    "SAMPLE_ROWS": env_int("AIRLOCK_SAMPLE_ROWS", 20),
+    "DIRECT_UPLOAD_EXPIRES": env_int("AIRLOCK_DIRECT_UPLOAD_EXPIRES", 3600, minimum=1),
+    "MAX_FILES_PER_REQUEST": env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500, minimum=1),
+    "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3, minimum=1),
+    "MAX_COLUMNS": env_int("AIRLOCK_MAX_COLUMNS", 500, minimum=1),
+    "MAX_FIELD_CHARS": env_int("AIRLOCK_MAX_FIELD_CHARS", 10_000, minimum=1),
+    "SAMPLE_ROWS": env_int("AIRLOCK_SAMPLE_ROWS", 20, minimum=1),
     "ALLOW_SELF_APPROVAL": env_bool("AIRLOCK_ALLOW_SELF_APPROVAL", False),
-    "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30),
+    "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30, minimum=1),
     "DEMO_ADMIN_USERNAME": env_str("AIRLOCK_DEMO_ADMIN", "admin"),
     # Faults: transient failures (database/Redis connection lost) retry after these delays (s), then FAIL;
     # the reconciler runs every RECONCILE_SECONDS and leaves work younger than RECONCILE_GRACE_SECONDS alone.
-    "JOB_RETRY_INTERVALS": [int(v) for v in env_list("AIRLOCK_JOB_RETRY_INTERVALS", "10,60,300")],
-    "RECONCILE_SECONDS": env_int("AIRLOCK_RECONCILE_SECONDS", 60),
-    "RECONCILE_GRACE_SECONDS": env_int("AIRLOCK_RECONCILE_GRACE_SECONDS", 60),
+    "JOB_RETRY_INTERVALS": env_int_list("AIRLOCK_JOB_RETRY_INTERVALS", "10,60,300", minimum=1),
+    "RECONCILE_SECONDS": env_int("AIRLOCK_RECONCILE_SECONDS", 60, minimum=1),
+    "RECONCILE_GRACE_SECONDS": env_int("AIRLOCK_RECONCILE_GRACE_SECONDS", 60, minimum=0),
     # Absolute base URL for links in notification emails.
     "SITE_URL": env_str("AIRLOCK_SITE_URL", "http://127.0.0.1:8000"),
     # Per-user hourly limits (imports/ratelimit.py; counters in Redis). A bulk request counts once.
-    "UPLOADS_PER_HOUR": env_int("AIRLOCK_UPLOADS_PER_HOUR", 10),
-    "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60),
+    "UPLOADS_PER_HOUR": env_int("AIRLOCK_UPLOADS_PER_HOUR", 10, minimum=1),
+    "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60, minimum=1),
 }
 CRON_SECRET = env_str("CRON_SECRET")
 # Virus scanning of every upload (imports/scanning.py): clamd's unix socket path or host:port; empty = off.
 CLAMAV_URL = env_str("CLAMAV_URL")
-CLAMAV_TIMEOUT = float(env_str("CLAMAV_TIMEOUT", "60"))
+CLAMAV_TIMEOUT = env_float("CLAMAV_TIMEOUT", 60.0, minimum=0.1)
 # The first handler counts bytes and aborts an upload past the limits before more is read or stored.
 FILE_UPLOAD_HANDLERS = [
     "imports.uploadlimits.UploadLimitHandler",
@@ -222,7 +202,7 @@ FILE_UPLOAD_HANDLERS = [
 
 # Queues: the worker listens in this order, so interactive uploads are not stuck behind bulk loads.
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env_int("AIRLOCK_JOB_TIMEOUT", 3600)}
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env_int("AIRLOCK_JOB_TIMEOUT", 3600, minimum=1)}
     for name in ("high", "default", "bulk")
 }
 RQ_SHOW_ADMIN_LINK = True
@@ -230,7 +210,7 @@ RQ = {"WORKER_CLASS": "config.worker.AirlockWorker"}
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
@@ -251,11 +231,12 @@ if env_bool("AIRLOCK_SECURE", not DEBUG and bool(env_str("SECRET_KEY"))):
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "info", LOG_LEVELS).upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

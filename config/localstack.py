@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.paths import LOCAL_PG_PORT, RUN_DIR, VAR_DIR
+from config.paths import LOCAL_PG_PORT, RUN_DIR, SECRET_KEY_FILE, VAR_DIR
 
 PG_DATA = VAR_DIR / "pg"
 PG_LOG = VAR_DIR / "log" / "postgres.log"
@@ -537,10 +537,22 @@ def ensure_s3_started() -> tuple[S3Server, bool]:
     return server, started
 
 
+def ensure_local_secret_key() -> None:
+    """Create var/secret-key (random, owner-only) once: the SECRET_KEY of local runs and tests."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(50) + "\n")
+
+
 def ensure_started() -> dict[str, bool]:
     """Start whatever the environment does not provide; returns which servers this call started."""
     started = {"postgres": False, "redis": False}
     with _lock():
+        ensure_local_secret_key()
         if not os.environ.get("DATABASE_URL"):
             started["postgres"] = start_postgres()
         if not os.environ.get("REDIS_URL"):

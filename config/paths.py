@@ -19,3 +19,14 @@ def local_database_url(name: str = "airlock") -> str:
 def local_redis_url(db: int = 0) -> str:
     """The project-local Redis started by config.localstack (unix socket under var/run)."""
     return f"unix://{RUN_DIR}/redis.sock?db={db}"
+
+
+SECRET_KEY_FILE = VAR_DIR / "secret-key"
+
+
+def local_secret_key() -> str:
+    """The random SECRET_KEY `make run` / `make test` keep in var/secret-key for local use ("" if none)."""
+    try:
+        return SECRET_KEY_FILE.read_text().strip()
+    except FileNotFoundError:
+        return ""

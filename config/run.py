@@ -277,8 +277,11 @@ def say(message: str) -> None:
 
 
 def child_env() -> dict[str, str]:
-    """The children's environment: ours, with unbuffered output so logs interleave in order."""
-    return {"DJANGO_SETTINGS_MODULE": "config.settings", **os.environ, "PYTHONUNBUFFERED": "1"}
+    """The children's environment: ours, with unbuffered output so logs interleave in order.
+
+    AIRLOCK_SECURE=0 unless set: plain http on 127.0.0.1 (production turns on the HTTPS settings)."""
+    defaults = {"DJANGO_SETTINGS_MODULE": "config.settings", "AIRLOCK_SECURE": "0"}
+    return {**defaults, **os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _die_with_parent() -> None:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_float, env_int, env_int_list, env_list, env_str
-from config.paths import BASE_DIR, VAR_DIR, local_database_url, local_redis_url
+from config.paths import BASE_DIR, VAR_DIR, local_database_url, local_redis_url, local_secret_key
 
 
 def database_from_url(url: str) -> dict:
@@ -37,7 +37,15 @@ DATABASE_URL = env_str("DATABASE_URL") or local_database_url()
 REDIS_URL = env_str("REDIS_URL") or local_redis_url()
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY") or ("dev-insecure-" + "airlock-local-only-secret-key-change-me-in-production")
+# No built-in key: a deployment that forgets SECRET_KEY must not run on a key anyone can read. `make run`,
+# `make test` and `make bench` create a random one in var/secret-key (config/localstack.py) for local use.
+SECRET_KEY = env_str("SECRET_KEY").strip() or local_secret_key()
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: set it to 50 or more random characters (for example the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), the same on every web and worker "
+        "process. For local use, `make run` creates one in var/secret-key."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -220,7 +228,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "airlock@localhost")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-if env_bool("AIRLOCK_SECURE", not DEBUG and bool(env_str("SECRET_KEY"))):
+# On whenever DEBUG is off: production is safe by default. `make run` (plain http on 127.0.0.1), the test
+# suite and a local plain-http trial of docker-compose set AIRLOCK_SECURE=0 explicitly.
+if env_bool("AIRLOCK_SECURE", not DEBUG):
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Load-balancer probes speak plain http to the container.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

@@ -20,6 +20,9 @@ os.environ.setdefault("DATABASE_URL", local_database_url())
 if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"] = local_redis_url(int(os.environ.get("AIRLOCK_TEST_REDIS_DB", "15")))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The suite runs with DEBUG off, as production does, over plain http (the HTTPS settings are tested in
+# tests/security/test_deploy.py with production settings). SECRET_KEY: var/secret-key, made above.
+os.environ.setdefault("AIRLOCK_SECURE", "0")
 # The hourly upload/review rate limits (imports/ratelimit.py) are tested in tests/security with explicit
 # settings; every other test (and the e2e servers, which inherit this environment) must not trip them.
 os.environ.setdefault("AIRLOCK_UPLOADS_PER_HOUR", "1000000")

@@ -1,5 +1,5 @@
 """Deployment settings read from the environment refuse values they do not understand, with the variable's
-name in the error."""
+name in the error, and nothing starts without a SECRET_KEY."""
 
 from __future__ import annotations
 
@@ -84,3 +84,34 @@ def test_a_setting_it_does_not_understand_stops_the_start_up_with_the_variables_
     result = start_django(tmp_path, SECRET_KEY="x" * 60, DEBUG="flase")
     assert result.returncode != 0
     assert "DEBUG='flase' is not valid" in result.stderr
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_without_a_secret_key_nothing_starts_and_the_error_says_why(tmp_path: Path, debug: str) -> None:
+    result = start_django(tmp_path, DEBUG=debug)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    web = subprocess.run(
+        [sys.executable, "-c", "import config.wsgi"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {"AIRLOCK_VAR_DIR": str(tmp_path / "v")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert web.returncode != 0 and "SECRET_KEY is not set" in web.stderr
+
+
+def test_local_runs_use_the_random_key_kept_in_var(tmp_path: Path) -> None:
+    key_file = tmp_path / "var" / "secret-key"
+    subprocess.run(
+        [sys.executable, "-c", "from config import localstack; localstack.ensure_local_secret_key()"],
+        cwd=ROOT,
+        env={**os.environ, "AIRLOCK_VAR_DIR": str(tmp_path / "var")},
+        check=True,
+        timeout=120,
+    )
+    key = key_file.read_text().strip()
+    assert len(key) >= 50 and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert start_django(tmp_path).returncode == 0  # no SECRET_KEY in the environment: the file's key

@@ -1,5 +1,5 @@
-# Airlock production image: gunicorn web (default command), RQ workers and the cron scheduler
-# (see docker-compose.yml). Build: docker build -t airlock .
+# Airlock production image: gunicorn web (default command, static files served by WhiteNoise), RQ workers
+# and the cron scheduler (see docker-compose.yml). Build: docker build -t airlock .
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,13 +31,14 @@ COPY imports ./imports
 COPY staging ./staging
 COPY templates ./templates
 COPY static ./static
-# The application runs from /app (the working directory); it is not installed as a package.
-# The settings refuse to load without a SECRET_KEY: collectstatic gets a throw-away one (not kept in the image).
+# The application runs from /app (the working directory); it is not installed as a package. The settings
+# refuse to load without a SECRET_KEY: collectstatic gets a throw-away one (not kept in the image).
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
     && chown -R airlock:airlock /srv/static
 
 USER airlock
 EXPOSE 8000
 
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
-     "--timeout", "120", "--access-logfile", "-"]
+# The same command as `make run`'s web server; its settings (bind, workers, threads, timeouts) are in
+# config/gunicorn.py and read from the environment.
+CMD ["gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]

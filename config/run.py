@@ -3,9 +3,11 @@
 Run with `python -m config.run`. Environment:
 
     PORT            web port on 127.0.0.1 (default 8000)
-    AIRLOCK_WEB     "runserver" (default: Django's server, also serves static files) or "gunicorn"
     DATABASE_URL    use this Postgres instead of starting the project-local one under var/
     REDIS_URL       use this Redis instead of starting the project-local one under var/
+
+The web server is gunicorn with config/gunicorn.py, as in the Docker image, static files served by
+WhiteNoise.
 
 Ctrl-C or SIGTERM stops the children (the worker finishes its current job, up to 30 s), then the
 local servers this run started, and exits 0. If a child dies on its own, the rest are stopped and
@@ -67,9 +69,8 @@ class Child:
 class Orchestrator:
     """Starts the children, watches them and stops everything on a signal or a crash."""
 
-    def __init__(self, port: int, web: str) -> None:
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.web = web
         self.started_at = time.monotonic()
         self.signals_received = 0
         self.children: list[Child] = []
@@ -115,24 +116,33 @@ class Orchestrator:
             if self.stop_requested:
                 return False
             say(f"manage.py {' '.join(command)}")
-            result = subprocess.run(self.manage(*command), cwd=BASE_DIR, env=child_env(), check=False)
+            result = subprocess.run(self.manage(*command), cwd=BASE_DIR, env=self.child_env(), check=False)
             if result.returncode != 0 and not self.stop_requested:
                 say(f"manage.py {command[0]} failed with exit code {result.returncode}")
                 return False
         return True
 
+    def child_env(self) -> dict[str, str]:
+        """Ours, plus what a local plain-http run needs; anything set in the environment wins."""
+        defaults = {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            # Plain http on 127.0.0.1: no HTTPS redirect or secure-only cookies (production turns them on).
+            "AIRLOCK_SECURE": "0",
+            "AIRLOCK_SITE_URL": f"http://{HOST}:{self.port}",
+        }
+        return {
+            **defaults,
+            **os.environ,
+            "GUNICORN_BIND": f"{HOST}:{self.port}",
+            "PYTHONUNBUFFERED": "1",  # logs interleave in order
+        }
+
     def manage(self, *args: str) -> list[str]:
         return [sys.executable, str(BASE_DIR / "manage.py"), *args]
 
     def web_command(self) -> list[str]:
-        bind = f"{HOST}:{self.port}"
-        if self.web == "gunicorn":
-            return [
-                sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", bind, "--workers", "2",
-                "--threads", "4", "--timeout", "120", "--access-logfile", "-",
-            ]  # fmt: skip
-        # --insecure: serve static files although DEBUG is off; fine on 127.0.0.1 for local use.
-        return self.manage("runserver", bind, "--noreload", "--insecure")
+        """The Docker image's command (bind, workers, threads and timeouts are in config/gunicorn.py)."""
+        return [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
 
     def start_children(self) -> None:
         """Start web, worker and cron scheduler, each in its own process group."""
@@ -145,7 +155,7 @@ class Orchestrator:
             # Own process group: a Ctrl-C in the terminal reaches only this orchestrator, which then
             # stops the children in order (and the worker gets one SIGTERM: a warm shutdown).
             child.process = subprocess.Popen(
-                child.args, cwd=BASE_DIR, env=child_env(), process_group=0, preexec_fn=_die_with_parent
+                child.args, cwd=BASE_DIR, env=self.child_env(), process_group=0, preexec_fn=_die_with_parent
             )
             say(f"started {child.name} (pid {child.pid}): {' '.join(child.args[1:])}")
 
@@ -276,14 +286,6 @@ def say(message: str) -> None:
     print(f"[run] {message}", flush=True)
 
 
-def child_env() -> dict[str, str]:
-    """The children's environment: ours, with unbuffered output so logs interleave in order.
-
-    AIRLOCK_SECURE=0 unless set: plain http on 127.0.0.1 (production turns on the HTTPS settings)."""
-    defaults = {"DJANGO_SETTINGS_MODULE": "config.settings", "AIRLOCK_SECURE": "0"}
-    return {**defaults, **os.environ, "PYTHONUNBUFFERED": "1"}
-
-
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM if the orchestrator itself is killed (SIGKILL, OOM)."""
     try:
@@ -337,11 +339,7 @@ def main() -> int:
     """Entry point of `python -m config.run`."""
     os.chdir(BASE_DIR)
     port = int(os.environ.get("PORT") or 8000)
-    web = os.environ.get("AIRLOCK_WEB", "runserver").strip().lower() or "runserver"
-    if web not in {"runserver", "gunicorn"}:
-        print(f"[run] AIRLOCK_WEB must be 'runserver' or 'gunicorn', not {web!r}", file=sys.stderr)
-        return 2
-    return Orchestrator(port, web).run()
+    return Orchestrator(port).run()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,3 @@
-import os
-
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import user_passes_test
@@ -35,11 +33,3 @@ urlpatterns = [
 # The JSON API answers unknown URLs and crashes in its own error shape.
 handler404 = "imports.api_reports.json_not_found"
 handler500 = "imports.api_reports.json_server_error"
-
-if os.environ.get("AIRLOCK_SERVE_STATIC") == "1":
-    # Local/dev only (the e2e stack runs gunicorn with DEBUG=0, which serves no static files): the
-    # staticfiles finders serve app.css, app.js and the admin's assets. Production uses a web server.
-    from django.contrib.staticfiles.views import serve as static_serve
-    from django.urls import re_path
-
-    urlpatterns += [re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True})]

@@ -11,7 +11,7 @@ import atexit
 import os
 
 from config import localstack
-from config.paths import local_database_url, local_redis_url
+from config.paths import VAR_DIR, local_database_url, local_redis_url
 
 _started = localstack.ensure_started()
 atexit.register(localstack.stop, _started)
@@ -23,6 +23,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The suite runs with DEBUG off, as production does, over plain http (the HTTPS settings are tested in
 # tests/security/test_deploy.py with production settings). SECRET_KEY: var/secret-key, made above.
 os.environ.setdefault("AIRLOCK_SECURE", "0")
+# Static files are collected once per session (tests/conftest.py), apart from make run's var/staticfiles.
+os.environ.setdefault("STATIC_ROOT", str(VAR_DIR / "test-static"))
 # The hourly upload/review rate limits (imports/ratelimit.py) are tested in tests/security with explicit
 # settings; every other test (and the e2e servers, which inherit this environment) must not trip them.
 os.environ.setdefault("AIRLOCK_UPLOADS_PER_HOUR", "1000000")

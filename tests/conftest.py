@@ -19,6 +19,14 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _static_files() -> None:
+    """collectstatic once: pages name the hashed files of its manifest, and WhiteNoise serves them."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path: Path) -> None:
     """Every test stores uploads in its own folder."""

@@ -173,7 +173,7 @@ def test_run_refuses_to_start_when_the_port_is_taken(capsys: pytest.CaptureFixtu
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert run.Orchestrator(port, "runserver").run() == 1
+        assert run.Orchestrator(port).run() == 1
     assert "already in use" in capsys.readouterr().out
 
 

@@ -122,6 +122,10 @@ class Processes:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**self.env, "ALLOWED_HOSTS": "127.0.0.1", "AIRLOCK_SECURE": "0", "DEBUG": "0"}
+        # Pages name the hashed static files of collectstatic's manifest (WhiteNoise), as under make run.
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+        )
         proc = subprocess.Popen(
             [
                 sys.executable,

@@ -118,25 +118,16 @@ def stack(
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "AIRLOCK_SECURE": "0",
-        "AIRLOCK_SERVE_STATIC": "1",  # gunicorn with DEBUG=0 serves no static files (config/urls.py)
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
         "PYTHONUNBUFFERED": "1",
         **stack_env,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     web_log = tmp_path / "web.log"
+    # The production web command (Dockerfile, docker-compose, make run): config/gunicorn.py, WhiteNoise.
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "120",
-        ],
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"],
         cwd=ROOT,
         env=env,
         stdout=web_log.open("w"),

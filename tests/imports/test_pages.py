@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -40,7 +41,8 @@ def test_every_page_renders_with_the_navigation_and_the_script(client: Client, u
     response = logged_in(client, user).get(url)
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'href="/orders/"' in html and "airlock/app.js" in html
+    # The script under its content-hashed name (collectstatic's manifest; cached for a year by WhiteNoise).
+    assert 'href="/orders/"' in html and re.search(r'src="/static/airlock/app\.[0-9a-f]{12}\.js"', html)
     assert 'id="staging-banner"' in html and "hidden" in html.split('id="staging-banner"')[1].split(">")[0]
 
 

@@ -1,4 +1,4 @@
-"""`make run`: start the whole product (Postgres, Redis, web, RQ worker, cron scheduler) and stop it cleanly.
+"""`make run`: start the whole product (Postgres, Redis, web, RQ worker, cron scheduler) and keep it running.
 
 Run with `python -m config.run`. Environment:
 
@@ -6,12 +6,17 @@ Run with `python -m config.run`. Environment:
     DATABASE_URL    use this Postgres instead of starting the project-local one under var/
     REDIS_URL       use this Redis instead of starting the project-local one under var/
 
-The web server is gunicorn with config/gunicorn.py, as in the Docker image, static files served by
-WhiteNoise.
+The web server is gunicorn with config/gunicorn.py (as in the Docker image), static files served by
+WhiteNoise. This process is a supervisor: a child that exits (web, worker or scheduler; for instance a
+busy worker when Redis goes away) is logged and started again after a back-off (1 s, doubling up to
+RESTART_BACKOFF_MAX, back to 1 s once it has run STABLE_AFTER seconds), and a project-local Postgres or
+Redis this run started is started again if it stops answering. So an outage heals by itself: nothing is
+stopped because one part failed. Only at start-up, before the web server has answered once, does a child
+that keeps failing (START_ATTEMPTS times: a broken configuration, not an outage) stop the run with a
+non-zero exit code.
 
-Ctrl-C or SIGTERM stops the children (the worker finishes its current job, up to 30 s), then the
-local servers this run started, and exits 0. If a child dies on its own, the rest are stopped and
-the exit code is non-zero.
+Ctrl-C or SIGTERM stops the children (the worker finishes its current batch, up to 30 s), then the local
+servers this run started, and exits 0. A second Ctrl-C kills what is left at once.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -35,10 +41,16 @@ from config import localstack
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
 KILL_GRACE = 5.0
 PR_SET_PDEATHSIG = 1
+RESTART_BACKOFF_FIRST = 1.0
+RESTART_BACKOFF_MAX = 10.0
+STABLE_AFTER = 30.0
+START_ATTEMPTS = 3
+LOCAL_SERVER_CHECK_SECONDS = 2.0
+TICK = 0.25
 
 SETUP_COMMANDS: list[list[str]] = [
     ["migrate", "--noinput"],
@@ -50,12 +62,16 @@ SETUP_COMMANDS: list[list[str]] = [
 
 @dataclass
 class Child:
-    """One long-running process of the product, in its own process group."""
+    """One long-running process of the product, in its own process group, restarted when it exits."""
 
     name: str
     args: list[str]
     process: subprocess.Popen | None = None
     descendants: set[psutil.Process] = field(default_factory=set)
+    started_at: float = 0.0
+    starts: int = 0
+    failures: int = 0  # exits in a row without a stable run in between: the back-off exponent
+    restart_at: float | None = None  # set while the child is dead and waiting for its restart
 
     @property
     def pid(self) -> int:
@@ -65,9 +81,33 @@ class Child:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def start(self, env: dict[str, str]) -> None:
+        # Own process group: a Ctrl-C in the terminal reaches only the supervisor, which then stops the
+        # children in order (and the worker gets one SIGTERM: a warm shutdown).
+        self.process = subprocess.Popen(self.args, cwd=BASE_DIR, env=env, process_group=0, preexec_fn=_die_with_parent)
+        self.started_at = time.monotonic()
+        self.starts += 1
+        self.restart_at = None
 
-class Orchestrator:
-    """Starts the children, watches them and stops everything on a signal or a crash."""
+
+@dataclass
+class LocalServer:
+    """A project-local Postgres or Redis this run started, watched so it can be started again."""
+
+    name: str
+    running: Callable[[], bool]
+    start: Callable[[], bool]
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait before the next start after `failures` exits in a row (1, 2, 4, ... capped)."""
+    return min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_FIRST * 2 ** max(0, failures - 1))
+
+
+class Supervisor:
+    """Starts the children, restarts the ones that exit, and stops everything on a signal."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -75,6 +115,9 @@ class Orchestrator:
         self.signals_received = 0
         self.children: list[Child] = []
         self.local_servers: dict[str, bool] = {}
+        self.watched_servers: list[LocalServer] = []
+        self.up = False
+        self.next_server_check = 0.0
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -109,6 +152,13 @@ class Orchestrator:
             else:
                 source = "started (var/)" if started else "already running (var/), reused"
             say(f"{name}: {source}")
+        starters = {
+            "postgres": (localstack.postgres_running, localstack.start_postgres),
+            "redis": (localstack.redis_running, localstack.start_redis),
+        }
+        self.watched_servers = [
+            LocalServer(name, *starters[name]) for name, started in self.local_servers.items() if started
+        ]
 
     def run_setup(self) -> bool:
         """Run migrations, collectstatic and the data set-up commands; False if one fails."""
@@ -121,6 +171,9 @@ class Orchestrator:
                 say(f"manage.py {command[0]} failed with exit code {result.returncode}")
                 return False
         return True
+
+    def manage(self, *args: str) -> list[str]:
+        return [sys.executable, str(BASE_DIR / "manage.py"), *args]
 
     def child_env(self) -> dict[str, str]:
         """Ours, plus what a local plain-http run needs; anything set in the environment wins."""
@@ -137,26 +190,18 @@ class Orchestrator:
             "PYTHONUNBUFFERED": "1",  # logs interleave in order
         }
 
-    def manage(self, *args: str) -> list[str]:
-        return [sys.executable, str(BASE_DIR / "manage.py"), *args]
-
-    def web_command(self) -> list[str]:
-        """The Docker image's command (bind, workers, threads and timeouts are in config/gunicorn.py)."""
-        return [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
-
-    def start_children(self) -> None:
-        """Start web, worker and cron scheduler, each in its own process group."""
-        self.children = [
-            Child("web", self.web_command()),
+    def build_children(self) -> list[Child]:
+        """The same commands as the Docker image / docker-compose (web, worker, cron)."""
+        return [
+            Child("web", [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]),
             Child("worker", self.manage("rqworker", "high", "default", "bulk", "--with-scheduler")),
             Child("cron", self.manage("rqcron", "config/cron.py")),
         ]
+
+    def start_children(self) -> None:
+        self.children = self.build_children()
         for child in self.children:
-            # Own process group: a Ctrl-C in the terminal reaches only this orchestrator, which then
-            # stops the children in order (and the worker gets one SIGTERM: a warm shutdown).
-            child.process = subprocess.Popen(
-                child.args, cwd=BASE_DIR, env=self.child_env(), process_group=0, preexec_fn=_die_with_parent
-            )
+            child.start(self.child_env())
             say(f"started {child.name} (pid {child.pid}): {' '.join(child.args[1:])}")
 
     def print_banner(self) -> None:
@@ -169,31 +214,69 @@ class Orchestrator:
         width = max(len(line) for line in lines) + 4
         print("\n" + "=" * width, *(f"  {line}" for line in lines), "=" * width + "\n", sep="\n", flush=True)
 
-    def wait_until_ready(self) -> bool:
-        """Poll the web server until it answers HTTP; False on timeout, crash or stop request."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.stop_requested or self.dead_child():
-                return False
-            if web_answers(self.port):
-                elapsed = time.monotonic() - self.started_at
-                print(f"Airlock is up at http://{HOST}:{self.port}/ (started in {elapsed:.1f} s)", flush=True)
-                return True
-            time.sleep(0.25)
-        say(f"the web server did not answer on port {self.port} within {READY_TIMEOUT:.0f} s")
-        return False
+    # -- supervision ----------------------------------------------------------------------------
 
-    def dead_child(self) -> Child | None:
-        for child in self.children:
-            if not child.running():
-                return child
-        return None
-
-    def watch(self) -> None:
-        """Block until a stop is requested or a child dies."""
-        while not self.stop_requested and self.dead_child() is None:
+    def supervise(self) -> int:
+        """Until a stop is requested: restart exited children and local servers. The exit code."""
+        while not self.stop_requested:
+            now = time.monotonic()
+            if not self.up:
+                if web_answers(self.port):
+                    self.up = True
+                    print(f"Airlock is up at http://{HOST}:{self.port}/ (started in {now - self.started_at:.1f} s)",
+                          flush=True)  # fmt: skip
+                elif now - self.started_at > READY_TIMEOUT:
+                    say(f"the web server did not answer on port {self.port} within {READY_TIMEOUT:.0f} s")
+                    return 1
+            for child in self.children:
+                if not self.tend(child, now):
+                    return 1
+            if now >= self.next_server_check:
+                self.tend_local_servers(now)
+                self.next_server_check = now + LOCAL_SERVER_CHECK_SECONDS
             self.remember_descendants()
-            time.sleep(0.5)
+            time.sleep(TICK)
+        return 0
+
+    def tend(self, child: Child, now: float) -> bool:
+        """Note an exit and schedule the restart, or restart when due; False: give up (start-up failure)."""
+        if child.running():
+            if child.failures and now - child.started_at >= STABLE_AFTER:
+                child.failures = 0
+            return True
+        if child.restart_at is None:
+            assert child.process is not None
+            child.failures += 1
+            uptime = now - child.started_at
+            code = child.process.returncode
+            if not self.up and child.failures >= START_ATTEMPTS:
+                say(f"{child.name} exited with exit code {code} {child.failures} times while starting: giving up")
+                return False
+            delay = backoff(child.failures)
+            child.restart_at = now + delay
+            say(f"{child.name} (pid {child.pid}) exited with exit code {code} after {uptime:.1f} s; "
+                f"restarting it in {delay:.0f} s")  # fmt: skip
+        elif now >= child.restart_at:
+            child.start(self.child_env())
+            say(f"restarted {child.name} (pid {child.pid}, start #{child.starts})")
+        return True
+
+    def tend_local_servers(self, now: float) -> None:
+        """Start again a local Postgres / Redis this run started and that stopped answering."""
+        for server in self.watched_servers:
+            if now < server.retry_at or server.running():
+                if server.running():
+                    server.failures = 0
+                continue
+            say(f"the local {server.name} is not answering: starting it again")
+            try:
+                server.start()
+            except localstack.LocalStackError as exc:
+                server.failures += 1
+                server.retry_at = now + backoff(server.failures)
+                say(f"could not start the local {server.name} (retrying in {backoff(server.failures):.0f} s): {exc}")
+            else:
+                say(f"the local {server.name} is running again")
 
     def remember_descendants(self) -> None:
         """Note the children's own subprocesses (gunicorn workers, the RQ work horse in its own group)."""
@@ -232,7 +315,8 @@ class Orchestrator:
             if child.running():
                 _signal_group(child.pid, signal.SIGKILL)
             child.process.wait()
-            # Sweep stragglers: members left in the group and subprocesses in groups of their own.
+            # Sweep stragglers: members left in the group and subprocesses in groups of their own
+            # (also those of earlier runs of a restarted child, e.g. a work horse it left behind).
             _signal_group(child.pid, signal.SIGKILL)
             for descendant in child.descendants:
                 try:
@@ -249,7 +333,7 @@ class Orchestrator:
     # -- the whole run --------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Start everything, wait for a signal or a crash, stop everything; the process exit code."""
+        """Start everything, supervise until a signal, stop everything; the process exit code."""
         if not port_is_free(self.port):
             say(f"port {self.port} on {HOST} is already in use: stop what uses it or set PORT=...")
             return 1
@@ -266,14 +350,7 @@ class Orchestrator:
             else:
                 self.start_children()
                 self.print_banner()
-                if self.wait_until_ready():
-                    self.watch()
-                if not self.stop_requested:
-                    # Not asked to stop, so a child died or the web server never answered.
-                    exit_code = 1
-                    dead = self.dead_child()
-                    if dead is not None and dead.process is not None:
-                        say(f"{dead.name} exited unexpectedly with exit code {dead.process.returncode}")
+                exit_code = self.supervise()
         finally:
             self.stop_children()
             self.stop_local_servers()
@@ -282,16 +359,16 @@ class Orchestrator:
 
 
 def say(message: str) -> None:
-    """Print one line of the orchestrator's own output, marked so it stands out among the children's."""
+    """Print one line of the supervisor's own output, marked so it stands out among the children's."""
     print(f"[run] {message}", flush=True)
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the orchestrator itself is killed (SIGKILL, OOM)."""
+    """In the child before exec: get SIGTERM if the supervisor itself is killed (SIGKILL, OOM)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
-        pass  # not Linux: a hard-killed orchestrator leaves its children behind
+        pass  # not Linux: a hard-killed supervisor leaves its children behind
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -321,8 +398,8 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 
 
 def web_answers(port: int) -> bool:
-    """True when /healthz or /accounts/login/ answers without a server error (a redirect counts)."""
-    for path in ("/healthz", "/accounts/login/"):
+    """True when /livez, /healthz or /accounts/login/ answers without a server error (a redirect counts)."""
+    for path in ("/livez", "/healthz", "/accounts/login/"):
         try:
             with _opener.open(f"http://{HOST}:{port}{path}", timeout=2) as response:
                 if response.status < 400:
@@ -339,7 +416,7 @@ def main() -> int:
     """Entry point of `python -m config.run`."""
     os.chdir(BASE_DIR)
     port = int(os.environ.get("PORT") or 8000)
-    return Orchestrator(port).run()
+    return Supervisor(port).run()
 
 
 if __name__ == "__main__":

@@ -236,8 +236,8 @@ SESSION_COOKIE_HTTPONLY = True
 # suite and a local plain-http trial of docker-compose set AIRLOCK_SECURE=0 explicitly.
 if env_bool("AIRLOCK_SECURE", not DEBUG):
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    # Load-balancer probes speak plain http to the container.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Load-balancer and container probes speak plain http to the web process.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

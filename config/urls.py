@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import user_passes_test
 from django.urls import URLPattern, URLResolver, include, path
 from django_rq import urls as rq_urls
 
-from imports.api import healthz
+from imports.monitoring.health import healthz, livez, readyz
 
 # The django-rq dashboard shows every job's arguments: superusers only.
 superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="/admin/login/")
@@ -27,6 +27,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
+    path("livez", livez, name="livez"),
+    path("readyz", readyz, name="readyz"),
     path("", include("imports.urls")),
 ]
 

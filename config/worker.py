@@ -1,13 +1,32 @@
-"""The RQ worker class: forked work horses never share the parent's database connection."""
+"""The RQ worker class (forked work horses never share the parent's database connection; a worker rides
+out a Redis outage and re-registers after Redis lost its data) and how to tell a live worker from the
+registration a dead one left behind.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
+from datetime import UTC, datetime
 from typing import Any
 
+import psutil
+import redis.exceptions
 from django.db import connections
+from rq import worker_registration
 from rq.worker import Worker
+
+log = logging.getLogger(__name__)
+
+# RQ's default (420 s) means an idle worker heartbeats every 405 s: a dead one would look alive, and a
+# worker whose registration Redis lost would stay invisible, for minutes. Ours heartbeat every 45 s idle
+# (worker_ttl - 15) and every 30 s while working (RQ's job monitoring interval).
+WORKER_TTL = 60
+# A worker whose last heartbeat is older than this is dead (or cut off from Redis), whatever its key says.
+HEARTBEAT_STALE_SECONDS = WORKER_TTL + 30
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _stop_requested = False
 
@@ -27,6 +46,8 @@ class AirlockWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # `manage.py rqworker` always passes --worker-ttl (default 420); a smaller explicit value is kept.
+        self.worker_ttl = min(self.worker_ttl, WORKER_TTL)
         from imports.warmup import warm_up
 
         warm_up()  # horses inherit the imported modules and URLconf instead of loading them per job
@@ -54,8 +75,47 @@ class AirlockWorker(Worker):
             except ProcessLookupError:
                 pass  # the horse has just finished
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        # After Redis lost its data (FLUSHALL, a restart without persistence) the worker's registration is
+        # gone and RQ's heartbeat only recreates a bare hash outside the workers set: nothing would list
+        # this worker again. Registering is idempotent (SADD, the same fields), so do it on every beat.
+        if self.birth_date is None:
+            return  # not registered yet (register_birth comes first and does all this)
+        target = pipeline if pipeline is not None else self.connection
+        target.hset(self.key, mapping=self.serialize())
+        worker_registration.register(self, target)
+
+    def maintain_heartbeats(self, job: Any, execution: Any) -> None:
+        # While a job runs, RQ lets a Redis error from a heartbeat end the worker (exit 1), orphaning its
+        # work horse, which goes on writing to Postgres. Keep watching the horse instead and beat again at
+        # the next interval: an outage of a minute costs nothing (Postgres holds the truth).
+        try:
+            super().maintain_heartbeats(job, execution)
+        except REDIS_DOWN as exc:
+            log.warning("worker %s: Redis unreachable during job %s (%s); the job goes on", self.name, job.id, exc)
+
     def perform_job(self, job: Any, queue: Any, execution: Any = None, **kwargs: Any) -> bool:
         try:
             return super().perform_job(job, queue, execution, **kwargs)
         finally:
             connections.close_all()
+
+
+def worker_alive(worker: Worker) -> bool:
+    """Is a registered worker still there? A killed one leaves its registration behind for minutes."""
+    if worker.hostname == socket.gethostname() and worker.pid:
+        # Same machine: the process table answers at once (a SIGKILLed worker has no process any more).
+        if not psutil.pid_exists(worker.pid):
+            return False
+    heartbeat = worker.last_heartbeat
+    if heartbeat is None:
+        return False
+    if heartbeat.tzinfo is None:
+        heartbeat = heartbeat.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - heartbeat).total_seconds() < HEARTBEAT_STALE_SECONDS
+
+
+def live_workers(connection: Any) -> list[Worker]:
+    """The registered workers that are alive (see worker_alive)."""
+    return [worker for worker in Worker.all(connection=connection) if worker_alive(worker)]

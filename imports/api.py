@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 from django.contrib.auth.models import AnonymousUser
 from django.core.paginator import EmptyPage, Paginator
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -227,30 +226,3 @@ def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
         return JsonResponse({"id": fmt.pk, "status": fmt.status, "mapping": fmt.mapping}, status=202)
     fmt = review_reject(format_id=format_id, actor=request.user, reason=str(body.get("reason", "")))
     return JsonResponse({"id": fmt.pk, "status": fmt.status, "reason": fmt.rejection_reason})
-
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    """GET /healthz: 200 when the database, Redis and at least one worker are up, else 503."""
-    import django_rq
-    from rq import Worker
-
-    checks: dict[str, Any] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - health reports any failure as "down"
-        checks["database"] = f"down: {exc.__class__.__name__}"
-    try:
-        redis = django_rq.get_connection("default")
-        redis.ping()
-        checks["redis"] = "ok"
-        workers = Worker.all(connection=redis)
-        checks["workers"] = len(workers)
-    except Exception as exc:  # noqa: BLE001
-        checks["redis"] = f"down: {exc.__class__.__name__}"
-        checks["workers"] = 0
-    healthy = checks["database"] == "ok" and checks["redis"] == "ok" and checks["workers"] > 0
-    if not healthy and checks.get("workers") == 0 and checks["redis"] == "ok":
-        checks["problem"] = "no RQ worker is running"
-    return JsonResponse({"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503)

@@ -382,10 +382,11 @@ def test_make_run_restarts_a_child_or_local_server_that_dies_and_keeps_the_rest_
     # The web server too (the master: its workers follow it), and the local Postgres this run started.
     web.kill()
     product.wait_for(lambda: "restarted web" in product.output, what="the web server to be restarted")
-    product.wait_for(lambda: product.status("/accounts/login/") == 200, what="the new web server")
+    product.wait_for(lambda: product.status("/livez") == 200, what="the new web server")
     postmaster = int((product.var_dir / "pg" / "postmaster.pid").read_text().split()[0])
     os.kill(postmaster, signal.SIGKILL)
     product.wait_for(lambda: "the local postgres is running again" in product.output, what="Postgres back")
+    product.wait_for(lambda: product.status("/readyz") == 200, what="/readyz with the new Postgres")
     product.wait_for(lambda: product.status("/healthz") == 200, what="/healthz after all that")
     assert product.process.poll() is None and "stopping" not in product.output
 

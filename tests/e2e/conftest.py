@@ -45,11 +45,15 @@ class Stack:
     processes: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start_worker(self, *queues: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """An RQ worker (its own process group); `env` adds variables, e.g. PGAPPNAME to find its backends."""
+    def start_worker(
+        self, *queues: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> subprocess.Popen:
+        """An RQ worker (its own process group); `env` adds variables, e.g. PGAPPNAME to find its backends;
+        `args` adds options of `manage.py rqworker`."""
         log = self.media_root.parent / f"worker-{len(self.processes)}.log"
+        queues = queues or ("high", "default", "bulk")
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", *(queues or ("high", "default", "bulk")), "--with-scheduler"],
+            [sys.executable, "manage.py", "rqworker", *queues, "--with-scheduler", *args],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             stdout=log.open("w"),

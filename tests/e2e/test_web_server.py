@@ -1,16 +1,21 @@
 """The production web server (gunicorn with config/gunicorn.py and WhiteNoise, as `make run`, the image and
-docker-compose run it), against real processes."""
+docker-compose run it) and its health endpoints, against real processes."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 from pathlib import Path
 from urllib.parse import urlparse
 
+import psutil
 import pytest
 import requests
 from django.conf import settings
+from django_rq import get_connection
+from rq import Worker
 
 from tests.e2e.conftest import Stack
 
@@ -72,3 +77,44 @@ def test_no_answer_names_the_server_software_version_or_python(stack: Stack) -> 
         _, headers, _ = raw_get(stack.base_url, path)
         server = headers.get("server", "")
         assert "python" not in server.lower() and not any(ch.isdigit() for ch in server), (path, server)
+
+
+def test_a_stopped_worker_makes_healthz_fail_but_leaves_the_web_live_and_ready(stack: Stack) -> None:
+    stack.wait_for(lambda: requests.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200, what="health")
+    stack.stop(stack.processes[1])  # the worker, warm shutdown
+
+    health = stack.wait_for(
+        lambda: (r := requests.get(f"{stack.base_url}/healthz", timeout=5)).status_code == 503 and r.json(),
+        what="/healthz to notice the worker is gone",
+    )
+    assert health["workers"] == 0 and health["problem"] == "no RQ worker is running"
+    live = requests.get(f"{stack.base_url}/livez", timeout=5)
+    ready = requests.get(f"{stack.base_url}/readyz", timeout=5)
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_healthz_does_not_count_the_registration_a_killed_worker_left_behind(stack: Stack) -> None:
+    stack.wait_for(lambda: requests.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200, what="health")
+    worker = stack.processes[1]
+    os.killpg(worker.pid, signal.SIGKILL)  # no chance to unregister: its key stays in Redis for minutes
+    worker.wait(10)
+    assert Worker.all(connection=get_connection("default")), "the dead worker's registration should still be there"
+    health = requests.get(f"{stack.base_url}/healthz", timeout=5)
+    assert health.status_code == 503 and health.json()["workers"] == 0, health.text
+
+
+def test_a_worker_registers_again_after_redis_lost_its_data(stack: Stack) -> None:
+    """FLUSHALL (here FLUSHDB of the test database) drops every registration; the next heartbeat restores it."""
+    stack.stop(stack.processes[1])
+    worker = stack.start_worker(args=("--worker-ttl", "20"))  # heartbeats every 5 s when idle
+    stack.wait_for(lambda: requests.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200, what="health")
+    get_connection("default").flushdb()  # no registration left: /healthz is 200 again only if it comes back
+
+    health = stack.wait_for(
+        lambda: (r := requests.get(f"{stack.base_url}/healthz", timeout=5)).status_code == 200 and r.json(),
+        timeout=60,
+        what="the worker to register again",
+    )
+    assert health["workers"] == 1 and worker.poll() is None
+    assert psutil.pid_exists(worker.pid)

@@ -47,6 +47,13 @@ class RateLimited(AppError):
     http_status = 429
 
 
+class ServiceUnavailable(AppError):
+    """A service the request needs is down (Redis); nothing was changed, the client should retry later."""
+
+    code = "service_unavailable"
+    http_status = 503
+
+
 class PayloadTooLarge(AppError):
     code = "payload_too_large"
     http_status = 413

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import django_rq
+import redis.exceptions
 from django.conf import settings
 from django.db import transaction
 
@@ -29,7 +30,15 @@ def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = No
 
 
 def _enqueue(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
-    transaction.on_commit(lambda: enqueue_now(queue, func, *args, job_id=job_id))
+    transaction.on_commit(lambda: _enqueue_committed(queue, func, *args, job_id=job_id))
+
+
+def _enqueue_committed(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
+    """After the commit the work is saved in Postgres: a Redis outage now must not turn it into an error."""
+    try:
+        enqueue_now(queue, func, *args, job_id=job_id)
+    except redis.exceptions.RedisError as exc:
+        log.warning("could not enqueue %s (%s): saved, the reconciler enqueues it when Redis is back", job_id, exc)
 
 
 def file_job_id(file_id: int) -> str:

@@ -12,11 +12,13 @@ import time
 from typing import Any
 
 import django_rq
+import redis.exceptions
 from django.conf import settings
 
-from config.errors import RateLimited
+from config.errors import RateLimited, ServiceUnavailable
 
 WINDOW_SECONDS = 3600
+REDIS_DOWN_RETRY_AFTER = 30
 KEY_PREFIX = "airlock:ratelimit"
 
 # bucket -> (settings.AIRLOCK key of the limit, what the user was doing, for the message)
@@ -41,10 +43,19 @@ def rate_limit_hit(*, bucket: str, user: Any, now: float | None = None) -> int:
     window = int(now // WINDOW_SECONDS)
     retry_after = max(1, (window + 1) * WINDOW_SECONDS - int(now))
     key = _key(bucket, user.pk, window)
-    with django_rq.get_connection("default").pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, WINDOW_SECONDS + 60)
-        count, _ = pipe.execute()
+    try:
+        with django_rq.get_connection("default").pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, WINDOW_SECONDS + 60)
+            count, _ = pipe.execute()
+    except redis.exceptions.RedisError as exc:
+        # Checked before anything is read or stored: an upload or a review during a Redis outage changes
+        # nothing and says so (503 + Retry-After) instead of failing with a server error.
+        raise ServiceUnavailable(
+            "Airlock's job queue is unavailable right now, so nothing was done with this request. Try again "
+            "in a minute.",
+            details={"retry_after": REDIS_DOWN_RETRY_AFTER, "bucket": bucket},
+        ) from exc
     if count > limit:
         minutes = (retry_after + 59) // 60
         raise RateLimited(

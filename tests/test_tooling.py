@@ -19,8 +19,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from config import run
+from tests.e2e.test_redis_outage import PrivateRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 UP_MESSAGE = "Airlock is up at"
@@ -410,3 +412,63 @@ def test_make_run_serves_static_files_itself_never_answers_500_and_names_no_vers
     product.process.send_signal(signal.SIGTERM)
     assert product.process.wait(60) == 0, product.output
     assert "Internal Server Error" not in product.output
+
+
+@pytest.fixture
+def product_on_private_redis(tmp_path: Path) -> Iterator[tuple[RunningProduct, PrivateRedis]]:
+    """make run with REDIS_URL set: a Redis this run does not own, which the test stops and starts."""
+    redis_server = PrivateRedis(tmp_path)
+    redis_server.start()
+    var_dir = Path(tempfile.mkdtemp(prefix="airlock-run-"))
+    running = RunningProduct(var_dir, free_port(), REDIS_URL=redis_server.url)
+    try:
+        yield running, redis_server
+    finally:
+        running.cleanup()
+        redis_server.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_after_a_redis_outage_make_run_is_whole_again_without_a_hand_restart(
+    product_on_private_redis: tuple[RunningProduct, PrivateRedis],
+) -> None:
+    product, redis_server = product_on_private_redis
+    product.wait_until_up()
+    product.wait_for(lambda: product.status("/healthz") == 200, what="a healthy product")
+    token = product.manage("api_token", "alice", "--create")
+
+    def upload(name: str) -> requests.Response:
+        text = (
+            f"Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Ccy,Ref\n2024-03-01 09:30:00,AAPL,Buy,10,1.5,USD,{name}\n"
+        )
+        return requests.post(
+            f"http://127.0.0.1:{product.port}/api/uploads",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": (f"{name}.csv", text.encode(), "text/csv")},
+            timeout=30,
+        )
+
+    redis_server.stop()
+    during = upload("during")
+    assert during.status_code == 503 and during.json()["error"] == "service_unavailable", during.text
+    time.sleep(20)  # an outage long enough for every child to have tried Redis and failed
+    redis_server.start()
+
+    product.wait_for(lambda: product.status("/healthz") == 200, what="/healthz after the outage", timeout=180)
+    for marker in ("config.wsgi", "rqworker", "rqcron"):
+        assert _alive(product.child(marker)), marker
+    after = upload("after")
+    assert after.status_code == 202, after.text
+    file_id = after.json()["files"][0]["id"]
+
+    def staged() -> bool:
+        answer = requests.get(
+            f"http://127.0.0.1:{product.port}/api/uploads/{file_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        return answer.json()["status"] not in ("QUEUED", "PROCESSING")
+
+    product.wait_for(staged, what="the worker to process an upload after the outage")
+    assert product.process.poll() is None and "stopping" not in product.output

@@ -1,8 +1,9 @@
-"""Deployment settings read from the environment refuse values they do not understand, with the variable's
-name in the error, and nothing starts without a SECRET_KEY."""
+"""How Airlock is deployed: every setting documented and passed through by docker-compose, one web command
+everywhere, settings that refuse values they do not understand, no start-up without a SECRET_KEY."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,11 +11,88 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.exceptions import ImproperlyConfigured
 
-from config import env
+from config import env, run
 
 ROOT = Path(__file__).resolve().parent.parent
+# Settings of a developer's machine, not of a deployment (the README marks them *local*), and those the
+# container fixes itself (its paths, its bind address).
+NOT_FOR_COMPOSE = {
+    "AIRLOCK_VAR_DIR": "local servers' directory",
+    "AIRLOCK_PG_BIN": "local Postgres binaries",
+    "AIRLOCK_REDIS_SERVER": "local Redis binary",
+    "AIRLOCK_WEED": "local S3 server binary",
+    "AIRLOCK_TEST_S3_URL": "tests only",
+    "AIRLOCK_DEMO_ADMIN": "make run's demo admin",
+    "AIRLOCK_TEST_DB": "tests only",
+    "AIRLOCK_TEST_REDIS_DB": "tests only",
+    "GUNICORN_BIND": "the container binds 0.0.0.0:8000",
+    "PORT": "make run's port (the container uses 8000)",
+}
+
+
+def readme_settings() -> set[str]:
+    """The variables named in the first column of the README's configuration table."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Configuration") : text.index("## ", text.index("## Configuration") + 3)]
+    names: set[str] = set()
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split(" | ")[0]))
+    return names
+
+
+def settings_read_by_the_code() -> set[str]:
+    """Every environment variable config/ reads (env_* helpers and os.environ.get)."""
+    names: set[str] = set()
+    for path in (ROOT / "config").glob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r"(?:env_[a-z_]+|os\.environ\.get)\(\s*['\"]([A-Z][A-Z0-9_]+)['\"]", text))
+    return names - {"DJANGO_SETTINGS_MODULE"}
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_setting_the_code_reads_is_in_the_readme_configuration_table() -> None:
+    missing = sorted(settings_read_by_the_code() - readme_settings())
+    assert not missing, f"read by config/ but not documented in the README's configuration table: {missing}"
+    assert "AIRLOCK_SERVE_STATIC" not in readme_settings()
+
+
+def test_docker_compose_passes_every_documented_deployment_setting_through() -> None:
+    passed = set(compose()["x-app"]["environment"])
+    missing = sorted(readme_settings() - passed - set(NOT_FOR_COMPOSE))
+    assert not missing, f"documented but not passed to the containers by docker-compose.yml: {missing}"
+    assert not (passed & set(NOT_FOR_COMPOSE)), "local settings have no place in a deployment"
+
+
+def dockerfile_command() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text()
+    return json.loads(re.search(r"^CMD (\[.*\])\s*$", text, re.M).group(1))
+
+
+def test_the_web_server_command_is_the_same_in_the_image_in_compose_and_in_make_run() -> None:
+    web, worker, cron = run.Supervisor(8000).build_children()
+    assert (
+        dockerfile_command() == ["gunicorn", *web.args[3:]] == ["gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
+    )
+    services = compose()["services"]
+    assert "command" not in services["web"], "compose's web must run the image's command"
+    # python manage.py ... (compose) and sys.executable /path/to/manage.py ... (make run)
+    assert services["worker"]["command"].split()[2:] == worker.args[2:]
+    assert services["cron"]["command"].split()[2:] == cron.args[2:]
+
+
+def test_compose_probes_the_web_for_liveness_only_and_runs_clamd_for_the_upload_scan() -> None:
+    services = compose()["services"]
+    probe = " ".join(services["web"]["healthcheck"]["test"])
+    assert "/livez" in probe and "/healthz" not in probe and "/readyz" not in probe
+    assert "clamd" in services and compose()["x-app"]["environment"]["CLAMAV_URL"] == "${CLAMAV_URL-clamd:3310}"
+    assert "command" in services["worker"] and services["worker"]["restart"] == "unless-stopped"
 
 
 # -- settings that refuse what they do not understand -----------------------------------------------

@@ -45,6 +45,20 @@ S3_DIR = VAR_DIR / "s3"
 S3_STATE = RUN_DIR / "s3.json"
 S3_LOG = VAR_DIR / "log" / "s3.log"
 S3_REGION = "us-east-1"
+# The server options a running local Postgres was started with (a reused server with other options is
+# restarted, so a settings change here reaches every clone's var/ without a hand restart).
+PG_OPTIONS_FILE = RUN_DIR / "postgres.options"
+# Durability: the defaults, stated. A commit is acknowledged only once its WAL is flushed to disk
+# (synchronous_commit=on), so nothing acknowledged (an upload, an approval, a rollback) is lost in a
+# machine crash; see "Durability" in the README before changing any of these three.
+PG_OPTIONS = " ".join(
+    [
+        f"-c listen_addresses='' -c port={LOCAL_PG_PORT} -c unix_socket_directories='{RUN_DIR}'",
+        "-c fsync=on -c synchronous_commit=on -c full_page_writes=on",
+        "-c max_connections=200 -c shared_buffers=256MB",
+        "-c max_wal_size=2GB -c checkpoint_timeout=15min -c work_mem=32MB -c maintenance_work_mem=256MB",
+    ]
+)
 
 
 class LocalStackError(RuntimeError):
@@ -169,9 +183,30 @@ def _run_as(cmd: list[str], user: str | None, **kwargs: object) -> subprocess.Co
 
 
 def start_postgres() -> bool:
-    """Start Postgres under var/pg if it is not up; returns True when this call started it."""
+    """Start Postgres under var/pg if it is not up; returns True when this call started it.
+
+    A running server started with other options (an older checkout's) is stopped and started again with
+    today's; it still counts as not started by this call (whoever started it stops it).
+    """
     if postgres_running():
+        if _running_options() == PG_OPTIONS:
+            return False
+        print("[localstack] restarting the local Postgres: its server options changed", file=sys.stderr)
+        stop_postgres()
+        _start_postgres()
         return False
+    _start_postgres()
+    return True
+
+
+def _running_options() -> str:
+    try:
+        return PG_OPTIONS_FILE.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _start_postgres() -> None:
     bin_dir = _pg_bin_dir()
     user = _service_user()
     for directory in (PG_DATA.parent, RUN_DIR, PG_LOG.parent):
@@ -203,11 +238,6 @@ def start_postgres() -> bool:
             raise LocalStackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
     elif user:
         _chown_tree(PG_DATA, user)
-    settings = [
-        f"-c listen_addresses='' -c port={LOCAL_PG_PORT} -c unix_socket_directories='{RUN_DIR}'",
-        "-c max_connections=200 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=off",
-        "-c max_wal_size=2GB -c checkpoint_timeout=15min -c work_mem=32MB -c maintenance_work_mem=256MB",
-    ]
     result = _run_as(
         [
             str(bin_dir / "pg_ctl"),
@@ -219,7 +249,7 @@ def start_postgres() -> bool:
             "-t",
             "60",
             "-o",
-            " ".join(settings),
+            PG_OPTIONS,
             "start",
         ],
         user,
@@ -227,8 +257,8 @@ def start_postgres() -> bool:
     if result.returncode != 0 or not _wait_for(postgres_running, 30):
         log_tail = PG_LOG.read_text(errors="replace")[-2000:] if PG_LOG.exists() else ""
         raise LocalStackError(f"postgres did not start (log {PG_LOG}):\n{result.stderr}\n{log_tail}")
+    PG_OPTIONS_FILE.write_text(PG_OPTIONS)
     _ensure_database(bin_dir, user)
-    return True
 
 
 def _has_c_utf8() -> bool:

@@ -148,11 +148,12 @@ if AIRLOCK_S3["BUCKET"] and env_str("STORAGE_BACKEND"):
     )
 STORAGES = {
     # Uploaded CSVs, always under generated names: the S3 bucket when AIRLOCK_S3_BUCKET is set, else
-    # MEDIA_ROOT on local disk, or any Django storage class named by STORAGE_BACKEND.
+    # MEDIA_ROOT on local disk, or any Django storage class named by STORAGE_BACKEND. On local disk every
+    # upload is written durably (file and directories fsynced) before its row can commit (config/storage.py).
     "default": {
         "BACKEND": "imports.objectstore.S3UploadStorage"
         if AIRLOCK_S3["BUCKET"]
-        else env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+        else env_str("STORAGE_BACKEND", "config.storage.DurableFileSystemStorage")
     },
     # collectstatic writes hashed, compressed copies; WhiteNoise serves them (make run, the image, e2e tests).
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -44,6 +44,10 @@ def _request_stop(signum: int, frame: Any) -> None:
 class AirlockWorker(Worker):
     """Closes Django's connections before each fork and after each job (no shared or leaked sockets)."""
 
+    # An idle worker that lost Redis retries with growing pauses; RQ lets them reach 60 s, so a worker could
+    # sit out a minute after Redis is back. 10 s: back at work soon, and one log line per 10 s meanwhile.
+    max_connection_wait_time = 10.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # `manage.py rqworker` always passes --worker-ttl (default 420); a smaller explicit value is kept.

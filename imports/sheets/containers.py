@@ -129,10 +129,22 @@ def _check_members(archive: zipfile.ZipFile, limits: ContainerLimits) -> None:
             )
 
 
+def find_part(archive: zipfile.ZipFile, name: str) -> str | None:
+    """The archive's member for a part name, matched as OPC says: case-insensitively (Excel opens
+    'xl/SharedStrings.xml' for 'sharedStrings.xml'), and with Windows tools' backslashes as slashes."""
+    names: dict[str, str] | None = getattr(archive, "_airlock_parts", None)
+    if names is None:
+        names = {}
+        for info in archive.infolist():
+            names.setdefault(info.filename.replace("\\", "/").lstrip("/").casefold(), info.filename)
+        archive._airlock_parts = names  # type: ignore[attr-defined]
+    return names.get(name.replace("\\", "/").lstrip("/").casefold())
+
+
 def zip_kind(archive: zipfile.ZipFile) -> str:
     """XLSX or ODS for the archive; UnreadableFile naming what else it is."""
-    names = set(archive.namelist())
-    if "[Content_Types].xml" in names:
+    names = {name.replace("\\", "/").casefold() for name in archive.namelist()}
+    if "[content_types].xml" in names:
         if "xl/workbook.bin" in names:
             raise UnreadableFile(f"This is an Excel binary workbook (.xlsb), which is not supported. {SAVE_AS}")
         if office_document(archive) or "xl/workbook.xml" in names:
@@ -174,15 +186,16 @@ def office_document(archive: zipfile.ZipFile) -> str | None:
         return None
     for attrs in xml_elements(rels, "Relationship"):
         if attrs.get("Type", "").endswith("/officeDocument"):
-            target = attrs.get("Target", "").lstrip("/")
-            return target if target in archive.NameToInfo else None
+            return find_part(archive, attrs.get("Target", ""))
     return None
 
 
 def _small_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes | None:
-    info = archive.NameToInfo.get(name)
-    if info is None:
+    found = find_part(archive, name)
+    if found is None:
         return None
+    info = archive.getinfo(found)
+    name = found
     if info.file_size > limit:
         raise UnreadableFile(f"'{name}' in the archive is {_size(info.file_size)}; at most {_size(limit)} is expected.")
     return read_member(archive, name)

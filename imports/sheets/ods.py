@@ -22,7 +22,7 @@ from typing import Any
 
 from config.errors import UnreadableFile
 from imports.sheets import cells as C
-from imports.sheets.containers import member_chunks, open_zip, xml_parser, xml_stream, zip_kind
+from imports.sheets.containers import find_part, member_chunks, open_zip, xml_parser, xml_stream, zip_kind
 from imports.sheets.sniff import sniff_kind
 from imports.sheets.workbook import MAX_SHEET_ROWS, Row, Sheet, SheetLimits, column_letters
 
@@ -104,7 +104,7 @@ class OdsBook:
         try:
             if zip_kind(self.archive) != "ods":
                 raise UnreadableFile("This is not an OpenDocument spreadsheet.")
-            if "content.xml" not in self.archive.NameToInfo:
+            if find_part(self.archive, "content.xml") != "content.xml":
                 raise UnreadableFile("The spreadsheet has no content.xml; it is damaged.")
             self.sheets = self._read_sheets()
         except BaseException:

@@ -22,6 +22,7 @@ from typing import Any
 from config.errors import UnreadableFile
 from imports.sheets import cells as C
 from imports.sheets.containers import (
+    find_part,
     member_chunks,
     office_document,
     open_zip,
@@ -74,8 +75,8 @@ class XlsxBook:
     # -- workbook structure ------------------------------------------------------------------------
 
     def _open(self) -> None:
-        workbook = office_document(self.archive) or "xl/workbook.xml"
-        if workbook not in self.archive.NameToInfo:
+        workbook = office_document(self.archive) or find_part(self.archive, "xl/workbook.xml")
+        if workbook is None:
             raise UnreadableFile("The workbook has no workbook part (xl/workbook.xml); it is damaged.")
         rels = self._relationships(workbook)
         self.date1904 = False
@@ -103,6 +104,7 @@ class XlsxBook:
             kind, target = rels.get(rid, ("", ""))
             if kind != "worksheet":
                 continue  # chart sheets, dialog and macro sheets hold no table
+            target = find_part(self.archive, target) or target
             if target not in self.archive.NameToInfo:
                 raise UnreadableFile(f"Sheet '{name[:60]}' is missing from the workbook ({target}); it is damaged.")
             self.sheets.append(Sheet(name=name, index=len(self.sheets), hidden=state != "visible", ref=target))
@@ -111,17 +113,17 @@ class XlsxBook:
         self._styles = self._read_styles(rels)
         self._strings_part = next((target for kind, target in rels.values() if kind == "sharedStrings"), None)
 
-    def _small(self, part: str) -> bytes:
-        info = self.archive.NameToInfo[part]
+    def _small(self, name: str) -> bytes:
+        info = self.archive.getinfo(name)
         if info.file_size > SMALL_PART_BYTES:
-            raise UnreadableFile(f"'{part}' is {info.file_size:,} bytes; a workbook's {part} is far smaller.")
-        return read_member(self.archive, part)
+            raise UnreadableFile(f"'{name}' is {info.file_size:,} bytes; a workbook's {name} is far smaller.")
+        return read_member(self.archive, name)
 
-    def _relationships(self, part: str) -> dict[str, tuple[str, str]]:
+    def _relationships(self, source: str) -> dict[str, tuple[str, str]]:
         """{relationship id: (type's last word, target part)} of a part."""
-        folder, name = posixpath.split(part)
-        rels_part = posixpath.join(folder, "_rels", name + ".rels")
-        if rels_part not in self.archive.NameToInfo:
+        folder, name = posixpath.split(source.replace("\\", "/"))
+        rels_part = find_part(self.archive, posixpath.join(folder, "_rels", name + ".rels"))
+        if rels_part is None:
             return {}
         found: dict[str, tuple[str, str]] = {}
 
@@ -140,8 +142,9 @@ class XlsxBook:
 
     def _read_styles(self, rels: dict[str, tuple[str, str]]) -> list[str | None]:
         """Per cell-format index (a cell's `s`): DATE/DATETIME/TIME/DURATION when it shows one, else None."""
-        part = next((target for kind, target in rels.values() if kind == "styles"), None)
-        if part is None or part not in self.archive.NameToInfo:
+        styles = next((target for kind, target in rels.values() if kind == "styles"), None)
+        found = find_part(self.archive, styles) if styles else None
+        if found is None:
             return []
         codes: dict[int, str] = {}
         formats: list[int] = []
@@ -171,7 +174,7 @@ class XlsxBook:
         parser = xml_parser(namespaces=True)
         parser.StartElementHandler = start
         parser.EndElementHandler = end
-        xml_feed(parser, member_chunks(self.archive, part), part)
+        xml_feed(parser, member_chunks(self.archive, found), found)
         kinds: dict[int, str | None] = {}
         for number in set(formats):
             kinds[number] = C.format_kind(codes[number]) if number in codes else C.BUILTIN_FORMAT_KINDS.get(number)
@@ -182,8 +185,9 @@ class XlsxBook:
         if self._strings is None:
             table = StringTable(self.limits.strings_memory)
             try:
-                if self._strings_part and self._strings_part in self.archive.NameToInfo:
-                    _read_shared_strings(self.archive, self._strings_part, table, self.limits.max_field_chars)
+                found = find_part(self.archive, self._strings_part) if self._strings_part else None
+                if found is not None:
+                    _read_shared_strings(self.archive, found, table, self.limits.max_field_chars)
                 table.seal()
             except BaseException:
                 table.close()
@@ -382,7 +386,7 @@ class _SheetReader:
         parser = xml_parser()
         done: list[Row] = []
         prefix: list[str] = []
-        ROW = CELL = VALUE = TEXT = FORMULA = PHONETIC = "\x00"
+        ROW = CELL = VALUE = TEXT = FORMULA = PHONETIC = INLINE = "\x00"
         LOCAL = ("row", "c", "v", "t", "f", "rPh", "is", "r", "sheetData")
         # The row and the cell being read: the cell's column, type (`t`), date kind (from its style `s`),
         # whether it has a formula, and the text of its <v> (or of its inline string's <t> runs).
@@ -398,14 +402,16 @@ class _SheetReader:
         parts: list[str] = []
 
         def setup(root: str, attrs: dict[str, str]) -> None:
-            nonlocal ROW, CELL, VALUE, TEXT, FORMULA, PHONETIC
+            nonlocal ROW, CELL, VALUE, TEXT, FORMULA, PHONETIC, INLINE
             before, _, local = root.rpartition(":")
             space = attrs.get(f"xmlns:{before}" if before else "xmlns")
             if local != "worksheet" or space not in MAIN_NAMESPACES:
                 raise UnreadableFile(f"'{part}' is not a worksheet (its root element is '{root[:80]}').")
             p = f"{before}:" if before else ""
-            ROW, CELL, VALUE, TEXT, FORMULA, PHONETIC = (f"{p}{n}" for n in ("row", "c", "v", "t", "f", "rPh"))
-            for name in (ROW, CELL, VALUE, TEXT, FORMULA, PHONETIC):
+            ROW, CELL, VALUE, TEXT, FORMULA, PHONETIC, INLINE = (
+                f"{p}{n}" for n in ("row", "c", "v", "t", "f", "rPh", "is")
+            )
+            for name in (ROW, CELL, VALUE, TEXT, FORMULA, PHONETIC, INLINE):
                 parser.intern[name] = name
             prefix.append(p)
 
@@ -417,6 +423,12 @@ class _SheetReader:
             has_formula = False
             if len(text) > max_chars:
                 raise _too_long(sheet, row_number, column, max_chars)
+            if ctype != "inlineStr":
+                # A <v>'s text runs until the next element starts, so it may end with the indentation of a
+                # pretty-printed file (an empty <v/> then holds only that): it is stripped.
+                text = text.strip()
+                if not text:
+                    return
             if ctype == "s":
                 try:
                     index = int(text)
@@ -484,6 +496,13 @@ class _SheetReader:
             elif name is VALUE or (name is TEXT and not phonetic):
                 parser.CharacterDataHandler = parts.append
                 capturing = True
+            elif name is INLINE:
+                # An inline string's runs (<r><t>..</t></r>) are joined exactly: inside <is> the end tags
+                # are handled too, so indentation between runs is not taken for text. Rare in exports.
+                if capturing:
+                    parser.CharacterDataHandler = None
+                    capturing = False
+                parser.EndElementHandler = end_inline
             elif name is ROW:
                 if capturing:
                     parser.CharacterDataHandler = None
@@ -514,6 +533,14 @@ class _SheetReader:
                         f"'{part}' writes '{name[:40]}' with a namespace prefix other than its root's; "
                         "this reader does not read such sheets."
                     )
+
+        def end_inline(name: str) -> None:
+            nonlocal capturing
+            if name is TEXT:
+                parser.CharacterDataHandler = None
+                capturing = False
+            elif name is INLINE:
+                parser.EndElementHandler = None
 
         def finish_row() -> None:
             nonlocal row_cells, has_formula

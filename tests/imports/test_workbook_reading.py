@@ -7,6 +7,7 @@ Runs without a database. The workbooks are written by tests/imports/workbooks.py
 
 from __future__ import annotations
 
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -355,3 +356,44 @@ def test_a_big_sheet_streams_in_bounded_memory(tmp_path: Path) -> None:
         book.close()
     assert count == 60_000
     assert peak < 10 * 2**20, f"reading 60,000 rows peaked at {peak / 2**20:.0f} MB of Python objects"
+
+
+def test_a_pretty_printed_sheet_with_empty_values_reads_like_a_compact_one(tmp_path: Path) -> None:
+    sheet = """<?xml version="1.0"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">
+  <sheetData>
+    <row r="1">
+      <c r="A1" t="inlineStr"><is><t>Symbol</t></is></c>
+      <c r="B1" t="inlineStr"><is><t>Note</t></is></c>
+      <c r="C1" t="inlineStr"><is><t>Qty</t></is></c>
+    </row>
+    <row r="2">
+      <c r="A2" t="inlineStr">
+        <is>
+          <r><t>AA</t></r>
+          <r><t>PL</t></r>
+        </is>
+      </c>
+      <c r="B2" t="s"><v/></c>
+      <c r="C2"><v>
+        7
+      </v></c>
+    </row>
+  </sheetData>
+</worksheet>"""
+    _, records, _ = read("xlsx", W.xlsx_package(tmp_path / "pretty.xlsx", sheet_xml=sheet))
+    assert records[0].cells == ["AAPL", "", "7"]
+
+
+def test_part_names_match_case_insensitively_and_with_windows_backslashes(tmp_path: Path) -> None:
+    """Real workbooks (Excel opens both): 'xl/SharedStrings.xml' for 'sharedStrings.xml', and zips written
+    by Windows tools with 'xl\\worksheets\\sheet1.xml' names."""
+    source = W.xlsx(tmp_path / "plain.xlsx", {"Trades": [W.TRADES_HEADER, *TRADES]})
+    renamed = tmp_path / "renamed.xlsx"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(renamed, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            name = info.filename.replace("sharedStrings", "SharedStrings")
+            name = name.replace("/", "\\") if name.startswith("xl/") else name
+            new.writestr(name, old.read(info.filename))
+    _, records, _ = read("xlsx", renamed)
+    assert [r.cells for r in records] == EXPECTED

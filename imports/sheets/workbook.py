@@ -253,7 +253,9 @@ def iter_book_records(book: Book, layout: BookLayout) -> Iterator[Record | Skipp
         raise UnreadableFile(f"Sheet '{layout.section}' is no longer in the workbook; its layout has changed.")
     ncols = len(layout.columns)
     offset = layout.column_offset
+    hname = layout.header[0] if layout.header else ""
     state = _TableState(ncols, layout.header)
+    clean = True  # no gap, blank or text row since the last record (see _TableState.breaks)
     header_seen = False
     previous = 0
     for row in book.rows(sheet):
@@ -273,15 +275,32 @@ def iter_book_records(book: Book, layout: BookLayout) -> Iterator[Record | Skipp
             state.classify(previous + 1, [])  # rows missing in between: a gap, as blank lines are
             if number > previous + 2:
                 state.classify(previous + 2, [])
+            clean = False
         previous = number
         if row.hidden:
             yield Skipped(number, "hidden row")
             continue
         cells = row.cells[offset:] if offset else row.cells
+        # Fast path (nearly every row of a big sheet), as for CSV: second cell filled, no break before it,
+        # first cell neither the header's nor like "Total", "Date downloaded", "Balance".
+        if clean and 2 <= len(cells) <= ncols and cells[1]:
+            first = cells[0]
+            if first != hname and not (
+                "otal" in first
+                or "OTAL" in first
+                or "ownload" in first
+                or "OWNLOAD" in first
+                or "alance" in first
+                or "ALANCE" in first
+            ):
+                yield Record(number, cells if len(cells) == ncols else cells + [""] * (ncols - len(cells)))
+                continue
         if not cells:
             state.classify(number, [])
+            clean = False
             continue
         reason = state.classify(number, cells)
+        clean = not state.breaks
         if reason is None:
             yield Record(number, _fit(cells, ncols))
         else:

@@ -187,6 +187,12 @@ AIRLOCK = {
     "MAX_REQUEST_BYTES": env_int("AIRLOCK_MAX_REQUEST_BYTES", 2 * 1024**3, minimum=1),
     "MAX_COLUMNS": env_int("AIRLOCK_MAX_COLUMNS", 500, minimum=1),
     "MAX_FIELD_CHARS": env_int("AIRLOCK_MAX_FIELD_CHARS", 10_000, minimum=1),
+    # Workbooks (imports/sheets): what an .xlsx/.ods archive may unpack to (in total, and per big member
+    # relative to its packed size: zip bombs), how many sheets are read, and the size of an .xls (read whole).
+    "MAX_UNPACKED_BYTES": env_int("AIRLOCK_MAX_UNPACKED_BYTES", 2 * 1024**3, minimum=1),
+    "MAX_COMPRESSION_RATIO": env_int("AIRLOCK_MAX_COMPRESSION_RATIO", 200, minimum=1),
+    "MAX_SHEETS": env_int("AIRLOCK_MAX_SHEETS", 200, minimum=1),
+    "MAX_XLS_BYTES": env_int("AIRLOCK_MAX_XLS_BYTES", 32 * 1024**2, minimum=1),
     "SAMPLE_ROWS": env_int("AIRLOCK_SAMPLE_ROWS", 20, minimum=1),
     "ALLOW_SELF_APPROVAL": env_bool("AIRLOCK_ALLOW_SELF_APPROVAL", False),
     "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30, minimum=1),

@@ -1,5 +1,26 @@
 from django import forms
 
+# What the file picker offers (the server decides by content, whatever the name; see imports/sheets/sniff.py).
+ACCEPT = ",".join(
+    [
+        ".csv",
+        ".txt",
+        ".tsv",
+        ".xlsx",
+        ".xlsm",
+        ".xls",
+        ".ods",
+        ".json",
+        ".ndjson",
+        ".jsonl",
+        "text/csv",
+        "application/json",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-excel",
+        "application/vnd.oasis.opendocument.spreadsheet",
+    ]
+)
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -7,7 +28,7 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 class MultipleFileField(forms.FileField):
     def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".csv,.txt,.tsv,text/csv"}))
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ACCEPT}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data: object, initial: object = None) -> list:
@@ -18,5 +39,5 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    file = MultipleFileField(label="CSV files")
+    file = MultipleFileField(label="Files")
     dedupe = forms.BooleanField(required=False, initial=True, label="Skip trades I already have (recommended)")

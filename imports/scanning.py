@@ -2,11 +2,14 @@
 
 Two checks, both on the content (never the name or the Content-Type the client claims):
 
-* `upload_sniff`: a cheap look at the first KB: empty files and the signatures of files people upload by
-  mistake (images, archives, PDFs, executables, workbooks) are refused at once with a 400, so the user
-  learns it in the upload answer instead of from a FAILED import later. Subtler problems (NUL bytes
-  further down, undecodable bytes, header-only files) are the reader's job in the worker, which marks the
-  file FAILED with a message naming the line.
+* `upload_sniff`: what the file is, by its content (imports/sheets/sniff.py): CSV text, an Excel or
+  OpenDocument workbook, or JSON are accepted; empty files, images, archives, PDFs, executables, XML and
+  HTML pages, binary junk, bare JSON values, password-protected workbooks and zip bombs (by the archive's
+  directory, before anything is unpacked) are refused at once with a 400 naming what the file is, so the
+  user learns it in the upload answer instead of from a FAILED import later, and nothing is stored.
+  Subtler problems (NUL bytes further down, undecodable bytes, header-only files, a broken record far
+  down a JSON file) are the reader's job in the worker, which marks the file FAILED with a message
+  naming the line.
 * `clamd_scan`: when `CLAMAV_URL` is set, every upload is streamed to clamd (INSTREAM) before it is
   stored. This runs in the upload request rather than in the job so that an infected file is never
   written to the storage nor seen by a worker, and the uploader gets the verdict in the answer. It fails
@@ -25,10 +28,10 @@ from django.conf import settings
 from django.core.files.base import File
 
 from config.errors import AppError, UnreadableFile
-from imports.reading import MAGIC
+from imports.sheets.containers import ContainerLimits
+from imports.sheets.sniff import sniff_kind
 from imports.storage import sanitize_display_name
 
-SNIFF_BYTES = 1024
 CHUNK_BYTES = 64 * 1024
 
 
@@ -46,21 +49,14 @@ class ScanFailed(AppError):
     http_status = 503
 
 
-def upload_sniff(*, uploaded: File, display_name: str) -> None:
-    """Refuse empty and obviously binary uploads by their first bytes (raises UnreadableFile)."""
-    uploaded.seek(0)
-    head = uploaded.read(SNIFF_BYTES)
-    uploaded.seek(0)
-    details = {"file": display_name}
-    if not head:
-        raise UnreadableFile(f"'{display_name}' is empty (0 bytes): there is nothing to import.", details=details)
-    for magic, what in MAGIC:
-        if head.startswith(magic):
-            raise UnreadableFile(
-                f"'{display_name}' is {what}, not a CSV file (whatever its name says). "
-                "Export the data as CSV and upload that.",
-                details={**details, "detected": what},
-            )
+def upload_sniff(*, uploaded: File, display_name: str) -> str:
+    """The kind of an upload (csv, xlsx, xls, ods, json) by its content; raises UnreadableFile otherwise."""
+    try:
+        return sniff_kind(uploaded, limits=ContainerLimits.from_settings(settings.AIRLOCK))
+    except UnreadableFile as exc:
+        raise UnreadableFile(
+            f"'{display_name}': {exc.message}", details={"file": display_name, **exc.details}
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,15 @@ class ContainerLimits:
     max_ratio: int = 200
     max_xls_bytes: int = 32 * 2**20
 
+    @classmethod
+    def from_settings(cls, airlock: dict[str, Any]) -> ContainerLimits:
+        """The limits configured in settings.AIRLOCK (AIRLOCK_MAX_UNPACKED_BYTES, ...)."""
+        return cls(
+            max_unpacked_bytes=airlock.get("MAX_UNPACKED_BYTES", cls.max_unpacked_bytes),
+            max_ratio=airlock.get("MAX_COMPRESSION_RATIO", cls.max_ratio),
+            max_xls_bytes=airlock.get("MAX_XLS_BYTES", cls.max_xls_bytes),
+        )
+
 
 # --------------------------------------------------------------------------------------------------
 # ZIP

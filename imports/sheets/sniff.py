@@ -69,7 +69,10 @@ def sniff_kind(handle: IO[bytes], *, limits: ContainerLimits | None = None) -> s
             return ole_kind(handle, limits, size)
         for magic, what in MAGIC:
             if head.startswith(magic):
-                raise UnreadableFile(f"This is {what}, not a CSV, spreadsheet or JSON file (whatever its name says).")
+                raise UnreadableFile(
+                    f"This is {what}, not a CSV, spreadsheet or JSON file (whatever its name says).",
+                    details={"detected": what},
+                )
         text = _head_text(head, complete=size <= len(head))
         first = text.lstrip()[:1]
         if first == "<":

@@ -1,20 +1,24 @@
-"""CSV exports that are safe to open in a spreadsheet (no formula injection).
+"""CSV and Excel exports that are safe to open in a spreadsheet (no formula injection).
 
 A cell that a spreadsheet would evaluate as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
 carriage return) gets a leading apostrophe, so Excel/LibreOffice/Sheets show it as text. Plain numbers
 such as `-12.5` or `+3` are left alone: they are not formulas and users expect them to stay numbers.
-Reuse `safe_cell` / `safe_row` / `csv_response` for every CSV the product hands out.
+Reuse `safe_cell` / `safe_row` / `csv_response` for every CSV the product hands out. `xlsx_response`
+writes every cell as a text cell (XlsxWriter's write_string), which Excel never evaluates, so the
+cells stay exactly as they were uploaded.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.http import StreamingHttpResponse
+import xlsxwriter
+from django.http import FileResponse, StreamingHttpResponse
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain number: optional sign, digits with an optional decimal part (or a leading '.'), optional exponent.
@@ -66,5 +70,42 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[Any]]
     """A streamed CSV download (attachment) of header + rows, formula-injection safe."""
     response = StreamingHttpResponse(iter_csv(header, rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{csv_filename(filename)}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def xlsx_filename(name: str) -> str:
+    """A download file name reduced to safe characters, ending in .xlsx."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]+", "_", name).strip(" .") or "export"
+    return cleaned if cleaned.lower().endswith(".xlsx") else f"{cleaned}.xlsx"
+
+
+def xlsx_response(
+    filename: str, header: list[str], rows: Iterable[Iterable[Any]], *, sheet: str = "Rows"
+) -> FileResponse:
+    """A workbook download of header + rows, every cell a text cell (never a formula).
+
+    Written in XlsxWriter's constant-memory mode (a row at a time) to a temporary file that is streamed
+    and deleted when the response closes, so a big report costs disk, not memory."""
+    handle = tempfile.TemporaryFile(suffix=".xlsx")
+    book = xlsxwriter.Workbook(handle, {"constant_memory": True, "in_memory": False})
+    table = book.add_worksheet(re.sub(r"[\[\]:*?/\\]", "_", sheet)[:31] or "Rows")
+    bold = book.add_format({"bold": True})
+    for column, name in enumerate(header):
+        table.write_string(0, column, str(name), bold)
+    for number, row in enumerate(rows, start=1):
+        for column, value in enumerate(row):
+            text = "" if value is None else str(value)
+            if text:
+                table.write_string(number, column, text)
+    table.freeze_panes(1, 0)
+    book.close()
+    handle.seek(0)
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=xlsx_filename(filename),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -80,6 +80,20 @@ def file_header(file: ImportFile) -> list[str]:
     return list(file.format.columns) if file.format else []
 
 
+WORKBOOK_KINDS = ("xlsx", "xls", "ods")
+
+
+def row_label(file: ImportFile, line: int) -> str:
+    """Where a row is, as the user finds it: 'line 12' (CSV, NDJSON), "sheet 'Trades', row 12", 'record 12'."""
+    layout = file.layout or {}
+    kind = layout.get("kind", "csv")
+    if kind in WORKBOOK_KINDS:
+        return f"sheet '{layout.get('section') or ''}', row {line}"
+    if kind == "json":
+        return f"record {line}"
+    return f"line {line}"
+
+
 def error_report_rows(file: ImportFile) -> Iterator[list[str]]:
     """The failed rows' original cells plus an 'errors' cell, in line order (streamed)."""
     width = len(file_header(file))
@@ -96,7 +110,7 @@ def error_report_rows(file: ImportFile) -> Iterator[list[str]]:
             + (f" (value {e['value']!r})" if e.get("value") else "")
             for e in errors or []
         )
-        yield [*cells, f"line {line}: {messages}"]
+        yield [*cells, f"{row_label(file, line)}: {messages}"]
 
 
 # --- staging, from the uploader's side -------------------------------------------------------------

@@ -9,6 +9,7 @@ urlpatterns = [
     path("imports/", views.import_list, name="list"),
     path("imports/<int:file_id>/", views.file_detail, name="detail"),
     path("imports/<int:file_id>/errors.csv", views.file_errors_csv, name="errors-csv"),
+    path("imports/<int:file_id>/errors.xlsx", views.file_errors_xlsx, name="errors-xlsx"),
     path("staged/", views.staged_rows, name="staged"),
     path("orders/", views.order_list, name="orders"),
     path("api/uploads", api_reports.uploads_collection, name="api-uploads"),

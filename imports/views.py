@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 
 from config.errors import AppError
 from imports import reports, selectors
-from imports.exports import csv_response
+from imports.exports import csv_response, xlsx_response
 from imports.forms import UploadForm
 from imports.models import FileStatus
 from imports.services import upload_batch_create
@@ -106,6 +106,15 @@ def file_errors_csv(request: HttpRequest, file_id: int) -> HttpResponse:
     stem = file.original_name.rsplit(".", 1)[0]
     header = [*reports.file_header(file), "errors"]
     return csv_response(f"{stem}-errors.csv", header, reports.error_report_rows(file))
+
+
+@login_required
+def file_errors_xlsx(request: HttpRequest, file_id: int) -> HttpResponse:
+    """The same invalid rows as an Excel workbook (every cell text, as uploaded)."""
+    file = selectors.file_for(request.user, file_id)
+    stem = file.original_name.rsplit(".", 1)[0]
+    header = [*reports.file_header(file), "errors"]
+    return xlsx_response(f"{stem}-errors.xlsx", header, reports.error_report_rows(file), sheet="Invalid rows")
 
 
 @login_required

@@ -31,16 +31,9 @@ from imports import fastpath
 from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile
 from imports.notifications import notify_file_outcome
-from imports.reading import (
-    FileLayout,
-    ReaderOptions,
-    Record,
-    Skipped,
-    detect_layout,
-    iter_records,
-    sample_records,
-)
+from imports.reading import FileLayout, ReaderOptions, Record, Skipped
 from imports.sessions import OrderedSessions, sessions_for
+from imports.sheets.dispatch import detect_layout, fingerprint_section, iter_records, sample_records, sheet_limits
 from imports.storage import local_path
 from imports.targets import (
     DedupeKeys,
@@ -64,14 +57,11 @@ def _reader_options(mapping: dict[str, Any] | None) -> ReaderOptions:
 
 
 def _detect(path: Any, options: ReaderOptions | None = None) -> FileLayout:
-    return detect_layout(
-        path, options, max_columns=settings.AIRLOCK["MAX_COLUMNS"], max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"]
-    )
+    return detect_layout(path, options, limits=sheet_limits(settings.AIRLOCK))
 
 
 def _records(path: Any, layout: FileLayout) -> Any:
-    limits = settings.AIRLOCK
-    return iter_records(path, layout, max_field_chars=limits["MAX_FIELD_CHARS"], max_columns=limits["MAX_COLUMNS"])
+    return iter_records(path, layout, limits=sheet_limits(settings.AIRLOCK))
 
 
 def _file_fail(file_id: int, message: str, *, status: str = FileStatus.FAILED) -> None:
@@ -179,15 +169,19 @@ def _no_rows_message(skip_reasons: dict[str, int]) -> str:
 def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
     """Detect the layout and find the approved/pending format for its header (or create one)."""
     layout = _detect(path)
-    fmt = format_find(target=TARGET, header=layout.header, section=layout.section)
+    section = fingerprint_section(layout)  # a CSV statement's section; not a sheet's name or a JSON path
+    fmt = format_find(target=TARGET, header=layout.header, section=section)
     if fmt is None:
-        sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"])]
+        limits = sheet_limits(settings.AIRLOCK)
+        sample = [
+            record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"], limits=limits)
+        ]
         fmt, _ = format_get_or_create_pending(
             target=TARGET,
             header=layout.header,
             columns=layout.columns,
             sample_rows=sample,
-            section=layout.section,
+            section=section,
             name=_format_name(file.original_name, layout),
             created_by=file.owner,
             file_id=file.pk,
@@ -382,6 +376,9 @@ def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: in
     chunk: list[tuple[int, list[str]]] = []
     skipped: Counter = Counter()
     read_chars = chunk_chars = last_line = 0
+    # Progress: by rows when the reader knows how many there are (a workbook's sheet, JSON records), else
+    # by the characters read against the file's size (CSV text).
+    rows = getattr(layout, "rows", None)
     for item in _records(path, layout):
         if isinstance(item, Record):
             chars = sum(map(len, item.cells)) + len(item.cells)
@@ -395,7 +392,8 @@ def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: in
         elif isinstance(item, Skipped):
             skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
         if len(chunk) >= size or chunk_chars >= _CHUNK_CHARS:
-            yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * read_chars / max(file_size, 1)), False)
+            done = last_line / rows if rows else read_chars / max(file_size, 1)
+            yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * done), False)
             chunk, skipped, chunk_chars = [], Counter(), 0
     yield _DirectChunk(chunk, skipped, max(last_line, through), 99.0, True)
 

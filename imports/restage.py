@@ -12,7 +12,8 @@ from config.errors import Conflict, MappingError, UnreadableFile
 from formats.models import CsvFormat, FormatStatus
 from formats.suggest import suggest_mapping
 from imports.models import FileStatus, ImportFile
-from imports.reading import ReaderOptions, detect_layout, sample_records
+from imports.reading import ReaderOptions
+from imports.sheets.dispatch import detect_layout, sample_records, sheet_limits
 from imports.storage import local_path
 
 
@@ -49,15 +50,16 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
         for file in files:
             with local_path(file.stored_name) as path:
                 try:
-                    layout = detect_layout(
-                        path, options, max_columns=limits["MAX_COLUMNS"], max_field_chars=limits["MAX_FIELD_CHARS"]
-                    )
+                    layout = detect_layout(path, options, limits=sheet_limits(limits))
                 except UnreadableFile as exc:
                     raise MappingError(
                         f"With these reader settings '{file.original_name}' cannot be read: {exc.message}"
                     ) from exc
                 if not layouts:
-                    sample = [r.cells for r in sample_records(path, layout, limits["SAMPLE_ROWS"])]
+                    sample = [
+                        r.cells
+                        for r in sample_records(path, layout, limits["SAMPLE_ROWS"], limits=sheet_limits(limits))
+                    ]
                 layouts.append(layout)
         if any(layout.columns != layouts[0].columns for layout in layouts):
             raise MappingError("With these reader settings the waiting files have different columns.")

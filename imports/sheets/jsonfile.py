@@ -48,7 +48,7 @@ class JsonLayout(FileLayout):
 
     kind: str = "json"
     column_offset: int = 0
-    records: int = 0
+    rows: int | None = None  # how many records (progress)
 
 
 @dataclass(frozen=True)
@@ -628,5 +628,5 @@ def _layout(kind: str, section: str | None, sections: list[str], columns: list[s
         sections=sections,
         skipped_preamble=0,
         kind=kind,
-        records=records,
+        rows=records,
     )

@@ -150,6 +150,10 @@ class OdsBook:
         finally:
             self.formula_without_value += reader.formula_without_value
 
+    def row_estimate(self, sheet: Sheet) -> int | None:
+        """Not known without reading content.xml (repeated rows): no estimate."""
+        return None
+
     def close(self) -> None:
         self.archive.close()
 

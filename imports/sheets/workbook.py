@@ -79,6 +79,8 @@ class Book(Protocol):
 
     def rows(self, sheet: Sheet, *, merges: bool = True) -> Iterator[Row]: ...
 
+    def row_estimate(self, sheet: Sheet) -> int | None: ...
+
     def close(self) -> None: ...
 
 
@@ -88,6 +90,7 @@ class BookLayout(FileLayout):
 
     kind: str = "xlsx"
     column_offset: int = 0
+    rows: int | None = None  # about how many rows the sheet has (progress)
 
 
 def column_letters(number: int) -> str:

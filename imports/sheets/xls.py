@@ -124,6 +124,15 @@ class XlsBook:
             if cells or r in hidden_rows:
                 yield Row(r + 1, r in hidden_rows, cells)
 
+    def row_estimate(self, sheet: Sheet) -> int | None:
+        """The sheet's row count (xlrd reads the sheet whole anyway)."""
+        try:
+            return self.book.sheet_by_index(sheet.ref).nrows
+        except (xlrd.biffh.XLRDError, AssertionError, IndexError, KeyError, ValueError, struct.error):
+            return None
+        finally:
+            self.book.unload_sheet(sheet.ref)
+
     def close(self) -> None:
         self.book.release_resources()
 

@@ -401,7 +401,7 @@ def test_a_100_mb_single_line_json_streams_or_is_refused_quickly(tmp_path: Path)
     with records.open("w") as out:  # ~20 MB on one line
         out.write("[" + record * 500_000 + '{"symbol":"MSFT","qty":2,"price":3}]')
     layout = detect_json_layout(records)
-    assert layout.records == 500_001 and layout.header == ["symbol", "qty", "price"]
+    assert layout.rows == 500_001 and layout.header == ["symbol", "qty", "price"]
 
 
 def test_a_huge_number_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from formats.converters import build_cleaner
 from formats.services import learned_evidence
 from formats.suggest import suggest_mapping
 from formats.targets import get_target
-from imports.reading import detect_layout, sample_records
+from imports.sheets.dispatch import detect_layout, sample_records, sheet_limits
 
 DEFAULT_EXPECTED = Path(settings.BASE_DIR) / "tests" / "fixtures" / "corpus_expected_mappings.json"
 TARGET = "orders"
@@ -35,13 +35,9 @@ class FileResult:
 
 def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple[dict[str, Any], list[list[str]]]:
     """The suggestion exactly as imports/pipeline.py `_match_format` makes it for a new header."""
-    layout = detect_layout(
-        path,
-        None,
-        max_columns=settings.AIRLOCK["MAX_COLUMNS"],
-        max_field_chars=settings.AIRLOCK["MAX_FIELD_CHARS"],
-    )
-    sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"])]
+    limits = sheet_limits(settings.AIRLOCK)
+    layout = detect_layout(path, None, limits=limits)
+    sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"], limits=limits)]
     mapping = suggest_mapping(
         target=TARGET, columns=layout.columns, sample_rows=sample, learned=learned, header=layout.header
     )

@@ -319,7 +319,7 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
         "info": {
             "title": "Airlock API",
             "version": "1",
-            "description": "CSV import gateway. Authenticate with a session or "
+            "description": "Import gateway for CSV, spreadsheet and JSON exports. Authenticate with a session or "
             "`Authorization: Bearer <token>` (`python manage.py api_token USERNAME`). Errors are always "
             '`{"error", "message", "details"}`. Another user\'s ids answer 404.',
         },
@@ -328,7 +328,7 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
         "paths": {
             "/api/uploads": {
                 "post": {
-                    "summary": "Upload one or many CSV files",
+                    "summary": "Upload one or many files: CSV, .xlsx/.xlsm/.xls/.ods workbooks, JSON or NDJSON",
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -339,6 +339,9 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
                                         "file": {
                                             "type": "array",
                                             "items": {"type": "string", "format": "binary"},
+                                            "description": "Judged by content, whatever the name: anything "
+                                            "else (XML, HTML, binary, an encrypted workbook, a zip bomb) is "
+                                            "400 unreadable_file and nothing is stored.",
                                         },
                                         "dedupe": {
                                             "type": "string",

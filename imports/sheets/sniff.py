@@ -142,13 +142,21 @@ def _refuse_bare_json(text: str) -> None:
 
 
 def _refuse_binary(text: str) -> None:
-    """Refuse files whose start is largely control characters (compressed, encrypted or binary data)."""
+    """Refuse what cannot be tabular text: largely control characters (compressed, encrypted or binary
+    data), or no line break and no delimiter at all (undecodable junk of high bytes).
+
+    Undecodable bytes alone prove nothing: a cp1251 or Shift-JIS export is full of them when read as
+    UTF-8 (the reader works out its encoding)."""
     sample = text[:65536]
     controls = len(sample) - len(sample.translate(CONTROL_CHARS))
-    replaced = sample.count("\ufffd")
-    if (controls >= 8 and controls > len(sample) * 0.1) or (replaced >= 8 and replaced > len(sample) * 0.2):
-        share = round(100 * max(controls, replaced) / max(len(sample), 1))
+    if controls >= 8 and controls > len(sample) * 0.1:
+        share = round(100 * controls / max(len(sample), 1))
         raise UnreadableFile(
-            f"The file looks binary ({share}% of its first characters are control or undecodable bytes), "
-            "not like CSV text, a spreadsheet or JSON."
+            f"The file looks binary ({share}% of its first characters are control characters), not like CSV "
+            "text, a spreadsheet or JSON."
+        )
+    if len(sample) >= 64 and not any(mark in sample for mark in ("\n", "\r", ",", ";", "\t", "|")):
+        raise UnreadableFile(
+            "The file has no line break and no delimiter in its first characters: it is not a table (CSV "
+            "text, a spreadsheet or JSON)."
         )

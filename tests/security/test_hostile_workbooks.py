@@ -464,6 +464,7 @@ def test_json_that_holds_no_records_is_refused_with_what_it_holds(tmp_path: Path
         ),
         ("<?xml version='1.0' encoding='utf-16'?><a/>".encode("utf-16"), "This is an XML document"),
         (bytes(range(256)) * 64, "The file looks binary"),
+        (bytes(range(128, 256)) * 64, "The file has no line break and no delimiter"),
         (b"%PDF-1.7\n...", "This is a PDF document"),
         (b"MZ\x90\x00", "This is a Windows executable"),
         (b"", "The file is empty"),
@@ -481,6 +482,8 @@ def test_what_is_not_tabular_is_refused_by_its_content(tmp_path: Path, data: byt
     ("data", "kind"),
     [
         (b"Date,Symbol\n2024-01-02,AAPL\n", "csv"),
+        ("Дата;Тикер;Цена\n02.01.2024;SBER;270,5\n".encode("cp1251") * 50, "csv"),  # mostly undecodable as UTF-8
+        ("約定日,銘柄,数量\n2024/01/02,トヨタ,100\n".encode("shift_jis") * 50, "csv"),
         (b"[Trades]\nDate,Symbol\n", "csv"),
         (b'[{"a": 1}]', "json"),
         (b'  \n{"a": 1}\n{"a": 2}\n', "json"),

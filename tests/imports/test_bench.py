@@ -63,3 +63,9 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
     assert any(s.startswith("migrate staged rows") for s in scenarios)
     assert any(s.startswith("3 files x 20 rows") for s in scenarios)
     assert sum(s.startswith("django-import-export") for s in scenarios) == 2
+    other = [line for line in lines if line.startswith("approved format, the same rows as")]
+    assert [line.split("|")[0].strip().split(" (")[0] for line in other] == [
+        "approved format, the same rows as .xlsx",
+        "approved format, the same rows as NDJSON",
+    ]
+    assert all("x the CSV path's rows/s" in line for line in other)

@@ -565,7 +565,8 @@ class _SheetReader:
 
         parser.StartElementHandler = start
         last = 0
-        for _ in xml_stream(parser, chunks, part):
+        stream = xml_stream(parser, chunks, part)
+        for _ in _after_row(stream, sheet, lambda: row_number):
             if len(parts) > 16 and sum(map(len, parts)) > max_chars:
                 raise _too_long(sheet, row_number, column, max_chars)  # before a huge text piles up
             if done:
@@ -584,6 +585,16 @@ class _SheetReader:
                 raise UnreadableFile(f"Sheet '{sheet}': row {row.number} comes after row {last}; the sheet is damaged.")
             last = row.number
         yield from done
+
+
+def _after_row(stream: Iterator[None], sheet: str, row: Any) -> Iterator[None]:
+    """The parse steps, a damaged part's error naming the row of the sheet it was reading."""
+    try:
+        yield from stream
+    except UnreadableFile as exc:
+        if row():
+            raise UnreadableFile(f"Sheet '{sheet}', row {row()}: {exc.message}") from None
+        raise
 
 
 def _serial_text(text: str, kind: str, date1904: bool) -> str:

@@ -5,6 +5,7 @@ name the sheet and the row."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -80,15 +81,47 @@ def orders_of(owner: Any) -> list[tuple]:
     return sorted(Order.objects.filter(owner=owner).values_list(*ORDER_FIELDS))
 
 
+# A mapping the SQL fast path compiles: files of the format then go straight from the file to orders.
+DIRECT_MAPPING = {
+    "version": 1,
+    "reader": {"section": None, "header_line": None},
+    "filters": [],
+    "fields": {
+        "symbol": {"columns": ["Ticker"], "converter": "text", "options": {"upper": True}},
+        "side": {"columns": ["Buy or Sell"], "converter": "side", "options": {}},
+        "quantity": {"columns": ["Shares"], "converter": "decimal", "options": {"abs": True}},
+        "price": {"columns": ["Fill Price"], "converter": "decimal", "options": {}},
+        "commission": {"columns": ["Fee"], "converter": "decimal", "options": {"abs": True}},
+        "currency": {"columns": ["Ccy"], "converter": "currency", "options": {}},
+        "executed_at": {
+            "columns": ["Trade Date"],
+            "converter": "datetime",
+            "options": {"formats": ["%Y-%m-%d %H:%M:%S"], "tz": "UTC"},
+        },
+        "broker_trade_id": {"columns": ["Ref"], "converter": "text", "options": {}},
+    },
+}
+
+
+@pytest.mark.parametrize("mapping", ["suggested", "direct"])
 def test_the_same_trades_from_csv_xlsx_xls_ods_json_and_ndjson_become_identical_orders(
-    django_user_model: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, tmp_path: Path
+    django_user_model: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+    mapping: str,
 ) -> None:
+    """With the suggested mapping (rows staged, then migrated) and with one the SQL fast path compiles
+    (rows read straight from the file into orders, chunk by chunk)."""
     capture = django_capture_on_commit_callbacks
     first = django_user_model.objects.create_user(username="csv-user")
     csv_file = upload(first, "trades.csv", write("csv", tmp_path), run_jobs, capture)
     assert csv_file.status == FileStatus.PENDING_APPROVAL
     with capture(execute=True):
-        review_approve(format_id=csv_file.format_id, actor=reviewer)  # the suggested mapping, as is
+        review_approve(
+            format_id=csv_file.format_id, actor=reviewer, mapping=DIRECT_MAPPING if mapping == "direct" else None
+        )
     run_jobs()
     csv_file.refresh_from_db()
     assert csv_file.status == FileStatus.IMPORTED and csv_file.rows_imported == 3
@@ -103,6 +136,7 @@ def test_the_same_trades_from_csv_xlsx_xls_ods_json_and_ndjson_become_identical_
         assert (file.rows_imported, file.rows_failed) == (3, 0), kind
         assert orders_of(owner) == expected, kind
         assert (file.layout or {}).get("kind") == kind.split("-")[0]
+        assert ("direct" in file.layout) == (mapping == "direct"), kind
 
 
 def test_a_new_workbook_waits_as_a_pending_format_with_a_sensible_suggestion(
@@ -154,3 +188,33 @@ def test_a_workbook_the_reader_refuses_fails_with_the_message_and_stores_nothing
     assert file.status == FileStatus.FAILED
     assert "Sheet 'Trades', row 3 has a value in column ZZ" in file.error
     assert not StagedRow.objects.filter(file=file).exists() and not Order.objects.exists()
+
+
+def test_a_workbook_broken_far_down_is_refused_whole_and_keeps_no_order(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, tmp_path: Path, settings: Any
+) -> None:
+    """XML broken after 3,000 good rows (well past what the layout detection reads) fails the file whole,
+    as a broken CSV line does: nothing of it is imported or left staged (the import commits 1,000-row
+    chunks; those written before the broken row are removed again)."""
+    capture = django_capture_on_commit_callbacks
+    first = upload(user, "trades.csv", write("csv", tmp_path), run_jobs, capture)
+    with capture(execute=True):
+        review_approve(format_id=first.format_id, actor=reviewer, mapping=DIRECT_MAPPING)
+    run_jobs()
+    settings.AIRLOCK = {**settings.AIRLOCK, "FAST_BATCH_SIZE": 1000, "BATCH_SIZE": 1000}
+
+    def cell(ref: str, text: str) -> str:
+        return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+    rows = ['<row r="1">' + "".join(cell(f"{chr(65 + i)}1", name) for i, name in enumerate(HEADER)) + "</row>"]
+    for n in range(2, 3002):
+        values = [f"2024-04-01 10:{n % 60:02d}:00", "AAPL", "Buy", "1", "10", "0", "USD", f"B-{n}"]
+        rows.append(f'<row r="{n}">' + "".join(cell(f"{chr(65 + i)}{n}", v) for i, v in enumerate(values)) + "</row>")
+    rows.append('<row r="3002"><c r="A3002"><v>1</c></row>')  # </v> missing: not well-formed
+    path = W.xlsx_package(tmp_path / "broken.xlsx", sheet_xml=W.sheet_xml(rows))
+    file = upload(user, "broken.xlsx", path.read_bytes(), run_jobs, capture)
+    assert file.status == FileStatus.FAILED, file.error
+    assert file.error.startswith("Sheet 'Trades', row 3002: 'xl/worksheets/sheet1.xml' is not well-formed XML")
+    assert re.search(r"Nothing was imported from this file \(the [\d,]+ rows read before that line were", file.error)
+    assert not Order.objects.filter(source_file=file).exists()
+    assert not StagedRow.objects.filter(file=file).exists()

@@ -85,7 +85,12 @@ def upload_errors(request: HttpRequest, file_id: int) -> HttpResponse:
     """GET /api/uploads/<id>/errors: the failed rows' problems, one item per (row, field)."""
     file = selectors.file_for(request.user, file_id)
     body = number_page(request, reports.ErrorList(file.pk), lambda e: e.as_dict())
-    return JsonResponse({"file": file.pk, "rows_failed": file.rows_failed, **body})
+    # What `row` counts: the CSV or NDJSON line, the sheet's row (with the sheet), the JSON record.
+    layout = file.layout or {}
+    where = {"kind": layout.get("kind", "csv")}
+    if where["kind"] in reports.WORKBOOK_KINDS:
+        where["sheet"] = layout.get("section")
+    return JsonResponse({"file": file.pk, "rows_failed": file.rows_failed, **where, **body})
 
 
 @api_view(["GET"])

@@ -218,3 +218,19 @@ def test_a_workbook_broken_far_down_is_refused_whole_and_keeps_no_order(
     assert re.search(r"Nothing was imported from this file \(the [\d,]+ rows read before that line were", file.error)
     assert not Order.objects.filter(source_file=file).exists()
     assert not StagedRow.objects.filter(file=file).exists()
+
+
+def test_the_errors_api_says_which_sheet_the_rows_are_numbered_in(
+    client: Any, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, tmp_path: Path
+) -> None:
+    from tests.security.conftest import bearer
+
+    bad = [datetime(2024, 3, 5, 11, 0), "IBM", "Buy", 0, 190.0, 1.0, "USD", "T-4"]
+    path = W.xlsx(tmp_path / "t.xlsx", {"Trades": [["Statement"], HEADER, *TRADES, bad]})
+    file = upload(user, "t.xlsx", path.read_bytes(), run_jobs, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=file.format_id, actor=reviewer)
+    run_jobs()
+    body = client.get(f"/api/uploads/{file.pk}/errors", **bearer(user)).json()
+    assert (body["kind"], body["sheet"]) == ("xlsx", "Trades")
+    assert [(item["row"], item["field"]) for item in body["results"]] == [(6, "quantity")]

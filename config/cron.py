@@ -11,10 +11,10 @@ from __future__ import annotations
 from django.conf import settings
 from rq import cron
 
-from imports import jobs
+from imports.jobs import enqueue
 
 # Re-enqueue work Postgres says is due but no job is running for (a lost job, a worker that died).
-cron.register(jobs.reconcile_job, queue_name="default", interval=settings.AIRLOCK["RECONCILE_SECONDS"])
+cron.register(enqueue.reconcile_job, queue_name="default", interval=settings.AIRLOCK["RECONCILE_SECONDS"])
 
 # Retention: delete staged rows and uploads past AIRLOCK_RETENTION_DAYS, once a day at a quiet hour.
-cron.register(jobs.cleanup_job, queue_name="default", cron="17 3 * * *")
+cron.register(enqueue.cleanup_job, queue_name="default", cron="17 3 * * *")

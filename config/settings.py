@@ -76,9 +76,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "imports.api.TokenAuthenticationMiddleware",
+    "imports.api.views.TokenAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "imports.uploadlimits.UploadGuardMiddleware",
+    "imports.guards.upload_limits.UploadGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
@@ -96,7 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "imports.context_processors.staging_banner",
+                "imports.web.context_processors.staging_banner",
             ],
         },
     },
@@ -170,7 +170,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("AIRLOCK_MAX_FILES_PER_REQUEST", 500, min
 # Product settings
 AIRLOCK = {
     "BATCH_SIZE": env_int("AIRLOCK_BATCH_SIZE", 1000, minimum=1),
-    # Set-based migration (imports/fastpath.py) and its rows per transaction.
+    # Set-based migration (imports/pipeline/fastpath.py) and its rows per transaction.
     "FAST_PATH": env_bool("AIRLOCK_FAST_PATH", True),
     "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000, minimum=1),
     "DIRECT_IMPORT": env_bool("AIRLOCK_DIRECT_IMPORT", True),
@@ -204,17 +204,17 @@ AIRLOCK = {
     "RECONCILE_GRACE_SECONDS": env_int("AIRLOCK_RECONCILE_GRACE_SECONDS", 60, minimum=0),
     # Absolute base URL for links in notification emails.
     "SITE_URL": env_str("AIRLOCK_SITE_URL", "http://127.0.0.1:8000"),
-    # Per-user hourly limits (imports/ratelimit.py; counters in Redis). A bulk request counts once.
+    # Per-user hourly limits (imports/guards/rate_limits.py; counters in Redis). A bulk request counts once.
     "UPLOADS_PER_HOUR": env_int("AIRLOCK_UPLOADS_PER_HOUR", 10, minimum=1),
     "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60, minimum=1),
 }
 CRON_SECRET = env_str("CRON_SECRET")
-# Virus scanning of every upload (imports/scanning.py): clamd's unix socket path or host:port; empty = off.
+# Virus scanning of every upload (imports/guards/scanning.py): clamd's unix socket path or host:port; empty = off.
 CLAMAV_URL = env_str("CLAMAV_URL")
 CLAMAV_TIMEOUT = env_float("CLAMAV_TIMEOUT", 60.0, minimum=0.1)
 # The first handler counts bytes and aborts an upload past the limits before more is read or stored.
 FILE_UPLOAD_HANDLERS = [
-    "imports.uploadlimits.UploadLimitHandler",
+    "imports.guards.upload_limits.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]

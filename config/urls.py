@@ -33,5 +33,5 @@ urlpatterns = [
 ]
 
 # The JSON API answers unknown URLs and crashes in its own error shape.
-handler404 = "imports.api_reports.json_not_found"
-handler500 = "imports.api_reports.json_server_error"
+handler404 = "imports.api.reports.json_not_found"
+handler500 = "imports.api.reports.json_server_error"

@@ -52,7 +52,7 @@ class AirlockWorker(Worker):
         super().__init__(*args, **kwargs)
         # `manage.py rqworker` always passes --worker-ttl (default 420); a smaller explicit value is kept.
         self.worker_ttl = min(self.worker_ttl, WORKER_TTL)
-        from imports.warmup import warm_up
+        from imports.jobs.warmup import warm_up
 
         warm_up()  # horses inherit the imported modules and URLconf instead of loading them per job
 

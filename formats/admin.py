@@ -277,7 +277,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         if "mapping" in form.cleaned_data:
             # Through the review service: a moved table (reader header line / section) re-reads and
             # re-stages the waiting files, as the README promises for Save.
-            from imports.services import review_save_mapping
+            from imports.services.uploads import review_save_mapping
 
             try:
                 review_save_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
@@ -327,8 +327,8 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
-        from imports.ratelimit import rate_limit_hit
-        from imports.services import review_approve, review_reject
+        from imports.guards.rate_limits import rate_limit_hit
+        from imports.services.uploads import review_approve, review_reject
 
         try:
             rate_limit_hit(bucket="review", user=request.user)  # AIRLOCK_REVIEWS_PER_HOUR, raises RateLimited
@@ -356,7 +356,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _correct_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
         """Save on an approved format is a correction: same path as approving again with a new mapping."""
-        from imports.services import review_approve
+        from imports.services.uploads import review_approve
 
         if not request.user.has_perm(APPROVE_PERMISSION):
             messages.error(
@@ -400,7 +400,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         }
 
     def _preview_html(self, obj: CsvFormat, mapping: dict[str, Any], *, available: int) -> str:
-        from imports.pipeline import preview
+        from imports.pipeline.process import preview
 
         started = time.monotonic()
         try:
@@ -430,7 +430,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             mapping = mapping_validate(target=obj.target, mapping=mapping, columns=obj.columns)
         except AppError as exc:
             return JsonResponse({"ok": False, "error": exc.message}, status=400)
-        from imports.pipeline import preview
+        from imports.pipeline.process import preview
 
         started = time.monotonic()
         summary = preview(fmt=obj, mapping=mapping, limit=PREVIEW_ROWS)
@@ -492,7 +492,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def restore_mapping_view(self, request: HttpRequest, object_id: str, history_id: int) -> HttpResponse:
         """Restore the mapping of one history version (POST)."""
-        from imports.review import review_restore_mapping
+        from imports.services.restore import review_restore_mapping
 
         obj = get_object_or_404(CsvFormat, pk=object_id)
         history_url = reverse("admin:formats_csvformat_history", args=[obj.pk])
@@ -516,7 +516,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _review_rate_ok(self, request: HttpRequest) -> bool:
         """Count one review call against AIRLOCK_REVIEWS_PER_HOUR; False (with a message) past the limit."""
-        from imports.ratelimit import rate_limit_hit
+        from imports.guards.rate_limits import rate_limit_hit
 
         try:
             rate_limit_hit(bucket="review", user=request.user)
@@ -527,7 +527,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Approve selected formats (their suggested mappings)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
-        from imports.services import review_approve
+        from imports.services.uploads import review_approve
 
         if not request.user.has_perm(APPROVE_PERMISSION):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
@@ -550,7 +550,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Reject selected formats…")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> HttpResponse | None:
-        from imports.services import review_reject
+        from imports.services.uploads import review_reject
 
         if not request.user.has_perm(APPROVE_PERMISSION):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)

@@ -19,9 +19,9 @@ from formats.fingerprint import fingerprint
 from formats.models import CsvFormat, FormatStatus
 from formats.services import mapping_validate
 
-# The spreadsheet-safe cell rule is shared with every CSV the product hands out (imports/exports.py);
+# The spreadsheet-safe cell rule is shared with every CSV the product hands out (imports/web/exports.py);
 # the admin's export is an interface, so it may use it (DESIGN.md: interfaces sit on top of the apps).
-from imports.exports import FORMULA_PREFIXES, safe_cell
+from imports.web.exports import FORMULA_PREFIXES, safe_cell
 
 EXPORT_FIELDS = ("name", "target", "header", "columns", "fingerprint", "status", "mapping")
 

@@ -41,7 +41,7 @@ class ImportFileAdmin(ReadOnlyAdmin):
     raw_id_fields = ("batch", "format")
     actions = ["retry_selected", "rollback_selected", "rollback_keeping_changed"]
 
-    # The actions only call services (imports/failures.py, imports/rollback.py) and report per file.
+    # The actions only call services (imports/jobs/failures.py, imports/services/rollback.py) and report per file.
     def has_rollback_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("imports.rollback_importfile")
 
@@ -50,7 +50,7 @@ class ImportFileAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry selected failed imports", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: Any) -> None:
-        from imports.failures import file_retry
+        from imports.jobs.failures import file_retry
 
         self._each(
             request,
@@ -67,7 +67,7 @@ class ImportFileAdmin(ReadOnlyAdmin):
         self._rollback(request, queryset, keep_changed=True)
 
     def _rollback(self, request: HttpRequest, queryset: Any, *, keep_changed: bool) -> None:
-        from imports.rollback import file_rollback
+        from imports.services.rollback import file_rollback
 
         def one(file: ImportFile) -> str:
             result = file_rollback(file_id=file.pk, actor=request.user, keep_changed=keep_changed)

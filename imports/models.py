@@ -140,7 +140,7 @@ class Order(models.Model):
     dedupe_key = models.CharField(max_length=80, blank=True, help_text="Identity of the trade for its owner.")
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by every ORM save; the bulk insert leaves it equal to created_at (db default now()), so a
-    # rollback can tell orders changed after their import from untouched ones (imports/rollback.py).
+    # rollback can tell orders changed after their import from untouched ones (imports/services/rollback.py).
     updated_at = models.DateTimeField(auto_now=True, db_default=TransactionNow())
 
     class Meta:

@@ -1,6 +1,10 @@
 from django.urls import path
 
-from imports import api, api_batches, api_reports, cronapi, views
+from imports.api import batches as api_batches
+from imports.api import cron as cronapi
+from imports.api import reports as api_reports
+from imports.api import views as api
+from imports.web import views
 
 app_name = "imports"
 

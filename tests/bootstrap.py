@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("AIRLOCK_SECURE", "0")
 # Static files are collected once per session (tests/conftest.py), apart from make run's var/staticfiles.
 os.environ.setdefault("STATIC_ROOT", str(VAR_DIR / "test-static"))
-# The hourly upload/review rate limits (imports/ratelimit.py) are tested in tests/security with explicit
+# The hourly upload/review rate limits (imports/guards/rate_limits.py) are tested in tests/security with explicit
 # settings; every other test (and the e2e servers, which inherit this environment) must not trip them.
 os.environ.setdefault("AIRLOCK_UPLOADS_PER_HOUR", "1000000")
 os.environ.setdefault("AIRLOCK_REVIEWS_PER_HOUR", "1000000")

@@ -115,9 +115,9 @@ def test_the_cron_config_runs_reconcile_every_minute_and_cleanup_daily() -> None
     scheduler.load_config_from_file("config/cron.py")
 
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"imports.jobs.reconcile_job", "imports.jobs.cleanup_job"}
-    assert jobs["imports.jobs.reconcile_job"].interval == 60
-    assert jobs["imports.jobs.cleanup_job"].cron == "17 3 * * *"
+    assert set(jobs) == {"imports.jobs.enqueue.reconcile_job", "imports.jobs.enqueue.cleanup_job"}
+    assert jobs["imports.jobs.enqueue.reconcile_job"].interval == 60
+    assert jobs["imports.jobs.enqueue.cleanup_job"].cron == "17 3 * * *"
     assert {job.queue_name for job in jobs.values()} == {"default"}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from imports.targets import ORDER_VALUE_FIELDS
+from imports.targets.orders import ORDER_VALUE_FIELDS
 
 HEADER = [
     "Account",

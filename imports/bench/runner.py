@@ -25,7 +25,7 @@ from django.core.files import File
 from django.db import connection
 
 from imports.bench import data
-from imports.targets import ORDER_VALUE_FIELDS
+from imports.targets.orders import ORDER_VALUE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DONE = ("IMPORTED", "PARTIAL", "FAILED", "REJECTED", "PENDING_APPROVAL")
@@ -200,7 +200,7 @@ def wait_files(file_ids: list[int], *, statuses: tuple[str, ...] = DONE, timeout
 
 def upload(owner: Any, path: Path) -> int:
     """Store one file and enqueue its job, as the upload view does; returns the file id."""
-    from imports.services import upload_batch_create
+    from imports.services.uploads import upload_batch_create
 
     with path.open("rb") as handle:
         _, files = upload_batch_create(owner=owner, files=[File(handle, name=path.name)])
@@ -281,7 +281,7 @@ def staging(opts: Options, owner: Any, procs: Processes) -> tuple[Result, int]:
 def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Result:
     """Approval -> every staged row converted, validated and written (or its errors kept)."""
     from formats.models import CsvFormat
-    from imports.services import review_approve
+    from imports.services.uploads import review_approve
 
     fmt = CsvFormat.objects.get(pk=file_row(file_id)["format_id"])
     # The reader settings the format was staged with stay; the admin corrects the fields.

@@ -12,7 +12,7 @@ import requests
 
 from formats.models import CsvFormat, FormatStatus
 from imports.models import FileStatus, ImportFile, Order
-from imports.services import upload_batch_create
+from imports.services.uploads import upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.conftest import ROOT, Stack, free_port
 from tests.formats.test_admin_review import GOOD, TRADES

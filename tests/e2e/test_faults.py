@@ -22,10 +22,10 @@ from django.db import connection
 from rq.job import Job
 
 from audit.models import AuditEvent
-from imports import jobs
+from imports.jobs import enqueue
+from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile, Order
-from imports.reconcile import reconcile
-from imports.services import review_approve, upload_batch_create
+from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
 from tests.e2e.conftest import ROOT, Stack, database_url_for_tests
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 HEADER = "Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ccy,Ref\n"
 BATCH = 500
-# Rows per committed batch: the set-based fast path (imports/fastpath.py) uses AIRLOCK_FAST_BATCH_SIZE.
+# Rows per committed batch: the set-based fast path (imports/pipeline/fastpath.py) uses AIRLOCK_FAST_BATCH_SIZE.
 FAST_BATCH = 5_000
 COMMIT_BATCH = max(BATCH, FAST_BATCH)
 # Approved explicitly, so these tests do not depend on the suggestion's guesses.
@@ -164,15 +164,15 @@ def own_worker(stack: Stack) -> subprocess.Popen:
 
 def reconcile_until_enqueued(stack: Stack, file_id: int) -> dict[str, list[int]]:
     """Run the reconciler (grace 0) until it re-enqueues the file (a dying backend may hold its lock)."""
-    from imports.locks import file_lock_held_elsewhere
-    from imports.reconcile import _job_alive
+    from imports.jobs.reconcile import _job_alive
+    from imports.pipeline.locks import file_lock_held_elsewhere
 
     def why() -> str:
         file = ImportFile.objects.get(pk=file_id)
-        format_alive = _job_alive(jobs.format_job_id(file.format_id))
+        format_alive = _job_alive(enqueue.format_job_id(file.format_id))
         return (
             f"the reconciler to re-enqueue file {file_id} (status {file.status}, file job alive "
-            f"{_job_alive(jobs.file_job_id(file_id))}, format job alive {format_alive}, "
+            f"{_job_alive(enqueue.file_job_id(file_id))}, format job alive {format_alive}, "
             f"lock held elsewhere {file_lock_held_elsewhere(file_id)}; reconciler calls {calls[:5]})"
         )
 
@@ -226,7 +226,7 @@ def test_a_worker_killed_with_sigkill_mid_migration_is_resumed_with_exact_counts
     after_kill = kill_worker_mid_way(stack, file.pk, total)
     assert status_of(file.pk) == FileStatus.MIGRATING
     # RQ still believes the killed horse runs the job: the reconciler's dead-worker check sees through it.
-    job = Job.fetch(jobs.format_job_id(file.format_id), connection=django_rq.get_connection("default"))
+    job = Job.fetch(enqueue.format_job_id(file.format_id), connection=django_rq.get_connection("default"))
     assert job.get_status() == "started"
 
     stack.start_worker()
@@ -348,7 +348,7 @@ def test_a_terminated_database_connection_mid_batch_is_retried_with_exact_counts
     killed = stack.wait_for(
         _terminate_worker_backends, timeout=30, interval=0.01, what="a worker backend inside a transaction"
     )
-    job = Job.fetch(jobs.format_job_id(file.format_id), connection=django_rq.get_connection("default"))
+    job = Job.fetch(enqueue.format_job_id(file.format_id), connection=django_rq.get_connection("default"))
     stack.wait_for(
         lambda: job.get_status(refresh=True) in ("scheduled", "queued") or status_of(file.pk) == FileStatus.IMPORTED,
         timeout=30,
@@ -405,11 +405,11 @@ def test_after_the_last_retry_the_file_fails_with_a_reason_and_an_admin_retry_fi
     # RQ runs the failure callback (which fails the file and refreshes its batch) before it records the job
     # in its failed registry: give it that moment.
     stack.wait_for(
-        lambda: jobs.format_job_id(file.format_id) in queue.failed_job_registry.get_job_ids(),
+        lambda: enqueue.format_job_id(file.format_id) in queue.failed_job_registry.get_job_ids(),
         timeout=10,
         what="RQ to record the job in its failed registry",
     )
-    assert jobs.format_job_id(file.format_id) in queue.failed_job_registry.get_job_ids()
+    assert enqueue.format_job_id(file.format_id) in queue.failed_job_registry.get_job_ids()
     partial = orders_of(file.pk)
     assert partial == ImportFile.objects.get(pk=file.pk).rows_imported < total
 
@@ -431,7 +431,7 @@ def test_after_the_last_retry_the_file_fails_with_a_reason_and_an_admin_retry_fi
 
 def _migrate_in_subprocess(format_id: int, stack: Stack) -> subprocess.Popen:
     code = (
-        "import django; django.setup(); from imports.pipeline import format_migrate; "
+        "import django; django.setup(); from imports.pipeline.process import format_migrate; "
         f"print(format_migrate(format_id={format_id}))"
     )
     return subprocess.Popen(

@@ -17,7 +17,7 @@ from formats.history import mapping_diff
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_update_mapping
 from imports.models import FileStatus, ImportFile, Order
-from imports.services import review_approve, upload_batch_create
+from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
 

@@ -17,7 +17,7 @@ from formats.models import CsvFormat, FormatStatus
 from formats.services import mapping_validate
 from imports.models import FileStatus, ImportFile, Order
 from imports.reading import detect_layout
-from imports.services import upload_batch_create
+from imports.services.uploads import upload_batch_create
 from tests.conftest import corpus_file, csv_upload
 
 pytestmark = pytest.mark.django_db

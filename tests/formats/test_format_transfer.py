@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
 from formats.resources import formats_export, formats_import
 from imports.models import FileStatus, ImportFile, Order
-from imports.services import review_approve
+from imports.services.uploads import review_approve
 from staging.models import StagedRow
 from tests.formats.test_admin_review import GOOD, TRADES, upload
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from formats.models import CsvFormat
 from imports.models import ImportFile
-from imports.services import review_approve
+from imports.services.uploads import review_approve
 from tests.imports.test_api import bearer
 from tests.imports.test_pipeline import TRADES, upload
 

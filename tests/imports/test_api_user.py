@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from imports.models import ImportFile
-from imports.services import review_approve
+from imports.services.uploads import review_approve
 from tests.imports.test_api import bearer
 from tests.imports.test_pipeline import TRADES, upload
 

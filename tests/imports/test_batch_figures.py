@@ -12,11 +12,11 @@ from django.db import connection
 from django.db.models import Count
 
 from formats.fingerprint import fingerprint
-from imports.api_batches import batch_summary
+from imports.api.batches import batch_summary
 from imports.bench.data import HEADER
 from imports.models import FileStatus, ImportBatch, ImportFile, Order
 from imports.selectors import file_summary
-from imports.services import review_approve, review_reject, upload_batch_create
+from imports.services.uploads import review_approve, review_reject, upload_batch_create
 from tests.conftest import csv_upload
 from tests.imports.test_direct_import_interplay import holds_csv
 from tests.imports.test_fastpath import approved_bench_format
@@ -47,7 +47,7 @@ def test_a_batch_whose_only_file_failed_in_its_job_shows_failed(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("imports.fastpath.chunk_prepare", boom)
+    monkeypatch.setattr("imports.pipeline.fastpath.chunk_prepare", boom)
     worker_burst()
     assert ImportFile.objects.get(pk=files[0].pk).status == FileStatus.FAILED
     shown = summary(batch.pk)
@@ -58,7 +58,7 @@ def test_a_batch_whose_only_file_failed_in_its_job_shows_failed(
 def test_a_batch_whose_waiting_file_was_rejected_shows_failed(user: Any, reviewer: Any, redis_clean: Any) -> None:
     fmt = pending_bench_format()
     batch, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    from imports.jobs import file_process_job
+    from imports.jobs.enqueue import file_process_job
 
     assert file_process_job(files[0].pk) == FileStatus.PENDING_APPROVAL
     assert summary(batch.pk)["status"] == "PROCESSING"
@@ -71,8 +71,8 @@ def test_a_batch_whose_waiting_file_was_rejected_shows_failed(user: Any, reviewe
 def test_a_rolled_back_file_shows_no_imported_rows_and_its_batch_is_no_longer_completed(
     user: Any, reviewer: Any, settings: Any, redis_clean: Any
 ) -> None:
-    from imports.jobs import file_process_job
-    from imports.rollback import file_rollback
+    from imports.jobs.enqueue import file_process_job
+    from imports.services.rollback import file_rollback
 
     approved_bench_format(fingerprint(HEADER))
     text = holds_csv().replace("hold", "Buy")  # every row valid: IMPORTED
@@ -99,14 +99,15 @@ def test_a_staged_migration_failed_midway_then_retried_and_mapping_fixed_keeps_c
 ) -> None:
     """Counters after: staged file, migration dies at batch 2, admin retry, then a mapping fix re-opens holds."""
     from formats.models import CsvFormat
-    from imports import failures, jobs, pipeline
-    from imports.failures import file_retry
+    from imports.jobs import enqueue, failures
+    from imports.jobs.failures import file_retry
+    from imports.pipeline import process
     from staging.models import StagedRow
     from tests.imports.test_direct_import_interplay import drain, fixed_mapping
 
     fmt, fid = waiting_holds_file(user, settings)
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=CsvFormat.objects.get(pk=fmt.pk).mapping)
-    from imports import fastpath
+    from imports.pipeline import fastpath
 
     real, calls = fastpath.batch_prepare, {"n": 0}
 
@@ -116,16 +117,16 @@ def test_a_staged_migration_failed_midway_then_retried_and_mapping_fixed_keeps_c
             raise RuntimeError("disk on fire")
         return real(*a, **k)
 
-    monkeypatch.setattr("imports.fastpath.batch_prepare", failing)
+    monkeypatch.setattr("imports.pipeline.fastpath.batch_prepare", failing)
     with pytest.raises(RuntimeError):
-        pipeline.format_migrate(format_id=fmt.pk)
-    monkeypatch.setattr("imports.fastpath.batch_prepare", real)
-    assert failures.files_fail_for_job(job_id=jobs.format_job_id(fmt.pk), reason="x") == [fid]
+        process.format_migrate(format_id=fmt.pk)
+    monkeypatch.setattr("imports.pipeline.fastpath.batch_prepare", real)
+    assert failures.files_fail_for_job(job_id=enqueue.format_job_id(fmt.pk), reason="x") == [fid]
     file_retry(file_id=fid, actor=reviewer)
     drain(fid)
-    pipeline.format_migrate(format_id=fmt.pk)
+    process.format_migrate(format_id=fmt.pk)
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(CsvFormat.objects.get(pk=fmt.pk)))
-    pipeline.format_migrate(format_id=fmt.pk)
+    process.format_migrate(format_id=fmt.pk)
     f = ImportFile.objects.get(pk=fid)
     orders = Order.objects.filter(source_file_id=fid).count()
     by = dict(StagedRow.objects.filter(file_id=fid).values_list("status").annotate(n=Count("id")))
@@ -143,7 +144,7 @@ def test_a_staged_migration_failed_midway_then_retried_and_mapping_fixed_keeps_c
 def test_two_workers_finishing_a_batch_at_once_leave_it_completed(user: Any, monkeypatch: Any) -> None:
     """Worker A has read the batch's file statuses (B's file still migrating) and is about to write; B's file
     commits IMPORTED and B refreshes the batch: B must wait for A and then read both files finished."""
-    from imports import services
+    from imports.services import uploads
 
     batch = ImportBatch.objects.create(owner=user, status="PENDING")
     a, b = (
@@ -152,7 +153,7 @@ def test_two_workers_finishing_a_batch_at_once_leave_it_completed(user: Any, mon
         )
         for name, status in (("a", FileStatus.IMPORTED), ("b", FileStatus.MIGRATING))
     )
-    real_now, about_to_write, go = services.timezone.now, threading.Event(), threading.Event()
+    real_now, about_to_write, go = uploads.timezone.now, threading.Event(), threading.Event()
 
     def paused_in_a() -> Any:
         if threading.current_thread().name == "worker-a":
@@ -160,11 +161,11 @@ def test_two_workers_finishing_a_batch_at_once_leave_it_completed(user: Any, mon
             go.wait(10)
         return real_now()
 
-    monkeypatch.setattr(services.timezone, "now", paused_in_a)
+    monkeypatch.setattr(uploads.timezone, "now", paused_in_a)
 
     def refresh() -> None:
         try:
-            services.batch_refresh_status(batch_id=batch.pk)
+            uploads.batch_refresh_status(batch_id=batch.pk)
         finally:
             connection.close()
 

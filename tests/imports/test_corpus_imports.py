@@ -28,7 +28,7 @@ from formats.builtin import load_builtin_formats
 from formats.models import FormatStatus
 from formats.targets import get_target
 from imports.models import FileStatus, ImportFile, Order
-from imports.services import review_approve, review_reject, upload_batch_create
+from imports.services.uploads import review_approve, review_reject, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import corpus_file, csv_upload
 

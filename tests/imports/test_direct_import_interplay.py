@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from formats.fingerprint import fingerprint
-from imports import failures, jobs
 from imports.bench.data import HEADER
+from imports.jobs import enqueue, failures
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline import file_process, format_migrate
-from imports.services import review_approve, upload_batch_create
+from imports.pipeline.process import file_process, format_migrate
+from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
 from tests.imports.test_fastpath import approved_bench_format, fail_the_job_at_chunk, row
@@ -104,7 +104,7 @@ def test_a_mapping_fix_while_a_direct_import_is_failed_part_way_does_not_settle_
 
 def rolled_back_holds_file(user: Any, reviewer: Any) -> tuple[Any, int]:
     """The approved format and a file of it imported PARTIAL (its 'hold' rows failed), then rolled back."""
-    from imports.rollback import file_rollback
+    from imports.services.rollback import file_rollback
 
     fmt = approved_bench_format(fingerprint(HEADER))
     _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
@@ -152,7 +152,7 @@ def test_a_mapping_fix_after_a_rollback_and_a_re_upload_of_the_same_file_still_w
 def test_retention_does_not_purge_a_failed_direct_import_that_wrote_orders(
     user: Any, settings: Any, monkeypatch: Any
 ) -> None:
-    from imports.retention import cleanup_staging
+    from imports.services.retention import cleanup_staging
 
     _, file_id = direct_import_failing_at_chunk(user, settings, monkeypatch, chunk=2, dedupe=False)
     written = Order.objects.filter(source_file_id=file_id).count()
@@ -203,7 +203,7 @@ def test_a_direct_import_resumed_through_staging_does_not_write_identical_fills_
     lines = [same_fill()] * 3 + [other_fill(n) for n in range(7)] + [same_fill()]
     _, files = upload_batch_create(owner=user, files=[csv_upload("week.csv", fills_csv(lines))])
     file_id = files[0].pk
-    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: True)  # the worker stops after one chunk
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # the worker stops after one chunk
     assert file_process(file_id=file_id) == FileStatus.PROCESSING
 
     # The admin adds a row filter to the approved format (it skips nothing in these files); a filter is
@@ -212,7 +212,7 @@ def test_a_direct_import_resumed_through_staging_does_not_write_identical_fills_
     mapping["filters"] = [{"column": "Order Type", "op": "not_in", "values": ["TOTAL"]}]
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     format_migrate(format_id=fmt.pk)
-    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: False)
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
     assert drain(file_id) == FileStatus.IMPORTED
 
     file = ImportFile.objects.get(pk=file_id)
@@ -248,14 +248,14 @@ def test_a_failed_format_job_does_not_fail_a_direct_import_that_is_still_being_r
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
     fmt, file_id = holds_upload(user, settings)
-    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: True)  # worker restart after one chunk
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # worker restart after one chunk
     assert file_process(file_id=file_id) == FileStatus.PROCESSING
-    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: False)
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
 
     # A mapping fix re-opens the file's failed rows; the format's job then dies on some other file of the
     # format (any non-transient error): RQ's failure callback fails the files with open rows.
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
-    failures.files_fail_for_job(job_id=jobs.format_job_id(fmt.pk), reason="boom in another file")
+    failures.files_fail_for_job(job_id=enqueue.format_job_id(fmt.pk), reason="boom in another file")
 
     file = ImportFile.objects.get(pk=file_id)
     assert file.status == FileStatus.PROCESSING, f"{file.status}: {file.error}"

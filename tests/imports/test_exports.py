@@ -1,4 +1,4 @@
-"""Formula-injection-safe CSV cells (imports/exports.py)."""
+"""Formula-injection-safe CSV cells (imports/web/exports.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from imports.exports import csv_filename, iter_csv, safe_cell, safe_row
+from imports.web.exports import csv_filename, iter_csv, safe_cell, safe_row
 
 
 @pytest.mark.parametrize(

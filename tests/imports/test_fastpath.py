@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from formats.models import CsvFormat, FormatStatus
-from imports import fastpath
 from imports.bench.data import HEADER, MAPPING
 from imports.models import FileStatus, ImportBatch, ImportFile, Order
-from imports.pipeline import OPEN_ROW_STATUSES, file_migrate
-from imports.targets import order_identity
+from imports.pipeline import fastpath
+from imports.pipeline.process import OPEN_ROW_STATUSES, file_migrate
+from imports.targets.orders import order_identity
 from staging.models import StagedRow, StagedStatus
 from staging.services import staged_rows_write
 
@@ -299,8 +299,8 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
 
 def fail_the_job_at_chunk(file_id: int, chunk: int, monkeypatch: Any) -> None:
     """Process the file with an unexpected error in that chunk's prepare; RQ's failure callback fails it."""
-    from imports import failures, jobs
-    from imports.pipeline import file_process
+    from imports.jobs import enqueue, failures
+    from imports.pipeline.process import file_process
 
     real_prepare, calls = fastpath.chunk_prepare, {"n": 0}
 
@@ -310,11 +310,11 @@ def fail_the_job_at_chunk(file_id: int, chunk: int, monkeypatch: Any) -> None:
             raise RuntimeError("disk on fire")
         return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr("imports.fastpath.chunk_prepare", failing_prepare)
+    monkeypatch.setattr("imports.pipeline.fastpath.chunk_prepare", failing_prepare)
     with pytest.raises(RuntimeError):
         file_process(file_id=file_id)
-    monkeypatch.setattr("imports.fastpath.chunk_prepare", real_prepare)
-    assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="disk on fire") == [file_id]
+    monkeypatch.setattr("imports.pipeline.fastpath.chunk_prepare", real_prepare)
+    assert failures.files_fail_for_job(job_id=enqueue.file_job_id(file_id), reason="disk on fire") == [file_id]
 
 
 def import_file_with(
@@ -329,8 +329,8 @@ def import_file_with(
 ) -> dict[str, Any]:
     """Upload the tricky rows as a CSV file of the approved bench format and process it (chunks of 7)."""
     from formats.fingerprint import fingerprint
-    from imports.pipeline import file_process
-    from imports.services import upload_batch_create
+    from imports.pipeline.process import file_process
+    from imports.services.uploads import upload_batch_create
     from tests.conftest import csv_upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_IMPORT": direct, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
@@ -352,11 +352,11 @@ def import_file_with(
             chunks["n"] += 1
             return chunks["n"] % stop_after_chunks == 0
 
-        monkeypatch.setattr("imports.pipeline.stop_requested", stop)
+        monkeypatch.setattr("imports.pipeline.process.stop_requested", stop)
     if fail_at_chunk is not None:
         # The job dies on an unexpected error in that chunk, an admin retries it and the next job runs
         # without the fault.
-        from imports import failures
+        from imports.jobs import failures
 
         fail_the_job_at_chunk(file_id, fail_at_chunk, monkeypatch)
         assert Order.objects.filter(source_file_id=file_id).exists(), "the chunks before the fault are committed"
@@ -441,8 +441,8 @@ def test_an_admin_retry_of_a_direct_import_that_failed_midway_imports_the_rest_e
 def import_a_file_broken_at_line_402(owner: Any, settings: Any) -> ImportFile:
     """An approved-format file whose line 402 has too many fields, processed in chunks of 100 rows."""
     from formats.fingerprint import fingerprint
-    from imports.pipeline import file_process
-    from imports.services import upload_batch_create
+    from imports.pipeline.process import file_process
+    from imports.services.uploads import upload_batch_create
     from tests.conftest import csv_upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 100, "FAST_BATCH_SIZE": 100, "MAX_COLUMNS": 20}
@@ -473,8 +473,8 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     user: Any, reviewer: Any, settings: Any
 ) -> None:
     from formats.fingerprint import fingerprint
-    from imports.pipeline import file_process, format_migrate
-    from imports.services import review_approve, upload_batch_create
+    from imports.pipeline.process import file_process, format_migrate
+    from imports.services.uploads import review_approve, upload_batch_create
     from tests.conftest import csv_upload
 
     fmt = approved_bench_format(fingerprint(HEADER))
@@ -513,8 +513,8 @@ def test_a_mapping_fix_while_a_direct_import_is_part_way_still_reads_the_rest_of
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
     from formats.fingerprint import fingerprint
-    from imports.pipeline import file_process, format_migrate
-    from imports.services import review_approve, upload_batch_create
+    from imports.pipeline.process import file_process, format_migrate
+    from imports.services.uploads import review_approve, upload_batch_create
     from tests.conftest import csv_upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
@@ -527,7 +527,7 @@ def test_a_mapping_fix_while_a_direct_import_is_part_way_still_reads_the_rest_of
         rows.append(",".join(cells))
     text = ",".join(HEADER) + "\n" + "\n".join(rows) + "\n"
     _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", text)])
-    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: True)  # the worker stops after one chunk
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # the worker stops after one chunk
     assert file_process(file_id=files[0].pk) == FileStatus.PROCESSING
     assert StagedRow.objects.filter(file_id=files[0].pk, status=StagedStatus.FAILED).exists()
 
@@ -536,7 +536,7 @@ def test_a_mapping_fix_while_a_direct_import_is_part_way_still_reads_the_rest_of
     mapping["fields"]["side"]["options"] = {"map": {"hold": "BUY"}}
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     format_migrate(format_id=fmt.pk)
-    monkeypatch.setattr("imports.pipeline.stop_requested", lambda: False)
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
     # The resumed job reads the rest and migrates the re-opened rows in the same run.
     assert file_process(file_id=files[0].pk) == FileStatus.IMPORTED
 

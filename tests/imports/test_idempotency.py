@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imports.models import FileStatus, IdempotencyKey, ImportBatch, ImportFile, Order
-from imports.retention import cleanup_staging
-from imports.rollback import file_rollback
-from imports.services import review_approve, upload_batch_create
+from imports.services.retention import cleanup_staging
+from imports.services.rollback import file_rollback
+from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
 from tests.e2e.conftest import Stack, stack  # noqa: F401 - the fixture, for the concurrent test

@@ -10,7 +10,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from audit.models import AuditEvent
 from imports.models import FileStatus, ImportFile
-from imports.services import review_approve, review_reject
+from imports.services.uploads import review_approve, review_reject
 from tests.imports.test_pipeline import TRADES, upload
 
 pytestmark = pytest.mark.django_db

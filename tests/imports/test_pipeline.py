@@ -8,8 +8,8 @@ import pytest
 
 from formats.models import CsvFormat, FormatStatus
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline import file_migrate, file_process
-from imports.services import review_approve, review_reject, upload_batch_create
+from imports.pipeline.process import file_migrate, file_process
+from imports.services.uploads import review_approve, review_reject, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
 

@@ -10,11 +10,11 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from imports import jobs
-from imports.failures import failure_reason, files_fail_for_job
+from imports.jobs import enqueue
+from imports.jobs.failures import failure_reason, files_fail_for_job
+from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile
-from imports.reconcile import reconcile
-from imports.services import upload_batch_create
+from imports.services.uploads import upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.test_faults import trades_csv
 
@@ -48,7 +48,7 @@ def test_it_leaves_fresh_work_alone_and_re_enqueues_it_after_the_grace_period(
         "files": [lost_file.pk],
         "formats": [],
     }
-    assert django_rq.get_queue("default").job_ids == [jobs.file_job_id(lost_file.pk)]
+    assert django_rq.get_queue("default").job_ids == [enqueue.file_job_id(lost_file.pk)]
 
 
 def test_it_does_not_re_enqueue_work_that_has_a_live_job(
@@ -56,7 +56,7 @@ def test_it_does_not_re_enqueue_work_that_has_a_live_job(
 ) -> None:
     age(lost_file, 600)
     with django_capture_on_commit_callbacks(execute=True):
-        jobs.enqueue_now("high", jobs.file_process_job, lost_file.pk, job_id=jobs.file_job_id(lost_file.pk))
+        enqueue.enqueue_now("high", enqueue.file_process_job, lost_file.pk, job_id=enqueue.file_job_id(lost_file.pk))
     assert len(django_rq.get_queue("high")) == 1
     assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == []
     assert len(django_rq.get_queue("default")) == 0
@@ -67,7 +67,7 @@ def test_a_job_that_failed_for_good_is_not_alive(
 ) -> None:
     age(lost_file, 600)
     queue = django_rq.get_queue("default", commit_mode="auto")
-    job = queue.enqueue(jobs.file_process_job, lost_file.pk, job_id=jobs.file_job_id(lost_file.pk))
+    job = queue.enqueue(enqueue.file_process_job, lost_file.pk, job_id=enqueue.file_job_id(lost_file.pk))
     job.set_status("failed")
     queue.remove(job.id)
     assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == [lost_file.pk]
@@ -84,10 +84,10 @@ def test_the_grace_period_comes_from_the_settings(
 def test_a_failed_job_fails_its_file_with_a_human_readable_reason(lost_file: ImportFile) -> None:
     reason = failure_reason(OperationalError("terminating connection due to administrator command"), 3)
     assert "temporary fault that persisted after 3 attempts" in reason and "OperationalError" in reason
-    assert files_fail_for_job(job_id=jobs.file_job_id(lost_file.pk), reason=reason) == [lost_file.pk]
+    assert files_fail_for_job(job_id=enqueue.file_job_id(lost_file.pk), reason=reason) == [lost_file.pk]
     failed = ImportFile.objects.get(pk=lost_file.pk)
     assert failed.status == FileStatus.FAILED and failed.error == reason
     # A finished file is never failed by a late job's failure.
-    assert files_fail_for_job(job_id=jobs.file_job_id(lost_file.pk), reason="late") == []
+    assert files_fail_for_job(job_id=enqueue.file_job_id(lost_file.pk), reason="late") == []
     bug = failure_reason(KeyError("symbol"), 1)
     assert bug.startswith("The import stopped on an unexpected error (KeyError")

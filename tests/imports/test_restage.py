@@ -9,7 +9,7 @@ import pytest
 from config.errors import MappingError
 from formats.models import CsvFormat
 from imports.models import FileStatus, ImportFile, Order
-from imports.services import review_approve, review_save_mapping, upload_batch_create
+from imports.services.uploads import review_approve, review_save_mapping, upload_batch_create
 from staging.models import StagedRow
 from tests.conftest import csv_upload
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from imports.models import FileStatus, ImportFile
-from imports.retention import _LOCK_KEY, CleanupBusy, cleanup_staging
-from imports.services import upload_batch_create
+from imports.services.retention import _LOCK_KEY, CleanupBusy, cleanup_staging
+from imports.services.uploads import upload_batch_create
 from staging.models import StagedRow
 from tests.conftest import csv_upload
 from tests.e2e.test_faults import trades_csv

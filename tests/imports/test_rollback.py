@@ -12,7 +12,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from config.errors import Conflict
 from imports.models import FileStatus, ImportFile, Order
-from imports.rollback import file_rollback
+from imports.services.rollback import file_rollback
 from tests.e2e.test_faults import trades_csv
 from tests.imports.test_idempotency import approved_import
 
@@ -43,9 +43,9 @@ def test_it_removes_exactly_the_orders_of_one_file_and_marks_it_rolled_back(impo
 
 
 def test_it_deletes_in_batches_and_running_it_twice_is_harmless(imported: Any, reviewer: Any, monkeypatch: Any) -> None:
-    import imports.rollback
+    import imports.services.rollback
 
-    monkeypatch.setattr(imports.rollback, "_BATCH", 50)  # 120 orders: three transactions
+    monkeypatch.setattr(imports.services.rollback, "_BATCH", 50)  # 120 orders: three transactions
     target, _ = imported
     assert file_rollback(file_id=target.pk, actor=reviewer).deleted == 120
     again = file_rollback(file_id=target.pk, actor=reviewer)
@@ -114,7 +114,7 @@ def test_the_admin_action_needs_the_rollback_permission_and_calls_the_service(
 
 
 def test_a_late_job_for_a_rolled_back_file_changes_nothing(imported: Any, reviewer: Any) -> None:
-    from imports.pipeline import file_migrate, file_process
+    from imports.pipeline.process import file_migrate, file_process
 
     target, _ = imported
     file_rollback(file_id=target.pk, actor=reviewer)

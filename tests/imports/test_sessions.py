@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 
 from imports.models import FileStatus, ImportFile, Order
-from imports.sessions import OrderedSessions, sessions_for
+from imports.pipeline.sessions import OrderedSessions, sessions_for
 from staging.models import StagedRow
 from tests.imports.test_fastpath import import_a_file_broken_at_line_402, import_file_with, migrate_with
 
@@ -128,7 +128,7 @@ def test_inside_an_outer_transaction_a_file_uses_one_session(settings: Any) -> N
 
 def sessions_used(monkeypatch: Any, name: str) -> set[int]:
     """Record the database sessions that run fastpath.`name` (the prepare half of a chunk or batch)."""
-    from imports import fastpath
+    from imports.pipeline import fastpath
 
     pids: set[int] = set()
     real = getattr(fastpath, name)

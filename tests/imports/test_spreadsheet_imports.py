@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from formats.models import FormatStatus
 from imports.models import FileStatus, ImportFile, Order
 from imports.reports import error_report_rows
-from imports.services import review_approve, upload_batch_create
+from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow
 from tests.imports import workbooks as W
 

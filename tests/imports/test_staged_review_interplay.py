@@ -13,12 +13,13 @@ import pytest
 
 from formats.fingerprint import fingerprint
 from formats.models import CsvFormat, FormatStatus
-from imports import failures, jobs, pipeline
 from imports.bench.data import HEADER
+from imports.jobs import enqueue, failures
+from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline import file_process, format_migrate
-from imports.reconcile import reconcile
-from imports.services import review_approve, review_reject, review_save_mapping, upload_batch_create
+from imports.pipeline import process
+from imports.pipeline.process import file_process, format_migrate
+from imports.services.uploads import review_approve, review_reject, review_save_mapping, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
 from tests.imports.test_direct_import_interplay import ROWS, drain, fixed_mapping, holds_csv, holds_upload
@@ -48,15 +49,15 @@ def waiting_holds_file(user: Any, settings: Any) -> tuple[CsvFormat, int]:
 def before_staging(monkeypatch: Any, action: Callable[[Any, Any], None]) -> Iterator[None]:
     """Inside: `action(file, fmt)` runs when a file's job has matched its format and is about to stage its
     rows -- an admin action committing at that moment, before the staging transaction starts."""
-    real_stage = pipeline._stage
+    real_stage = process._stage
 
     def stage(file: Any, fmt: Any, layout: Any, path: Any) -> Any:
         action(file, fmt)
         return real_stage(file, fmt, layout, path)
 
-    monkeypatch.setattr("imports.pipeline._stage", stage)
+    monkeypatch.setattr("imports.pipeline.process._stage", stage)
     yield
-    monkeypatch.setattr("imports.pipeline._stage", real_stage)
+    monkeypatch.setattr("imports.pipeline.process._stage", real_stage)
 
 
 def cron_and_jobs(file_id: int, format_id: int) -> str:
@@ -102,7 +103,7 @@ def test_a_format_rejected_while_one_of_its_files_is_staged_does_not_leave_that_
 @contextmanager
 def mapping_corrected_after_the_first_orders(monkeypatch: Any, fmt: Any, reviewer: Any, file_id: int) -> Iterator[None]:
     """Between two batches of the run inside, once the file has orders, the reviewer corrects the mapping."""
-    real_stop, state = pipeline.stop_requested, {"fixed": False}
+    real_stop, state = process.stop_requested, {"fixed": False}
 
     def fix_between_batches() -> bool:
         if not state["fixed"] and Order.objects.filter(source_file_id=file_id).exists():
@@ -110,9 +111,9 @@ def mapping_corrected_after_the_first_orders(monkeypatch: Any, fmt: Any, reviewe
             review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
         return real_stop()
 
-    monkeypatch.setattr("imports.pipeline.stop_requested", fix_between_batches)
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", fix_between_batches)
     yield
-    monkeypatch.setattr("imports.pipeline.stop_requested", real_stop)
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", real_stop)
     assert state["fixed"], "the run ended before a second batch"
 
 
@@ -147,7 +148,7 @@ def test_a_worker_killed_right_after_staging_a_file_whose_format_was_approved_me
     user: Any, reviewer: Any, monkeypatch: Any, redis_clean: Any
 ) -> None:
     fmt = pending_bench_format()
-    real_migrate = pipeline.file_migrate
+    real_migrate = process.file_migrate
 
     def approved(file: Any, fmt_: Any) -> None:
         # The approval and its format job commit/run before these rows are written: both miss them.
@@ -157,14 +158,14 @@ def test_a_worker_killed_right_after_staging_a_file_whose_format_was_approved_me
     def killed(**kwargs: Any) -> str:
         raise WorkerKilled
 
-    monkeypatch.setattr("imports.pipeline.file_migrate", killed)
+    monkeypatch.setattr("imports.pipeline.process.file_migrate", killed)
     _, files = upload_batch_create(owner=user, files=[csv_upload("new.csv", holds_csv())])
     file_id = files[0].pk
     with before_staging(monkeypatch, approved), pytest.raises(WorkerKilled):
         file_process(file_id=file_id)
-    monkeypatch.setattr("imports.pipeline.file_migrate", real_migrate)
+    monkeypatch.setattr("imports.pipeline.process.file_migrate", real_migrate)
     # RQ's failure handling for the dead horse: the file is FAILED with the reason, an admin retries it.
-    assert failures.files_fail_for_job(job_id=jobs.file_job_id(file_id), reason="Work-horse terminated") == [file_id]
+    assert failures.files_fail_for_job(job_id=enqueue.file_job_id(file_id), reason="Work-horse terminated") == [file_id]
     failures.file_retry(file_id=file_id, actor=reviewer)
 
     status = cron_and_jobs(file_id, fmt.pk)
@@ -289,20 +290,20 @@ def test_a_failing_format_job_does_not_fail_a_file_that_another_job_migrates_to_
     fmt, file_id = waiting_holds_file(user, settings)
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
 
-    real_stop, state = pipeline.stop_requested, {"failed": []}
+    real_stop, state = process.stop_requested, {"failed": []}
 
     def format_job_dies_elsewhere() -> bool:
         # This file is migrated by its own job (an admin retry, a reconciler kick, or the file job that
         # found the format approved after staging); meanwhile the format's job dies on another file with a
         # non-transient error, and RQ's failure callback runs.
         if not state["failed"] and Order.objects.filter(source_file_id=file_id).exists():
-            state["failed"] = failures.files_fail_for_job(job_id=jobs.format_job_id(fmt.pk), reason="boom elsewhere")
+            state["failed"] = failures.files_fail_for_job(job_id=enqueue.format_job_id(fmt.pk), reason="boom elsewhere")
         return real_stop()
 
-    monkeypatch.setattr("imports.pipeline.stop_requested", format_job_dies_elsewhere)
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", format_job_dies_elsewhere)
     ImportFile.objects.filter(pk=file_id).update(status=FileStatus.MIGRATING)
-    pipeline.file_migrate(file_id=file_id)  # the file's own job, holding the file's lock throughout
-    monkeypatch.setattr("imports.pipeline.stop_requested", real_stop)
+    process.file_migrate(file_id=file_id)  # the file's own job, holding the file's lock throughout
+    monkeypatch.setattr("imports.pipeline.process.stop_requested", real_stop)
 
     file = ImportFile.objects.get(pk=file_id)
     assert Order.objects.filter(source_file_id=file_id).count() == ROWS and file.rows_imported == ROWS

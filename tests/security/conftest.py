@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from imports.models import ApiToken, ImportFile
-from imports.services import review_approve
+from imports.services.uploads import review_approve
 from tests.imports.test_pipeline import TRADES, upload
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

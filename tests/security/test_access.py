@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 # Patterns under imports.urls that are deliberately public, with why. Everything else needs a login.
 PUBLIC = {"imports:api-schema": "the OpenAPI description: endpoint names only, no data"}
 # Patterns authenticated by something other than a user login: refused (403) without it.
-SECRET_AUTH = {"imports:api-cron-cleanup": "CRON_SECRET shared secret (imports/cronapi.py), off while unset"}
+SECRET_AUTH = {"imports:api-cron-cleanup": "CRON_SECRET shared secret (imports/api/cron.py), off while unset"}
 # Which of the fixture's objects an id parameter names. A new endpoint with another id parameter makes
 # test_every_endpoint_that_takes_an_id_answers_404_for_another_users_id fail until it is added here.
 ID_PARAMS = {"file_id": lambda files: files["imported"].pk, "batch_id": lambda files: files["batch"]}

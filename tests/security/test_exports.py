@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from imports.exports import safe_cell
-from imports.services import review_approve
+from imports.services.uploads import review_approve
+from imports.web.exports import safe_cell
 from staging.models import StagedRow
 from tests.imports.test_pipeline import TRADES, upload
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from imports.models import ImportFile
-from imports.services import upload_batch_create
+from imports.services.uploads import upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.conftest import database_url_for_tests as e2e_database_url
 
@@ -23,9 +23,9 @@ MB = 1024 * 1024
 JOB = """
 import json, resource, sys, django
 django.setup()
-import imports.pipeline, imports.jobs  # noqa: loaded before the baseline, as in a worker
+import imports.pipeline.process, imports.jobs.enqueue  # noqa: loaded before the baseline, as in a worker
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-status = imports.jobs.file_process_job(int(sys.argv[1])) if sys.argv[1] != "0" else None
+status = imports.jobs.enqueue.file_process_job(int(sys.argv[1])) if sys.argv[1] != "0" else None
 print(json.dumps({"status": status, "baseline_kb": baseline,
                   "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

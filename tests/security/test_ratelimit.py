@@ -13,8 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from formats.models import CsvFormat, FormatStatus
+from imports.guards.rate_limits import rate_limit_hit
 from imports.models import ImportBatch
-from imports.ratelimit import rate_limit_hit
 from tests.imports.test_pipeline import TRADES, upload
 from tests.security.conftest import bearer
 
@@ -66,7 +66,7 @@ def test_the_counter_is_shared_by_every_process(client: Client, settings: Any, u
     limits(settings, UPLOADS_PER_HOUR=3)
     script = (
         "import django, types; django.setup();"
-        "from imports.ratelimit import rate_limit_hit;"
+        "from imports.guards.rate_limits import rate_limit_hit;"
         f"[rate_limit_hit(bucket='upload', user=types.SimpleNamespace(pk={user.pk})) for _ in range(3)]"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "AIRLOCK_UPLOADS_PER_HOUR": "3"}

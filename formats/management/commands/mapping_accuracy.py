@@ -34,7 +34,7 @@ class FileResult:
 
 
 def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple[dict[str, Any], list[list[str]]]:
-    """The suggestion exactly as imports/pipeline.py `_match_format` makes it for a new header."""
+    """The suggestion exactly as imports/pipeline/process.py `_match_format` makes it for a new header."""
     limits = sheet_limits(settings.AIRLOCK)
     layout = detect_layout(path, None, limits=limits)
     sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"], limits=limits)]

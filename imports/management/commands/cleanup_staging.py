@@ -1,4 +1,4 @@
-"""`python manage.py cleanup_staging [--days N] [--dry-run]`: retention cleanup (imports/retention.py)."""
+"""`python manage.py cleanup_staging [--days N] [--dry-run]`: retention cleanup (imports/services/retention.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from imports.retention import CleanupBusy, cleanup_staging
+from imports.services.retention import CleanupBusy, cleanup_staging
 
 
 class Command(BaseCommand):

@@ -67,7 +67,7 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
         result.update(staged_rows=0, uploads=0, purged=0)
         for start in range(0, len(file_ids), _CHUNK):
             _cleanup_chunk(file_ids[start : start + _CHUNK], cutoff, result)
-        from imports.idempotency import idempotency_keys_expire
+        from imports.services.idempotency import idempotency_keys_expire
 
         result["idempotency_keys"] = idempotency_keys_expire()
         record(

@@ -20,9 +20,9 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import record
 from config.errors import Conflict, PermissionDenied
-from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile, Order
-from imports.services import batches_refresh
+from imports.pipeline.locks import file_lock
+from imports.services.uploads import batches_refresh
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.

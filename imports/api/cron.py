@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from config.errors import AppError, PermissionDenied
-from imports.retention import cleanup_staging
+from imports.services.retention import cleanup_staging
 
 
 def _secret_ok(request: HttpRequest) -> bool:

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
 from imports import selectors
-from imports.api import api_view
+from imports.api.views import api_view
 from imports.models import UNFINISHED_FILE_STATUSES, ImportBatch
 
 _ROW_FIELDS = ("total", "imported", "failed", "skipped", "duplicate", "staged")

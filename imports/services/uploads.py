@@ -13,10 +13,10 @@ from audit.services import record
 from config.errors import InvalidRequest, MappingError, PayloadTooLarge
 from formats.models import CsvFormat
 from formats.services import format_approve, format_reject
-from imports import jobs
+from imports.guards.scanning import upload_check_content
+from imports.jobs import enqueue
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
-from imports.notifications import notify_format_decision
-from imports.scanning import upload_check_content
+from imports.services.notifications import notify_format_decision
 from imports.storage import delete_stored, sanitize_display_name, store_upload
 from staging.models import StagedRow, StagedStatus
 
@@ -91,13 +91,13 @@ def _file_create(
         summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",
         details={"sha256": sha256, "batch": batch.pk, "size": size},
     )
-    jobs.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
+    enqueue.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
     return file
 
 
 def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
     """Approve (or correct) a format and start migrating its staged rows."""
-    from imports.pipeline import format_reprocess_failed
+    from imports.pipeline.process import format_reprocess_failed
 
     submitted = mapping
     mapping = _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
@@ -124,12 +124,12 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
         StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
         if was_approved and mapping is not None:
             format_reprocess_failed(format_id=format_id)
-        jobs.enqueue_format_migrate(format_id)
+        enqueue.enqueue_format_migrate(format_id)
     return fmt
 
 
 def _apply_reader_change(*, format_id: int, mapping: dict[str, Any] | None, actor: Any) -> dict[str, Any] | None:
-    from imports.restage import format_reader_apply, reader_changed
+    from imports.services.review import format_reader_apply, reader_changed
 
     fmt = CsvFormat.objects.get(pk=format_id)
     if reader_changed(fmt, mapping):
@@ -141,7 +141,7 @@ def _apply_reader_change(*, format_id: int, mapping: dict[str, Any] | None, acto
 def review_save_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) -> CsvFormat:
     """Save an edited mapping without approving; a moved table (header line / section) re-stages first."""
     from formats.services import format_update_mapping
-    from imports.restage import reader_changed
+    from imports.services.review import reader_changed
 
     with transaction.atomic():
         fmt = CsvFormat.objects.get(pk=format_id)

@@ -14,7 +14,7 @@ and converted by one INSERT ... SELECT into a temp table; only the rows SQL decl
 all valid rows (both kinds) are written by one INSERT ordered like the Python path's (dedupe key, line),
 so which of two rows with the same trade identity wins is the same; staged rows are marked set-based.
 Each batch has two halves, `*_prepare` (claim or COPY, and convert: touches only the batch's own rows)
-and `*_finish` (write orders, stage or mark what failed), so that imports/sessions.py can prepare the
+and `*_finish` (write orders, stage or mark what failed), so that imports/pipeline/sessions.py can prepare the
 next batch in a second session while this one finishes.
 """
 
@@ -31,7 +31,7 @@ from django.db import connection, transaction
 
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
 from formats.targets import get_target
-from imports.targets import ORDER_VALUE_FIELDS, OrderRow, duplicate_errors, existing_orders_by_key, order_columns
+from imports.targets.orders import ORDER_VALUE_FIELDS, OrderRow, duplicate_errors, existing_orders_by_key, order_columns
 from staging.models import StagedStatus
 from staging.services import staged_rows_mark, staged_rows_write_outcomes
 
@@ -114,7 +114,7 @@ class FastPlan:
         values = ", ".join(self._value(name) for name in ORDER_VALUE_FIELDS)
         key = "''"
         if self.dedupe_by_trade_id:
-            # imports.targets.order_identity for a row with a trade id, term by term: account upper-cased,
+            # imports.targets.orders.order_identity for a row with a trade id, term by term: account upper-cased,
             # trade id, quantity normalised (Decimal.normalize() in 'f' format = trim_scale), time isoformat.
             account = f"upper(coalesce({self._value('account')}, ''))"
             when = """to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
@@ -152,7 +152,7 @@ class FastPlan:
         every remaining row of the file for each batch (quadratic in the file's size). The ids then go back
         as an array, which keeps the planner on the primary key (with a join it sometimes chose to scan
         the whole staging table). No FOR UPDATE: the claim's UPDATE locks the rows, it re-checks their
-        status if another transaction changed them first, and the file's advisory lock (imports/locks.py)
+        status if another transaction changed them first, and the file's advisory lock (imports/pipeline/locks.py)
         already keeps a second migrator away.
         """
         return (

@@ -1,6 +1,6 @@
 """The read side of the JSON API: upload lists, row errors, staging status, staged rows, admin stats, schema.
 
-Same conventions as imports/api.py: session or bearer auth, `{"error", "message", "details"}` errors,
+Same conventions as imports/api/views.py: session or bearer auth, `{"error", "message", "details"}` errors,
 and every lookup scoped to the caller (another user's id answers 404).
 """
 
@@ -11,9 +11,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import AppError, InvalidRequest, NotFound
 from imports import reports, selectors
-from imports.api import _require_reviewer, api_view, error_response, uploads
+from imports.api.pagination import cursor_page, number_page
+from imports.api.views import _require_reviewer, api_view, error_response, uploads
 from imports.models import FileStatus
-from imports.pagination import cursor_page, number_page
 from staging.models import StagedStatus
 
 MAX_IDS = 500
@@ -58,7 +58,7 @@ def _id(request: HttpRequest, name: str, what: str) -> int | None:
 
 @csrf_exempt
 def uploads_collection(request: HttpRequest) -> HttpResponse:
-    """/api/uploads: POST uploads (imports/api.py), GET lists the caller's files."""
+    """/api/uploads: POST uploads (imports/api/views.py), GET lists the caller's files."""
     if request.method == "POST":
         return uploads(request)
     return upload_list(request)
@@ -132,7 +132,7 @@ def admin_staging_stats(request: HttpRequest) -> HttpResponse:
 
 def schema(request: HttpRequest) -> HttpResponse:
     """GET /api/schema: the OpenAPI 3 description of this API (public, like any API documentation)."""
-    from imports.openapi import openapi_schema
+    from imports.api.openapi import openapi_schema
 
     return JsonResponse(openapi_schema(request.build_absolute_uri("/").rstrip("/")))
 

@@ -16,9 +16,9 @@ from config.errors import AppError, InvalidRequest, NotFound
 from formats.models import CsvFormat
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
+from imports.guards.rate_limits import rate_limit_hit
 from imports.models import ApiToken
-from imports.ratelimit import rate_limit_hit
-from imports.services import review_approve, review_reject, upload_batch_create
+from imports.services.uploads import review_approve, review_reject, upload_batch_create
 
 
 class TokenAuthenticationMiddleware:
@@ -29,7 +29,7 @@ class TokenAuthenticationMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = request.headers.get("Authorization", "")
-        # /api/cron/ takes the CRON_SECRET as its bearer (imports/cronapi.py), not a user's token.
+        # /api/cron/ takes the CRON_SECRET as its bearer (imports/api/cron.py), not a user's token.
         if header.startswith("Bearer ") and not request.path.startswith("/api/cron/"):
             key = header[7:].strip()
             token = ApiToken.objects.select_related("user").filter(key=key).first() if key else None
@@ -130,8 +130,8 @@ def uploads(request: HttpRequest) -> HttpResponse:
     if key is None:
         status, body = run()
         return JsonResponse(body, status=status)
-    # A retried request with the same key gets the first response (imports/idempotency.py).
-    from imports.idempotency import idempotent_call, request_fingerprint
+    # A retried request with the same key gets the first response (imports/services/idempotency.py).
+    from imports.services.idempotency import idempotent_call, request_fingerprint
 
     request_hash = request_fingerprint(fields=dict(request.POST.lists()), files=dict(request.FILES.lists()))
     status, body, replayed = idempotent_call(user=request.user, key=key, request_hash=request_hash, run=run)
@@ -168,7 +168,7 @@ def orders(request: HttpRequest) -> HttpResponse:
     """GET /api/orders: the caller's orders, filtered like the page, cursor-paginated (?cursor, ?page_size)."""
     from datetime import datetime
 
-    from imports.pagination import cursor_page
+    from imports.api.pagination import cursor_page
     from imports.reports import order_filters_strict, orders_filtered
 
     queryset = orders_filtered(request.user, order_filters_strict(request.GET))

@@ -28,7 +28,7 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
 from config.errors import AppError, InvalidRequest, PayloadTooLarge
-from imports.ratelimit import rate_limit_hit
+from imports.guards.rate_limits import rate_limit_hit
 from imports.storage import sanitize_display_name
 
 UPLOAD_VIEWS = {"imports:upload": "page", "imports:api-uploads": "api"}
@@ -141,8 +141,8 @@ class UploadGuardMiddleware:
         return self.get_response(request)
 
     def _refuse(self, request: HttpRequest, kind: str, error: AppError) -> HttpResponse:
-        from imports.api import error_response
-        from imports.forms import UploadForm
+        from imports.api.views import error_response
+        from imports.web.forms import UploadForm
 
         if kind == "api":
             return error_response(error)

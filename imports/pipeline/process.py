@@ -27,15 +27,15 @@ from formats.converters import compile_mapping
 from formats.filters import compile_filters
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
-from imports import fastpath
-from imports.locks import file_lock
 from imports.models import FileStatus, ImportFile
-from imports.notifications import notify_file_outcome
+from imports.pipeline import fastpath
+from imports.pipeline.locks import file_lock
+from imports.pipeline.sessions import OrderedSessions, sessions_for
 from imports.reading import FileLayout, ReaderOptions, Record, Skipped
-from imports.sessions import OrderedSessions, sessions_for
+from imports.services.notifications import notify_file_outcome
 from imports.sheets.dispatch import detect_layout, fingerprint_section, iter_records, sample_records, sheet_limits
 from imports.storage import local_path
-from imports.targets import (
+from imports.targets.orders import (
     DedupeKeys,
     OrderRow,
     duplicate_errors,
@@ -340,7 +340,7 @@ def _direct_read(
     """Import the file after line `through` chunk by chunk; False when `stop` turned true between two.
 
     The chunks are prepared in up to AIRLOCK_FILE_SESSIONS database sessions and committed in file order
-    (imports/sessions.py), so `through_line` always marks a committed prefix of the file."""
+    (imports/pipeline/sessions.py), so `through_line` always marks a committed prefix of the file."""
     dedupe = _resume_dedupe(file) if file.dedupe else None
 
     def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> None:
@@ -608,7 +608,7 @@ def _migrate_fast(
     stop: Callable[[], bool],
 ) -> bool:
     """The set-based migration of a file's open staged rows, batches prepared in parallel sessions and
-    committed in line order (imports/sessions.py); False when `stop` turned true between two."""
+    committed in line order (imports/pipeline/sessions.py); False when `stop` turned true between two."""
 
     def prepare(ids: list[int]) -> fastpath.Declined:
         return fastpath.batch_prepare(plan=plan, file_id=file.pk, ids=ids, statuses=OPEN_ROW_STATUSES)

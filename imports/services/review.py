@@ -32,7 +32,7 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
     Returns the mapping to use next: the submitted one when its fields fit the new columns, else a fresh
     suggestion for the new table (the admin reviews it before approving).
     """
-    from imports.pipeline import _stage  # the one staging step, shared with file_process
+    from imports.pipeline.process import _stage  # the one staging step, shared with file_process
 
     reader = {k: (mapping.get("reader") or {}).get(k) for k in ("section", "header_line")}
     if reader["header_line"] is not None and (not isinstance(reader["header_line"], int) or reader["header_line"] < 1):

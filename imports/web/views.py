@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 
 from config.errors import AppError
 from imports import reports, selectors
-from imports.exports import csv_response, xlsx_response
-from imports.forms import UploadForm
 from imports.models import FileStatus
-from imports.services import upload_batch_create
+from imports.services.uploads import upload_batch_create
+from imports.web.exports import csv_response, xlsx_response
+from imports.web.forms import UploadForm
 from staging.models import StagedStatus
 
 

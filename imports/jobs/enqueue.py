@@ -16,7 +16,7 @@ def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = No
     """Enqueue with retries for transient faults (growing delays) and the failure callback that FAILS files."""
     from rq import Callback, Retry
 
-    from imports.failures import job_failed
+    from imports.jobs.failures import job_failed
 
     intervals = settings.AIRLOCK["JOB_RETRY_INTERVALS"]
     django_rq.get_queue(queue).enqueue(
@@ -62,8 +62,8 @@ def enqueue_format_migrate(format_id: int) -> None:
 def file_process_job(file_id: int) -> str:
     """Read, fingerprint, stage and (if approved) migrate one file."""
     from imports.models import ImportFile
-    from imports.pipeline import file_process
-    from imports.services import batch_refresh_status
+    from imports.pipeline.process import file_process
+    from imports.services.uploads import batch_refresh_status
 
     status = file_process(file_id=file_id)
     batch_id = ImportFile.objects.filter(pk=file_id).values_list("batch_id", flat=True).first()
@@ -75,8 +75,8 @@ def file_process_job(file_id: int) -> str:
 def format_migrate_job(format_id: int) -> dict:
     """Migrate all staged rows of an approved format."""
     from imports.models import ImportFile
-    from imports.pipeline import format_migrate
-    from imports.services import batches_refresh
+    from imports.pipeline.process import format_migrate
+    from imports.services.uploads import batches_refresh
 
     results = format_migrate(format_id=format_id)
     batches_refresh(batch_ids=list(ImportFile.objects.filter(pk__in=results).values_list("batch_id", flat=True)))
@@ -85,13 +85,13 @@ def format_migrate_job(format_id: int) -> dict:
 
 def reconcile_job() -> dict:
     """Periodic: re-enqueue work Postgres says is due but no job is running for."""
-    from imports.reconcile import reconcile
+    from imports.jobs.reconcile import reconcile
 
     return reconcile()
 
 
 def cleanup_job() -> dict:
     """Daily: retention cleanup of staged rows and expired uploads."""
-    from imports.retention import cleanup_staging
+    from imports.services.retention import cleanup_staging
 
     return cleanup_staging(dry_run=False)

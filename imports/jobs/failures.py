@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
-from imports.locks import file_lock_held
 from imports.models import FileStatus, ImportFile
+from imports.pipeline.locks import file_lock_held
 from staging.models import StagedRow, StagedStatus
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
                 details={"job": job_id},
             )
     if failed:
-        from imports.services import batches_refresh  # services -> jobs -> failures
+        from imports.services.uploads import batches_refresh  # services -> jobs -> failures
 
         batches_refresh(batch_ids=[file.batch_id for file in files if file.pk in failed])
     return failed
@@ -117,7 +117,7 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
 def file_retry(*, file_id: int, actor: Any) -> str:
     """Admin retry of a FAILED file: reset it to where its data says it is and enqueue it again."""
     from config.errors import Conflict
-    from imports import jobs
+    from imports.jobs import enqueue
 
     file = ImportFile.objects.select_related("format").get(pk=file_id)
     if file.status != FileStatus.FAILED:
@@ -149,5 +149,5 @@ def file_retry(*, file_id: int, actor: Any) -> str:
             summary=f"'{file.original_name}' retried by an admin (was failed: {file.error[:200]})",
             details={"status": status},
         )
-        jobs.enqueue_file_process(file_id)
+        enqueue.enqueue_file_process(file_id)
     return status

@@ -17,9 +17,9 @@ from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 
 from formats.models import FormatStatus
-from imports import jobs
-from imports.locks import file_lock_held_elsewhere
+from imports.jobs import enqueue
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
+from imports.pipeline.locks import file_lock_held_elsewhere
 from staging.models import StagedRow, StagedStatus
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,12 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
     files: list[int] = []
     unfinished = ImportFile.objects.filter(status__in=UNFINISHED_FILE_STATUSES, updated_at__lt=cutoff)
     for file_id, format_id in unfinished.values_list("pk", "format_id"):
-        if _job_alive(jobs.file_job_id(file_id)) or (format_id and _job_alive(jobs.format_job_id(format_id))):
+        if _job_alive(enqueue.file_job_id(file_id)) or (format_id and _job_alive(enqueue.format_job_id(format_id))):
             continue
         if file_lock_held_elsewhere(file_id):
             continue
         files.append(file_id)
-        jobs.enqueue_now("default", jobs.file_process_job, file_id, job_id=jobs.file_job_id(file_id))
+        enqueue.enqueue_now("default", enqueue.file_process_job, file_id, job_id=enqueue.file_job_id(file_id))
     formats: list[int] = []
     due = (
         StagedRow.objects.filter(
@@ -95,9 +95,9 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
         .distinct()
     )
     for format_id in due:
-        if not _job_alive(jobs.format_job_id(format_id)):
+        if not _job_alive(enqueue.format_job_id(format_id)):
             formats.append(format_id)
-            jobs.enqueue_now("high", jobs.format_migrate_job, format_id, job_id=jobs.format_job_id(format_id))
+            enqueue.enqueue_now("high", enqueue.format_migrate_job, format_id, job_id=enqueue.format_job_id(format_id))
     if files or formats:
         log.warning("reconciler re-enqueued files %s and formats %s", files, formats)
     return {"files": files, "formats": formats}

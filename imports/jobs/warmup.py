@@ -10,12 +10,12 @@ from __future__ import annotations
 import importlib
 
 MODULES = (
-    "imports.jobs",
-    "imports.pipeline",
-    "imports.fastpath",
+    "imports.jobs.enqueue",
+    "imports.pipeline.process",
+    "imports.pipeline.fastpath",
     "imports.reading",
-    "imports.services",
-    "imports.notifications",
+    "imports.services.uploads",
+    "imports.services.notifications",
     "staging.services",
     "formats.services",
     "formats.suggest",

@@ -14,8 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 RUN useradd --system --create-home --home-dir /home/airlock --uid 10001 airlock \
-    && mkdir -p /srv/static /srv/media /srv/var \
-    && chown airlock:airlock /srv/static /srv/media /srv/var
+    && mkdir -p /srv/static /srv/media /srv/var /srv/metrics \
+    && chown airlock:airlock /srv/static /srv/media /srv/var /srv/metrics
 
 # Dependencies first, from the production lock file alone (exact versions, every wheel's hash checked;
 # no test tools, no embedded Postgres/Redis), so code changes don't re-download them.

@@ -9,6 +9,11 @@ default 127.0.0.1).
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+from prometheus_client import multiprocess
+
 from config.env import env_int, env_str
 
 bind = env_str("GUNICORN_BIND") or f"0.0.0.0:{env_int('PORT', 8000, minimum=1)}"
@@ -23,3 +28,9 @@ accesslog = "-"
 # leak in a long-lived process cannot grow without bound.
 max_requests = 2000
 max_requests_jitter = 200
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A gunicorn worker exited: prometheus-client's multiprocess mode drops its live gauge files."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -5,6 +5,8 @@ Run with `python -m config.run`. Environment:
     PORT            web port on 127.0.0.1 (default 8000)
     DATABASE_URL    use this Postgres instead of starting the project-local one under var/
     REDIS_URL       use this Redis instead of starting the project-local one under var/
+    PROMETHEUS_MULTIPROC_DIR  where the processes write their metrics files (default var/prometheus; its
+                    *.db files are deleted on start: the histograms of /metrics begin again with the run)
 
 The web server is gunicorn with config/gunicorn.py (as in the Docker image), static files served by
 WhiteNoise. This process is a supervisor: a child that exits (web, worker or scheduler; for instance a
@@ -38,6 +40,7 @@ from types import FrameType
 import psutil
 
 from config import localstack
+from config.paths import VAR_DIR
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -118,6 +121,7 @@ class Supervisor:
         self.watched_servers: list[LocalServer] = []
         self.up = False
         self.next_server_check = 0.0
+        self.metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "prometheus")
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -160,6 +164,16 @@ class Supervisor:
             LocalServer(name, *starters[name]) for name, started in self.local_servers.items() if started
         ]
 
+    def reset_metrics_dir(self) -> None:
+        """An empty folder for prometheus-client's multiprocess files, shared by web and workers.
+
+        Files of an earlier run hold pids that may be reused now; the histograms start again with the run
+        (Prometheus treats that as a counter reset). Only the *.db files are removed: the folder may be given.
+        """
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.metrics_dir.glob("*.db"):
+            stale.unlink(missing_ok=True)
+
     def run_setup(self) -> bool:
         """Run migrations, collectstatic and the data set-up commands; False if one fails."""
         for command in SETUP_COMMANDS:
@@ -187,6 +201,8 @@ class Supervisor:
             **defaults,
             **os.environ,
             "GUNICORN_BIND": f"{HOST}:{self.port}",
+            # Web, worker (its work horses) and scheduler write their histograms here; /metrics merges them.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             "PYTHONUNBUFFERED": "1",  # logs interleave in order
         }
 
@@ -344,6 +360,7 @@ class Supervisor:
             say(f"could not start the local servers: {exc}")
             return 1
         exit_code = 0
+        self.reset_metrics_dir()
         try:
             if not self.run_setup():
                 exit_code = 0 if self.stop_requested else 1

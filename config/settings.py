@@ -207,6 +207,8 @@ AIRLOCK = {
     # Per-user hourly limits (imports/guards/rate_limits.py; counters in Redis). A bulk request counts once.
     "UPLOADS_PER_HOUR": env_int("AIRLOCK_UPLOADS_PER_HOUR", 10, minimum=1),
     "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60, minimum=1),
+    # GET /metrics answers only with this bearer token; unset, /metrics is off (404). See "Monitoring".
+    "METRICS_TOKEN": env_str("AIRLOCK_METRICS_TOKEN").strip(),
 }
 CRON_SECRET = env_str("CRON_SECRET")
 # Virus scanning of every upload (imports/guards/scanning.py): clamd's unix socket path or host:port; empty = off.
@@ -244,7 +246,7 @@ SESSION_COOKIE_HTTPONLY = True
 if env_bool("AIRLOCK_SECURE", not DEBUG):
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Load-balancer and container probes speak plain http to the web process.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from django_rq import urls as rq_urls
 
 from imports.monitoring.health import healthz, livez, readyz
+from imports.monitoring.views import metrics
 
 # The django-rq dashboard shows every job's arguments: superusers only.
 superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="/admin/login/")
@@ -29,6 +30,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("livez", livez, name="livez"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("", include("imports.urls")),
 ]
 

@@ -181,6 +181,22 @@ def test_run_refuses_to_start_when_the_port_is_taken(capsys: pytest.CaptureFixtu
     assert "already in use" in capsys.readouterr().out
 
 
+def test_run_gives_its_children_an_emptied_folder_for_the_prometheus_multiprocess_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "histogram_4242.db").write_bytes(b"left by an earlier run")
+    (folder / "README").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    supervisor = run.Supervisor(8000)
+    supervisor.reset_metrics_dir()
+    assert sorted(path.name for path in folder.iterdir()) == ["README"]
+    assert supervisor.child_env()["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    assert run.Supervisor(8000).child_env()["PROMETHEUS_MULTIPROC_DIR"].endswith("prometheus")
+
+
 # -- `make run` end to end -------------------------------------------------------------------------
 
 

@@ -29,8 +29,9 @@ class TokenAuthenticationMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = request.headers.get("Authorization", "")
-        # /api/cron/ takes the CRON_SECRET as its bearer (imports/api/cron.py), not a user's token.
-        if header.startswith("Bearer ") and not request.path.startswith("/api/cron/"):
+        # /api/cron/ takes the CRON_SECRET as its bearer (imports/api/cron.py), /metrics the
+        # AIRLOCK_METRICS_TOKEN (imports/monitoring/views.py): neither is a user's token.
+        if header.startswith("Bearer ") and not request.path.startswith(("/api/cron/", "/metrics")):
             key = header[7:].strip()
             token = ApiToken.objects.select_related("user").filter(key=key).first() if key else None
             if token is None or not token.user.is_active:

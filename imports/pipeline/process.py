@@ -28,6 +28,7 @@ from formats.filters import compile_filters
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
 from imports.models import FileStatus, ImportFile
+from imports.monitoring.metrics import file_finished_observe
 from imports.pipeline import fastpath
 from imports.pipeline.locks import file_lock
 from imports.pipeline.sessions import OrderedSessions, sessions_for
@@ -747,7 +748,21 @@ def file_settle(*, file_id: int) -> str:
             details={"status": file.status},
         )
         notify_file_outcome(file_id=file_id)
+        # The histograms count committed outcomes only (a rolled-back settle must not be measured).
+        transaction.on_commit(_observe_finished(file), robust=True)
     return file.status
+
+
+def _observe_finished(file: ImportFile) -> Callable[[], None]:
+    rows = file.rows_imported + file.rows_failed + file.rows_skipped + file.rows_duplicate
+    approved_at = file.format.approved_at if file.format_id and file.format else None
+    return lambda: file_finished_observe(
+        path="direct" if "direct" in (file.layout or {}) else "staged",
+        started_at=file.started_at,
+        approved_at=approved_at,
+        finished_at=file.finished_at,
+        rows=rows,
+    )
 
 
 def format_migrate(*, format_id: int) -> dict[int, str]:

@@ -1,4 +1,8 @@
-"""Periodic jobs, loaded by the cron scheduler: `python manage.py rqcron config/cron.py`.
+"""Periodic jobs, loaded by the cron scheduler: `python manage.py airlock_cron config/cron.py`.
+
+airlock_cron is django-rq's rqcron scheduler that also evaluates the alert rules, in its own process, every
+AIRLOCK_ALERT_EVALUATE_SECONDS (imports/management/commands/airlock_cron.py): not as a job here, since a job
+needs a live worker and one rule is "no live worker".
 
 rq's CronScheduler.load_config_from_file() imports this module, which records each job with
 the module-level `rq.cron.register`; django_rq's DjangoCronScheduler then registers them

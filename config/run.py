@@ -211,7 +211,7 @@ class Supervisor:
         return [
             Child("web", [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]),
             Child("worker", self.manage("rqworker", "high", "default", "bulk", "--with-scheduler")),
-            Child("cron", self.manage("rqcron", "config/cron.py")),
+            Child("cron", self.manage("airlock_cron", "config/cron.py")),
         ]
 
     def start_children(self) -> None:

@@ -210,6 +210,20 @@ AIRLOCK = {
     # GET /metrics answers only with this bearer token; unset, /metrics is off (404). See "Monitoring".
     "METRICS_TOKEN": env_str("AIRLOCK_METRICS_TOKEN").strip(),
 }
+# Alert rules (imports/monitoring/alerts.py), evaluated by the cron scheduler (manage.py airlock_cron); see the
+# README's "Monitoring". Messages go to active staff with the approve permission, linking to SITE_URL/admin/ops/.
+AIRLOCK_ALERTS = {
+    "EVALUATE_SECONDS": env_int("AIRLOCK_ALERT_EVALUATE_SECONDS", 60, minimum=1),
+    "ERROR_RATE": env_float("AIRLOCK_ALERT_ERROR_RATE", 0.05, minimum=0),
+    "ERROR_WINDOW_MINUTES": env_int("AIRLOCK_ALERT_ERROR_WINDOW_MINUTES", 60, minimum=1),
+    "BACKLOG_ROWS": env_int("AIRLOCK_ALERT_BACKLOG_ROWS", 10_000, minimum=0),
+    "PENDING_FORMAT_HOURS": env_float("AIRLOCK_ALERT_PENDING_FORMAT_HOURS", 24, minimum=0),
+    "MIGRATION_FAILURE_WINDOW_MINUTES": env_int("AIRLOCK_ALERT_MIGRATION_FAILURE_WINDOW_MINUTES", 60, minimum=1),
+    "QUEUE_LENGTH": env_int("AIRLOCK_ALERT_QUEUE_LENGTH", 100, minimum=0),
+    "QUEUE_MINUTES": env_float("AIRLOCK_ALERT_QUEUE_MINUTES", 5, minimum=0),
+    # While an alert keeps firing, tell again this often (0: once when it fires, once when it resolves).
+    "REPEAT_MINUTES": env_int("AIRLOCK_ALERT_REPEAT_MINUTES", 0, minimum=0),
+}
 CRON_SECRET = env_str("CRON_SECRET")
 # Virus scanning of every upload (imports/guards/scanning.py): clamd's unix socket path or host:port; empty = off.
 CLAMAV_URL = env_str("CLAMAV_URL")

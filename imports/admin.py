@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from imports.models import ApiToken, ImportBatch, ImportFile, Order
+from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Order
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -121,3 +121,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("user", "created_at")
     raw_id_fields = ("user",)
     readonly_fields = ("key",)
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    """Alert history (imports/monitoring/alerts.py): written by the evaluation only, never edited by hand."""
+
+    list_display = ("rule", "state", "summary", "first_seen_at", "fired_at", "resolved_at", "fire_notified_at")
+    list_filter = ("state", "rule")
+    date_hierarchy = "first_seen_at"
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -196,3 +196,41 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user}"
+
+
+class AlertState(models.TextChoices):
+    PENDING = "PENDING", "Pending"  # the condition holds, not yet for the rule's minimum duration
+    FIRING = "FIRING", "Firing"
+    RESOLVED = "RESOLVED", "Resolved"
+
+
+class Alert(models.Model):
+    """One episode of an alert rule's condition (imports/monitoring/alerts.py): from first seen to resolved."""
+
+    rule = models.CharField(max_length=40)
+    state = models.CharField(max_length=10, choices=AlertState.choices, default=AlertState.PENDING)
+    summary = models.CharField(max_length=500, help_text="What was measured, in words, at the last evaluation.")
+    value = models.FloatField(help_text="The measured value at the last evaluation.")
+    threshold = models.FloatField()
+    first_seen_at = models.DateTimeField(help_text="When the condition was first seen to hold.")
+    fired_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    last_evaluated_at = models.DateTimeField()
+    # Delivery: set when the message went out; a failed one is tried again at the next evaluation.
+    fire_notified_at = models.DateTimeField(null=True, blank=True)
+    resolve_notified_at = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    notify_failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        constraints = [
+            # At most one open episode per rule, whatever the number of evaluators.
+            models.UniqueConstraint(
+                fields=["rule"], condition=models.Q(resolved_at__isnull=True), name="alert_one_open_per_rule"
+            )
+        ]
+        indexes = [models.Index(fields=["state"], name="alert_state")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} ({self.get_state_display()})"

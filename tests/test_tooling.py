@@ -372,7 +372,7 @@ def test_make_run_stops_all_its_processes_and_local_servers_on_sigterm(product: 
     product.wait_until_up()
     remembered = product.descendants()
     assert any("rqworker" in _cmdline(process) for process in remembered)
-    assert any("rqcron" in _cmdline(process) for process in remembered)
+    assert any("airlock_cron" in _cmdline(process) for process in remembered)
 
     product.process.send_signal(signal.SIGTERM)
 
@@ -386,7 +386,7 @@ def test_make_run_restarts_a_child_or_local_server_that_dies_and_keeps_the_rest_
     product: RunningProduct,
 ) -> None:
     product.wait_until_up()
-    web, cron = product.child("config.wsgi"), product.child("rqcron")
+    web, cron = product.child("config.wsgi"), product.child("airlock_cron")
     worker = product.child("rqworker")
     product.wait_for(lambda: product.status("/healthz") == 200, what="a healthy product")
 
@@ -395,7 +395,7 @@ def test_make_run_restarts_a_child_or_local_server_that_dies_and_keeps_the_rest_
     assert f"worker (pid {worker.pid}) exited with exit code -9" in product.output
     product.wait_for(lambda: product.status("/healthz") == 200, what="/healthz with the new worker")
     assert product.child("rqworker").pid != worker.pid
-    assert product.child("config.wsgi").pid == web.pid and product.child("rqcron").pid == cron.pid
+    assert product.child("config.wsgi").pid == web.pid and product.child("airlock_cron").pid == cron.pid
 
     # The web server too (the master: its workers follow it), and the local Postgres this run started.
     web.kill()
@@ -472,7 +472,7 @@ def test_after_a_redis_outage_make_run_is_whole_again_without_a_hand_restart(
     redis_server.start()
 
     product.wait_for(lambda: product.status("/healthz") == 200, what="/healthz after the outage", timeout=180)
-    for marker in ("config.wsgi", "rqworker", "rqcron"):
+    for marker in ("config.wsgi", "rqworker", "airlock_cron"):
         assert _alive(product.child(marker)), marker
     after = upload("after")
     assert after.status_code == 202, after.text

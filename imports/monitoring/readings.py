@@ -22,7 +22,7 @@ from rq.queue import Queue
 from audit.models import AuditEvent
 from config.worker import live_workers
 from formats.models import CsvFormat, FormatStatus
-from imports.models import FileStatus, ImportFile
+from imports.models import Alert, AlertState, FileStatus, ImportFile
 from staging.models import OPEN_STATUSES, StagedRow
 
 QUEUE_NAMES = ("high", "default", "bulk")
@@ -50,6 +50,7 @@ class DatabaseReading:
     oldest_pending_format_age: float | None
     approval_waits: list[float]  # seconds from creation to approval, per approved (non built-in) format
     migration_failures: int
+    firing_alerts: list[str]  # rules with a FIRING episode now
 
 
 @dataclass
@@ -98,6 +99,7 @@ def database_reading(*, now: dt.datetime | None = None) -> DatabaseReading:
         approval_waits=[max((approved - created).total_seconds(), 0.0) for created, approved in approvals],
         # The audit log is append-only, so this count only grows: a true counter.
         migration_failures=AuditEvent.objects.filter(action=MIGRATION_FAILED).count(),
+        firing_alerts=list(Alert.objects.filter(state=AlertState.FIRING).values_list("rule", flat=True)),
     )
 
 
@@ -134,3 +136,21 @@ def redis_reading(*, now: dt.datetime | None = None) -> RedisReading:
     except (*REDIS_DOWN, redis.exceptions.ResponseError):
         return RedisReading(up=False)
     return RedisReading(up=True, queues=queues, workers=workers)
+
+
+def error_rate_since(since: dt.datetime) -> tuple[int, int]:
+    """(invalid rows, rows handled) of the files that finished since then: the error rate's two terms."""
+    totals = ImportFile.objects.filter(
+        finished_at__gte=since, status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]
+    ).aggregate(
+        invalid=Sum("rows_failed"),
+        imported=Sum("rows_imported"),
+        skipped=Sum("rows_skipped"),
+        dup=Sum("rows_duplicate"),
+    )
+    invalid = totals["invalid"] or 0
+    return invalid, invalid + (totals["imported"] or 0) + (totals["skipped"] or 0) + (totals["dup"] or 0)
+
+
+def migration_failures_since(since: dt.datetime) -> int:
+    return AuditEvent.objects.filter(action=MIGRATION_FAILED, created_at__gte=since).count()

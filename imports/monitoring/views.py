@@ -3,7 +3,7 @@
 Which figure comes from where (see also the README's monitoring section):
 * computed from Postgres at scrape time (the truth, whatever the number of processes): files by status, rows
   by outcome, staging backlog (rows and files), pending formats and the oldest one's age, approvals and time
-  to approval, migration failures, alerts firing;
+  to approval, migration failures, alerts firing (imports/monitoring/alerts.py records them);
 * read from Redis at scrape time: queue length and oldest job's age per RQ queue, live and busy workers;
 * multiprocess-mode histograms written by the workers (imports/monitoring/metrics.py): processing duration
   and rows/s per finished file.
@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from imports.monitoring.alerts import rules
 from imports.monitoring.metrics import multiprocess_dir
 from imports.monitoring.readings import database_reading, redis_reading
 
@@ -79,6 +80,11 @@ class AirlockCollector(Collector):
         yield CounterMetricFamily(
             "airlock_migration_failures", "Migrations that failed (audit log).", value=db.migration_failures
         )
+        # From Postgres at scrape time: the episodes the alert evaluation recorded.
+        firing = GaugeMetricFamily("airlock_alerts_firing", "1 while the alert rule fires.", labels=["rule"])
+        for rule in rules():
+            firing.add_metric([rule.name], int(rule.name in db.firing_alerts))
+        yield firing
         yield from self.collect_redis()
 
     def collect_redis(self) -> Iterator[Metric]:

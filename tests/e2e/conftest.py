@@ -65,10 +65,11 @@ class Stack:
         return proc
 
     def start_cron(self, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """The periodic scheduler (`manage.py rqcron config/cron.py`), as `make run` starts it."""
+        """The periodic scheduler and alert evaluator (`manage.py airlock_cron config/cron.py`), as `make run`
+        starts it."""
         log = self.media_root.parent / f"cron-{len(self.processes)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "rqcron", "config/cron.py"],
+            [sys.executable, "manage.py", "airlock_cron", "config/cron.py"],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             stdout=log.open("w"),

@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from django_rq import urls as rq_urls
 
 from imports.monitoring.health import healthz, livez, readyz
-from imports.monitoring.views import metrics
+from imports.monitoring.views import metrics, ops_dashboard
 
 # The django-rq dashboard shows every job's arguments: superusers only.
 superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="/admin/login/")
@@ -24,6 +24,7 @@ def _superuser_only(patterns: list) -> list:
 
 urlpatterns = [
     path("admin/rq/", include((_superuser_only(list(rq_urls.urlpatterns)), "django_rq"))),
+    path("admin/ops/", ops_dashboard, name="ops-dashboard"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

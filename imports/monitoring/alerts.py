@@ -42,7 +42,7 @@ from imports.monitoring.readings import (
 log = logging.getLogger(__name__)
 
 ALERT_LOCK_KEY = 0x4149_414C  # "AIAL": one evaluation at a time across all processes
-OPS_DASHBOARD_PATH = "/admin/ops/"
+OPS_DASHBOARD_PATH = "/admin/ops/"  # config/urls.py: ops-dashboard
 # A resolution whose message could not go out is retried for this long, then left (the history keeps it).
 RESOLVE_RETRY_FOR = dt.timedelta(days=1)
 

@@ -15,7 +15,12 @@ import hmac
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -25,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from imports.monitoring.alerts import rules
+from imports.monitoring.dashboard import dashboard_context
 from imports.monitoring.metrics import multiprocess_dir
 from imports.monitoring.readings import database_reading, redis_reading
 
@@ -141,3 +147,15 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response["Content-Type"] = "text/plain; charset=utf-8"
         return response
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+@never_cache
+@require_safe
+def ops_dashboard(request: HttpRequest) -> HttpResponse:
+    """GET /admin/ops/: the ops dashboard for staff (anonymous: to the login page; not staff: 403)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+    if not (request.user.is_active and request.user.is_staff):
+        raise PermissionDenied("The ops dashboard is for staff.")
+    context = {**admin.site.each_context(request), "title": "Operations", **dashboard_context()}
+    return render(request, "admin/ops/dashboard.html", context)

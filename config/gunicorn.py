@@ -10,6 +10,7 @@ default 127.0.0.1).
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from prometheus_client import multiprocess
@@ -33,4 +34,5 @@ max_requests_jitter = 200
 def child_exit(server: Any, worker: Any) -> None:
     """A gunicorn worker exited: prometheus-client's multiprocess mode drops its live gauge files."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)
+        # Files are named by host and pid (imports/monitoring/metrics.py: _process_identifier).
+        multiprocess.mark_process_dead(f"{socket.gethostname()}-{worker.pid}")

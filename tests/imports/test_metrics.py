@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import runpy
+import socket
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import django_rq
@@ -18,6 +22,7 @@ from tests.imports.test_pipeline import TRADES, upload
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-for-tests"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -141,3 +146,15 @@ def test_a_redis_outage_is_a_figure_not_a_failed_scrape(metrics_on: None, monkey
     assert value(samples, "airlock_redis_up") == 0
     assert ("airlock_queue_length", frozenset({("queue", "default")})) not in samples
     assert value(samples, "airlock_files", status=FileStatus.IMPORTED.lower()) == 0
+
+
+def test_gunicorn_drops_an_exited_workers_live_gauge_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    gunicorn_settings = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
+    host = socket.gethostname()
+    for name in (f"gauge_livesum_{host}-123.db", f"gauge_livesum_{host}-456.db", f"histogram_{host}-123.db"):
+        (tmp_path / name).write_bytes(b"")
+    gunicorn_settings["child_exit"](None, SimpleNamespace(pid=123))
+    # Only the exited worker's live gauges go; histograms stay (their counts must not go backwards).
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == [f"gauge_livesum_{host}-456.db", f"histogram_{host}-123.db"]

@@ -17,6 +17,8 @@ SPECIAL_FORMATS = ("iso", "epoch_s", "epoch_ms")
 # 'Jan. 28, 2022' (Bitstamp) and 'Sept. 5': month abbreviations with a dot, read by %b without it.
 _MONTH_DOT = re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.", re.IGNORECASE)
 _SEPT = re.compile(r"\bSept\b", re.IGNORECASE)
+_SPACE_RUN = re.compile(r"\s+")
+MAX_FORMAT_LENGTH = 64
 
 
 def _parse_iso(text: str) -> datetime:
@@ -71,7 +73,10 @@ def _fast_parser(fmt: str) -> Callable[[str], datetime] | None:
             names.append(name)
             pattern.append(regex)
         elif token:
-            pattern.append(r"\s+".join(re.escape(part) for part in token.split(" ")))
+            # A run of spaces matches any run of whitespace, as in strptime; one \s+ per run, never
+            # adjacent \s+ (which backtrack polynomially on a long run of spaces).
+            pieces = _SPACE_RUN.split(token)
+            pattern.append(r"\s+".join(re.escape(part) for part in pieces))
     if not {"year", "month", "day"} <= set(names):
         return None
     matcher = re.compile("".join(pattern)).fullmatch
@@ -154,6 +159,12 @@ def check_formats(formats: Any) -> None:
             raise MappingError(
                 f"Date format {fmt!r} is not a strptime format (like '%m/%d/%Y') "
                 f"nor one of {', '.join(SPECIAL_FORMATS)}."
+            )
+        if len(fmt) > MAX_FORMAT_LENGTH:
+            raise MappingError(
+                f"Date format {fmt[:20]!r}... is {len(fmt)} characters long; "
+                f"a date format has at most {MAX_FORMAT_LENGTH}.",
+                details={"format": fmt[:MAX_FORMAT_LENGTH]},
             )
         try:
             # A format that cannot read back what it writes has a bad or unsupported directive.

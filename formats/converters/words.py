@@ -232,7 +232,28 @@ def currency_in_amount(text: str) -> str | None:
     return (match.group(1) or match.group(2)) if match else None
 
 
-_TRAILING_NUMBERS = re.compile(r"(?:\s+[-+]?\d[\d.,']*)+\s*$")
+_NUMBER_WORD = re.compile(r"[-+]?\d[\d.,']*")
+
+
+def drop_trailing_numbers(value: str) -> str:
+    """'ACME ETF 1000 12.5' -> 'ACME ETF': whitespace-separated numbers at the end removed, the first word kept.
+
+    Walks words from the right, each character looked at once, so it is linear in the length of the text
+    where a regex with a repeated group searched from every position was quadratic."""
+    end = len(value)
+    while end > 0 and value[end - 1].isspace():
+        end -= 1
+    kept = end
+    while True:
+        start = end
+        while start > 0 and not value[start - 1].isspace():
+            start -= 1
+        if start == 0 or not _NUMBER_WORD.fullmatch(value, start, end):
+            return value[:kept]
+        end = start
+        while end > 0 and value[end - 1].isspace():
+            end -= 1
+        kept = end
 
 
 def text_builder(options: dict[str, Any]) -> TextCleaner:
@@ -241,7 +262,7 @@ def text_builder(options: dict[str, Any]) -> TextCleaner:
     if options.get("drop_trailing_numbers", False):
 
         def text(value: str) -> str:
-            value = _TRAILING_NUMBERS.sub("", value).strip()
+            value = drop_trailing_numbers(value).strip()
             return value.upper() if upper else value
 
         return text

@@ -176,7 +176,9 @@ BUILTIN_FORMAT_KINDS: dict[int, str] = {
 
 # Parts of a format code that never mean a date: quoted text, escaped characters, fill/pad characters
 # and bracketed colours/locales/conditions ([Red], [$-409], [>100]); kept apart: elapsed time ([h]).
-_LITERALS = re.compile(r'"[^"]*"|\\.|[_*].|\[(?![hms]+\])[^\]]*\]', re.IGNORECASE)
+# A bracket never holds '[': an unclosed '[' then stops at the next one instead of scanning to the end
+# from every '[' (quadratic on a code of '[[[[...').
+_LITERALS = re.compile(r'"[^"]*"|\\.|[_*].|\[(?![hms]+\])[^\]\[]*\]', re.IGNORECASE)
 _ELAPSED = re.compile(r"\[[hms]+\]", re.IGNORECASE)
 
 

@@ -44,6 +44,11 @@ def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple
     return {"mapping": mapping, "columns": layout.columns}, sample
 
 
+def suggested_columns(fields: dict[str, Any], name: str) -> list[str]:
+    """The columns a suggested mapping's fields give one target field ([] when the field is not suggested)."""
+    return list((fields.get(name) or {}).get("columns") or [])
+
+
 def _dates_agree(
     spec: dict[str, Any] | None,
     expected_formats: list[str],
@@ -94,7 +99,7 @@ def score_file(path: Path, expectation: dict[str, Any], *, learned: dict[str, di
         return result
     fields = suggestion["mapping"].get("fields") or {}
     for name, expected_columns in expectation["fields"].items():
-        got = list((fields.get(name) or {}).get("columns") or [])
+        got = suggested_columns(fields, name)
         result.scored += 1
         if got == list(expected_columns):
             result.correct += 1

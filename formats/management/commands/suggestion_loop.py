@@ -203,7 +203,9 @@ def make_users() -> tuple[Any, Any]:
     users = get_user_model()
     uploader = users.objects.create_user(username="loop-uploader", password=None, email="")
     reviewer = users.objects.create_user(username="loop-reviewer", password=None, email="", is_staff=True)
-    reviewer.user_permissions.add(Permission.objects.get(content_type__app_label="formats", codename="approve_csvformat"))
+    reviewer.user_permissions.add(
+        Permission.objects.get(content_type__app_label="formats", codename="approve_csvformat")
+    )
     return uploader, users.objects.get(pk=reviewer.pk)
 
 
@@ -309,11 +311,15 @@ class Command(BaseCommand):
         paths = [p for p in paths if options["only"] in p]
         if not paths:
             raise CommandError(f"No corpus files found in {corpus}.")
-        with tempfile.TemporaryDirectory(prefix="airlock-loop-") as media, override_settings(
-            MEDIA_ROOT=media,
-            STORAGES={**settings.STORAGES, "default": {"BACKEND": "config.storage.DurableFileSystemStorage"}},
-            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        ), ScratchDatabase() as scratch:
+        with (
+            tempfile.TemporaryDirectory(prefix="airlock-loop-") as media,
+            override_settings(
+                MEDIA_ROOT=media,
+                STORAGES={**settings.STORAGES, "default": {"BACKEND": "config.storage.DurableFileSystemStorage"}},
+                EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+            ),
+            ScratchDatabase() as scratch,
+        ):
             self.stderr.write(f"Scratch database {scratch.name} created and migrated.")
             results = self._run(corpus, paths, trades, not_trades, mappings, with_builtin=options["with_builtin"])
         self._report(results, trades, not_trades)
@@ -413,7 +419,9 @@ class Command(BaseCommand):
         if unlisted:
             out.write(f"files in neither list of the expected trades: {', '.join(unlisted)}")
 
-        out.write("\nConfidence calibration (trade files with an expected mapping; a field is right when its columns are):")
+        out.write(
+            "\nConfidence calibration (trade files with an expected mapping; a field is right when its columns are):"
+        )
         out.write(f"{'band':<12} {'fields':>6} {'right':>6}  fraction")
         points = [point for r in trade_results for point in r.calibration]
         for index, (low, high) in enumerate(BANDS):
@@ -424,4 +432,3 @@ class Command(BaseCommand):
         missing = sorted(listed - {r.path for r in results})
         if missing and len(results) > 1:
             self.stderr.write(f"{len(missing)} expected file(s) not found in the corpus: {', '.join(missing)}")
-

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from config.errors import ConversionError
+from formats.converters.currencies import currency_problem
 from formats.converters.numbers import decimal_builder
 from formats.converters.types import TextCleaner
 
@@ -207,10 +208,11 @@ def currency_builder(options: dict[str, Any]) -> TextCleaner:
     def convert(text: str) -> str:
         value = text.upper()
         code = extra.get(value) or CURRENCY_SYMBOLS.get(value) or value
-        if len(code) != 3 or not code.isalpha() or not code.isascii():
-            code = currency_in_amount(value)
-        if code is None:
-            raise ConversionError(f"'{text}' is not a 3-letter currency code")
+        if currency_problem(code) is not None:
+            code = currency_in_amount(value) or code
+        problem = currency_problem(code)
+        if problem is not None:
+            raise ConversionError(problem)
         return code
 
     return convert

@@ -30,8 +30,17 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
+from formats.converters.currencies import CRYPTO_3, ISO_4217, currency_problem
 from formats.targets import get_target
-from imports.targets.orders import ORDER_VALUE_FIELDS, OrderRow, duplicate_errors, existing_orders_by_key, order_columns
+from imports.targets.orders import (
+    EARLIEST_TRADE_YEAR,
+    MARKUP_CHARACTERS,
+    ORDER_VALUE_FIELDS,
+    OrderRow,
+    duplicate_errors,
+    existing_orders_by_key,
+    order_columns,
+)
 from staging.models import StagedStatus
 from staging.services import staged_rows_mark, staged_rows_write_outcomes
 
@@ -234,7 +243,9 @@ def _text(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
         return None  # those fields have their own checks; text mapped onto them goes to Python
     accept = f"{cell} ~ {_lit(_ASCII_TEXT)} AND {_not_placeholder(cell)} AND length({cell}) <= {limit}"
     if name == "symbol":
-        return _Field(name, accept, value)
+        # validate_order refuses markup characters in a symbol; such rows go to Python for its message.
+        markup = "".join(sorted(MARKUP_CHARACTERS))
+        return _Field(name, f"{accept} AND {cell} = translate({cell}, {_lit(markup)}, '')", value)
     # Optional text: an empty cell is None in Python, written as ''.
     return _Field(name, f"{cell} = '' OR ({accept})", f"CASE WHEN {cell} = '' THEN NULL ELSE {value} END")
 
@@ -305,8 +316,11 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     # datetime() raises on these in Python; make_timestamptz would raise too (aborting the batch), so
     # they are checked first and such rows go to Python for its message.
     valid = f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
-    ok = f"CASE WHEN {match} IS NOT NULL THEN {valid} ELSE false END"  # NULL parts when it did not match
     value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, 'UTC')"
+    # validate_order's range (trade_date_problem): from 1900 to tomorrow; CASE keeps make_timestamptz from
+    # seeing an impossible date. Rows outside go to Python for its message.
+    in_range = f"{y} >= {EARLIEST_TRADE_YEAR} AND {value} <= now() + interval '1 day'"
+    ok = f"CASE WHEN {match} IS NULL THEN false WHEN {valid} THEN {in_range} ELSE false END"
     return _Field(name, ok, value, pre, post)
 
 
@@ -331,8 +345,10 @@ def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
 def _currency(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if options or name != "currency":
         return None
-    renamed = sorted(key for key in CURRENCY_SYMBOLS if len(key) == 3 and key.isascii() and key.isalpha())
-    ok = f"{cell} ~ '^[A-Za-z]{{3}}$' AND upper({cell}) NOT IN ({_lits(renamed)})"
+    renamed = {key for key in CURRENCY_SYMBOLS if len(key) == 3 and key.isascii() and key.isalpha()}
+    # Three-letter codes validate_order accepts (currency_problem); other codes (USDT) go to Python.
+    accepted = sorted(code for code in ISO_4217 | CRYPTO_3 if code not in renamed)
+    ok = f"{cell} ~ '^[A-Za-z]{{3}}$' AND upper({cell}) IN ({_lits(accepted)})"
     return _Field(name, ok, f"upper({cell})")
 
 
@@ -340,7 +356,7 @@ def _constant(name: str, value: Any) -> _Field | None:
     if not isinstance(value, str) or value != value.strip() or not value.isascii():
         return None
     good = {
-        "currency": len(value) == 3 and value.isalpha(),
+        "currency": currency_problem(value) is None,
         "side": value in ("BUY", "SELL"),
         "symbol": 0 < len(value) <= 64,
         "account": len(value) <= 64,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
+from formats.converters.currencies import currency_problem
 from formats.targets import get_target
 
 _MAX_DECIMAL = Decimal("1e18")
@@ -48,16 +50,49 @@ def validate_order(values: dict[str, Any]) -> list[dict[str, Any]]:
     if side not in (None, "") and side not in ("BUY", "SELL"):
         errors.append({"field": "side", "value": str(side), "message": "side must be BUY or SELL"})
     currency = values.get("currency")
-    if currency not in (None, "") and (len(str(currency)) != 3 or not str(currency).isalpha()):
-        errors.append({"field": "currency", "value": str(currency), "message": "currency must be a 3-letter ISO code"})
+    if currency not in (None, ""):
+        problem = currency_problem(str(currency))
+        if problem:
+            errors.append({"field": "currency", "value": str(currency)[:80], "message": problem})
     for name, limit in (("symbol", 64), ("account", 64), ("broker_trade_id", 128)):
         value = values.get(name)
         if isinstance(value, str) and len(value) > limit:
             errors.append({"field": name, "value": value[:80], "message": f"{name} is longer than {limit} characters"})
+    symbol = values.get("symbol")
+    if isinstance(symbol, str) and symbol and MARKUP_CHARACTERS.intersection(symbol):
+        shown = " ".join(sorted(MARKUP_CHARACTERS.intersection(symbol)))
+        message = f"symbol contains {shown}: expected a ticker, ISIN or instrument name without markup characters"
+        errors.append({"field": "symbol", "value": symbol[:80], "message": message})
     executed_at = values.get("executed_at")
     if executed_at is not None and (not isinstance(executed_at, datetime) or executed_at.tzinfo is None):
         errors.append({"field": "executed_at", "value": str(executed_at), "message": "time is not timezone-aware"})
+    elif executed_at is not None:
+        problem = trade_date_problem(executed_at)
+        if problem:
+            errors.append({"field": "executed_at", "value": executed_at.date().isoformat(), "message": problem})
     return errors
+
+
+# Characters that make a value markup or script in a page or a spreadsheet; no ticker, ISIN or instrument
+# name holds them. The SQL fast path refuses the same set (imports/pipeline/fastpath.py).
+MARKUP_CHARACTERS = frozenset('<>"`{}\\')
+EARLIEST_TRADE_YEAR = 1900
+
+
+def trade_date_problem(executed_at: datetime) -> str | None:
+    """Why a trade time cannot be right (before 1900, or after tomorrow), or None."""
+    if executed_at.year < EARLIEST_TRADE_YEAR:
+        return (
+            f"trade date {executed_at.date().isoformat()} is before {EARLIEST_TRADE_YEAR}: expected the date the "
+            "trade was executed (check the date column and its format)"
+        )
+    latest = timezone.now() + timedelta(days=1)
+    if executed_at > latest:
+        return (
+            f"trade date {executed_at.date().isoformat()} is in the future: expected a date no later than "
+            f"{latest.date().isoformat()} (check the date column and its format: day and month swapped?)"
+        )
+    return None
 
 
 def _norm_decimal(value: Any) -> str:

@@ -154,9 +154,10 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         "rejected_by",
         "rejected_at",
         "rejection_reason",
+        "verdict",
         "builtin",
     )
-    actions = ["approve_selected", "reject_selected"]
+    actions = ["approve_selected", "reject_selected", "has_trades_selected"]
     list_per_page = 50
 
     # --- list -------------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: CsvFormat) -> str:
-        colours = {"PENDING": "#b26b00", "APPROVED": "#1a7f37", "REJECTED": "#b42318"}
+        colours = {"PENDING": "#b26b00", "APPROVED": "#1a7f37", "REJECTED": "#b42318", "NO_TRADES": "#555"}
         return format_html('<b style="color:{}">{}</b>', colours.get(obj.status, "#333"), obj.get_status_display())
 
     @admin.display(description="Uploaded by", ordering="created_by__username")
@@ -251,6 +252,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                         ("approved_by", "approved_at"),
                         ("rejected_by", "rejected_at"),
                         "rejection_reason",
+                        "verdict",
                         "fingerprint",
                         "builtin",
                     ]
@@ -545,6 +547,30 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             self.message_user(
                 request,
                 f"{ignored} selected format(s) were not pending and were left as they are.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Holds trades after all: send selected 'No trades' formats to review")
+    def has_trades_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
+        from imports.services.review import format_has_trades
+
+        if not request.user.has_perm(APPROVE_PERMISSION):
+            self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
+            return
+        for fmt in queryset.filter(status=FormatStatus.NO_TRADES):
+            try:
+                files = format_has_trades(format_id=fmt.pk, actor=request.user)
+            except AppError as exc:
+                self.message_user(request, f"'{fmt.name}': {exc.message}", messages.ERROR)
+                continue
+            self.message_user(
+                request, f"'{fmt.name}' is pending review; {files} file(s) wait for its approval.", messages.SUCCESS
+            )
+        ignored = queryset.exclude(status=FormatStatus.NO_TRADES).count()
+        if ignored:
+            self.message_user(
+                request,
+                f"{ignored} selected format(s) were not judged 'No trades' and were left as they are.",
                 messages.WARNING,
             )
 

@@ -11,6 +11,9 @@ class FormatStatus(models.TextChoices):
     PENDING = "PENDING", "Pending approval"
     APPROVED = "APPROVED", "Approved"
     REJECTED = "REJECTED", "Rejected"
+    # Judged to hold no trades (positions, cash, unrelated data): kept out of the review queue, findable by
+    # this status, and turned into a pending format by an admin who disagrees (formats.services).
+    NO_TRADES = "NO_TRADES", "No trades"
 
 
 class CsvFormat(models.Model):
@@ -47,6 +50,7 @@ class CsvFormat(models.Model):
     )
     rejected_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(blank=True)
+    verdict = models.TextField(blank=True, help_text="Why the files of this format were judged to hold no trades.")
     history = HistoricalRecords(excluded_fields=["sample_rows", "updated_at"])
 
     class Meta:
@@ -54,7 +58,8 @@ class CsvFormat(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["target", "fingerprint"], name="format_unique_fingerprint"),
             models.CheckConstraint(
-                condition=models.Q(status__in=["PENDING", "APPROVED", "REJECTED"]), name="format_status_valid"
+                condition=models.Q(status__in=["PENDING", "APPROVED", "REJECTED", "NO_TRADES"]),
+                name="format_status_valid",
             ),
         ]
         permissions = [("approve_csvformat", "Can approve or reject CSV formats")]

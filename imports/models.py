@@ -43,6 +43,7 @@ class FileStatus(models.TextChoices):
     PARTIAL = "PARTIAL", "Imported with invalid rows"
     FAILED = "FAILED", "Failed"
     REJECTED = "REJECTED", "Format rejected"
+    NO_TRADES = "NO_TRADES", "No trades"  # the file holds no buys or sells (its error says why); rows kept staged
     ROLLED_BACK = "ROLLED_BACK", "Rolled back"
     PURGED = "PURGED", "Purged"
 
@@ -132,7 +133,7 @@ class Order(models.Model):
     quantity = models.DecimalField(max_digits=28, decimal_places=10)
     price = models.DecimalField(max_digits=28, decimal_places=10)
     commission = models.DecimalField(max_digits=28, decimal_places=10, default=0)
-    currency = models.CharField(max_length=3)
+    currency = models.CharField(max_length=10)  # ISO 4217, or a crypto asset code (USDT)
     executed_at = models.DateTimeField()
     broker_trade_id = models.CharField(max_length=128, blank=True)
     source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="orders", db_index=False)

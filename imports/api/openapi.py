@@ -16,6 +16,7 @@ FILE_STATUSES = [
     "PARTIAL",
     "FAILED",
     "REJECTED",
+    "NO_TRADES",
     "ROLLED_BACK",
     "PURGED",
 ]
@@ -173,7 +174,7 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "integer"},
                     "name": {"type": "string"},
-                    "status": {"type": "string", "enum": ["PENDING", "APPROVED", "REJECTED"]},
+                    "status": {"type": "string", "enum": ["PENDING", "APPROVED", "REJECTED", "NO_TRADES"]},
                 },
             },
             "rows": _counts(["total", "staged", "imported", "failed", "skipped", "duplicate"]),

@@ -28,7 +28,7 @@ from imports.bench import data
 from imports.targets.orders import ORDER_VALUE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
-DONE = ("IMPORTED", "PARTIAL", "FAILED", "REJECTED", "PENDING_APPROVAL")
+DONE = ("IMPORTED", "PARTIAL", "FAILED", "REJECTED", "NO_TRADES", "PENDING_APPROVAL")
 
 
 @dataclass

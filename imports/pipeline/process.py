@@ -27,6 +27,7 @@ from formats.converters import compile_mapping
 from formats.filters import compile_filters
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
+from formats.suggest.verdict import missing_fields, rows_verdict, structural_verdict
 from imports.models import FileStatus, ImportFile
 from imports.monitoring.metrics import file_finished_observe
 from imports.pipeline import fastpath
@@ -141,7 +142,55 @@ def _file_process_locked(file_id: int) -> str:
         return FileStatus.FAILED
     if approved:
         return file_migrate(file_id=file_id)
+    if _no_trades(fmt.pk, file_id):
+        return FileStatus.NO_TRADES
     return FileStatus.PENDING_APPROVAL
+
+
+# The rows a new format's verdict looks at: enough for any real statement, bounded for a huge file.
+VERDICT_SCAN_ROWS = 50_000
+
+
+def _no_trades(format_id: int, file_id: int) -> bool:
+    """Settle a staged file of a pending format as NO_TRADES when its format holds no trades.
+
+    A format is judged once, by the file that created it and while its mapping is still the suggestion (an
+    admin's edit means a person is on it): from the mapping's shape (structural_verdict), else from what the
+    complete mapping does to the staged rows (rows_verdict). Later files of a NO_TRADES format follow it. The
+    rows stay staged, so an admin who disagrees turns the format into a pending one and they wait for review
+    (imports.services.review.format_has_trades)."""
+    fmt = CsvFormat.objects.get(pk=format_id)
+    reason = fmt.verdict if fmt.status == FormatStatus.NO_TRADES else None
+    if fmt.status == FormatStatus.PENDING and fmt.first_seen_file_id == file_id and fmt.mapping == fmt.suggestion:
+        reason = structural_verdict(fmt.mapping, fmt.columns, fmt.sample_rows or [])
+        if reason is None and not missing_fields(fmt.mapping):
+            try:
+                reason = rows_verdict(preview(fmt=fmt, limit=0, scan_limit=VERDICT_SCAN_ROWS))
+            except MappingError:
+                reason = None  # a suggestion that does not compile is for a reviewer to fix
+        if reason is None:
+            return False
+        with transaction.atomic():
+            judged = CsvFormat.objects.filter(pk=format_id, status=FormatStatus.PENDING, mapping=fmt.suggestion)
+            if not judged.update(status=FormatStatus.NO_TRADES, verdict=reason, updated_at=timezone.now()):
+                return False  # reviewed or changed meanwhile: a person decides
+            record(
+                action="format.no_trades",
+                obj=fmt,
+                summary=f"Format '{fmt.name}' holds no trades: {reason}; kept out of the review queue",
+                details={"reason": reason, "file": file_id},
+            )
+    if not reason:
+        return False
+    message = f"No trades found in this file: {reason}. Nothing was imported; an admin can review it if this is wrong."
+    settled = ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL)
+    file_ids = list(settled.values_list("pk", flat=True))
+    now = timezone.now()
+    changes = {"status": FileStatus.NO_TRADES, "error": message[:4000], "finished_at": now, "updated_at": now}
+    settled.filter(pk__in=file_ids).update(**changes)
+    for settled_id in file_ids:
+        notify_file_outcome(file_id=settled_id)
+    return file_id in file_ids
 
 
 def _file_rejected(file_id: int, fmt: CsvFormat) -> str:
@@ -175,7 +224,7 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
     if fmt is None:
         limits = sheet_limits(settings.AIRLOCK)
         sample = [
-            record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"], limits=limits)
+            record.cells for record in sample_records(path, layout, settings.AIRLOCK["SUGGEST_ROWS"], limits=limits)
         ]
         fmt, _ = format_get_or_create_pending(
             target=TARGET,
@@ -802,10 +851,13 @@ def preview(
     first: list[dict[str, Any]] = []
     counts: Counter = Counter()
     error_counts: Counter = Counter()
+    skip_counts: Counter = Counter()
     examples: dict[str, dict[str, Any]] = {}
     for file_id, line, raw in rows.values_list("file_id", "line", "raw").iterator(chunk_size=2000):
         verdict, values, errors = compiled.convert(raw)
         counts[verdict] += 1
+        if verdict == "skip":
+            skip_counts[errors[0]["message"].removeprefix("skipped: ")] += 1
         for error in errors if verdict == "invalid" else []:
             key = _error_kind(error)
             error_counts[key] += 1
@@ -819,6 +871,7 @@ def preview(
         "would_fail": counts["invalid"],
         "would_skip": counts["skip"],
         "top_errors": [{"error": key, "count": n, "example": examples[key]} for key, n in error_counts.most_common(10)],
+        "top_skips": [{"reason": key, "count": n} for key, n in skip_counts.most_common(10)],
     }
 
 

@@ -26,6 +26,7 @@ FINISHED = {
     FileStatus.PARTIAL: "imported with invalid rows",
     FileStatus.FAILED: "failed",
     FileStatus.REJECTED: "was not imported: its format was rejected",
+    FileStatus.NO_TRADES: "was not imported: it holds no trades",
 }
 
 

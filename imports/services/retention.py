@@ -32,11 +32,12 @@ FINISHED_STATUSES = (
     FileStatus.PARTIAL,
     FileStatus.FAILED,
     FileStatus.REJECTED,
+    FileStatus.NO_TRADES,
     FileStatus.ROLLED_BACK,
     FileStatus.PURGED,
 )
 # Past retention, files of these statuses that never produced orders are purged (and may be uploaded again).
-_PURGE_STATUSES = (FileStatus.FAILED, FileStatus.REJECTED)
+_PURGE_STATUSES = (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES)
 _CHUNK = 200
 
 

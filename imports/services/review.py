@@ -86,3 +86,26 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
             details={"reader": reader, "columns": columns},
         )
     return mapping
+
+
+def format_has_trades(*, format_id: int, actor: Any) -> int:
+    """An admin overrules a 'no trades' verdict: the format becomes pending and its files, whose rows stayed
+    staged, wait for its review like any other. Returns how many files wait."""
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        if fmt.status != FormatStatus.NO_TRADES:
+            raise Conflict("Only a format judged to hold no trades can be sent to review this way.")
+        fmt.status = FormatStatus.PENDING
+        fmt._change_reason = f"{actor}: holds trades after all"[:100]
+        fmt.save(update_fields=["status", "updated_at"])
+        waiting = ImportFile.objects.filter(format=fmt, status=FileStatus.NO_TRADES).update(
+            status=FileStatus.PENDING_APPROVAL, error="", finished_at=None, progress=100.0
+        )
+        record(
+            action="format.has_trades",
+            obj=fmt,
+            actor=actor,
+            summary=f"'{fmt.name}' holds trades after all: sent to review with {waiting} file(s) waiting",
+            details={"verdict": fmt.verdict, "files": waiting},
+        )
+    return waiting

@@ -199,7 +199,7 @@ def batch_refresh_status(*, batch_id: int) -> str:
             status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
         elif all(s == FileStatus.IMPORTED for s in statuses):
             status = BatchStatus.COMPLETED
-        elif all(s in (FileStatus.FAILED, FileStatus.REJECTED) for s in statuses):
+        elif all(s in (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES) for s in statuses):
             status = BatchStatus.FAILED
         elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
             status = BatchStatus.PROCESSING

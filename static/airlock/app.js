@@ -4,7 +4,7 @@
   "use strict";
 
   var POLL_MS = 2500;
-  var FINAL = ["IMPORTED", "PARTIAL", "FAILED", "REJECTED", "ROLLED_BACK", "PURGED"];
+  var FINAL = ["IMPORTED", "PARTIAL", "FAILED", "REJECTED", "NO_TRADES", "ROLLED_BACK", "PURGED"];
   var ROW_FINAL = ["MIGRATED", "FAILED", "SKIPPED", "DUPLICATE", "REJECTED"];
   var FORMAT_LABELS = { PENDING: "Pending approval", APPROVED: "Approved", REJECTED: "Rejected" };
   // What a staged row's status means to the person who uploaded it.
@@ -235,6 +235,9 @@
     if (f.status === "REJECTED") {
       text = f.error || "An admin rejected this file's format: its rows will not be imported.";
       note.className = "alert decision alert-error";
+    } else if (f.status === "NO_TRADES") {
+      text = f.error || "This file holds no trades: nothing was imported.";
+      note.className = "alert decision alert-info";
     } else if (isLive(f.status)) {
       text = "An admin approved this file's format. Importing its rows…";
       note.className = "alert decision alert-info";

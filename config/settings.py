@@ -194,6 +194,9 @@ AIRLOCK = {
     "MAX_SHEETS": env_int("AIRLOCK_MAX_SHEETS", 200, minimum=1),
     "MAX_XLS_BYTES": env_int("AIRLOCK_MAX_XLS_BYTES", 32 * 1024**2, minimum=1),
     "SAMPLE_ROWS": env_int("AIRLOCK_SAMPLE_ROWS", 20, minimum=1),
+    # Rows the mapping suggestion reads (a statement's first trade can come after many deposits); the
+    # format keeps SAMPLE_ROWS of them to show.
+    "SUGGEST_ROWS": env_int("AIRLOCK_SUGGEST_ROWS", 200, minimum=1),
     "ALLOW_SELF_APPROVAL": env_bool("AIRLOCK_ALLOW_SELF_APPROVAL", False),
     "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30, minimum=1),
     "DEMO_ADMIN_USERNAME": env_str("AIRLOCK_DEMO_ADMIN", "admin"),

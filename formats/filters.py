@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from config.errors import MappingError
+from formats.converters.derive import parse_trade_text
 
 RowFilter = Callable[[list[str]], str | None]
-OPS = ("in", "not_in", "not_empty", "empty", "startswith")
+# side_word: keep rows whose cell names a buy or a sell ('Koop 1 @ 33,9 USD'; not 'iDEAL Deposit').
+OPS = ("in", "not_in", "not_empty", "empty", "startswith", "side_word")
 
 
 def _norm(value: str) -> str:
@@ -52,5 +54,7 @@ def _make_check(index: int, column: str, op: str, wanted: set[str]) -> Callable[
         return lambda cells: None if cell(cells).strip() else f"{column} is empty"
     if op == "empty":
         return lambda cells: f"{column} is not empty" if cell(cells).strip() else None
+    if op == "side_word":
+        return lambda cells: None if "side" in parse_trade_text(cell(cells)) else f"{column} names no buy or sell"
     prefixes = tuple(wanted)
     return lambda cells: None if _norm(cell(cells)).startswith(prefixes) else f"{column} is '{cell(cells).strip()}'"

@@ -9,6 +9,14 @@ from typing import Any
 
 from config.errors import ConversionError, MappingError
 from formats.converters.dates import check_formats, datetime_builder, timezone_named
+from formats.converters.derive import (
+    TRADE_TEXT_PARTS,
+    exchange_currency_builder,
+    isin_builder,
+    pair_builder,
+    trade_text_builder,
+    unit_builder,
+)
 from formats.converters.numbers import QUOTIENT_JOINER, decimal_builder, integer_builder, quotient_builder
 from formats.converters.types import PLACEHOLDERS, Cleaner, TextCleaner
 from formats.converters.words import currency_builder, map_builder, side_builder, side_from_sign_builder, text_builder
@@ -110,6 +118,41 @@ CONVERTERS: dict[str, ConverterInfo] = {
             {"map": "Extra values -> ISO code, e.g. {'CAN': 'CAD'}."},
         ),
         ConverterInfo(
+            "trade_text",
+            "From an order description",
+            "One part of a text such as 'Koop 1 @ 33,9 USD' or 'OPEN BUY 34 @ 11.75': the first buy/sell word, "
+            "the first number after it (quantity), the number after '@' (price) and the code next to it.",
+            {
+                "take": "'side', 'quantity', 'price' or 'currency'.",
+                "decimal_sep": "'.' or ','; detected per value when absent.",
+            },
+        ),
+        ConverterInfo(
+            "pair",
+            "From a trading pair",
+            "The base or the quote of a pair such as 'BTC-USDT', 'ETH/EUR', 'ETHUSD' or 'BINANCE:BTCUSDT'.",
+            {"take": "'base' (the asset) or 'quote' (the currency)."},
+        ),
+        ConverterInfo(
+            "unit",
+            "Unit of an amount",
+            "The code written with a number: '2.00000000 ETH' -> ETH, '€35.20' -> EUR.",
+            {},
+        ),
+        ConverterInfo(
+            "exchange_currency",
+            "Currency of the ticker's exchange",
+            "The currency a ticker trades in, from its exchange suffix ('SPYL.DE' -> EUR, 'VOD.L' -> GBP) or a "
+            "pair's quote ('BTC-EUR' -> EUR).",
+            {},
+        ),
+        ConverterInfo(
+            "isin",
+            "ISIN inside the text",
+            "The ISIN in a cell such as 'APPLE INC / US0378331005' (checked by its check digit); else the text.",
+            {},
+        ),
+        ConverterInfo(
             "constant", "Constant", "The same value for every row (no columns).", {"value": "The value, e.g. 'USD'."}
         ),
         ConverterInfo(
@@ -143,7 +186,9 @@ _OPTION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "drop_trailing_numbers": ((bool,), "true or false"),
     "scale": ((str, int, float), "a number such as '0.01'"),
     "places": ((int,), "a whole number"),
+    "take": ((str,), "a text"),
 }
+_TAKES = {"trade_text": TRADE_TEXT_PARTS, "pair": ("base", "quote")}
 
 
 def check_options(converter: str, options: dict[str, Any]) -> None:
@@ -191,6 +236,11 @@ def check_options(converter: str, options: dict[str, Any]) -> None:
                 raise MappingError(f"Currency map results must be 3-letter codes, not {result!r}.")
     if converter == "side_from_sign" and options.get("negative_is", "SELL").upper() not in ("BUY", "SELL"):
         raise MappingError(f"Option 'negative_is' must be 'BUY' or 'SELL', not {options['negative_is']!r}.")
+    if converter in _TAKES and options.get("take") not in _TAKES[converter]:
+        raise MappingError(
+            f"Converter '{converter}' needs option 'take': one of {', '.join(_TAKES[converter])}.",
+            details={"converter": converter, "option": "take"},
+        )
     if converter == "constant" and "value" not in options:
         raise MappingError("Converter 'constant' needs a 'value' option.")
 
@@ -319,4 +369,9 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], TextCleaner]] = {
     "map": map_builder,
     "quotient": quotient_builder,
     "currency": currency_builder,
+    "trade_text": trade_text_builder,
+    "pair": pair_builder,
+    "unit": unit_builder,
+    "exchange_currency": exchange_currency_builder,
+    "isin": isin_builder,
 }

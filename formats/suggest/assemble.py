@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from formats.converters import CURRENCY_SYMBOLS, side_of
+from formats.suggest.derivations import derive_missing
 from formats.suggest.profiles import AS_OF, ISO_START, Profile, guess_date, parses, profile_column
 from formats.suggest.scoring import Score, score_pair, synonym_index
 from formats.suggest.vocabulary import DEFAULT_MIN_SCORE, ISO_CURRENCIES, MIN_SCORE
@@ -68,6 +69,7 @@ def suggest_mapping(
         if spec is not None:
             fields[target_field.name] = spec
     filters.extend(_discriminator_filters(profiles))
+    derive_missing(fields, filters, profiles)
     reader = {"section": None, "header_line": None}
     return {"version": 1, "reader": reader, "filters": filters, "fields": fields}
 

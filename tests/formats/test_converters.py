@@ -310,8 +310,11 @@ def test_it_reads_currency_codes_symbols_and_amounts() -> None:
     assert clean("currency", "€35,761.54") == "EUR"  # Revolut prices carry their currency
     assert clean("currency", "89,162.28 SEK") == "SEK"
     assert clean("currency", "Kroner", map={"kroner": "DKK"}) == "DKK"
-    with pytest.raises(ConversionError, match="3-letter"):
+    with pytest.raises(ConversionError, match="names a currency but is not a code"):
         clean("currency", "Dollar")
+    with pytest.raises(ConversionError, match="ISO 4217"):
+        clean("currency", "XYZ")
+    assert clean("currency", "usdt") == "USDT"  # crypto trades are quoted in asset codes
 
 
 def test_it_trims_and_optionally_upper_cases_text() -> None:
@@ -344,6 +347,9 @@ def test_it_returns_the_constant_whatever_the_cells() -> None:
         ("text", {"part": 1}, "only makes sense with 'split_on'"),
         ("text", {"split_on": "/", "part": "first"}, "must be a whole number"),
         ("side_from_sign", {"negative_is": "HOLD"}, "'negative_is' must be"),
+        ("trade_text", {}, "needs option 'take'"),
+        ("trade_text", {"take": "symbol"}, "needs option 'take'"),
+        ("pair", {"take": "middle"}, "one of base, quote"),
     ],
 )
 def test_it_rejects_bad_options_with_a_clear_message(converter: str, options: dict, message: str) -> None:
@@ -353,6 +359,11 @@ def test_it_rejects_bad_options_with_a_clear_message(converter: str, options: di
 
 def test_it_describes_every_converter_for_the_admin() -> None:
     assert set(CONVERTERS) == {
+        "trade_text",
+        "pair",
+        "unit",
+        "exchange_currency",
+        "isin",
         "text",
         "decimal",
         "integer",

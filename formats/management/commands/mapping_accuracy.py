@@ -37,7 +37,7 @@ def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple
     """The suggestion exactly as imports/pipeline/process.py `_match_format` makes it for a new header."""
     limits = sheet_limits(settings.AIRLOCK)
     layout = detect_layout(path, None, limits=limits)
-    sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SAMPLE_ROWS"], limits=limits)]
+    sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SUGGEST_ROWS"], limits=limits)]
     mapping = suggest_mapping(
         target=TARGET, columns=layout.columns, sample_rows=sample, learned=learned, header=layout.header
     )

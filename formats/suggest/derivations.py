@@ -1,0 +1,249 @@
+"""Derived values for the fields the columns alone do not give: read out of order descriptions, pairs,
+number-plus-unit cells and ticker suffixes, or computed as amount ÷ quantity. Each derivation is one of the
+converters in formats/converters/derive.py (or the quotient converter), so the admin sees it, with the
+evidence in words, and can change it.
+
+Runs after the columns are chosen; a derivation replaces a chosen column only where the file's own values
+are stronger evidence (an order description that gives side, quantity and price together)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from formats.converters.derive import exchange_currency_of, isin_in, parse_trade_text, split_pair, unit_of
+from formats.suggest.profiles import Profile
+
+# Header words of a column holding a trade's money amount (quantity × price, plus or minus fees).
+AMOUNT_WORDS = (
+    "amount", "value", "total", "net", "proceeds", "subtotal", "consideration", "waarde", "bedrag", "belopp",
+    "montant", "betrag", "importe", "hodnota", "castka", "kwota", "beløb", "beløp", "summa", "mutatie",
+)  # fmt: skip
+_TRUSTED = 0.9  # a column chosen at this confidence or more is kept over a derivation
+
+
+def _spec(columns: list[str], converter: str, options: dict[str, Any], confidence: float, reason: str) -> dict:
+    return {
+        "columns": columns,
+        "converter": converter,
+        "options": options,
+        "confidence": round(max(0.0, min(1.0, confidence)), 2),
+        "reason": reason,
+    }
+
+
+def _missing(fields: dict[str, Any], name: str) -> bool:
+    spec = fields.get(name)
+    return spec is None or (not spec.get("columns") and spec.get("converter") != "constant")
+
+
+def _weak(fields: dict[str, Any], name: str) -> bool:
+    spec = fields.get(name)
+    return _missing(fields, name) or (spec or {}).get("confidence", 0) < _TRUSTED
+
+
+def _used(fields: dict[str, Any]) -> set[str]:
+    return {column for spec in fields.values() for column in spec.get("columns") or []}
+
+
+def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
+    """Fill missing fields in place with derivations the samples support."""
+    _from_trade_text(fields, filters, profiles)
+    _prefer_isin_over_names(fields, profiles)
+    _symbol_from_pairs(fields, profiles)
+    _symbol_from_units(fields, profiles)
+    _symbol_from_isin_text(fields, profiles)
+    _symbol_from_codes(fields, profiles)
+    _price_from_amount(fields, profiles)
+    _currency_from_symbol(fields, profiles)
+
+
+def _by_column(profiles: list[Profile]) -> dict[str, Profile]:
+    return {profile.column: profile for profile in profiles}
+
+
+def _from_trade_text(fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
+    """A description column holding 'Koop 1 @ 33,9 USD' gives side, quantity and price (and currency)."""
+    if not (_missing(fields, "price") or _missing(fields, "quantity") or _missing(fields, "side")):
+        return
+    best: tuple[int, Profile, list[dict[str, Any]]] | None = None
+    for profile in profiles:
+        if profile.numeric or not profile.count:
+            continue
+        sep = "," if profile.decimal_sep == "," else None
+        parsed = [parse_trade_text(value, sep) for value in profile.values]
+        full = [p for p in parsed if {"side", "quantity", "price"} <= set(p)]
+        if full and (best is None or len(full) > best[0]):
+            best = (len(full), profile, parsed)
+    if best is None:
+        return
+    hits, profile, parsed = best
+    with_side = sum(1 for p in parsed if "side" in p)
+    comma = any("," in value and "@" in value for value in profile.values) and _comma_decimals(profile.values)
+    options: dict[str, Any] = {"decimal_sep": ","} if comma else {}
+    example = _example(profile, parsed)
+    evidence = f"'{profile.column}' holds order descriptions ({hits}/{profile.count} samples, e.g. '{example}')"
+    confidence = 0.75 if hits >= 0.8 * with_side else 0.6
+    for name in ("side", "quantity", "price"):
+        if _weak(fields, name):
+            reason = f"{name} read from {evidence}"
+            fields[name] = _spec([profile.column], "trade_text", {"take": name, **options}, confidence, reason)
+    with_currency = sum(1 for p in parsed if "currency" in p)
+    if with_currency and with_currency >= 0.8 * hits and _weak(fields, "currency"):
+        reason = f"currency named after the price in {evidence}"
+        fields["currency"] = _spec([profile.column], "trade_text", {"take": "currency"}, confidence, reason)
+    if with_side < profile.count or profile.empties:
+        # Rows without a buy/sell word (deposits, fees, dividends) are skipped, never failed.
+        filters[:] = [rule for rule in filters if rule.get("column") != profile.column]
+        filters.append({"column": profile.column, "op": "side_word"})
+
+
+def _comma_decimals(values: list[str]) -> bool:
+    """'33,9' or '1.234,50' after '@': the price is written with a decimal comma."""
+    for value in values:
+        after = value.split("@", 1)[1].split() if "@" in value else []
+        if after:
+            token = after[0]
+            if "," in token and (len(token.rsplit(",", 1)[1]) != 3 or "." in token):
+                return True
+    return False
+
+
+def _example(profile: Profile, parsed: list[dict[str, Any]]) -> str:
+    for value, found in zip(profile.values, parsed, strict=False):
+        if "price" in found:
+            return value[:60]
+    return profile.values[0][:60]
+
+
+def _prefer_isin_over_names(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """'VICI PROPERTIES INC. C' (a product name, cut short) identifies less than the ISIN next to it."""
+    spec = fields.get("symbol") or {}
+    columns = spec.get("columns") or []
+    if len(columns) != 1 or spec.get("converter") != "text":
+        return
+    by_column = _by_column(profiles)
+    current = by_column[columns[0]]
+    names = sum(1 for value in current.values if " " in value.strip() or len(value) > 12)
+    if not current.count or names < 0.5 * current.count:
+        return
+    used = _used(fields)
+    for profile in profiles:
+        if profile.column in used or not profile.count:
+            continue
+        isins = sum(1 for value in profile.values if len(value) == 12 and isin_in(value) == value.upper())
+        if isins >= 0.8 * profile.count:
+            reason = (
+                f"'{profile.column}' holds ISINs ({isins}/{profile.count} samples), which identify the security "
+                f"better than the names in '{current.column}'"
+            )
+            fields["symbol"] = _spec(
+                [profile.column], "text", {"upper": True}, max(spec.get("confidence", 0), 0.8), reason
+            )
+            return
+
+
+def _symbol_from_pairs(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """A symbol column of pairs ('BTC-USDT') gives the asset as symbol and the quote as currency."""
+    spec = fields.get("symbol") or {}
+    columns = spec.get("columns") or []
+    if len(columns) != 1 or spec.get("converter") != "text" or (spec.get("options") or {}).get("split_on"):
+        return
+    profile = _by_column(profiles)[columns[0]]
+    pairs = [split_pair(value) for value in profile.values]
+    hits = sum(pair is not None for pair in pairs)
+    if not profile.count or hits < 0.8 * profile.count or any("." in value for value in profile.values):
+        return
+    example = profile.values[0]
+    reason = f"'{profile.column}' holds trading pairs ({hits}/{profile.count} samples, e.g. '{example}'): the asset"
+    fields["symbol"] = _spec(columns, "pair", {"take": "base"}, min(spec.get("confidence", 0.6), 0.8), reason)
+    if _weak(fields, "currency"):
+        quotes = sorted({pair[1] for pair in pairs if pair})
+        reason = f"the quote of the pairs in '{profile.column}' ({', '.join(quotes[:4])})"
+        fields["currency"] = _spec(columns, "pair", {"take": "quote"}, 0.75, reason)
+
+
+def _symbol_from_units(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """'2.00000000 ETH' in the quantity column: the unit is what was traded."""
+    if not _missing(fields, "symbol"):
+        return
+    quantity = (fields.get("quantity") or {}).get("columns") or []
+    if len(quantity) != 1:
+        return
+    profile = _by_column(profiles)[quantity[0]]
+    units = [unit_of(value) for value in profile.values]
+    codes = [unit for unit in units if unit and unit.isalpha()]
+    if profile.count and len(codes) >= 0.8 * profile.count:
+        reason = f"the unit of the quantities in '{profile.column}' (e.g. '{profile.values[0]}')"
+        fields["symbol"] = _spec(quantity, "unit", {}, 0.7, reason)
+
+
+def _symbol_from_isin_text(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """'APPLE INC / US0378331005': the ISIN inside the chosen symbol column identifies the security."""
+    spec = fields.get("symbol") or {}
+    columns = spec.get("columns") or []
+    if len(columns) != 1 or spec.get("converter") != "text":
+        return
+    profile = _by_column(profiles)[columns[0]]
+    inside = sum(1 for value in profile.values if isin_in(value) and isin_in(value) != value.strip().upper())
+    if profile.count and inside >= 0.8 * profile.count:
+        reason = f"'{profile.column}' holds names with their ISIN ({inside}/{profile.count} samples): the ISIN"
+        fields["symbol"] = _spec(columns, "isin", {}, spec.get("confidence", 0.6), reason)
+
+
+def _symbol_from_codes(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No symbol yet: an unused column of asset codes (Bitvavo's 'Currency' next to 'Quote Currency')."""
+    if not _missing(fields, "symbol"):
+        return
+    used = _used(fields)
+    for profile in profiles:
+        if profile.column in used or profile.numeric or not profile.count:
+            continue
+        if profile.ratio(profile.tickers) >= 0.8 and len(set(profile.values)) > 0 and profile.date is None:
+            shown = ", ".join(sorted(set(profile.values))[:4])
+            reason = f"no symbol column; '{profile.column}' holds asset codes ({shown})"
+            fields["symbol"] = _spec([profile.column], "text", {"upper": True}, 0.55, reason)
+            return
+
+
+def _price_from_amount(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No price column: price = |amount| ÷ quantity, from the column holding each trade's money amount."""
+    if not _missing(fields, "price"):
+        return
+    quantity = fields.get("quantity") or {}
+    if quantity.get("converter") != "decimal" or len(quantity.get("columns") or []) != 1:
+        return
+    by_column = _by_column(profiles)
+    q = by_column[quantity["columns"][0]]
+    used = _used(fields)
+    candidates = [
+        profile
+        for profile in profiles
+        if profile.numeric >= 0.5 * max(profile.count, 1)
+        and profile.column not in used
+        and any(word in profile.key.split() or profile.key.startswith(word) for word in AMOUNT_WORDS)
+    ]
+    if not candidates:
+        return
+    # The amount whose ratio to the quantity varies least in size across rows is the trade's value.
+    amount = candidates[0]
+    options: dict[str, Any] = {"abs": True}
+    if amount.decimal_sep == "," or q.decimal_sep == ",":
+        options["decimal_sep"] = ","
+    reason = f"no price column; price = |'{amount.column}'| ÷ '{q.column}' (the amount includes any fees)"
+    fields["price"] = _spec([amount.column, q.column], "quotient", options, 0.6, reason)
+
+
+def _currency_from_symbol(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No currency: the symbols' exchange suffix ('SPYL.DE' -> EUR) or a pair's quote names it."""
+    if not _missing(fields, "currency"):
+        return
+    columns = (fields.get("symbol") or {}).get("columns") or []
+    if len(columns) != 1:
+        return
+    profile = _by_column(profiles)[columns[0]]
+    codes = [exchange_currency_of(value) for value in profile.values]
+    hits = [code for code in codes if code]
+    if profile.count and len(hits) >= 0.8 * profile.count:
+        shown = ", ".join(sorted(set(hits)))
+        reason = f"no currency column; the exchange of the tickers in '{profile.column}' trades in {shown}"
+        fields["currency"] = _spec(columns, "exchange_currency", {}, 0.6, reason)

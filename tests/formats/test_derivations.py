@@ -1,0 +1,174 @@
+"""Derived values, one test per derivation and pattern, with the quirky values real exports hold: order
+descriptions in several languages, pairs, number-plus-unit cells, exchange suffixes, Name / ISIN cells,
+amount ÷ quantity; and the suggestion choosing them when no column gives the field."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from config.errors import ConversionError
+from formats.converters import build_cleaner
+from formats.converters.derive import exchange_currency_of, isin_in, parse_trade_text, split_pair, unit_of
+from formats.filters import compile_filters
+from formats.suggest import suggest_mapping
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Koop 1 @ 33,9 USD", {"side": "BUY", "quantity": Decimal("1"), "price": Decimal("33.9"), "currency": "USD"}),
+        (
+            "Verkoop 12 @ 1.063,97 EUR",
+            {"side": "SELL", "quantity": Decimal("12"), "price": Decimal("1063.97"), "currency": "EUR"},
+        ),
+        ("OPEN BUY 34/42.5658 @ 11.7480", {"side": "BUY", "quantity": Decimal("34"), "price": Decimal("11.7480")}),
+        ("CLOSE SELL 0.5 @ 1,234.50", {"side": "SELL", "quantity": Decimal("0.5"), "price": Decimal("1234.50")}),
+        (
+            "Sell 10 AAPL @ $185.20",
+            {"side": "SELL", "quantity": Decimal("10"), "price": Decimal("185.20"), "currency": "USD"},
+        ),
+        (
+            "Achat 5 à 12,40 EUR",
+            {"side": "BUY", "quantity": Decimal("5"), "price": Decimal("12.40"), "currency": "EUR"},
+        ),
+        ("Kauf 3 zu 99,5", {"side": "BUY", "quantity": Decimal("3"), "price": Decimal("99.5")}),
+        ("Köp 7 @ SEK 101,5", {"side": "BUY", "quantity": Decimal("7"), "price": Decimal("101.5"), "currency": "SEK"}),
+        ("Bought 1,550 Foo ETF Distributing (FOO)", {"side": "BUY", "quantity": Decimal("1550")}),
+        ("iDEAL Deposit", {}),
+        ("Overboeking van uw geldrekening 26,45 EUR", {}),
+        ("Dividend 0,45 USD per share", {}),
+        ("is a b s c", {}),  # one-letter codes inside prose are no side
+    ],
+)
+def test_order_descriptions_give_side_quantity_price_and_currency(text: str, expected: dict[str, Any]) -> None:
+    assert parse_trade_text(text) == expected
+
+
+def test_the_trade_text_converter_names_what_it_expected() -> None:
+    assert build_cleaner("trade_text", {"take": "price", "decimal_sep": ","})(["Koop 1 @ 33,9 USD"]) == Decimal("33.9")
+    with pytest.raises(ConversionError, match="expected an order description"):
+        build_cleaner("trade_text", {"take": "price"})(["iDEAL Deposit"])
+
+
+@pytest.mark.parametrize(
+    ("text", "pair"),
+    [
+        ("BTC-USDT", ("BTC", "USDT")),
+        ("ETH/EUR", ("ETH", "EUR")),
+        ("ETHUSD", ("ETH", "USD")),
+        ("BTCUSDT", ("BTC", "USDT")),
+        ("BINANCE:BTCUSDT", ("BTC", "USDT")),
+        ("doge_usdt", ("DOGE", "USDT")),
+        ("XXBTZEUR", ("XXBT", "EUR")),
+        ("AAPL", None),
+        ("BRK.B", None),
+        ("A-B-C", None),
+    ],
+)
+def test_pairs_split_into_asset_and_quote(text: str, pair: tuple[str, str] | None) -> None:
+    assert split_pair(text) == pair
+
+
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [
+        ("2.00000000 ETH", "ETH"),
+        ("€35.20", "EUR"),
+        ("89,162.28 SEK", "SEK"),
+        ("$ 12", "USD"),
+        ("12", None),
+        ("ETH", None),
+    ],
+)
+def test_the_unit_of_an_amount(text: str, unit: str | None) -> None:
+    assert unit_of(text) == unit
+
+
+@pytest.mark.parametrize(
+    ("ticker", "currency"),
+    [("SPYL.DE", "EUR"), ("VOD.L", "GBP"), ("AAPL.US", "USD"), ("NESN.SW", "CHF"), ("BTC-EUR", "EUR"), ("AAPL", None)],
+)
+def test_the_currency_of_a_tickers_exchange(ticker: str, currency: str | None) -> None:
+    assert exchange_currency_of(ticker) == currency
+
+
+def test_the_isin_inside_a_name_cell_is_checked_by_its_check_digit() -> None:
+    assert isin_in("APPLE INC / US0378331005") == "US0378331005"
+    assert isin_in("Vanguard FTSE All-World (IE00B3RBWM25)") == "IE00B3RBWM25"
+    assert isin_in("APPLE INC / US0378331006") is None  # wrong check digit
+    assert build_cleaner("isin", {})(["APPLE INC"]) == "APPLE INC"
+
+
+def test_the_side_word_filter_skips_rows_that_name_no_trade() -> None:
+    keep = compile_filters([{"column": "Omschrijving", "op": "side_word"}], ["Datum", "Omschrijving"])
+    assert keep(["1-1-2024", "Koop 1 @ 33,9 USD"]) is None
+    assert keep(["1-1-2024", "iDEAL Deposit"]) == "Omschrijving names no buy or sell"
+
+
+def fields_of(columns: list[str], rows: list[list[str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    mapping = suggest_mapping(target="orders", columns=columns, sample_rows=rows)
+    return mapping["fields"], mapping["filters"]
+
+
+def test_a_ledger_with_order_descriptions_gets_side_quantity_price_currency_from_them() -> None:
+    columns = ["Datum", "Product", "ISIN", "Omschrijving", "Mutatie"]
+    rows = [
+        ["15-12-2022", "VICI PROPERTIES", "US9256521090", "Koop 1 @ 33,9 USD", "-33,90"],
+        ["17-12-2022", "", "", "iDEAL Deposit", "27,80"],
+        ["10-08-2021", "BANK NOVA SCOTIA", "CA0641491075", "Verkoop 2 @ 63,97 USD", "127,94"],
+        ["13-07-2020", "VANGUARD FTSE AW", "IE00B3RBWM25", "Koop 1 @ 79,35 EUR", "-79,35"],
+    ]
+    fields, filters = fields_of(columns, rows)
+    for name in ("side", "quantity", "price", "currency"):
+        assert fields[name]["columns"] == ["Omschrijving"], name
+        assert fields[name]["converter"] == "trade_text"
+        assert "order descriptions" in fields[name]["reason"]
+    assert fields["price"]["options"] == {"take": "price", "decimal_sep": ","}
+    assert {"column": "Omschrijving", "op": "side_word"} in filters
+
+
+def test_without_a_price_column_the_price_is_the_amount_divided_by_the_quantity() -> None:
+    columns = ["Datum", "Transactietype", "Waarde (netto)", "ISIN", "Aantal", "Valuta"]
+    rows = [
+        ["2024-01-02", "Aankoop", "1000,50", "US0378331005", "5", "EUR"],
+        ["2024-02-03", "Verkoop", "420,00", "US5949181045", "1", "EUR"],
+    ]
+    fields, _ = fields_of(columns, rows)
+    assert fields["price"]["converter"] == "quotient"
+    assert fields["price"]["columns"] == ["Waarde (netto)", "Aantal"]
+    assert "÷" in fields["price"]["reason"]
+
+
+def test_pairs_give_the_asset_as_symbol_and_the_quote_as_currency() -> None:
+    columns = ["tradeCreatedAt", "symbol", "side", "price", "size"]
+    rows = [
+        ["2021-01-01 10:00:00", "BTC-USDT", "buy", "30000", "0.1"],
+        ["2021-01-02 10:00:00", "ETH-BTC", "sell", "0.03", "2"],
+    ]
+    fields, _ = fields_of(columns, rows)
+    assert (fields["symbol"]["converter"], fields["symbol"]["options"]) == ("pair", {"take": "base"})
+    assert (fields["currency"]["converter"], fields["currency"]["options"]) == ("pair", {"take": "quote"})
+
+
+def test_units_on_the_quantities_give_the_symbol() -> None:
+    columns = ["Type", "Datetime", "Amount", "Value", "Rate", "Sub Type"]
+    rows = [
+        ["Market", "2022-01-28 00:31:00", "1.00000000 ETH", "2214.01 EUR", "2214.01 EUR", "Sell"],
+        ["Market", "2022-01-29 00:31:00", "0.50000000 BTC", "20000.00 EUR", "40000.00 EUR", "Buy"],
+    ]
+    fields, _ = fields_of(columns, rows)
+    assert fields["symbol"]["converter"] == "unit" and fields["symbol"]["columns"] == ["Amount"]
+
+
+def test_exchange_suffixes_give_the_currency_when_no_column_does() -> None:
+    columns = ["ID", "Type", "Time", "Symbol", "Comment", "Amount"]
+    rows = [
+        ["1", "Stocks/ETF purchase", "12.04.2024 13:01:45", "SPYL.DE", "OPEN BUY 34/42.5658 @ 11.7480", "-399.43"],
+        ["2", "Stocks/ETF sale", "13.04.2024 13:01:45", "VOD.L", "CLOSE SELL 8 @ 11.7480", "93.98"],
+    ]
+    fields, _ = fields_of(columns, rows)
+    assert fields["currency"]["converter"] == "exchange_currency"
+    assert fields["price"]["converter"] == "trade_text"

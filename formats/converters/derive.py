@@ -58,6 +58,10 @@ def parse_trade_text(text: str, decimal_sep: str | None = None) -> dict[str, Any
     found: dict[str, Any] = {}
     start = None
     for index, token in enumerate(tokens):
+        if token.endswith(":") or token == ":":
+            # 'STOCK DIVIDEND: Koop 999 @ 0', 'PRODUCTWIJZIGING : Verkoop 500 @ 0,039': a corporate action
+            # described as a buy or a sell, not a trade.
+            return found
         word = token.strip("()[],;:.")
         side = side_of(word) if len(word) > 2 else None  # 'b' or 's' inside a description is no side
         if side is not None:

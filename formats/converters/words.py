@@ -41,6 +41,9 @@ BUY_WORDS = frozenset(
         "zakup",
         "kjøp",
         "osto",
+        "reinvestment",
+        "reinvest",
+        "reinvested",
     }
 )
 SELL_WORDS = frozenset(
@@ -118,10 +121,14 @@ def side_of(text: str) -> str | None:
         return "BUY"
     if value in SELL_WORDS:
         return "SELL"
-    words = set(_WORD.findall(value))
+    found = _WORD.findall(value)
+    words = set(found)
+    buy, sell = bool(words & _BUY_TOKENS), bool(words & _SELL_TOKENS)
+    if found and buy != sell and found[0] in _BUY_TOKENS | _SELL_TOKENS:
+        # It starts with the side ('REINVESTMENT VANGUARD ... TAX EXEMPT BD'): later words name the security.
+        return "BUY" if buy else "SELL"
     if words & NON_TRADE_WORDS:
         return None
-    buy, sell = bool(words & _BUY_TOKENS), bool(words & _SELL_TOKENS)
     if buy != sell:
         return "BUY" if buy else "SELL"
     return None

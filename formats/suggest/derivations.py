@@ -8,8 +8,10 @@ are stronger evidence (an order description that gives side, quantity and price 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from formats.converters.currencies import ISO_4217
 from formats.converters.derive import exchange_currency_of, isin_in, parse_trade_text, split_pair, unit_of
 from formats.suggest.profiles import Profile
 
@@ -55,6 +57,7 @@ def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profil
     _symbol_from_codes(fields, profiles)
     _price_from_amount(fields, profiles)
     _currency_from_symbol(fields, profiles)
+    _currency_from_language(fields, profiles)
 
 
 def _by_column(profiles: list[Profile]) -> dict[str, Profile]:
@@ -83,6 +86,10 @@ def _from_trade_text(fields: dict[str, Any], filters: list[dict[str, Any]], prof
     example = _example(profile, parsed)
     evidence = f"'{profile.column}' holds order descriptions ({hits}/{profile.count} samples, e.g. '{example}')"
     confidence = 0.75 if hits >= 0.8 * with_side else 0.6
+    old_side = (fields.get("side") or {}).get("columns") or []
+    if _weak(fields, "side") and old_side and old_side != [profile.column]:
+        # The description gives the side now: a filter on the old side column's values goes with it.
+        filters[:] = [rule for rule in filters if rule.get("column") not in old_side]
     for name in ("side", "quantity", "price"):
         if _weak(fields, name):
             reason = f"{name} read from {evidence}"
@@ -130,7 +137,7 @@ def _prefer_isin_over_names(fields: dict[str, Any], profiles: list[Profile]) -> 
     for profile in profiles:
         if profile.column in used or not profile.count:
             continue
-        isins = sum(1 for value in profile.values if len(value) == 12 and isin_in(value) == value.upper())
+        isins = sum(1 for value in profile.values if _ISIN_SHAPE.fullmatch(value.upper()))
         if isins >= 0.8 * profile.count:
             reason = (
                 f"'{profile.column}' holds ISINs ({isins}/{profile.count} samples), which identify the security "
@@ -191,18 +198,26 @@ def _symbol_from_isin_text(fields: dict[str, Any], profiles: list[Profile]) -> N
 
 
 def _symbol_from_codes(fields: dict[str, Any], profiles: list[Profile]) -> None:
-    """No symbol yet: an unused column of asset codes (Bitvavo's 'Currency' next to 'Quote Currency')."""
+    """No symbol yet: an unused column of asset codes (Bitvavo's 'Currency' next to 'Quote Currency'), not
+    one of fiat currency codes only (a fee's currency)."""
     if not _missing(fields, "symbol"):
         return
     used = _used(fields)
     for profile in profiles:
-        if profile.column in used or profile.numeric or not profile.count:
+        if profile.column in used or profile.numeric or not profile.count or profile.date is not None:
             continue
-        if profile.ratio(profile.tickers) >= 0.8 and len(set(profile.values)) > 0 and profile.date is None:
-            shown = ", ".join(sorted(set(profile.values))[:4])
+        codes = [value for value in profile.values if _CODE.fullmatch(value)]
+        fiat = [code for code in codes if code in ISO_4217]
+        if len(codes) >= 0.8 * profile.count and len(fiat) < 0.5 * len(codes):
+            shown = ", ".join(sorted(set(codes))[:4])
             reason = f"no symbol column; '{profile.column}' holds asset codes ({shown})"
             fields["symbol"] = _spec([profile.column], "text", {"upper": True}, 0.55, reason)
             return
+
+
+_CODE = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+# An ISIN's shape (exports hold test ISINs whose check digit is off; the column is an ISIN column still).
+_ISIN_SHAPE = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 
 
 def _price_from_amount(fields: dict[str, Any], profiles: list[Profile]) -> None:
@@ -247,3 +262,31 @@ def _currency_from_symbol(fields: dict[str, Any], profiles: list[Profile]) -> No
         shown = ", ".join(sorted(set(hits)))
         reason = f"no currency column; the exchange of the tickers in '{profile.column}' trades in {shown}"
         fields["currency"] = _spec(columns, "exchange_currency", {}, 0.6, reason)
+
+
+# Header words only one language uses, and the currency of the countries writing it: the weakest evidence
+# for a currency, used when nothing in the file names one (confidence 0.3, the words named in the reason).
+_LANGUAGE_WORDS = {
+    "EUR": ("Dutch/German", {"aantal", "waarde", "koers", "omschrijving", "transactietype", "belasting", "anzahl",
+                             "betrag", "wertpapier", "buchungstag", "gebühren", "stückzahl", "kosten"}),
+    "SEK": ("Swedish", {"belopp", "värdepapper", "vardepapper", "transaktionstyp", "courtage"}),
+    "DKK": ("Danish", {"beløb", "handelsdato", "værdipapir"}),
+    "NOK": ("Norwegian", {"beløp", "verdipapir", "handelsdag"}),
+    "CZK": ("Czech", {"počet", "pocet", "hodnota", "částka", "castka"}),
+    "PLN": ("Polish", {"ilość", "ilosc", "kwota", "wartość", "wartosc"}),
+}  # fmt: skip
+
+
+def _currency_from_language(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    if not _missing(fields, "currency"):
+        return
+    words = {word for profile in profiles for word in profile.header.casefold().replace("(", " ").split()}
+    for code, (language, vocabulary) in _LANGUAGE_WORDS.items():
+        seen = sorted(words & vocabulary)
+        if seen:
+            reason = (
+                f"nothing in the file names a currency; the headers are {language} ({', '.join(seen[:3])}): "
+                f"{code} assumed, check it"
+            )
+            fields["currency"] = _spec([], "constant", {"value": code}, 0.3, reason)
+            return

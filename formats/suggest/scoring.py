@@ -69,6 +69,7 @@ def _header_evidence(name: str, key: str, synonyms: list[tuple[str, str, bool]])
 
 
 _FITS, _WEAKENS, _CONTRADICTS = 1.0, 0.6, 0.3
+LEARNED_CAP = 0.9
 
 
 def _value_evidence(name: str, profile: Profile) -> tuple[float | None, float, str]:
@@ -152,7 +153,13 @@ def score_pair(
     if value_reason and not contradicts:
         reasons.append(value_reason)
     learned_score, learned_reason = _learned_evidence(name, profile, learned)
-    if learned_score and not contradicts:
+    if learned_score and factor >= _FITS:
+        # What admins approved for another file counts, but never over this file's own evidence: values that
+        # do not fit (a 'Type' column without buy/sell words) ignore it, and where the values tell columns
+        # apart (tickers for a symbol, ids for a trade id) a column whose values do not look the part is held
+        # below one whose header and values both fit.
+        if fit is not None and fit < 0.5 and name in ("symbol", "side", "currency", "broker_trade_id"):
+            learned_score = min(learned_score, LEARNED_CAP)
         score = max(score, learned_score)
         reasons.insert(0, learned_reason)
     if set(profile.key.split()) & NEGATIVE.get(name, set()) and not learned_score:

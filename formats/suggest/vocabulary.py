@@ -180,9 +180,15 @@ _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
+MAX_HEADER_KEY = 120
+
+
 def learned_key(header_cell: str) -> str:
-    """The normalised header text used as key of learned evidence (and for synonym matching)."""
-    text = _CAMEL.sub(" ", header_cell.replace("\ufeff", ""))
+    """The normalised header text used as key of learned evidence (and for synonym matching).
+
+    No header names a field in more than MAX_HEADER_KEY characters: a longer cell is cut, so fuzzy matching
+    against the synonyms stays cheap whatever a file's header holds."""
+    text = _CAMEL.sub(" ", header_cell.replace("\ufeff", "")[:MAX_HEADER_KEY])
     text = "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
     return _NON_WORD.sub(" ", text.casefold()).strip()
 

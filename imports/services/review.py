@@ -40,9 +40,12 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
     options = ReaderOptions(section=reader["section"], header_line=reader["header_line"])
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
-        if fmt.status != FormatStatus.PENDING:
+        if fmt.status not in (FormatStatus.PENDING, FormatStatus.NO_TRADES):
             raise Conflict("The table's position can only change while the format is pending approval.")
-        files = list(ImportFile.objects.filter(format=fmt, status=FileStatus.PENDING_APPROVAL).order_by("created_at"))
+        # A format judged "no trades" may only have been read at the wrong line: pinning the table re-reads
+        # its files and sends it to review (the verdict is not made again once a person is on it).
+        waiting = (FileStatus.PENDING_APPROVAL, FileStatus.NO_TRADES)
+        files = list(ImportFile.objects.filter(format=fmt, status__in=waiting).order_by("created_at"))
         if not files:
             raise Conflict("No file of this format is waiting: nothing to re-read.")
         limits = settings.AIRLOCK
@@ -72,6 +75,7 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
         fmt.columns = columns
         fmt.sample_rows = sample
         fmt.mapping = mapping
+        fmt.status = FormatStatus.PENDING
         fmt._change_reason = f"reader settings changed to {reader}"
         fmt.save()
         for file, layout in zip(files, layouts, strict=True):

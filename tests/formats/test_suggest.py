@@ -205,7 +205,7 @@ DEGIRO_CZ = [  # degiro/tuxedeg-transactions-cz.csv: Czech headers, unnamed curr
 
 def test_it_maps_a_czech_degiro_export_joining_date_and_time() -> None:
     mapping, columns, data = suggest(DEGIRO_CZ)
-    assert source(mapping, "symbol") == (["Produkt"], "text")
+    assert source(mapping, "symbol") == (["ISIN"], "text")  # the ISIN identifies the security better than the name
     assert source(mapping, "quantity") == (["Počet"], "decimal")
     assert source(mapping, "side") == (["Počet"], "side_from_sign")
     assert source(mapping, "price") == (["Cena"], "decimal")
@@ -244,7 +244,7 @@ AVANZA = [  # avanza/e2g-transactions.csv: Swedish headers, semicolons, decimal 
 def test_it_maps_a_swedish_avanza_export() -> None:
     mapping, columns, data = suggest(AVANZA, delimiter=";")
     assert source(mapping, "account") == (["Konto"], "text")
-    assert source(mapping, "symbol") == (["Värdepapper/beskrivning"], "text")
+    assert source(mapping, "symbol") == (["ISIN"], "text")  # preferred over the names
     assert source(mapping, "side") == (["Typ av transaktion"], "side")
     assert source(mapping, "quantity") == (["Antal"], "decimal")
     assert source(mapping, "price") == (["Kurs"], "decimal")

@@ -97,7 +97,7 @@ def test_my_imports_groups_files_by_upload_with_counts_and_filters_by_status(
     done = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
     waiting = upload(
         user,
-        text="A,B\n1,2\n",
+        text="When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n",  # trades of an unknown format
         name="unknown.csv",
         run_jobs=run_jobs,
         capture=django_capture_on_commit_callbacks,

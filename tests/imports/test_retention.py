@@ -25,6 +25,12 @@ from tests.imports.test_idempotency import approved_import
 
 pytestmark = pytest.mark.django_db
 
+# Trades under a header no format knows: a pending format (junk such as 'A,B,C' is declared "no trades").
+OTHER_TRADES = (
+    "When,Ticker,Action,Qty,Px,Ccy\n"
+    "2024-01-02 09:30:00,AAPL,Buy,10,185.2,USD\n2024-01-03 10:00:00,MSFT,Sell,5,410,USD\n"
+)
+
 
 def age(file: ImportFile, days: int) -> None:
     # QuerySet.update leaves auto_now alone: the file looks untouched for `days`.
@@ -46,7 +52,7 @@ def files(
         "failed": imported(trades_csv(0)),
     }
     with django_capture_on_commit_callbacks(execute=True):
-        _, pending = upload_batch_create(owner=user, files=[csv_upload("other.csv", "A,B,C\n1,2,3\n4,5,6\n")])
+        _, pending = upload_batch_create(owner=user, files=[csv_upload("other.csv", OTHER_TRADES)])
     run_jobs()
     made["pending"] = ImportFile.objects.get(pk=pending[0].pk)
     # Staged like the files of a format approved after their upload (not imported straight from the file),

@@ -44,6 +44,9 @@ ADVERSARIAL: dict[str, str] = {
     "side-words": "buy " * (N // 4),
     "pair": "BTC-" * (N // 4),
     "isin-like": "US0378331005" * (N // 12),
+    "at-signs": "Buy 1 @ " * (N // 8),
+    "side-numbers": "Koop " + "1 " * (N // 2),
+    "colons": "Buy:" * (N // 4),
 }
 
 # Each converter with the option sets that take different code paths.
@@ -65,6 +68,11 @@ CONVERTER_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "currency": [{}],
     "constant": [{"value": "USD"}],
     "quotient": [{}],
+    "trade_text": [{"take": "side"}, {"take": "quantity"}, {"take": "price", "decimal_sep": ","}, {"take": "currency"}],
+    "pair": [{"take": "base"}, {"take": "quote"}],
+    "unit": [{}],
+    "exchange_currency": [{}],
+    "isin": [{}],
 }
 
 

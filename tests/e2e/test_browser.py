@@ -192,7 +192,9 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     # The file's page: detection, counts, invalid rows; the error report downloads, formula-safe.
     page.goto(f"{base}/imports/{unknown.pk}/")
     assert page.inner_text("#file-status") == "Imported with invalid rows"
-    assert page.locator("#errors-table tbody tr").count() == 1
+    # One invalid row, two errors: 0 shares, and a symbol holding markup characters (the quote marks).
+    assert page.locator("#errors-table tbody tr").count() == 2
+    assert "markup" in page.inner_text("#errors-table")
     shot(page, "08-file-detail")
     with page.expect_download() as info:
         page.click("#download-errors")
@@ -209,7 +211,7 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
         "-0.50",
         "T-3",
     ]
-    assert "quantity" in rows[1][7] and rows[1][7].startswith("line 4")
+    assert "quantity" in rows[1][7] and "symbol" in rows[1][7] and rows[1][7].startswith("line 4")
 
     page.goto(f"{base}/orders/")
     assert page.inner_text("#figure-trades") == "4"

@@ -43,6 +43,10 @@ def test_it_prints_per_field_and_overall_accuracy_on_the_shared_corpus() -> None
         assert re.search(rf"^{field}\s+\d+\s+\d+\s+\d+\.\d%$", output, re.M), field
     assert re.search(r"^OVERALL: \d+/\d+ fields correct \(\d+\.\d%\)$", output, re.M)
     assert "side converter correct:" in output and "executed_at read correctly" in output
+    # Confidence that means something: fields suggested at 0.9 or more are right at least 95% of the time.
+    band = re.search(r"^\s+\[0\.9, 1\.0\]\s+(\d+) fields\s+(\d+\.\d)% right$", output, re.M)
+    assert band, output
+    assert int(band.group(1)) >= 100 and float(band.group(2)) >= 95.0, band.group(0)
 
 
 def test_the_expected_mappings_name_real_columns_of_each_corpus_file() -> None:

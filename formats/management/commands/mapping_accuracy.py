@@ -29,6 +29,7 @@ class FileResult:
     correct: int = 0
     mistakes: list[str] = field(default_factory=list)
     side_ok: bool | None = None
+    confidences: list[tuple[float, bool]] = field(default_factory=list)  # (suggested confidence, column right)
     date_ok: bool | None = None
     error: str = ""
 
@@ -101,7 +102,9 @@ def score_file(path: Path, expectation: dict[str, Any], *, learned: dict[str, di
     for name, expected_columns in expectation["fields"].items():
         got = suggested_columns(fields, name)
         result.scored += 1
-        if got == list(expected_columns):
+        right = got == list(expected_columns)
+        result.confidences.append((float((fields.get(name) or {}).get("confidence") or 0.0), right))
+        if right:
             result.correct += 1
         else:
             result.mistakes.append(f"{name}: expected {expected_columns or '(none)'}, suggested {got or '(none)'}")
@@ -118,6 +121,9 @@ def score_file(path: Path, expectation: dict[str, Any], *, learned: dict[str, di
         sample,
     )
     return result
+
+
+CONFIDENCE_BANDS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
 
 
 def pct(numerator: int, denominator: int) -> str:
@@ -214,6 +220,11 @@ class Command(BaseCommand):
         out.write(f"files with every scored field right: {exact}/{len(scored)}")
         overall = pct(fields_correct, fields_total).strip()
         out.write(f"OVERALL: {fields_correct}/{fields_total} fields correct ({overall})")
+        out.write("\nConfidence calibration (fields scored, fraction whose columns were right):")
+        for low, high in CONFIDENCE_BANDS:
+            band = [right for r in scored for confidence, right in r.confidences if low <= confidence < high]
+            shown = f"[{low:.1f}, {min(high, 1.0):.1f}{']' if high > 1 else ')'}"
+            out.write(f"  {shown:<11} {len(band):>4} fields  {pct(sum(band), len(band)).strip():>6} right")
         if options["verbose_mistakes"]:
             out.write("\nMistakes:")
             for r in scored:

@@ -42,7 +42,6 @@ BUY_WORDS = frozenset(
         "kjøp",
         "osto",
         "reinvestment",
-        "reinvest",
         "reinvested",
     }
 )
@@ -82,6 +81,8 @@ SELL_WORDS = frozenset(
 # Words recognised inside longer values ('Market buy', 'BUY - MARKET', 'YOU BOUGHT ...', 'Stocks/ETF sale').
 _BUY_TOKENS = frozenset(word for word in BUY_WORDS if len(word) > 2 and " " not in word)
 _SELL_TOKENS = frozenset(word for word in SELL_WORDS if len(word) > 2 and " " not in word)
+# Buy words only as the first word: 'Reinvest Shares' buys, 'Qual Div Reinvest' is the dividend's cash.
+_LEADING_BUY_WORDS = frozenset({"reinvest"})
 # A value naming one of these is no trade even if it contains a side word ('TAXE DE VENTE DU QUÉBEC').
 NON_TRADE_WORDS = frozenset(
     {
@@ -124,7 +125,11 @@ def side_of(text: str) -> str | None:
     found = _WORD.findall(value)
     words = set(found)
     buy, sell = bool(words & _BUY_TOKENS), bool(words & _SELL_TOKENS)
-    if found and buy != sell and found[0] in _BUY_TOKENS | _SELL_TOKENS:
+    first_is_side = found and (found[0] in _BUY_TOKENS | _SELL_TOKENS or found[0] in _LEADING_BUY_WORDS)
+    if first_is_side and (len(found) < 2 or found[1] not in NON_TRADE_WORDS):
+        buy = buy or found[0] in _LEADING_BUY_WORDS
+    leading = first_is_side and (len(found) < 2 or found[1] not in NON_TRADE_WORDS)
+    if leading and buy != sell:
         # It starts with the side ('REINVESTMENT VANGUARD ... TAX EXEMPT BD'): later words name the security.
         return "BUY" if buy else "SELL"
     if words & NON_TRADE_WORDS:

@@ -50,6 +50,7 @@ def _used(fields: dict[str, Any]) -> set[str]:
 def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
     """Fill missing fields in place with derivations the samples support."""
     _from_trade_text(fields, filters, profiles)
+    _skip_currency_conversions(filters, profiles)
     _prefer_isin_over_names(fields, profiles)
     _symbol_from_pairs(fields, profiles)
     _symbol_from_units(fields, profiles)
@@ -289,4 +290,23 @@ def _currency_from_language(fields: dict[str, Any], profiles: list[Profile]) -> 
                 f"{code} assumed, check it"
             )
             fields["currency"] = _spec([], "constant", {"value": code}, 0.3, reason)
+            return
+
+
+# Columns naming the kind of instrument, and the kinds that are currency conversions rather than trades of
+# a security (IBKR's 'Forex' rows: EUR.USD bought with USD).
+_ASSET_CLASS_KEYS = {"asset category", "asset class", "assetclass", "asset type", "instrument type", "security type"}
+_CONVERSION_KINDS = {"forex", "fx", "currency", "currencies", "cash", "fx conversion"}
+
+
+def _skip_currency_conversions(filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
+    for profile in profiles:
+        if profile.key not in _ASSET_CLASS_KEYS:
+            continue
+        kinds = {value for value in profile.values if value.casefold() not in _CONVERSION_KINDS}
+        if kinds:
+            # Also when the sample holds none: IBKR puts its Forex table after the stocks, past the sample.
+            seen = {value for value in profile.values if value.casefold() in _CONVERSION_KINDS}
+            values = sorted(seen | {"Forex", "Cash"}, key=str.casefold)
+            filters.append({"column": profile.column, "op": "not_in", "values": values})
             return

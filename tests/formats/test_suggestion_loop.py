@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 # Trade files imported exactly (count, first and last trade) with the suggestion approved unchanged, as
 # measured on the corpus; raise it when the suggestion improves, never lower it to make a change pass.
-EXACT_FLOOR = 29
+EXACT_FLOOR = 30
 DECLARED_FLOOR = 16  # non-trade files declared 'no trades'
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus_expected_trades.json"

@@ -226,6 +226,9 @@ AIRLOCK_ALERTS = {
     "QUEUE_MINUTES": env_float("AIRLOCK_ALERT_QUEUE_MINUTES", 5, minimum=0),
     # While an alert keeps firing, tell again this often (0: once when it fires, once when it resolves).
     "REPEAT_MINUTES": env_int("AIRLOCK_ALERT_REPEAT_MINUTES", 0, minimum=0),
+    # Also POST each message as JSON ({"text": ...}, the shape Slack's incoming webhooks take) to this URL.
+    "WEBHOOK_URL": env_str("AIRLOCK_ALERT_WEBHOOK_URL"),
+    "WEBHOOK_TIMEOUT": env_float("AIRLOCK_ALERT_WEBHOOK_TIMEOUT", 10, minimum=1),
 }
 CRON_SECRET = env_str("CRON_SECRET")
 # Virus scanning of every upload (imports/guards/scanning.py): clamd's unix socket path or host:port; empty = off.

@@ -15,7 +15,9 @@ never stops the evaluation.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -319,8 +321,11 @@ def alerts_deliver(*, now: dt.datetime | None = None) -> int:
 
 
 def _send(alert: Alert, kind: str, recipients: list[str]) -> bool:
-    """One email to all approvers; True when it went out (or there is nobody to tell)."""
+    """The webhook (when configured), then one email to all approvers; True when both went out (a failure of
+    either is retried at the next evaluation, on both channels)."""
     subject, body = _message(alert, kind)
+    if settings.AIRLOCK_ALERTS["WEBHOOK_URL"] and not _post_webhook(alert, kind, subject, body):
+        return False
     if not recipients:
         log.warning("alert %s %s: no active staff with the approve permission has an email address", alert.rule, kind)
         return True
@@ -334,6 +339,44 @@ def _send(alert: Alert, kind: str, recipients: list[str]) -> bool:
             severity=AuditEvent.Severity.WARNING,
             summary=f"Alert email '{subject[:150]}' failed: {exc.__class__.__name__} (retried at the next evaluation)",
             details={"error": str(exc)[:500], "to": recipients},
+        )
+        return False
+    return True
+
+
+def _post_webhook(alert: Alert, kind: str, subject: str, body: str) -> bool:
+    """POST the message as JSON: 'text' for Slack-compatible receivers, and the alert's fields for others."""
+    payload = {
+        "text": f"*{subject}*\n{body}",
+        "alert": {
+            "rule": alert.rule,
+            "kind": kind,
+            "state": alert.state,
+            "summary": alert.summary,
+            "value": alert.value,
+            "threshold": alert.threshold,
+            "fired_at": alert.fired_at.isoformat() if alert.fired_at else None,
+            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+            "dashboard": dashboard_link(),
+        },
+    }
+    request = urllib.request.Request(
+        settings.AIRLOCK_ALERTS["WEBHOOK_URL"],
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "airlock-alerts"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.AIRLOCK_ALERTS["WEBHOOK_TIMEOUT"]) as response:
+            response.read(1024)
+    except (OSError, ValueError) as exc:  # URLError/HTTPError are OSErrors; a malformed URL is a ValueError
+        log.warning("alert %s: the %s webhook failed (%s); tried again next time", alert.rule, kind, exc)
+        record(
+            action="alert.notification_failed",
+            obj=alert,
+            severity=AuditEvent.Severity.WARNING,
+            summary=f"Alert webhook for '{subject[:150]}' failed: {str(exc)[:200]} (retried at the next evaluation)",
+            details={"error": str(exc)[:500], "channel": "webhook"},
         )
         return False
     return True

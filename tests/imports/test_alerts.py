@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +42,8 @@ QUIET = {  # every rule out of the way; each test brings the one it drives withi
     "QUEUE_LENGTH": 1_000_000,
     "QUEUE_MINUTES": 5,
     "REPEAT_MINUTES": 0,
+    "WEBHOOK_URL": "",
+    "WEBHOOK_TIMEOUT": 10,
 }
 
 
@@ -277,3 +282,65 @@ def test_the_command_and_metrics_show_what_fires(rules: dict, approver: Any, cap
     samples = scrape()
     assert value(samples, "airlock_alerts_firing", rule="no_worker") == 1
     assert value(samples, "airlock_alerts_firing", rule="staging_backlog") == 0
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver on loopback: records each JSON body, answers with the status the test sets."""
+
+    bodies: list[dict[str, Any]] = []
+    status = 200
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        length = int(self.headers.get("Content-Length") or 0)
+        type(self).bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
+    handler = type("Receiver", (_Receiver,), {"bodies": [], "status": 200})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/airlock", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_webhook_gets_each_transition_as_slack_compatible_json_and_a_failure_is_retried(
+    rules: dict,
+    approver: Any,
+    user: Any,
+    live_worker: Worker,
+    receiver: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    url, handler = receiver
+    rules.update(BACKLOG_ROWS=2, WEBHOOK_URL=url, WEBHOOK_TIMEOUT=5)
+    handler.status = 500  # the receiver is down at first: nothing counts as sent, the evaluation goes on
+    file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    assert alerts_evaluate() == ["staging_backlog: FIRING"]
+    assert len(handler.bodies) == 1 and subjects() == []
+    assert Alert.objects.get().notify_failures == 1
+    assert AuditEvent.objects.filter(action="alert.notification_failed").exists()
+
+    handler.status = 200
+    alerts_evaluate()
+    assert len(handler.bodies) == 2 and subjects() == ["[Airlock] FIRING: Staging backlog too large"]
+    body = handler.bodies[-1]
+    assert body["text"].startswith("*[Airlock] FIRING: Staging backlog too large*")
+    assert body["alert"]["rule"] == "staging_backlog" and body["alert"]["kind"] == "FIRING"
+    assert body["alert"]["dashboard"] == "https://airlock.example.com/admin/ops/"
+    alerts_evaluate()
+    assert len(handler.bodies) == 2  # still firing: no second message
+
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=file.format_id, actor=approver)
+    run_jobs()
+    assert alerts_evaluate() == ["staging_backlog: RESOLVED"]
+    assert handler.bodies[-1]["alert"]["kind"] == "RESOLVED" and len(handler.bodies) == 3

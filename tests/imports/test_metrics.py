@@ -158,3 +158,25 @@ def test_gunicorn_drops_an_exited_workers_live_gauge_files(tmp_path: Path, monke
     # Only the exited worker's live gauges go; histograms stay (their counts must not go backwards).
     left = sorted(path.name for path in tmp_path.iterdir())
     assert left == [f"gauge_livesum_{host}-456.db", f"histogram_{host}-123.db"]
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_one_metrics_exports(metrics_on: None, user: Any) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy/grafana/dashboards/airlock.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bairlock_[a-z_]+", target["expr"])
+    }
+    exported = set()
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    for family in text_string_to_metric_families(response.content.decode()):
+        exported.add(family.name)
+        exported.update(sample.name for sample in family.samples)
+    assert queried and queried <= exported, sorted(queried - exported)
+    uids = {panel["targets"][0]["datasource"]["uid"] for panel in dashboard["panels"]}
+    provisioned = (Path(__file__).parents[2] / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    assert uids == {"airlock-prometheus"} and "uid: airlock-prometheus" in provisioned

@@ -227,6 +227,12 @@ _PRICE = (
     "cours",
     "quote price",
     "price *",
+    "cost per share",
+    "cost per unit",
+    "unit cost",
+    "executed price",
+    "kurssi",
+    "kurz",
 )
 _COMMISSION = (
     "commission",

@@ -58,7 +58,10 @@ def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profil
     _symbol_from_codes(fields, profiles)
     _price_from_amount(fields, profiles)
     _currency_from_symbol(fields, profiles)
+    _currency_from_marks(fields, profiles)
     _currency_from_language(fields, profiles)
+    _side_from_codes(fields, filters, profiles)
+    _skip_cancelled(filters, profiles)
 
 
 def _by_column(profiles: list[Profile]) -> dict[str, Profile]:
@@ -310,3 +313,71 @@ def _skip_currency_conversions(filters: list[dict[str, Any]], profiles: list[Pro
             values = sorted(seen | {"Forex", "Cash"}, key=str.casefold)
             filters.append({"column": profile.column, "op": "not_in", "values": values})
             return
+
+
+def _currency_from_marks(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No currency yet: the marks the money columns are written with ('$185.20', '-$1852.00' -> USD)."""
+    if not _missing(fields, "currency"):
+        return
+    marks: dict[str, int] = {}
+    columns: list[str] = []
+    for profile in profiles:
+        if profile.currency_marks and profile.numeric >= 0.5 * max(profile.count, 1):
+            columns.append(profile.column)
+            for code, n in profile.currency_marks.items():
+                marks[code] = marks.get(code, 0) + n
+    if len(marks) == 1:
+        code = next(iter(marks))
+        shown = ", ".join(f"'{column}'" for column in columns[:3])
+        reason = f"no currency column; the amounts in {shown} are written in {code}"
+        fields["currency"] = _spec([], "constant", {"value": code}, 0.45, reason)
+
+
+# Buy/sell as one letter, by language: B/S (English), K/V (Dutch koop/verkoop, German Kauf/Verkauf), A/V
+# (French achat/vente), C/V (Spanish, Italian, Portuguese compra/venta), K/S (Swedish köp/sälj), N/P (Czech
+# nákup/prodej). Both letters of a pair must appear, so a column of 'A'/'B' grades is not read as sides.
+_LETTER_PAIRS = (("B", "S"), ("K", "V"), ("A", "V"), ("C", "V"), ("K", "S"), ("N", "P"))
+_SIDE_HEADER_WORDS = {"side", "type", "typ", "action", "direction", "b s", "buy sell", "sens", "art", "richting"}
+
+
+def _side_from_codes(fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
+    """No side yet: a column of one-letter codes that pair up as buy/sell in a language ('K'/'V')."""
+    side = fields.get("side") or {}
+    if side.get("columns") and not (side.get("converter") == "side_from_sign" and side.get("confidence", 0) < 0.5):
+        return
+    for profile in profiles:
+        if profile.numeric or not profile.count:
+            continue
+        letters = {value.strip().upper() for value in profile.values}
+        for buy, sell in _LETTER_PAIRS:
+            hits = sum(1 for value in profile.values if value.strip().upper() in (buy, sell))
+            named = profile.key in _SIDE_HEADER_WORDS
+            if {buy, sell} <= letters and (named or hits == profile.count) and hits >= 0.5 * profile.count:
+                codes = {value.strip() for value in profile.values if value.strip().upper() in (buy, sell)}
+                mapping = {code: ("BUY" if code.upper() == buy else "SELL") for code in sorted(codes)}
+                reason = (
+                    f"'{profile.column}' holds one-letter codes {buy}/{sell} ({hits}/{profile.count} samples): "
+                    f"{buy} = buy, {sell} = sell"
+                )
+                fields["side"] = _spec([profile.column], "side", {"map": mapping}, 0.7, reason)
+                if hits < profile.count:
+                    filters.append({"column": profile.column, "op": "in", "values": sorted(codes)})
+                return
+
+
+# Rows that record an order that never happened or was undone: skipped, never imported as a trade.
+CANCEL_WORDS = frozenset(
+    "cancelled canceled cancel cancellation storniert storno annulé annulée annule annulation anulado anulada "
+    "cancelado cancelada geannuleerd annullato annullata zrušeno zruseno rejected expired reversed reversal "
+    "void voided".split()
+)
+
+
+def _skip_cancelled(filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
+    for profile in profiles:
+        if profile.numeric or not profile.count:
+            continue
+        cancelled = sorted({value for value in profile.values if value.strip().casefold() in CANCEL_WORDS})
+        if cancelled and len(cancelled) < len(set(profile.values)):
+            if not any(rule.get("column") == profile.column and rule.get("op") == "in" for rule in filters):
+                filters.append({"column": profile.column, "op": "not_in", "values": cancelled})

@@ -172,3 +172,44 @@ def test_exchange_suffixes_give_the_currency_when_no_column_does() -> None:
     fields, _ = fields_of(columns, rows)
     assert fields["currency"]["converter"] == "exchange_currency"
     assert fields["price"]["converter"] == "trade_text"
+
+
+@pytest.mark.parametrize(("buy", "sell"), [("K", "V"), ("A", "V"), ("C", "V"), ("N", "P"), ("k", "v")])
+def test_one_letter_side_codes_of_a_language_are_read_as_a_map(buy: str, sell: str) -> None:
+    columns = ["Datum", "Fonds", "Typ", "Anzahl", "Kurs", "Währung"]
+    rows = [
+        ["02.01.2024", "DE0005140008", buy, "10", "12.5", "EUR"],
+        ["03.01.2024", "DE0007164600", sell, "5", "130.2", "EUR"],
+        ["04.01.2024", "DE0005140008", "D", "0", "0.5", "EUR"],  # a dividend: another code, filtered
+    ]
+    fields, filters = fields_of(columns, rows)
+    assert fields["side"]["columns"] == ["Typ"]
+    assert fields["side"]["options"] == {"map": {buy: "BUY", sell: "SELL"}}
+    assert {"column": "Typ", "op": "in", "values": sorted([buy, sell])} in filters
+
+
+def test_a_column_of_grades_is_not_read_as_sides() -> None:
+    columns = ["Date", "Symbol", "Rating", "Quantity", "Price", "Currency"]
+    rows = [["2024-01-02", "AAPL", "A", "10", "185", "USD"], ["2024-01-03", "MSFT", "C", "-5", "410", "USD"]]
+    fields, _ = fields_of(columns, rows)
+    assert fields["side"]["converter"] == "side_from_sign"
+
+
+def test_cancelled_rows_are_skipped_by_a_suggested_filter() -> None:
+    columns = ["Date", "Symbol", "Side", "Quantity", "Price", "Currency", "Status"]
+    rows = [
+        ["2024-01-02", "AAPL", "Buy", "10", "185.2", "USD", "Filled"],
+        ["2024-01-03", "MSFT", "Sell", "5", "410", "USD", "Storniert"],
+        ["2024-01-04", "AAPL", "Buy", "3", "186", "USD", "Filled"],
+    ]
+    _, filters = fields_of(columns, rows)
+    assert {"column": "Status", "op": "not_in", "values": ["Storniert"]} in filters
+
+
+def test_dollar_signs_on_the_amounts_give_the_currency_when_no_column_does() -> None:
+    columns = ["Date", "Ticker", "Shares", "Cost Per Share", "Amount"]
+    rows = [["01/02/2024", "AAPL", "10", "$185.20", "-$1852.00"], ["01/03/2024", "MSFT", "-5", "$410.00", "$2050.00"]]
+    fields, _ = fields_of(columns, rows)
+    assert fields["price"]["columns"] == ["Cost Per Share"]
+    assert (fields["currency"]["converter"], fields["currency"]["options"]) == ("constant", {"value": "USD"})
+    assert "written in USD" in fields["currency"]["reason"]

@@ -17,6 +17,7 @@ from formats.models import CsvFormat
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
 from imports.guards.rate_limits import rate_limit_hit
+from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.models import ApiToken
 from imports.services.uploads import review_approve, review_reject, upload_batch_create
 
@@ -119,6 +120,9 @@ def uploads(request: HttpRequest) -> HttpResponse:
     dedupe = request.POST.get("dedupe", "1").lower() not in ("0", "false", "no")
 
     def run() -> tuple[int, dict[str, Any]]:
+        # Counted here, after the CSRF check (api_view) and only for new work: a retry with the same
+        # Idempotency-Key replays the stored response without calling run(), so it never gets a 429.
+        upload_rate_limit_hit(request)
         batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
         return 202, {
             "batch": batch.pk,

@@ -6,10 +6,15 @@ page, so `UploadGuardMiddleware` parses upload requests itself, early, and turns
 product's error: the JSON error shape for the API, the upload page with a message for the form.
 
 Order of checks for an upload POST: authenticated (else the view answers 401 / redirects, without the
-body being read) -> hourly rate limit (before the body is read, so a blocked user costs nothing) ->
-Content-Length against AIRLOCK_MAX_REQUEST_BYTES -> streaming parse where `UploadLimitHandler` aborts a
-file as soon as it passes AIRLOCK_MAX_FILE_BYTES, closing (and so deleting) the temp files written so
-far. Django's DATA_UPLOAD_MAX_NUMBER_FILES (= AIRLOCK_MAX_FILES_PER_REQUEST) caps the file count.
+body being read) -> a user whose hourly upload budget is already spent is refused (read-only look at the
+counter, before the body is read, so a blocked user costs nothing) -> Content-Length against
+AIRLOCK_MAX_REQUEST_BYTES -> streaming parse where `UploadLimitHandler` aborts a file as soon as it passes
+AIRLOCK_MAX_FILE_BYTES, closing (and so deleting) the temp files written so far. Django's
+DATA_UPLOAD_MAX_NUMBER_FILES (= AIRLOCK_MAX_FILES_PER_REQUEST) caps the file count.
+
+The request is *counted* against the budget only by the upload views (`upload_rate_limit_hit`), which run
+after the CSRF check and, for the API, after an `Idempotency-Key` replay: a forged cross-site POST
+(403) or the retry of a stored request never spends the user's quota, whatever the middleware order.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
 from config.errors import AppError, InvalidRequest, PayloadTooLarge
-from imports.guards.rate_limits import rate_limit_hit
+from imports.guards.rate_limits import rate_limit_check, rate_limit_hit
 from imports.storage import sanitize_display_name
 
 UPLOAD_VIEWS = {"imports:upload": "page", "imports:api-uploads": "api"}
@@ -119,7 +124,7 @@ def _upload_view(request: HttpRequest) -> str | None:
 
 
 class UploadGuardMiddleware:
-    """Rate-limit and pre-parse upload POSTs so every limit answers in the product's error shape."""
+    """Refuse blocked users and pre-parse upload POSTs so every limit answers in the product's error shape."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -131,28 +136,39 @@ class UploadGuardMiddleware:
         if kind is None:
             return self.get_response(request)
         try:
-            rate_limit_hit(bucket="upload", user=request.user)
+            if "Idempotency-Key" not in request.headers:  # a retry may be a replay of a stored response
+                rate_limit_check(bucket="upload", user=request.user)
             try:
                 request.POST  # noqa: B018 - parse now, with the limits, instead of inside the CSRF check
             except (MultiPartParserError, TooManyFilesSent, RequestDataTooBig) as exc:
                 raise _parse_error(exc) from exc
         except AppError as error:
-            return self._refuse(request, kind, error)
+            return upload_refused(request, kind, error)
         return self.get_response(request)
 
-    def _refuse(self, request: HttpRequest, kind: str, error: AppError) -> HttpResponse:
-        from imports.api.views import error_response
-        from imports.web.forms import UploadForm
 
-        if kind == "api":
-            return error_response(error)
-        if not request.user.is_authenticated:  # pragma: no cover - checked before
-            return redirect_to_login(request.get_full_path())
-        messages.error(request, error.message)
-        response = render(
-            request, "imports/upload.html", {"form": UploadForm(), "limits": settings.AIRLOCK}, status=error.http_status
-        )
-        retry_after = error.details.get("retry_after")
-        if retry_after:
-            response["Retry-After"] = str(retry_after)
-        return response
+def upload_rate_limit_hit(request: HttpRequest) -> None:
+    """Count this upload request against the user's hourly budget (AIRLOCK_UPLOADS_PER_HOUR); raises RateLimited.
+
+    Called by the upload views, never by a middleware: a view runs only after the CSRF check passed.
+    """
+    rate_limit_hit(bucket="upload", user=request.user)
+
+
+def upload_refused(request: HttpRequest, kind: str, error: AppError) -> HttpResponse:
+    """The refusal of an upload: the JSON error shape for the API, the upload page with the message otherwise."""
+    from imports.api.views import error_response
+    from imports.web.forms import UploadForm
+
+    if kind == "api":
+        return error_response(error)
+    if not request.user.is_authenticated:  # pragma: no cover - checked before
+        return redirect_to_login(request.get_full_path())
+    messages.error(request, error.message)
+    response = render(
+        request, "imports/upload.html", {"form": UploadForm(), "limits": settings.AIRLOCK}, status=error.http_status
+    )
+    retry_after = error.details.get("retry_after")
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 
 from config.errors import AppError
 from imports import reports, selectors
+from imports.guards.upload_limits import upload_rate_limit_hit, upload_refused
 from imports.models import FileStatus
 from imports.services.uploads import upload_batch_create
 from imports.web.exports import csv_response, xlsx_response
@@ -24,6 +25,11 @@ from staging.models import StagedStatus
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     """Upload one or many CSV files."""
+    if request.method == "POST":
+        try:
+            upload_rate_limit_hit(request)  # here, after the CSRF check: a forged POST spends nothing
+        except AppError as error:
+            return upload_refused(request, "page", error)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:

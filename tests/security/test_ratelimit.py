@@ -14,7 +14,7 @@ from django.test import Client
 
 from formats.models import CsvFormat, FormatStatus
 from imports.guards.rate_limits import rate_limit_hit
-from imports.models import ImportBatch
+from imports.models import IdempotencyKey, ImportBatch
 from tests.imports.test_pipeline import TRADES, upload
 from tests.security.conftest import bearer
 
@@ -138,3 +138,42 @@ def test_the_window_expires_and_retry_after_counts_down(user: Any, settings: Any
     rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3600)  # next window: allowed again
     keys = redis_clean.keys("airlock:ratelimit:upload:*")
     assert keys and all(0 < redis_clean.ttl(key) <= 3660 for key in keys)
+
+
+def test_forged_cross_site_posts_do_not_spend_the_upload_quota(settings: Any, user: Any, redis_clean: Any) -> None:
+    """Ten POSTs without a CSRF token are refused (403) and leave the victim's hourly budget whole."""
+    limits(settings, UPLOADS_PER_HOUR=2)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    for n in range(10):
+        assert browser.post("/", {"file": trades(n), "dedupe": "on"}).status_code == 403
+        assert browser.post("/api/uploads", {"file": trades(n)}).status_code == 403
+    assert ImportBatch.objects.count() == 0
+    browser.get("/")  # the page sets the CSRF cookie, as a real browser would receive it
+    token = browser.cookies["csrftoken"].value
+    ok = browser.post("/", {"file": trades(20), "dedupe": "on", "csrfmiddlewaretoken": token})
+    assert ok.status_code == 302, ok.content
+    api = browser.post("/api/uploads", {"file": trades(21)}, HTTP_X_CSRFTOKEN=token)
+    assert api.status_code == 202, api.content
+    refused = browser.post("/api/uploads", {"file": trades(22)}, HTTP_X_CSRFTOKEN=token)
+    assert refused.status_code == 429, "the two genuine uploads, and only they, were counted"
+    assert ImportBatch.objects.count() == 2
+
+
+def test_retries_with_the_same_idempotency_key_get_the_stored_response_not_429(
+    client: Client, settings: Any, user: Any, redis_clean: Any
+) -> None:
+    limits(settings, UPLOADS_PER_HOUR=2)
+    headers = {**bearer(user), "HTTP_IDEMPOTENCY_KEY": "retry-me"}
+    first = client.post("/api/uploads", {"file": trades(1)}, **headers)
+    assert first.status_code == 202
+    for _ in range(15):
+        again = client.post("/api/uploads", {"file": trades(1)}, **headers)
+        assert again.status_code == 202, again.content
+        assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert client.post("/api/uploads", {"file": trades(2)}, **bearer(user)).status_code == 202
+    refused = client.post("/api/uploads", {"file": trades(3)}, **{**bearer(user), "HTTP_IDEMPOTENCY_KEY": "new"})
+    assert refused.status_code == 429
+    assert ImportBatch.objects.count() == 2
+    # A refused request does not use up its key: it replays nothing and can run once the window allows.
+    assert not IdempotencyKey.objects.filter(user=user, key="new").exists()

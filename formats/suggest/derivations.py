@@ -50,6 +50,7 @@ def _used(fields: dict[str, Any]) -> set[str]:
 def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
     """Fill missing fields in place with derivations the samples support."""
     _from_trade_text(fields, filters, profiles)
+    _varying_trade_date(fields, profiles)
     _skip_currency_conversions(filters, profiles)
     _prefer_isin_over_names(fields, profiles)
     _symbol_from_pairs(fields, profiles)
@@ -381,3 +382,29 @@ def _skip_cancelled(filters: list[dict[str, Any]], profiles: list[Profile]) -> N
         if cancelled and len(cancelled) < len(set(profile.values)):
             if not any(rule.get("column") == profile.column and rule.get("op") == "in" for rule in filters):
                 filters.append({"column": profile.column, "op": "not_in", "values": cancelled})
+
+
+def _varying_trade_date(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """A date column with one value on every row is the export's date, not the trades': another date
+    column whose values vary is taken instead (its formats as the suggestion guessed them)."""
+    spec = fields.get("executed_at") or {}
+    columns = spec.get("columns") or []
+    if not columns:
+        return
+    by_column = _by_column(profiles)
+    chosen = by_column[columns[0]]
+    if chosen.count < 3 or len(set(chosen.values)) != 1:
+        return
+    used = _used(fields)
+    for profile in profiles:
+        guess = profile.date
+        if profile.column in used or guess is None or guess.ratio < 0.8 or len(set(profile.values)) < 2:
+            continue
+        reason = (
+            f"'{chosen.column}' holds the same date on every row (the export's date); '{profile.column}' holds "
+            f"dates that vary ({', '.join(guess.formats)})"
+        )
+        fields["executed_at"] = _spec(
+            [profile.column], "datetime", {"formats": guess.formats, "tz": "UTC"}, 0.7, reason
+        )
+        return

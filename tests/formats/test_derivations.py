@@ -213,3 +213,15 @@ def test_dollar_signs_on_the_amounts_give_the_currency_when_no_column_does() -> 
     assert fields["price"]["columns"] == ["Cost Per Share"]
     assert (fields["currency"]["converter"], fields["currency"]["options"]) == ("constant", {"value": "USD"})
     assert "written in USD" in fields["currency"]["reason"]
+
+
+def test_a_date_column_constant_over_every_row_is_not_taken_as_the_trade_date() -> None:
+    columns = ["Trade Date", "Booked", "Symbol", "Side", "Quantity", "Price", "Currency"]
+    rows = [
+        ["2024-06-30", "02/01/2024 09:30", "AAPL", "Buy", "10", "185.2", "USD"],
+        ["2024-06-30", "03/01/2024 10:00", "MSFT", "Sell", "5", "410", "USD"],
+        ["2024-06-30", "15/02/2024 15:45", "NVDA", "Buy", "3", "600", "USD"],
+    ]
+    fields, _ = fields_of(columns, rows)
+    assert fields["executed_at"]["columns"] == ["Booked"]
+    assert "same date on every row" in fields["executed_at"]["reason"]

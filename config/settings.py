@@ -197,6 +197,8 @@ AIRLOCK = {
     # Rows the mapping suggestion reads (a statement's first trade can come after many deposits); the
     # format keeps SAMPLE_ROWS of them to show.
     "SUGGEST_ROWS": env_int("AIRLOCK_SUGGEST_ROWS", 200, minimum=1),
+    # A file whose worker died (killed, OOM) is resumed by the next worker up to this many starts, then FAILED.
+    "MAX_FILE_ATTEMPTS": env_int("AIRLOCK_MAX_FILE_ATTEMPTS", 5, minimum=1),
     "ALLOW_SELF_APPROVAL": env_bool("AIRLOCK_ALLOW_SELF_APPROVAL", False),
     "RETENTION_DAYS": env_int("AIRLOCK_RETENTION_DAYS", 30, minimum=1),
     "DEMO_ADMIN_USERNAME": env_str("AIRLOCK_DEMO_ADMIN", "admin"),

@@ -15,6 +15,7 @@ import redis.exceptions
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections, transaction
 from django.utils import timezone
+from rq.exceptions import AbandonedJobError
 
 from audit.models import AuditEvent
 from audit.services import record
@@ -42,6 +43,12 @@ def failure_reason(exc: BaseException | None, attempts: int) -> str:
     """The message a user reads on the failed file."""
     name = exc.__class__.__name__ if exc else "error"
     text = str(exc).strip().splitlines()[0][:300] if exc and str(exc).strip() else "no details"
+    if isinstance(exc, AbandonedJobError):
+        return (
+            f"The worker processing this file died {attempts} time{'s' if attempts != 1 else ''} (killed, out of "
+            "memory or its machine lost); "
+            "the file is not retried again on its own. Ask an admin to retry it once the cause is fixed."
+        )
     if is_transient(exc):
         return (
             f"The import was interrupted by a temporary fault that persisted after {attempts} attempts "
@@ -54,12 +61,20 @@ def job_failed(
     job: Any, connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
 ) -> None:
     """RQ on_failure callback: keep retries for transient faults, else fail the job's files with a reason."""
+    if isinstance(exc, AbandonedJobError) and _resumable(job.id):
+        # The worker died (killed, OOM, machine lost) and RQ's registry clean-up noticed: a transient fault.
+        # Postgres says how far the file got; the files stay unfinished and the reconciler re-enqueues them
+        # for the next worker, which resumes from there (nothing lost, nothing written twice).
+        log.warning("job %s was abandoned by a dead worker; its files resume on the next worker", job.id)
+        return
     if job.retries_left and is_transient(exc):
         log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc, job.retries_left)
         return
     # Not transient, or out of retries: make RQ put it in the failed registry now.
     job.retries_left = 0
     attempts = len(settings.AIRLOCK["JOB_RETRY_INTERVALS"]) + 1 if is_transient(exc) else 1
+    if isinstance(exc, AbandonedJobError):
+        attempts = settings.AIRLOCK["MAX_FILE_ATTEMPTS"]
     # The failed job may have left a broken connection behind (terminated backend). Not inside an
     # atomic block: that is a caller's transaction (an in-process worker), not ours to drop.
     if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
@@ -68,6 +83,16 @@ def job_failed(
             if conn.connection is not None and not conn.is_usable():
                 conn.close()
     files_fail_for_job(job_id=job.id, reason=failure_reason(exc, attempts))
+
+
+def _resumable(job_id: str) -> bool:
+    """A dead worker's file job is resumed unless its file was started too often (a file that kills its
+    worker every time, e.g. by running it out of memory, must end FAILED with a reason, not loop)."""
+    kind, _, raw_id = job_id.partition("-")
+    if kind != "file" or not raw_id.isdigit():
+        return kind == "format"  # a format's migration is re-enqueued by the reconciler as well
+    attempts = ImportFile.objects.filter(pk=int(raw_id)).values_list("attempts", flat=True).first() or 0
+    return attempts < settings.AIRLOCK["MAX_FILE_ATTEMPTS"]
 
 
 def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:

@@ -91,3 +91,46 @@ def test_a_failed_job_fails_its_file_with_a_human_readable_reason(lost_file: Imp
     assert files_fail_for_job(job_id=enqueue.file_job_id(lost_file.pk), reason="late") == []
     bug = failure_reason(KeyError("symbol"), 1)
     assert bug.startswith("The import stopped on an unexpected error (KeyError")
+
+
+def abandon(file: ImportFile, capture: Any) -> Any:
+    """The file's job as RQ leaves it when its worker dies mid-file: STARTED, with a started-registry entry
+    whose lease has run out; then RQ's registry clean-up (which every worker runs) finds it abandoned."""
+    from rq.job import Job, JobStatus
+    from rq.registry import StartedJobRegistry
+
+    with capture(execute=True):
+        enqueue.enqueue_file_process(file.pk)
+    queue = django_rq.get_queue("default")
+    job = Job.fetch(enqueue.file_job_id(file.pk), connection=queue.connection)
+    queue.remove(job.id)
+    job.set_status(JobStatus.STARTED)
+    registry = StartedJobRegistry(queue.name, connection=queue.connection)
+    queue.connection.zadd(registry.key, {f"{job.id}:dead-worker-execution": 1})
+    ImportFile.objects.filter(pk=file.pk).update(status=FileStatus.PROCESSING, attempts=1)
+    registry.cleanup()
+    return job
+
+
+def test_a_job_abandoned_by_a_dead_worker_leaves_its_file_to_be_resumed(
+    lost_file: ImportFile, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = abandon(lost_file, django_capture_on_commit_callbacks)
+    file = ImportFile.objects.get(pk=lost_file.pk)
+    assert file.status == FileStatus.PROCESSING and file.error == ""  # not FAILED: a worker death is transient
+    job.refresh()
+    # RQ itself retries it (the job keeps its retries), and if that kick is lost too the reconciler re-enqueues.
+    assert job.get_status() in ("scheduled", "queued")
+    age(file, 120)
+    job.delete()
+    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == [file.pk]
+
+
+def test_a_file_whose_worker_dies_at_every_start_ends_failed_saying_so(
+    lost_file: ImportFile, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, "MAX_FILE_ATTEMPTS": 1}
+    abandon(lost_file, django_capture_on_commit_callbacks)
+    file = ImportFile.objects.get(pk=lost_file.pk)
+    assert file.status == FileStatus.FAILED
+    assert "worker processing this file died 1 time (killed" in file.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "django_rq",
     "simple_history",
     "import_export",
+    "axes",
     "audit",
     "formats",
     "staging",
@@ -81,6 +83,8 @@ MIDDLEWARE = [
     "imports.guards.upload_limits.UploadGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -162,6 +166,22 @@ STORAGES = {
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Login throttling (django-axes) for every password login: /accounts/login/ and /admin/login/ both go
+# through authenticate(), which AxesStandaloneBackend guards first. After AIRLOCK_LOGIN_FAILURE_LIMIT
+# wrong passwords for one username from one IP address, that pair is refused (429, even with the right
+# password) for AIRLOCK_LOGIN_COOLOFF_MINUTES; a successful login resets the count. Locking the pair
+# rather than the username alone keeps an attacker from locking a user out from elsewhere. Unlock early:
+# `python manage.py axes_reset` (everyone) or `axes_reset_username USERNAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AIRLOCK_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AIRLOCK_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # Uploads: files bigger than this are streamed to a temp file by Django instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -17,6 +17,7 @@ from formats.models import CsvFormat
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
 from imports.guards.rate_limits import rate_limit_hit
+from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.models import ApiToken
 from imports.services.uploads import review_approve, review_reject, upload_batch_create
@@ -117,6 +118,7 @@ def _page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict])
 def uploads(request: HttpRequest) -> HttpResponse:
     """POST /api/uploads: multipart, field `file` (repeatable) -> 202 with the batch and its files."""
     files = request.FILES.getlist("file")
+    require_whole_body(request)  # before anything is stored or counted: a cut-off request changes nothing
     dedupe = request.POST.get("dedupe", "1").lower() not in ("0", "false", "no")
 
     def run() -> tuple[int, dict[str, Any]]:

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 
 from config.errors import AppError
 from imports import reports, selectors
+from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit, upload_refused
 from imports.models import FileStatus
 from imports.services.uploads import upload_batch_create
@@ -27,6 +28,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     """Upload one or many CSV files."""
     if request.method == "POST":
         try:
+            require_whole_body(request)  # the CSRF check parsed the body: a cut-off request stores nothing
             upload_rate_limit_hit(request)  # here, after the CSRF check: a forged POST spends nothing
         except AppError as error:
             return upload_refused(request, "page", error)

@@ -182,6 +182,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AIRLOCK_LOGIN_COOLOFF_MINUTES", 1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address behind nginx / a load balancer (AIRLOCK_TRUSTED_PROXIES): without it every client
+# would share the proxy's address, and anyone could lock a user out. Wrong API tokens are counted per
+# address too (imports/guards/logins.py).
+AXES_CLIENT_IP_CALLABLE = "imports.guards.logins.client_ip"
 
 # Uploads: files bigger than this are streamed to a temp file by Django instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -234,6 +238,9 @@ AIRLOCK = {
     "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60, minimum=1),
     # GET /metrics answers only with this bearer token; unset, /metrics is off (404). See "Monitoring".
     "METRICS_TOKEN": env_str("AIRLOCK_METRICS_TOKEN").strip(),
+    # Proxies in front of the web process that append to X-Forwarded-For (compose: nginx = 1); 0 = none,
+    # the client is REMOTE_ADDR. Only the addresses these proxies wrote are believed (login throttling).
+    "TRUSTED_PROXIES": env_int("AIRLOCK_TRUSTED_PROXIES", 0, minimum=0),
 }
 # Alert rules (imports/monitoring/alerts.py), evaluated by the cron scheduler (manage.py airlock_cron); see the
 # README's "Monitoring". Messages go to active staff with the approve permission, linking to SITE_URL/admin/ops/.

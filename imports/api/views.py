@@ -16,6 +16,7 @@ from config.errors import AppError, InvalidRequest, NotFound
 from formats.models import CsvFormat
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
+from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_hit
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
@@ -34,9 +35,15 @@ class TokenAuthenticationMiddleware:
         # /api/cron/ takes the CRON_SECRET as its bearer (imports/api/cron.py), /metrics the
         # AIRLOCK_METRICS_TOKEN (imports/monitoring/views.py): neither is a user's token.
         if header.startswith("Bearer ") and not request.path.startswith(("/api/cron/", "/metrics")):
+            # A client with too many failed tokens or logins is refused before its token is looked at, so
+            # tokens cannot be guessed at speed (imports/guards/logins.py, AIRLOCK_LOGIN_FAILURE_LIMIT).
+            locked = token_attempt_locked(request)
+            if locked is not None:
+                return error_response(locked)
             key = header[7:].strip()
             token = ApiToken.objects.select_related("user").filter(key=key).first() if key else None
             if token is None or not token.user.is_active:
+                token_attempt_failed(request)
                 return error_response(AppError("Invalid or inactive API token.", code="invalid_token"), 401)
             request.user = token.user
             request._dont_enforce_csrf_checks = True  # a bearer token cannot be sent by a forged form

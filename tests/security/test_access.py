@@ -72,11 +72,13 @@ def test_every_imports_url_needs_a_login(client: Client, method: str) -> None:
 
 
 def test_a_bad_bearer_token_is_refused_on_every_api_url(client: Client) -> None:
-    for name, pattern in imports_patterns():
+    for n, (name, pattern) in enumerate(imports_patterns()):
         url = url_for(name, pattern)
         if not url.startswith("/api/") or name in PUBLIC or name in SECRET_AUTH:
             continue
-        response = client.get(url, HTTP_AUTHORIZATION="Bearer forged-token")
+        # Each from its own address: a client with too many wrong tokens is locked out (429), tested in
+        # test_login_throttling.py; here every URL must answer the wrong token itself.
+        response = client.get(url, HTTP_AUTHORIZATION="Bearer forged-token", REMOTE_ADDR=f"10.20.{n // 250}.{n % 250}")
         assert response.status_code == 401 and response.json()["error"] == "invalid_token", url
 
 

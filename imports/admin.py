@@ -1,9 +1,12 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Order
+from imports.services.rollback import file_rollback, rollback_preview
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,32 +61,62 @@ class ImportFileAdmin(ReadOnlyAdmin):
             lambda f: f"'{f.original_name}' queued again ({file_retry(file_id=f.pk, actor=request.user)}).",
         )
 
-    @admin.action(description="Roll back selected imports (refused if orders changed since)", permissions=["rollback"])
-    def rollback_selected(self, request: HttpRequest, queryset: Any) -> None:
-        self._rollback(request, queryset, keep_changed=False)
+    @admin.action(description="Roll back selected imports (refused if orders changed since)…", permissions=["rollback"])
+    def rollback_selected(self, request: HttpRequest, queryset: Any) -> TemplateResponse | None:
+        return self._rollback(request, queryset, keep_changed=False, action="rollback_selected")
 
-    @admin.action(description="Roll back selected imports, keeping orders changed since", permissions=["rollback"])
-    def rollback_keeping_changed(self, request: HttpRequest, queryset: Any) -> None:
-        self._rollback(request, queryset, keep_changed=True)
+    @admin.action(description="Roll back selected imports, keeping orders changed since…", permissions=["rollback"])
+    def rollback_keeping_changed(self, request: HttpRequest, queryset: Any) -> TemplateResponse | None:
+        return self._rollback(request, queryset, keep_changed=True, action="rollback_keeping_changed")
 
-    def _rollback(self, request: HttpRequest, queryset: Any, *, keep_changed: bool) -> None:
-        from imports.services.rollback import file_rollback
+    def _rollback(
+        self, request: HttpRequest, queryset: Any, *, keep_changed: bool, action: str
+    ) -> TemplateResponse | None:
+        """First an intermediate page (like Django's delete confirmation) saying what would be removed;
+        only its confirmed POST, with a reason, rolls anything back."""
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("confirm") != "yes" or not reason:
+            return self._rollback_confirmation(
+                request, queryset, keep_changed=keep_changed, action=action, reason_missing="confirm" in request.POST
+            )
 
         def one(file: ImportFile) -> str:
-            result = file_rollback(file_id=file.pk, actor=request.user, keep_changed=keep_changed)
+            result = file_rollback(file_id=file.pk, actor=request.user, keep_changed=keep_changed, reason=reason)
             if result.already_rolled_back:
                 return f"'{file.original_name}' was already rolled back."
             text = f"'{file.original_name}' rolled back: {result.deleted} orders deleted"
             if result.kept_changed:
                 text += f", {len(result.kept_changed)} changed orders kept"
             if result.duplicates_in_other_files:
+                others = ImportFile.objects.filter(pk__in=result.duplicates_in_other_files).order_by("pk")
+                names = ", ".join(f"'{o.original_name}'" for o in others)
                 text += (
-                    f"; rows of files {sorted(result.duplicates_in_other_files)} were duplicates of the "
-                    "deleted orders and are now missing: re-import them if needed"
+                    f"; {sum(result.duplicates_in_other_files.values())} rows of {names} had been skipped as "
+                    "duplicates of the deleted orders and are not in production now"
                 )
             return text + "."
 
         self._each(request, queryset, one)
+        return None
+
+    def _rollback_confirmation(
+        self, request: HttpRequest, queryset: Any, *, keep_changed: bool, action: str, reason_missing: bool
+    ) -> TemplateResponse:
+        previews = [rollback_preview(file_id=f.pk, keep_changed=keep_changed) for f in queryset.order_by("pk")]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Roll back imports: are you sure?",
+            "opts": self.model._meta,
+            "previews": previews,
+            "action": action,
+            "keep_changed": keep_changed,
+            "reason": request.POST.get("reason", ""),
+            "reason_missing": reason_missing,
+            "total_deleted": sum(p.to_delete for p in previews),
+            "any_duplicates": any(p.duplicates_in_other_files for p in previews),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/imports/importfile/rollback_confirmation.html", context)
 
     def _each(self, request: HttpRequest, queryset: Any, action: Any) -> None:
         from config.errors import AppError

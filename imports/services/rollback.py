@@ -52,7 +52,44 @@ def changed_orders(file_id: int) -> QuerySet[Order]:
     return Order.objects.filter(source_file_id=file_id).filter(changed).distinct()
 
 
-def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> RollbackResult:
+@dataclass
+class RollbackPreview:
+    """What rolling back one file would do, for the confirmation page (nothing is changed to make it)."""
+
+    file: ImportFile
+    orders: int
+    changed: int
+    to_delete: int  # none when the file is refused, or when changed orders refuse the plain rollback
+    refused: str = ""  # why this file cannot be rolled back now ("" when it can)
+    # Other files whose rows were skipped as duplicates of this file's orders, with how many rows each.
+    duplicates_in_other_files: list[tuple[ImportFile, int]] = field(default_factory=list)
+
+
+def rollback_preview(*, file_id: int, keep_changed: bool) -> RollbackPreview:
+    """Count what a rollback of the file would remove and which other files' duplicates point at it."""
+    file = ImportFile.objects.select_related("owner").get(pk=file_id)
+    refused = ""
+    if file.status == FileStatus.ROLLED_BACK:
+        refused = "already rolled back"
+    elif file.status in REFUSED_STATUSES:
+        refused = f"{file.get_status_display().lower()}: only a finished import can be rolled back"
+    orders = Order.objects.filter(source_file_id=file_id).count()
+    changed = changed_orders(file_id).count()
+    if not refused and changed and not keep_changed:
+        refused = f"{changed} of its orders were changed since the import: roll back keeping them instead"
+    counts = _duplicates_pointing_at(file_id)
+    others = ImportFile.objects.select_related("owner").filter(pk__in=counts).order_by("pk")
+    return RollbackPreview(
+        file=file,
+        orders=orders,
+        changed=changed,
+        to_delete=0 if refused else orders - changed,
+        refused=refused,
+        duplicates_in_other_files=[(other, counts[other.pk]) for other in others],
+    )
+
+
+def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False, reason: str = "") -> RollbackResult:
     """Remove the orders a file created (refused while it is still being processed); mark it ROLLED_BACK."""
     if not actor.has_perm(ROLLBACK_PERMISSION):
         # Checked here, not only in the admin: every interface that rolls back goes through this.
@@ -117,7 +154,8 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False) -> Ro
                     f"'{file.original_name}' rolled back: {result.deleted} orders deleted"
                     + (f", {len(changed)} changed orders kept" if changed else "")
                 ),
-                details={**result.as_dict(), "previous_status": file.status},
+                # The reason is what the owner's file page shows, with who and when (selectors.rollback_info).
+                details={**result.as_dict(), "previous_status": file.status, "reason": reason.strip()[:2000]},
             )
         batches_refresh(batch_ids=[file.batch_id])
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,10 @@ from tests.e2e.test_faults import trades_csv
 from tests.imports.test_idempotency import approved_import
 
 pytestmark = pytest.mark.django_db
+
+
+def html_text(response: Any) -> str:
+    return html.unescape(response.content.decode())
 
 
 @pytest.fixture
@@ -103,14 +108,59 @@ def test_the_admin_action_needs_the_rollback_permission_and_calls_the_service(
 
     reviewer.user_permissions.add(Permission.objects.get(codename="rollback_importfile"))
     client.force_login(type(reviewer).objects.get(pk=reviewer.pk))
-    response = client.post(
-        "/admin/imports/importfile/",
-        {"action": "rollback_selected", "_selected_action": [target.pk]},
-        follow=True,
-    )
-    assert response.status_code == 200
+    action = {"action": "rollback_selected", "_selected_action": [target.pk]}
+    response = client.post("/admin/imports/importfile/", {**action, "confirm": "yes", "reason": "Wrong account"})
+    assert response.status_code == 302
     assert ImportFile.objects.get(pk=target.pk).status == FileStatus.ROLLED_BACK
-    assert "120 orders deleted" in response.content.decode()
+    assert "120 orders deleted" in client.get(response.url).content.decode()
+    event = AuditEvent.objects.get(action="file.rolled_back", object_id=str(target.pk))
+    assert event.details["reason"] == "Wrong account" and event.actor_label == reviewer.username
+
+
+def test_the_admin_rollback_first_shows_a_confirmation_page_and_changes_nothing(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, client: Client
+) -> None:
+    first = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20))
+    overlap = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20, start=10))
+    ImportFile.objects.filter(pk=overlap.pk).update(original_name="march-overlap.csv")
+    client.force_login(reviewer)
+    action = {"action": "rollback_selected", "_selected_action": [first.pk]}
+
+    page = client.post("/admin/imports/importfile/", action)
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="rollback-confirmation"' in html
+    assert "20 orders will be deleted" in html
+    # The other file whose rows were skipped as duplicates of these orders: by name, with a link.
+    assert "march-overlap.csv" in html and f"/admin/imports/importfile/{overlap.pk}/change/" in html
+    assert "10 rows were duplicates" in html and "no longer in production" in html
+    assert Order.objects.filter(source_file=first).count() == 20, "showing the page deletes nothing"
+
+    # Confirmed without a reason: the page again, asking for one; still nothing deleted.
+    again = client.post("/admin/imports/importfile/", {**action, "confirm": "yes", "reason": "  "})
+    assert again.status_code == 200 and 'id="reason-missing"' in again.content.decode()
+    assert ImportFile.objects.get(pk=first.pk).status == FileStatus.IMPORTED
+
+    done = client.post("/admin/imports/importfile/", {**action, "confirm": "yes", "reason": "Test upload"}, follow=True)
+    assert ImportFile.objects.get(pk=first.pk).status == FileStatus.ROLLED_BACK
+    assert "'march-overlap.csv' had been skipped as duplicates" in html_text(done)
+
+
+def test_the_confirmation_page_says_a_file_with_changed_orders_will_be_refused(
+    imported: Any, reviewer: Any, client: Client
+) -> None:
+    target, _ = imported
+    order = Order.objects.filter(source_file=target).first()
+    order.commission = Decimal("9")
+    order.save()
+    client.force_login(reviewer)
+    html = client.post(
+        "/admin/imports/importfile/", {"action": "rollback_selected", "_selected_action": [target.pk]}
+    ).content.decode()
+    assert "0 orders will be deleted" in html and "1 of its orders were changed since the import" in html
+    kept = client.post(
+        "/admin/imports/importfile/", {"action": "rollback_keeping_changed", "_selected_action": [target.pk]}
+    ).content.decode()
+    assert "119 orders will be deleted" in kept
 
 
 def test_a_late_job_for_a_rolled_back_file_changes_nothing(imported: Any, reviewer: Any) -> None:

@@ -8,6 +8,7 @@ from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
 from imports.models import ImportBatch, ImportFile, Order
 from staging.models import StagedRow, StagedStatus
@@ -63,6 +64,27 @@ def pending_formats() -> QuerySet[CsvFormat]:
     return with_review_counts(CsvFormat.objects.filter(status=FormatStatus.PENDING)).order_by("created_at")
 
 
+def rollback_info(file: ImportFile) -> dict[str, Any] | None:
+    """Who rolled the file back, when and why (from its latest rollback in the audit log), or None."""
+    if file.status != "ROLLED_BACK":
+        return None
+    event = (
+        AuditEvent.objects.filter(action="file.rolled_back", object_type="imports.importfile", object_id=str(file.pk))
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if event is None:
+        return None
+    details = event.details or {}
+    return {
+        "by": event.actor_label,
+        "at": event.created_at,
+        "reason": details.get("reason") or "",
+        "deleted": details.get("deleted", 0),
+        "kept": len(details.get("kept_changed") or []),
+    }
+
+
 def file_summary(file: ImportFile) -> dict[str, Any]:
     """The JSON shape of a file's status."""
     fmt = file.format
@@ -92,4 +114,9 @@ def file_summary(file: ImportFile) -> dict[str, Any]:
         "created_at": file.created_at.isoformat(),
         "finished_at": file.finished_at.isoformat() if file.finished_at else None,
         "updated_at": file.updated_at.isoformat(),
+        "rolled_back": _jsonable(rollback_info(file)),
     }
+
+
+def _jsonable(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {**info, "at": info["at"].isoformat()} if info else None

@@ -193,6 +193,17 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
+            "rolled_back": {
+                "type": ["object", "null"],
+                "description": "For a rolled-back file: who rolled it back, when and why.",
+                "properties": {
+                    "by": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "reason": {"type": "string"},
+                    "deleted": {"type": "integer"},
+                    "kept": {"type": "integer"},
+                },
+            },
         },
     },
     "RowError": {

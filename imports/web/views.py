@@ -103,7 +103,13 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
     return render(
         request,
         "imports/detail.html",
-        {"file": file, "page": page, "skip_reasons": skip_reasons, "header": reports.file_header(file)},
+        {
+            "file": file,
+            "page": page,
+            "skip_reasons": skip_reasons,
+            "header": reports.file_header(file),
+            "rollback": selectors.rollback_info(file),
+        },
     )
 
 

@@ -4,6 +4,7 @@
   "use strict";
 
   var POLL_MS = 2500;
+  var FINISHED_POLL_MS = 5000;
   var FINAL = ["IMPORTED", "PARTIAL", "FAILED", "REJECTED", "NO_TRADES", "ROLLED_BACK", "PURGED"];
   var ROW_FINAL = ["MIGRATED", "FAILED", "SKIPPED", "DUPLICATE", "REJECTED"];
   var FORMAT_LABELS = { PENDING: "Pending approval", APPROVED: "Approved", REJECTED: "Rejected" };
@@ -41,18 +42,19 @@
     var fill = bar.querySelector("span");
     if (fill) fill.style.width = p + "%";
   }
-  /* Poll `fn` every POLL_MS while it resolves to true; pauses while the tab is hidden. */
-  function poll(fn) {
+  /* Poll `fn` every POLL_MS (or every `every()` ms) while it resolves to true; pauses while the tab is hidden. */
+  function poll(fn, every) {
     var stopped = false;
+    function wait() { return every ? every() : POLL_MS; }
     function tick() {
       if (stopped) return;
-      if (document.hidden) { setTimeout(tick, POLL_MS); return; }
+      if (document.hidden) { setTimeout(tick, wait()); return; }
       Promise.resolve().then(fn).then(function (again) {
         if (again === false) { stopped = true; return; }
-        setTimeout(tick, POLL_MS);
-      }, function () { setTimeout(tick, POLL_MS * 2); });
+        setTimeout(tick, wait());
+      }, function () { setTimeout(tick, wait() * 2); });
     }
-    setTimeout(tick, POLL_MS);
+    setTimeout(tick, wait());
   }
 
   /* ---- "how long ago" ------------------------------------------------------------------------ */
@@ -158,9 +160,13 @@
   /* ---- file detail ------------------------------------------------------------------------ */
   function detailPage() {
     var root = $("#file-live");
-    if (!root || !isLive(root.getAttribute("data-status"))) return;
+    if (!root) return;
+    var failedTile = $(".tiles [data-field=failed]");
+    var hadFailed = !!failedTile && Number(failedTile.textContent.replace(/,/g, "")) > 0;
+    // A finished file can still change (an admin rolls it back, a retry): checked every FINISHED_POLL_MS.
     poll(function () {
       return getJSON(root.getAttribute("data-poll")).then(function (f) {
+        var was = root.getAttribute("data-status");
         setStatus($("#file-status"), f.status, f.status_display);
         ["total", "imported", "staged", "skipped", "duplicate", "failed"].forEach(function (k) {
           var el = $(".tiles [data-field=" + k + "]");
@@ -170,20 +176,33 @@
         setBar(big, f.progress);
         if (big) big.hidden = MOVING.indexOf(f.status) === -1;
         var err = $("#file-error");
-        if (err) { err.textContent = f.error || ""; err.hidden = !f.error; }
+        if (err) { err.textContent = f.error || ""; err.hidden = !f.error || !!f.rolled_back; }
+        rollbackNote(f.rolled_back);
         if (f.format) setStatus($("[data-field=format-status]"), f.format.status,
                                 FORMAT_LABELS[f.format.status] || f.format.status, "status-fmt-");
         var pending = $("#pending-note");
         if (pending && f.status !== "PENDING_APPROVAL") pending.hidden = true;
         root.setAttribute("data-status", f.status);
-        if (!isLive(f.status)) {
-          // The invalid-rows table and the download are rendered by the server: fetch them once, now.
-          if (f.rows.failed > 0) window.location.reload();
-          return false;
-        }
-        return true;
+        // The invalid-rows table and the download are rendered by the server: fetch them once, when the
+        // file has just finished with invalid rows.
+        if (isLive(was) && !isLive(f.status) && f.rows.failed > 0 && !hadFailed) window.location.reload();
+        return f.status !== "PURGED";
       });
-    });
+    }, function () { return isLive(root.getAttribute("data-status")) ? POLL_MS : FINISHED_POLL_MS; });
+  }
+
+  function rollbackNote(info) {
+    var note = $("#rollback-note");
+    if (!note) return;
+    note.hidden = !info;
+    if (!info) return;
+    $("[data-field=rollback-by]", note).textContent = info.by;
+    var at = $("[data-field=rollback-at]", note);
+    at.setAttribute("datetime", info.at);
+    at.textContent = new Date(info.at).toLocaleString();
+    $("[data-field=rollback-summary]", note).textContent = fmt(info.deleted) + " order" + (info.deleted === 1 ? "" : "s") +
+      " removed from production" + (info.kept ? ", " + fmt(info.kept) + " changed order" + (info.kept === 1 ? "" : "s") + " kept" : "") + ".";
+    $("[data-field=rollback-reason]", note).textContent = info.reason || "(none given)";
   }
 
   /* ---- staged rows ------------------------------------------------------------------------ */

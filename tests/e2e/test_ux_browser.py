@@ -1,0 +1,106 @@
+"""The rough edges of issue 22, in a real browser (Debian's Chromium via Playwright) against the real stack.
+
+Rollback: the admin's action shows a confirmation page first (what will be deleted, which other files'
+duplicates pointed at these orders, a reason); the owner's open file page then shows who rolled it back,
+when and why without a reload. Screenshots go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from imports.models import FileStatus, ImportFile, Order
+from imports.services.uploads import review_approve, upload_batch_create
+from tests.conftest import csv_upload
+from tests.e2e.conftest import Stack
+from tests.e2e.test_browser import login, shot
+from tests.e2e.test_faults import MAPPING, trades_csv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    return {"AIRLOCK_UPLOADS_PER_HOUR": "100000"}
+
+
+def upload(owner: Any, name: str, data: bytes) -> ImportFile:
+    """An upload through the service (the running worker takes its job)."""
+    _, files = upload_batch_create(owner=owner, files=[csv_upload(name, data)], dedupe=True)
+    return files[0]
+
+
+def settled(stack: Stack, file_id: int, *statuses: str) -> ImportFile:
+    def check() -> ImportFile | None:
+        file = ImportFile.objects.get(pk=file_id)
+        return file if file.status in statuses else None
+
+    return stack.wait_for(check, timeout=90, what=f"file {file_id} to reach {statuses}")
+
+
+def test_a_rollback_is_confirmed_with_a_reason_and_the_owners_open_page_shows_it(stack: Stack, chromium: Any) -> None:
+    User = get_user_model()
+    trader = User.objects.create_user(username="trader", password="trader-pass-1", email="trader@example.com")
+    call_command("api_token", "checker", "--create", "--approver", stdout=StringIO())
+    checker = User.objects.get(username="checker")
+    checker.set_password("checker-pass-1")
+    checker.is_superuser = True  # holds the rollback permission too
+    checker.save()
+
+    first = upload(trader, "january-trades.csv", trades_csv(20))
+    settled(stack, first.pk, FileStatus.PENDING_APPROVAL)
+    review_approve(format_id=ImportFile.objects.get(pk=first.pk).format_id, actor=checker, mapping=MAPPING)
+    settled(stack, first.pk, FileStatus.IMPORTED)
+    overlap = upload(trader, "jan-feb-trades.csv", trades_csv(20, start=10))
+    assert settled(stack, overlap.pk, FileStatus.IMPORTED).rows_duplicate == 10
+
+    # The owner keeps the first file's page open.
+    user_ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = user_ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(page, stack.base_url, "trader", "trader-pass-1")
+    page.goto(f"{stack.base_url}/imports/{first.pk}/")
+    assert page.inner_text("#file-status") == "Imported"
+    assert page.locator("#rollback-note").is_hidden()
+    page.evaluate("window.__notReloaded = true")
+
+    admin_ctx = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    admin = admin_ctx.new_page()
+    login(admin, stack.base_url, "checker", "checker-pass-1")
+    admin.goto(f"{stack.base_url}/admin/imports/importfile/")
+    admin.check(f"input[name=_selected_action][value='{first.pk}']")
+    admin.select_option("select[name=action]", "rollback_selected")
+    admin.click("button[name=index]")
+    admin.wait_for_selector("#rollback-confirmation")
+    # Nothing happened yet: the page says what will.
+    assert Order.objects.filter(source_file_id=first.pk).count() == 20
+    assert "20 orders will be deleted" in admin.inner_text("#rollback-total")
+    other = admin.locator(f"#rollback-duplicates li[data-other-file-id='{overlap.pk}']")
+    assert "jan-feb-trades.csv" in other.inner_text() and "10 rows were duplicates" in other.inner_text()
+    assert other.locator("a").get_attribute("href").endswith(f"/admin/imports/importfile/{overlap.pk}/change/")
+    admin.fill("#rollback-reason", "Uploaded to the wrong account")
+    shot(admin, "ux-01-rollback-confirmation")
+    admin.click("#rollback-confirm")
+    admin.wait_for_selector("ul.messagelist")
+    assert "20 orders deleted" in admin.inner_text("ul.messagelist")
+    assert Order.objects.filter(source_file_id=first.pk).count() == 0
+
+    # The owner's open page follows by itself: status, counts, who, when and why.
+    page.locator("#file-status", has_text="Rolled back").wait_for(timeout=30_000)
+    note = page.locator("#rollback-note")
+    note.wait_for(state="visible")
+    assert "checker" in note.inner_text() and "Uploaded to the wrong account" in note.inner_text()
+    assert "20 orders removed from production" in note.inner_text()
+    assert page.inner_text(".tiles [data-field=imported]") == "0"
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+    shot(page, "ux-02-file-after-rollback")
+    # And after a reload, the same.
+    page.reload()
+    assert "Uploaded to the wrong account" in page.inner_text("#rollback-note")
+    assert errors == []

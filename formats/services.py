@@ -19,6 +19,12 @@ from formats.targets import get_target
 
 APPROVE_PERMISSION = "formats.approve_csvformat"
 
+# The keys a mapping document may hold (docs/INTERFACES.md); anything else is refused, never stored.
+MAPPING_KEYS = ("version", "reader", "filters", "fields")
+READER_KEYS = ("section", "header_line")
+FIELD_SPEC_KEYS = ("columns", "converter", "options", "confidence", "reason")
+FILTER_RULE_KEYS = ("column", "op", "values", "value")
+
 
 def format_find(*, target: str, header: list[str], section: str | None = None) -> CsvFormat | None:
     """The format whose fingerprint matches this header, if any (approved or not)."""
@@ -95,16 +101,58 @@ def format_get_or_create_pending(
     return fmt, True
 
 
-def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    """Check a mapping against the target and the format's columns; returns it normalised.
+def _refuse_unknown_keys(value: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = [key for key in value if key not in allowed]
+    if unknown:
+        raise MappingError(
+            f"Unknown key(s) in {where}: {', '.join(repr(key) for key in unknown)}. Allowed: {', '.join(allowed)}.",
+            details={"where": where, "keys": unknown, "allowed": list(allowed)},
+        )
 
-    Raises MappingError with a message naming the field/column at fault.
-    """
+
+def mapping_check_document(mapping: Any) -> None:
+    """Check the shape of a mapping document, without the target or the columns: raises MappingError naming
+    any unknown key (top level, reader, each field spec, each filter rule) and the allowed ones.
+
+    Cheap and write-free: run before anything else acts on a submitted mapping."""
     if not isinstance(mapping, dict):
         raise MappingError("The mapping must be a JSON object with 'fields'.")
+    _refuse_unknown_keys(mapping, MAPPING_KEYS, "the mapping")
     fields = mapping.get("fields")
     if not isinstance(fields, dict):
         raise MappingError("The mapping needs a 'fields' object: {target field: {columns, converter, options}}.")
+    reader = mapping.get("reader")
+    if reader is not None:
+        if not isinstance(reader, dict):
+            raise MappingError("'reader' must be an object: {section, header_line}.")
+        _refuse_unknown_keys(reader, READER_KEYS, "'reader'")
+        header_line = reader.get("header_line")
+        if header_line is not None and (
+            isinstance(header_line, bool) or not isinstance(header_line, int) or header_line < 1
+        ):
+            raise MappingError("reader.header_line must be a line number (1 or more) or null.")
+        section = reader.get("section")
+        if section is not None and not isinstance(section, str):
+            raise MappingError("reader.section must be text (a section, sheet or JSON path) or null.")
+    for name, spec in fields.items():
+        if isinstance(spec, dict):
+            _refuse_unknown_keys(spec, FIELD_SPEC_KEYS, f"field '{name}'")
+    filters = mapping.get("filters") or []
+    if not isinstance(filters, list):
+        raise MappingError("'filters' must be a list.")
+    for number, rule in enumerate(filters, start=1):
+        if not isinstance(rule, dict):
+            raise MappingError(f"Filter {number} must be an object: {{column, op, values}}.")
+        _refuse_unknown_keys(rule, FILTER_RULE_KEYS, f"filter {number}")
+
+
+def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """Check a mapping against the target and the format's columns; returns it normalised.
+
+    Raises MappingError with a message naming the field/column (or unknown key) at fault.
+    """
+    mapping_check_document(mapping)
+    fields = mapping["fields"]
     target_def = get_target(target)
     known = {field.name for field in target_def.fields}
     unknown = sorted(set(fields) - known)
@@ -117,10 +165,8 @@ def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]
     if missing:
         raise MappingError(f"Required field(s) not mapped: {', '.join(missing)}.", details={"fields": missing})
     filters = mapping.get("filters") or []
-    if not isinstance(filters, list):
-        raise MappingError("'filters' must be a list.")
     for rule in filters:
-        column = rule.get("column") if isinstance(rule, dict) else None
+        column = rule.get("column")
         if column not in columns:
             raise MappingError(f"Filter column {column!r} is not in the file's columns.", details={"column": column})
     compile_mapping(fields, columns)  # raises MappingError for bad converters, options or columns
@@ -129,6 +175,15 @@ def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]
     normalised.setdefault("reader", {"section": None, "header_line": None})
     normalised["filters"] = filters
     return normalised
+
+
+def format_review_check(*, fmt: CsvFormat, actor: Any, approving: bool = False) -> None:
+    """Whether this actor may decide on this format (permission, segregation of duties, its status).
+
+    Write-free: every approval path runs it before it changes anything (a refusal changes nothing)."""
+    _check_can_review(fmt=fmt, actor=actor)
+    if approving and fmt.status == FormatStatus.REJECTED:
+        raise Conflict("This format was rejected; it cannot be approved.", details={"format": fmt.pk})
 
 
 def _check_can_review(*, fmt: CsvFormat, actor: Any) -> None:
@@ -145,9 +200,7 @@ def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
     """Approve a format (optionally with a corrected mapping); records who and the mapping used."""
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
-        _check_can_review(fmt=fmt, actor=actor)
-        if fmt.status == FormatStatus.REJECTED:
-            raise Conflict("This format was rejected; it cannot be approved.", details={"format": fmt.pk})
+        format_review_check(fmt=fmt, actor=actor, approving=True)
         new_mapping = mapping_validate(target=fmt.target, mapping=mapping or fmt.mapping, columns=fmt.columns)
         was_approved = fmt.status == FormatStatus.APPROVED
         fmt.mapping = new_mapping
@@ -168,7 +221,9 @@ def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
 
 
 def format_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
-    """Reject a pending format with a reason."""
+    """Reject a pending format with a reason (text)."""
+    if reason is not None and not isinstance(reason, str):
+        raise MappingError("The reason must be text (a JSON string).", code="invalid_reason")
     reason = (reason or "").strip()
     if not reason:
         raise MappingError("A reason is required to reject a format.", code="reason_required")

@@ -10,6 +10,7 @@ from django.db import transaction
 from audit.services import record
 from config.errors import Conflict, MappingError, UnreadableFile
 from formats.models import CsvFormat, FormatStatus
+from formats.services import mapping_check_document
 from formats.suggest import suggest_mapping
 from imports.models import FileStatus, ImportFile
 from imports.reading import ReaderOptions
@@ -34,9 +35,8 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
     """
     from imports.pipeline.process import _stage  # the one staging step, shared with file_process
 
+    mapping_check_document(mapping)  # unknown keys, a bad header line: refused before anything is read
     reader = {k: (mapping.get("reader") or {}).get(k) for k in ("section", "header_line")}
-    if reader["header_line"] is not None and (not isinstance(reader["header_line"], int) or reader["header_line"] < 1):
-        raise MappingError("reader.header_line must be a line number (1 or more) or null.")
     options = ReaderOptions(section=reader["section"], header_line=reader["header_line"])
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)

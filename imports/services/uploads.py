@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.services import record
 from config.errors import InvalidRequest, MappingError, PayloadTooLarge
 from formats.models import CsvFormat
-from formats.services import format_approve, format_reject
+from formats.services import format_approve, format_reject, format_review_check, mapping_check_document
 from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
@@ -96,35 +96,48 @@ def _file_create(
 
 
 def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
-    """Approve (or correct) a format and start migrating its staged rows."""
+    """Approve (or correct) a format and start migrating its staged rows.
+
+    Every check that can refuse the request (permission, segregation of duties, the format's status, the
+    mapping document's shape) runs before anything is written, and the reader change, the approval and the
+    re-staging are one transaction: a refused approval changes nothing. The one exception is by design: a
+    reviewer whose new header line moved the table under stale fields keeps the re-staged rows and a fresh
+    suggestion to review (answered 400 mapping_resuggested)."""
     from imports.pipeline.process import format_reprocess_failed
 
+    format_review_check(fmt=CsvFormat.objects.get(pk=format_id), actor=actor, approving=True)
+    if mapping is not None:
+        mapping_check_document(mapping)
     submitted = mapping
-    mapping = _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
-    if submitted is not None and mapping is not None and mapping.get("fields") != submitted.get("fields"):
+    with transaction.atomic():
+        mapping = _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
+        resuggested = submitted is not None and mapping is not None and mapping.get("fields") != submitted.get("fields")
+        if not resuggested:
+            was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
+            fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
+            if not was_approved:
+                notify_format_decision(
+                    approved=True,
+                    file_ids=list(
+                        ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
+                            "pk", flat=True
+                        )
+                    ),
+                )
+            StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(
+                status=StagedStatus.APPROVED
+            )
+            if was_approved and mapping is not None:
+                format_reprocess_failed(format_id=format_id)
+            enqueue.enqueue_format_migrate(format_id)
+    if resuggested:
         # The table moved and the submitted fields name columns it no longer has: the re-staged rows
-        # and a fresh suggestion are saved, but nobody approved that suggestion yet.
+        # and a fresh suggestion are saved (committed above), but nobody approved that suggestion yet.
         raise MappingError(
             "The reader settings moved the table: its columns changed, so the mapping was re-suggested for "
             "them. Review the new mapping, then approve.",
             code="mapping_resuggested",
         )
-    with transaction.atomic():
-        was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
-        fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
-        if not was_approved:
-            notify_format_decision(
-                approved=True,
-                file_ids=list(
-                    ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
-                        "pk", flat=True
-                    )
-                ),
-            )
-        StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
-        if was_approved and mapping is not None:
-            format_reprocess_failed(format_id=format_id)
-        enqueue.enqueue_format_migrate(format_id)
     return fmt
 
 
@@ -143,6 +156,7 @@ def review_save_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) 
     from formats.services import format_update_mapping
     from imports.services.review import reader_changed
 
+    mapping_check_document(mapping)
     with transaction.atomic():
         fmt = CsvFormat.objects.get(pk=format_id)
         if reader_changed(fmt, mapping):

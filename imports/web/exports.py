@@ -2,7 +2,8 @@
 
 A cell that a spreadsheet would evaluate as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
 carriage return) gets a leading apostrophe, so Excel/LibreOffice/Sheets show it as text. Plain numbers
-such as `-12.5` or `+3` are left alone: they are not formulas and users expect them to stay numbers.
+such as `-12.5` or `+3`, and signed amounts such as `-$1800` or `-1,234.50`, are left alone: they are not
+formulas and users expect them to stay numbers (and a corrected errors file to import as it was exported).
 Reuse `safe_cell` / `safe_row` / `csv_response` for every CSV the product hands out. `xlsx_response`
 writes every cell as a text cell (XlsxWriter's write_string), which Excel never evaluates, so the
 cells stay exactly as they were uploaded.
@@ -20,6 +21,8 @@ from typing import Any
 import xlsxwriter
 from django.http import FileResponse, StreamingHttpResponse
 
+from formats.converters.numbers import CURRENCY_MARKS, scan_number
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain number: optional sign, digits with an optional decimal part (or a leading '.'), optional exponent.
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -34,9 +37,19 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, int | float | Decimal):
         return value
     text = str(value)
-    if text.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(text):
+    if text.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(text) and not _signed_amount(text):
         return "'" + text
     return text
+
+
+def _signed_amount(text: str) -> bool:
+    """'-$1800', '-1,234.50', '+€12': a signed number with at most a currency mark, which spreadsheets read as
+    a number, not a formula; left as it is so a corrected errors file imports as it was exported. Letters are
+    never allowed around it ('-AED1' would be a reference to cell AED1)."""
+    if text[:1] not in "+-" or any(char.isspace() for char in text):
+        return False
+    parts = scan_number(text)
+    return parts is not None and all(char in CURRENCY_MARKS for char in parts["pre"] + parts["post"])
 
 
 def safe_row(values: Iterable[Any]) -> list[Any]:

@@ -23,6 +23,10 @@ HOSTILE = [
     ("@SUM(A1:A9)", "'@SUM"),
     ("\t=1+1", "'\t=1+1"),
     ("\r=1+1", "'\r=1+1"),
+    ("-AED1", "'-AED1"),  # a cell reference, though AED is a currency code
+    ("-$1800+A1", "'-$1800"),
+    ("-1 SUM", "'-1 SUM"),
+    ("-1 USD", "'-1 USD"),
 ]
 
 
@@ -31,7 +35,7 @@ def test_safe_cell_prefixes_formula_looking_text(value: str, starts: str) -> Non
     assert str(safe_cell(value)).startswith(starts)
 
 
-@pytest.mark.parametrize("value", ["-12.5", "+3", "-1e5", "0", "AAPL", "", "2024-03-01"])
+@pytest.mark.parametrize("value", ["-12.5", "+3", "-1e5", "0", "AAPL", "", "2024-03-01", "-$1800", "-1,234.50", "+€12"])
 def test_safe_cell_leaves_numbers_and_plain_text_alone(value: str) -> None:
     assert safe_cell(value) == value
     assert safe_cell(-4) == -4

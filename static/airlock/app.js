@@ -120,14 +120,16 @@
   /* Poll /api/uploads?ids=… for the rows still moving; calls back after each update. */
   function liveFiles(root, api, after) {
     poll(function () {
-      var ids = $all("tr[data-file-id]", root).filter(function (tr) {
-        return isLive(tr.getAttribute("data-status"));
-      }).map(function (tr) { return tr.getAttribute("data-file-id"); });
+      var ids = [];
+      $all("tr[data-file-id]", root).forEach(function (tr) {
+        var id = tr.getAttribute("data-file-id");
+        if (isLive(tr.getAttribute("data-status")) && ids.indexOf(id) === -1) ids.push(id);
+      });
       if (!ids.length) return true;  // keep the loop: the upload page adds rows later
       return getJSON(api + "?page_size=500&ids=" + ids.join(",")).then(function (data) {
         data.results.forEach(function (f) {
-          var tr = $("tr[data-file-id='" + f.id + "']", root);
-          if (tr) updateFileRow(tr, f);
+          // Every row of that file: identical files in one upload are one import shown on several rows.
+          $all("tr[data-file-id='" + f.id + "']", root).forEach(function (tr) { updateFileRow(tr, f); });
         });
         if (after) after();
       });

@@ -104,3 +104,32 @@ def test_a_rollback_is_confirmed_with_a_reason_and_the_owners_open_page_shows_it
     page.reload()
     assert "Uploaded to the wrong account" in page.inner_text("#rollback-note")
     assert errors == []
+
+
+def test_every_row_of_identical_files_in_one_upload_gets_its_status(stack: Stack, chromium: Any) -> None:
+    get_user_model().objects.create_user(username="trader", password="trader-pass-1")
+    same = trades_csv(5)
+    page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    login(page, stack.base_url, "trader", "trader-pass-1")
+    page.goto(f"{stack.base_url}/")
+    page.set_input_files(
+        "#upload-form input[type=file]",
+        files=[
+            {"name": "export.csv", "mimeType": "text/csv", "buffer": same},
+            {"name": "export (1).csv", "mimeType": "text/csv", "buffer": same},
+            {"name": "export (2).csv", "mimeType": "text/csv", "buffer": same},
+            {"name": "other.csv", "mimeType": "text/csv", "buffer": trades_csv(3, start=100)},
+        ],
+    )
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-results tbody tr >> nth=3")
+    file_id = ImportFile.objects.get(original_name="export.csv").pk
+    rows = page.locator(f"#upload-results tr[data-file-id='{file_id}']")
+    assert rows.count() == 3
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#upload-results [data-field=status]')]"
+        ".every(el => el.textContent === 'Pending approval')",
+        timeout=60_000,
+    )
+    for i in range(3):
+        assert rows.nth(i).locator("[data-field=total]").inner_text() == "5"

@@ -26,6 +26,8 @@ from formats.converters.numbers import CURRENCY_MARKS, scan_number
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain number: optional sign, digits with an optional decimal part (or a leading '.'), optional exponent.
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# What a spreadsheet may split a CSV cell on (its delimiter guess or "text to columns"), kept by split().
+_SEPARATOR = re.compile(r"([,;\t|\r\n])")
 
 
 def safe_cell(value: Any) -> Any:
@@ -36,7 +38,7 @@ def safe_cell(value: Any) -> Any:
         return str(value)
     if isinstance(value, int | float | Decimal):
         return value
-    text = str(value)
+    text = _neutralise_after_separators(str(value))
     if text.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(text) and not _signed_amount(text):
         return "'" + text
     return text
@@ -50,6 +52,21 @@ def _signed_amount(text: str) -> bool:
         return False
     parts = scan_number(text)
     return parts is not None and all(char in CURRENCY_MARKS for char in parts["pre"] + parts["post"])
+
+
+def _neutralise_after_separators(text: str) -> str:
+    """`x;=1+1`: a spreadsheet that splits on `;` (or `,`, TAB, `|`, a line break) would see `=1+1` as a cell
+    of its own; an apostrophe goes before every such formula-looking part (plain numbers like `1;-2` stay)."""
+    parts = _SEPARATOR.split(text)
+    if len(parts) == 1:
+        return text
+    for index in range(2, len(parts), 2):  # the parts after a separator (odd indexes are the separators)
+        part = parts[index]
+        body = part.lstrip(" \"'")
+        stripped = body.strip()
+        if body.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(stripped) and not _signed_amount(stripped):
+            parts[index] = part[: len(part) - len(body)] + "'" + body
+    return "".join(parts)
 
 
 def safe_row(values: Iterable[Any]) -> list[Any]:

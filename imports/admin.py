@@ -48,6 +48,11 @@ class ImportFileAdmin(ReadOnlyAdmin):
     def has_rollback_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("imports.rollback_importfile")
 
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Whoever may roll back must be able to open the list that holds the action, however the rollback
+        # permission was granted.
+        return super().has_view_permission(request, obj) or self.has_rollback_permission(request)
+
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("imports.rollback_importfile") or request.user.is_superuser
 
@@ -150,10 +155,18 @@ class OrderAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("user", "created_at")
-    raw_id_fields = ("user",)
-    readonly_fields = ("key",)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Tokens are made by `manage.py api_token` (the key is printed once, only its hash is stored); here they
+    can be seen by their non-secret prefix and revoked (deleted)."""
+
+    list_display = ("user", "prefix_shown", "created_at")
+    fields = ("user", "prefix_shown", "created_at")
+    readonly_fields = ("user", "prefix_shown", "created_at")
+    search_fields = ("user__username", "prefix")
+
+    @admin.display(description="token")
+    def prefix_shown(self, obj: ApiToken) -> str:
+        return f"{obj.prefix}…"
 
 
 @admin.register(Alert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from django.conf import settings
@@ -184,19 +185,35 @@ class IdempotencyKey(models.Model):
         return f"{self.key} of user {self.user_id}"
 
 
+PREFIX_LENGTH = 8
+
+
 def new_token_key() -> str:
-    return secrets.token_hex(20)
+    """A new API token key: 256 random bits, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
 
 
 class ApiToken(models.Model):
-    """A bearer token for scripts: `Authorization: Bearer <key>`."""
+    """A bearer token for scripts: `Authorization: Bearer <key>`.
+
+    Only the key's sha256 is stored (the key is shown once, when it is made: imports/services/tokens.py),
+    so a copy of the database or a look at the admin gives no usable token. A fast hash is enough: the key is
+    random with 256 bits of entropy, not a password to be guessed from a dictionary.
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
-    key = models.CharField(max_length=64, unique=True, default=new_token_key)
+    key_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the key, hex.")
+    prefix = models.CharField(
+        max_length=PREFIX_LENGTH, help_text="The key's first characters (not secret): to tell tokens apart."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"token of {self.user}"
+        return f"token {self.prefix}… of {self.user}"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
 
 
 class AlertState(models.TextChoices):

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 
 from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
-from imports.models import ImportBatch, ImportFile, Order
+from imports.models import ApiToken, ImportBatch, ImportFile, Order
 from staging.models import StagedRow, StagedStatus
 
 
@@ -120,3 +120,13 @@ def file_summary(file: ImportFile) -> dict[str, Any]:
 
 def _jsonable(info: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**info, "at": info["at"].isoformat()} if info else None
+
+
+def api_token_user(key: str) -> Any | None:
+    """The active user whose token `key` is, or None (looked up by the key's hash, never by the key)."""
+    if not key:
+        return None
+    token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user

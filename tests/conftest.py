@@ -15,6 +15,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from imports.models import ApiToken
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -63,6 +65,14 @@ def reviewer(django_user_model: Any) -> Any:
         ),
     )
     return django_user_model.objects.get(pk=reviewer.pk)  # fresh permission cache
+
+
+def api_key_for(user: Any) -> str:
+    """The user's API token key in tests: a fixed key per user, so every call gives the same one (the product
+    stores only its hash and shows a key once, imports/services/tokens.py)."""
+    key = f"test-key-{user.pk}-{user.username}"
+    ApiToken.objects.get_or_create(user=user, defaults={"key_hash": ApiToken.hash_key(key), "prefix": key[:8]})
+    return key
 
 
 def csv_upload(name: str, text: str | bytes) -> SimpleUploadedFile:

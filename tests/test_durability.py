@@ -13,7 +13,8 @@ from django.db import connection
 from django.test import Client
 
 from config.paths import RUN_DIR
-from imports.models import ApiToken, ImportFile
+from imports.models import ImportFile
+from tests.conftest import api_key_for
 from tests.e2e.conftest import database_url_for_tests
 
 TRADES = b"Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Ccy,Ref\n2024-03-01 09:30:00,AAPL,Buy,10,171.25,USD,T-1\n"
@@ -43,9 +44,11 @@ def test_an_uploads_bytes_and_directory_are_fsynced_before_its_row_commits(
             synced.append((kind, path, committed_rows_pointing_at(path, media) if kind == "file" else None))
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
-    token, _ = ApiToken.objects.get_or_create(user=user)
     response = Client().post(
-        "/api/uploads", {"file": _upload("t.csv")}, HTTP_AUTHORIZATION=f"Bearer {token.key}", HTTP_HOST="127.0.0.1"
+        "/api/uploads",
+        {"file": _upload("t.csv")},
+        HTTP_AUTHORIZATION=f"Bearer {api_key_for(user)}",
+        HTTP_HOST="127.0.0.1",
     )
     assert response.status_code == 202, response.content
 

@@ -20,7 +20,6 @@ from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_hit
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
-from imports.models import ApiToken
 from imports.services.uploads import review_approve, review_reject, upload_batch_create
 
 
@@ -40,12 +39,11 @@ class TokenAuthenticationMiddleware:
             locked = token_attempt_locked(request)
             if locked is not None:
                 return error_response(locked)
-            key = header[7:].strip()
-            token = ApiToken.objects.select_related("user").filter(key=key).first() if key else None
-            if token is None or not token.user.is_active:
+            user = selectors.api_token_user(header[7:].strip())
+            if user is None:
                 token_attempt_failed(request)
                 return error_response(AppError("Invalid or inactive API token.", code="invalid_token"), 401)
-            request.user = token.user
+            request.user = user
             request._dont_enforce_csrf_checks = True  # a bearer token cannot be sent by a forged form
         return self.get_response(request)
 

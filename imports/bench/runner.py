@@ -511,12 +511,12 @@ def run(opts: Options) -> list[Result]:
     """Every scenario in order; returns the results (printed by the command)."""
     from django.contrib.auth import get_user_model
 
-    from imports.models import ApiToken
+    from imports.services.tokens import api_token_create
 
     users = get_user_model()
     owner = users.objects.create_user(username="bench-owner", password="bench-owner-pw")
     reviewer = users.objects.create_superuser(username="bench-reviewer", password="bench-reviewer-pw")
-    token = ApiToken.objects.create(user=owner).key
+    _, token = api_token_create(user=owner)
     opts.workdir.mkdir(parents=True, exist_ok=True)
     procs = Processes(opts.workdir)
     results: list[Result] = []

@@ -10,15 +10,14 @@ from django.core.management import call_command
 from django.test import Client
 
 from audit.models import AuditEvent
-from imports.models import ApiToken
+from tests.conftest import api_key_for
 from tests.imports.test_pipeline import TRADES
 
 pytestmark = pytest.mark.django_db
 
 
 def bearer(user: Any) -> dict[str, str]:
-    token, _ = ApiToken.objects.get_or_create(user=user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {token.key}"}
+    return {"HTTP_AUTHORIZATION": f"Bearer {api_key_for(user)}"}
 
 
 def post_upload(client: Client, user: Any, capture: Any, text: str = TRADES) -> Any:

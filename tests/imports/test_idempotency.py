@@ -15,7 +15,7 @@ from imports.services.retention import cleanup_staging
 from imports.services.rollback import file_rollback
 from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
-from tests.conftest import csv_upload
+from tests.conftest import api_key_for, csv_upload
 from tests.e2e.conftest import Stack, stack  # noqa: F401 - the fixture, for the concurrent test
 from tests.e2e.test_faults import MAPPING, trades_csv
 from tests.imports.test_api import bearer
@@ -172,9 +172,7 @@ def test_a_rolled_back_or_purged_file_can_be_uploaded_again_as_a_new_import(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("with_key", [False, True], ids=["same-bytes", "same-idempotency-key"])
 def test_ten_concurrent_identical_uploads_make_one_import(stack: Stack, user: Any, with_key: bool) -> None:  # noqa: F811
-    from imports.models import ApiToken
-
-    token = ApiToken.objects.create(user=user).key
+    token = api_key_for(user)
     data = trades_csv(50)
     gate = threading.Barrier(10)
     responses: list[requests.Response] = []

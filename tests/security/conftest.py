@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 
-from imports.models import ApiToken, ImportFile
+from imports.models import ImportFile
 from imports.services.uploads import review_approve
+from tests.conftest import api_key_for
 from tests.imports.test_pipeline import TRADES, upload
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
 def bearer(user: Any) -> dict[str, str]:
-    token, _ = ApiToken.objects.get_or_create(user=user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {token.key}"}
+    return {"HTTP_AUTHORIZATION": f"Bearer {api_key_for(user)}"}
 
 
 @pytest.fixture

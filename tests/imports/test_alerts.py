@@ -238,7 +238,7 @@ def test_a_reminder_goes_out_at_the_repeat_interval_while_an_alert_fires(
     assert subjects() == ["[Airlock] FIRING: Migrations failed", "[Airlock] STILL FIRING: Migrations failed"]
 
 
-def test_a_second_evaluator_skips_its_turn_while_one_is_running(rules: dict, approver: Any) -> None:
+def test_a_second_evaluator_skips_its_turn_while_one_is_running(rules: dict, approver: Any, redis_clean: Any) -> None:
     s = connection.settings_dict
     other = psycopg.connect(
         dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"], port=s["PORT"] or 5432

@@ -391,7 +391,7 @@ def many_files(opts: Options, procs: Processes, token: str) -> Result:
         try:
             if requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or too busy to answer in time on a loaded machine
             pass
         if time.monotonic() > deadline:
             raise RuntimeError("gunicorn did not start; see web.log")

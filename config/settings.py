@@ -236,6 +236,9 @@ AIRLOCK = {
     # Per-user hourly limits (imports/guards/rate_limits.py; counters in Redis). A bulk request counts once.
     "UPLOADS_PER_HOUR": env_int("AIRLOCK_UPLOADS_PER_HOUR", 10, minimum=1),
     "REVIEWS_PER_HOUR": env_int("AIRLOCK_REVIEWS_PER_HOUR", 60, minimum=1),
+    # New (pending) formats one user's uploads may create in 24 hours (formats/services.py); a file with yet
+    # another new header fails with a message and creates nothing, so junk cannot flood the review queue.
+    "MAX_PENDING_FORMATS_PER_DAY": env_int("AIRLOCK_MAX_PENDING_FORMATS_PER_DAY", 20, minimum=1),
     # GET /metrics answers only with this bearer token; unset, /metrics is off (404). See "Monitoring".
     "METRICS_TOKEN": env_str("AIRLOCK_METRICS_TOKEN").strip(),
     # Proxies in front of the web process that append to X-Forwarded-For (compose: nginx = 1); 0 = none,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.services import record
-from config.errors import Conflict, MappingError, PermissionDenied
+from config.errors import Conflict, MappingError, PermissionDenied, RateLimited
 from formats.converters import compile_mapping
 from formats.fingerprint import fingerprint, normalise_header
 from formats.models import CsvFormat, FormatStatus
@@ -42,6 +43,29 @@ def learned_evidence(*, target: str) -> dict[str, dict[str, int]]:
     return {key: dict(counter) for key, counter in evidence.items()}
 
 
+# Advisory lock class of "one user's new formats" (with the user id as the second key): counting a user's
+# formats of the last day and creating one are serialised per user, so parallel workers cannot overshoot.
+NEW_FORMATS_LOCK = 0x50_46_4D_54  # "PFMT"
+
+
+def _refuse_past_daily_format_limit(user: Any) -> None:
+    """Raise RateLimited if `user`'s uploads created AIRLOCK_MAX_PENDING_FORMATS_PER_DAY formats in the last 24 h."""
+    if user is None:
+        return
+    limit = settings.AIRLOCK["MAX_PENDING_FORMATS_PER_DAY"]
+    since = timezone.now() - timedelta(days=1)
+    made = CsvFormat.objects.filter(created_by=user, created_at__gte=since).count()
+    if made >= limit:
+        raise RateLimited(
+            f"This file has a header Airlock has not seen before, and your uploads already created {made} new "
+            f"formats in the last 24 hours (the limit is {limit} a day). Nothing was imported and no format was "
+            "created. Ask an admin to review the formats waiting for approval; an admin can retry this file "
+            "afterwards.",
+            code="too_many_new_formats",
+            details={"limit": limit, "created": made},
+        )
+
+
 def format_get_or_create_pending(
     *,
     target: str,
@@ -56,13 +80,16 @@ def format_get_or_create_pending(
 ) -> tuple[CsvFormat, bool]:
     """Return the format for this header, creating a pending one with a suggested mapping if new.
 
-    Two workers seeing the same new header at once both try to insert; the unique fingerprint
+    A user's uploads create at most AIRLOCK_MAX_PENDING_FORMATS_PER_DAY formats in 24 hours: past it,
+    RateLimited and nothing is created (the file fails with that message). Two workers seeing the same
+    new header at once both try to insert; the unique fingerprint
     constraint lets exactly one win and the other reads the winner's row.
     """
     print_ = fingerprint(header, section=section)
     existing = CsvFormat.objects.filter(target=target, fingerprint=print_).first()
     if existing:
         return existing, False
+    _refuse_past_daily_format_limit(created_by)  # before the suggestion's work, and again under the lock
     suggestion = suggest_mapping(
         target=target,
         columns=columns,
@@ -75,6 +102,10 @@ def format_get_or_create_pending(
     confidences = [spec.get("confidence", 0.0) for spec in suggestion.get("fields", {}).values()]
     try:
         with transaction.atomic():
+            if created_by is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [NEW_FORMATS_LOCK, created_by.pk])
+                _refuse_past_daily_format_limit(created_by)
             fmt = CsvFormat.objects.create(
                 name=name[:200],
                 target=target,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
-from config.errors import AppError, MappingError, UnreadableFile
+from config.errors import AppError, MappingError, RateLimited, UnreadableFile
 from config.worker import stop_requested
 from formats.converters import compile_mapping
 from formats.filters import compile_filters
@@ -135,6 +135,16 @@ def _file_process_locked(file_id: int) -> str:
             obj=file,
             severity=AuditEvent.Severity.WARNING,
             summary=f"'{file.original_name}' could not be read: {exc.message}",
+        )
+        return FileStatus.FAILED
+    except RateLimited as exc:  # the owner's daily limit of new formats (formats.services)
+        _file_fail(file_id, exc.message)
+        record(
+            action="file.failed",
+            obj=file,
+            severity=AuditEvent.Severity.WARNING,
+            summary=f"'{file.original_name}' has a new format past its owner's daily limit: {exc.message}",
+            details=exc.details,
         )
         return FileStatus.FAILED
     if staged == 0:

@@ -29,9 +29,10 @@ from config.errors import AppError
 from formats.converters import COMMON_OPTIONS, CONVERTERS
 from formats.filters import OPS
 from formats.history import format_versions
+from formats.mapping import mapping_document_check
 from formats.models import CsvFormat, FormatStatus
 from formats.resources import CsvFormatResource
-from formats.services import APPROVE_PERMISSION, mapping_validate
+from formats.services import APPROVE_PERMISSION, mapping_validate, reader_changed
 from formats.targets import get_target
 
 StagedRow = apps.get_model("staging", "StagedRow")
@@ -66,6 +67,10 @@ class CsvFormatForm(forms.ModelForm):
     def clean_mapping(self) -> dict:
         mapping = self.cleaned_data["mapping"]
         try:
+            if reader_changed(self.instance, mapping):
+                # The table moves: the columns are known after the re-read, where the service checks them.
+                mapping_document_check(mapping)
+                return mapping
             return mapping_validate(target=self.instance.target, mapping=mapping, columns=self.instance.columns)
         except AppError as exc:
             raise forms.ValidationError(exc.message) from exc

@@ -11,20 +11,15 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.services import record
-from config.errors import Conflict, MappingError, PermissionDenied, RateLimited
+from config.errors import Conflict, InvalidRequest, MappingError, PermissionDenied, RateLimited
 from formats.converters import compile_mapping
 from formats.fingerprint import fingerprint, normalise_header
+from formats.mapping import READER_KEYS, mapping_document_check
 from formats.models import CsvFormat, FormatStatus
 from formats.suggest import learned_key, suggest_mapping
 from formats.targets import get_target
 
 APPROVE_PERMISSION = "formats.approve_csvformat"
-
-# The keys a mapping document may hold (docs/INTERFACES.md); anything else is refused, never stored.
-MAPPING_KEYS = ("version", "reader", "filters", "fields")
-READER_KEYS = ("section", "header_line")
-FIELD_SPEC_KEYS = ("columns", "converter", "options", "confidence", "reason")
-FILTER_RULE_KEYS = ("column", "op", "values", "value")
 
 
 def format_find(*, target: str, header: list[str], section: str | None = None) -> CsvFormat | None:
@@ -132,57 +127,13 @@ def format_get_or_create_pending(
     return fmt, True
 
 
-def _refuse_unknown_keys(value: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = [key for key in value if key not in allowed]
-    if unknown:
-        raise MappingError(
-            f"Unknown key(s) in {where}: {', '.join(repr(key) for key in unknown)}. Allowed: {', '.join(allowed)}.",
-            details={"where": where, "keys": unknown, "allowed": list(allowed)},
-        )
-
-
-def mapping_check_document(mapping: Any) -> None:
-    """Check the shape of a mapping document, without the target or the columns: raises MappingError naming
-    any unknown key (top level, reader, each field spec, each filter rule) and the allowed ones.
-
-    Cheap and write-free: run before anything else acts on a submitted mapping."""
-    if not isinstance(mapping, dict):
-        raise MappingError("The mapping must be a JSON object with 'fields'.")
-    _refuse_unknown_keys(mapping, MAPPING_KEYS, "the mapping")
-    fields = mapping.get("fields")
-    if not isinstance(fields, dict):
-        raise MappingError("The mapping needs a 'fields' object: {target field: {columns, converter, options}}.")
-    reader = mapping.get("reader")
-    if reader is not None:
-        if not isinstance(reader, dict):
-            raise MappingError("'reader' must be an object: {section, header_line}.")
-        _refuse_unknown_keys(reader, READER_KEYS, "'reader'")
-        header_line = reader.get("header_line")
-        if header_line is not None and (
-            isinstance(header_line, bool) or not isinstance(header_line, int) or header_line < 1
-        ):
-            raise MappingError("reader.header_line must be a line number (1 or more) or null.")
-        section = reader.get("section")
-        if section is not None and not isinstance(section, str):
-            raise MappingError("reader.section must be text (a section, sheet or JSON path) or null.")
-    for name, spec in fields.items():
-        if isinstance(spec, dict):
-            _refuse_unknown_keys(spec, FIELD_SPEC_KEYS, f"field '{name}'")
-    filters = mapping.get("filters") or []
-    if not isinstance(filters, list):
-        raise MappingError("'filters' must be a list.")
-    for number, rule in enumerate(filters, start=1):
-        if not isinstance(rule, dict):
-            raise MappingError(f"Filter {number} must be an object: {{column, op, values}}.")
-        _refuse_unknown_keys(rule, FILTER_RULE_KEYS, f"filter {number}")
-
-
 def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    """Check a mapping against the target and the format's columns; returns it normalised.
+    """Check a mapping document strictly, then against the target and the format's columns; returns it
+    normalised. The one validation of a mapping: the admin's form, the API and the import command use it.
 
-    Raises MappingError with a message naming the field/column (or unknown key) at fault.
+    Raises MappingError with a message naming the key, field or column at fault.
     """
-    mapping_check_document(mapping)
+    mapping_document_check(mapping)
     fields = mapping["fields"]
     target_def = get_target(target)
     known = {field.name for field in target_def.fields}
@@ -197,24 +148,24 @@ def mapping_validate(*, target: str, mapping: dict[str, Any], columns: list[str]
         raise MappingError(f"Required field(s) not mapped: {', '.join(missing)}.", details={"fields": missing})
     filters = mapping.get("filters") or []
     for rule in filters:
-        column = rule.get("column")
-        if column not in columns:
+        if rule["column"] not in columns:
+            column = rule["column"]
             raise MappingError(f"Filter column {column!r} is not in the file's columns.", details={"column": column})
-    compile_mapping(fields, columns)  # raises MappingError for bad converters, options or columns
+    compile_mapping(fields, columns)  # raises MappingError for columns the file does not have
     normalised = dict(mapping)
     normalised.setdefault("version", 1)
-    normalised.setdefault("reader", {"section": None, "header_line": None})
+    normalised["reader"] = {key: (mapping.get("reader") or {}).get(key) for key in READER_KEYS}
     normalised["filters"] = filters
     return normalised
 
 
-def format_review_check(*, fmt: CsvFormat, actor: Any, approving: bool = False) -> None:
-    """Whether this actor may decide on this format (permission, segregation of duties, its status).
-
-    Write-free: every approval path runs it before it changes anything (a refusal changes nothing)."""
-    _check_can_review(fmt=fmt, actor=actor)
-    if approving and fmt.status == FormatStatus.REJECTED:
-        raise Conflict("This format was rejected; it cannot be approved.", details={"format": fmt.pk})
+def reader_changed(fmt: CsvFormat, mapping: dict[str, Any] | None) -> bool:
+    """True when a submitted mapping pins the table somewhere else than the format reads it now."""
+    if not isinstance(mapping, dict) or "reader" not in mapping:
+        return False
+    new = {k: (mapping.get("reader") or {}).get(k) for k in READER_KEYS}
+    old = {k: ((fmt.mapping or {}).get("reader") or {}).get(k) for k in READER_KEYS}
+    return new != old
 
 
 def _check_can_review(*, fmt: CsvFormat, actor: Any) -> None:
@@ -227,11 +178,40 @@ def _check_can_review(*, fmt: CsvFormat, actor: Any) -> None:
         )
 
 
+def format_review_check(*, fmt: CsvFormat, actor: Any, mapping: dict[str, Any] | None, approve: bool) -> None:
+    """Every check of an approval (approve=True) or a mapping save, made before anything is written.
+
+    The admin, the API and a restore from history all go through the review services, which call this
+    first, under the format's row lock: a refused request (permission, segregation of duties, status, a bad
+    mapping document) changes nothing, even when the mapping moves the table and would re-stage files.
+    A mapping that moves the table is checked as a document here and against the new columns after the
+    re-read, in the same transaction.
+    """
+    if approve:
+        _check_can_review(fmt=fmt, actor=actor)
+        if fmt.status == FormatStatus.REJECTED:
+            raise Conflict("This format was rejected; it cannot be approved.", details={"format": fmt.pk})
+    elif fmt.status == FormatStatus.REJECTED:
+        raise Conflict("This format was rejected; its mapping cannot be changed.", details={"format": fmt.pk})
+    elif fmt.status == FormatStatus.APPROVED and not actor.has_perm(APPROVE_PERMISSION):
+        raise PermissionDenied(
+            "Only a reviewer with the 'approve CSV formats' permission can change an approved mapping."
+        )
+    if mapping is None:
+        return
+    mapping_document_check(mapping)
+    if reader_changed(fmt, mapping):
+        if fmt.status not in (FormatStatus.PENDING, FormatStatus.NO_TRADES):
+            raise Conflict("The table's position can only change while the format is pending approval.")
+    else:
+        mapping_validate(target=fmt.target, mapping=mapping, columns=fmt.columns)
+
+
 def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
     """Approve a format (optionally with a corrected mapping); records who and the mapping used."""
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
-        format_review_check(fmt=fmt, actor=actor, approving=True)
+        format_review_check(fmt=fmt, actor=actor, mapping=None, approve=True)
         new_mapping = mapping_validate(target=fmt.target, mapping=mapping or fmt.mapping, columns=fmt.columns)
         was_approved = fmt.status == FormatStatus.APPROVED
         fmt.mapping = new_mapping
@@ -251,10 +231,13 @@ def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
     return fmt
 
 
-def format_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
-    """Reject a pending format with a reason (text)."""
+def format_reject(*, format_id: int, actor: Any, reason: str | None) -> CsvFormat:
+    """Reject a pending format with a reason."""
     if reason is not None and not isinstance(reason, str):
-        raise MappingError("The reason must be text (a JSON string).", code="invalid_reason")
+        raise InvalidRequest(
+            f"The reason must be text, not {type(reason).__name__}: write why the format is rejected.",
+            code="invalid_reason",
+        )
     reason = (reason or "").strip()
     if not reason:
         raise MappingError("A reason is required to reject a format.", code="reason_required")
@@ -283,6 +266,7 @@ def format_update_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]
     """Save a corrected mapping on a pending format without approving it."""
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        format_review_check(fmt=fmt, actor=actor, mapping=mapping, approve=False)
         fmt.mapping = mapping_validate(target=fmt.target, mapping=mapping, columns=fmt.columns)
         fmt._change_reason = "mapping edited"
         fmt.save()

@@ -187,6 +187,8 @@ _OPTION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "scale": ((str, int, float), "a number such as '0.01'"),
     "places": ((int,), "a whole number"),
     "take": ((str,), "a text"),
+    "value": ((str, int, float), "a text or a number"),
+    "default": ((str, int, float), "a text or a number"),
 }
 _TAKES = {"trade_text": TRADE_TEXT_PARTS, "pair": ("base", "quote")}
 

@@ -236,5 +236,6 @@ def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
             raise InvalidRequest("'mapping' must be a JSON object.", code="invalid_mapping")
         fmt = review_approve(format_id=format_id, actor=request.user, mapping=mapping)
         return JsonResponse({"id": fmt.pk, "status": fmt.status, "mapping": fmt.mapping}, status=202)
-    fmt = review_reject(format_id=format_id, actor=request.user, reason=body.get("reason", ""))
+    # Not str(): a number or an object is refused with a message, never stored as its Python repr.
+    fmt = review_reject(format_id=format_id, actor=request.user, reason=body.get("reason"))
     return JsonResponse({"id": fmt.pk, "status": fmt.status, "reason": fmt.rejection_reason})

@@ -10,32 +10,22 @@ from django.db import transaction
 from audit.services import record
 from config.errors import Conflict, MappingError, UnreadableFile
 from formats.models import CsvFormat, FormatStatus
-from formats.services import mapping_check_document
 from formats.suggest import suggest_mapping
 from imports.models import FileStatus, ImportFile
+from imports.pipeline.process import _stage  # the one staging step, shared with file_process
 from imports.reading import ReaderOptions
 from imports.sheets.dispatch import detect_layout, sample_records, sheet_limits
 from imports.storage import local_path
 
 
-def reader_changed(fmt: CsvFormat, mapping: dict[str, Any] | None) -> bool:
-    """True when a submitted mapping pins the table somewhere else than the format reads it now."""
-    if not mapping or "reader" not in mapping:
-        return False
-    new = {k: (mapping.get("reader") or {}).get(k) for k in ("section", "header_line")}
-    old = {k: ((fmt.mapping or {}).get("reader") or {}).get(k) for k in ("section", "header_line")}
-    return new != old
-
-
 def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) -> dict[str, Any]:
     """Re-detect a pending format's columns with new reader settings and re-stage its waiting files.
 
+    Callers check the request first (formats.services.format_review_check, which also checks the reader
+    settings) and call this inside their transaction, so that a later refusal rolls the re-stage back.
     Returns the mapping to use next: the submitted one when its fields fit the new columns, else a fresh
     suggestion for the new table (the admin reviews it before approving).
     """
-    from imports.pipeline.process import _stage  # the one staging step, shared with file_process
-
-    mapping_check_document(mapping)  # unknown keys, a bad header line: refused before anything is read
     reader = {k: (mapping.get("reader") or {}).get(k) for k in ("section", "header_line")}
     options = ReaderOptions(section=reader["section"], header_line=reader["header_line"])
     with transaction.atomic():

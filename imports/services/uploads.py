@@ -12,11 +12,19 @@ from django.utils import timezone
 from audit.services import record
 from config.errors import InvalidRequest, MappingError, PayloadTooLarge
 from formats.models import CsvFormat
-from formats.services import format_approve, format_reject, format_review_check, mapping_check_document
+from formats.services import (
+    format_approve,
+    format_reject,
+    format_review_check,
+    format_update_mapping,
+    reader_changed,
+)
 from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
+from imports.pipeline.process import format_reprocess_failed
 from imports.services.notifications import notify_format_decision
+from imports.services.review import format_reader_apply
 from imports.storage import delete_stored, sanitize_display_name, store_upload
 from staging.models import StagedRow, StagedStatus
 
@@ -98,41 +106,23 @@ def _file_create(
 def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
     """Approve (or correct) a format and start migrating its staged rows.
 
-    Every check that can refuse the request (permission, segregation of duties, the format's status, the
-    mapping document's shape) runs before anything is written, and the reader change, the approval and the
-    re-staging are one transaction: a refused approval changes nothing. The one exception is by design: a
-    reviewer whose new header line moved the table under stale fields keeps the re-staged rows and a fresh
-    suggestion to review (answered 400 mapping_resuggested)."""
-    from imports.pipeline.process import format_reprocess_failed
-
-    format_review_check(fmt=CsvFormat.objects.get(pk=format_id), actor=actor, approving=True)
-    if mapping is not None:
-        mapping_check_document(mapping)
-    submitted = mapping
+    Every check runs first (formats.services.format_review_check), then the writes, in one transaction: a
+    refused approval changes nothing. A mapping that moves the table (reader.header_line / section) re-reads
+    and re-stages the waiting files inside that transaction; when the table's new columns no longer fit the
+    submitted fields, the re-read and a fresh suggestion are kept for review and the approval is refused
+    with `mapping_resuggested` (nobody approved that suggestion yet).
+    """
+    resuggested = False
     with transaction.atomic():
-        mapping = _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
-        resuggested = submitted is not None and mapping is not None and mapping.get("fields") != submitted.get("fields")
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        format_review_check(fmt=fmt, actor=actor, mapping=mapping, approve=True)
+        if mapping is not None and reader_changed(fmt, mapping):
+            applied = format_reader_apply(format_id=format_id, mapping=mapping, actor=actor)
+            resuggested = applied.get("fields") != mapping.get("fields")
+            mapping = applied
         if not resuggested:
-            was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
-            fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
-            if not was_approved:
-                notify_format_decision(
-                    approved=True,
-                    file_ids=list(
-                        ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
-                            "pk", flat=True
-                        )
-                    ),
-                )
-            StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(
-                status=StagedStatus.APPROVED
-            )
-            if was_approved and mapping is not None:
-                format_reprocess_failed(format_id=format_id)
-            enqueue.enqueue_format_migrate(format_id)
+            fmt = _approve_checked(format_id=format_id, actor=actor, mapping=mapping)
     if resuggested:
-        # The table moved and the submitted fields name columns it no longer has: the re-staged rows
-        # and a fresh suggestion are saved (committed above), but nobody approved that suggestion yet.
         raise MappingError(
             "The reader settings moved the table: its columns changed, so the mapping was re-suggested for "
             "them. Review the new mapping, then approve.",
@@ -141,31 +131,41 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
     return fmt
 
 
-def _apply_reader_change(*, format_id: int, mapping: dict[str, Any] | None, actor: Any) -> dict[str, Any] | None:
-    from imports.services.review import format_reader_apply, reader_changed
-
-    fmt = CsvFormat.objects.get(pk=format_id)
-    if reader_changed(fmt, mapping):
-        assert mapping is not None
-        return format_reader_apply(format_id=format_id, mapping=mapping, actor=actor)
-    return mapping
+def _approve_checked(*, format_id: int, actor: Any, mapping: dict[str, Any] | None) -> CsvFormat:
+    """The writes of an approval whose checks passed (inside review_approve's transaction)."""
+    was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
+    fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
+    if not was_approved:
+        notify_format_decision(
+            approved=True,
+            file_ids=list(
+                ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
+                    "pk", flat=True
+                )
+            ),
+        )
+    StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
+    if was_approved and mapping is not None:
+        format_reprocess_failed(format_id=format_id)
+    enqueue.enqueue_format_migrate(format_id)
+    return fmt
 
 
 def review_save_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) -> CsvFormat:
-    """Save an edited mapping without approving; a moved table (header line / section) re-stages first."""
-    from formats.services import format_update_mapping
-    from imports.services.review import reader_changed
+    """Save an edited mapping without approving; a moved table (header line / section) re-stages first.
 
-    mapping_check_document(mapping)
+    Checked before anything is written (formats.services.format_review_check), in one transaction.
+    """
     with transaction.atomic():
-        fmt = CsvFormat.objects.get(pk=format_id)
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        format_review_check(fmt=fmt, actor=actor, mapping=mapping, approve=False)
         if reader_changed(fmt, mapping):
-            _apply_reader_change(format_id=format_id, mapping=mapping, actor=actor)
+            format_reader_apply(format_id=format_id, mapping=mapping, actor=actor)
             return CsvFormat.objects.get(pk=format_id)
         return format_update_mapping(format_id=format_id, actor=actor, mapping=mapping)
 
 
-def review_reject(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
+def review_reject(*, format_id: int, actor: Any, reason: str | None) -> CsvFormat:
     """Reject a format: its staged rows and waiting files are marked rejected."""
     with transaction.atomic():
         fmt = format_reject(format_id=format_id, actor=actor, reason=reason)

@@ -13,6 +13,8 @@ from django.db import models
 class BatchStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     PROCESSING = "PROCESSING", "Processing"
+    # Nothing left to process, but files wait for an admin to approve their format (not "Processing").
+    WAITING = "WAITING", "Waiting for approval"
     COMPLETED = "COMPLETED", "Completed"
     PARTIAL = "PARTIAL", "Partially imported"
     FAILED = "FAILED", "Failed"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
-from imports.models import ApiToken, ImportBatch, ImportFile, Order
+from imports.models import UNFINISHED_FILE_STATUSES, ApiToken, ImportBatch, ImportFile, Order
 from staging.models import StagedRow, StagedStatus
 
 
@@ -25,6 +25,39 @@ def file_for(user: Any, file_id: int) -> ImportFile:
 
 def batches_for(user: Any) -> QuerySet[ImportBatch]:
     return ImportBatch.objects.filter(owner=user)
+
+
+_ROW_FIELDS = ("total", "imported", "failed", "skipped", "duplicate", "staged")
+
+
+def batch_figures(batch: ImportBatch) -> dict[str, Any]:
+    """One upload's state, processing progress, files done / total and row counts, from aggregates."""
+    files = batch.files.all()
+    sums = files.aggregate(
+        **{name: Sum(f"rows_{name}") for name in _ROW_FIELDS if name != "staged"},
+        # staged rows count only while they wait for a review, as in the file summary
+        staged=Sum("rows_staged", filter=Q(status="PENDING_APPROVAL")),
+    )
+    by_status = dict(files.values_list("status").annotate(n=Count("id")).order_by())
+    count = sum(by_status.values())
+    # A file still queued or running counts with its own progress; a finished (or waiting-for-review)
+    # one is done as far as this upload is concerned.
+    unfinished = files.filter(status__in=UNFINISHED_FILE_STATUSES).aggregate(n=Count("id"), progress=Sum("progress"))
+    done = count - (unfinished["n"] or 0)
+    progress = 100.0 * done + (unfinished["progress"] or 0.0)
+    return {
+        "id": batch.pk,
+        "status": batch.status,
+        "status_display": batch.get_status_display(),
+        "progress": round(progress / count, 1) if count else 100.0,
+        "files": {
+            "count": count,
+            "finished": done,
+            "waiting": by_status.get("PENDING_APPROVAL", 0),
+            "by_status": by_status,
+        },
+        "rows": {name: sums[name] or 0 for name in _ROW_FIELDS},
+    }
 
 
 def orders_for(user: Any) -> QuerySet[Order]:

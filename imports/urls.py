@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.upload, name="upload"),
     path("imports/", views.import_list, name="list"),
     path("imports/<int:file_id>/", views.file_detail, name="detail"),
+    path("imports/uploads/<int:batch_id>/", views.batch_detail, name="batch"),
     path("imports/<int:file_id>/errors.csv", views.file_errors_csv, name="errors-csv"),
     path("imports/<int:file_id>/errors.xlsx", views.file_errors_xlsx, name="errors-xlsx"),
     path("staged/", views.staged_rows, name="staged"),

@@ -112,7 +112,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            "status": {"type": "string", "enum": ["PENDING", "PROCESSING", "COMPLETED", "PARTIAL", "FAILED"]},
+            "status": {
+                "type": "string",
+                "enum": ["PENDING", "PROCESSING", "WAITING", "COMPLETED", "PARTIAL", "FAILED"],
+            },
             "status_display": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
@@ -121,9 +124,14 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "count": {"type": "integer"},
-                    "finished": {"type": "integer"},
+                    "finished": {"type": "integer", "description": "Files done: finished or waiting for approval."},
+                    "waiting": {"type": "integer", "description": "Files waiting for an admin's approval."},
                     "by_status": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "items": {"type": "array", "items": {"type": "object"}},
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "One entry per file; left out with ?items=0.",
+                    },
                 },
             },
             "rows": {"type": "object", "additionalProperties": {"type": "integer"}},

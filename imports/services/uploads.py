@@ -216,7 +216,7 @@ def batch_refresh_status(*, batch_id: int) -> str:
         elif all(s in (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES) for s in statuses):
             status = BatchStatus.FAILED
         elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
-            status = BatchStatus.PROCESSING
+            status = BatchStatus.WAITING
         else:
             status = BatchStatus.PARTIAL
         if status != batch.status:

@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from config.errors import AppError
 from imports import reports, selectors
@@ -21,6 +21,8 @@ from imports.services.uploads import upload_batch_create
 from imports.web.exports import csv_response, xlsx_response
 from imports.web.forms import UploadForm
 from staging.models import StagedStatus
+
+FILES_PER_UPLOAD_ON_LIST = 10
 
 
 @login_required
@@ -65,10 +67,18 @@ def import_list(request: HttpRequest) -> HttpResponse:
         files = files.filter(status=status)
     batches = selectors.batches_for(request.user).filter(pk__in=files.values("batch_id")).order_by("-created_at", "-id")
     page = Paginator(batches, 20).get_page(request.GET.get("page"))
-    grouped: dict[int, list] = {batch.pk: [] for batch in page}
-    for file in files.filter(batch_id__in=list(grouped)).order_by("pk"):
-        grouped[file.batch_id].append(file)
-    rows = [{"batch": b, "files": grouped[b.pk], "totals": _totals(grouped[b.pk])} for b in page]
+    rows = []
+    for batch in page:
+        shown = files.filter(batch_id=batch.pk).order_by("pk")
+        # A 300-file upload shows its first files here; its own page lists them all, paginated.
+        rows.append(
+            {
+                "batch": batch,
+                "files": list(shown[:FILES_PER_UPLOAD_ON_LIST]),
+                "file_total": shown.count(),
+                "figures": selectors.batch_figures(batch),
+            }
+        )
     filters = [{"value": "", "label": "All", "count": sum(by_status.values())}] + [
         {"value": value, "label": label, "count": by_status.get(value, 0)}
         for value, label in FileStatus.choices
@@ -87,11 +97,16 @@ def import_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _totals(files: list) -> dict[str, int]:
-    keys = ("rows_total", "rows_imported", "rows_failed", "rows_skipped", "rows_duplicate")
-    totals = {key: sum(getattr(f, key) for f in files) for key in keys}
-    totals["rows_pending"] = sum(f.rows_staged for f in files if f.status == FileStatus.PENDING_APPROVAL)
-    return totals
+@login_required
+def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """One upload: its state, processing progress and figures, and its files (paginated)."""
+    batch = get_object_or_404(selectors.batches_for(request.user), pk=batch_id)
+    page = Paginator(selectors.files_for(request.user).filter(batch=batch).order_by("pk"), 50)
+    return render(
+        request,
+        "imports/batch.html",
+        {"batch": batch, "figures": selectors.batch_figures(batch), "page": page.get_page(request.GET.get("page"))},
+    )
 
 
 @login_required

@@ -136,27 +136,45 @@
     });
   }
 
-  /* ---- my imports ------------------------------------------------------------------------- */
+  /* ---- an upload (batch): state, processing bar, files done, row totals ---------------------- */
+  var BATCH_LIVE = ["PENDING", "PROCESSING", "WAITING"];
+  function filesDoneText(b) {
+    return fmt(b.files.finished) + " of " + fmt(b.files.count) + " file" + (b.files.count === 1 ? "" : "s") + " done" +
+      (b.files.waiting ? " · " + fmt(b.files.waiting) + " waiting for approval" : "");
+  }
+  function updateBatch(el, b) {
+    el.setAttribute("data-status", b.status);
+    setStatus($("[data-batch=status]", el), b.status, b.status_display, "status-batch-");
+    setBar($(".batch-bar", el), b.progress);
+    var files = $("[data-batch=files]", el);
+    if (files) {
+      files.textContent = "";
+      var strong = document.createElement("b"); strong.textContent = fmt(b.files.finished);
+      files.append(strong, filesDoneText(b).slice(fmt(b.files.finished).length));
+    }
+    Object.keys(b.rows).forEach(function (k) {
+      var dd = $("[data-total=" + k + "]", el);
+      if (dd) dd.textContent = fmt(b.rows[k]);
+    });
+  }
+  function liveBatches() {
+    var els = $all("[data-batch-live]");
+    if (!els.length) return;
+    poll(function () {
+      var live = els.filter(function (el) { return BATCH_LIVE.indexOf(el.getAttribute("data-status")) !== -1; });
+      if (!live.length) return false;
+      return Promise.all(live.map(function (el) {
+        return getJSON(el.getAttribute("data-poll")).then(function (b) { updateBatch(el, b); });
+      })).then(function () { return true; });
+    });
+  }
+
+  /* ---- my imports, an upload's page ------------------------------------------------------- */
   function importsPage() {
     var root = $("#imports-live");
     if (!root) return;
-    liveFiles(root, root.getAttribute("data-poll"), function () {
-      $all("section.batch", root).forEach(function (section) {
-        var sums = { rows_total: 0, rows_imported: 0, rows_pending: 0, rows_skipped: 0, rows_duplicate: 0, rows_failed: 0 };
-        var map = { total: "rows_total", imported: "rows_imported", staged: "rows_pending", skipped: "rows_skipped",
-                    duplicate: "rows_duplicate", failed: "rows_failed" };
-        $all("tr[data-file-id]", section).forEach(function (tr) {
-          Object.keys(map).forEach(function (k) {
-            var td = $("[data-field=" + k + "]", tr);
-            if (td) sums[map[k]] += Number(td.textContent.replace(/,/g, "")) || 0;
-          });
-        });
-        Object.keys(sums).forEach(function (k) {
-          var dd = $("[data-total=" + k + "]", section);
-          if (dd) dd.textContent = fmt(sums[k]);
-        });
-      });
-    });
+    liveFiles(root, root.getAttribute("data-poll"));
+    liveBatches();
   }
 
   /* ---- file detail ------------------------------------------------------------------------ */
@@ -290,6 +308,8 @@
     var maxFiles = Number(form.getAttribute("data-max-files")) || 500;
     var maxBytes = Number(form.getAttribute("data-max-bytes")) || 0;
     var detailUrl = form.getAttribute("data-detail-url");
+    var batchUrl = form.getAttribute("data-batch-api");
+    var batchPageUrl = form.getAttribute("data-batch-url");
     var counter = 0;
 
     function size(n) {
@@ -401,10 +421,12 @@
         var body = null;
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
         if (xhr.status === 202 && body) {
-          setBar(bar, 100);
-          box.classList.add("done");
-          state.textContent = "Received. Each file is processed in the background.";
-          body.files.forEach(function (f) { tbody.prepend(fileRow(f)); });
+          setBar(bar, 0);
+          label.textContent = "Upload " + counter + " (#" + body.batch + "): " + files.length + " file" + (files.length === 1 ? "" : "s");
+          state.textContent = "Received. Processing…";
+          // Rows of this upload first, in the order the files were sent.
+          for (var i = body.files.length - 1; i >= 0; i--) tbody.prepend(fileRow(body.files[i]));
+          follow(body.batch, box, bar, state);
         } else {
           box.classList.add("failed");
           state.className = "request-state small error";
@@ -417,6 +439,28 @@
         state.textContent = "The connection was lost before the upload finished. Please try again.";
       });
       xhr.send(data);
+    }
+
+    /* After the bytes are sent, the same bar follows the processing of the upload's files. */
+    function follow(batchId, box, bar, state) {
+      var url = batchUrl.replace(/0$/, String(batchId)) + "?items=0";
+      var link = document.createElement("a");
+      link.href = batchPageUrl.replace(/0\/$/, batchId + "/");
+      link.textContent = "Open this upload";
+      poll(function () {
+        return getJSON(url).then(function (b) {
+          setBar(bar, b.progress);
+          var r = b.rows;
+          var figures = fmt(r.imported) + " rows imported" + (r.staged ? ", " + fmt(r.staged) + " waiting for approval" : "") +
+            (r.failed ? ", " + fmt(r.failed) + " invalid" : "");
+          var live = b.status === "PENDING" || b.status === "PROCESSING";
+          box.setAttribute("data-batch-status", b.status);
+          state.textContent = (live ? "Processing: " : b.status_display + ": ") + filesDoneText(b) + " · " + figures + ". ";
+          state.appendChild(link);
+          if (!live) box.classList.add(b.status === "FAILED" ? "failed" : "done");
+          return live;
+        });
+      });
     }
 
     form.addEventListener("submit", function (e) {

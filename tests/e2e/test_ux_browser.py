@@ -133,3 +133,41 @@ def test_every_row_of_identical_files_in_one_upload_gets_its_status(stack: Stack
     )
     for i in range(3):
         assert rows.nth(i).locator("[data-field=total]").inner_text() == "5"
+
+
+def test_a_300_file_upload_shows_its_processing_and_ends_waiting_for_approval(stack: Stack, chromium: Any) -> None:
+    get_user_model().objects.create_user(username="trader", password="trader-pass-1")
+    page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(page, stack.base_url, "trader", "trader-pass-1")
+    page.goto(f"{stack.base_url}/")
+    # An unknown format: every file ends waiting for an admin's approval.
+    files = [
+        {"name": f"day-{i:03}.csv", "mimeType": "text/csv", "buffer": trades_csv(2, start=10 * i)} for i in range(300)
+    ]
+    page.set_input_files("#upload-form input[type=file]", files=files)
+    page.click("#upload-button")
+    state = page.locator(".request .request-state")
+    # After the bytes are sent the request's bar follows the processing: files done out of 300.
+    state.filter(has_text="of 300 files done").wait_for(timeout=60_000)
+    shot(page, "ux-03-upload-300-files")
+    # The page stays short: the 300 rows scroll inside their card.
+    assert page.locator("#upload-results tbody tr").count() == 300
+    assert page.evaluate("document.documentElement.scrollHeight") < 2500
+    state.filter(has_text="Waiting for approval: 300 of 300 files done").wait_for(timeout=240_000)
+    assert "600 waiting for approval" in state.inner_text()
+    assert page.get_attribute(".request .bar", "aria-valuenow") == "100"
+    shot(page, "ux-04-upload-300-files-waiting")
+
+    batch_id = ImportFile.objects.filter(original_name="day-000.csv").values_list("batch_id", flat=True).get()
+    page.goto(f"{stack.base_url}/imports/")
+    section = page.locator(f"section.batch[data-batch-id='{batch_id}']")
+    assert section.locator("[data-batch=status]").inner_text() == "Waiting for approval"
+    assert "300 of 300 files done" in section.locator("[data-batch=files]").inner_text()
+    assert section.locator("tr[data-file-id]").count() == 10
+    assert page.evaluate("document.documentElement.scrollHeight") < 2500
+    page.click(f"a[href='/imports/uploads/{batch_id}/']:has-text('All 300 files')")
+    assert page.locator("#batch-files tbody tr").count() == 50
+    assert "Page 1 of 6" in page.inner_text(".pager")
+    assert errors == []

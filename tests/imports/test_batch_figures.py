@@ -61,7 +61,9 @@ def test_a_batch_whose_waiting_file_was_rejected_shows_failed(user: Any, reviewe
     from imports.jobs.enqueue import file_process_job
 
     assert file_process_job(files[0].pk) == FileStatus.PENDING_APPROVAL
-    assert summary(batch.pk)["status"] == "PROCESSING"
+    # Nothing left to process: the upload waits for an admin, it is not "Processing" for good.
+    assert summary(batch.pk)["status"] == "WAITING"
+    assert summary(batch.pk)["status_display"] == "Waiting for approval"
     review_reject(format_id=fmt.pk, actor=reviewer, reason="not a broker export")
     assert ImportFile.objects.get(pk=files[0].pk).status == FileStatus.REJECTED
     shown = summary(batch.pk)

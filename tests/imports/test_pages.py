@@ -12,6 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imports.models import ImportFile
+from imports.services.uploads import upload_batch_create
+from tests.e2e.test_faults import trades_csv
 from tests.imports.test_api_user import approved_file, trades
 from tests.imports.test_pipeline import upload
 
@@ -212,3 +214,23 @@ def test_the_orders_page_filters_and_sums_bought_and_sold_per_currency(
 def test_the_orders_page_explains_a_bad_filter_instead_of_ignoring_it(client: Client, user: Any) -> None:
     html = logged_in(client, user).get("/orders/?date_from=yesterday").content.decode()
     assert "&#x27;yesterday&#x27; is not a date (use YYYY-MM-DD)." in html
+
+
+def test_a_big_upload_shows_its_first_files_on_my_imports_and_all_of_them_paginated_on_its_own_page(
+    client: Client, user: Any, other_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    files = [SimpleUploadedFile(f"part-{i:03}.csv", trades_csv(1, start=i), "text/csv") for i in range(60)]
+    with django_capture_on_commit_callbacks(execute=False):
+        batch, created = upload_batch_create(owner=user, files=files)
+    assert len(created) == 60
+    logged_in(client, user)
+    listing = client.get("/imports/").content.decode()
+    assert listing.count("<tr data-file-id=") == 10
+    assert f'href="/imports/uploads/{batch.pk}/">All 60 files of this upload' in listing
+    assert "0</b> of 60 files done" in listing and 'data-batch="status">Pending' in listing
+
+    first = client.get(f"/imports/uploads/{batch.pk}/").content.decode()
+    assert first.count("<tr data-file-id=") == 50 and "Page 1 of 2 · 60 files" in first
+    second = client.get(f"/imports/uploads/{batch.pk}/?page=2").content.decode()
+    assert second.count("<tr data-file-id=") == 10 and "part-059.csv" in second
+    assert logged_in(Client(), other_user).get(f"/imports/uploads/{batch.pk}/").status_code == 404

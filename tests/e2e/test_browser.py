@@ -130,8 +130,10 @@ def test_a_user_uploads_an_admin_approves_and_the_open_page_updates_by_itself(
     finally:
         shot(page, "03-upload-progress")
     unknown_row.locator("[data-field=status]", has_text="Pending approval").wait_for(timeout=60_000)
-    assert page.locator(".request.done").count() == 1
+    # The request's bar follows the processing after the bytes: done once no file is left to process.
+    page.locator(".request.done").wait_for(timeout=15_000)
     assert page.get_attribute(".request .bar", "aria-valuenow") == "100"
+    assert "Waiting for approval: 2 of 2 files done" in page.inner_text(".request .request-state")
     assert known_row.locator("[data-field=imported]").inner_text() == "2"
     assert unknown_row.locator("[data-field=staged]").inner_text() == "3"
     # The banner appears without a reload once the worker has staged the rows.

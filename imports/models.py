@@ -62,6 +62,8 @@ class ImportFile(models.Model):
 
     # Not a column: set on the instance an upload returns when the same bytes were uploaded before.
     is_existing: bool = False
+    # Not a column: set when that earlier import had FAILED and the upload retried it.
+    is_retried: bool = False
 
     batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="files")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_files")

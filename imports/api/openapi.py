@@ -162,6 +162,11 @@ SCHEMAS: dict[str, Any] = {
                             "type": "boolean",
                             "description": "The same bytes were uploaded before: that import.",
                         },
+                        "retried": {
+                            "type": "boolean",
+                            "description": "That earlier import had failed: this upload retried it (from where "
+                            "it had got to, like an admin's Retry).",
+                        },
                     },
                 },
             },

@@ -134,7 +134,14 @@ def uploads(request: HttpRequest) -> HttpResponse:
         return 202, {
             "batch": batch.pk,
             "files": [
-                {"id": f.pk, "name": f.original_name, "status": f.status, "existing": f.is_existing} for f in results
+                {
+                    "id": f.pk,
+                    "name": f.original_name,
+                    "status": f.status,
+                    "existing": f.is_existing,
+                    "retried": f.is_retried,
+                }
+                for f in results
             ],
         }
 

@@ -20,7 +20,7 @@ from rq.exceptions import AbandonedJobError
 from audit.models import AuditEvent
 from audit.services import record
 from imports.models import FileStatus, ImportFile
-from imports.pipeline.locks import file_lock_held
+from imports.pipeline.locks import file_lock_held, file_lock_held_elsewhere
 from staging.models import StagedRow, StagedStatus
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,9 @@ def failure_reason(exc: BaseException | None, attempts: int) -> str:
     text = str(exc).strip().splitlines()[0][:300] if exc and str(exc).strip() else "no details"
     if isinstance(exc, AbandonedJobError):
         return (
-            f"The worker processing this file died {attempts} time{'s' if attempts != 1 else ''} (killed, out of "
-            "memory or its machine lost); "
-            "the file is not retried again on its own. Ask an admin to retry it once the cause is fixed."
+            f"The worker processing this file died (killed, out of memory or its machine lost) after the file was "
+            f"started {attempts} time{'s' if attempts != 1 else ''} (AIRLOCK_MAX_FILE_ATTEMPTS); the file is not "
+            "resumed again on its own. Ask an admin to retry it once the cause is fixed."
         )
     if is_transient(exc):
         return (
@@ -61,11 +61,9 @@ def job_failed(
     job: Any, connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
 ) -> None:
     """RQ on_failure callback: keep retries for transient faults, else fail the job's files with a reason."""
-    if isinstance(exc, AbandonedJobError) and _resumable(job.id):
-        # The worker died (killed, OOM, machine lost) and RQ's registry clean-up noticed: a transient fault.
-        # Postgres says how far the file got; the files stay unfinished and the reconciler re-enqueues them
-        # for the next worker, which resumes from there (nothing lost, nothing written twice).
-        log.warning("job %s was abandoned by a dead worker; its files resume on the next worker", job.id)
+    _drop_broken_connections()
+    if isinstance(exc, AbandonedJobError):
+        _job_abandoned(job)
         return
     if job.retries_left and is_transient(exc):
         log.warning("job %s hit a transient fault (%s); RQ retries it (%s left)", job.id, exc, job.retries_left)
@@ -73,8 +71,10 @@ def job_failed(
     # Not transient, or out of retries: make RQ put it in the failed registry now.
     job.retries_left = 0
     attempts = len(settings.AIRLOCK["JOB_RETRY_INTERVALS"]) + 1 if is_transient(exc) else 1
-    if isinstance(exc, AbandonedJobError):
-        attempts = settings.AIRLOCK["MAX_FILE_ATTEMPTS"]
+    files_fail_for_job(job_id=job.id, reason=failure_reason(exc, attempts))
+
+
+def _drop_broken_connections() -> None:
     # The failed job may have left a broken connection behind (terminated backend). Not inside an
     # atomic block: that is a caller's transaction (an in-process worker), not ours to drop.
     if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
@@ -82,17 +82,91 @@ def job_failed(
         for conn in connections.all(initialized_only=True):
             if conn.connection is not None and not conn.is_usable():
                 conn.close()
-    files_fail_for_job(job_id=job.id, reason=failure_reason(exc, attempts))
 
 
-def _resumable(job_id: str) -> bool:
-    """A dead worker's file job is resumed unless its file was started too often (a file that kills its
-    worker every time, e.g. by running it out of memory, must end FAILED with a reason, not loop)."""
+def _job_abandoned(job: Any) -> None:
+    """The worker running `job` died (killed, out of memory, machine lost) and RQ's registry clean-up noticed.
+
+    A transient fault: Postgres says how far each file got, so the job is queued again (with its whole retry
+    budget, after the first retry interval) and the next worker resumes from there -- nothing lost, nothing
+    written twice. A file whose worker died MAX_FILE_ATTEMPTS times ends FAILED saying so instead (a file that
+    kills its worker every time, e.g. by running it out of memory, must not loop).
+    """
+    if job.id.partition("-")[0] not in ("file", "format"):
+        return  # not a file's work (the reconciler, the clean-up): RQ's own handling
+    resumed, failed = files_resume_or_fail_after_death(job_id=job.id)
+    if failed and not resumed:
+        job.retries_left = 0  # RQ records it in its failed registry
+        log.warning("job %s was abandoned by a dead worker once too often: files %s FAILED", job.id, failed)
+        return
+    # RQ's clean-up retries the job when it has retries left; give it the whole budget again (the death was
+    # not one of the transient faults the retries count). The reconciler is the safety net if this is lost.
+    job.retries_left = len(settings.AIRLOCK["JOB_RETRY_INTERVALS"]) + 1
+    log.warning("job %s was abandoned by a dead worker; files %s resume on the next worker", job.id, resumed)
+
+
+def _job_files(kind: str, raw_id: str, statuses: tuple[str, ...]) -> Any:
+    """The unfinished files of a job (locked with select_for_update by the caller's transaction)."""
+    if kind == "file":
+        return ImportFile.objects.select_for_update().filter(pk=int(raw_id), status__in=statuses)
+    if kind == "format":
+        open_files = StagedRow.objects.filter(
+            format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
+        ).values("file_id")
+        return ImportFile.objects.select_for_update().filter(pk__in=open_files, status__in=statuses)
+    return ImportFile.objects.none()
+
+
+def files_resume_or_fail_after_death(*, job_id: str) -> tuple[list[int], list[int]]:
+    """Count a worker's death against each file the dead job left unfinished; FAIL those out of attempts.
+
+    Returns (files left to resume, files failed). The file row is the truth: each is decided under its row
+    lock, and a file another session holds the advisory lock of is being worked on by a live job (the
+    reconciler re-enqueued it already): it is neither counted nor failed.
+    """
     kind, _, raw_id = job_id.partition("-")
-    if kind != "file" or not raw_id.isdigit():
-        return kind == "format"  # a format's migration is re-enqueued by the reconciler as well
-    attempts = ImportFile.objects.filter(pk=int(raw_id)).values_list("attempts", flat=True).first() or 0
-    return attempts < settings.AIRLOCK["MAX_FILE_ATTEMPTS"]
+    if not raw_id.isdigit():
+        return [], []
+    limit = settings.AIRLOCK["MAX_FILE_ATTEMPTS"]
+    resumed: list[int] = []
+    failed: list[ImportFile] = []
+    with transaction.atomic():
+        for file in _job_files(kind, raw_id, (*_OWNED_STATUSES, FileStatus.PENDING_APPROVAL)):
+            if file_lock_held_elsewhere(file.pk):
+                continue
+            if file.status == FileStatus.PENDING_APPROVAL:
+                if kind == "format":
+                    resumed.append(file.pk)  # its migration had not started: nothing to count
+                continue
+            # A start of reading counts itself (file_process); a migration's death is counted here.
+            reading = file.status in (FileStatus.UPLOADED, FileStatus.PROCESSING)
+            attempts = file.attempts if reading else file.attempts + 1
+            if attempts < limit:
+                if attempts != file.attempts:
+                    ImportFile.objects.filter(pk=file.pk).update(attempts=attempts, updated_at=timezone.now())
+                resumed.append(file.pk)
+                continue
+            reason = failure_reason(AbandonedJobError(), attempts)
+            ImportFile.objects.filter(pk=file.pk).update(
+                status=FileStatus.FAILED,
+                attempts=attempts,
+                error=reason,
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+            failed.append(file)
+            record(
+                action="file.failed",
+                obj=file,
+                severity=AuditEvent.Severity.ERROR,
+                summary=f"'{file.original_name}' failed: {reason}",
+                details={"job": job_id, "attempts": attempts},
+            )
+    if failed:
+        from imports.services.uploads import batches_refresh  # services -> jobs -> failures
+
+        batches_refresh(batch_ids=[file.batch_id for file in failed])
+    return resumed, [file.pk for file in failed]
 
 
 def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
@@ -101,8 +175,16 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
     if not raw_id.isdigit():
         return []
     if kind == "file":
-        files = ImportFile.objects.filter(pk=int(raw_id), status__in=_OWNED_STATUSES)
-    elif kind == "format":
+        # Decided under the row lock, and never while another session holds the file's advisory lock: a late
+        # failure of an old job must not fail the file a live job (re-enqueued by the reconciler) works on.
+        with transaction.atomic():
+            files = [
+                file
+                for file in ImportFile.objects.select_for_update().filter(pk=int(raw_id), status__in=_OWNED_STATUSES)
+                if not file_lock_held_elsewhere(file.pk)
+            ]
+            return _files_fail(files, job_id=job_id, reason=reason)
+    if kind == "format":
         open_files = StagedRow.objects.filter(
             format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
         ).values("file_id")
@@ -116,8 +198,11 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
             )
             if not file_lock_held(file.pk)
         ]
-    else:
-        return []
+        return _files_fail(files, job_id=job_id, reason=reason)
+    return []
+
+
+def _files_fail(files: list[ImportFile], *, job_id: str, reason: str) -> list[int]:
     failed: list[int] = []
     for file in files:
         updated = ImportFile.objects.filter(pk=file.pk, status=file.status).update(
@@ -139,40 +224,47 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
     return failed
 
 
-def file_retry(*, file_id: int, actor: Any) -> str:
-    """Admin retry of a FAILED file: reset it to where its data says it is and enqueue it again."""
+def file_retry(*, file_id: int, actor: Any, by_owner: bool = False) -> str:
+    """Retry a FAILED file (an admin's Retry, or its owner uploading the same bytes again, `by_owner`): reset it
+    to where its data says it is and enqueue it again. Decided under the file's row lock: of two retries at
+    once, the second finds it no longer failed."""
     from config.errors import Conflict
     from imports.jobs import enqueue
 
-    file = ImportFile.objects.select_related("format").get(pk=file_id)
-    if file.status != FileStatus.FAILED:
-        raise Conflict(
-            f"'{file.original_name}' is {file.get_status_display().lower()}, not failed: "
-            "only a failed import can be retried.",
-            code="retry_refused",
-        )
-    if file.direct_read_part_way:
-        # Read straight from the file and stopped part-way: its staged rows are only the failed rows read
-        # so far, not the file. Processing it again resumes the reading after the last committed chunk.
-        status = FileStatus.UPLOADED
-    elif "direct" in (file.layout or {}) or StagedRow.objects.filter(file_id=file_id).exists():
-        # Read to its end already (straight from the file, or staged): resume the migration (reading it
-        # again would re-number identical fills and could import again what was skipped as a duplicate).
-        # Without an approved format it waits for review. With every row done, the job only settles it.
-        approved = file.format is not None and file.format.status == "APPROVED"
-        status = FileStatus.MIGRATING if approved else FileStatus.PENDING_APPROVAL
-    else:
-        status = FileStatus.UPLOADED
     with transaction.atomic():
-        ImportFile.objects.filter(pk=file_id, status=FileStatus.FAILED).update(
+        file = ImportFile.objects.select_for_update(of=("self",)).select_related("format").get(pk=file_id)
+        if file.status != FileStatus.FAILED:
+            raise Conflict(
+                f"'{file.original_name}' is {file.get_status_display().lower()}, not failed: "
+                "only a failed import can be retried.",
+                code="retry_refused",
+            )
+        status = _retry_status(file)
+        ImportFile.objects.filter(pk=file_id).update(
             status=status, error="", finished_at=None, updated_at=timezone.now()
         )
+        who = "by its owner uploading the same file again" if by_owner else "by an admin"
         record(
             action="file.retried",
             actor=actor,
             obj=file,
-            summary=f"'{file.original_name}' retried by an admin (was failed: {file.error[:200]})",
-            details={"status": status},
+            summary=f"'{file.original_name}' retried {who} (was failed: {file.error[:200]})",
+            details={"status": status, "by_owner": by_owner},
         )
         enqueue.enqueue_file_process(file_id)
     return status
+
+
+def _retry_status(file: ImportFile) -> str:
+    """Where a failed file resumes: what its data in Postgres says is done."""
+    if file.direct_read_part_way:
+        # Read straight from the file and stopped part-way: its staged rows are only the failed rows read
+        # so far, not the file. Processing it again resumes the reading after the last committed chunk.
+        return FileStatus.UPLOADED
+    if "direct" in (file.layout or {}) or StagedRow.objects.filter(file_id=file.pk).exists():
+        # Read to its end already (straight from the file, or staged): resume the migration (reading it
+        # again would re-number identical fills and could import again what was skipped as a duplicate).
+        # Without an approved format it waits for review. With every row done, the job only settles it.
+        approved = file.format is not None and file.format.status == "APPROVED"
+        return FileStatus.MIGRATING if approved else FileStatus.PENDING_APPROVAL
+    return FileStatus.UPLOADED

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import socket
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 import django_rq
-import psutil
 from django.conf import settings
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
@@ -16,6 +14,7 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 
+from config.worker import worker_alive
 from formats.models import FormatStatus
 from imports.jobs import enqueue
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
@@ -25,8 +24,6 @@ from staging.models import StagedRow, StagedStatus
 log = logging.getLogger(__name__)
 
 LIVE_JOB_STATES = {"queued", "started", "scheduled", "deferred"}
-# A busy worker heartbeats every job_monitoring_interval (30 s); one silent for this long is gone.
-_WORKER_SILENT_SECONDS = 120
 
 
 def _worker_alive(name: str | None, connection: Any) -> bool:
@@ -34,17 +31,7 @@ def _worker_alive(name: str | None, connection: Any) -> bool:
     if not name:
         return False
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=connection)
-    if worker is None:
-        return False
-    if worker.hostname == socket.gethostname() and worker.pid:
-        # Same machine: the process table answers at once (a SIGKILLed worker has no pid any more).
-        return psutil.pid_exists(worker.pid)
-    heartbeat = worker.last_heartbeat
-    if heartbeat is None:
-        return False
-    if heartbeat.tzinfo is None:
-        heartbeat = heartbeat.replace(tzinfo=UTC)
-    return (timezone.now() - heartbeat).total_seconds() < _WORKER_SILENT_SECONDS
+    return worker is not None and worker_alive(worker)
 
 
 def _job_alive(job_id: str) -> bool:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import record
-from config.errors import InvalidRequest, MappingError, PayloadTooLarge
+from config.errors import Conflict, InvalidRequest, MappingError, PayloadTooLarge
 from formats.models import CsvFormat
 from formats.services import (
     format_approve,
@@ -21,6 +21,7 @@ from formats.services import (
 )
 from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
+from imports.jobs.failures import file_retry
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
 from imports.services.notifications import notify_format_decision
@@ -91,6 +92,8 @@ def _file_create(
             owner=owner, sha256=sha256
         )
         existing.is_existing = True
+        if existing.status == FileStatus.FAILED:
+            _file_retry_by_owner(existing, owner)
         return existing
     record(
         action="file.uploaded",
@@ -101,6 +104,20 @@ def _file_create(
     )
     enqueue.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
     return file
+
+
+def _file_retry_by_owner(file: ImportFile, owner: Any) -> None:
+    """The same bytes of a FAILED import uploaded again: its owner asks for it again, so it is retried (from
+    where Postgres says it got, like an admin's Retry) instead of answering with the failure. A file whose
+    worker kept dying keeps its count of starts: one more death fails it again at once."""
+    try:
+        file.status = file_retry(file_id=file.pk, actor=owner, by_owner=True)
+    except Conflict:
+        file.refresh_from_db()  # retried by someone else a moment ago
+        return
+    file.error = ""
+    file.is_retried = True
+    batch_refresh_status(batch_id=file.batch_id)
 
 
 def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:

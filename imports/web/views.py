@@ -44,10 +44,17 @@ def upload(request: HttpRequest) -> HttpResponse:
             form.add_error("file", exc.message)
         else:
             again = sum(1 for f in files if f.is_existing)
-            if again:
+            retried = sum(1 for f in files if f.is_retried)
+            if retried:
                 messages.info(
                     request,
-                    f"{again} of {len(files)} file(s) had been uploaded before: "
+                    f"{retried} file(s) had been uploaded before and their import had failed: "
+                    "they are being retried from where they stopped.",
+                )
+            if again > retried:
+                messages.info(
+                    request,
+                    f"{again - retried} of {len(files)} file(s) had been uploaded before: "
                     "their earlier imports are listed below, not imported twice.",
                 )
             if len(files) > again:

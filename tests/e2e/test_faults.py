@@ -20,6 +20,7 @@ import django_rq
 import pytest
 from django.db import connection
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 
 from audit.models import AuditEvent
 from imports.jobs import enqueue
@@ -260,6 +261,34 @@ def test_a_worker_killed_mid_direct_import_of_an_approved_format_resumes_after_t
         f"\nSIGKILL (direct): {after_kill} of {total} orders when killed (read through line {through}); "
         f"reconciler re-enqueued {result}; final {orders_of(file.pk)} orders"
     )
+
+
+def test_a_file_whose_worker_was_killed_resumes_when_rq_reports_the_job_abandoned(
+    stack: Stack, user: Any, reviewer: Any
+) -> None:
+    """No reconciler here: RQ's own registry clean-up (run by the replacement worker as it starts, once the dead
+    worker's lease ran out) reports the job abandoned; that must resume the file, not fail it (issue 14, 8)."""
+    first = staged_and_approved(stack, user, reviewer, trades_csv(20))
+    wait_status(stack, first.pk, FileStatus.IMPORTED)
+    total = 100_000
+    file = upload(user, trades_csv(total, start=1000, ids=False, twins_every=10), name="hundred-k.csv")
+    after_kill = kill_worker_mid_way(stack, file.pk, total)
+    assert status_of(file.pk) == FileStatus.PROCESSING
+
+    connection_ = django_rq.get_connection("default")
+    job = Job.fetch(enqueue.file_job_id(file.pk), connection=connection_)
+    registry = StartedJobRegistry(job.origin, connection=connection_)
+    [(_, lease_ends)] = connection_.zrange(registry.key, 0, -1, withscores=True)
+    # The dead worker's lease (RQ: last heartbeat + job monitoring interval + 60 s) runs out: from then on any
+    # worker's registry clean-up reports the job abandoned. Start the replacement only after that.
+    stack.wait_for(lambda: time.time() > lease_ends + 1, timeout=150, interval=1, what="the dead worker's lease")
+    assert status_of(file.pk) == FileStatus.PROCESSING, "nothing happens to the file while no worker runs"
+    stack.start_worker()
+    wait_status(stack, file.pk, FileStatus.IMPORTED, timeout=240)
+    assert_exactly_imported(file.pk, total)
+    assert ImportFile.objects.get(pk=file.pk).attempts == 2
+    assert f"abandoned by a dead worker; files [{file.pk}] resume" in stack.logs[-1].read_text()
+    print(f"\nabandoned job: {after_kill} of {total} orders when killed; resumed to {orders_of(file.pk)}")
 
 
 @pytest.mark.parametrize("target", ["worker-pid", "worker-and-horse"])

@@ -9,7 +9,10 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from rq.exceptions import AbandonedJobError
 
+from audit.models import AuditEvent
+from imports.jobs.failures import failure_reason
 from imports.models import FileStatus, IdempotencyKey, ImportBatch, ImportFile, Order
 from imports.services.retention import cleanup_staging
 from imports.services.rollback import file_rollback
@@ -166,6 +169,37 @@ def test_a_rolled_back_or_purged_file_can_be_uploaded_again_as_a_new_import(
     with django_capture_on_commit_callbacks(execute=False):
         _, files = upload_batch_create(owner=user, files=[csv_upload("empty.csv", empty)])
     assert files[0].pk != failed.pk and files[0].status == FileStatus.UPLOADED
+
+
+def test_the_same_bytes_of_a_failed_import_uploaded_again_retry_it_from_where_it_stopped(
+    client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(5))  # the format
+    data = trades_csv(40, start=100)
+    with django_capture_on_commit_callbacks(execute=False):
+        _, [file] = upload_batch_create(owner=user, files=[csv_upload("export.csv", data)])
+    # Its worker kept dying: FAILED, and the user cannot upload it as a new import (same bytes, same owner).
+    reason = failure_reason(AbandonedJobError(), 5)
+    ImportFile.objects.filter(pk=file.pk).update(status=FileStatus.FAILED, error=reason, attempts=5)
+    ImportBatch.objects.filter(pk=file.batch_id).update(status="FAILED")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = post(client, user, data, name="export-again.csv")
+    assert again.status_code == 202, again.content
+    [entry] = again.json()["files"]
+    assert (entry["id"], entry["existing"], entry["retried"], entry["status"]) == (file.pk, True, True, "UPLOADED")
+    retried = AuditEvent.objects.get(action="file.retried", object_id=str(file.pk))
+    assert retried.actor == user and "by its owner uploading the same file again" in retried.summary
+    assert ImportBatch.objects.get(pk=file.batch_id).status != "FAILED"
+    run_jobs()
+    done = ImportFile.objects.get(pk=file.pk)
+    assert (done.status, done.rows_imported, done.error) == (FileStatus.IMPORTED, 40, "")
+    assert Order.objects.filter(source_file=done).count() == 40
+
+    # An import that did not fail is only answered with, never restarted.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        once_more = post(client, user, data).json()["files"][0]
+    assert (once_more["retried"], once_more["status"], callbacks) == (False, FileStatus.IMPORTED, [])
 
 
 @pytest.mark.e2e

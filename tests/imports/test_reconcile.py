@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import django_rq
+import psycopg
 import pytest
-from django.db import OperationalError
+from django.conf import settings
+from django.db import OperationalError, connection
 from django.utils import timezone
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
+from audit.models import AuditEvent
+from config.worker import HEARTBEAT_STALE_SECONDS, AirlockWorker
 from imports.jobs import enqueue
 from imports.jobs.failures import failure_reason, files_fail_for_job
 from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile
+from imports.pipeline.locks import FILE_LOCK_NAMESPACE
 from imports.services.uploads import upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.test_faults import trades_csv
@@ -93,21 +101,24 @@ def test_a_failed_job_fails_its_file_with_a_human_readable_reason(lost_file: Imp
     assert bug.startswith("The import stopped on an unexpected error (KeyError")
 
 
-def abandon(file: ImportFile, capture: Any) -> Any:
+def abandon(
+    file: ImportFile, capture: Any, *, status: str = FileStatus.PROCESSING, attempts: int = 1, retries_left: int = -1
+) -> Any:
     """The file's job as RQ leaves it when its worker dies mid-file: STARTED, with a started-registry entry
     whose lease has run out; then RQ's registry clean-up (which every worker runs) finds it abandoned."""
-    from rq.job import Job, JobStatus
-    from rq.registry import StartedJobRegistry
 
     with capture(execute=True):
         enqueue.enqueue_file_process(file.pk)
     queue = django_rq.get_queue("default")
     job = Job.fetch(enqueue.file_job_id(file.pk), connection=queue.connection)
     queue.remove(job.id)
+    if retries_left >= 0:
+        job.retries_left = retries_left
+        job.save()
     job.set_status(JobStatus.STARTED)
     registry = StartedJobRegistry(queue.name, connection=queue.connection)
     queue.connection.zadd(registry.key, {f"{job.id}:dead-worker-execution": 1})
-    ImportFile.objects.filter(pk=file.pk).update(status=FileStatus.PROCESSING, attempts=1)
+    ImportFile.objects.filter(pk=file.pk).update(status=status, attempts=attempts)
     registry.cleanup()
     return job
 
@@ -133,4 +144,79 @@ def test_a_file_whose_worker_dies_at_every_start_ends_failed_saying_so(
     abandon(lost_file, django_capture_on_commit_callbacks)
     file = ImportFile.objects.get(pk=lost_file.pk)
     assert file.status == FileStatus.FAILED
-    assert "worker processing this file died 1 time (killed" in file.error
+    assert "worker processing this file died (killed" in file.error and "started 1 time " in file.error
+
+
+@pytest.fixture
+def other_session() -> Iterator[Any]:
+    """A second Postgres session, as a live worker elsewhere has (to hold a file's advisory lock)."""
+    s = connection.settings_dict
+    other = psycopg.connect(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"], port=s["PORT"] or 5432
+    )
+    other.autocommit = True
+    yield other
+    other.close()
+
+
+def test_an_abandoned_job_out_of_retries_is_still_queued_again_with_its_whole_retry_budget(
+    lost_file: ImportFile, django_capture_on_commit_callbacks: Any
+) -> None:
+    # The job had used its transient retries before its worker died: RQ would move it to its failed
+    # registry and leave the file to the reconciler's next round; a death is no transient fault of the file.
+    job = abandon(lost_file, django_capture_on_commit_callbacks, retries_left=0)
+    assert ImportFile.objects.get(pk=lost_file.pk).status == FileStatus.PROCESSING
+    job.refresh()
+    assert job.get_status() in ("scheduled", "queued")
+    assert job.retries_left == len(settings.AIRLOCK["JOB_RETRY_INTERVALS"])
+    assert job.id not in django_rq.get_queue("default").failed_job_registry.get_job_ids()
+
+
+def test_a_migration_whose_worker_keeps_dying_is_counted_and_ends_failed(
+    lost_file: ImportFile, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    # Resuming a migration does not pass through file_process's count of starts: each death counts itself.
+    settings.AIRLOCK = {**settings.AIRLOCK, "MAX_FILE_ATTEMPTS": 3}
+    abandon(lost_file, django_capture_on_commit_callbacks, status=FileStatus.MIGRATING, attempts=1)
+    file = ImportFile.objects.get(pk=lost_file.pk)
+    assert (file.status, file.attempts) == (FileStatus.MIGRATING, 2)
+    abandon(lost_file, django_capture_on_commit_callbacks, status=FileStatus.MIGRATING, attempts=2)
+    file = ImportFile.objects.get(pk=lost_file.pk)
+    assert file.status == FileStatus.FAILED and "started 3 times" in file.error
+    assert AuditEvent.objects.filter(action="file.failed", object_id=str(file.pk)).count() == 1
+
+
+def test_a_late_failure_of_an_old_job_never_fails_the_file_a_live_job_works_on(
+    lost_file: ImportFile, django_capture_on_commit_callbacks: Any, settings: Any, other_session: Any
+) -> None:
+    # The reconciler re-enqueued the file and a live worker holds its lock when the old job's failure (or
+    # RQ's abandoned-job report of the dead one) arrives: the row and its lock decide, not the callback.
+    settings.AIRLOCK = {**settings.AIRLOCK, "MAX_FILE_ATTEMPTS": 1}
+    other_session.execute("SELECT pg_advisory_lock(%s, %s)", [FILE_LOCK_NAMESPACE, lost_file.pk])
+    abandon(lost_file, django_capture_on_commit_callbacks)
+    assert files_fail_for_job(job_id=enqueue.file_job_id(lost_file.pk), reason="late") == []
+    assert ImportFile.objects.get(pk=lost_file.pk).status == FileStatus.PROCESSING
+    other_session.execute("SELECT pg_advisory_unlock_all()")
+    assert files_fail_for_job(job_id=enqueue.file_job_id(lost_file.pk), reason="late") == [lost_file.pk]
+
+
+def test_a_job_started_by_a_worker_whose_heartbeat_is_stale_is_not_alive(
+    lost_file: ImportFile, django_capture_on_commit_callbacks: Any
+) -> None:
+    # The reconciler asks config.worker.worker_alive, like /healthz: a registration whose process exists (here
+    # this test's own pid) but whose heartbeat stopped (a hung or cut-off worker) does not keep its job alive.
+    queue = django_rq.get_queue("default")
+    worker = AirlockWorker([queue], connection=queue.connection)
+    worker.register_birth()
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue.enqueue_file_process(lost_file.pk)
+    job = queue.fetch_job(enqueue.file_job_id(lost_file.pk))
+    queue.remove(job.id)
+    job.worker_name = worker.name
+    job.save()
+    job.set_status(JobStatus.STARTED)
+    age(lost_file, 600)
+    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == []  # alive: left alone
+    stale = datetime.now(UTC) - timedelta(seconds=HEARTBEAT_STALE_SECONDS + 5)
+    queue.connection.hset(worker.key, "last_heartbeat", stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == [lost_file.pk]

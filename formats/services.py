@@ -214,6 +214,16 @@ def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
         format_review_check(fmt=fmt, actor=actor, mapping=None, approve=True)
         new_mapping = mapping_validate(target=fmt.target, mapping=mapping or fmt.mapping, columns=fmt.columns)
         was_approved = fmt.status == FormatStatus.APPROVED
+        if was_approved and new_mapping == fmt.mapping:
+            # Approved again as it is (a double click, a retried request): nothing changes, and the audit
+            # log says so instead of reporting a mapping change.
+            record(
+                action="format.approved_again",
+                actor=actor,
+                obj=fmt,
+                summary=f"{actor.get_username()} approved format '{fmt.name}' again; its mapping is unchanged",
+            )
+            return fmt
         fmt.mapping = new_mapping
         if not was_approved:
             fmt.status = FormatStatus.APPROVED

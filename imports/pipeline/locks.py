@@ -13,13 +13,15 @@ from django.db import Error, connection
 
 # The first key of the two-int form namespaces our locks away from retention's single-key lock.
 FILE_LOCK_NAMESPACE = 0x4149_4631  # "AIF1"
+# Held, on top of the file's lock, by a rollback for its whole run: a second rollback of the same file can
+# then say that a rollback (not a worker) is at it.
+ROLLBACK_LOCK_NAMESPACE = 0x4149_5242  # "AIRB"
 
 
 @contextmanager
-def file_lock(file_id: int) -> Iterator[bool]:
-    """Try to take the file's lock for this session; yields False (and does nothing) when another holds it."""
+def _try_lock(namespace: int, file_id: int) -> Iterator[bool]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [FILE_LOCK_NAMESPACE, file_id])
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, file_id])
         acquired = bool(cursor.fetchone()[0])
     try:
         yield acquired
@@ -27,10 +29,24 @@ def file_lock(file_id: int) -> Iterator[bool]:
         if acquired and connection.connection is not None and not connection.needs_rollback:
             try:
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [FILE_LOCK_NAMESPACE, file_id])
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, file_id])
             except Error:
                 # The connection died, and Postgres released the lock with the session: drop it.
                 connection.close()
+
+
+@contextmanager
+def file_lock(file_id: int) -> Iterator[bool]:
+    """Try to take the file's lock for this session; yields False (and does nothing) when another holds it."""
+    with _try_lock(FILE_LOCK_NAMESPACE, file_id) as acquired:
+        yield acquired
+
+
+@contextmanager
+def rollback_lock(file_id: int) -> Iterator[bool]:
+    """Try to take the lock that marks a rollback of the file running; False when another rollback holds it."""
+    with _try_lock(ROLLBACK_LOCK_NAMESPACE, file_id) as acquired:
+        yield acquired
 
 
 def file_lock_held_elsewhere(file_id: int) -> bool:

@@ -21,7 +21,7 @@ from audit.models import AuditEvent
 from audit.services import record
 from config.errors import Conflict, PermissionDenied
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline.locks import file_lock
+from imports.pipeline.locks import file_lock, rollback_lock
 from imports.services.uploads import batches_refresh
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
@@ -94,6 +94,18 @@ def file_rollback(*, file_id: int, actor: Any, keep_changed: bool = False, reaso
     if not actor.has_perm(ROLLBACK_PERMISSION):
         # Checked here, not only in the admin: every interface that rolls back goes through this.
         raise PermissionDenied("You need the 'roll back an imported file' permission.")
+    with rollback_lock(file_id) as mine:
+        if not mine:
+            raise Conflict(
+                "Another rollback of this file is running right now; it finishes on its own. Look at the file's "
+                "status in a moment instead of starting it again.",
+                code="rollback_running",
+                details={"file": file_id},
+            )
+        return _file_rollback_locked(file_id=file_id, actor=actor, keep_changed=keep_changed, reason=reason)
+
+
+def _file_rollback_locked(*, file_id: int, actor: Any, keep_changed: bool, reason: str) -> RollbackResult:
     with file_lock(file_id) as acquired:
         if not acquired:
             raise Conflict(

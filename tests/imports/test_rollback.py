@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
+import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
 
 from audit.models import AuditEvent
 from config.errors import Conflict
 from imports.models import FileStatus, ImportFile, Order
+from imports.pipeline.locks import file_lock, rollback_lock
 from imports.services.rollback import file_rollback
 from tests.e2e.test_faults import trades_csv
 from tests.imports.test_idempotency import approved_import
@@ -180,3 +184,51 @@ def test_the_rollback_service_itself_refuses_a_user_without_the_permission(other
 
     with pytest.raises(PermissionDenied, match="roll back"):
         file_rollback(file_id=1, actor=other_user)
+
+
+def _hold_in_another_session(*locks: Any) -> tuple[threading.Event, threading.Thread]:
+    """Another session (a thread has its own database connection) holds the given file locks until released."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with contextlib.ExitStack() as stack:
+                assert all(stack.enter_context(lock) for lock in locks)
+                taken.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert taken.wait(30)
+    return release, thread
+
+
+def test_a_rollback_blocked_by_another_running_rollback_says_so(imported: Any, reviewer: Any) -> None:
+    target, _ = imported
+    # What a running rollback holds: the rollback's lock and the file's lock (imports/services/rollback.py).
+    release, thread = _hold_in_another_session(rollback_lock(target.pk), file_lock(target.pk))
+    try:
+        with pytest.raises(Conflict) as refused:
+            file_rollback(file_id=target.pk, actor=reviewer)
+    finally:
+        release.set()
+        thread.join()
+    assert refused.value.code == "rollback_running"
+    assert refused.value.message.startswith("Another rollback of this file is running right now")
+    assert "worker" not in refused.value.message
+    assert Order.objects.filter(source_file=target).count() == 120
+    assert file_rollback(file_id=target.pk, actor=reviewer).deleted == 120, "once it is done, a rollback runs"
+
+
+def test_a_rollback_blocked_by_a_worker_says_a_worker_is_processing_the_file(imported: Any, reviewer: Any) -> None:
+    target, _ = imported
+    release, thread = _hold_in_another_session(file_lock(target.pk))  # what file_process holds
+    try:
+        with pytest.raises(Conflict) as refused:
+            file_rollback(file_id=target.pk, actor=reviewer)
+    finally:
+        release.set()
+        thread.join()
+    assert refused.value.code == "file_busy" and "A worker is processing this file" in refused.value.message

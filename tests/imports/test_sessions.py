@@ -7,7 +7,6 @@ test has not committed, which is also why the pipeline uses one session inside a
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,12 +33,17 @@ def test_items_are_prepared_in_parallel_sessions_and_committed_in_order() -> Non
     finished: list[int] = []
     pids: set[int] = set()
     lock = threading.Lock()
+    ready = [threading.Event() for _ in range(8)]
 
     def prepare(n: int) -> int:
-        time.sleep(0.05 if n % 2 == 0 else 0.0)  # the odd items are ready first
+        # Each even item waits until the odd one after it is prepared: so the odd items are ready first, and
+        # both sessions are busy at once, by construction rather than by the timing of a sleep.
+        if n % 2 == 0:
+            assert ready[n + 1].wait(30), f"item {n + 1} was not prepared while item {n} was being prepared"
         with lock:
             prepared.append(n)
             pids.add(backend_pid())
+        ready[n].set()
         return n * 10
 
     def finish(n: int, value: int) -> None:
@@ -52,7 +56,7 @@ def test_items_are_prepared_in_parallel_sessions_and_committed_in_order() -> Non
             run.submit(n)
 
     assert finished == list(range(8))
-    assert prepared != finished  # an odd item was prepared before the even one before it...
+    assert prepared == [1, 0, 3, 2, 5, 4, 7, 6]  # each odd item was prepared before the even one before it...
     assert sorted(Group.objects.values_list("name", flat=True)) == [f"item-{n}" for n in range(8)]
     assert len(pids) == 2 and backend_pid() not in pids  # ...in two sessions other than the caller's
 

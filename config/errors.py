@@ -82,4 +82,11 @@ class MappingError(AppError):
 
 
 class ConversionError(ValueError):
-    """One cell could not be converted; the message is shown to the user next to the row."""
+    """One cell could not be converted; the message is shown to the user next to the row.
+
+    `plain`, when given, is the message in the user's words (what was expected, with an example); the
+    technical message (the converter's options) is then kept as the error's detail for admins."""
+
+    def __init__(self, message: str, *, plain: str = "") -> None:
+        super().__init__(message)
+        self.plain = plain

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from config.errors import InvalidRequest
 from formats.models import CsvFormat, FormatStatus
+from formats.targets import TARGETS
 from imports.models import FileStatus, ImportFile, Order, Side
 from staging.models import StagedRow, StagedStatus
 
@@ -38,6 +39,11 @@ class RowError:
     field: str | None
     value: str
     error: str
+
+    @property
+    def field_label(self) -> str:
+        """The field as users know it ('Executed at', not 'executed_at')."""
+        return field_label(self.field)
 
     def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "field": self.field, "value": self.value, "error": self.error}
@@ -94,6 +100,24 @@ def row_label(file: ImportFile, line: int) -> str:
     return f"line {line}"
 
 
+_FIELD_LABELS = {f.name: f.label for target in TARGETS.values() for f in target.fields}
+
+
+def field_label(field: str | None) -> str:
+    """A target field's label for users ('executed_at' -> 'Executed at'); 'Row' for a whole-row problem."""
+    if not field:
+        return "Row"
+    return _FIELD_LABELS.get(field, field)
+
+
+def error_text(error: dict[str, Any]) -> str:
+    """One row error in the user's words: the field's label, the message, the value unless it says it."""
+    message = str(error.get("message", ""))
+    value = error.get("value")
+    shown = f" (value {value!r})" if value and f"'{value}'" not in message else ""
+    return f"{field_label(error.get('field'))}: {message}{shown}"
+
+
 def error_report_rows(file: ImportFile) -> Iterator[list[str]]:
     """The failed rows' original cells plus an 'errors' cell, in line order (streamed)."""
     width = len(file_header(file))
@@ -105,11 +129,7 @@ def error_report_rows(file: ImportFile) -> Iterator[list[str]]:
     for line, raw, errors in rows.iterator(chunk_size=2000):
         cells = [str(cell) for cell in raw]
         cells += [""] * (width - len(cells))
-        messages = "; ".join(
-            f"{e.get('field') or 'row'}: {e.get('message', '')}"
-            + (f" (value {e['value']!r})" if e.get("value") else "")
-            for e in errors or []
-        )
+        messages = "; ".join(error_text(e) for e in errors or [])
         yield [*cells, f"{row_label(file, line)}: {messages}"]
 
 

@@ -42,7 +42,7 @@ class CompiledMapping:
                 values[name] = clean(cells[index])
             except ConversionError as exc:
                 values[name] = None
-                errors.append({"field": name, "value": cells[index], "message": str(exc)})
+                errors.append(_error(name, cells[index], exc))
         for name, indexes, clean, joiner in self._multi:
             parts = [cells[index] for index in indexes]
             text = (joiner.join(parts) if joiner else join_cells(parts)) if indexes else ""
@@ -51,8 +51,15 @@ class CompiledMapping:
             except ConversionError as exc:
                 values[name] = None
                 raw = " ".join(cells[index] for index in indexes)
-                errors.append({"field": name, "value": raw, "message": str(exc)})
+                errors.append(_error(name, raw, exc))
         return values, errors
+
+
+def _error(field: str, value: str, exc: ConversionError) -> dict[str, Any]:
+    """A row error: the message in plain words when the converter has them, the technical one as `detail`."""
+    if exc.plain:
+        return {"field": field, "value": value, "message": exc.plain, "detail": str(exc)}
+    return {"field": field, "value": value, "message": str(exc)}
 
 
 def compile_mapping(fields: dict[str, Any], columns: list[str]) -> CompiledMapping:

@@ -108,12 +108,54 @@ def _fast_parser(fmt: str) -> Callable[[str], datetime] | None:
     return parse
 
 
+# strftime directives in words, for the messages users read ('%m/%d/%Y' -> 'month/day/year').
+_DIRECTIVE_WORDS = {
+    "%Y": "year",
+    "%y": "year",
+    "%m": "month",
+    "%d": "day",
+    "%e": "day",
+    "%H": "hour",
+    "%I": "hour",
+    "%M": "minute",
+    "%S": "second",
+    "%f": "fraction",
+    "%b": "month name",
+    "%B": "month name",
+    "%a": "weekday",
+    "%A": "weekday",
+    "%p": "AM/PM",
+    "%z": "offset",
+    "%Z": "time zone",
+    "%j": "day of year",
+    "%%": "%",
+}
+_EXAMPLE = datetime(2023, 3, 14, 9, 30, 0, tzinfo=UTC)
+
+
+def describe_date_format(fmt: str) -> str:
+    """A date format in words with an example: '%m/%d/%Y' -> 'month/day/year like 03/14/2023'."""
+    if fmt == "iso":
+        return "a date like 2023-03-14 or 2023-03-14 09:30:00"
+    if fmt == "epoch_s":
+        return f"seconds since 1970 like {int(_EXAMPLE.timestamp())}"
+    if fmt == "epoch_ms":
+        return f"milliseconds since 1970 like {int(_EXAMPLE.timestamp()) * 1000}"
+    words = "".join(_DIRECTIVE_WORDS.get(token, token) for token in re.split(r"(%.)", fmt) if token)
+    try:
+        example = _EXAMPLE.strftime(fmt.replace("%b.", "%b"))
+    except ValueError:
+        return words
+    return f"{words} like {example}"
+
+
 def datetime_builder(options: dict[str, Any], *, date_only: bool = False) -> TextCleaner:
     """Timezone-aware datetimes (in UTC) from the first format that parses the value."""
     formats = options.get("formats", ["iso"])
     zone = timezone_named(options.get("tz", "UTC"))
     parsers = [date_parser(fmt) for fmt in formats]
     shown = ", ".join(formats)
+    expected = "; or ".join(describe_date_format(fmt) for fmt in formats)
 
     if len(parsers) == 1 and zone.key == "UTC" and not date_only:
         only = parsers[0]
@@ -122,7 +164,10 @@ def datetime_builder(options: dict[str, Any], *, date_only: bool = False) -> Tex
             try:
                 value = only(text)
             except (ValueError, OverflowError, ConversionError, OSError):
-                raise ConversionError(f"'{text}' does not match the date format {shown}") from None
+                raise ConversionError(
+                    f"'{text}' does not match the date format {shown}",
+                    plain=f"'{text}' is not a valid date; expected {expected}",
+                ) from None
             if value.tzinfo is None:
                 return value.replace(tzinfo=UTC)
             return value.astimezone(UTC)
@@ -137,7 +182,10 @@ def datetime_builder(options: dict[str, Any], *, date_only: bool = False) -> Tex
                 continue
             break
         else:
-            raise ConversionError(f"'{text}' does not match the date format(s) {shown}")
+            raise ConversionError(
+                f"'{text}' does not match the date format(s) {shown}",
+                plain=f"'{text}' is not a valid date; expected {expected}",
+            )
         if date_only:
             value = value.replace(hour=0, minute=0, second=0, microsecond=0)
         if value.tzinfo is None:

@@ -17,6 +17,7 @@ from formats.converters import (
     parse_decimal,
     side_of,
 )
+from formats.converters.dates import datetime_builder
 
 
 def clean(converter: str, value: str | list[str], **options: object) -> object:
@@ -471,7 +472,9 @@ def test_it_reports_each_failing_field_with_the_raw_value() -> None:
     assert {error["field"] for error in errors} == {"currency", "executed_at", "quantity", "side"}
     by_field = {error["field"]: error for error in errors}
     assert by_field["executed_at"]["value"] == "27/01/2021"
-    assert "does not match" in by_field["executed_at"]["message"]
+    # In the user's words, with the technical detail (the converter's formats) kept for admins.
+    assert "'27/01/2021' is not a valid date; expected" in by_field["executed_at"]["message"]
+    assert "does not match" in by_field["executed_at"]["detail"]
     assert values["quantity"] is None
     assert values["commission"] == Decimal("0")
 
@@ -528,3 +531,21 @@ def test_it_names_the_field_whose_options_are_bad() -> None:
 def test_it_requires_columns_unless_the_converter_is_constant() -> None:
     with pytest.raises(MappingError, match="at least one column"):
         compile_mapping({"symbol": {"columns": [], "converter": "text"}}, ["Symbol"])
+
+
+@pytest.mark.parametrize(
+    ("formats", "expected"),
+    [
+        (["%m/%d/%Y"], "'13/45/2023' is not a valid date; expected month/day/year like 03/14/2023"),
+        (
+            ["%d.%m.%Y %H:%M"],
+            "'13/45/2023' is not a valid date; expected day.month.year hour:minute like 14.03.2023 09:30",
+        ),
+        (["iso"], "'13/45/2023' is not a valid date; expected a date like 2023-03-14 or 2023-03-14 09:30:00"),
+    ],
+)
+def test_a_wrong_date_is_explained_in_plain_words_with_an_example(formats: list[str], expected: str) -> None:
+    with pytest.raises(ConversionError) as caught:
+        datetime_builder({"formats": formats})("13/45/2023")
+    assert caught.value.plain == expected
+    assert "does not match the date format" in str(caught.value)  # the technical detail, for admins

@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from imports.models import ImportFile
+from imports.models import ImportFile, Order
 from imports.services.uploads import upload_batch_create
-from tests.e2e.test_faults import trades_csv
+from tests.e2e.test_faults import HEADER, trades_csv
 from tests.imports.test_api_user import approved_file, trades
+from tests.imports.test_idempotency import approved_import
 from tests.imports.test_pipeline import upload
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +124,7 @@ def test_the_detail_page_shows_detection_counts_skip_reasons_and_invalid_rows(
     html = logged_in(client, user).get(f"/imports/{file.pk}/").content.decode()
     assert "utf-8" in html.lower() and "comma <code>,</code>" in html
     assert "blank line" in html
-    assert "<td>quantity</td><td><code>0</code></td><td>quantity must be greater than 0</td>" in html
+    assert '<td title="quantity">Quantity</td><td><code>0</code></td><td>quantity must be greater than 0</td>' in html
     assert f'href="/imports/{file.pk}/errors.csv"' in html
 
 
@@ -153,7 +155,7 @@ def test_the_error_report_has_the_original_cells_an_errors_column_and_no_formula
     bad = rows[1]
     assert bad[1] == '\'=HYPERLINK("http://x")' and bad[7] == "'@T-1"
     assert bad[5] == "-12.5"  # a number stays a number
-    assert bad[8].startswith("line 2: quantity: ")
+    assert bad[8].startswith("line 2: Quantity: ")
 
 
 def test_another_users_file_answers_404_on_every_page(
@@ -234,3 +236,39 @@ def test_a_big_upload_shows_its_first_files_on_my_imports_and_all_of_them_pagina
     second = client.get(f"/imports/uploads/{batch.pk}/?page=2").content.decode()
     assert second.count("<tr data-file-id=") == 10 and "part-059.csv" in second
     assert logged_in(Client(), other_user).get(f"/imports/uploads/{batch.pk}/").status_code == 404
+
+
+def test_the_errors_download_reads_in_plain_words_and_a_corrected_copy_imports_as_exported(
+    client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    original = [
+        ["2024-01-02 09:30:00", "AAPL", "Buy", "10", "170.50", "1.00", "USD", "R-1"],
+        ["13/45/2023 09:30:00", "MSFT", "Sell", "5", "410.10", "-$1800", "USD", "R-2"],
+    ]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([HEADER.strip().split(","), *original])
+    file = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text.getvalue().encode())
+    assert (file.rows_imported, file.rows_failed) == (1, 1)
+
+    logged_in(client, user)
+    page = client.get(f"/imports/{file.pk}/").content.decode()
+    plain = "&#x27;13/45/2023 09:30:00&#x27; is not a valid date; expected year-month-day hour:minute:second"
+    assert plain in page and "Executed at" in page and "%Y" not in page
+
+    rows = download(client.get(f"/imports/{file.pk}/errors.csv"))
+    assert rows[0] == [*HEADER.strip().split(","), "errors"]
+    assert rows[1][:-1] == original[1], "the cells are exported verbatim ('-$1800' without an apostrophe)"
+    assert rows[1][-1] == (
+        "line 3: Executed at: '13/45/2023 09:30:00' is not a valid date; expected "
+        "year-month-day hour:minute:second like 2023-03-14 09:30:00"
+    )
+
+    # The user fixes the date, drops the errors column and uploads the file again: it imports as exported.
+    fixed = [[*row[:-1]] for row in rows]
+    fixed[1][0] = "2023-12-15 09:30:00"
+    again = io.StringIO()
+    csv.writer(again, lineterminator="\n").writerows(fixed)
+    second = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, again.getvalue().encode())
+    assert (second.status, second.rows_imported, second.rows_failed) == ("IMPORTED", 1, 0)
+    order = Order.objects.get(source_file=second)
+    assert (order.symbol, order.commission) == ("MSFT", Decimal("1800"))

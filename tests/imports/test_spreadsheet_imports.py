@@ -168,7 +168,7 @@ def test_row_errors_of_a_workbook_name_the_sheet_and_the_row(
     file.refresh_from_db()
     assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.PARTIAL, 3, 1)
     [row] = list(error_report_rows(file))
-    assert row[-1] == "sheet 'Trades', row 5: quantity: quantity must be greater than 0 (value '0')"
+    assert row[-1] == "sheet 'Trades', row 5: Quantity: quantity must be greater than 0 (value '0')"
     assert row[:4] == ["2024-03-05 11:00:00", "IBM", "Buy", "0"]
 
 

@@ -12,7 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from config.errors import AppError, InvalidRequest, NotFound
 from imports import reports, selectors
 from imports.api.pagination import cursor_page, number_page
-from imports.api.views import _require_reviewer, api_view, error_response, uploads
+from imports.api.responses import error_response
+from imports.api.views import _require_reviewer, api_view, uploads
 from imports.models import FileStatus
 from staging.models import StagedStatus
 

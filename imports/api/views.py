@@ -16,6 +16,7 @@ from config.errors import AppError, InvalidRequest, NotFound
 from formats.models import CsvFormat
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
+from imports.api.responses import error_response
 from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_hit
 from imports.guards.request_body import require_whole_body
@@ -46,13 +47,6 @@ class TokenAuthenticationMiddleware:
             request.user = user
             request._dont_enforce_csrf_checks = True  # a bearer token cannot be sent by a forged form
         return self.get_response(request)
-
-
-def error_response(error: AppError, status: int | None = None) -> JsonResponse:
-    response = JsonResponse(error.as_dict(), status=status or error.http_status)
-    if error.details.get("retry_after"):  # rate limits (429) say when to come back
-        response["Retry-After"] = str(error.details["retry_after"])
-    return response
 
 
 def api_view(methods: list[str]) -> Callable:

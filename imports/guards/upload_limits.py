@@ -33,6 +33,7 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
 from config.errors import AppError, InvalidRequest, PayloadTooLarge
+from imports.api.responses import error_response
 from imports.guards.rate_limits import rate_limit_check, rate_limit_hit
 from imports.storage import sanitize_display_name
 
@@ -157,7 +158,6 @@ def upload_rate_limit_hit(request: HttpRequest) -> None:
 
 def upload_refused(request: HttpRequest, kind: str, error: AppError) -> HttpResponse:
     """The refusal of an upload: the JSON error shape for the API, the upload page with the message otherwise."""
-    from imports.api.views import error_response
     from imports.web.forms import UploadForm
 
     if kind == "api":

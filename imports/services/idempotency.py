@@ -67,7 +67,10 @@ def idempotent_call(
         record.response_status = status
         record.response_body = body
         record.save(update_fields=["response_status", "response_body"])
-    return status, body, False
+        # Answer with the body as stored (jsonb orders an object's keys its own way), so the first response
+        # and every replay are the same bytes.
+        record.refresh_from_db(fields=["response_body"])
+    return status, record.response_body, False
 
 
 def idempotency_keys_expire(*, older_than: timedelta = KEEP_FOR) -> int:

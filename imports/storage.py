@@ -10,6 +10,7 @@ object is never held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -53,7 +54,15 @@ def store_upload(uploaded: File) -> tuple[str, str, int]:
         digest.update(chunk)
         size += len(chunk)
     uploaded.seek(0)
-    stored = default_storage.save(new_upload_name(), uploaded)
+    name = new_upload_name()
+    try:
+        stored = default_storage.save(name, uploaded)
+    except BaseException:
+        # A write that failed part-way (disk full) leaves no partial file behind; the save's own error is
+        # what the caller hears, also when the storage cannot be reached to clean up either.
+        with contextlib.suppress(Exception):
+            delete_stored(name)
+        raise
     return stored, digest.hexdigest(), size
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.conf import settings
@@ -54,11 +55,31 @@ def upload_batch_create(
                 details={"file": sanitize_display_name(uploaded.name or ""), "size": uploaded.size},
             )
     upload_check_content(owner=owner, files=files)  # binary sniff + virus scan, before anything is stored
+    stored: list[str] = []
+    try:
+        # One request, one transaction: its files, their audit events and (in the caller's transaction) its
+        # Idempotency-Key row commit together or not at all, and jobs are enqueued only on commit. A failure
+        # at the second file leaves no import of the first (and no stored bytes), so the whole request can
+        # simply be sent again.
+        with transaction.atomic():
+            return _batch_create(owner=owner, files=files, dedupe=dedupe, stored=stored)
+    except BaseException:
+        for name in stored:
+            with contextlib.suppress(Exception):  # the request's own error is what the client hears
+                delete_stored(name)
+        raise
+
+
+def _batch_create(
+    *, owner: Any, files: list[UploadedFile], dedupe: bool, stored: list[str]
+) -> tuple[ImportBatch, list[ImportFile]]:
     batch = ImportBatch.objects.create(owner=owner, status=BatchStatus.PENDING)
     results: list[ImportFile] = []
     queue = "bulk" if len(files) > 20 else None
     for uploaded in files:
-        results.append(_file_create(owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, queue=queue))
+        results.append(
+            _file_create(owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, queue=queue, stored=stored)
+        )
     new_files = [f for f in results if not f.is_existing]
     if not new_files:
         # Every file was already uploaded: answer with the batch that holds the first of them instead
@@ -71,9 +92,10 @@ def upload_batch_create(
 
 
 def _file_create(
-    *, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedupe: bool, queue: str | None
+    *, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedupe: bool, queue: str | None, stored: list[str]
 ) -> ImportFile:
     stored_name, sha256, size = store_upload(uploaded)
+    stored.append(stored_name)
     display = sanitize_display_name(uploaded.name or "upload.csv")
     try:
         with transaction.atomic():
@@ -87,6 +109,7 @@ def _file_create(
                 dedupe=dedupe,
             )
     except IntegrityError:
+        stored.remove(stored_name)
         delete_stored(stored_name)
         existing = ImportFile.objects.exclude(status__in=[FileStatus.ROLLED_BACK, FileStatus.PURGED]).get(
             owner=owner, sha256=sha256

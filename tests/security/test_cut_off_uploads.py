@@ -9,13 +9,16 @@ reader returns the bytes that arrived, then EOF)."""
 from __future__ import annotations
 
 import io
+import resource
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client, RequestFactory
 from django.test.client import ClientHandler
 
-from imports.models import ImportBatch, ImportFile
+from imports.models import IdempotencyKey, ImportBatch, ImportFile
 from tests.imports.test_pipeline import TRADES
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +78,34 @@ def test_a_whole_request_is_accepted(user: Any, redis_clean: Any, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         status, content = send(user, body, announced=len(body))
     assert status == 202, content
+
+
+@pytest.mark.parametrize("key", ["", "disk-full"], ids=["without-key", "with-idempotency-key"])
+def test_a_request_whose_second_file_cannot_be_stored_leaves_no_import_of_the_first(
+    user: Any, redis_clean: Any, settings: Any, django_capture_on_commit_callbacks: Any, key: str
+) -> None:
+    """A real write error at the second file: the process may write files of at most 64 KiB (RLIMIT_FSIZE,
+    what a full or quota-limited disk does to a large write: the write fails with an OSError)."""
+    small = multipart(("first.csv", TRADES))
+    big_text = TRADES + "".join(f"2024-03-05 10:00:00,AAPL,Buy,{n},1.0,0,USD,B-{n}\n" for n in range(4000))
+    body = multipart(("first.csv", TRADES), ("second.csv", big_text))
+    assert len(small) < 64 * 1024 < len(body)
+    media = Path(settings.MEDIA_ROOT)
+    previous_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as enqueued:
+            status, _ = send(user, body, announced=len(body), key=key)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_signal)
+    assert status == 500
+    assert ImportFile.objects.count() == 0 and ImportBatch.objects.count() == 0, "the first file was imported"
+    assert IdempotencyKey.objects.count() == 0 and enqueued == []
+    assert [p for p in media.rglob("*") if p.is_file()] == [], "the first file's stored bytes were left behind"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        status, content = send(user, body, announced=len(body), key=key)
+    assert status == 202, content
+    assert ImportFile.objects.count() == 2

@@ -334,17 +334,19 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
-        from imports.guards.rate_limits import rate_limit_hit
+        from imports.guards.rate_limits import rate_limit_check, rate_limit_record
         from imports.services.uploads import review_approve, review_reject
 
         try:
-            rate_limit_hit(bucket="review", user=request.user)  # AIRLOCK_REVIEWS_PER_HOUR, raises RateLimited
+            # AIRLOCK_REVIEWS_PER_HOUR: refused when used up; only an accepted decision is counted (below).
+            rate_limit_check(bucket="review", user=request.user)
             if "_approve" in request.POST:
                 form = self.get_form(request, obj)(request.POST, instance=obj)
                 if not form.is_valid():
                     return _invalid_mapping(request, form)
                 was_approved = obj.status == FormatStatus.APPROVED
                 review_approve(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
+                rate_limit_record(bucket="review", user=request.user)
                 messages.success(
                     request,
                     (
@@ -355,6 +357,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                 )
             else:
                 review_reject(format_id=obj.pk, actor=request.user, reason=request.POST.get("reason", ""))
+                rate_limit_record(bucket="review", user=request.user)
                 messages.success(request, f"Rejected '{obj.name}'.")
         except AppError as exc:
             messages.error(request, exc.message)
@@ -522,15 +525,21 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     # --- bulk actions -----------------------------------------------------------------------------------
 
     def _review_rate_ok(self, request: HttpRequest) -> bool:
-        """Count one review call against AIRLOCK_REVIEWS_PER_HOUR; False (with a message) past the limit."""
-        from imports.guards.rate_limits import rate_limit_hit
+        """False (with a message) when AIRLOCK_REVIEWS_PER_HOUR is used up; counts nothing (see _review_counted)."""
+        from imports.guards.rate_limits import rate_limit_check
 
         try:
-            rate_limit_hit(bucket="review", user=request.user)
+            rate_limit_check(bucket="review", user=request.user)
         except AppError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return False
         return True
+
+    def _review_counted(self, request: HttpRequest) -> None:
+        """Count one accepted bulk decision against AIRLOCK_REVIEWS_PER_HOUR (refused ones are not counted)."""
+        from imports.guards.rate_limits import rate_limit_record
+
+        rate_limit_record(bucket="review", user=request.user)
 
     @admin.action(description="Approve selected formats (their suggested mappings)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
@@ -541,12 +550,16 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             return
         if not self._review_rate_ok(request):
             return
+        accepted = False
         for fmt in queryset.filter(status=FormatStatus.PENDING):
             try:
                 review_approve(format_id=fmt.pk, actor=request.user)
+                accepted = True
                 self.message_user(request, f"Approved '{fmt.name}'.", messages.SUCCESS)
             except AppError as exc:
                 self.message_user(request, f"'{fmt.name}': {exc.message}", messages.ERROR)
+        if accepted:
+            self._review_counted(request)
         ignored = queryset.exclude(status=FormatStatus.PENDING).count()
         if ignored:
             self.message_user(
@@ -592,12 +605,16 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                 return None
             if not self._review_rate_ok(request):
                 return None
+            accepted = False
             for fmt in queryset.filter(status=FormatStatus.PENDING):
                 try:
                     review_reject(format_id=fmt.pk, actor=request.user, reason=request.POST["reason"])
+                    accepted = True
                     self.message_user(request, f"Rejected '{fmt.name}'.", messages.SUCCESS)
                 except AppError as exc:
                     self.message_user(request, f"'{fmt.name}': {exc.message}", messages.ERROR)
+            if accepted:
+                self._review_counted(request)
             return None
         return TemplateResponse(
             request,

@@ -18,7 +18,7 @@ from formats.services import APPROVE_PERMISSION
 from imports import selectors
 from imports.api.responses import error_response
 from imports.guards.logins import token_attempt_failed, token_attempt_locked
-from imports.guards.rate_limits import rate_limit_hit
+from imports.guards.rate_limits import rate_limit_check, rate_limit_record
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.services.uploads import review_approve, review_reject, upload_batch_create
@@ -229,14 +229,18 @@ def pending_formats(request: HttpRequest) -> HttpResponse:
 def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
     """POST approves (optional {"mapping": ...}); DELETE rejects ({"reason": ...})."""
     _require_reviewer(request)
-    rate_limit_hit(bucket="review", user=request.user)
+    # The review limit counts decisions: refused here once used up, counted only when the decision is
+    # accepted (a refused call, 400 or 409, spends nothing).
+    rate_limit_check(bucket="review", user=request.user)
     body = _json_body(request)
     if request.method == "POST":
         mapping = body.get("mapping")
         if mapping is not None and not isinstance(mapping, dict):
             raise InvalidRequest("'mapping' must be a JSON object.", code="invalid_mapping")
         fmt = review_approve(format_id=format_id, actor=request.user, mapping=mapping)
+        rate_limit_record(bucket="review", user=request.user)
         return JsonResponse({"id": fmt.pk, "status": fmt.status, "mapping": fmt.mapping}, status=202)
     # Not str(): a number or an object is refused with a message, never stored as its Python repr.
     fmt = review_reject(format_id=format_id, actor=request.user, reason=body.get("reason"))
+    rate_limit_record(bucket="review", user=request.user)
     return JsonResponse({"id": fmt.pk, "status": fmt.status, "reason": fmt.rejection_reason})

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
+from config.errors import RateLimited
 from formats.models import CsvFormat, FormatStatus
-from imports.guards.rate_limits import WINDOW_SECONDS, rate_limit_hit
+from imports.guards.rate_limits import rate_limit_hit
 from imports.models import IdempotencyKey, ImportBatch
 from tests.imports.test_pipeline import TRADES, upload
 from tests.security.conftest import bearer
@@ -25,15 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def trades(n: int) -> SimpleUploadedFile:
     return SimpleUploadedFile(f"t{n}.csv", (TRADES + f"2024-03-05 10:00:00,IBM,Buy,{n + 1},1,0,USD,X-{n}\n").encode())
-
-
-@pytest.fixture(autouse=True)
-def _away_from_a_window_edge() -> None:
-    """The counters use fixed one-hour windows: a test that crossed a window's end would see its count start
-    again and fail by chance (about one run in a hundred). Each test starts with two minutes of its window left."""
-    left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
-    if left < 120:
-        time.sleep(left + 1)
 
 
 def limits(settings: Any, **values: int) -> None:
@@ -51,7 +44,9 @@ def test_it_answers_429_with_retry_after_past_the_upload_limit_and_stores_nothin
     assert response.status_code == 429
     body = response.json()
     assert body["error"] == "rate_limited"
-    assert body["message"].startswith("Too many upload requests: the limit is 2 per hour. Try again in")
+    assert body["message"].startswith(
+        "Too many upload requests: the limit is 2 in any hour. The next one is possible in"
+    )
     retry = body["details"]["retry_after"]
     assert 1 <= retry <= 3600 and response["Retry-After"] == str(retry)
     assert ImportBatch.objects.count() == batches
@@ -90,7 +85,7 @@ def test_the_upload_page_shows_the_limit_message(client: Client, settings: Any, 
     assert client.post("/", {"file": trades(1), "dedupe": "on"}).status_code == 302
     response = client.post("/", {"file": trades(2), "dedupe": "on"})
     assert response.status_code == 429
-    assert b"Too many upload requests: the limit is 1 per hour." in response.content
+    assert b"Too many upload requests: the limit is 1 in any hour." in response.content
     assert b'id="upload-form"' in response.content and response["Retry-After"]
     assert ImportBatch.objects.count() == 1
     assert client.get("/").status_code == 200  # looking at the page is not an upload
@@ -139,15 +134,55 @@ def test_review_decisions_are_limited_per_hour(
     assert CsvFormat.objects.get(pk=second.format_id).status == FormatStatus.PENDING
 
 
-def test_the_window_expires_and_retry_after_counts_down(user: Any, settings: Any, redis_clean: Any) -> None:
-    limits(settings, UPLOADS_PER_HOUR=1)
-    rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3000)
-    with pytest.raises(Exception) as refused:
-        rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3000)
-    assert refused.value.details["retry_after"] == 600
-    rate_limit_hit(bucket="upload", user=user, now=7200.0 * 1000 + 3600)  # next window: allowed again
+def test_the_window_slides_and_the_message_says_when_the_next_upload_is_possible(
+    user: Any, settings: Any, redis_clean: Any
+) -> None:
+    limits(settings, UPLOADS_PER_HOUR=2)
+    start = 7200.0 * 1000 + 3000  # 50 minutes into a clock hour: a fixed window would reset 10 minutes later
+    rate_limit_hit(bucket="upload", user=user, now=start)
+    rate_limit_hit(bucket="upload", user=user, now=start + 1500)
+    with pytest.raises(RateLimited) as refused:
+        rate_limit_hit(bucket="upload", user=user, now=start + 1800)  # past the clock hour: still refused
+    # The first upload leaves the last hour at start + 3600: 30 minutes from now, and the message says when.
+    assert refused.value.details["retry_after"] == 1800
+    at = timezone.localtime(datetime.fromtimestamp(start + 3600, tz=UTC))
+    assert f"The next one is possible in 30 minutes, at {at:%H:%M}" in refused.value.message
+    # A refused request is not counted: the next one is allowed as soon as the first leaves the window.
+    rate_limit_hit(bucket="upload", user=user, now=start + 3601)
+    with pytest.raises(RateLimited) as again:
+        rate_limit_hit(bucket="upload", user=user, now=start + 3602)
+    assert again.value.details["retry_after"] == 1498  # the second upload leaves the window at start + 5100
     keys = redis_clean.keys("airlock:ratelimit:upload:*")
     assert keys and all(0 < redis_clean.ttl(key) <= 3660 for key in keys)
+
+
+def test_refused_review_calls_do_not_spend_the_review_limit(
+    client: Client,
+    settings: Any,
+    user: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    redis_clean: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pending = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    limits(settings, REVIEWS_PER_HOUR=2)
+    for _ in range(5):  # answered 400: a mapping that is not an object
+        bad = client.post(
+            f"/api/admin/formats/{pending.format_id}/approve",
+            {"mapping": "nope"},
+            content_type="application/json",
+            **bearer(reviewer),
+        )
+        assert bad.status_code == 400
+    ok = client.delete(
+        f"/api/admin/formats/{pending.format_id}/approve",
+        {"reason": "wrong broker"},
+        content_type="application/json",
+        **bearer(reviewer),
+    )
+    assert ok.status_code == 200, ok.content
+    assert CsvFormat.objects.get(pk=pending.format_id).status == FormatStatus.REJECTED
 
 
 def test_forged_cross_site_posts_do_not_spend_the_upload_quota(settings: Any, user: Any, redis_clean: Any) -> None:

@@ -18,6 +18,13 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "right-pw-1234"
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Each login attempt that reaches the password check costs a full PBKDF2 hash (about a second on a busy
+    machine); what is tested here is the counting, not the hash."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def member(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user(

@@ -21,6 +21,7 @@ from itertools import islice
 from typing import IO, Any
 
 from config.errors import UnreadableFile
+from imports.sheets.cells import text_cells
 
 HEAD_BYTES = 256 * 1024  # prefix used to guess the encoding, newline style and delimiter
 SCAN_CHUNK_BYTES = 4 * 1024 * 1024  # the validation pass reads the file in chunks of this size
@@ -105,7 +106,7 @@ class FileLayout:
 
 @dataclass(slots=True)
 class Record:
-    """One data row: its cells (whitespace-stripped) and the physical line it starts on."""
+    """One data row: its cells (surrounding spaces trimmed, see text_cells) and the physical line it starts on."""
 
     line: int
     cells: list[str]
@@ -452,7 +453,7 @@ def _sample(
                     continue
                 if len(row) > max_columns:
                     raise UnreadableFile(f"Line {line} has {len(row)} fields; at most {max_columns} are allowed.")
-                rows.append((line, [cell.strip() for cell in row]))
+                rows.append((line, text_cells(row)))
                 chars += sum(map(len, row))
                 if len(rows) >= SAMPLE_ROWS or chars >= SAMPLE_CHARS:
                     return rows, False
@@ -659,7 +660,7 @@ def _stream_rows(
                 line, prev = prev + 1, reader.line_num
                 if len(row) > max_columns:
                     raise UnreadableFile(f"Line {line} has {len(row)} fields; at most {max_columns} are allowed.")
-                yield line, [cell.strip() for cell in row]
+                yield line, text_cells(row)
         except csv.Error as exc:
             raise _csv_problem(prev + 1, exc, max_field_chars) from exc
 
@@ -769,7 +770,6 @@ def _iter_table(
     ncols = len(layout.columns)
     hname = layout.header[0] if layout.header else ""
     state = _TableState(ncols, layout.header)
-    strip = str.strip
     clean = True  # no blank or text line since the last record (see _TableState.breaks)
     _set_field_limit(max_field_chars)
     with _open_text(path, layout.encoding) as stream:
@@ -780,7 +780,7 @@ def _iter_table(
             for row in reader:
                 line = prev + 1
                 prev = reader.line_num
-                cells = list(map(strip, row))
+                cells = text_cells(row)
                 # Fast path (nearly every row of a big file): full width, second cell filled (so neither
                 # blank nor a one-cell text line), no break before it, first cell neither the header's
                 # nor like "Total", "Date downloaded", "Balance" (plain substring tests: a regex per row
@@ -870,7 +870,7 @@ def _section_items(reader: Any, layout: FileLayout, max_columns: int) -> Iterato
                 yield Skipped(line, f'section "{name[:60]}"')
         elif kind == "Data":
             if header_seen:
-                yield Record(line, _fit(list(map(strip, row[2:])), ncols))
+                yield Record(line, _fit(text_cells(row[2:]), ncols))
             else:
                 yield Skipped(line, "row above the section header")
         elif kind == "Header":

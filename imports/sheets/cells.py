@@ -138,6 +138,19 @@ def value_text(value: object, kind: str | None = None) -> str:
     return str(value)
 
 
+def text_cell(text: str) -> str:
+    """A text cell as stored: surrounding spaces trimmed (what Excel and csv's skipinitialspace ignore), every
+    other character kept as the file has it, a leading TAB or CR included (a formula behind one stays visible
+    to the export's neutralisation, and staged rows are what was uploaded); a cell of blanks only is empty."""
+    trimmed = text.strip(" ")
+    return trimmed if trimmed.strip() else ""
+
+
+def text_cells(cells: list[str]) -> list[str]:
+    """`text_cell` of every cell of a row (inlined: the CSV reader calls it once per row)."""
+    return ["" if cell.isspace() else cell.strip(" ") for cell in cells]
+
+
 def iso_text(text: str) -> str:
     """An ISO 8601 date/datetime as a workbook writes it (`2024-01-31T09:30:05`, `...Z`) in the reader's form."""
     text = text.strip()

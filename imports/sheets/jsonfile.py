@@ -34,6 +34,7 @@ import ijson
 
 from config.errors import UnreadableFile
 from imports.reading import FileLayout, ReaderOptions, Record, Skipped, _unique_columns
+from imports.sheets import cells as C
 
 MAX_DEPTH = 32  # nesting levels of arrays and objects in the document
 MAX_LINE_BYTES = 8 * 2**20  # one NDJSON line
@@ -120,7 +121,7 @@ def iter_json_records(
                     for position, item in zip(plan, value.values(), strict=True):
                         kind = type(item)
                         if kind is str:
-                            cells[position] = item.strip()
+                            cells[position] = C.text_cell(item)
                         elif kind is int:
                             cells[position] = str(item)
                         elif kind is dict or kind is list:
@@ -404,7 +405,7 @@ def _scalar_text(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return value.strip()
+        return C.text_cell(value)
     if isinstance(value, Decimal):
         text = format(value, "f")
         return "0" if text == "-0" else text

@@ -350,7 +350,7 @@ def _cell_value(attrs: dict[str, str], text: list[str], max_chars: int, sheet: s
             f"Sheet '{sheet}', row {row}, column {column_letters(column)} holds more than {max_chars:,} characters; "
             "that is not a trade export."
         )
-    return value.strip()
+    return C.text_cell(value)
 
 
 def open_book(path: Any, limits: SheetLimits | None = None) -> OdsBook:

@@ -95,7 +95,7 @@ class XlsBook:
                 if ctype == xlrd.XL_CELL_EMPTY or ctype == xlrd.XL_CELL_BLANK:
                     text = ""
                 elif ctype == xlrd.XL_CELL_TEXT:
-                    text = value.strip()
+                    text = C.text_cell(value)
                 elif ctype == xlrd.XL_CELL_NUMBER:
                     text = C.number_text(value)
                 elif ctype == xlrd.XL_CELL_DATE:

@@ -454,7 +454,7 @@ class _SheetReader:
                     ) from None
                 if value == _TOO_LONG:
                     raise _too_long(sheet, row_number, column, max_chars)
-                value = value.strip()
+                value = C.text_cell(value)
             elif ctype is None or ctype == "n":
                 text = text.strip()
                 value = number_text(text) if kind is None else serial_text(text, kind, date1904)
@@ -463,7 +463,7 @@ class _SheetReader:
             elif ctype == "d":
                 value = C.iso_text(text)
             else:  # inlineStr, str (a formula's text result), e (an error value such as #N/A)
-                value = unescape(text).strip()
+                value = C.text_cell(unescape(text))
             if not value or row_cells is None:
                 return
             filled = len(row_cells)

@@ -21,6 +21,7 @@ from itertools import islice
 from typing import IO, Any
 
 from config.errors import UnreadableFile
+from imports.reading.encoding import DETECT_BYTES, legacy_encoding
 from imports.sheets.cells import text_cells
 
 HEAD_BYTES = 256 * 1024  # prefix used to guess the encoding, newline style and delimiter
@@ -228,7 +229,8 @@ def _is_wide(encoding: str) -> bool:
 
 
 def _guess_encoding(head: bytes, complete: bool) -> str:
-    """BOM first, then BOM-less UTF-16, then UTF-8 if the bytes are valid UTF-8, else cp1252/latin-1."""
+    """BOM first, then BOM-less UTF-16, then UTF-8 if the bytes are valid UTF-8, else the legacy encoding
+    the text reads best in (imports/reading/encoding.py: cp1252, cp1250, cp1251, Shift-JIS, GB18030...)."""
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         return "utf-32"
     if head.startswith(codecs.BOM_UTF8):
@@ -245,23 +247,14 @@ def _guess_encoding(head: bytes, complete: bool) -> str:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
         return "utf-8"
     except UnicodeDecodeError:
-        return _legacy_encoding(head)
-
-
-def _legacy_encoding(data: bytes) -> str:
-    """cp1252 when the bytes are valid cp1252 (the usual Windows export), else latin-1."""
-    try:
-        data.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
+        return legacy_encoding(head)
 
 
 def _scan_file(path: str | os.PathLike, encoding: str, *, forced: bool) -> str:
     """Stream the whole file once: check it decodes, has no NUL byte and no absurdly long line.
 
     Returns the encoding to use: a file whose prefix looked like UTF-8 but that has invalid UTF-8 further
-    down is a legacy (cp1252/latin-1) file.
+    down is a legacy file, in the encoding detected around the first bytes that are not UTF-8.
     """
     try:
         _scan_decoding(path, encoding)
@@ -273,21 +266,36 @@ def _scan_file(path: str | os.PathLike, encoding: str, *, forced: bool) -> str:
                 f"Line {failure.line} cannot be read as {encoding}{hint}: {failure.reason}. "
                 "Save the file as UTF-8 or choose its encoding."
             ) from None
-    try:
-        _scan_decoding(path, "cp1252")
-        return "cp1252"
-    except _DecodeFailure:
-        _scan_decoding(path, "latin-1")  # latin-1 decodes any byte
-        return "latin-1"
+        offset = failure.offset
+    detected = legacy_encoding(_window(path, offset))
+    for legacy in dict.fromkeys((detected, "cp1252")):
+        try:
+            _scan_decoding(path, legacy)
+            return legacy
+        except _DecodeFailure:
+            continue
+    _scan_decoding(path, "latin-1")  # latin-1 decodes any byte
+    return "latin-1"
+
+
+def _window(path: str | os.PathLike, offset: int) -> bytes:
+    """DETECT_BYTES of the file from the line holding `offset` on (what the encoding is detected from)."""
+    with open(path, "rb") as f:
+        start = max(0, offset - 4096)
+        f.seek(start)
+        data = f.read(DETECT_BYTES + 4096)
+    line_start = data.rfind(b"\n", 0, offset - start)
+    return data[line_start + 1 :] if line_start >= 0 else data
 
 
 class _DecodeFailure(Exception):
     """Bytes that do not decode, and the physical line they are on."""
 
-    def __init__(self, line: int, reason: str) -> None:
+    def __init__(self, line: int, reason: str, offset: int = 0) -> None:
         super().__init__(line, reason)
         self.line = line
         self.reason = reason
+        self.offset = offset  # of the first byte that does not decode, in the file
 
 
 def _scan_decoding(path: str | os.PathLike, encoding: str) -> None:
@@ -296,6 +304,7 @@ def _scan_decoding(path: str | os.PathLike, encoding: str) -> None:
     wide = _is_wide(encoding)
     lines_before = 0  # line breaks in earlier chunks
     since_break = 0  # characters since the last line break
+    consumed = 0  # bytes of earlier chunks
     with open(path, "rb") as f:
         while True:
             data = f.read(SCAN_CHUNK_BYTES)
@@ -305,7 +314,7 @@ def _scan_decoding(path: str | os.PathLike, encoding: str) -> None:
             except UnicodeDecodeError as exc:
                 line = lines_before + _count_breaks(data[: max(exc.start, 0)].decode(encoding, "replace")) + 1
                 bad = f" (byte 0x{data[exc.start]:02X})" if 0 <= exc.start < len(data) else ""
-                raise _DecodeFailure(line, exc.reason + bad) from None
+                raise _DecodeFailure(line, exc.reason + bad, consumed + max(exc.start, 0)) from None
             nul = text.find("\x00") if wide else data.find(b"\x00")
             if nul >= 0:
                 before = text[:nul] if wide else data[:nul].decode(encoding, "replace")
@@ -320,6 +329,7 @@ def _scan_decoding(path: str | os.PathLike, encoding: str) -> None:
                     f"{MAX_LINE_CHARS // (1024 * 1024)} MB without a line break: this is not a CSV file."
                 )
             lines_before += _count_breaks(text)
+            consumed += len(data)
             if final:
                 return
 

@@ -1,4 +1,8 @@
-"""Emails to uploaders: a file finished or failed, their new format was approved or rejected.
+"""Emails to uploaders: a file finished or failed, an upload of several files settled, their new format was
+approved or rejected.
+
+An upload of one file gets that file's email; an upload of several files gets one summary when all its
+files have settled (imported, failed, rejected, or waiting for an admin), never one email per file.
 
 Sent after the surrounding transaction commits (so a rolled-back import never emails) and never
 allowed to break an import: a failing mail server is logged and written to the audit log as a warning.
@@ -12,12 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models, transaction
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from audit.services import record
-from imports.models import FileStatus, ImportFile
+from imports.models import FileStatus, ImportBatch, ImportFile
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,8 @@ FINISHED = {
 
 
 def _link(path: str) -> str:
-    return settings.AIRLOCK.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/") + path
+    # AIRLOCK_SITE_URL, the public address also used by the alert emails (`make run` sets its own).
+    return settings.AIRLOCK["SITE_URL"].rstrip("/") + path
 
 
 def _deliver(*, user: Any, subject: str, body: str, obj: Any) -> bool:
@@ -62,6 +67,8 @@ def file_outcome_send(*, file_id: int) -> bool:
     file = ImportFile.objects.select_related("owner").filter(pk=file_id).first()
     if file is None or file.status not in FINISHED:
         return False
+    if ImportFile.objects.filter(batch_id=file.batch_id).count() > 1:
+        return False  # one of several files: the upload's summary tells it (batch_summary_send)
     outcome = FINISHED[FileStatus(file.status)]
     lines = [
         f"Your file '{file.original_name}' {outcome}.",
@@ -81,6 +88,68 @@ def file_outcome_send(*, file_id: int) -> bool:
     return _deliver(
         user=file.owner, subject=f"[Airlock] {file.original_name}: {outcome}", body="\n".join(lines), obj=file
     )
+
+
+# Files whose owner has something to do: fix invalid rows, upload again, or wait for an admin.
+ATTENTION = (FileStatus.PARTIAL, FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES)
+ATTENTION_LISTED = 50
+
+
+def batch_summary_send(*, batch_id: int) -> bool:
+    """Email the uploader one summary of a settled upload: files per state, rows, the files needing action."""
+    batch = ImportBatch.objects.select_related("owner").filter(pk=batch_id).first()
+    if batch is None:
+        return False
+    files = ImportFile.objects.filter(batch_id=batch_id)
+    total = files.count()
+    if (
+        total < 2
+        or files.filter(status__in=[FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING]).exists()
+    ):
+        return False
+    by_status = {status: n for status, n in files.order_by().values_list("status").annotate(n=models.Count("id"))}
+    labels = dict(FileStatus.choices)
+    states = ", ".join(f"{n} {labels[status].lower()}" for status, n in sorted(by_status.items(), key=lambda i: -i[1]))
+    rows = files.aggregate(
+        imported=models.Sum("rows_imported"),
+        failed=models.Sum("rows_failed"),
+        skipped=models.Sum("rows_skipped"),
+        duplicate=models.Sum("rows_duplicate"),
+    )
+    attention = list(files.filter(status__in=ATTENTION).order_by("pk")[: ATTENTION_LISTED + 1])
+    waiting = by_status.get(FileStatus.PENDING_APPROVAL, 0)
+    lines = [
+        f"Your upload #{batch.pk} of {total} files has been processed: {states}.",
+        "",
+        f"Rows: {rows['imported'] or 0} imported, {rows['failed'] or 0} invalid, {rows['skipped'] or 0} skipped, "
+        f"{rows['duplicate'] or 0} duplicate.",
+    ]
+    if waiting:
+        lines += [
+            "",
+            f"{waiting} file(s) use a new format and wait for an admin to approve it; you will get an email "
+            "when that happens.",
+        ]
+    if attention:
+        lines += ["", "Files that need your attention:"]
+        for file in attention[:ATTENTION_LISTED]:
+            what = FINISHED[FileStatus(file.status)]
+            link = reverse("imports:errors-csv" if file.rows_failed else "imports:detail", args=[file.pk])
+            lines.append(
+                f"  - {file.original_name}: {what}"
+                + (f" ({file.rows_failed} invalid rows)" if file.rows_failed else "")
+                + f": {_link(link)}"
+            )
+        if len(attention) > ATTENTION_LISTED:
+            lines.append("  - and more: see the upload's page below.")
+    lines += ["", f"The upload: {_link(reverse('imports:batch', args=[batch.pk]))}"]
+    needs = files.filter(status__in=ATTENTION).count()
+    subject = (
+        f"[Airlock] Upload #{batch.pk}: {total} files processed"
+        + (f", {needs} need attention" if needs else "")
+        + (f", {waiting} waiting for approval" if waiting else "")
+    )
+    return _deliver(user=batch.owner, subject=subject, body="\n".join(lines), obj=batch)
 
 
 def format_decision_send(*, file_ids: list[int], approved: bool, reason: str = "") -> int:
@@ -111,6 +180,11 @@ def format_decision_send(*, file_ids: list[int], approved: bool, reason: str = "
 def notify_file_outcome(*, file_id: int) -> None:
     """After commit, email the uploader how the file ended."""
     transaction.on_commit(lambda: file_outcome_send(file_id=file_id), robust=True)
+
+
+def notify_batch_settled(*, batch_id: int) -> None:
+    """After commit, email the uploader the summary of an upload of several files that has just settled."""
+    transaction.on_commit(lambda: batch_summary_send(batch_id=batch_id), robust=True)
 
 
 def notify_format_decision(*, file_ids: list[int], approved: bool, reason: str = "") -> None:

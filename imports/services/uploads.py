@@ -25,7 +25,7 @@ from imports.jobs import enqueue
 from imports.jobs.failures import file_retry
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
-from imports.services.notifications import notify_format_decision
+from imports.services.notifications import notify_batch_settled, notify_format_decision
 from imports.services.review import format_reader_apply
 from imports.storage import delete_stored, sanitize_display_name, store_upload
 from staging.models import StagedRow, StagedStatus
@@ -261,4 +261,12 @@ def batch_refresh_status(*, batch_id: int) -> str:
             status = BatchStatus.PARTIAL
         if status != batch.status:
             ImportBatch.objects.filter(pk=batch_id).update(status=status, updated_at=timezone.now())
+            # Decided under the batch lock: exactly one refresh sees the upload go from in progress to
+            # settled, so it gets one summary (not one email per file).
+            if batch.status in (BatchStatus.PENDING, BatchStatus.PROCESSING) and status not in (
+                BatchStatus.PENDING,
+                BatchStatus.PROCESSING,
+            ):
+                if len(statuses) > 1:
+                    notify_batch_settled(batch_id=batch_id)
     return status

@@ -10,7 +10,8 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from audit.models import AuditEvent
 from imports.models import FileStatus, ImportFile
-from imports.services.uploads import review_approve, review_reject
+from imports.services.uploads import review_approve, review_reject, upload_batch_create
+from tests.conftest import csv_upload
 from tests.imports.test_pipeline import TRADES, upload
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +108,37 @@ def test_a_mail_failure_is_audited_and_the_import_still_finishes(
     assert warnings.count() == 2
     assert {e.severity for e in warnings} == {AuditEvent.Severity.WARNING}
     assert "ConnectionRefusedError" in warnings.first().summary
+
+
+def test_an_upload_of_several_files_sends_one_summary_when_they_have_all_settled(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, "SITE_URL": "https://airlock.example.com/"}
+    first = process(user, run_jobs, django_capture_on_commit_callbacks)  # one file: its own email later
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=first.format_id, actor=reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    mail.outbox.clear()
+
+    # Eleven files of that (approved) format with new trades, each with its invalid row, one that only repeats
+    # trades already imported, and one of a new format.
+    good = [csv_upload(f"day-{i:02}.csv", TRADES.replace("T-", f"D{i}-")) for i in range(11)]
+    bad = csv_upload("broken.csv", TRADES.replace("AAPL", "ZZZZ"))
+    new = csv_upload("new-broker.csv", "When,Sym,Dir,Qty,Px\n2024-01-02,IBM,B,1,100\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        batch, files = upload_batch_create(owner=user, files=[*good, bad, new])
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    statuses = set(ImportFile.objects.filter(batch=batch).values_list("status", flat=True))
+    assert statuses == {FileStatus.PENDING_APPROVAL, FileStatus.PARTIAL, FileStatus.FAILED}
+
+    assert len(mail.outbox) == 1, [m.subject for m in mail.outbox]
+    summary = mail.outbox[0]
+    assert summary.subject.startswith(f"[Airlock] Upload #{batch.pk}: 13 files processed")
+    assert "1 waiting for approval" in summary.subject
+    body = summary.body
+    assert "1 file(s) use a new format and wait for an admin" in body
+    assert f"https://airlock.example.com/imports/uploads/{batch.pk}/" in body
+    assert "Files that need your attention:" in body and "day-03.csv" in body
+    assert "127.0.0.1" not in body

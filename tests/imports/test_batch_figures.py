@@ -10,6 +10,7 @@ import django_rq
 import pytest
 from django.db import connection
 from django.db.models import Count
+from django.test import Client
 
 from formats.fingerprint import fingerprint
 from imports.api.batches import batch_summary
@@ -55,7 +56,9 @@ def test_a_batch_whose_only_file_failed_in_its_job_shows_failed(
     assert shown["status"] == "FAILED", f"batch shows {shown['status']} while its only file FAILED"
 
 
-def test_a_batch_whose_waiting_file_was_rejected_shows_failed(user: Any, reviewer: Any, redis_clean: Any) -> None:
+def test_a_batch_whose_waiting_file_was_rejected_shows_failed(
+    user: Any, reviewer: Any, redis_clean: Any, client: Client
+) -> None:
     fmt = pending_bench_format()
     batch, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
     from imports.jobs.enqueue import file_process_job
@@ -64,6 +67,8 @@ def test_a_batch_whose_waiting_file_was_rejected_shows_failed(user: Any, reviewe
     # Nothing left to process: the upload waits for an admin, it is not "Processing" for good.
     assert summary(batch.pk)["status"] == "WAITING"
     assert summary(batch.pk)["status_display"] == "Waiting for approval"
+    client.force_login(reviewer)  # the admin's list of uploads says so too
+    assert "Waiting for approval" in client.get("/admin/imports/importbatch/").content.decode()
     review_reject(format_id=fmt.pk, actor=reviewer, reason="not a broker export")
     assert ImportFile.objects.get(pk=files[0].pk).status == FileStatus.REJECTED
     shown = summary(batch.pk)

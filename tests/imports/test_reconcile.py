@@ -216,7 +216,10 @@ def test_a_job_started_by_a_worker_whose_heartbeat_is_stale_is_not_alive(
     job.save()
     job.set_status(JobStatus.STARTED)
     age(lost_file, 600)
-    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == []  # alive: left alone
-    stale = datetime.now(UTC) - timedelta(seconds=HEARTBEAT_STALE_SECONDS + 5)
-    queue.connection.hset(worker.key, "last_heartbeat", stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == [lost_file.pk]
+    try:
+        assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == []  # alive
+        stale = datetime.now(UTC) - timedelta(seconds=HEARTBEAT_STALE_SECONDS + 5)
+        queue.connection.hset(worker.key, "last_heartbeat", stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == [lost_file.pk]
+    finally:
+        worker.register_death()  # no registration of this test's process left for later tests

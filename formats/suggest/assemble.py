@@ -10,6 +10,7 @@ from formats.converters import CURRENCY_SYMBOLS, side_of
 from formats.suggest.derivations import derive_missing
 from formats.suggest.profiles import AS_OF, ISO_START, Profile, guess_date, parses, profile_column
 from formats.suggest.scoring import Score, score_pair, synonym_index
+from formats.suggest.specs import field_spec
 from formats.suggest.vocabulary import DEFAULT_MIN_SCORE, ISO_CURRENCIES, MIN_SCORE
 from formats.targets import TargetField, get_target
 
@@ -128,16 +129,16 @@ def _field_spec(
         label = target_field.label.lower()
         article = "an" if label[0] in "aeiou" else "a"
         reason = f"no column looks like {article} {label}"
-        return _spec([], _DEFAULT_CONVERTER[target_field.kind], {}, 0.0, reason)
+        return field_spec([], _DEFAULT_CONVERTER[target_field.kind], {}, 0.0, reason)
     profile = profiles[item.index]
     confidence, reason = item.score, item.reason
     if name == "executed_at":
-        return _executed_at_spec(item, profile, profiles, chosen)
+        return _executed_atfield_spec(item, profile, profiles, chosen)
     if name == "side":
         if not profile.sides and profile.others:
             confidence *= 0.8
             reason += "; no buy/sell values in the samples"
-        spec = _spec([profile.column], "side", _side_options(profile), confidence, reason)
+        spec = field_spec([profile.column], "side", _side_options(profile), confidence, reason)
         side_filter = _side_filter(profile)
         if side_filter:
             filters.append(side_filter)
@@ -150,12 +151,12 @@ def _field_spec(
             options["abs"] = True  # the sign is in side; fees are stored as a positive amount
         if name == "commission":
             options["default"] = "0"
-        return _spec([profile.column], "decimal", options, confidence, reason)
+        return field_spec([profile.column], "decimal", options, confidence, reason)
     if name == "currency":
-        return _spec([profile.column], "currency", {}, confidence, reason)
+        return field_spec([profile.column], "currency", {}, confidence, reason)
     if name == "symbol":
-        return _spec([profile.column], "text", _symbol_options(profile), confidence, reason)
-    return _spec([profile.column], "text", {}, confidence, reason)
+        return field_spec([profile.column], "text", _symbol_options(profile), confidence, reason)
+    return field_spec([profile.column], "text", {}, confidence, reason)
 
 
 _DEFAULT_CONVERTER = {
@@ -165,19 +166,6 @@ _DEFAULT_CONVERTER = {
     "currency": "currency",
     "datetime": "datetime",
 }
-
-
-def _spec(
-    columns: list[str], converter: str, options: dict[str, Any], confidence: float, reason: str
-) -> dict[str, Any]:
-    """One field entry of the mapping JSON."""
-    return {
-        "columns": columns,
-        "converter": converter,
-        "options": options,
-        "confidence": round(max(0.0, min(1.0, confidence)), 2),
-        "reason": reason,
-    }
 
 
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}\d")
@@ -204,7 +192,7 @@ def _symbol_options(profile: Profile) -> dict[str, Any]:
     return options
 
 
-def _executed_at_spec(
+def _executed_atfield_spec(
     item: Score, profile: Profile, profiles: list[Profile], chosen: dict[str, Score]
 ) -> dict[str, Any]:
     """Date column (plus a separate time column when the date has no time), formats and timezone."""
@@ -223,7 +211,7 @@ def _executed_at_spec(
         confidence *= 0.85
         first = "day" if guess.formats[0].index("%d") < guess.formats[0].index("%m") else "month"
         reason += f"; day/month order is ambiguous in the samples, assumed {first} first"
-    return _spec(columns, "datetime", options, confidence, reason)
+    return field_spec(columns, "datetime", options, confidence, reason)
 
 
 def _time_column(date: Profile, profiles: list[Profile], chosen: dict[str, Score]) -> Profile | None:
@@ -358,7 +346,7 @@ def _side_from_sign(chosen: dict[str, Score], profiles: list[Profile]) -> dict[s
     """No buy/sell column: read the side from the sign of the quantity."""
     quantity = chosen.get("quantity")
     if quantity is None:
-        return _spec([], "side", {}, 0.0, "no column has buy/sell values and no quantity column was found")
+        return field_spec([], "side", {}, 0.0, "no column has buy/sell values and no quantity column was found")
     profile = profiles[quantity.index]
     options: dict[str, Any] = {"negative_is": "SELL"}
     if profile.decimal_sep == ",":
@@ -368,9 +356,9 @@ def _side_from_sign(chosen: dict[str, Score], profiles: list[Profile]) -> dict[s
             f"no buy/sell column; '{profile.column}' is signed "
             f"({profile.negatives}/{profile.count} samples negative): negative = SELL"
         )
-        return _spec([profile.column], "side_from_sign", options, 0.8, reason)
+        return field_spec([profile.column], "side_from_sign", options, 0.8, reason)
     reason = f"no buy/sell column and no negative '{profile.column}' in the samples: check the side"
-    return _spec([profile.column], "side_from_sign", options, 0.2, reason)
+    return field_spec([profile.column], "side_from_sign", options, 0.2, reason)
 
 
 def _currency_constant(chosen: dict[str, Score], profiles: list[Profile], header_cells: list[str]) -> dict[str, Any]:
@@ -386,7 +374,7 @@ def _currency_constant(chosen: dict[str, Score], profiles: list[Profile], header
     if named:
         code = max(named, key=lambda candidate: (named[candidate], -list(named).index(candidate)))
         reason = f"no currency column; header '{first_header[code]}' names {code}"
-        return _spec([], "constant", {"value": code}, 0.5, reason)
+        return field_spec([], "constant", {"value": code}, 0.5, reason)
     price = chosen.get("price")
     if price is not None:
         profile = profiles[price.index]
@@ -395,11 +383,11 @@ def _currency_constant(chosen: dict[str, Score], profiles: list[Profile], header
             if len(marks) == 1:
                 code = next(iter(marks))
                 reason = f"no currency column; prices in '{profile.column}' are written in {code}"
-                return _spec([], "constant", {"value": code}, 0.45, reason)
+                return field_spec([], "constant", {"value": code}, 0.45, reason)
             shown = ", ".join(sorted(marks))
             reason = f"no currency column; prices in '{profile.column}' carry their currency ({shown})"
-            return _spec([profile.column], "currency", {}, 0.55, reason)
-    return _spec([], "currency", {}, 0.0, "no column looks like a currency")
+            return field_spec([profile.column], "currency", {}, 0.55, reason)
+    return field_spec([], "currency", {}, 0.0, "no column looks like a currency")
 
 
 def _discriminator_filters(profiles: list[Profile]) -> list[dict[str, Any]]:

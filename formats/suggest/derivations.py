@@ -14,6 +14,7 @@ from typing import Any
 from formats.converters.currencies import ISO_4217
 from formats.converters.derive import exchange_currency_of, isin_in, parse_trade_text, split_pair, unit_of
 from formats.suggest.profiles import Profile
+from formats.suggest.specs import field_spec, unfilled
 
 # Header words of a column holding a trade's money amount (quantity × price, plus or minus fees).
 AMOUNT_WORDS = (
@@ -23,19 +24,8 @@ AMOUNT_WORDS = (
 _TRUSTED = 0.9  # a column chosen at this confidence or more is kept over a derivation
 
 
-def _spec(columns: list[str], converter: str, options: dict[str, Any], confidence: float, reason: str) -> dict:
-    return {
-        "columns": columns,
-        "converter": converter,
-        "options": options,
-        "confidence": round(max(0.0, min(1.0, confidence)), 2),
-        "reason": reason,
-    }
-
-
 def _missing(fields: dict[str, Any], name: str) -> bool:
-    spec = fields.get(name)
-    return spec is None or (not spec.get("columns") and spec.get("converter") != "constant")
+    return unfilled(fields.get(name))
 
 
 def _weak(fields: dict[str, Any], name: str) -> bool:
@@ -98,11 +88,11 @@ def _from_trade_text(fields: dict[str, Any], filters: list[dict[str, Any]], prof
     for name in ("side", "quantity", "price"):
         if _weak(fields, name):
             reason = f"{name} read from {evidence}"
-            fields[name] = _spec([profile.column], "trade_text", {"take": name, **options}, confidence, reason)
+            fields[name] = field_spec([profile.column], "trade_text", {"take": name, **options}, confidence, reason)
     with_currency = sum(1 for p in parsed if "currency" in p)
     if with_currency and with_currency >= 0.8 * hits and _weak(fields, "currency"):
         reason = f"currency named after the price in {evidence}"
-        fields["currency"] = _spec([profile.column], "trade_text", {"take": "currency"}, confidence, reason)
+        fields["currency"] = field_spec([profile.column], "trade_text", {"take": "currency"}, confidence, reason)
     if with_side < profile.count or profile.empties:
         # Rows without a buy/sell word (deposits, fees, dividends) are skipped, never failed.
         filters[:] = [rule for rule in filters if rule.get("column") != profile.column]
@@ -148,7 +138,7 @@ def _prefer_isin_over_names(fields: dict[str, Any], profiles: list[Profile]) -> 
                 f"'{profile.column}' holds ISINs ({isins}/{profile.count} samples), which identify the security "
                 f"better than the names in '{current.column}'"
             )
-            fields["symbol"] = _spec(
+            fields["symbol"] = field_spec(
                 [profile.column], "text", {"upper": True}, max(spec.get("confidence", 0), 0.8), reason
             )
             return
@@ -167,11 +157,11 @@ def _symbol_from_pairs(fields: dict[str, Any], profiles: list[Profile]) -> None:
         return
     example = profile.values[0]
     reason = f"'{profile.column}' holds trading pairs ({hits}/{profile.count} samples, e.g. '{example}'): the asset"
-    fields["symbol"] = _spec(columns, "pair", {"take": "base"}, min(spec.get("confidence", 0.6), 0.8), reason)
+    fields["symbol"] = field_spec(columns, "pair", {"take": "base"}, min(spec.get("confidence", 0.6), 0.8), reason)
     if _weak(fields, "currency"):
         quotes = sorted({pair[1] for pair in pairs if pair})
         reason = f"the quote of the pairs in '{profile.column}' ({', '.join(quotes[:4])})"
-        fields["currency"] = _spec(columns, "pair", {"take": "quote"}, 0.75, reason)
+        fields["currency"] = field_spec(columns, "pair", {"take": "quote"}, 0.75, reason)
 
 
 def _symbol_from_units(fields: dict[str, Any], profiles: list[Profile]) -> None:
@@ -186,7 +176,7 @@ def _symbol_from_units(fields: dict[str, Any], profiles: list[Profile]) -> None:
     codes = [unit for unit in units if unit and unit.isalpha()]
     if profile.count and len(codes) >= 0.8 * profile.count:
         reason = f"the unit of the quantities in '{profile.column}' (e.g. '{profile.values[0]}')"
-        fields["symbol"] = _spec(quantity, "unit", {}, 0.7, reason)
+        fields["symbol"] = field_spec(quantity, "unit", {}, 0.7, reason)
 
 
 def _symbol_from_isin_text(fields: dict[str, Any], profiles: list[Profile]) -> None:
@@ -199,7 +189,7 @@ def _symbol_from_isin_text(fields: dict[str, Any], profiles: list[Profile]) -> N
     inside = sum(1 for value in profile.values if isin_in(value) and isin_in(value) != value.strip().upper())
     if profile.count and inside >= 0.8 * profile.count:
         reason = f"'{profile.column}' holds names with their ISIN ({inside}/{profile.count} samples): the ISIN"
-        fields["symbol"] = _spec(columns, "isin", {}, spec.get("confidence", 0.6), reason)
+        fields["symbol"] = field_spec(columns, "isin", {}, spec.get("confidence", 0.6), reason)
 
 
 def _symbol_from_codes(fields: dict[str, Any], profiles: list[Profile]) -> None:
@@ -216,7 +206,7 @@ def _symbol_from_codes(fields: dict[str, Any], profiles: list[Profile]) -> None:
         if len(codes) >= 0.8 * profile.count and len(fiat) < 0.5 * len(codes):
             shown = ", ".join(sorted(set(codes))[:4])
             reason = f"no symbol column; '{profile.column}' holds asset codes ({shown})"
-            fields["symbol"] = _spec([profile.column], "text", {"upper": True}, 0.55, reason)
+            fields["symbol"] = field_spec([profile.column], "text", {"upper": True}, 0.55, reason)
             return
 
 
@@ -250,7 +240,7 @@ def _price_from_amount(fields: dict[str, Any], profiles: list[Profile]) -> None:
     if amount.decimal_sep == "," or q.decimal_sep == ",":
         options["decimal_sep"] = ","
     reason = f"no price column; price = |'{amount.column}'| ÷ '{q.column}' (the amount includes any fees)"
-    fields["price"] = _spec([amount.column, q.column], "quotient", options, 0.6, reason)
+    fields["price"] = field_spec([amount.column, q.column], "quotient", options, 0.6, reason)
 
 
 def _currency_from_symbol(fields: dict[str, Any], profiles: list[Profile]) -> None:
@@ -266,7 +256,7 @@ def _currency_from_symbol(fields: dict[str, Any], profiles: list[Profile]) -> No
     if profile.count and len(hits) >= 0.8 * profile.count:
         shown = ", ".join(sorted(set(hits)))
         reason = f"no currency column; the exchange of the tickers in '{profile.column}' trades in {shown}"
-        fields["currency"] = _spec(columns, "exchange_currency", {}, 0.6, reason)
+        fields["currency"] = field_spec(columns, "exchange_currency", {}, 0.6, reason)
 
 
 # Header words only one language uses, and the currency of the countries writing it: the weakest evidence
@@ -293,7 +283,7 @@ def _currency_from_language(fields: dict[str, Any], profiles: list[Profile]) -> 
                 f"nothing in the file names a currency; the headers are {language} ({', '.join(seen[:3])}): "
                 f"{code} assumed, check it"
             )
-            fields["currency"] = _spec([], "constant", {"value": code}, 0.3, reason)
+            fields["currency"] = field_spec([], "constant", {"value": code}, 0.3, reason)
             return
 
 
@@ -331,7 +321,7 @@ def _currency_from_marks(fields: dict[str, Any], profiles: list[Profile]) -> Non
         code = next(iter(marks))
         shown = ", ".join(f"'{column}'" for column in columns[:3])
         reason = f"no currency column; the amounts in {shown} are written in {code}"
-        fields["currency"] = _spec([], "constant", {"value": code}, 0.45, reason)
+        fields["currency"] = field_spec([], "constant", {"value": code}, 0.45, reason)
 
 
 # Buy/sell as one letter, by language: B/S (English), K/V (Dutch koop/verkoop, German Kauf/Verkauf), A/V
@@ -360,7 +350,7 @@ def _side_from_codes(fields: dict[str, Any], filters: list[dict[str, Any]], prof
                     f"'{profile.column}' holds one-letter codes {buy}/{sell} ({hits}/{profile.count} samples): "
                     f"{buy} = buy, {sell} = sell"
                 )
-                fields["side"] = _spec([profile.column], "side", {"map": mapping}, 0.7, reason)
+                fields["side"] = field_spec([profile.column], "side", {"map": mapping}, 0.7, reason)
                 if hits < profile.count:
                     filters.append({"column": profile.column, "op": "in", "values": sorted(codes)})
                 return
@@ -404,7 +394,7 @@ def _varying_trade_date(fields: dict[str, Any], profiles: list[Profile]) -> None
             f"'{chosen.column}' holds the same date on every row (the export's date); '{profile.column}' holds "
             f"dates that vary ({', '.join(guess.formats)})"
         )
-        fields["executed_at"] = _spec(
+        fields["executed_at"] = field_spec(
             [profile.column], "datetime", {"formats": guess.formats, "tz": "UTC"}, 0.7, reason
         )
         return

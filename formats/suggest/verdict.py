@@ -13,6 +13,7 @@ from typing import Any
 from formats.converters import PLACEHOLDERS
 from formats.converters.derive import parse_trade_text
 from formats.suggest.profiles import profile_column
+from formats.suggest.specs import unfilled
 
 # What makes a row a trade: what was traded, when, how much and at what price. The side is left out: a
 # file can give it by a sign or a word inside a description, which the suggestion may not have found.
@@ -21,12 +22,7 @@ ESSENTIALS = {"symbol": "symbol", "executed_at": "trade date", "quantity": "quan
 
 def missing_fields(mapping: dict[str, Any]) -> list[str]:
     """The fields of the mapping that have no column and no constant (the reviewer would have to fill them)."""
-    fields = mapping.get("fields") or {}
-    return [
-        name
-        for name, spec in fields.items()
-        if isinstance(spec, dict) and not spec.get("columns") and spec.get("converter") != "constant"
-    ]
+    return [name for name, spec in (mapping.get("fields") or {}).items() if isinstance(spec, dict) and unfilled(spec)]
 
 
 def structural_verdict(mapping: dict[str, Any], columns: list[str], sample_rows: list[list[str]]) -> str | None:

@@ -129,24 +129,9 @@ def _file_process_locked(file_id: int) -> str:
     except _ReaderChanged:
         return _file_process_locked(file_id)
     except UnreadableFile as exc:
-        _file_fail(file_id, exc.message)
-        record(
-            action="file.failed",
-            obj=file,
-            severity=AuditEvent.Severity.WARNING,
-            summary=f"'{file.original_name}' could not be read: {exc.message}",
-        )
-        return FileStatus.FAILED
+        return _file_refused(file, exc, "could not be read")
     except RateLimited as exc:  # the owner's daily limit of new formats (formats.services)
-        _file_fail(file_id, exc.message)
-        record(
-            action="file.failed",
-            obj=file,
-            severity=AuditEvent.Severity.WARNING,
-            summary=f"'{file.original_name}' has a new format past its owner's daily limit: {exc.message}",
-            details=exc.details,
-        )
-        return FileStatus.FAILED
+        return _file_refused(file, exc, "has a new format past its owner's daily limit")
     if staged == 0:
         _file_fail(file_id, _no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
@@ -201,6 +186,19 @@ def _no_trades(format_id: int, file_id: int) -> bool:
     for settled_id in file_ids:
         notify_file_outcome(file_id=settled_id)
     return file_id in file_ids
+
+
+def _file_refused(file: ImportFile, exc: AppError, what: str) -> str:
+    """FAIL a file the pipeline refuses (unreadable, over a limit) with the refusal's message, audited."""
+    _file_fail(file.pk, exc.message)
+    record(
+        action="file.failed",
+        obj=file,
+        severity=AuditEvent.Severity.WARNING,
+        summary=f"'{file.original_name}' {what}: {exc.message}",
+        details=exc.details or None,
+    )
+    return FileStatus.FAILED
 
 
 def _file_rejected(file_id: int, fmt: CsvFormat) -> str:

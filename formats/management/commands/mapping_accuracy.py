@@ -123,7 +123,15 @@ def score_file(path: Path, expectation: dict[str, Any], *, learned: dict[str, di
     return result
 
 
-CONFIDENCE_BANDS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
+# Confidence bands of the calibration tables (this command and suggestion_loop): half-open, the last closed.
+BANDS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0))
+
+
+def band_of(confidence: float) -> int:
+    for index, (low, high) in enumerate(BANDS):
+        if low <= confidence < high or (high == 1.0 and confidence == 1.0):
+            return index
+    return 0 if confidence < 0 else len(BANDS) - 1
 
 
 def pct(numerator: int, denominator: int) -> str:
@@ -221,9 +229,10 @@ class Command(BaseCommand):
         overall = pct(fields_correct, fields_total).strip()
         out.write(f"OVERALL: {fields_correct}/{fields_total} fields correct ({overall})")
         out.write("\nConfidence calibration (fields scored, fraction whose columns were right):")
-        for low, high in CONFIDENCE_BANDS:
-            band = [right for r in scored for confidence, right in r.confidences if low <= confidence < high]
-            shown = f"[{low:.1f}, {min(high, 1.0):.1f}{']' if high > 1 else ')'}"
+        points = [point for r in scored for point in r.confidences]
+        for index, (low, high) in enumerate(BANDS):
+            band = [right for confidence, right in points if band_of(confidence) == index]
+            shown = f"[{low:.1f}, {high:.1f}{']' if high == 1.0 else ')'}"
             out.write(f"  {shown:<11} {len(band):>4} fields  {pct(sum(band), len(band)).strip():>6} right")
         if options["verbose_mistakes"]:
             out.write("\nMistakes:")

@@ -33,8 +33,10 @@ from django.test.utils import override_settings
 from config.errors import AppError
 from formats.builtin import load_builtin_formats
 from formats.management.commands.mapping_accuracy import (
+    BANDS,
     DEFAULT_EXPECTED,
     TARGET,
+    band_of,
     pct,
     suggest_for_file,
     suggested_columns,
@@ -47,7 +49,6 @@ from imports.services.uploads import review_approve, upload_batch_create
 
 DEFAULT_TRADES = Path(settings.BASE_DIR) / "tests" / "fixtures" / "corpus_expected_trades.json"
 NO_TRADES = "NO_TRADES"  # the file status of the "this file holds no trades" verdict
-BANDS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0))
 
 
 @dataclass
@@ -156,13 +157,6 @@ def calibration_points(suggestion: dict[str, Any], expectation: dict[str, Any]) 
             continue
         points.append((float(spec["confidence"]), suggested_columns(fields, name) == list(expected_columns)))
     return points
-
-
-def band_of(confidence: float) -> int:
-    for index, (low, high) in enumerate(BANDS):
-        if low <= confidence < high or (high == 1.0 and confidence == 1.0):
-            return index
-    return 0 if confidence < 0 else len(BANDS) - 1
 
 
 class ScratchDatabase:

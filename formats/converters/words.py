@@ -125,13 +125,12 @@ def side_of(text: str) -> str | None:
     found = _WORD.findall(value)
     words = set(found)
     buy, sell = bool(words & _BUY_TOKENS), bool(words & _SELL_TOKENS)
-    first_is_side = found and (found[0] in _BUY_TOKENS | _SELL_TOKENS or found[0] in _LEADING_BUY_WORDS)
-    if first_is_side and (len(found) < 2 or found[1] not in NON_TRADE_WORDS):
+    # A value that starts with its side ('REINVESTMENT VANGUARD ... TAX EXEMPT BD', 'Reinvest Shares'), unless
+    # the next word says otherwise ('Reinvest Dividend'): later words name the security, not the kind of row.
+    if found and (len(found) < 2 or found[1] not in NON_TRADE_WORDS):
         buy = buy or found[0] in _LEADING_BUY_WORDS
-    leading = first_is_side and (len(found) < 2 or found[1] not in NON_TRADE_WORDS)
-    if leading and buy != sell:
-        # It starts with the side ('REINVESTMENT VANGUARD ... TAX EXEMPT BD'): later words name the security.
-        return "BUY" if buy else "SELL"
+        if found[0] in _BUY_TOKENS | _SELL_TOKENS | _LEADING_BUY_WORDS and buy != sell:
+            return "BUY" if buy else "SELL"
     if words & NON_TRADE_WORDS:
         return None
     if buy != sell:

@@ -106,6 +106,6 @@ def test_a_user_uploads_an_xlsx_through_the_page_and_downloads_its_invalid_rows_
         book.close()
     assert layout.header == [*HEADER, "errors"]
     assert record.cells[:4] == ["2024-05-03 09:45:00", "MSFT", "BUY", "0"]
-    assert record.cells[-1].startswith("sheet 'Trades', row 6: quantity")
+    assert record.cells[-1].startswith("sheet 'Trades', row 6: Quantity: quantity must be greater than 0")
     assert errors == [], f"JavaScript errors: {errors}"
     context.close()

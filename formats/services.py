@@ -72,6 +72,7 @@ def format_get_or_create_pending(
     created_by: Any,
     file_id: int | None,
     file_name: str,
+    context: list[list[str]] | None = None,
 ) -> tuple[CsvFormat, bool]:
     """Return the format for this header, creating a pending one with a suggested mapping if new.
 
@@ -91,6 +92,7 @@ def format_get_or_create_pending(
         sample_rows=sample_rows,
         learned=learned_evidence(target=target),
         header=header,
+        context=context,
     )
     if section:
         suggestion.setdefault("reader", {})["section"] = section

@@ -22,7 +22,7 @@ from formats.converters.types import TextCleaner
 from formats.converters.words import CURRENCY_SYMBOLS, side_of
 
 PRICE_MARKERS = frozenset({"@", "at", "à", "a", "zu", "za", "till", "til", "kurs", "koers", "prix", "prezzo"})
-TRADE_TEXT_PARTS = ("side", "quantity", "price", "currency")
+TRADE_TEXT_PARTS = ("side", "quantity", "price", "currency", "name")
 
 
 def _number(token: str, decimal_sep: str | None) -> Decimal | None:
@@ -49,10 +49,11 @@ def _currency_token(token: str) -> str | None:
 
 
 def parse_trade_text(text: str, decimal_sep: str | None = None) -> dict[str, Any]:
-    """The parts of an order description: {'side', 'quantity', 'price', 'currency'} (those found).
+    """The parts of an order description: {'side', 'quantity', 'price', 'currency', 'name'} (those found).
 
     The side is the first word naming a buy or a sell; the quantity the first number after it; the price
-    the number after '@' (or a word such as 'at', 'zu', 'à'); the currency a code or mark next to the price.
+    the number after '@' (or a word such as 'at', 'zu', 'à'); the currency a code or mark next to the price;
+    the name the other words after the side (upper-cased). Without a side word, '<name> <quantity> @ <price>'.
     """
     tokens = text.replace("@", " @ ").split()  # 'AVIVA@496 GBX'
     found: dict[str, Any] = {}
@@ -67,8 +68,13 @@ def parse_trade_text(text: str, decimal_sep: str | None = None) -> dict[str, Any
         if side is not None:
             found["side"], start = side, index + 1
             break
+    name: list[str] = []
     if start is None:
-        return found
+        # No side word: '<name> <quantity> @ <price>' ('Vanguard FTSE Developed World UCITS ETF 1000 @ 4500.00')
+        at = tokens.index("@") if "@" in tokens else -1
+        if at < 2 or _number(tokens[at - 1], decimal_sep) is None:
+            return found
+        start, name = at - 1, tokens[: at - 1]
     price_at = None
     for index in range(start, len(tokens)):
         token = tokens[index]
@@ -79,6 +85,11 @@ def parse_trade_text(text: str, decimal_sep: str | None = None) -> dict[str, Any
             number = _number(token, decimal_sep)
             if number is not None:
                 found["quantity"] = abs(number)
+                continue
+        if "side" in found:
+            name.append(token)  # 'Sell 4 AVIVA@496 GBX', 'Bought 1,550 Foo ETF (FOO)'
+    if name:
+        found["name"] = " ".join(name).upper()
     if price_at is not None and price_at < len(tokens):
         token = tokens[price_at]
         if price_at + 1 < len(tokens) and _number(token, decimal_sep) is None:

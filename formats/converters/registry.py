@@ -123,7 +123,7 @@ CONVERTERS: dict[str, ConverterInfo] = {
             "One part of a text such as 'Koop 1 @ 33,9 USD' or 'OPEN BUY 34 @ 11.75': the first buy/sell word, "
             "the first number after it (quantity), the number after '@' (price) and the code next to it.",
             {
-                "take": "'side', 'quantity', 'price' or 'currency'.",
+                "take": "'side', 'quantity', 'price', 'currency' or 'name' (the security, upper-cased).",
                 "decimal_sep": "'.' or ','; detected per value when absent.",
             },
         ),

@@ -78,6 +78,17 @@ SELL_WORDS = frozenset(
         "myynti",
     }
 )
+# Platforms that report positions (eToro, CFD brokers) name the opening and the closing of one. Read as a
+# long position's buy and sell only by a suggestion, spelled out in its side map for the admin to check (a
+# short position opens with a sell): the side converter itself never guesses them.
+POSITION_SIDES = {
+    "open position": "BUY",
+    "position opened": "BUY",
+    "opened position": "BUY",
+    "position closed": "SELL",
+    "close position": "SELL",
+    "closed position": "SELL",
+}
 # Words recognised inside longer values ('Market buy', 'BUY - MARKET', 'YOU BOUGHT ...', 'Stocks/ETF sale').
 _BUY_TOKENS = frozenset(word for word in BUY_WORDS if len(word) > 2 and " " not in word)
 _SELL_TOKENS = frozenset(word for word in SELL_WORDS if len(word) > 2 and " " not in word)

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from formats.converters import CURRENCY_SYMBOLS, side_of
+from formats.converters.words import POSITION_SIDES
 from formats.suggest.derivations import derive_missing
 from formats.suggest.profiles import AS_OF, ISO_START, Profile, guess_date, parses, profile_column
 from formats.suggest.scoring import Score, score_pair, synonym_index
@@ -15,6 +16,7 @@ from formats.suggest.vocabulary import DEFAULT_MIN_SCORE, ISO_CURRENCIES, MIN_SC
 from formats.targets import TargetField, get_target
 
 _HEADER_CURRENCY = re.compile(r"\(\s*([A-Za-z]{3}|[$€£¥])\s*\)")
+_PENCE = re.compile(r"\((?:p|pence|gbx)\)|\bpence\b", re.IGNORECASE)  # 'Unit cost (p)', 'Price (pence)'
 
 
 def suggest_mapping(
@@ -24,8 +26,12 @@ def suggest_mapping(
     sample_rows: list[list[str]],
     learned: dict[str, dict[str, int]] | None = None,
     header: list[str] | None = None,
+    context: list[list[str]] | None = None,
 ) -> dict[str, Any]:
-    """A full mapping (docs/INTERFACES.md) with a confidence and a reason per field."""
+    """A full mapping (docs/INTERFACES.md) with a confidence and a reason per field.
+
+    `context`: short rows outside the table (see FileLayout.context), read for what the table leaves out.
+    """
     target_def = get_target(target)
     learned = learned or {}
     header_cells = list(header) if header is not None else list(columns)
@@ -70,7 +76,7 @@ def suggest_mapping(
         if spec is not None:
             fields[target_field.name] = spec
     filters.extend(_discriminator_filters(profiles))
-    derive_missing(fields, filters, profiles)
+    derive_missing(fields, filters, profiles, sample_rows, context or [])
     reader = {"section": None, "header_line": None}
     return {"version": 1, "reader": reader, "filters": filters, "fields": fields}
 
@@ -138,6 +144,9 @@ def _field_spec(
         if not profile.sides and profile.others:
             confidence *= 0.8
             reason += "; no buy/sell values in the samples"
+        if any(" ".join(value.casefold().split()) in POSITION_SIDES for value in profile.sides):
+            confidence = min(confidence, 0.7)
+            reason += "; opening a position is read as a buy and closing it as a sell (long positions): check shorts"
         spec = field_spec([profile.column], "side", _side_options(profile), confidence, reason)
         side_filter = _side_filter(profile)
         if side_filter:
@@ -279,6 +288,8 @@ _COUNTERPARTS = {
     "compra": "venta",
     "acquisto": "vendita",
     "nákup": "prodej",
+    "open position": "position closed",
+    "position opened": "position closed",
 }
 _COUNTERPARTS.update({sell: buy for buy, sell in list(_COUNTERPARTS.items())})
 _ORDER_KINDS = ("market", "limit", "stop", "stop limit")
@@ -363,6 +374,10 @@ def _side_from_sign(chosen: dict[str, Score], profiles: list[Profile]) -> dict[s
 
 def _currency_constant(chosen: dict[str, Score], profiles: list[Profile], header_cells: list[str]) -> dict[str, Any]:
     """No currency column: a currency named in the headers ('Result (GBP)') or carried by the prices."""
+    price = chosen.get("price")
+    if price is not None and _PENCE.search(profiles[price.index].header):
+        reason = f"no currency column; header '{profiles[price.index].header}' gives prices in pence (GBX)"
+        return field_spec([], "constant", {"value": "GBX"}, 0.5, reason)
     named: Counter[str] = Counter()
     first_header: dict[str, str] = {}
     for cell in header_cells:
@@ -375,7 +390,6 @@ def _currency_constant(chosen: dict[str, Score], profiles: list[Profile], header
         code = max(named, key=lambda candidate: (named[candidate], -list(named).index(candidate)))
         reason = f"no currency column; header '{first_header[code]}' names {code}"
         return field_spec([], "constant", {"value": code}, 0.5, reason)
-    price = chosen.get("price")
     if price is not None:
         profile = profiles[price.index]
         marks, hits = profile.currency_marks, sum(profile.currency_marks.values())

@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from config.errors import ConversionError
 from formats.converters.currencies import ISO_4217
 from formats.converters.derive import exchange_currency_of, isin_in, parse_trade_text, split_pair, unit_of
+from formats.converters.numbers import parse_decimal
+from formats.converters.types import PLACEHOLDERS
 from formats.suggest.profiles import Profile
 from formats.suggest.specs import field_spec, unfilled
 
@@ -37,9 +40,17 @@ def _used(fields: dict[str, Any]) -> set[str]:
     return {column for spec in fields.values() for column in spec.get("columns") or []}
 
 
-def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile]) -> None:
-    """Fill missing fields in place with derivations the samples support."""
+def derive_missing(
+    fields: dict[str, Any],
+    filters: list[dict[str, Any]],
+    profiles: list[Profile],
+    rows: list[list[str]],
+    context: list[list[str]],
+) -> None:
+    """Fill missing fields in place with derivations the samples support (`rows`: the sample rows;
+    `context`: short rows outside the table, such as a preamble's 'Base Currency,GBP')."""
     _from_trade_text(fields, filters, profiles)
+    _symbol_from_trade_text(fields, profiles)
     _varying_trade_date(fields, profiles)
     _skip_currency_conversions(filters, profiles)
     _prefer_isin_over_names(fields, profiles)
@@ -50,8 +61,11 @@ def derive_missing(fields: dict[str, Any], filters: list[dict[str, Any]], profil
     _price_from_amount(fields, profiles)
     _currency_from_symbol(fields, profiles)
     _currency_from_marks(fields, profiles)
+    _currency_from_context(fields, context)
     _currency_from_language(fields, profiles)
     _side_from_codes(fields, filters, profiles)
+    _side_from_amount_sign(fields, profiles, rows)
+    _skip_rows_without_quantity(fields, filters, profiles, rows)
     _skip_cancelled(filters, profiles)
 
 
@@ -97,6 +111,27 @@ def _from_trade_text(fields: dict[str, Any], filters: list[dict[str, Any]], prof
         # Rows without a buy/sell word (deposits, fees, dividends) are skipped, never failed.
         filters[:] = [rule for rule in filters if rule.get("column") != profile.column]
         filters.append({"column": profile.column, "op": "side_word"})
+
+
+def _symbol_from_trade_text(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No symbol column: the security the order descriptions name ('Vanguard FTSE ... ETF 1000 @ 4500.00',
+    'Sell 4 AVIVA@496 GBX'), when every description giving a quantity and a price names one."""
+    if not _missing(fields, "symbol"):
+        return
+    for profile in profiles:
+        if profile.numeric or not profile.count:
+            continue
+        sep = "," if profile.decimal_sep == "," else None
+        parsed = [parse_trade_text(value, sep) for value in profile.values]
+        priced = [(value, found) for value, found in zip(profile.values, parsed, strict=True) if "price" in found]
+        if priced and all("name" in found for _, found in priced):
+            example = priced[0][0][:60]
+            reason = (
+                f"no symbol column; the security named in the order descriptions of '{profile.column}' "
+                f"({len(priced)}/{profile.count} samples, e.g. '{example}')"
+            )
+            fields["symbol"] = field_spec([profile.column], "trade_text", {"take": "name"}, 0.5, reason)
+            return
 
 
 def _comma_decimals(values: list[str]) -> bool:
@@ -259,6 +294,30 @@ def _currency_from_symbol(fields: dict[str, Any], profiles: list[Profile]) -> No
         fields["currency"] = field_spec(columns, "exchange_currency", {}, 0.6, reason)
 
 
+# 'Base Currency', 'Account currency:', 'Währung', 'Valuta' as the label of a preamble row.
+_CURRENCY_LABEL = re.compile(
+    r"(?:(?:base|account|reporting|portfolio|settlement) )?(?:currency|ccy|währung|devise|valuta|moneda|divisa|"
+    r"měna|waluta)",
+    re.IGNORECASE,
+)
+
+
+def _currency_from_context(fields: dict[str, Any], context: list[list[str]]) -> None:
+    """No currency yet: a row outside the table that names one ('Base Currency,GBP', 'Currency: EUR')."""
+    if not _missing(fields, "currency"):
+        return
+    for cells in context:
+        for index, cell in enumerate(cells):
+            label, _, after = cell.partition(":")
+            if not _CURRENCY_LABEL.fullmatch(" ".join(label.split())):
+                continue
+            value = (after or (cells[index + 1] if index + 1 < len(cells) else "")).strip().upper()
+            if value in ISO_4217:
+                reason = f"no currency column; the file's heading says '{label.strip()}' {value}"
+                fields["currency"] = field_spec([], "constant", {"value": value}, 0.5, reason)
+                return
+
+
 # Header words only one language uses, and the currency of the countries writing it: the weakest evidence
 # for a currency, used when nothing in the file names one (confidence 0.3, the words named in the reason).
 _LANGUAGE_WORDS = {
@@ -354,6 +413,65 @@ def _side_from_codes(fields: dict[str, Any], filters: list[dict[str, Any]], prof
                 if hits < profile.count:
                     filters.append({"column": profile.column, "op": "in", "values": sorted(codes)})
                 return
+
+
+def _number_in(row: list[str], index: int, decimal_sep: str | None) -> Any:
+    try:
+        return parse_decimal(row[index], decimal_sep) if index < len(row) else None
+    except ConversionError:
+        return None
+
+
+def _side_from_amount_sign(fields: dict[str, Any], profiles: list[Profile], rows: list[list[str]]) -> None:
+    """No buy/sell column and unsigned quantities: the sign of the trade's money amount tells the side
+    (Hargreaves Lansdown: 'Value' -150,006.84 for a buy, 44,988.05 for a sell): money paid out is a buy."""
+    side = fields.get("side") or {}
+    if side.get("columns") and not (side.get("converter") == "side_from_sign" and side.get("confidence", 0) < 0.5):
+        return
+    quantity = fields.get("quantity") or {}
+    if quantity.get("converter") != "decimal" or len(quantity.get("columns") or []) != 1:
+        return
+    by_column = _by_column(profiles)
+    q = by_column[quantity["columns"][0]]
+    for amount in profiles:
+        if amount is q or not amount.numeric or not any(word in amount.key.split() for word in AMOUNT_WORDS):
+            continue
+        signs = []
+        for row in rows:
+            size, money = _number_in(row, q.index, q.decimal_sep), _number_in(row, amount.index, amount.decimal_sep)
+            if size and money:
+                signs.append(money < 0)
+        if signs and any(signs) and (not all(signs) or len(signs) >= 3):
+            paid = sum(signs)
+            reason = (
+                f"no buy/sell column and '{q.column}' is never negative; '{amount.column}' is negative on "
+                f"{paid} of {len(signs)} trade rows: money paid out = BUY, received = SELL"
+            )
+            options: dict[str, Any] = {"negative_is": "BUY"}
+            if amount.decimal_sep == ",":
+                options["decimal_sep"] = ","
+            fields["side"] = field_spec([amount.column], "side_from_sign", options, 0.6, reason)
+            return
+
+
+def _skip_rows_without_quantity(
+    fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile], rows: list[list[str]]
+) -> None:
+    """No filter yet and rows whose quantity is 'n/a', '-' or empty beside rows with a number (fees,
+    interest, deposits in a table of trades): those rows are skipped, never failed."""
+    quantity = fields.get("quantity") or {}
+    if filters or quantity.get("converter") != "decimal" or len(quantity.get("columns") or []) != 1:
+        return
+    q = _by_column(profiles)[quantity["columns"][0]]
+    cells = [row[q.index].strip() if q.index < len(row) else "" for row in rows]
+    placeholders = sorted({cell for cell in cells if cell.casefold() in PLACEHOLDERS})
+    if not placeholders or not q.numeric:
+        return
+    written = [cell for cell in placeholders if cell]
+    if written:
+        filters.append({"column": q.column, "op": "not_in", "values": written})
+    if "" in placeholders:
+        filters.append({"column": q.column, "op": "not_empty"})
 
 
 # Rows that record an order that never happened or was undone: skipped, never imported as a trade.

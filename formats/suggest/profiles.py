@@ -11,6 +11,7 @@ from datetime import datetime
 
 from config.errors import ConversionError
 from formats.converters import CURRENCY_SYMBOLS, PLACEHOLDERS, currency_in_amount, date_parser, parse_decimal, side_of
+from formats.converters.words import POSITION_SIDES
 from formats.suggest.vocabulary import ISO_CURRENCIES, learned_key
 
 _TICKER = re.compile(r"[A-Z][A-Z0-9.\-]{0,9}(?:[/:][A-Za-z.]{1,8})?")
@@ -123,7 +124,7 @@ def profile_column(index: int, column: str, header: str, cells: list[str]) -> Pr
         profile.time_only = sum(bool(_TIME_ONLY.fullmatch(value)) for value in filled) == len(filled)
     distinct = set(filled)
     for value in sorted(distinct):
-        side = side_of(value)
+        side = side_of(value) or POSITION_SIDES.get(" ".join(value.casefold().split()))
         if side:
             profile.sides[value] = side
         else:

@@ -239,6 +239,7 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
             header=layout.header,
             columns=layout.columns,
             sample_rows=sample,
+            context=layout.context,
             section=section,
             name=_format_name(file.original_name, layout),
             created_by=file.owner,

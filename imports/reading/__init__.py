@@ -93,6 +93,9 @@ class FileLayout:
     section: str | None = None
     sections: list[str] = field(default_factory=list)
     skipped_preamble: int = 0
+    # Short rows outside the table (a preamble's 'Base Currency,GBP', another section's key-value rows): they
+    # may name what the table does not. A few dozen cells at most, see _context.
+    context: list[list[str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """A JSON-serialisable copy, for storing on the import file."""
@@ -487,8 +490,28 @@ def _table_layout(base: dict[str, Any], rows: list[tuple[int, list[str]]], optio
     header = [_clean_header_cell(cell) for cell in cells[:width]]
     header += [""] * (width - len(header))
     return FileLayout(
-        **base, header_line=line, header=header, columns=_unique_columns(header), skipped_preamble=line - 1
+        **base,
+        header_line=line,
+        header=header,
+        columns=_unique_columns(header),
+        skipped_preamble=line - 1,
+        context=_context(cells for _, cells in rows[:index]),
     )
+
+
+_CONTEXT_ROWS, _CONTEXT_CELLS, _CONTEXT_CHARS = 30, 6, 80
+
+
+def _context(rows: Iterable[list[str]]) -> list[list[str]]:
+    """The short rows of `rows` (2 to 6 filled cells of at most 80 characters), their filled cells only."""
+    kept: list[list[str]] = []
+    for cells in rows:
+        filled = [cell for cell in cells if cell]
+        if 2 <= len(filled) <= _CONTEXT_CELLS and all(len(cell) <= _CONTEXT_CHARS for cell in filled):
+            kept.append(filled)
+            if len(kept) >= _CONTEXT_ROWS:
+                break
+    return kept
 
 
 def _find_header(rows: list[tuple[int, list[str]]]) -> int:
@@ -655,6 +678,7 @@ def _section_layout(
         section=name,
         sections=list(index),
         skipped_preamble=section.header_line - 1,
+        context=_context(cells[2:] for _, cells in rows if cells and cells[0] != name and cells[1:2] == ["Data"]),
     )
 
 

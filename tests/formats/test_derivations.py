@@ -28,7 +28,7 @@ from formats.suggest import suggest_mapping
         ("CLOSE SELL 0.5 @ 1,234.50", {"side": "SELL", "quantity": Decimal("0.5"), "price": Decimal("1234.50")}),
         (
             "Sell 10 AAPL @ $185.20",
-            {"side": "SELL", "quantity": Decimal("10"), "price": Decimal("185.20"), "currency": "USD"},
+            {"side": "SELL", "quantity": Decimal("10"), "price": Decimal("185.20"), "currency": "USD", "name": "AAPL"},
         ),
         (
             "Achat 5 à 12,40 EUR",
@@ -36,7 +36,25 @@ from formats.suggest import suggest_mapping
         ),
         ("Kauf 3 zu 99,5", {"side": "BUY", "quantity": Decimal("3"), "price": Decimal("99.5")}),
         ("Köp 7 @ SEK 101,5", {"side": "BUY", "quantity": Decimal("7"), "price": Decimal("101.5"), "currency": "SEK"}),
-        ("Bought 1,550 Foo ETF Distributing (FOO)", {"side": "BUY", "quantity": Decimal("1550")}),
+        (
+            "Bought 1,550 Foo ETF Distributing (FOO)",
+            {"side": "BUY", "quantity": Decimal("1550"), "name": "FOO ETF DISTRIBUTING (FOO)"},
+        ),
+        # No side word: '<name> <quantity> @ <price>' (Hargreaves Lansdown)
+        (
+            "Vanguard FTSE Developed World UCITS ETF 1000 @  4500.00",
+            {
+                "quantity": Decimal("1000"),
+                "price": Decimal("4500.00"),
+                "name": "VANGUARD FTSE DEVELOPED WORLD UCITS ETF",
+            },
+        ),
+        (
+            "Sell 4 AVIVA@496 GBX",
+            {"side": "SELL", "quantity": Decimal("4"), "price": Decimal("496"), "currency": "GBX", "name": "AVIVA"},
+        ),
+        ("Interest From 10/02/2026 TO 09/03/2026", {}),
+        ("rate @ 5", {}),  # no quantity before the '@'
         ("iDEAL Deposit", {}),
         ("Overboeking van uw geldrekening 26,45 EUR", {}),
         ("Dividend 0,45 USD per share", {}),
@@ -225,3 +243,61 @@ def test_a_date_column_constant_over_every_row_is_not_taken_as_the_trade_date() 
     fields, _ = fields_of(columns, rows)
     assert fields["executed_at"]["columns"] == ["Booked"]
     assert "same date on every row" in fields["executed_at"]["reason"]
+
+
+def test_without_a_symbol_column_the_security_named_in_the_descriptions_is_the_symbol() -> None:
+    columns = ["Trade date", "Reference", "Description", "Unit cost (p)", "Quantity", "Value (£)"]
+    rows = [
+        ["04/04/2026", "MANAGE FEE", "HL Fund & Share Account To A/C 01C0450818220", "n/a", "n/a", "-4.05"],
+        ["25/02/2026", "S302087055", "Vanguard FTSE Developed World UCITS ETF 1000 @  4500.00", "4,500.000", "1,000",
+         "44,988.05"],
+        ["24/01/2026", "B302087054", "Vanguard FTSE Developed World UCITS ETF 4563 @  3287.199", "3,287.199", "4,563",
+         "-150,006.84"],
+        ["24/01/2026", "FPC", "HL Fund & Share Account Receipt Pay By Bank", "n/a", "n/a", "50,000.00"],
+    ]  # fmt: skip
+    fields, filters = fields_of(columns, rows)
+    assert (fields["symbol"]["converter"], fields["symbol"]["options"]) == ("trade_text", {"take": "name"})
+    assert build_cleaner("trade_text", {"take": "name"})([rows[1][2]]) == "VANGUARD FTSE DEVELOPED WORLD UCITS ETF"
+    # No buy/sell column and unsigned quantities: the money paid out is a buy, received a sell.
+    assert fields["side"]["columns"] == ["Value (£)"]
+    side = build_cleaner("side_from_sign", fields["side"]["options"])
+    assert (side(["-150,006.84"]), side(["44,988.05"])) == ("BUY", "SELL")
+    # 'Unit cost (p)': prices in pence.
+    assert fields["currency"]["options"] == {"value": "GBX"}
+    # The fee, interest and receipt rows ('n/a' quantities) are skipped, not failed.
+    assert filters == [{"column": "Quantity", "op": "not_in", "values": ["n/a"]}]
+    keep = compile_filters(filters, columns)
+    assert [keep(row) is None for row in rows] == [False, True, True, False]
+
+
+def test_a_currency_named_above_the_table_is_the_currency_when_no_column_does() -> None:
+    columns = ["Date", "Symbol", "Transaction Type", "Quantity", "Price"]
+    rows = [["2025-08-15", "VWRL", "Sell", "-2.0", "1001.00"], ["2025-03-15", "VWRL", "Buy", "4.0", "1000.0"]]
+    context = [["Title", "Transaction History"], ["Base Currency", "GBP"]]
+    mapping = suggest_mapping(target="orders", columns=columns, sample_rows=rows, context=context)
+    currency = mapping["fields"]["currency"]
+    assert (currency["converter"], currency["options"]) == ("constant", {"value": "GBP"})
+    assert "'Base Currency' GBP" in currency["reason"]
+    inline = suggest_mapping(
+        target="orders", columns=columns, sample_rows=rows, context=[["Account currency: eur", "x"]]
+    )
+    assert inline["fields"]["currency"]["options"] == {"value": "EUR"}
+    # A label naming no ISO code, or no label at all, names nothing.
+    for other in ([["Base Currency", "Pounds"]], [["Note", "GBP"]]):
+        fields = suggest_mapping(target="orders", columns=columns, sample_rows=rows, context=other)["fields"]
+        assert fields["currency"].get("options") != {"value": "GBP"}
+
+
+def test_position_platforms_open_as_a_buy_and_close_as_a_sell_in_a_map_the_admin_checks() -> None:
+    columns = ["Date", "Type", "Details", "Amount", "Units"]
+    rows = [
+        ["09/01/2024 15:30:40", "Position closed", "OLED/USD", "18.43", "0.102626"],
+        ["02/01/2024 00:10:33", "Dividend", "NKE/USD", "0.17", "-"],
+        ["20/05/2020 20:59:02", "Open Position", "NKE/USD", "392.16", "65.359477"],
+    ]
+    fields, filters = fields_of(columns, rows)
+    side = fields["side"]
+    assert side["columns"] == ["Type"]
+    assert side["options"] == {"map": {"Open Position": "BUY", "Position closed": "SELL"}}
+    assert side["confidence"] <= 0.7 and "check shorts" in side["reason"]
+    assert {"column": "Type", "op": "in", "values": ["Open Position", "Position closed"]} in filters

@@ -244,6 +244,12 @@ def test_it_skips_key_value_preamble_lines_and_blank_lines(tmp_path: Path) -> No
     assert layout.header_line == 6
     assert len(layout.columns) == 7  # the trailing delimiter of the header row is not a column
     assert lines(records) == [7, 8]
+    # The key-value rows above the table are kept as its context (filled cells only; the title is one cell).
+    assert layout.context == [
+        ["Client Name:", "Anonymous User"],
+        ["Client Number:", "1234567"],
+        ["Valuation as at", "09-08-2026 16:40"],
+    ]
 
 
 def test_a_header_line_option_overrides_detection(tmp_path: Path) -> None:
@@ -749,6 +755,9 @@ def test_ibkr_transaction_history_defaults_to_its_largest_section() -> None:
     layout = detect_layout(CORPUS / "ibkr/cgtcalc-transaction-history.csv")
     assert (layout.section, layout.sections) == ("Transaction History", ["Statement", "Summary", "Transaction History"])
     assert layout.columns[7] == "Gross Amount"  # 'Gross Amount ' in the file
+    # The other sections' data rows are the table's context: the base currency is named there only.
+    assert ["Base Currency", "GBP"] in layout.context
+    assert ["Field Name", "Field Value"] not in layout.context  # header rows are not data
 
 
 @needs_corpus

@@ -40,7 +40,12 @@ def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple
     layout = detect_layout(path, None, limits=limits)
     sample = [record.cells for record in sample_records(path, layout, settings.AIRLOCK["SUGGEST_ROWS"], limits=limits)]
     mapping = suggest_mapping(
-        target=TARGET, columns=layout.columns, sample_rows=sample, learned=learned, header=layout.header
+        target=TARGET,
+        columns=layout.columns,
+        sample_rows=sample,
+        learned=learned,
+        header=layout.header,
+        context=layout.context,
     )
     return {"mapping": mapping, "columns": layout.columns}, sample
 

@@ -69,11 +69,18 @@ class LoopResult:
     first: list[str] = field(default_factory=list)  # differences in the first trade ([] = right)
     last: list[str] = field(default_factory=list)
     crash: str = ""
+    format_id: int | None = None  # the format the file was matched to (None: refused before any)
     calibration: list[tuple[float, bool]] = field(default_factory=list)
 
     @property
     def verdict(self) -> bool:
         return self.status == NO_TRADES
+
+    @property
+    def refused(self) -> bool:
+        """Refused as unreadable before any suggestion (a binary or corrupted file): FAILED with its reason and
+        no pending format, which the issue counts with the verdicts ('unreadable')."""
+        return self.status == "FAILED" and self.format_id is None and bool(self.error) and not self.crash
 
     @property
     def exact(self) -> bool:
@@ -247,7 +254,7 @@ def run_file(
     else:
         result.approvable, result.why = False, f"no pending format: file {file.status}"
     file.refresh_from_db()
-    result.status, result.error = file.status, file.error
+    result.status, result.error, result.format_id = file.status, file.error, file.format_id
     orders = list(Order.objects.filter(source_file=file).order_by("source_line"))
     result.orders, result.failed, result.skipped = len(orders), file.rows_failed, file.rows_skipped
     if expected is None:
@@ -364,7 +371,7 @@ class Command(BaseCommand):
             if r.kind == "trades":
                 tag = "EXACT" if r.exact else "WRONG"
             elif r.kind == "not_trades":
-                tag = "DECLARED" if r.verdict else "UNDECLARED"
+                tag = "DECLARED" if r.verdict else "REFUSED" if r.refused else "UNDECLARED"
             else:
                 tag = "UNLISTED"
             out.write(f"\n[{tag}] {r.path}  ({timing})")
@@ -392,6 +399,8 @@ class Command(BaseCommand):
                 out.write(f"    (the file holds {r.expected_orders} trades)")
             elif r.kind == "not_trades" and not r.verdict:
                 out.write(f"    expected verdict: no trades: {not_trades[r.path]}")
+                if r.refused:
+                    out.write("    refused as unreadable: no format was created, the user sees why")
 
         trade_results = [r for r in results if r.kind == "trades"]
         other = [r for r in results if r.kind == "not_trades"]
@@ -401,6 +410,10 @@ class Command(BaseCommand):
         out.write("\nTotals:")
         out.write(f"exact trade files: {sum(r.exact for r in trade_results)} of {len(trade_results)}")
         out.write(f"non-trade files declared so: {sum(r.verdict for r in other)} of {len(other)}")
+        out.write(
+            f"non-trade files declared so or refused as unreadable: {sum(r.verdict or r.refused for r in other)} "
+            f"of {len(other)}"
+        )
         out.write(
             f"approvable as suggested: {len(approvable)} of {len(results)} files "
             f"({sum(bool(r.approvable) for r in trade_results)} of {len(trade_results)} trade files)"

@@ -25,12 +25,14 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ImportExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
+from audit.services import record
 from config.errors import AppError
+from formats.approval import OVERRIDE_PERMISSION, chain_state, mapping_digest, policy_current
 from formats.converters import COMMON_OPTIONS, CONVERTERS
 from formats.filters import OPS
 from formats.history import format_versions
 from formats.mapping import mapping_document_check
-from formats.models import CsvFormat, FormatStatus
+from formats.models import ApprovalPolicy, ApprovalStep, CsvFormat, FormatStatus, UserTier
 from formats.resources import CsvFormatResource
 from formats.services import APPROVE_PERMISSION, mapping_validate, reader_changed
 from formats.targets import get_target
@@ -143,9 +145,10 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         "staged_count",
         "waiting",
         "confidence_pct",
+        "quality",
         "builtin",
     )
-    list_filter = ("status", "target", "builtin")
+    list_filter = ("status", "target", "builtin", "approved_by_policy")
     search_fields = ("name", "fingerprint", "first_seen_file_name", "created_by__username")
     readonly_fields = (
         "status",
@@ -161,6 +164,9 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         "rejection_reason",
         "verdict",
         "builtin",
+        "approved_by_policy",
+        "quality",
+        "quality_parts",
     )
     actions = ["approve_selected", "reject_selected", "has_trades_selected"]
     list_per_page = 50
@@ -324,7 +330,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     ) -> HttpResponse:
         obj = self.get_object(request, object_id) if object_id else None
         if request.method == "POST" and obj is not None:
-            if "_approve" in request.POST or "_reject" in request.POST:
+            if "_approve" in request.POST or "_reject" in request.POST or "_override" in request.POST:
                 return self._review_post(request, obj)
             if obj.status == FormatStatus.APPROVED and "mapping" in request.POST:
                 return self._correct_post(request, obj)
@@ -335,26 +341,41 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
         from imports.guards.rate_limits import rate_limit_check, rate_limit_record
-        from imports.services.uploads import review_approve, review_reject
+        from imports.services.uploads import review_approve, review_override, review_reject
 
         try:
             # AIRLOCK_REVIEWS_PER_HOUR: refused when used up; only an accepted decision is counted (below).
             rate_limit_check(bucket="review", user=request.user)
-            if "_approve" in request.POST:
+            if "_override" in request.POST:
+                review_override(format_id=obj.pk, actor=request.user, reason=request.POST.get("override_reason", ""))
+                rate_limit_record(bucket="review", user=request.user)
+                messages.warning(request, f"Approved '{obj.name}' by emergency override; every approver has been told.")
+            elif "_approve" in request.POST:
                 form = self.get_form(request, obj)(request.POST, instance=obj)
                 if not form.is_valid():
                     return _invalid_mapping(request, form)
                 was_approved = obj.status == FormatStatus.APPROVED
-                review_approve(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
-                rate_limit_record(bucket="review", user=request.user)
-                messages.success(
-                    request,
-                    (
-                        f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed."
-                        if was_approved
-                        else f"Approved '{obj.name}'. Its staged rows are being migrated."
-                    ),
+                fmt = review_approve(
+                    format_id=obj.pk,
+                    actor=request.user,
+                    mapping=form.cleaned_data["mapping"],
+                    comment=request.POST.get("comment", ""),
                 )
+                rate_limit_record(bucket="review", user=request.user)
+                if was_approved:
+                    messages.success(
+                        request, f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed."
+                    )
+                elif fmt.status == FormatStatus.APPROVED:
+                    messages.success(request, f"Approved '{obj.name}'. Its staged rows are being migrated.")
+                else:
+                    chain = fmt.approval_chain
+                    messages.info(
+                        request,
+                        f"Your approval of '{obj.name}' is recorded ({chain.describe()}): "
+                        f"{chain.missing} more approver(s) needed before its rows are imported.",
+                    )
+                    return HttpResponseRedirect(request.path)
             else:
                 review_reject(format_id=obj.pk, actor=request.user, reason=request.POST.get("reason", ""))
                 rate_limit_record(bucket="review", user=request.user)
@@ -396,8 +417,19 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     def _review_context(self, request: HttpRequest, obj: CsvFormat) -> dict[str, Any]:
         counts = dict(StagedRow.objects.filter(format=obj).values_list("status").annotate(n=Count("id")))
         previewable = sum(n for status, n in counts.items() if status != "REJECTED")
+        from imports.services.uploads import approval_invalid_rate
+
+        chain = None
+        if obj.status == FormatStatus.PENDING:
+            # As the approve button will count it (the same sample of staged rows for the risk rule).
+            chain = chain_state(obj, invalid_rate=approval_invalid_rate(obj.pk))
         return {
             "can_review": request.user.has_perm(APPROVE_PERMISSION) and obj.status != FormatStatus.REJECTED,
+            "can_override": request.user.has_perm(OVERRIDE_PERMISSION)
+            and obj.status in (FormatStatus.PENDING, FormatStatus.NO_TRADES),
+            "chain": chain,
+            "chain_steps": list(ApprovalStep.objects.filter(format=obj).select_related("approver")),
+            "chain_digest": mapping_digest(obj.mapping or {}),
             "can_edit": self.has_change_permission(request, obj)
             and "mapping" not in self.get_readonly_fields(request, obj),
             "sample_columns": obj.columns,
@@ -553,9 +585,18 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         accepted = False
         for fmt in queryset.filter(status=FormatStatus.PENDING):
             try:
-                review_approve(format_id=fmt.pk, actor=request.user)
+                done = review_approve(format_id=fmt.pk, actor=request.user)
                 accepted = True
-                self.message_user(request, f"Approved '{fmt.name}'.", messages.SUCCESS)
+                if done.status == FormatStatus.APPROVED:
+                    self.message_user(request, f"Approved '{fmt.name}'.", messages.SUCCESS)
+                else:
+                    # The same policy as one by one: one admin's bulk action is one step of each chain.
+                    chain = done.approval_chain
+                    self.message_user(
+                        request,
+                        f"'{fmt.name}': your approval is recorded ({chain.describe()}), {chain.missing} more needed.",
+                        messages.INFO,
+                    )
             except AppError as exc:
                 self.message_user(request, f"'{fmt.name}': {exc.message}", messages.ERROR)
         if accepted:
@@ -634,3 +675,89 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             actions.pop("approve_selected", None)
             actions.pop("reject_selected", None)
         return actions
+
+
+class ApprovalPolicyForm(forms.ModelForm):
+    class Meta:
+        model = ApprovalPolicy
+        fields = (
+            "approvers_required",
+            "risky_approvers_required",
+            "risky_invalid_rate",
+            "risky_when_unlike_approved",
+            "step_expiry_hours",
+            "escalate_after_hours",
+            "auto_approve",
+            "auto_min_quality",
+            "auto_min_confidence",
+            "auto_max_invalid_rate",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        needed, risky = data.get("approvers_required"), data.get("risky_approvers_required")
+        if needed is not None and needed < 1:
+            self.add_error("approvers_required", "At least one person approves a format.")
+        if needed is not None and risky is not None and risky < needed:
+            self.add_error("risky_approvers_required", "A risky format needs at least as many approvers as any.")
+        for name in ("risky_invalid_rate", "auto_min_confidence", "auto_max_invalid_rate"):
+            value = data.get(name)
+            if value is not None and not 0 <= value <= 1:
+                self.add_error(name, "A share between 0 and 1 (0.2 = 20%).")
+        if (data.get("auto_min_quality") or 0) > 100:
+            self.add_error("auto_min_quality", "A score from 0 to 100.")
+        return data
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(SimpleHistoryAdmin):
+    """The one approval policy: editable by whoever may change it, each change kept and audited."""
+
+    form = ApprovalPolicyForm
+
+    list_display = (
+        "__str__",
+        "risky_invalid_rate",
+        "risky_when_unlike_approved",
+        "step_expiry_hours",
+        "escalate_after_hours",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not ApprovalPolicy.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApprovalPolicy | None = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        policy = policy_current()  # the one row, created with its defaults on first visit
+        return HttpResponseRedirect(reverse("admin:formats_approvalpolicy_change", args=[policy.pk]))
+
+    def save_model(self, request: HttpRequest, obj: ApprovalPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        changed = {name: form.cleaned_data.get(name) for name in form.changed_data}
+        record(
+            action="approval_policy.changed",
+            actor=request.user,
+            obj=obj,
+            summary=f"{request.user.get_username()} changed the approval policy: {changed}"[:500],
+            details={"changed": changed, "policy": str(obj)},
+        )
+
+
+@admin.register(UserTier)
+class UserTierAdmin(SimpleHistoryAdmin):
+    """Tiers of users (groups): staging required (the default) or trusted (auto-approved when it passes)."""
+
+    list_display = ("group", "staging_required")
+
+    def save_model(self, request: HttpRequest, obj: UserTier, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        record(
+            action="approval_policy.tier_changed",
+            actor=request.user,
+            obj=obj,
+            summary=f"{request.user.get_username()} set the tier {obj}",
+            details={"group": obj.group.name, "staging_required": obj.staging_required},
+        )

@@ -12,14 +12,20 @@ from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest, MappingError, PermissionDenied, RateLimited
+from formats.approval import (
+    APPROVE_PERMISSION,
+    OVERRIDE_PERMISSION,
+    approvers_tell,
+    chain_reset,
+    chain_state,
+    chain_step_add,
+)
 from formats.converters import compile_mapping
 from formats.fingerprint import fingerprint, normalise_header
 from formats.mapping import READER_KEYS, mapping_document_check
-from formats.models import CsvFormat, FormatStatus
+from formats.models import CsvFormat, FormatStatus, StepKind
 from formats.suggest import learned_key, suggest_mapping
 from formats.targets import get_target
-
-APPROVE_PERMISSION = "formats.approve_csvformat"
 
 
 def format_find(*, target: str, header: list[str], section: str | None = None) -> CsvFormat | None:
@@ -209,37 +215,160 @@ def format_review_check(*, fmt: CsvFormat, actor: Any, mapping: dict[str, Any] |
         mapping_validate(target=fmt.target, mapping=mapping, columns=fmt.columns)
 
 
-def format_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
-    """Approve a format (optionally with a corrected mapping); records who and the mapping used."""
+def format_approve(
+    *,
+    format_id: int,
+    actor: Any,
+    mapping: dict[str, Any] | None = None,
+    comment: str = "",
+    invalid_rate: float | None = None,
+) -> CsvFormat:
+    """Record the actor's approval of a pending format (optionally with a corrected mapping, which starts
+    the chain again); the format is approved when the policy's number of distinct approvers is reached.
+
+    On an approved format this is a correction: one reviewer changes the mapping (audited). The returned
+    format carries `approval_chain` (formats.approval.ChainState) for the caller to report.
+    `invalid_rate`: the share of staged rows that would fail, for the policy's risk rule (None: unknown).
+    """
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
         format_review_check(fmt=fmt, actor=actor, mapping=None, approve=True)
         new_mapping = mapping_validate(target=fmt.target, mapping=mapping or fmt.mapping, columns=fmt.columns)
-        was_approved = fmt.status == FormatStatus.APPROVED
-        if was_approved and new_mapping == fmt.mapping:
-            # Approved again as it is (a double click, a retried request): nothing changes, and the audit
-            # log says so instead of reporting a mapping change.
+        if fmt.status == FormatStatus.APPROVED:
+            return _format_correct(fmt, actor=actor, mapping=new_mapping)
+        if new_mapping != fmt.mapping:
+            old = fmt.mapping
+            fmt.mapping = new_mapping
+            fmt._change_reason = "mapping edited"
+            fmt.save()
+            chain_reset(fmt, actor=actor, reason=f"{actor.get_username()} changed the mapping", old_mapping=old)
+        step = chain_step_add(fmt, actor=actor, comment=comment)
+        state = chain_state(fmt, invalid_rate=invalid_rate)
+        fmt.approval_chain = state
+        if not state.complete:
+            if step is None:  # a double click or a retried request: their approval already counts
+                record(
+                    action="format.approved_again",
+                    actor=actor,
+                    obj=fmt,
+                    summary=f"{actor.get_username()} approved '{fmt.name}' again; their approval already counts",
+                    details=state.as_dict(),
+                )
+                return fmt
             record(
-                action="format.approved_again",
+                action="format.approval_step",
                 actor=actor,
                 obj=fmt,
-                summary=f"{actor.get_username()} approved format '{fmt.name}' again; its mapping is unchanged",
+                summary=(
+                    f"{actor.get_username()} approved '{fmt.name}': {state.describe()}, {state.missing} more needed"
+                ),
+                details={**state.as_dict(), "comment": comment[:2000], "mapping": fmt.mapping},
             )
             return fmt
-        fmt.mapping = new_mapping
-        if not was_approved:
-            fmt.status = FormatStatus.APPROVED
-            fmt.approved_by = actor
-            fmt.approved_at = timezone.now()
-        fmt._change_reason = "mapping corrected after approval" if was_approved else "approved"
+        fmt.status = FormatStatus.APPROVED
+        fmt.approved_by = actor
+        fmt.approved_at = timezone.now()
+        fmt._change_reason = "approved"
         fmt.save()
         record(
-            action="format.mapping_changed" if was_approved else "format.approved",
+            action="format.approved",
             actor=actor,
             obj=fmt,
-            summary=f"{actor.get_username()} {'corrected' if was_approved else 'approved'} format '{fmt.name}'",
-            details={"mapping": new_mapping},
+            summary=f"{actor.get_username()} approved format '{fmt.name}' ({state.describe()})",
+            details={"mapping": new_mapping, "chain": state.as_dict(), "comment": comment[:2000]},
         )
+    return fmt
+
+
+def _format_correct(fmt: CsvFormat, *, actor: Any, mapping: dict[str, Any]) -> CsvFormat:
+    """A reviewer changes the mapping of an approved format (inside format_approve's transaction)."""
+    if mapping == fmt.mapping:
+        # Approved again as it is (a double click, a retried request): nothing changes, and the audit
+        # log says so instead of reporting a mapping change.
+        record(
+            action="format.approved_again",
+            actor=actor,
+            obj=fmt,
+            summary=f"{actor.get_username()} approved format '{fmt.name}' again; its mapping is unchanged",
+        )
+        return fmt
+    fmt.mapping = mapping
+    fmt._change_reason = "mapping corrected after approval"
+    fmt.save()
+    record(
+        action="format.mapping_changed",
+        actor=actor,
+        obj=fmt,
+        summary=f"{actor.get_username()} corrected format '{fmt.name}'",
+        details={"mapping": mapping},
+    )
+    return fmt
+
+
+def format_approve_by_policy(*, format_id: int, numbers: dict[str, Any]) -> CsvFormat | None:
+    """Approve a pending format without a person: the policy's thresholds passed (imports.services.uploads
+    checks them). Recorded as a POLICY step with the numbers, audited, told to the approvers; as reversible
+    as any approval. None when the format is no longer pending."""
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        if fmt.status != FormatStatus.PENDING:
+            return None
+        fmt.mapping = mapping_validate(target=fmt.target, mapping=fmt.mapping, columns=fmt.columns)
+        shown = ", ".join(f"{k} {v}" for k, v in numbers.items() if k != "parts")
+        chain_step_add(fmt, actor=None, comment=f"approved by policy: {shown}", kind=StepKind.POLICY)
+        fmt.status = FormatStatus.APPROVED
+        fmt.approved_by, fmt.approved_by_policy = None, True
+        fmt.approved_at = timezone.now()
+        fmt._change_reason = "approved by policy"
+        fmt.save()
+        summary = f"Format '{fmt.name}' approved by policy ({shown})"
+        record(
+            action="format.approved_by_policy", obj=fmt, summary=summary, details={**numbers, "mapping": fmt.mapping}
+        )
+        approvers_tell(
+            subject=f"[Airlock] Approved by policy: {fmt.name}"[:200],
+            body=f"{summary}.\nReview it, and reject it or roll back its files if this is wrong.\n",
+            obj=fmt,
+        )
+    return fmt
+
+
+def format_override(*, format_id: int, actor: Any, reason: Any) -> CsvFormat:
+    """Emergency override: a person with the override permission approves a pending format at once, with a
+    mandatory reason, bypassing the approval chain and the segregation rule; audited as an override and told
+    to every approver."""
+    if not actor.has_perm(OVERRIDE_PERMISSION):
+        raise PermissionDenied("You need the 'approve a format at once in an emergency' permission to override.")
+    if not isinstance(reason, str) or not reason.strip():
+        raise MappingError("A reason is required for an emergency override.", code="reason_required")
+    reason = reason.strip()[:2000]
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        if fmt.status not in (FormatStatus.PENDING, FormatStatus.NO_TRADES):
+            raise Conflict(
+                f"Only a pending format can be approved by override; this one is {fmt.get_status_display()}."
+            )
+        fmt.mapping = mapping_validate(target=fmt.target, mapping=fmt.mapping, columns=fmt.columns)
+        state = chain_state(fmt)
+        chain_step_add(fmt, actor=actor, comment=reason, kind=StepKind.OVERRIDE)
+        fmt.status = FormatStatus.APPROVED
+        fmt.approved_by = actor
+        fmt.approved_at = timezone.now()
+        fmt._change_reason = "approved by emergency override"
+        fmt.save()
+        fmt.approval_chain = state
+        summary = (
+            f"{actor.get_username()} approved '{fmt.name}' by EMERGENCY OVERRIDE, bypassing the approval chain "
+            f"({state.describe()}): {reason[:200]}"
+        )
+        record(
+            action="format.approval_override",
+            actor=actor,
+            obj=fmt,
+            summary=summary,
+            details={"reason": reason, "chain": state.as_dict(), "mapping": fmt.mapping},
+        )
+        approvers_tell(subject=f"[Airlock] Emergency override: {fmt.name}"[:200], body=summary + "\n", obj=fmt)
     return fmt
 
 
@@ -279,9 +408,12 @@ def format_update_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
         format_review_check(fmt=fmt, actor=actor, mapping=mapping, approve=False)
+        old = fmt.mapping
         fmt.mapping = mapping_validate(target=fmt.target, mapping=mapping, columns=fmt.columns)
         fmt._change_reason = "mapping edited"
         fmt.save()
+        if fmt.mapping != old and fmt.status != FormatStatus.APPROVED:
+            chain_reset(fmt, actor=actor, reason=f"{actor.get_username()} changed the mapping", old_mapping=old)
         record(
             action="format.mapping_changed",
             actor=actor,

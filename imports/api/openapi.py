@@ -62,6 +62,26 @@ PAGE = _param("page", "1-based page number.", {"type": "integer", "minimum": 1})
 CURSOR = _param("cursor", "Opaque cursor from a previous page's `next` link.")
 FILE_ID = _param("file_id", "Import file id.", {"type": "integer"}, where="path", required=True)
 BATCH_ID = _param("batch_id", "Upload batch id.", {"type": "integer"}, where="path", required=True)
+APPROVAL_ANSWER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "status": {"type": "string"},
+        "approved": {"type": "boolean"},
+        "approval": {
+            "type": ["object", "null"],
+            "properties": {
+                "required": {"type": "integer"},
+                "approvals": {"type": "integer"},
+                "approvers": {"type": "array", "items": {"type": "string"}},
+                "missing": {"type": "integer"},
+                "risk": {"type": "array", "items": {"type": "string"}},
+                "expired_steps": {"type": "integer"},
+            },
+        },
+        "mapping": {"type": "object"},
+    },
+}
 FORMAT_ID = _param("format_id", "Format id.", {"type": "integer"}, where="path", required=True)
 IDS = _param("ids", "Comma-separated ids (at most 500) to fetch only those.")
 
@@ -486,27 +506,24 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
             },
             "/api/admin/formats/{format_id}/approve": {
                 "post": {
-                    "summary": "Approve (optionally with a corrected mapping); its staged rows migrate",
+                    "summary": (
+                        "Record an approval step (optionally with a corrected mapping, which starts the chain "
+                        "again); approved, and its staged rows migrate, once the policy's approvers are reached"
+                    ),
                     "parameters": [FORMAT_ID],
                     "requestBody": {
                         "content": {
                             "application/json": {
-                                "schema": {"type": "object", "properties": {"mapping": {"type": "object"}}}
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"mapping": {"type": "object"}, "comment": {"type": "string"}},
+                                }
                             }
                         }
                     },
                     "responses": {
-                        "202": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "id": {"type": "integer"},
-                                    "status": {"type": "string"},
-                                    "mapping": {"type": "object"},
-                                },
-                            },
-                            "Approved; migration queued",
-                        ),
+                        "202": _json(APPROVAL_ANSWER, "Approved; migration queued"),
+                        "200": _json(APPROVAL_ANSWER, "Step recorded; the chain needs more approvers"),
                         **ERRORS,
                         **FORBIDDEN,
                         **NOT_FOUND,

@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import AppError, InvalidRequest, NotFound
-from formats.models import CsvFormat
+from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
 from imports.api.responses import error_response
@@ -234,12 +234,23 @@ def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
     rate_limit_check(bucket="review", user=request.user)
     body = _json_body(request)
     if request.method == "POST":
-        mapping = body.get("mapping")
+        mapping, comment = body.get("mapping"), body.get("comment", "")
         if mapping is not None and not isinstance(mapping, dict):
             raise InvalidRequest("'mapping' must be a JSON object.", code="invalid_mapping")
-        fmt = review_approve(format_id=format_id, actor=request.user, mapping=mapping)
+        if not isinstance(comment, str):
+            raise InvalidRequest("'comment' must be text.", code="invalid_comment")
+        fmt = review_approve(format_id=format_id, actor=request.user, mapping=mapping, comment=comment)
         rate_limit_record(bucket="review", user=request.user)
-        return JsonResponse({"id": fmt.pk, "status": fmt.status, "mapping": fmt.mapping}, status=202)
+        # 202: approved, its rows are being migrated; 200: the step is recorded and the chain needs more people.
+        chain = getattr(fmt, "approval_chain", None)
+        answer = {
+            "id": fmt.pk,
+            "status": fmt.status,
+            "approved": fmt.status == FormatStatus.APPROVED,
+            "approval": chain.as_dict() if chain is not None else None,
+            "mapping": fmt.mapping,
+        }
+        return JsonResponse(answer, status=202 if answer["approved"] else 200)
     # Not str(): a number or an object is refused with a message, never stored as its Python repr.
     fmt = review_reject(format_id=format_id, actor=request.user, reason=body.get("reason"))
     rate_limit_record(bucket="review", user=request.user)

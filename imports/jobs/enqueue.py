@@ -61,11 +61,13 @@ def enqueue_format_migrate(format_id: int) -> None:
 
 def file_process_job(file_id: int) -> str:
     """Read, fingerprint, stage and (if approved) migrate one file."""
-    from imports.models import ImportFile
+    from imports.models import FileStatus, ImportFile
     from imports.pipeline.process import file_process
-    from imports.services.uploads import batch_refresh_status
+    from imports.services.uploads import batch_refresh_status, review_auto_approve
 
     status = file_process(file_id=file_id)
+    if status == FileStatus.PENDING_APPROVAL and review_auto_approve(file_id=file_id):
+        status = FileStatus.MIGRATING  # approved by policy: the format's migration is queued
     batch_id = ImportFile.objects.filter(pk=file_id).values_list("batch_id", flat=True).first()
     if batch_id:
         batch_refresh_status(batch_id=batch_id)
@@ -88,6 +90,13 @@ def reconcile_job() -> dict:
     from imports.jobs.reconcile import reconcile
 
     return reconcile()
+
+
+def escalate_job() -> list[int]:
+    """Periodic: escalate the pending formats that waited longer than the approval policy allows."""
+    from formats.approval import formats_escalate
+
+    return formats_escalate()
 
 
 def cleanup_job() -> dict:

@@ -23,14 +23,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import Error, connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
-from formats.services import APPROVE_PERMISSION
+from formats.approval import approver_emails
 from imports.models import Alert, AlertState
 from imports.monitoring.readings import (
     DatabaseReading,
@@ -259,8 +258,7 @@ def _alert_apply(rule: Rule, check: Check, now: dt.datetime) -> str | None:
 
 def alert_recipients() -> list[str]:
     """The email addresses of active staff who may approve formats (superusers included)."""
-    staff = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="").order_by("pk")
-    return [user.email for user in staff if user.has_perm(APPROVE_PERMISSION)]
+    return approver_emails()
 
 
 def dashboard_link() -> str:

@@ -12,9 +12,12 @@ from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest, MappingError, PayloadTooLarge
-from formats.models import CsvFormat
+from formats.approval import policy_current
+from formats.models import CsvFormat, FormatStatus, UserTier
 from formats.services import (
     format_approve,
+    format_approve_by_policy,
+    format_override,
     format_reject,
     format_review_check,
     format_update_mapping,
@@ -26,6 +29,7 @@ from imports.jobs.failures import file_retry
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
 from imports.services.notifications import notify_batch_settled, notify_format_decision
+from imports.services.quality import Quality, format_invalid_rate, format_quality_store
 from imports.services.review import format_reader_apply
 from imports.storage import delete_stored, sanitize_display_name, store_upload
 from staging.models import StagedRow, StagedStatus
@@ -143,7 +147,9 @@ def _file_retry_by_owner(file: ImportFile, owner: Any) -> None:
     batch_refresh_status(batch_id=file.batch_id)
 
 
-def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None = None) -> CsvFormat:
+def review_approve(
+    *, format_id: int, actor: Any, mapping: dict[str, Any] | None = None, comment: str = ""
+) -> CsvFormat:
     """Approve (or correct) a format and start migrating its staged rows.
 
     Every check runs first (formats.services.format_review_check), then the writes, in one transaction: a
@@ -161,7 +167,7 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
             resuggested = applied.get("fields") != mapping.get("fields")
             mapping = applied
         if not resuggested:
-            fmt = _approve_checked(format_id=format_id, actor=actor, mapping=mapping)
+            fmt = _approve_checked(format_id=format_id, actor=actor, mapping=mapping, comment=comment)
     if resuggested:
         raise MappingError(
             "The reader settings moved the table: its columns changed, so the mapping was re-suggested for "
@@ -171,24 +177,109 @@ def review_approve(*, format_id: int, actor: Any, mapping: dict[str, Any] | None
     return fmt
 
 
-def _approve_checked(*, format_id: int, actor: Any, mapping: dict[str, Any] | None) -> CsvFormat:
-    """The writes of an approval whose checks passed (inside review_approve's transaction)."""
+def _approve_checked(*, format_id: int, actor: Any, mapping: dict[str, Any] | None, comment: str = "") -> CsvFormat:
+    """The writes of an approval whose checks passed (inside review_approve's transaction): one step of the
+    approval chain, and the migration once the chain is complete."""
     was_approved = CsvFormat.objects.filter(pk=format_id, status="APPROVED").exists()
-    fmt = format_approve(format_id=format_id, actor=actor, mapping=mapping)
+    fmt = format_approve(
+        format_id=format_id,
+        actor=actor,
+        mapping=mapping,
+        comment=comment,
+        invalid_rate=None if was_approved else approval_invalid_rate(format_id),
+    )
+    if fmt.status != FormatStatus.APPROVED:
+        return fmt  # the chain needs more approvers: nothing is migrated yet
+    _approved_start(fmt, was_approved=was_approved, corrected=mapping is not None)
+    return fmt
+
+
+def review_override(*, format_id: int, actor: Any, reason: Any) -> CsvFormat:
+    """Emergency override (formats.services.format_override), then the migration as for any approval."""
+    with transaction.atomic():
+        fmt = format_override(format_id=format_id, actor=actor, reason=reason)
+        _approved_start(fmt, was_approved=False, corrected=False)
+    return fmt
+
+
+def _approved_start(fmt: CsvFormat, *, was_approved: bool, corrected: bool) -> None:
+    """A format has just been approved (or corrected): tell the uploaders, release its staged rows, migrate."""
     if not was_approved:
         notify_format_decision(
             approved=True,
             file_ids=list(
-                ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL).values_list(
+                ImportFile.objects.filter(format_id=fmt.pk, status=FileStatus.PENDING_APPROVAL).values_list(
                     "pk", flat=True
                 )
             ),
         )
-    StagedRow.objects.filter(format_id=format_id, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
-    if was_approved and mapping is not None:
-        format_reprocess_failed(format_id=format_id)
-    enqueue.enqueue_format_migrate(format_id)
-    return fmt
+    StagedRow.objects.filter(format_id=fmt.pk, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
+    if was_approved and corrected:
+        format_reprocess_failed(format_id=fmt.pk)
+    enqueue.enqueue_format_migrate(fmt.pk)
+
+
+def approval_invalid_rate(format_id: int) -> float | None:
+    """The share of the format's staged rows that would fail, for the policy's risk rule; None when risk
+    changes nothing under the policy (then nothing is scanned)."""
+    policy = policy_current()
+    if policy.risky_approvers_required <= policy.approvers_required:
+        return None
+    return format_invalid_rate(CsvFormat.objects.get(pk=format_id))
+
+
+def review_auto_approve(*, file_id: int) -> bool:
+    """The first file of a new format is staged: score the format, and approve it by policy when the policy
+    (or the uploader's trusted tier) allows it and its numbers pass every threshold. True when approved."""
+    file = ImportFile.objects.select_related("owner").get(pk=file_id)
+    fmt = CsvFormat.objects.filter(pk=file.format_id, status=FormatStatus.PENDING, first_seen_file_id=file_id).first()
+    if fmt is None:
+        return False  # judged or decided already, or not this format's first file
+    quality = format_quality_store(fmt)
+    policy = policy_current()
+    trusted = (
+        file.owner_id is not None
+        and UserTier.objects.filter(group__user=file.owner_id, staging_required=False).exists()
+    )
+    if not (policy.auto_approve or trusted):
+        return False
+    refused = _auto_refusals(quality, policy)
+    numbers = {
+        "quality": quality.score,
+        "lowest_confidence": quality.lowest_confidence,
+        "invalid_rate": quality.invalid_rate,
+        "trusted_tier": trusted,
+    }
+    if refused:
+        record(
+            action="format.auto_approval_refused",
+            obj=fmt,
+            summary=f"'{fmt.name}' was not approved by policy: {'; '.join(refused)}; it waits for review",
+            details={**numbers, "refused": refused, "parts": quality.parts},
+        )
+        return False
+    with transaction.atomic():
+        fmt = format_approve_by_policy(format_id=fmt.pk, numbers={**numbers, "parts": quality.parts})
+        if fmt is None:
+            return False
+        _approved_start(fmt, was_approved=False, corrected=False)
+    return True
+
+
+def _auto_refusals(quality: Quality, policy: Any) -> list[str]:
+    """The thresholds a format's numbers miss ([] when auto-approval may go ahead)."""
+    refused = []
+    if quality.score < policy.auto_min_quality:
+        refused.append(f"quality {quality.score} < {policy.auto_min_quality}")
+    if quality.lowest_confidence < policy.auto_min_confidence:
+        refused.append(
+            f"lowest required-field confidence {quality.lowest_confidence:.2f} < {policy.auto_min_confidence}"
+        )
+    if quality.invalid_rate is None or quality.would_import == 0:
+        refused.append("no staged row would import")
+    elif quality.invalid_rate > policy.auto_max_invalid_rate:
+        refused.append(f"{quality.invalid_rate:.1%} of the rows would fail (limit {policy.auto_max_invalid_rate:.1%})")
+    return refused
 
 
 def review_save_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) -> CsvFormat:
@@ -201,8 +292,12 @@ def review_save_mapping(*, format_id: int, actor: Any, mapping: dict[str, Any]) 
         format_review_check(fmt=fmt, actor=actor, mapping=mapping, approve=False)
         if reader_changed(fmt, mapping):
             format_reader_apply(format_id=format_id, mapping=mapping, actor=actor)
-            return CsvFormat.objects.get(pk=format_id)
-        return format_update_mapping(format_id=format_id, actor=actor, mapping=mapping)
+        else:
+            format_update_mapping(format_id=format_id, actor=actor, mapping=mapping)
+        fmt = CsvFormat.objects.get(pk=format_id)
+        if fmt.status == FormatStatus.PENDING:
+            format_quality_store(fmt)  # the list shows the score of the mapping as it is now
+        return fmt
 
 
 def review_reject(*, format_id: int, actor: Any, reason: str | None) -> CsvFormat:

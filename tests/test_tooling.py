@@ -108,15 +108,20 @@ def test_ci_runs_exactly_make_test() -> None:
 # -- the cron configuration ------------------------------------------------------------------------
 
 
-def test_the_cron_config_runs_reconcile_every_minute_and_cleanup_daily() -> None:
+def test_the_cron_config_runs_reconcile_every_minute_escalation_every_ten_and_cleanup_daily() -> None:
     from django_rq.cron import DjangoCronScheduler
 
     scheduler = DjangoCronScheduler()
     scheduler.load_config_from_file("config/cron.py")
 
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"imports.jobs.enqueue.reconcile_job", "imports.jobs.enqueue.cleanup_job"}
+    assert set(jobs) == {
+        "imports.jobs.enqueue.reconcile_job",
+        "imports.jobs.enqueue.escalate_job",
+        "imports.jobs.enqueue.cleanup_job",
+    }
     assert jobs["imports.jobs.enqueue.reconcile_job"].interval == 60
+    assert jobs["imports.jobs.enqueue.escalate_job"].interval == 600
     assert jobs["imports.jobs.enqueue.cleanup_job"].cron == "17 3 * * *"
     assert {job.queue_name for job in jobs.values()} == {"default"}
 

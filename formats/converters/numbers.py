@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from config.errors import ConversionError, MappingError
+from formats.converters.currencies import CRYPTO_3, ISO_4217
 from formats.converters.types import TextCleaner
 
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
@@ -93,6 +94,8 @@ def scan_number(value: str) -> dict[str, str] | None:
     elif after in CURRENCY_MARKS and after and len(letters) <= 3 and all(c in _UPPER_ASCII for c in letters):
         parts["pre"], i = letters + after, skip_spaces(end + 1)
     elif letters:
+        if after.isdecimal() and letters not in _GLUED_CODES and letters.casefold() not in _LOWER_UNITS:
+            return None  # 'SXR8', 'CNX1': a ticker, not an amount (a code glued to digits must be a currency)
         parts["pre"], i = letters, skip_spaces(end)
     if i < n and value[i] in _SIGNS:
         parts["sign2"], i = value[i], skip_spaces(i + 1)
@@ -135,6 +138,8 @@ def scan_number(value: str) -> dict[str, str] | None:
     return parts if i == n else None
 
 
+# Codes that may be written glued to the digits of an amount ('USD1,234.50', 'BTC0.5'): known currencies only.
+_GLUED_CODES = ISO_4217 | CRYPTO_3
 # Lower-case units that brokers write after amounts (Scandinavian/Czech/Polish/Hungarian currencies).
 _LOWER_UNITS = {"kr", "kč", "zł", "ft", "lei", "sek", "nok", "dkk", "eur", "usd", "gbp", "chf"}
 

@@ -80,8 +80,11 @@ def _value_evidence(name: str, profile: Profile) -> tuple[float | None, float, s
     numeric = profile.numeric / n
     dated = profile.date.ratio if profile.date else 0.0
     if name in ("quantity", "price", "commission"):
-        if numeric < 0.8:
+        if numeric < 0.5:
             return numeric, _CONTRADICTS, f"values are not numbers ({profile.numeric}/{n} are)"
+        if numeric < 0.8:
+            # Mostly numbers: rows of another kind (cash rows, a second layout appended) may hold other text.
+            return numeric, _WEAKENS, f"values are partly numbers ({profile.numeric}/{n} samples)"
         fit = numeric * (0.3 if name == "price" and profile.negatives else 1.0)
         return fit, _FITS, f"values are numbers ({profile.numeric}/{n} samples)"
     if name == "executed_at":

@@ -106,6 +106,17 @@ def test_it_refuses_what_is_not_a_number(raw: str) -> None:
         clean("decimal", raw)
 
 
+def test_a_code_glued_to_digits_is_an_amount_only_when_it_is_a_currency() -> None:
+    # 'SXR8' and 'CNX1' are tickers (iShares Core S&P 500 on Xetra, iShares Nasdaq 100), not 8 and 1.
+    for ticker in ("SXR8", "CNX1", "EUNL5", "ABC1"):
+        with pytest.raises(ConversionError, match="not a number"):
+            clean("decimal", ticker)
+    assert clean("decimal", "USD1,234.50") == Decimal("1234.50")
+    assert clean("decimal", "BTC0.5") == Decimal("0.5")
+    assert clean("decimal", "kr100") == Decimal("100")
+    assert clean("decimal", "ABCD 5") == Decimal("5")  # a spaced unit: an asset code such as a crypto's
+
+
 def test_it_refuses_misplaced_thousands_separators_when_the_separator_is_given() -> None:
     with pytest.raises(ConversionError):
         clean("decimal", "12,5", decimal_sep=".")

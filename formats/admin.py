@@ -330,7 +330,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     ) -> HttpResponse:
         obj = self.get_object(request, object_id) if object_id else None
         if request.method == "POST" and obj is not None:
-            if "_approve" in request.POST or "_reject" in request.POST or "_override" in request.POST:
+            if {"_approve", "_reject", "_override", "_revoke"} & set(request.POST):
                 return self._review_post(request, obj)
             if obj.status == FormatStatus.APPROVED and "mapping" in request.POST:
                 return self._correct_post(request, obj)
@@ -341,12 +341,23 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
         from imports.guards.rate_limits import rate_limit_check, rate_limit_record
+        from imports.services.rollback import format_policy_revoke
         from imports.services.uploads import review_approve, review_override, review_reject
 
         try:
             # AIRLOCK_REVIEWS_PER_HOUR: refused when used up; only an accepted decision is counted (below).
             rate_limit_check(bucket="review", user=request.user)
-            if "_override" in request.POST:
+            if "_revoke" in request.POST:
+                done = format_policy_revoke(
+                    format_id=obj.pk, actor=request.user, reason=request.POST.get("revoke_reason", "")
+                )
+                rate_limit_record(bucket="review", user=request.user)
+                messages.warning(
+                    request,
+                    f"Revoked the approval by policy of '{obj.name}': {done['files']} file(s) rolled back "
+                    f"({done['deleted']} orders deleted), the format is rejected.",
+                )
+            elif "_override" in request.POST:
                 review_override(format_id=obj.pk, actor=request.user, reason=request.POST.get("override_reason", ""))
                 rate_limit_record(bucket="review", user=request.user)
                 messages.warning(request, f"Approved '{obj.name}' by emergency override; every approver has been told.")
@@ -425,6 +436,10 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             chain = chain_state(obj, invalid_rate=approval_invalid_rate(obj.pk))
         return {
             "can_review": request.user.has_perm(APPROVE_PERMISSION) and obj.status != FormatStatus.REJECTED,
+            "can_revoke": obj.approved_by_policy
+            and obj.status == FormatStatus.APPROVED
+            and request.user.has_perm(APPROVE_PERMISSION)
+            and request.user.has_perm("imports.rollback_importfile"),
             "can_override": request.user.has_perm(OVERRIDE_PERMISSION)
             and obj.status in (FormatStatus.PENDING, FormatStatus.NO_TRADES),
             "chain": chain,

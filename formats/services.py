@@ -333,6 +333,30 @@ def format_approve_by_policy(*, format_id: int, numbers: dict[str, Any]) -> CsvF
     return fmt
 
 
+def format_revoke_policy_approval(*, format_id: int, actor: Any, reason: str) -> CsvFormat:
+    """Take back an approval by policy: the format becomes REJECTED (its files were rolled back first, by
+    imports.services.rollback.format_policy_revoke), so later files of its header are refused."""
+    with transaction.atomic():
+        fmt = CsvFormat.objects.select_for_update().get(pk=format_id)
+        _check_can_review(fmt=fmt, actor=actor)
+        if fmt.status != FormatStatus.APPROVED or not fmt.approved_by_policy:
+            raise Conflict("Only a format approved by policy can have its approval revoked.")
+        fmt.status = FormatStatus.REJECTED
+        fmt.rejected_by = actor
+        fmt.rejected_at = timezone.now()
+        fmt.rejection_reason = f"Approval by policy revoked: {reason}"[:2000]
+        fmt._change_reason = "approval by policy revoked"
+        fmt.save()
+        record(
+            action="format.policy_approval_revoked",
+            actor=actor,
+            obj=fmt,
+            summary=f"{actor.get_username()} revoked the approval by policy of '{fmt.name}': {reason[:200]}",
+            details={"reason": reason, "mapping": fmt.mapping},
+        )
+    return fmt
+
+
 def format_override(*, format_id: int, actor: Any, reason: Any) -> CsvFormat:
     """Emergency override: a person with the override permission approves a pending format at once, with a
     mandatory reason, bypassing the approval chain and the segregation rule; audited as an override and told

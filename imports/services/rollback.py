@@ -19,7 +19,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
-from config.errors import Conflict, PermissionDenied
+from config.errors import Conflict, MappingError, PermissionDenied
+from formats.models import CsvFormat, FormatStatus
+from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline.locks import file_lock, rollback_lock
 from imports.services.uploads import batches_refresh
@@ -171,6 +173,46 @@ def _file_rollback_locked(*, file_id: int, actor: Any, keep_changed: bool, reaso
             )
         batches_refresh(batch_ids=[file.batch_id])
     return result
+
+
+# Files whose import is over or never happened: nothing of theirs to roll back.
+_NOTHING_IMPORTED = (FileStatus.ROLLED_BACK, FileStatus.PURGED, FileStatus.REJECTED, FileStatus.FAILED)
+
+
+def format_policy_revoke(*, format_id: int, actor: Any, reason: Any) -> dict[str, int]:
+    """Reverse an approval by policy: roll back every file it imported, then reject the format.
+
+    Every check comes first (permissions, a reason, the format approved by policy, no file still being
+    imported, no file with changed orders), so a refusal changes nothing; the rollbacks are then the same
+    as one by one (audited, re-runnable), and the format is rejected last.
+    """
+    if not (actor.has_perm(APPROVE_PERMISSION) and actor.has_perm(ROLLBACK_PERMISSION)):
+        raise PermissionDenied("Revoking an approval needs the approve and the roll back permissions.")
+    if not isinstance(reason, str) or not reason.strip():
+        raise MappingError("A reason is required to revoke an approval.", code="reason_required")
+    fmt = CsvFormat.objects.get(pk=format_id)
+    if fmt.status != FormatStatus.APPROVED or not fmt.approved_by_policy:
+        raise Conflict("Only a format approved by policy can have its approval revoked.")
+    files = list(ImportFile.objects.filter(format=fmt).exclude(status__in=_NOTHING_IMPORTED).order_by("pk"))
+    busy = [f.original_name for f in files if f.status in REFUSED_STATUSES]
+    if busy:
+        raise Conflict(
+            f"{len(busy)} file(s) of this format are still being imported ({', '.join(busy[:5])}); revoke when "
+            "they have finished.",
+            code="files_busy",
+        )
+    changed = [f.original_name for f in files if changed_orders(f.pk).exists()]
+    if changed:
+        raise Conflict(
+            f"Orders of {len(changed)} file(s) were changed since the import ({', '.join(changed[:5])}); nothing "
+            "was rolled back. Roll those files back one by one (keeping or reviewing the changed orders) first.",
+            code="rollback_changed_orders",
+        )
+    deleted = 0
+    for file in files:
+        deleted += file_rollback(file_id=file.pk, actor=actor, reason=f"approval by policy revoked: {reason}").deleted
+    format_revoke_policy_approval(format_id=format_id, actor=actor, reason=reason.strip())
+    return {"files": len(files), "deleted": deleted}
 
 
 def _duplicates_pointing_at(file_id: int) -> dict[int, int]:

@@ -14,10 +14,11 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from config.errors import MappingError, PermissionDenied
+from config.errors import Conflict, MappingError, PermissionDenied
 from formats.approval import chain_state, formats_escalate, policy_current
 from formats.models import ApprovalStep, CsvFormat, FormatStatus, StepKind, UserTier
 from imports.models import FileStatus, ImportFile, Order
+from imports.services.rollback import format_policy_revoke
 from imports.services.uploads import approval_invalid_rate, review_approve, review_override, review_reject
 from tests.conftest import api_key_for
 from tests.imports.test_pipeline import upload
@@ -370,3 +371,33 @@ def test_a_trusted_tier_gets_auto_approval_and_a_staging_tier_does_not(
     assert CsvFormat.objects.get(pk=theirs.format_id).status == FormatStatus.PENDING
     # Not refused at a threshold: a staging tier is not considered for auto-approval at all.
     assert not AuditEvent.objects.filter(action="format.auto_approval_refused").exists()
+
+
+def test_an_approval_by_policy_is_revoked_by_rolling_back_its_files_and_rejecting(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    auto_policy(auto_min_quality=70, auto_min_confidence=0.7, auto_max_invalid_rate=0.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        file = upload(user, text=GOOD, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    run_jobs()
+    assert Order.objects.count() == 2
+    with pytest.raises(MappingError, match="reason is required"):
+        format_policy_revoke(format_id=file.format_id, actor=reviewer, reason="")
+    assert Order.objects.count() == 2 and CsvFormat.objects.get(pk=file.format_id).status == FormatStatus.APPROVED
+    done = format_policy_revoke(format_id=file.format_id, actor=reviewer, reason="wrong side mapping")
+    assert done == {"files": 1, "deleted": 2}
+    assert Order.objects.count() == 0
+    assert ImportFile.objects.get(pk=file.pk).status == FileStatus.ROLLED_BACK
+    fmt = CsvFormat.objects.get(pk=file.format_id)
+    assert fmt.status == FormatStatus.REJECTED and "wrong side mapping" in fmt.rejection_reason
+    assert AuditEvent.objects.filter(action="format.policy_approval_revoked").count() == 1
+    # A format a person approved is not revoked this way (roll back its files instead).
+    policy = policy_current()
+    policy.auto_approve = False
+    policy.save()
+    other = upload(user, text=GOOD.replace("Ref", "Reference"), run_jobs=run_jobs,
+                   capture=django_capture_on_commit_callbacks)  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=other.format_id, actor=reviewer)
+    with pytest.raises(Conflict, match="approved by policy"):
+        format_policy_revoke(format_id=other.format_id, actor=reviewer, reason="x")

@@ -11,7 +11,7 @@ Modules: `registry` (converter names, options and their checks, cleaner builders
 
 from formats.converters.compiled import CompiledMapping, compile_mapping
 from formats.converters.dates import date_parser
-from formats.converters.numbers import QUOTIENT_JOINER, parse_decimal
+from formats.converters.numbers import QUOTIENT_JOINER, parse_decimal, plain_decimal
 from formats.converters.registry import (
     COMMON_OPTIONS,
     CONVERTERS,
@@ -52,5 +52,6 @@ __all__ = [
     "date_parser",
     "join_cells",
     "parse_decimal",
+    "plain_decimal",
     "side_of",
 ]

@@ -45,6 +45,15 @@ def parse_decimal(text: str, decimal_sep: str | None = None, thousands_sep: str 
     return -number if negative else number
 
 
+def plain_decimal(value: Decimal | int | str) -> str:
+    """A number as people write it: plain notation, no trailing zeros ('3E+2' -> '300', '2.4500' -> '2.45',
+    '0E-8' -> '0'). The one rendering of decimals in the API, the exports and the dedupe keys."""
+    number = Decimal(value)
+    if number.is_zero():
+        return "0"
+    return format(number.normalize(), "f")
+
+
 CURRENCY_MARKS = frozenset("$€£¥₹₽₩¢₺₪")
 _SIGNS = frozenset("-+−")
 _UPPER_ASCII = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")

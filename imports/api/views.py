@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import AppError, InvalidRequest, NotFound
+from formats.converters import plain_decimal
 from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
@@ -165,9 +166,9 @@ def _order_json(order: Any) -> dict[str, Any]:
         "account": order.account,
         "symbol": order.symbol,
         "side": order.side,
-        "quantity": str(order.quantity.normalize()),
-        "price": str(order.price.normalize()),
-        "commission": str(order.commission.normalize()),
+        "quantity": plain_decimal(order.quantity),
+        "price": plain_decimal(order.price),
+        "commission": plain_decimal(order.commission),
         "currency": order.currency,
         "executed_at": order.executed_at.isoformat(),
         "broker_trade_id": order.broker_trade_id,

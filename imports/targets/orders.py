@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from formats.converters import plain_decimal
 from formats.converters.currencies import currency_problem
 from formats.targets import get_target
 
@@ -96,9 +97,7 @@ def trade_date_problem(executed_at: datetime) -> str | None:
 
 
 def _norm_decimal(value: Any) -> str:
-    if value is None:
-        return ""
-    return format(Decimal(value).normalize(), "f")
+    return "" if value is None else plain_decimal(value)
 
 
 def order_identity(values: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import xlsxwriter
 from django.http import FileResponse, StreamingHttpResponse
 
+from formats.converters import plain_decimal
 from formats.converters.numbers import CURRENCY_MARKS, scan_number
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -36,6 +37,8 @@ def safe_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return str(value)
+    if isinstance(value, Decimal) and "E" in str(value):
+        return plain_decimal(value)  # never '3E+2' in a file
     if isinstance(value, int | float | Decimal):
         return value
     text = _neutralise_after_separators(str(value))
@@ -125,7 +128,7 @@ def xlsx_response(
         table.write_string(0, column, str(name), bold)
     for number, row in enumerate(rows, start=1):
         for column, value in enumerate(row):
-            text = "" if value is None else str(value)
+            text = "" if value is None else plain_decimal(value) if isinstance(value, Decimal) else str(value)
             if text:
                 table.write_string(number, column, text)
     table.freeze_panes(1, 0)

@@ -182,6 +182,19 @@ def test_orders_are_cursor_paginated_with_a_next_link(
     assert ids == ["T-4", "T-3", "T-2", "T-1", "T-0"]  # newest first, none repeated
 
 
+def test_order_numbers_come_out_in_plain_notation_without_trailing_zeros(
+    client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Decimal('300').normalize() prints '3E+2', and the stored scale gives '2450.00000000': neither is sent.
+    text = trades(
+        "2024-03-01 09:30:00,AAPL,Buy,300,2450,0.10,USD,T-1", "2024-03-01 09:31:00,AAPL,Buy,0.000001,1E-2,0,USD,T-2"
+    )
+    approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text=text)
+    orders = {o["broker_trade_id"]: o for o in get(client, user, "/api/orders").json()["results"]}
+    assert (orders["T-1"]["quantity"], orders["T-1"]["price"], orders["T-1"]["commission"]) == ("300", "2450", "0.1")
+    assert (orders["T-2"]["quantity"], orders["T-2"]["price"], orders["T-2"]["commission"]) == ("0.000001", "0.01", "0")
+
+
 def test_orders_filter_like_the_page_and_refuse_a_bad_filter(
     client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:

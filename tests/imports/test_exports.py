@@ -26,6 +26,11 @@ def test_it_keeps_numeric_types_as_numbers_and_none_as_empty() -> None:
     assert safe_row([-12.5, Decimal("-3"), 7, None, True]) == [-12.5, Decimal("-3"), 7, "", "True"]
 
 
+def test_a_decimal_never_reaches_a_file_in_exponent_form() -> None:
+    assert safe_row([Decimal("3E+2"), Decimal("2.45E+3"), Decimal("1E-7")]) == ["300", "2450", "0.0000001"]
+    assert "".join(iter_csv(["q"], [[Decimal("3E+2")]])).endswith("q\r\n300\r\n")
+
+
 def test_the_csv_stream_starts_with_a_bom_and_quotes_like_excel_expects() -> None:
     text = "".join(iter_csv(["a", "b"], [["=x", "1,5"]]))
     assert text == '\ufeffa,b\r\n\'=x,"1,5"\r\n'

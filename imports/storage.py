@@ -71,6 +71,11 @@ def new_upload_name() -> str:
     return f"uploads/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.csv"
 
 
+def stored_exists(name: str) -> bool:
+    """Whether the stored upload is still there (retention deletes uploads past AIRLOCK_RETENTION_DAYS)."""
+    return bool(name) and default_storage.exists(name)
+
+
 def delete_stored(name: str) -> None:
     """Remove a stored upload (missing is fine: deletion is idempotent)."""
     if name and default_storage.exists(name):

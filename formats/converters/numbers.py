@@ -31,6 +31,8 @@ def parse_decimal(text: str, decimal_sep: str | None = None, thousands_sep: str 
         if unit and not _is_currency_unit(unit):
             # '12x' or 'T-1' is a typo or an id, not a number with a currency code: never guess.
             raise ConversionError(f"'{text.strip()}' is not a number")
+    if _ticker_like(value, match["pre"]):
+        raise ConversionError(f"'{text.strip()}' is not a number")
     signs = match["sign1"] + match["sign2"] + match["sign3"]
     if signs.count("-") + signs.count("−") + signs.count("+") > 1:
         raise ConversionError(f"'{text.strip()}' is not a number (several signs)")
@@ -103,8 +105,6 @@ def scan_number(value: str) -> dict[str, str] | None:
     elif after in CURRENCY_MARKS and after and len(letters) <= 3 and all(c in _UPPER_ASCII for c in letters):
         parts["pre"], i = letters + after, skip_spaces(end + 1)
     elif letters:
-        if after.isdecimal() and letters not in _GLUED_CODES and letters.casefold() not in _LOWER_UNITS:
-            return None  # 'SXR8', 'CNX1': a ticker, not an amount (a code glued to digits must be a currency)
         parts["pre"], i = letters, skip_spaces(end)
     if i < n and value[i] in _SIGNS:
         parts["sign2"], i = value[i], skip_spaces(i + 1)
@@ -151,6 +151,16 @@ def scan_number(value: str) -> dict[str, str] | None:
 _GLUED_CODES = ISO_4217 | CRYPTO_3
 # Lower-case units that brokers write after amounts (Scandinavian/Czech/Polish/Hungarian currencies).
 _LOWER_UNITS = {"kr", "kč", "zł", "ft", "lei", "sek", "nok", "dkk", "eur", "usd", "gbp", "chf"}
+
+
+def _ticker_like(value: str, pre: str) -> bool:
+    """'SXR8', 'CNX1': letters glued to the digits that are no currency code are a ticker, not an amount
+    ('USD1,234.50', 'BTC0.5', 'kr100' are amounts)."""
+    if not pre.isalpha():
+        return False
+    at = value.find(pre) + len(pre)
+    glued = at < len(value) and value[at].isdecimal()
+    return glued and pre not in _GLUED_CODES and pre.casefold() not in _LOWER_UNITS
 
 
 def _is_currency_unit(unit: str) -> bool:

@@ -435,6 +435,18 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
                     "responses": {"200": _json(_ref("FileSummary")), **ERRORS, **NOT_FOUND},
                 }
             },
+            "/api/uploads/{file_id}/retry": {
+                "post": {
+                    "summary": "Retry your own failed file from where it stopped, without uploading it again",
+                    "parameters": [FILE_ID],
+                    "responses": {
+                        "202": _json(_ref("FileSummary"), "Queued again"),
+                        **ERRORS,
+                        **NOT_FOUND,
+                        "409": {"$ref": "#/components/responses/Conflict"},
+                    },
+                }
+            },
             "/api/uploads/{file_id}/errors": {
                 "get": {
                     "summary": "The file's invalid rows: one item per (row, field) problem",

@@ -22,7 +22,7 @@ from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_check, rate_limit_record
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
-from imports.services.uploads import review_approve, review_reject, upload_batch_create
+from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
 
 
 class TokenAuthenticationMiddleware:
@@ -158,6 +158,14 @@ def uploads(request: HttpRequest) -> HttpResponse:
 def upload_detail(request: HttpRequest, file_id: int) -> HttpResponse:
     """GET /api/uploads/<id>: status, format, row counts, progress."""
     return JsonResponse(selectors.file_summary(selectors.file_for(request.user, file_id)))
+
+
+@api_view(["POST"])
+def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
+    """POST /api/uploads/<id>/retry: the owner retries a FAILED file without uploading it again."""
+    upload_rate_limit_hit(request)
+    file_retry_by_owner(file_id=file_id, owner=request.user)
+    return JsonResponse(selectors.file_summary(selectors.file_for(request.user, file_id)), status=202)
 
 
 def _order_json(order: Any) -> dict[str, Any]:

@@ -224,7 +224,7 @@ def _files_fail(files: list[ImportFile], *, job_id: str, reason: str) -> list[in
     return failed
 
 
-def file_retry(*, file_id: int, actor: Any, by_owner: bool = False) -> str:
+def file_retry(*, file_id: int, actor: Any, by_owner: bool = False, how: str = "") -> str:
     """Retry a FAILED file (an admin's Retry, or its owner uploading the same bytes again, `by_owner`): reset it
     to where its data says it is and enqueue it again. Decided under the file's row lock: of two retries at
     once, the second finds it no longer failed."""
@@ -243,7 +243,7 @@ def file_retry(*, file_id: int, actor: Any, by_owner: bool = False) -> str:
         ImportFile.objects.filter(pk=file_id).update(
             status=status, error="", finished_at=None, updated_at=timezone.now()
         )
-        who = "by its owner uploading the same file again" if by_owner else "by an admin"
+        who = how or ("by its owner uploading the same file again" if by_owner else "by an admin")
         record(
             action="file.retried",
             actor=actor,

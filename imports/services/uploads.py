@@ -28,10 +28,11 @@ from imports.jobs import enqueue
 from imports.jobs.failures import file_retry
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
+from imports.selectors import file_for
 from imports.services.notifications import notify_batch_settled, notify_format_decision
 from imports.services.quality import Quality, format_invalid_rate, format_quality_store
 from imports.services.review import format_reader_apply
-from imports.storage import delete_stored, sanitize_display_name, store_upload
+from imports.storage import delete_stored, sanitize_display_name, store_upload, stored_exists
 from staging.models import StagedRow, StagedStatus
 
 
@@ -131,6 +132,26 @@ def _file_create(
     )
     enqueue.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
     return file
+
+
+def file_retry_by_owner(*, file_id: int, owner: Any) -> str:
+    """The owner's Retry of their own FAILED file, from its page or the API, without uploading it again:
+    resumed from where Postgres says it got, exactly like an admin's Retry. Refused, changing nothing, for
+    another user's file (404), a file that is not failed, or one whose stored upload is gone."""
+    file = file_for(owner, file_id)
+    if file.status != FileStatus.FAILED:
+        raise Conflict(
+            f"'{file.original_name}' is {file.get_status_display().lower()}, not failed: only a failed import can "
+            "be retried.",
+            code="retry_refused",
+        )
+    if not stored_exists(file.stored_name):
+        raise Conflict(
+            f"The uploaded copy of '{file.original_name}' is no longer kept (retention), so it cannot be retried: "
+            "upload the file again.",
+            code="upload_gone",
+        )
+    return file_retry(file_id=file.pk, actor=owner, by_owner=True, how="by its owner (Retry)")
 
 
 def _file_retry_by_owner(file: ImportFile, owner: Any) -> None:

@@ -9,15 +9,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from config.errors import AppError
 from imports import reports, selectors
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit, upload_refused
 from imports.models import FileStatus
-from imports.services.uploads import upload_batch_create
+from imports.services.uploads import file_retry_by_owner, upload_batch_create
 from imports.web.exports import csv_response, xlsx_response
 from imports.web.forms import UploadForm
 from staging.models import StagedStatus
@@ -133,6 +134,22 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
             "rollback": selectors.rollback_info(file),
         },
     )
+
+
+@login_required
+@require_POST
+def file_retry(request: HttpRequest, file_id: int) -> HttpResponse:
+    """The owner's Retry of a failed file (counted as an upload request), then back to its page."""
+    try:
+        upload_rate_limit_hit(request)  # after the CSRF check: a forged POST spends nothing
+        file_retry_by_owner(file_id=file_id, owner=request.user)
+    except AppError as exc:
+        if exc.http_status == 404:
+            raise Http404(exc.message) from exc
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Retrying the import from where it stopped.")
+    return redirect("imports:detail", file_id=file_id)
 
 
 @login_required

@@ -38,3 +38,5 @@ urlpatterns = [
 # The JSON API answers unknown URLs and crashes in its own error shape.
 handler404 = "imports.api.reports.json_not_found"
 handler500 = "imports.api.reports.json_server_error"
+handler403 = "imports.api.reports.json_permission_denied"
+handler400 = "imports.api.reports.json_bad_request"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from config.errors import AppError, InvalidRequest, NotFound
+from config.errors import AppError, InvalidRequest, NotFound, PermissionDenied
 from imports import reports, selectors
 from imports.api.pagination import cursor_page, number_page
 from imports.api.responses import error_response
@@ -145,6 +145,24 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+def json_permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """403 handler: the API's error shape under /api/, the site's styled page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(PermissionDenied("You may not do this."))
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception or Exception())
+
+
+def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400 handler: the API's error shape under /api/, the site's styled page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(InvalidRequest("The request could not be understood.", code="bad_request"))
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception or Exception())
 
 
 def json_server_error(request: HttpRequest) -> HttpResponse:

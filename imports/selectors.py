@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 
 from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
-from imports.models import UNFINISHED_FILE_STATUSES, ApiToken, ImportBatch, ImportFile, Order
+from imports.models import UNFINISHED_FILE_STATUSES, ApiToken, FileStatus, ImportBatch, ImportFile, Order
 from staging.models import StagedRow, StagedStatus
 
 
@@ -118,6 +118,33 @@ def rollback_info(file: ImportFile) -> dict[str, Any] | None:
     }
 
 
+def row_accounting(file: ImportFile) -> str:
+    """Where every row of the file went, in words that add up to its total: '119 rows = 43 imported + 75
+    skipped + 1 duplicate; 1 removed by the rollback'."""
+    staged = file.rows_staged if file.status == FileStatus.PENDING_APPROVAL else 0
+    parts = [
+        (file.rows_imported, "imported"),
+        (staged, "waiting for approval"),
+        (file.rows_skipped, "skipped"),
+        (file.rows_duplicate, "duplicate"),
+        (file.rows_failed, "invalid"),
+    ]
+    shown = [f"{n:,} {label}" for n, label in parts if n]
+    rest = file.rows_total - sum(n for n, _ in parts)
+    if rest > 0:
+        if file.status == FileStatus.ROLLED_BACK:
+            why = "removed by the rollback"
+        elif file.status in UNFINISHED_FILE_STATUSES:
+            why = "still being imported"
+        elif file.status in (FileStatus.REJECTED, FileStatus.NO_TRADES, FileStatus.PURGED):
+            why = "not imported (" + file.get_status_display().lower() + ")"
+        else:
+            why = "not imported"
+        shown.append(f"{rest:,} {why}")
+    total = f"{file.rows_total:,} row{'' if file.rows_total == 1 else 's'}"
+    return f"{total} = {' + '.join(shown)}" if shown else total
+
+
 def file_summary(file: ImportFile) -> dict[str, Any]:
     """The JSON shape of a file's status."""
     fmt = file.format
@@ -138,6 +165,7 @@ def file_summary(file: ImportFile) -> dict[str, Any]:
             "skipped": file.rows_skipped,
             "duplicate": file.rows_duplicate,
         },
+        "accounting": row_accounting(file),
         "skip_reasons": file.skip_reasons,
         "progress": round(file.progress, 1),
         "error": file.error or None,

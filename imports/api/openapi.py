@@ -211,6 +211,7 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "rows": _counts(["total", "staged", "imported", "failed", "skipped", "duplicate"]),
+            "accounting": {"type": "string", "description": "Where every row went, adding up to the total"},
             "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
             "progress": {"type": "number", "minimum": 0, "maximum": 100},
             "error": {"type": ["string", "null"]},

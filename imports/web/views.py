@@ -132,6 +132,7 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
             "skip_reasons": skip_reasons,
             "header": reports.file_header(file),
             "rollback": selectors.rollback_info(file),
+            "accounting": selectors.row_accounting(file),
         },
     )
 

@@ -192,6 +192,8 @@
           var el = $(".tiles [data-field=" + k + "]");
           if (el) el.textContent = fmt(f.rows[k]);
         });
+        var accounting = $("#row-accounting");
+        if (accounting && f.accounting) accounting.textContent = f.accounting;
         var big = $(".bar-lg");
         setBar(big, f.progress);
         if (big) big.hidden = MOVING.indexOf(f.status) === -1;

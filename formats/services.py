@@ -24,6 +24,7 @@ from formats.converters import compile_mapping
 from formats.fingerprint import fingerprint, normalise_header
 from formats.mapping import READER_KEYS, mapping_document_check
 from formats.models import CsvFormat, FormatStatus, StepKind
+from formats.naming import readable_format_name
 from formats.suggest import learned_key, suggest_mapping
 from formats.targets import get_target
 
@@ -74,11 +75,11 @@ def format_get_or_create_pending(
     columns: list[str],
     sample_rows: list[list[str]],
     section: str | None,
-    name: str,
     created_by: Any,
     file_id: int | None,
     file_name: str,
     context: list[list[str]] | None = None,
+    name: str | None = None,
 ) -> tuple[CsvFormat, bool]:
     """Return the format for this header, creating a pending one with a suggested mapping if new.
 
@@ -102,6 +103,7 @@ def format_get_or_create_pending(
     )
     if section:
         suggestion.setdefault("reader", {})["section"] = section
+    name = name or readable_format_name(target=target, header=header, mapping=suggestion, section=section)
     confidences = [spec.get("confidence", 0.0) for spec in suggestion.get("fields", {}).values()]
     try:
         with transaction.atomic():

@@ -241,7 +241,6 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
             sample_rows=sample,
             context=layout.context,
             section=section,
-            name=_format_name(file.original_name, layout),
             created_by=file.owner,
             file_id=file.pk,
             file_name=file.original_name,
@@ -251,12 +250,6 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
         # The admin pinned where the table is: read the file the way the format says.
         layout = _detect(path, options)
     return fmt, layout
-
-
-def _format_name(file_name: str, layout: FileLayout) -> str:
-    stem = file_name.rsplit(".", 1)[0]
-    section = f" [{layout.section}]" if layout.section else ""
-    return f"{stem}{section} ({len(layout.columns)} columns)"
 
 
 class _MappingWatch:

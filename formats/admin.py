@@ -30,7 +30,7 @@ from config.errors import AppError
 from formats.approval import OVERRIDE_PERMISSION, chain_state, mapping_digest, policy_current
 from formats.converters import COMMON_OPTIONS, CONVERTERS
 from formats.filters import OPS
-from formats.history import format_versions
+from formats.history import format_versions, mapping_diff
 from formats.mapping import mapping_document_check
 from formats.models import ApprovalPolicy, ApprovalStep, CsvFormat, FormatStatus, UserTier
 from formats.resources import CsvFormatResource
@@ -553,10 +553,10 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
         obj = get_object_or_404(CsvFormat, pk=object_id)
         history_url = reverse("admin:formats_csvformat_history", args=[obj.pk])
-        if request.method != "POST":
-            return HttpResponseRedirect(history_url)
         if not self.has_change_permission(request, obj):
             raise DjangoPermissionDenied
+        if request.method != "POST" or request.POST.get("confirm") != "yes":
+            return self._restore_confirmation(request, obj, history_id)
         try:
             review_restore_mapping(format_id=obj.pk, history_id=history_id, actor=request.user)
         except AppError as exc:
@@ -568,6 +568,24 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             + (" and re-processing its failed rows." if obj.status == FormatStatus.APPROVED else "."),
         )
         return HttpResponseRedirect(reverse("admin:formats_csvformat_change", args=[obj.pk]))
+
+    def _restore_confirmation(self, request: HttpRequest, obj: CsvFormat, history_id: int) -> HttpResponse:
+        """What restoring a version would change and do, with a button to confirm (nothing happens before)."""
+        version = get_object_or_404(CsvFormat.history, id=obj.pk, history_id=history_id)
+        files = ImportFileRef.objects.filter(format=obj, rows_failed__gt=0)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "object": obj,
+            "version": version,
+            "title": f"Restore a mapping of {obj.name}",
+            "changes": mapping_diff(obj.mapping, version.mapping),
+            "failed_files": files.count(),
+            "failed_rows": sum(files.values_list("rows_failed", flat=True)),
+            "staged_rows": StagedRow.objects.filter(format=obj).exclude(status="REJECTED").count(),
+            "chain_steps": ApprovalStep.objects.filter(format=obj, reset_at__isnull=True).count(),
+        }
+        return TemplateResponse(request, "admin/formats/csvformat/restore_confirmation.html", context)
 
     # --- bulk actions -----------------------------------------------------------------------------------
 

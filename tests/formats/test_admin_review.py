@@ -448,13 +448,19 @@ def test_restoring_an_old_mapping_is_validated_audited_and_recorded(editor_clien
     assert good_version.mapping == GOOD
     post_form(editor_client, pending.format, with_field(GOOD, "quantity", columns=["Fee"]), _save="Save")
     url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
-    response = editor_client.post(url)
+    # First a confirmation page saying what changes and what happens; nothing is restored by it.
+    page = editor_client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "quantity: columns Fee → Shares" in html and "the approval chain starts again" not in html
+    assert editor_client.post(url).status_code == 200  # a POST without the confirmation shows the page too
+    assert CsvFormat.objects.get(pk=pending.format_id).mapping != GOOD
+    response = editor_client.post(url, {"confirm": "yes"})
     assert response.status_code == 302
     assert CsvFormat.objects.get(pk=pending.format_id).mapping == GOOD
     assert AuditEvent.objects.filter(action="format.mapping_restored", actor__username="editor").exists()
     newest = CsvFormat.history.filter(id=pending.format_id).order_by("-history_date").first()
     assert (newest.history_user.username, newest.mapping) == ("editor", GOOD)
-    assert editor_client.get(url).status_code == 302  # GET does nothing
     assert CsvFormat.history.filter(id=pending.format_id).count() == 4
 
 
@@ -466,7 +472,7 @@ def test_restoring_a_version_whose_mapping_no_longer_validates_is_refused(
     # Simulate a version saved before a stricter rule existed.
     CsvFormat.history.filter(history_id=version.history_id).update(mapping={"fields": {"symbol": {}}})
     response = reviewer_client.post(
-        reverse("admin:formats_csvformat_restore_mapping", args=[fmt.pk, version.history_id])
+        reverse("admin:formats_csvformat_restore_mapping", args=[fmt.pk, version.history_id]), {"confirm": "yes"}
     )
     follow = reviewer_client.get(response["Location"])
     assert any("Required field(s) not mapped" in m for m in messages_of(follow))
@@ -488,10 +494,12 @@ def test_restoring_an_approved_formats_mapping_reprocesses_its_failed_rows(
     pending.refresh_from_db()
     assert pending.rows_failed == 3
     url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
-    editor_client.post(url)  # an editor may not correct an approved format
+    editor_client.post(url, {"confirm": "yes"})  # an editor may not correct an approved format
     assert CsvFormat.objects.get(pk=pending.format_id).mapping["fields"]["price"]["columns"] == ["Ref"]
+    confirm = reviewer_client.get(url).content.decode()
+    assert "3 invalid rows of 1 file are converted again" in confirm
     with django_capture_on_commit_callbacks(execute=True):
-        response = reviewer_client.post(url)
+        response = reviewer_client.post(url, {"confirm": "yes"})
     assert response.status_code == 302
     run_jobs()
     pending.refresh_from_db()

@@ -48,9 +48,7 @@ def platform_of(header: list[str]) -> str | None:
     return None
 
 
-def readable_format_name(
-    *, target: str, header: list[str], mapping: dict[str, Any], section: str | None = None
-) -> str:
+def readable_format_name(*, target: str, header: list[str], mapping: dict[str, Any], section: str | None = None) -> str:
     """'Trading 212 orders (19 columns)', or 'Orders: Trade Date, Ticker, Buy or Sell, Shares, Fill Price'."""
     label = get_target(target).name.capitalize()
     where = f" [{section}]" if section else ""

@@ -355,3 +355,37 @@ def _throughput(since: dt.datetime, limit: int = 50) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
     }
+
+
+FIX_ROWS_ON_PAGE = 25
+
+
+def rows_to_fix(file: ImportFile, limit: int = FIX_ROWS_ON_PAGE) -> list[dict[str, Any]]:
+    """The first invalid rows of a file as the fix form shows them: each problem with its message and the
+    cells of the columns its field is read from (all of the row's cells for a whole-row problem)."""
+    fmt = file.format
+    if fmt is None:
+        return []
+    columns = list(fmt.columns)
+    fields = (fmt.mapping or {}).get("fields") or {}
+    header = file_header(file)
+    shown: list[dict[str, Any]] = []
+    rows = StagedRow.objects.filter(file_id=file.pk, status=StagedStatus.FAILED).order_by("line")[:limit]
+    for row in rows.values("line", "raw", "errors"):
+        raw = list(row["raw"]) + [""] * max(0, len(columns) - len(row["raw"]))
+        problems = []
+        for error in row["errors"] or []:
+            names = (fields.get(error.get("field") or "") or {}).get("columns") or columns
+            inputs = [
+                {
+                    "column": column,
+                    "label": header[columns.index(column)] if columns.index(column) < len(header) else column,
+                    "name": f"cell-{row['line']}-{columns.index(column)}",
+                    "value": raw[columns.index(column)],
+                }
+                for column in names
+                if column in columns
+            ]
+            problems.append({"label": field_label(error.get("field")), "message": error_text(error), "inputs": inputs})
+        shown.append({"line": row["line"], "label": row_label(file, row["line"]), "problems": problems})
+    return shown

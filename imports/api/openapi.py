@@ -448,6 +448,49 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
                     },
                 }
             },
+            "/api/uploads/{file_id}/rows": {
+                "post": {
+                    "summary": "Fix invalid rows in place: new cells by line; the rows are imported again",
+                    "parameters": [FILE_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["rows"],
+                                    "properties": {
+                                        "rows": {
+                                            "type": "object",
+                                            "additionalProperties": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": "string"},
+                                            },
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "resubmitted": {"type": "array", "items": {"type": "integer"}},
+                                    "unchanged": {"type": "array", "items": {"type": "integer"}},
+                                    "not_invalid": {"type": "array", "items": {"type": "integer"}},
+                                    "file": _ref("FileSummary"),
+                                },
+                            },
+                            "Sent to import again",
+                        ),
+                        **ERRORS,
+                        **NOT_FOUND,
+                        "409": {"$ref": "#/components/responses/Conflict"},
+                    },
+                }
+            },
             "/api/uploads/{file_id}/errors": {
                 "get": {
                     "summary": "The file's invalid rows: one item per (row, field) problem",

@@ -22,6 +22,7 @@ from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_check, rate_limit_record
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
+from imports.services.fixes import file_rows_fix
 from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
 
 
@@ -166,6 +167,17 @@ def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
     upload_rate_limit_hit(request)
     file_retry_by_owner(file_id=file_id, owner=request.user)
     return JsonResponse(selectors.file_summary(selectors.file_for(request.user, file_id)), status=202)
+
+
+@api_view(["POST"])
+def upload_fix_rows(request: HttpRequest, file_id: int) -> HttpResponse:
+    """POST /api/uploads/<id>/rows {"rows": {line: {column: value}}}: fix invalid rows; they import again."""
+    selectors.file_for(request.user, file_id)  # another user's id is 404 before the body is even read
+    body = _json_body(request)
+    result = file_rows_fix(file_id=file_id, owner=request.user, edits=body.get("rows"))
+    return JsonResponse(
+        {**result.as_dict(), "file": selectors.file_summary(selectors.file_for(request.user, file_id))}, status=202
+    )
 
 
 def _order_json(order: Any) -> dict[str, Any]:

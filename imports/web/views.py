@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from imports import reports, selectors
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit, upload_refused
 from imports.models import FileStatus
+from imports.services.fixes import FIXABLE_STATUSES, file_rows_fix
 from imports.services.uploads import file_retry_by_owner, upload_batch_create
 from imports.web.exports import csv_response, xlsx_response
 from imports.web.forms import UploadForm
@@ -133,7 +135,18 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
             "header": reports.file_header(file),
             "rollback": selectors.rollback_info(file),
             "accounting": selectors.row_accounting(file),
+            "fixable": reports.rows_to_fix(file) if _fixable(file) else [],
         },
+    )
+
+
+def _fixable(file: Any) -> bool:
+    """Invalid rows the owner can correct on the page: a finished import of an approved format."""
+    return (
+        file.rows_failed > 0
+        and file.status in FIXABLE_STATUSES
+        and file.format is not None
+        and file.format.status == "APPROVED"
     )
 
 
@@ -150,6 +163,34 @@ def file_retry(request: HttpRequest, file_id: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, "Retrying the import from where it stopped.")
+    return redirect("imports:detail", file_id=file_id)
+
+
+@login_required
+@require_POST
+def file_fix_rows(request: HttpRequest, file_id: int) -> HttpResponse:
+    """The owner's corrections of invalid rows (cells named cell-<line>-<column index>), imported again."""
+    file = selectors.file_for(request.user, file_id)
+    columns = list(file.format.columns) if file.format else []
+    edits: dict[int, dict[str, str]] = {}
+    for name, value in request.POST.items():
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "cell" and parts[1].isdigit() and parts[2].isdigit():
+            index = int(parts[2])
+            if index < len(columns):
+                edits.setdefault(int(parts[1]), {})[columns[index]] = value
+    try:
+        result = file_rows_fix(file_id=file.pk, owner=request.user, edits=edits)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        sent = len(result.resubmitted)
+        if sent:
+            messages.success(request, f"{sent} corrected row{'s' if sent != 1 else ''} sent to import again.")
+        if result.unchanged:
+            messages.info(request, f"{len(result.unchanged)} row(s) were not changed, so they stay invalid.")
+        if result.not_invalid:
+            messages.info(request, f"{len(result.not_invalid)} row(s) were no longer invalid; left as they are.")
     return redirect("imports:detail", file_id=file_id)
 
 

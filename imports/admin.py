@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Order
-from imports.services.rollback import file_rollback, rollback_preview
+from imports.services.rollback import duplicates_reimport, file_rollback, rollback_preview
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -95,10 +95,15 @@ class ImportFileAdmin(ReadOnlyAdmin):
             if result.duplicates_in_other_files:
                 others = ImportFile.objects.filter(pk__in=result.duplicates_in_other_files).order_by("pk")
                 names = ", ".join(f"'{o.original_name}'" for o in others)
-                text += (
-                    f"; {sum(result.duplicates_in_other_files.values())} rows of {names} had been skipped as "
-                    "duplicates of the deleted orders and are not in production now"
-                )
+                rows = sum(result.duplicates_in_other_files.values())
+                if request.POST.get("reimport_duplicates") == "yes":
+                    again = duplicates_reimport(rolled_back_file_id=file.pk, actor=request.user)
+                    text += f"; {sum(again.values())} rows of {names} skipped as duplicates are being imported again"
+                else:
+                    text += (
+                        f"; {rows} rows of {names} had been skipped as duplicates of the deleted orders and are "
+                        "not in production now"
+                    )
             return text + "."
 
         self._each(request, queryset, one)

@@ -22,9 +22,11 @@ from audit.services import record
 from config.errors import Conflict, MappingError, PermissionDenied
 from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
+from imports.jobs import enqueue
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline.locks import file_lock, rollback_lock
 from imports.services.uploads import batches_refresh
+from staging.models import StagedRow, StagedStatus
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.
@@ -173,6 +175,45 @@ def _file_rollback_locked(*, file_id: int, actor: Any, keep_changed: bool, reaso
             )
         batches_refresh(batch_ids=[file.batch_id])
     return result
+
+
+def duplicates_reimport(*, rolled_back_file_id: int, actor: Any) -> dict[int, int]:
+    """After a rollback, import the rows of other files that had been skipped as duplicates of the deleted
+    orders: they are re-opened (DUPLICATE -> APPROVED) and the files migrate them like any staged row (a row
+    whose trade is still in production from elsewhere is a duplicate again). {file id: rows re-opened}.
+    A file being worked on, or closed (rolled back, purged, rejected), is left alone."""
+    if not actor.has_perm(ROLLBACK_PERMISSION):
+        raise PermissionDenied("You need the 'roll back an imported file' permission.")
+    reopened: dict[int, int] = {}
+    for other_id in sorted(_duplicates_pointing_at(rolled_back_file_id)):
+        with file_lock(other_id) as acquired, transaction.atomic():
+            if not acquired:
+                continue
+            other = ImportFile.objects.select_for_update().get(pk=other_id)
+            if other.status in (*_NOTHING_IMPORTED, *REFUSED_STATUSES):
+                continue
+            count = StagedRow.objects.filter(
+                file_id=other_id, status=StagedStatus.DUPLICATE, errors__0__duplicate_of_file=rolled_back_file_id
+            ).update(status=StagedStatus.APPROVED, errors=None)
+            if not count:
+                continue
+            other.rows_duplicate -= count
+            other.rows_staged += count
+            other.status, other.finished_at, other.error = FileStatus.MIGRATING, None, ""
+            other.save()
+            record(
+                action="rows.duplicates_reimported",
+                actor=actor,
+                obj=other,
+                summary=(
+                    f"{count} rows of '{other.original_name}' skipped as duplicates of the rolled-back file "
+                    f"#{rolled_back_file_id} are imported again"
+                ),
+                details={"rolled_back_file": rolled_back_file_id, "rows": count},
+            )
+            enqueue.enqueue_file_process(other_id, queue="high")
+            reopened[other_id] = count
+    return reopened
 
 
 # Files whose import is over or never happened: nothing of theirs to roll back.

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from config.errors import Conflict
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline.locks import file_lock, rollback_lock
-from imports.services.rollback import file_rollback
+from imports.services.rollback import duplicates_reimport, file_rollback
 from tests.e2e.test_faults import trades_csv
 from tests.imports.test_idempotency import approved_import
 
@@ -98,6 +98,25 @@ def test_it_names_the_other_files_whose_duplicates_pointed_at_the_removed_orders
     assert overlap.rows_duplicate == 10
     result = file_rollback(file_id=first.pk, actor=reviewer)
     assert result.duplicates_in_other_files == {overlap.pk: 10}
+
+
+def test_after_a_rollback_the_rows_other_files_skipped_as_its_duplicates_are_imported_again(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20))
+    overlap = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, trades_csv(20, start=10))
+    assert (overlap.rows_imported, overlap.rows_duplicate) == (10, 10)
+    file_rollback(file_id=first.pk, actor=reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = duplicates_reimport(rolled_back_file_id=first.pk, actor=reviewer)
+    assert again == {overlap.pk: 10}
+    run_jobs()
+    done = ImportFile.objects.get(pk=overlap.pk)
+    assert (done.status, done.rows_imported, done.rows_duplicate) == (FileStatus.IMPORTED, 20, 0)
+    assert Order.objects.filter(source_file=overlap).count() == 20
+    assert AuditEvent.objects.filter(action="rows.duplicates_reimported", object_id=str(overlap.pk)).count() == 1
+    # Asked again: nothing left pointing at the rolled-back file, nothing changes.
+    assert duplicates_reimport(rolled_back_file_id=first.pk, actor=reviewer) == {}
 
 
 def test_the_admin_action_needs_the_rollback_permission_and_calls_the_service(

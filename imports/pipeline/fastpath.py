@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -90,6 +90,7 @@ class FastPlan:
     cells: list[int]
     dedupe_by_trade_id: bool
     statuses: int = 3  # how many open statuses the claim takes (params status_0, status_1...)
+    keep: list[str] = field(default_factory=list)  # the row filters' conditions (see _keep)
 
     def select_sql(self) -> str:
         """INSERT INTO the temp table: claim a batch of staged rows and convert what SQL can convert exactly."""
@@ -118,7 +119,9 @@ class FastPlan:
         pre_names = ", ".join([cell_names, *[alias for f in self.fields.values() for alias, _ in f.pre]])
         post = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.post]
         post_names = ", ".join([pre_names, *[alias for f in self.fields.values() for alias, _ in f.post]])
-        ok = " AND ".join([f"width <= {self.width}", *[f"({f.ok})" for f in self.fields.values()]])
+        ok = " AND ".join(
+            [f"width <= {self.width}", *[f"({k})" for k in self.keep], *[f"({f.ok})" for f in self.fields.values()]]
+        )
         converted = ", ".join(f"CASE WHEN ok THEN {f.value} END AS v_{name}" for name, f in self.fields.items())
         values = ", ".join(self._value(name) for name in ORDER_VALUE_FIELDS)
         key = "''"
@@ -184,15 +187,21 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
     """The SQL plan for this mapping, or None when any part of it is outside the exact subset."""
     if not settings.AIRLOCK.get("FAST_PATH", True):
         return None
-    if mapping.get("filters"):
-        return None
+    positions = {column: index for index, column in enumerate(columns)}
+    keep: list[str] = []
+    kept_cells: set[int] = set()
+    for rule in mapping.get("filters") or []:
+        built = _keep(rule, positions) if isinstance(rule, dict) else None
+        if built is None:
+            return None
+        keep.append(built[0])
+        kept_cells.add(built[1])
     specs = mapping.get("fields") or {}
     required = {field.name for field in get_target("orders").required_fields()}
     if not required <= set(specs) or not set(specs) <= set(ORDER_VALUE_FIELDS):
         return None
-    positions = {column: index for index, column in enumerate(columns)}
     fields: dict[str, _Field] = {}
-    used: set[int] = set()
+    used: set[int] = set(kept_cells)
     for name, spec in specs.items():
         if not isinstance(spec, dict):
             return None
@@ -223,7 +232,35 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
         fields["broker_trade_id"] = _Field(
             tid.name, f"({tid.ok}) AND ({tid.value}) IS NOT NULL", tid.value, tid.pre, tid.post
         )
-    return FastPlan(fields=fields, width=len(columns), cells=sorted(used), dedupe_by_trade_id=dedupe)
+    return FastPlan(fields=fields, width=len(columns), cells=sorted(used), dedupe_by_trade_id=dedupe, keep=keep)
+
+
+# Row filters SQL decides exactly: a printable-ASCII cell, trimmed of spaces and lower-cased, is what
+# formats.filters compares (str.strip().casefold() of such a cell). A row SQL does not keep (filtered out,
+# or a cell with other characters) goes to the Python path, which skips it with its reason or keeps it.
+_FILTER_OPS = ("in", "not_in", "not_empty", "empty", "startswith")
+_PRINTABLE_ASCII = "^[ -~]*$"
+
+
+def _keep(rule: dict[str, Any], positions: dict[str, int]) -> tuple[str, int] | None:
+    """(the SQL condition under which the filter keeps a row, the cell it reads), or None for Python."""
+    op, column = rule.get("op", "in"), rule.get("column")
+    if op not in _FILTER_OPS or column not in positions:
+        return None
+    index = positions[column]
+    cell = f"c{index}"
+    values = rule.get("values") or ([rule["value"]] if "value" in rule else [])
+    wanted = sorted({str(value).strip().casefold() for value in values})  # formats.filters' normalisation
+    norm = f"lower(btrim({cell}, ' '))"
+    listed = f"{norm} IN ({_lits(wanted)})" if wanted else "FALSE"
+    condition = {
+        "in": listed,
+        "not_in": f"NOT ({listed})",
+        "not_empty": f"btrim({cell}, ' ') <> ''",
+        "empty": f"btrim({cell}, ' ') = ''",
+        "startswith": " OR ".join(f"starts_with({norm}, {_lit(p)})" for p in wanted) or "FALSE",
+    }[op]
+    return f"{cell} ~ {_lit(_PRINTABLE_ASCII)} AND ({condition})", index
 
 
 def _unsupported(name: str, cell: str, options: dict[str, Any]) -> _Field | None:

@@ -221,12 +221,23 @@ def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tup
     return fmt, owner, earlier
 
 
-def migrate_with(django_user_model: Any, *, fast: bool, settings: Any, dedupe: bool = True) -> dict[str, Any]:
-    """Stage the tricky rows for a fresh owner and migrate them with or without the fast path."""
+def migrate_with(
+    django_user_model: Any,
+    *,
+    fast: bool,
+    settings: Any,
+    dedupe: bool = True,
+    filters: list[dict[str, Any]] | None = None,
+    rows: list[list[str]] | None = None,
+) -> dict[str, Any]:
+    """Stage the tricky rows (or `rows`) for a fresh owner and migrate them with or without the fast path."""
     settings.AIRLOCK = {**settings.AIRLOCK, "FAST_PATH": fast, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
     fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, "bench-fastpath")
+    if filters is not None:
+        CsvFormat.objects.filter(pk=fmt.pk).update(mapping={**fmt.mapping, "filters": filters})
+        fmt.refresh_from_db()
     batch = earlier.batch
-    rows = tricky_rows()
+    rows = rows if rows is not None else tricky_rows()
     file = ImportFile.objects.create(
         batch=batch,
         owner=owner,
@@ -270,7 +281,7 @@ def test_the_fast_path_is_used_for_the_benchmark_mapping() -> None:
 
 
 def test_it_leaves_mappings_outside_its_exact_subset_to_python() -> None:
-    with_filter = {**MAPPING, "filters": [{"column": "Side", "op": "in", "values": ["Buy"]}]}
+    with_filter = {**MAPPING, "filters": [{"column": "Description", "op": "side_word"}]}
     with_default = copy.deepcopy(MAPPING)
     with_default["fields"]["commission"]["options"]["default"] = "0"
     new_york = copy.deepcopy(MAPPING)
@@ -302,6 +313,57 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
     assert {StagedStatus.MIGRATED, StagedStatus.FAILED} <= statuses
     if dedupe:
         assert StagedStatus.DUPLICATE in statuses
+
+
+def filtered_rows() -> list[list[str]]:
+    """Rows whose filter cells test the SQL filters against Python's: case, spaces, tabs, accents, blanks."""
+    variants = [
+        {"Order Type": "LMT", "Exchange": "NASDAQ"},
+        {"Order Type": " lmt ", "Exchange": "nasdaq"},
+        {"Order Type": "MKT", "Exchange": ""},
+        {"Order Type": "Lmt\t", "Exchange": "   "},
+        {"Order Type": "LİMİT", "Exchange": "NYSE"},  # dotted capital I: lower() and casefold() differ
+        {"Order Type": "straße", "Exchange": "XETRA"},
+        {"Order Type": "STRASSE", "Exchange": "XETRA"},
+        {"Order Type": "CASH", "Exchange": "-"},
+        {"Order Type": "", "Exchange": "LSE"},
+    ]
+    rows = []
+    for n, variant in enumerate(variants):
+        cells = dict(zip(HEADER, row(), strict=True))
+        cells.update(variant)
+        cells["Trade ID"] = f"F-{n}"
+        rows.append([cells[column] for column in HEADER])
+    return rows
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"column": "Order Type", "op": "in", "values": ["LMT", "Straße"]},
+        {"column": "Order Type", "op": "not_in", "values": ["cash", "MKT "]},
+        {"column": "Exchange", "op": "not_empty"},
+        {"column": "Exchange", "op": "empty"},
+        {"column": "Order Type", "op": "startswith", "values": ["lm", "STR"]},
+        {"column": "Order Type", "op": "in", "values": []},
+    ],
+    ids=["in", "not_in", "not_empty", "empty", "startswith", "in-nothing"],
+)
+def test_row_filters_in_sql_keep_and_skip_exactly_the_rows_python_does(
+    django_user_model: Any, settings: Any, rule: dict[str, Any]
+) -> None:
+    rows = filtered_rows()
+    python = migrate_with(django_user_model, fast=False, settings=settings, filters=[rule], rows=rows)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, filters=[rule], rows=rows)
+    assert fast["counters"] == python["counters"]
+    assert fast["orders"] == python["orders"]
+    assert fast["staged"] == python["staged"]
+    assert fastpath.plan_for({**MAPPING, "filters": [rule]}, HEADER, dedupe=True) is not None
+    # SQL took only rows it keeps for sure; every row it left went through Python's filter.
+    kept_by_python = {o[0] for o in python["orders"]}
+    assert set(fast["accepted"]) <= kept_by_python
+    if rule["op"] == "in" and rule["values"]:
+        assert {2, 3} <= set(fast["accepted"])  # 'LMT' and ' lmt ' are plain ASCII
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -337,6 +399,7 @@ def import_file_with(
     stop_after_chunks: int | None = None,
     fail_at_chunk: int | None = None,
     monkeypatch: Any = None,
+    filters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Upload the tricky rows as a CSV file of the approved bench format and process it (chunks of 7)."""
     from formats.fingerprint import fingerprint
@@ -346,6 +409,8 @@ def import_file_with(
 
     settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_IMPORT": direct, "BATCH_SIZE": 7, "FAST_BATCH_SIZE": 7}
     fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, fingerprint(HEADER))
+    if filters is not None:
+        CsvFormat.objects.filter(pk=fmt.pk).update(mapping={**fmt.mapping, "filters": filters})
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(HEADER)
@@ -420,6 +485,16 @@ def test_a_file_of_an_approved_format_imported_straight_from_the_file_matches_th
     )
     # ...but the rows that did are not copied into the staged table.
     assert direct["migrated_staged"] == 0 and staged["migrated_staged"] == len(staged["orders"])
+
+
+def test_a_direct_import_with_a_row_filter_matches_the_staged_path(django_user_model: Any, settings: Any) -> None:
+    rule = [{"column": "Side", "op": "in", "values": ["buy", "SELL"]}]  # the tricky rows' odd sides are skipped
+    staged = import_file_with(django_user_model, direct=False, settings=settings, filters=rule)
+    direct = import_file_with(django_user_model, direct=True, settings=settings, filters=rule)
+    assert direct["counters"] == staged["counters"] and direct["counters"]["rows_skipped"] >= 2
+    assert direct["orders"] == staged["orders"] and len(direct["orders"]) >= 15
+    assert direct["not_imported"] == staged["not_imported"]
+    assert direct["migrated_staged"] == 0
 
 
 def test_a_direct_import_stopped_between_chunks_resumes_without_loss_or_duplicates(

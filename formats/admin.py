@@ -142,10 +142,12 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         "target",
         "uploader",
         "file_count",
+        "files_waiting",
         "staged_count",
         "waiting",
         "confidence_pct",
         "quality",
+        "age",
         "builtin",
     )
     list_filter = ("status", "target", "builtin", "approved_by_policy")
@@ -196,6 +198,12 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                     .annotate(n=Count("id"))
                     .values("n")
                 ),
+                files_waiting_n=Subquery(
+                    ImportFileRef.objects.filter(format=OuterRef("pk"), status="PENDING_APPROVAL")
+                    .values("format")
+                    .annotate(n=Count("id"))
+                    .values("n")
+                ),
                 oldest=Subquery(
                     ImportFileRef.objects.filter(format=OuterRef("pk"), status="PENDING_APPROVAL")
                     .values("format")
@@ -234,6 +242,10 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     def file_count(self, obj: CsvFormat) -> int:
         return obj.files_n or 0
 
+    @admin.display(description="Files waiting", ordering="files_waiting_n")
+    def files_waiting(self, obj: CsvFormat) -> int:
+        return obj.files_waiting_n or 0
+
     @admin.display(description="Staged rows waiting", ordering="staged")
     def staged_count(self, obj: CsvFormat) -> int:
         return obj.staged or 0
@@ -248,6 +260,11 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             return "—"
         colour = "#1a7f37" if obj.confidence >= 0.8 else "#b26b00" if obj.confidence >= 0.5 else "#b42318"
         return format_html('<span style="color:{}">{}%</span>', colour, f"{obj.confidence * 100:.0f}")
+
+    @admin.display(description="Age", ordering="created_at")
+    def age(self, obj: CsvFormat) -> str:
+        """How long ago the format was first seen (a pending one: how long the review has been open)."""
+        return timesince(obj.created_at, timezone.now()).split(",")[0]
 
     # --- change page ------------------------------------------------------------------------------------
 

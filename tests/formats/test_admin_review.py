@@ -130,10 +130,12 @@ def test_it_lists_pending_formats_first_with_uploader_files_staged_rows_and_conf
     rows = list(response.context["cl"].result_list)
     assert [f.pk for f in rows][:2] == [pending.format_id, approved.pk]
     html = response.content.decode()
-    for heading in ("Uploaded by", "Files", "Staged rows waiting", "Waiting since", "Confidence"):
+    for heading in ("Uploaded by", "Files", "Files waiting", "Staged rows waiting", "Waiting since", "Confidence"):
         assert heading in html
+    assert "Age" in html and "Quality" in html
     first = rows[0]
-    assert (first.files_n, first.staged, first.created_by.username) == (1, 3, "uploader")
+    assert (first.files_n, first.files_waiting_n, first.staged, first.created_by.username) == (1, 1, 3, "uploader")
+    assert rows[1].files_waiting_n is None  # the approved format has no file waiting: shown as 0
     assert first.oldest is not None
     assert "87%" in html
 

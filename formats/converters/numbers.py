@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from config.errors import ConversionError, MappingError
@@ -52,8 +52,10 @@ def plain_decimal(value: Decimal | int | str) -> str:
     '0E-8' -> '0'). The one rendering of decimals in the API, the exports and the dedupe keys."""
     number = Decimal(value)
     if number.is_zero():
-        return "0"
-    return format(number.normalize(), "f")
+        return "0"  # never '-0' or '0E-8'
+    # normalize() in a context as precise as the number itself: the default 28 digits would round a longer
+    # one (a 40-digit notional), and a rendering must never change the value.
+    return format(number.normalize(Context(prec=max(len(number.as_tuple().digits), 1))), "f")
 
 
 CURRENCY_MARKS = frozenset("$€£¥₹₽₩¢₺₪")

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 
+from formats.converters import plain_decimal as decimal_text
+
 register = template.Library()
 
 
@@ -19,5 +21,7 @@ def plain_decimal(value: Any) -> str:
         number = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    text = f"{number.normalize():,f}"
-    return text
+    # The API's and the downloads' text (formats.converters.plain_decimal), with thousands separators added.
+    whole, dot, fraction = decimal_text(number).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{fraction}"

@@ -37,9 +37,9 @@ def safe_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, Decimal) and "E" in str(value):
-        return plain_decimal(value)  # never '3E+2' in a file
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, Decimal):
+        return plain_decimal(value)  # never '3E+2' nor '300.0000000000' in a file: the API's rule
+    if isinstance(value, int | float):
         return value
     text = _neutralise_after_separators(str(value))
     if text.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(text) and not _signed_amount(text):

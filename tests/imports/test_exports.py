@@ -23,7 +23,12 @@ def test_it_leaves_plain_numbers_and_ordinary_text_alone(value: str) -> None:
 
 
 def test_it_keeps_numeric_types_as_numbers_and_none_as_empty() -> None:
-    assert safe_row([-12.5, Decimal("-3"), 7, None, True]) == [-12.5, Decimal("-3"), 7, "", "True"]
+    assert safe_row([-12.5, Decimal("-3"), 7, None, True]) == [-12.5, "-3", 7, "", "True"]
+
+
+def test_decimals_lose_the_trailing_zeros_of_their_stored_scale_in_a_download() -> None:
+    # The orders table stores 10 decimals: 300 comes back as 300.0000000000, written as the API writes it.
+    assert safe_row([Decimal("300.0000000000"), Decimal("0E-10"), Decimal("-0")]) == ["300", "0", "0"]
 
 
 def test_a_decimal_never_reaches_a_file_in_exponent_form() -> None:

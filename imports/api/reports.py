@@ -138,9 +138,19 @@ def schema(request: HttpRequest) -> HttpResponse:
     return JsonResponse(openapi_schema(request.build_absolute_uri("/").rstrip("/")))
 
 
-def json_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """404 handler: the API's error shape under /api/, Django's page elsewhere."""
+def wants_json(request: HttpRequest) -> bool:
+    """An error for this request is answered in the API's JSON shape: every /api/ URL, and a client elsewhere
+    whose Accept header prefers JSON to HTML (a script calling a page URL); browsers, which ask for HTML or
+    */*, get the styled page."""
     if request.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "json" in accept and request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 handler: the API's error shape under /api/ (or for a client asking for JSON), the styled page elsewhere."""
+    if wants_json(request):
         return error_response(NotFound("Not found."))
     from django.views.defaults import page_not_found
 
@@ -149,7 +159,7 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def json_permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """403 handler: the API's error shape under /api/, the site's styled page elsewhere."""
-    if request.path.startswith("/api/"):
+    if wants_json(request):
         return error_response(PermissionDenied("You may not do this."))
     from django.views.defaults import permission_denied
 
@@ -158,7 +168,7 @@ def json_permission_denied(request: HttpRequest, exception: Exception | None = N
 
 def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """400 handler: the API's error shape under /api/, the site's styled page elsewhere."""
-    if request.path.startswith("/api/"):
+    if wants_json(request):
         return error_response(InvalidRequest("The request could not be understood.", code="bad_request"))
     from django.views.defaults import bad_request
 
@@ -166,8 +176,8 @@ def json_bad_request(request: HttpRequest, exception: Exception | None = None) -
 
 
 def json_server_error(request: HttpRequest) -> HttpResponse:
-    """500 handler: the API's error shape under /api/, Django's page elsewhere."""
-    if request.path.startswith("/api/"):
+    """500 handler: the API's error shape under /api/ (or for a client asking for JSON), the styled page elsewhere."""
+    if wants_json(request):
         return error_response(
             AppError("Something went wrong on our side; it has been logged.", code="server_error"), 500
         )

@@ -48,6 +48,28 @@ def test_an_unknown_api_url_keeps_the_json_error_shape(client: Client) -> None:
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
+def test_a_client_asking_for_json_gets_the_json_error_shape_and_a_browser_the_page(client: Client) -> None:
+    script = client.get("/no/such/page/", HTTP_ACCEPT="application/json")
+    assert script.status_code == 404 and script["Content-Type"] == "application/json"
+    assert script.json()["error"] == "not_found"
+    browser = client.get(
+        "/no/such/page/", HTTP_ACCEPT="text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8"
+    )
+    assert browser.status_code == 404 and styled(browser.content.decode())
+    assert styled(client.get("/no/such/page/", HTTP_ACCEPT="*/*").content.decode())
+
+
+@override_settings(ROOT_URLCONF=__name__, DEBUG=False)
+def test_a_crash_for_a_client_asking_for_json_is_the_json_shape_without_the_detail(user: Any) -> None:
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    response = client.get("/boom/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 500 and response.json()["error"] == "server_error"
+    assert "secret" not in response.content.decode()
+    forbidden = client.get("/nope/", HTTP_ACCEPT="application/json")
+    assert forbidden.status_code == 403 and forbidden.json()["error"] == "permission_denied"
+
+
 @override_settings(ROOT_URLCONF=__name__, DEBUG=False)
 def test_a_crash_is_a_styled_500_for_browsers_and_json_for_the_api_and_never_shows_the_detail(user: Any) -> None:
     client = Client(raise_request_exception=False)

@@ -11,6 +11,9 @@ from django.test import Client
 from imports.models import FileStatus, ImportFile
 from imports.selectors import row_accounting
 from imports.services.rollback import file_rollback
+from imports.services.uploads import review_approve, upload_batch_create
+from tests.conftest import csv_upload
+from tests.e2e.test_faults import MAPPING
 from tests.imports.test_api import bearer
 from tests.imports.test_idempotency import approved_import
 
@@ -45,6 +48,25 @@ def test_every_row_of_a_file_is_accounted_for_on_the_page_the_api_and_after_a_ro
     file_rollback(file_id=file.pk, actor=reviewer, reason="test")
     after = row_accounting(ImportFile.objects.get(pk=file.pk))
     assert added_up(after) and "removed by the rollback" in after, after
+
+
+def test_a_file_with_imported_skipped_duplicate_and_invalid_rows_names_each_part_with_its_count(
+    client: Client, user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # The mapping skips the cash row by a filter: two trades imported, one kept twice, one cash row, one invalid.
+    mapping = {**MAPPING, "filters": [{"column": "Buy or Sell", "op": "not_in", "values": ["Deposit"]}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        _, [file] = upload_batch_create(owner=user, files=[csv_upload("export.csv", TRADES)])
+    run_jobs()
+    file.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=file.format_id, actor=reviewer, mapping=mapping)
+    run_jobs()
+    file.refresh_from_db()
+    text = "5 rows = 2 imported + 1 skipped + 1 duplicate + 1 invalid"
+    assert row_accounting(file) == text
+    client.force_login(user)
+    assert text in client.get(f"/imports/{file.pk}/").content.decode()
 
 
 def test_a_file_still_being_imported_says_so_for_the_rows_not_settled_yet(user: Any) -> None:

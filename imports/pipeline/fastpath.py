@@ -1,13 +1,16 @@
 """Set-based migration fast path: the mapping compiled to SQL, with the Python converters as referee.
 
 `plan_for` derives, from the same mapping spec that `formats.converters.compile_mapping` compiles, a
-SQL conversion for the subset of specs whose results Postgres can reproduce exactly (plain numbers,
-printable-ASCII text, numeric date formats in UTC, the built-in buy/sell words, 3-letter currency codes).
+SQL conversion for the subset of specs whose results Postgres can reproduce exactly (plain numbers and
+US money, printable-ASCII text, numeric date formats in UTC or as dates in a zone without midnight clock
+changes, the built-in buy/sell words, 3-letter currency codes), with row filters, defaults, split_on/part
+and columns joined like `join_cells`.
 Each cell gets an acceptance test that is deliberately narrower than the Python converter: a cell the
 SQL would not convert *identically* is never converted by SQL. A row with any such cell, or that fails a
 target check, is handed to the per-row Python path (`CompiledFormat.convert`), which produces the same
-values and the same error messages as before. Specs outside the subset (filters, defaults, split_on,
-other converters...) make `plan_for` return None and the whole file takes the Python path.
+values and the same error messages as before; a row filter works the same way (a row SQL is not sure
+it keeps goes to Python, which skips it with its reason). Specs outside the subset (the side_word filter,
+other converters, fingerprint keys...) make `plan_for` return None and the whole file takes the Python path.
 
 Per batch (one transaction, as in the Python path): the staged rows are claimed (marked MIGRATED)
 and converted by one INSERT ... SELECT into a temp table; only the rows SQL declined travel to Python;
@@ -22,15 +25,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from config.errors import ConversionError, MappingError
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
 from formats.converters.currencies import CRYPTO_3, ISO_4217, currency_problem
+from formats.converters.registry import build_text_cleaner
 from formats.targets import get_target
 from imports.targets.orders import (
     EARLIEST_TRADE_YEAR,
@@ -49,6 +55,7 @@ from staging.services import staged_rows_mark, staged_rows_write_outcomes
 _ASCII_TEXT = r"^[!-~]([ -~]*[!-~])?$"
 _PLAIN_NUMBER = r"^[+-]?[0-9]{1,20}(\.[0-9]{1,20})?$"
 _PLAIN_INTEGER = r"^[+-]?[0-9]{1,20}$"
+_US_MONEY = r"^([+-]?[0-9]{1,20}(\.[0-9]{1,20})?|\$?([0-9]{1,3}(,[0-9]{3}){1,6}|[0-9]{1,20})(\.[0-9]{1,20})?)$"
 _ASCII_PLACEHOLDERS = sorted(p for p in PLACEHOLDERS if p and p.isascii())
 _DATE_DIRECTIVES = {
     "%Y": ("y", "[0-9]{4}"),
@@ -58,12 +65,18 @@ _DATE_DIRECTIVES = {
     "%M": ("mi", "[0-9]{1,2}"),
     "%S": ("s", "[0-9]{1,2}"),
 }
+# Zones whose clocks have never changed at midnight since 1970, so a date's midnight exists exactly once
+# in them (Python's zoneinfo and Postgres then agree on it).
+_MIDNIGHT_ZONES = frozenset(
+    {"UTC", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London"}
+)
 _TEXT_LIMITS = {"symbol": 64, "account": 64, "broker_trade_id": 128}
 
 
 def _lit(value: str) -> str:
-    """A SQL string literal (values come from the mapping spec and module constants only)."""
-    return "'" + value.replace("'", "''") + "'"
+    """A SQL string literal (values come from the mapping spec and module constants only); a '%' is
+    written as chr(37), so the text reads the same whether or not psycopg fills in parameters."""
+    return " || chr(37) || ".join("'" + piece.replace("'", "''") + "'" for piece in value.split("%"))
 
 
 def _lits(values: list[str]) -> str:
@@ -79,6 +92,7 @@ class _Field:
     value: str
     pre: tuple[tuple[str, str], ...] = ()  # (alias, expression over the cells), computed once per row
     post: tuple[tuple[str, str], ...] = ()  # (alias, expression over `pre`), computed once per row
+    zone: str = "UTC"  # the timezone of a datetime field's values
 
 
 @dataclass
@@ -91,6 +105,9 @@ class FastPlan:
     dedupe_by_trade_id: bool
     statuses: int = 3  # how many open statuses the claim takes (params status_0, status_1...)
     keep: list[str] = field(default_factory=list)  # the row filters' conditions (see _keep)
+    # (alias, expression over the cells): a field's source text when it is not one whole cell (a split
+    # part, joined columns), computed once per row before the converters see it; NULL = SQL declines.
+    sources: tuple[tuple[str, str], ...] = ()
 
     def select_sql(self) -> str:
         """INSERT INTO the temp table: claim a batch of staged rows and convert what SQL can convert exactly."""
@@ -114,14 +131,19 @@ class FastPlan:
         return create, self._convert_sql(f"SELECT line AS id, line, width, {names} FROM pg_temp.airlock_incoming")
 
     def _convert_sql(self, source: str) -> str:
-        cell_names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
+        raw_names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
+        cell_names = ", ".join([raw_names, *(alias for alias, _ in self.sources)])
+        sourced = ", ".join([raw_names, *(f"{expr} AS {alias}" for alias, expr in self.sources)])
         pre = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.pre]
         pre_names = ", ".join([cell_names, *[alias for f in self.fields.values() for alias, _ in f.pre]])
         post = [f"{expr} AS {alias}" for f in self.fields.values() for alias, expr in f.post]
         post_names = ", ".join([pre_names, *[alias for f in self.fields.values() for alias, _ in f.post]])
-        ok = " AND ".join(
-            [f"width <= {self.width}", *[f"({k})" for k in self.keep], *[f"({f.ok})" for f in self.fields.values()]]
-        )
+        checks = [
+            f"width <= {self.width}",
+            *[f"({k})" for k in self.keep],
+            *[f"({f.ok})" for f in self.fields.values()],
+        ]
+        ok = f"coalesce({' AND '.join(checks)}, false)"  # NULL (a declined source) is a decline, never a pass
         converted = ", ".join(f"CASE WHEN ok THEN {f.value} END AS v_{name}" for name, f in self.fields.items())
         values = ", ".join(self._value(name) for name in ORDER_VALUE_FIELDS)
         key = "''"
@@ -135,6 +157,8 @@ class FastPlan:
                 f"|| '|' || {when}"
             )
             key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
+        if self.sources:
+            source = f"SELECT id, line, width, {sourced} FROM ({source}) AS cells OFFSET 0"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
         return f"""
             INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key)
@@ -202,24 +226,31 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
         return None
     fields: dict[str, _Field] = {}
     used: set[int] = set(kept_cells)
+    sources: list[tuple[str, str]] = []
     for name, spec in specs.items():
         if not isinstance(spec, dict):
             return None
         source = spec.get("columns") or []
-        options = spec.get("options") or {}
-        if any(column not in positions for column in source) or len(source) > 1:
-            return None
-        if "default" in options or "split_on" in options:
+        options = dict(spec.get("options") or {})
+        if any(column not in positions for column in source):
             return None
         converter = spec.get("converter", "text")
         if converter == "constant":
+            if set(options) - {"value"}:
+                return None
             built = _constant(name, options.get("value"))
         else:
-            if len(source) != 1:
+            if not source:
                 return None
-            index = positions[source[0]]
-            used.add(index)
-            built = _BUILDERS.get(converter, _unsupported)(name, f"c{index}", options)
+            indexes = [positions[column] for column in source]
+            used.update(indexes)
+            cell = _source(name, indexes, options, sources)
+            if cell is None:
+                return None
+            core = {key: value for key, value in options.items() if key not in ("default", "split_on", "part")}
+            built = _BUILDERS.get(converter, _unsupported)(name, cell, core)
+            if built is not None and "default" in options:
+                built = _with_default(built, cell, converter, options)
         if built is None:
             return None
         fields[name] = built
@@ -227,12 +258,21 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
     if dedupe and not trade_id_mapped:
         return None  # every key would be a fingerprint with occurrence counters: Python's job
     if dedupe:
+        if fields["executed_at"].zone != "UTC":
+            return None  # the key holds the time's isoformat with its local offset: Python's job
         # Rows without a trade id get fingerprint keys counted in file order: leave them to Python.
         tid = fields["broker_trade_id"]
         fields["broker_trade_id"] = _Field(
             tid.name, f"({tid.ok}) AND ({tid.value}) IS NOT NULL", tid.value, tid.pre, tid.post
         )
-    return FastPlan(fields=fields, width=len(columns), cells=sorted(used), dedupe_by_trade_id=dedupe, keep=keep)
+    return FastPlan(
+        fields=fields,
+        width=len(columns),
+        cells=sorted(used),
+        dedupe_by_trade_id=dedupe,
+        sources=tuple(sources),
+        keep=keep,
+    )
 
 
 # Row filters SQL decides exactly: a printable-ASCII cell, trimmed of spaces and lower-cased, is what
@@ -261,6 +301,65 @@ def _keep(rule: dict[str, Any], positions: dict[str, int]) -> tuple[str, int] | 
         "startswith": " OR ".join(f"starts_with({norm}, {_lit(p)})" for p in wanted) or "FALSE",
     }[op]
     return f"{cell} ~ {_lit(_PRINTABLE_ASCII)} AND ({condition})", index
+
+
+def _source(name: str, indexes: list[int], options: dict[str, Any], sources: list[tuple[str, str]]) -> str | None:
+    """The SQL name of the text a field's converter reads: the cell itself, or a computed source
+    (registry.build_text_cleaner: columns joined as join_cells joins them, then split_on/part)."""
+    if len(indexes) == 1:
+        text = f"c{indexes[0]}"
+    else:
+        # join_cells: each cell stripped, placeholders dropped, joined by a space. SQL joins only cells of
+        # printable ASCII without surrounding blanks that are not placeholders (so nothing is dropped).
+        clean = " AND ".join(f"{f'c{i}'} ~ {_lit(_ASCII_TEXT)} AND {_not_placeholder(f'c{i}')}" for i in indexes)
+        joined = " || ' ' || ".join(f"c{i}" for i in indexes)
+        text = f"CASE WHEN {clean} THEN {joined} END"
+    if "split_on" in options:
+        split_on, part = options["split_on"], options.get("part", 0)
+        if not isinstance(split_on, str) or not split_on or not isinstance(part, int) or isinstance(part, bool):
+            return None
+        if not split_on.isascii():
+            return None
+        # str.split and split_part both cut at every occurrence from the left; Python raises when part is
+        # out of range, split_part gives '': such rows are declined (NULL) by counting the occurrences.
+        t = f"({text})"
+        count = f"((length({t}) - length(replace({t}, {_lit(split_on)}, ''))) / {len(split_on)})"
+        needed = part if part >= 0 else -part - 1
+        position = part + 1 if part >= 0 else part
+        # strip() of the piece: ASCII spaces here; any other blank left fails every converter's pattern.
+        text = f"CASE WHEN {count} >= {needed} THEN btrim(split_part({t}, {_lit(split_on)}, {position}), ' ') END"
+    elif "part" in options:
+        return None
+    if text == f"c{indexes[0]}" and len(indexes) == 1:
+        return text
+    alias = f"s_{name}"
+    sources.append((alias, text))
+    return alias
+
+
+def _with_default(field: _Field, cell: str, converter: str, options: dict[str, Any]) -> _Field | None:
+    """A field whose empty cell takes the mapping's default, converted as Python converts it."""
+    # Python gives the default for an empty piece whatever the split: convert it without split_on/part.
+    unsplit = {key: value for key, value in options.items() if key not in ("split_on", "part")}
+    try:
+        value = build_text_cleaner(converter, unsplit)("")
+    except (ConversionError, MappingError):
+        return None
+    if isinstance(value, Decimal) and field.name in ("quantity", "price", "commission"):
+        minimum_ok = value > 0 if field.name == "quantity" else value >= 0
+        if not (value.is_finite() and minimum_ok and value < Decimal("1e18")):
+            return None  # validate_order would refuse it: Python's message
+        literal = f"{format(value, 'f')}::numeric"
+    elif isinstance(value, str) and field.name in ("account", "symbol", "broker_trade_id"):
+        constant = _constant(field.name, value)
+        if constant is None or (field.name == "symbol" and set(value) & set(MARKUP_CHARACTERS)):
+            return None
+        literal = constant.value
+    else:
+        return None
+    return replace(
+        field, ok=f"{cell} = '' OR ({field.ok})", value=f"CASE WHEN {cell} = '' THEN {literal} ELSE {field.value} END"
+    )
 
 
 def _unsupported(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
@@ -297,6 +396,10 @@ def _decimal(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     comma = options.get("decimal_sep") == "," or options.get("thousands_sep") == "."
     pattern = _PLAIN_INTEGER if comma else _PLAIN_NUMBER
     number = f"({cell})::numeric"
+    if options.get("thousands_sep") == "," and options.get("decimal_sep", ".") == ".":
+        # US money as Schwab writes it ('$1,234.56', '500,135'): a '$' and 3-digit groups, no sign.
+        pattern = _US_MONEY
+        number = f"translate({cell}, '$,', '')::numeric"
     if options.get("abs"):
         number = f"abs({number})"
     elif options.get("negate"):
@@ -313,7 +416,8 @@ def _decimal(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
 
 
 def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
-    if set(options) - {"formats", "tz"} or options.get("tz", "UTC") != "UTC" or name != "executed_at":
+    zone = options.get("tz", "UTC")
+    if set(options) - {"formats", "tz"} or zone not in _MIDNIGHT_ZONES or name != "executed_at":
         return None
     formats = options.get("formats", ["iso"])
     if not isinstance(formats, list) or len(formats) != 1 or not isinstance(formats[0], str):
@@ -334,8 +438,8 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
             # The Python fast parser reads a space in the format as \s+; ASCII spaces are the safe subset.
             pattern.append("".join(" +" if ch == " " else "\\" + ch if ch in "." else ch for ch in token))
             previous_was_directive = False
-    if not {"y", "m", "d"} <= set(names):
-        return None
+    if not {"y", "m", "d"} <= set(names) or (zone != "UTC" and {"h", "mi", "s"} & set(names)):
+        return None  # in another zone, dates only: local times can fall in a DST gap or overlap
     match = f"m_{name}"
     # Once the cell matches, its numbers are exactly the runs of digits between the separators, in the
     # format's order: splitting on the separators is several times cheaper than regexp_match's groups.
@@ -353,12 +457,14 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     # datetime() raises on these in Python; make_timestamptz would raise too (aborting the batch), so
     # they are checked first and such rows go to Python for its message.
     valid = f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
-    value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, 'UTC')"
+    value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, {_lit(zone)})"
     # validate_order's range (trade_date_problem): from 1900 to tomorrow; CASE keeps make_timestamptz from
     # seeing an impossible date. Rows outside go to Python for its message.
-    in_range = f"{y} >= {EARLIEST_TRADE_YEAR} AND {value} <= now() + interval '1 day'"
+    # Another zone's offsets before 1970 may differ between Python's tz database and Postgres's: Python.
+    earliest = EARLIEST_TRADE_YEAR if zone == "UTC" else max(EARLIEST_TRADE_YEAR, 1970)
+    in_range = f"{y} >= {earliest} AND {value} <= now() + interval '1 day'"
     ok = f"CASE WHEN {match} IS NULL THEN false WHEN {valid} THEN {in_range} ELSE false END"
-    return _Field(name, ok, value, pre, post)
+    return _Field(name, ok, value, pre, post, zone=zone)
 
 
 def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:

@@ -206,10 +206,10 @@ def test_a_direct_import_resumed_through_staging_does_not_write_identical_fills_
     monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # the worker stops after one chunk
     assert file_process(file_id=file_id) == FileStatus.PROCESSING
 
-    # The admin adds a row filter to the approved format (it skips nothing in these files); a filter is
-    # outside the SQL subset, so the rest of the file is no longer read directly.
+    # The admin adds a row filter to the approved format (it skips nothing in these files); the side_word
+    # filter is outside the SQL subset, so the rest of the file is no longer read directly.
     mapping = copy.deepcopy(fmt.mapping)
-    mapping["filters"] = [{"column": "Order Type", "op": "not_in", "values": ["TOTAL"]}]
+    mapping["filters"] = [{"column": "Side", "op": "side_word"}]
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     format_migrate(format_id=fmt.pk)
     monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
@@ -233,7 +233,7 @@ def test_the_same_file_and_mapping_fix_without_the_pause_for_comparison(
     _, files = upload_batch_create(owner=user, files=[csv_upload("monday.csv", fills_csv([same_fill()] * 2))])
     assert file_process(file_id=files[0].pk) == FileStatus.IMPORTED
     mapping = copy.deepcopy(fmt.mapping)
-    mapping["filters"] = [{"column": "Order Type", "op": "not_in", "values": ["TOTAL"]}]
+    mapping["filters"] = [{"column": "Side", "op": "side_word"}]
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     lines = [same_fill()] * 3 + [other_fill(n) for n in range(7)] + [same_fill()]
     _, files = upload_batch_create(owner=user, files=[csv_upload("week.csv", fills_csv(lines))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import random
@@ -296,4 +297,57 @@ def write_clean(path: Path, count: int, *, seed: int, owner_id: int, file_id: in
                 out.writelines(buffer)
                 buffer.clear()
         out.writelines(buffer)
+    return path.stat().st_size
+
+
+# --- the built-in Charles Schwab layout (formats/builtin/schwab-transactions.json) ----------------------
+
+SCHWAB_HEADER = ["Date", "Action", "Symbol", "Description", "Quantity", "Price", "Fees & Comm", "Amount"]
+SCHWAB_ACTIONS = ["Buy", "Sell", "Buy", "Sell", "Sell Short", "Buy to Open", "Sell to Close", "Reinvest Shares"]
+SCHWAB_CASH = ["Qualified Dividend", "Bank Interest", "Journal", "Reinvest Dividend"]
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def schwab_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[list[str]]:
+    """`count` lines as a Schwab 'Transactions' export writes them: US dates, one in ten with an 'as of'
+    date, '$1,234.56' money, '1,000' quantities, an empty fee on most reinvestments (the mapping's default
+    commission), one cash row (dividend, interest: skipped by the row filter) in twenty, no trade id, and
+    the 'Transactions Total' footer as the last line; every `invalid_every`-th row has a bad quantity."""
+    rng = random.Random(seed)
+    choice, randint, random_ = rng.choice, rng.randint, rng.random
+    for n in range(count - 1):
+        day = START + timedelta(days=(n // 400) % 1000)  # within ~3 years: no date in the future
+        date = day.strftime("%m/%d/%Y")
+        if n % 10 == 3:
+            date = f"{date} as of {(day - timedelta(days=1)).strftime('%m/%d/%Y')}"
+        if n % 20 == 7:
+            amount = random_() * 300
+            yield [date, choice(SCHWAB_CASH), choice(SYMBOLS), "CASH MOVEMENT", "", "", "", _money(amount)]
+            continue
+        action = SCHWAB_ACTIONS[n % len(SCHWAB_ACTIONS)]
+        shares = randint(1, 5000)
+        quantity = f"{shares:,}" if not (invalid_every and n % invalid_every == invalid_every - 1) else "twelve"
+        price = random_() * 900 + 10
+        fee = "" if action == "Reinvest Shares" or n % 3 == 0 else _money(0.65)
+        amount = shares * price * (-1 if action.startswith("Buy") or action.startswith("Reinvest") else 1)
+        yield [date, action, choice(SYMBOLS), "SOME COMPANY INC", quantity, _money(price), fee, _money(amount)]
+    yield ["Transactions Total", "", "", "", "", "", "", "-$1,234,567.89"]
+
+
+def write_schwab(path: Path, count: int, *, seed: int, invalid_every: int = 0) -> int:
+    """Write a Schwab-layout CSV of `count` lines (quoted, as Schwab does); returns its size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+        writer.writerow(SCHWAB_HEADER)
+        batch: list[list[str]] = []
+        for cells in schwab_rows(count, seed=seed, invalid_every=invalid_every):
+            batch.append(cells)
+            if len(batch) >= 10_000:
+                writer.writerows(batch)
+                batch.clear()
+        writer.writerows(batch)
     return path.stat().st_size

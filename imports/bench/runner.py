@@ -356,6 +356,37 @@ def approved_other_format(opts: Options, owner: Any, procs: Processes, kind: str
     )
 
 
+def approved_schwab(opts: Options, owner: Any, procs: Processes, *, dedupe: bool) -> Result:
+    """The built-in Charles Schwab format (a row filter on Action, 'as of' dates, '$1,234.56' money, a default
+    commission, no trade id): stored file -> orders. Without de-duplication the SQL path converts it; with
+    it every key is a fingerprint with occurrence counters, which only the row-by-row Python path gives."""
+    from formats.builtin import load_builtin_formats
+    from imports.services.uploads import upload_batch_create
+
+    load_builtin_formats()
+    path = opts.workdir / f"schwab-{'dedupe' if dedupe else 'plain'}.csv"
+    data.write_schwab(path, opts.rows, seed=opts.seed + (7 if dedupe else 8), invalid_every=opts.invalid_every)
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        with path.open("rb") as handle:
+            _, files = upload_batch_create(owner=owner, files=[File(handle, name=path.name)], dedupe=dedupe)
+        file_id = files[0].pk
+        started = time.perf_counter()
+        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    path.unlink()
+    if row["rows_imported"] + row["rows_failed"] + row["rows_skipped"] != opts.rows:
+        raise RuntimeError(f"approved Schwab: {row['status']} {row['rows_imported']} imported: {row['error']}")
+    return Result(
+        f"approved built-in Schwab format, de-duplication {'on' if dedupe else 'off'}",
+        opts.rows,
+        seconds,
+        rss.peak_mb,
+        note=f"{row['rows_imported']:,} orders, {row['rows_skipped']:,} cash rows skipped, "
+        f"{row['rows_failed']:,} invalid" + ("; Python path (fingerprint keys)" if dedupe else "; SQL path"),
+    )
+
+
 def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
     """Worker memory on a big file of the approved format (read, stage, migrate: all streaming)."""
     path = opts.workdir / "big.csv"
@@ -535,6 +566,9 @@ def run(opts: Options) -> list[Result]:
         results.append(approved_other_format(opts, owner, procs, "xlsx"))
         opts.log(f"approved format, {opts.rows:,} rows as NDJSON...")
         results.append(approved_other_format(opts, owner, procs, "ndjson"))
+        opts.log(f"approved built-in Schwab format, {opts.rows:,} rows, de-duplication off and on...")
+        results.append(approved_schwab(opts, owner, procs, dedupe=False))
+        results.append(approved_schwab(opts, owner, procs, dedupe=True))
         opts.log(f"{opts.files} files in one request with 2 workers...")
         results.append(many_files(opts, procs, token))
         opts.log(f"django-import-export on {opts.die_rows:,} rows...")

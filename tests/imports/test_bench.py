@@ -62,6 +62,12 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
     assert scenarios[1].startswith("reference: same COPY, table with pk+trade id+checks")
     assert any(s.startswith("migrate staged rows") for s in scenarios)
     assert any(s.startswith("3 files x 20 rows") for s in scenarios)
+    schwab = [line for line in lines if line.startswith("approved built-in Schwab format")]
+    assert [line.split("|")[0].strip() for line in schwab] == [
+        "approved built-in Schwab format, de-duplication off",
+        "approved built-in Schwab format, de-duplication on",
+    ]
+    assert "; SQL path" in schwab[0] and "cash rows skipped" in schwab[0]
     assert sum(s.startswith("django-import-export") for s in scenarios) == 2
     other = [line for line in lines if line.startswith("approved format, the same rows as")]
     assert [line.split("|")[0].strip().split(" (")[0] for line in other] == [

@@ -35,6 +35,16 @@ PLATFORM_SIGNATURES: tuple[tuple[str, frozenset[str]], ...] = tuple(
         ("Avanza", "typ av transaktion|värdepapper/beskrivning"),
     )
 )
+# Platforms a line above the table may name ('Trading 212 account statement', 'IBKR activity'), as whole
+# words, case-insensitively. Only the file's context (its preamble, other sections' cells) is read, never the
+# rows: a trade's description may name anything.
+PLATFORM_WORDS: tuple[tuple[str, str], ...] = tuple(
+    dict.fromkeys(
+        [(name.casefold(), name) for name, _ in PLATFORM_SIGNATURES]
+        + [("ibkr", "Interactive Brokers"), ("schwab", "Charles Schwab"), ("degiro", "DEGIRO")]
+    )
+)
+_MAX_CONTEXT_CELLS = 200
 _KEY_FIELDS = ("executed_at", "symbol", "side", "quantity", "price")
 MAX_NAME = 200
 
@@ -48,11 +58,34 @@ def platform_of(header: list[str]) -> str | None:
     return None
 
 
-def readable_format_name(*, target: str, header: list[str], mapping: dict[str, Any], section: str | None = None) -> str:
-    """'Trading 212 orders (19 columns)', or 'Orders: Trade Date, Ticker, Buy or Sell, Shares, Fill Price'."""
+def platform_named_in(context: list[list[str]]) -> str | None:
+    """The platform a cell above the table names as whole words ('Trading 212 - Account statement'), if any
+    (linear in the cells read: each is reduced to its words once, then looked up by substring)."""
+    cells = [cell for row in context for cell in row if cell][:_MAX_CONTEXT_CELLS]
+    for cell in cells:
+        words = (
+            " " + " ".join("".join(ch if ch.isalnum() or ch == "." else " " for ch in cell.casefold()).split()) + " "
+        )
+        for word, name in PLATFORM_WORDS:
+            if f" {word} " in words:
+                return name
+    return None
+
+
+def readable_format_name(
+    *,
+    target: str,
+    header: list[str],
+    mapping: dict[str, Any],
+    section: str | None = None,
+    context: list[list[str]] | None = None,
+) -> str:
+    """'Trading 212 orders (19 columns)', or 'Orders: Trade Date, Ticker, Buy or Sell, Shares, Fill Price'.
+
+    The platform comes from the header's distinctive columns, else from a line above the table naming it."""
     label = get_target(target).name.capitalize()
     where = f" [{section}]" if section else ""
-    platform = platform_of(header)
+    platform = platform_of(header) or platform_named_in(context or [])
     if platform:
         return f"{platform} {label.lower()}{where} ({len(header)} columns)"[:MAX_NAME]
     fields = mapping.get("fields") or {}

@@ -103,7 +103,9 @@ def format_get_or_create_pending(
     )
     if section:
         suggestion.setdefault("reader", {})["section"] = section
-    name = name or readable_format_name(target=target, header=header, mapping=suggestion, section=section)
+    name = name or readable_format_name(
+        target=target, header=header, mapping=suggestion, section=section, context=context
+    )
     confidences = [spec.get("confidence", 0.0) for spec in suggestion.get("fields", {}).values()]
     try:
         with transaction.atomic():

@@ -43,6 +43,35 @@ def test_a_platforms_name_carries_the_section_and_the_column_count() -> None:
     assert name == "Interactive Brokers orders [Trades] (5 columns)"
 
 
+@pytest.mark.parametrize(
+    ("context", "platform"),
+    [
+        ([["Trading 212 - Account statement"], ["Period", "2024"]], "Trading 212"),
+        ([["IBKR activity statement"]], "Interactive Brokers"),
+        ([["Export from degiro.nl"]], None),  # 'degiro.nl' is a word of its own, not the name
+        ([["Account", "DEGIRO"]], "DEGIRO"),
+        ([["Statement", "Saxophone club"]], None),  # not a whole word
+        ([], None),
+    ],
+)
+def test_a_platform_named_above_the_table_names_the_format(context: list[list[str]], platform: str | None) -> None:
+    mapping = suggest_mapping(target="orders", columns=HEADER, sample_rows=ROWS)
+    name = readable_format_name(target="orders", header=HEADER, mapping=mapping, context=context)
+    if platform:
+        assert name == f"{platform} orders ({len(HEADER)} columns)"
+    else:
+        assert name == "Orders: Trade Date, Ticker, Buy or Sell, Shares, Fill Price"
+
+
+@pytest.mark.django_db
+def test_a_file_whose_first_line_names_the_platform_gets_a_format_named_after_it(
+    user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    text = "Broker,Trading 212\n" + ",".join(HEADER) + "\n" + ",".join(ROWS[0]) + "\n"
+    file = upload(user, text=text, name="export.csv", run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    assert CsvFormat.objects.get(pk=file.format_id).name == f"Trading 212 orders ({len(HEADER)} columns)"
+
+
 @pytest.mark.django_db
 def test_a_new_format_gets_its_readable_name_and_keeps_the_first_file_name_apart(
     user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any

@@ -76,7 +76,10 @@ _TEXT_LIMITS = {"symbol": 64, "account": 64, "broker_trade_id": 128}
 def _lit(value: str) -> str:
     """A SQL string literal (values come from the mapping spec and module constants only); a '%' is
     written as chr(37), so the text reads the same whether or not psycopg fills in parameters."""
-    return " || chr(37) || ".join("'" + piece.replace("'", "''") + "'" for piece in value.split("%"))
+    if "%" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    # In parentheses: || binds no tighter than ~, so a bare concatenation would change what a match reads.
+    return "(" + " || chr(37) || ".join("'" + piece.replace("'", "''") + "'" for piece in value.split("%")) + ")"
 
 
 def _lits(values: list[str]) -> str:

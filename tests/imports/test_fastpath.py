@@ -786,7 +786,12 @@ def _feature_cases() -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
         [{"Symbol": value} for value in ("NASDAQ:aapl", "aapl", "X: msft ", "a:b:c", ":", "é:x")] + quirky_as_of,
         base=_as_of_on_an_exchange,
     )
+    percent = copy.deepcopy(MAPPING)  # '%' in the mapping's texts (psycopg's placeholder character)
+    percent["fields"]["symbol"]["options"].update({"split_on": "%", "part": 0, "default": "X%Y"})
+    percent["fields"]["account"] = {"columns": [], "converter": "constant", "options": {"value": "A%1"}}
+    percent_rows = _with_rows([{"Symbol": value} for value in ("aapl%x", "%", "ms%ft", "100%", "%%", " %b", "a%%")])
     return {
+        "percent signs": (percent, percent_rows),
         "filters": (filters, filter_rows),
         "empty filters": (blanks, blank_rows),
         "defaults": (defaults, default_rows),

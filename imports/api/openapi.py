@@ -451,6 +451,11 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
             "/api/uploads/{file_id}/rows": {
                 "post": {
                     "summary": "Fix invalid rows in place: new cells by line; the rows are imported again",
+                    "description": (
+                        "The file's owner, or staff with imports.change_importfile; anyone else gets 404. "
+                        "409 file_busy while a worker holds the file, 409 fix_refused for a rolled-back or "
+                        "unfinished file; a refusal changes nothing."
+                    ),
                     "parameters": [FILE_ID],
                     "requestBody": {
                         "required": True,

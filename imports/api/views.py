@@ -22,7 +22,7 @@ from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_check, rate_limit_record
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
-from imports.services.fixes import file_rows_fix
+from imports.services.fixes import file_rows_fix, fixable_file
 from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
 
 
@@ -172,12 +172,11 @@ def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
 @api_view(["POST"])
 def upload_fix_rows(request: HttpRequest, file_id: int) -> HttpResponse:
     """POST /api/uploads/<id>/rows {"rows": {line: {column: value}}}: fix invalid rows; they import again."""
-    selectors.file_for(request.user, file_id)  # another user's id is 404 before the body is even read
+    fixable_file(actor=request.user, file_id=file_id)  # another user's id is 404 before the body is even read
     body = _json_body(request)
     result = file_rows_fix(file_id=file_id, owner=request.user, edits=body.get("rows"))
-    return JsonResponse(
-        {**result.as_dict(), "file": selectors.file_summary(selectors.file_for(request.user, file_id))}, status=202
-    )
+    file = fixable_file(actor=request.user, file_id=file_id)
+    return JsonResponse({**result.as_dict(), "file": selectors.file_summary(file)}, status=202)
 
 
 def _order_json(order: Any) -> dict[str, Any]:

@@ -3,15 +3,19 @@ converted, validated and imported like any staged row, each change audited; refu
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
 from django.http import Http404
 from django.test import Client
 
 from audit.models import AuditEvent
 from config.errors import Conflict, InvalidRequest
 from imports.models import FileStatus, ImportFile, Order
+from imports.pipeline.locks import file_lock
 from imports.services.fixes import file_rows_fix
 from staging.models import StagedRow, StagedStatus
 from tests.imports.test_api import bearer
@@ -53,7 +57,11 @@ def test_the_owner_fixes_a_typo_on_the_page_and_the_row_is_imported_with_the_cha
     assert (done.status, done.rows_imported, done.rows_failed) == (FileStatus.PARTIAL, 2, 1)
     assert Order.objects.filter(source_file=done, broker_trade_id="T-2").get().quantity == 5
     event = AuditEvent.objects.get(action="row.fixed")
-    assert event.actor == user and event.details == {"line": 3, "changes": {"Shares": {"before": "5o", "after": "5"}}}
+    assert event.actor == user and event.details == {
+        "line": 3,
+        "file_owner": user.get_username(),
+        "changes": {"Shares": {"before": "5o", "after": "5"}},
+    }
 
 
 def test_a_fix_that_is_still_wrong_stays_invalid_with_the_new_message(
@@ -126,3 +134,52 @@ def test_the_api_fixes_rows_by_line(
     assert (done.status, done.rows_imported, done.rows_failed) == (FileStatus.IMPORTED, 3, 0)
     bad = client.post(f"/api/uploads/{file.pk}/rows", {"rows": []}, content_type="application/json", **bearer(user))
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_fix"
+
+
+def test_staff_with_the_change_permission_fix_any_users_rows_and_the_audit_names_both(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, django_user_model: Any
+) -> None:
+    file = partial_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
+    # The reviewer is staff without the change permission: another user's file is not theirs to fix.
+    with pytest.raises(Http404):
+        file_rows_fix(file_id=file.pk, owner=reviewer, edits={3: {"Shares": "5"}})
+    reviewer.user_permissions.add(
+        Permission.objects.get(content_type__app_label="imports", codename="change_importfile")
+    )
+    support = django_user_model.objects.get(pk=reviewer.pk)  # fresh permission cache
+    with django_capture_on_commit_callbacks(execute=True):
+        result = file_rows_fix(file_id=file.pk, owner=support, edits={3: {"Shares": "5"}})
+    assert result.resubmitted == [3]
+    run_jobs()
+    assert Order.objects.filter(source_file=file, broker_trade_id="T-2").count() == 1
+    event = AuditEvent.objects.get(action="row.fixed")
+    assert event.actor_id == support.pk and event.details["file_owner"] == user.get_username()
+
+
+def test_a_fix_while_a_worker_holds_the_files_lock_is_refused_and_changes_nothing(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    file = partial_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
+    held, release = threading.Event(), threading.Event()
+
+    def worker() -> None:  # another session (a worker re-importing or rolling back the file) holds its lock
+        try:
+            with file_lock(file.pk) as acquired:
+                assert acquired
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(Conflict, match="being imported right now"):
+            file_rows_fix(file_id=file.pk, owner=user, edits={3: {"Shares": "5"}})
+    finally:
+        release.set()
+        thread.join()
+    assert StagedRow.objects.get(file=file, line=3).raw[3] == "5o"
+    assert ImportFile.objects.get(pk=file.pk).rows_failed == 2
+    assert not AuditEvent.objects.filter(action="row.fixed").exists()

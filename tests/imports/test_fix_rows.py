@@ -183,3 +183,18 @@ def test_a_fix_while_a_worker_holds_the_files_lock_is_refused_and_changes_nothin
     assert StagedRow.objects.get(file=file, line=3).raw[3] == "5o"
     assert ImportFile.objects.get(pk=file.pk).rows_failed == 2
     assert not AuditEvent.objects.filter(action="row.fixed").exists()
+
+
+def test_a_fix_that_turns_a_row_into_an_existing_trade_is_a_duplicate_as_in_the_pipeline(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    file = partial_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
+    same_as_line_2 = {"Trade Date": "2024-03-01 09:30:00", "Ticker": "AAPL", "Buy or Sell": "Buy", "Shares": "10"}
+    same_as_line_2 |= {"Fill Price": "171.25", "Fee": "1.00", "Ref": "T-1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert file_rows_fix(file_id=file.pk, owner=user, edits={3: same_as_line_2}).resubmitted == [3]
+    run_jobs()
+    done = ImportFile.objects.get(pk=file.pk)
+    assert (done.rows_imported, done.rows_duplicate, done.rows_failed) == (1, 1, 1)
+    assert Order.objects.filter(broker_trade_id="T-1").count() == 1
+    assert StagedRow.objects.get(file=file, line=3).status == StagedStatus.DUPLICATE

@@ -9,6 +9,8 @@ are stronger evidence (an order description that gives side, quantity and price 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from config.errors import ConversionError
@@ -52,6 +54,7 @@ def derive_missing(
     _from_trade_text(fields, filters, profiles)
     _symbol_from_trade_text(fields, profiles)
     _varying_trade_date(fields, profiles)
+    _commission_not_the_total(fields, profiles, rows)
     _skip_currency_conversions(filters, profiles)
     _prefer_isin_over_names(fields, profiles)
     _symbol_from_pairs(fields, profiles)
@@ -62,6 +65,7 @@ def derive_missing(
     _currency_from_symbol(fields, profiles)
     _currency_from_marks(fields, profiles)
     _currency_from_context(fields, context)
+    _currency_mentioned_in_context(fields, context)
     _currency_from_language(fields, profiles)
     _side_from_codes(fields, filters, profiles)
     _side_from_amount_sign(fields, profiles, rows)
@@ -316,6 +320,49 @@ def _currency_from_context(fields: dict[str, Any], context: list[list[str]]) -> 
                 reason = f"no currency column; the file's heading says '{label.strip()}' {value}"
                 fields["currency"] = field_spec([], "constant", {"value": value}, 0.5, reason)
                 return
+
+
+# 'GBP 0.4106', '@ USD 12.5', '1.20 EUR': a currency code written against a number (not a bare word such as TRY).
+_CODE_BY_NUMBER = re.compile(r"(?<![A-Za-z])([A-Z]{3}) ?(?=[\d.])|(?<=\d) ?([A-Z]{3})(?![A-Za-z])")
+
+
+def _currency_mentioned_in_context(fields: dict[str, Any], context: list[list[str]]) -> None:
+    """No currency yet: the rows outside the table (a cash table above the trades, a summary) write one
+    currency code, and only one, against their numbers ('DIV: FOO.XLON.GB @ GBP 0.4106')."""
+    if not _missing(fields, "currency"):
+        return
+    seen: Counter = Counter()
+    for cells in context:
+        for cell in cells:
+            for match in _CODE_BY_NUMBER.finditer(cell[:200]):
+                code = match.group(1) or match.group(2)
+                if code in ISO_4217:
+                    seen[code] += 1
+    if len(seen) == 1:
+        code, count = seen.most_common(1)[0]
+        reason = f"no currency column; the rows around the table write amounts in {code} ({count}×): check it"
+        fields["currency"] = field_spec([], "constant", {"value": code}, 0.4, reason)
+
+
+def _commission_not_the_total(fields: dict[str, Any], profiles: list[Profile], rows: list[list[str]]) -> None:
+    """A 'Cost' column that equals quantity × price on the rows is the trade's total, not its commission."""
+    commission, quantity, price = (fields.get(name) or {} for name in ("commission", "quantity", "price"))
+    if not all(len(spec.get("columns") or []) == 1 for spec in (commission, quantity, price)):
+        return
+    by_column = _by_column(profiles)
+    c, q, p = (by_column[spec["columns"][0]] for spec in (commission, quantity, price))
+    totals = 0
+    compared = 0
+    for row in rows:
+        fee, size, unit = (_number_in(row, x.index, x.decimal_sep) for x in (c, q, p))
+        if fee is None or not size or not unit:
+            continue
+        compared += 1
+        value = abs(size * unit)
+        if value and abs(abs(fee) - value) <= value * Decimal("0.01"):
+            totals += 1
+    if compared >= 2 and totals >= compared * 0.8:
+        del fields["commission"]
 
 
 # Header words only one language uses, and the currency of the countries writing it: the weakest evidence

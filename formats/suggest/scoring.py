@@ -8,7 +8,7 @@ from rapidfuzz import fuzz
 
 from formats.suggest.profiles import Profile
 from formats.suggest.vocabulary import NEGATIVE, VALUE_STRENGTH, WEAK, compact_key, learned_key
-from formats.targets import Target
+from formats.targets import TARGETS, Target
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,24 @@ def _header_evidence(name: str, key: str, synonyms: list[tuple[str, str, bool]])
             if score > best:
                 best, reason = score, f"≈ {name} (close to '{synonym}')"
     return best, reason
+
+
+def header_fit(cells: list[str], target: Target) -> int:
+    """How many of the target's fields some cell of a header row names outright (a synonym, or a header
+    containing one): a measure of which of several stacked tables in one file holds the target's rows."""
+    index = synonym_index(target)
+    keys = [key for key in (learned_key(cell) for cell in cells if cell) if key]
+    named = 0
+    for target_field in target.fields:
+        synonyms = index[target_field.name]
+        if any(_header_evidence(target_field.name, key, synonyms)[0] >= 0.6 for key in keys):
+            named += 1
+    return named
+
+
+def table_fit(cells: list[str]) -> int:
+    """The most fields of any one target that a header row names (see header_fit)."""
+    return max(header_fit(cells, target) for target in TARGETS.values())
 
 
 _FITS, _WEAKENS, _CONTRADICTS = 1.0, 0.6, 0.3

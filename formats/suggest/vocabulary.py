@@ -20,6 +20,7 @@ WEAK = {
         "security",
         "securities",
         "instrument",
+        "investment",
         "asset",
         "coin",
         "code",

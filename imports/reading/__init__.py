@@ -21,6 +21,7 @@ from itertools import islice
 from typing import IO, Any
 
 from config.errors import UnreadableFile
+from formats.suggest.scoring import table_fit
 from imports.reading.encoding import DETECT_BYTES, legacy_encoding
 from imports.sheets.cells import text_cells
 
@@ -31,6 +32,7 @@ SAMPLE_ROWS = 300  # rows read after the first candidate line to find the header
 SAMPLE_CHARS = 2_000_000  # ...or fewer rows when they are this large
 HEADER_SEARCH_ROWS = 100  # the header must be among the first non-blank rows
 FOLLOWING_ROWS = 50  # rows below a candidate header used to judge the table width
+MIN_TABLE_FIT, MAX_TABLES = 3, 8  # a later stacked table wins when its header names this many fields; tables weighed
 MAX_SECTIONS = 10_000
 DELIMITERS = (",", ";", "\t", "|")
 QUOTECHAR = '"'
@@ -525,18 +527,51 @@ def _find_header(rows: list[tuple[int, list[str]]]) -> int:
     if not filled:
         raise UnreadableFile("The file holds only blank lines.")
     candidates = filled[:HEADER_SEARCH_ROWS]
-    for position, i in enumerate(candidates):
-        cells = rows[i][1]
-        below = [rows[j][1] for j in filled[position + 1 : position + 1 + FOLLOWING_ROWS]]
-        # Rows with one filled cell are titles, notes and disclaimers, not the table.
-        table = [row for row in below if sum(1 for c in row if c) >= 2] or below or [cells]
-        if _fits(cells, table) and _header_like(cells, _mode([len(row) for row in table])):
-            return i
+    for position in range(len(candidates)):
+        if _starts_table(rows, filled, position):
+            return _best_table(rows, filled, position)
     for i in candidates:
         cells = rows[i][1]
         if sum(1 for c in cells if c) >= 2 and _header_like(cells, _trimmed_width(cells)):
             return i
     raise UnreadableFile(f"No header row found in the first {rows[candidates[-1]][0]} lines.")
+
+
+def _starts_table(rows: list[tuple[int, list[str]]], filled: list[int], position: int) -> bool:
+    """Whether the `position`-th non-blank row is a header: as wide as the rows below it, names not values."""
+    cells = rows[filled[position]][1]
+    below = [rows[j][1] for j in filled[position + 1 : position + 1 + FOLLOWING_ROWS]]
+    # Rows with one filled cell are titles, notes and disclaimers, not the table.
+    table = [row for row in below if sum(1 for c in row if c) >= 2] or below or [cells]
+    return _fits(cells, table) and _header_like(cells, _mode([len(row) for row in table]))
+
+
+def _best_table(rows: list[tuple[int, list[str]]], filled: list[int], first: int) -> int:
+    """Index of the header of the table to read, when a file stacks several titled tables.
+
+    A statement may put a cash table above the trades ('Cash Transactions' ... 'Investment Transactions'):
+    a later table, set off by a blank or title line, is read instead of the first when its header names
+    clearly more of a target's fields (at least MIN_TABLE_FIT, more than the first's). Otherwise, and
+    whenever the tables name as many, the first table is the file's table, as before.
+    """
+    best, best_fit = filled[first], None
+    seen = 0
+    for position in range(first + 1, min(len(filled), HEADER_SEARCH_ROWS)):
+        i = filled[position]
+        above = rows[i - 1][1] if i > 0 else []
+        if sum(1 for cell in above if cell) > 1 or sum(1 for cell in rows[i][1] if cell) < 2:
+            continue  # not set off from the rows above: a row of the current table
+        if not _starts_table(rows, filled, position) or position + 1 >= len(filled):
+            continue
+        if best_fit is None:
+            best_fit = table_fit(rows[best][1])
+        fit = table_fit(rows[i][1])
+        if fit >= MIN_TABLE_FIT and fit > best_fit:
+            best, best_fit = i, fit
+        seen += 1
+        if seen >= MAX_TABLES:
+            break
+    return best
 
 
 def _mode(values: list[int]) -> int:

@@ -288,6 +288,36 @@ def test_a_currency_named_above_the_table_is_the_currency_when_no_column_does() 
         assert fields["currency"].get("options") != {"value": "GBP"}
 
 
+def test_one_currency_written_against_numbers_around_the_table_is_a_weak_constant() -> None:
+    columns = ["Date", "InvestmentName", "TransactionDetails", "Quantity", "Price"]
+    rows = [["10/03/2022", "Foo ETF (FOO)", "Bought 1,550 Foo ETF (FOO)", "1550", "9.665845"]]
+    cash_rows = [["09/04/2022", "DIV: FOO.XLON.GB @ GBP 0.4106", "225.83", "380.13"], ["Balance", "23.59"]]
+    currency = suggest_mapping(target="orders", columns=columns, sample_rows=rows, context=cash_rows)["fields"][
+        "currency"
+    ]
+    assert (currency["converter"], currency["options"], currency["confidence"]) == ("constant", {"value": "GBP"}, 0.4)
+    assert "GBP (1×)" in currency["reason"]
+    # Two currencies, or a code that is only a word ('TRY again'), name nothing.
+    for other in (cash_rows + [["x", "Fee 1.50 USD"]], [["Note", "TRY again later", "5"]]):
+        fields = suggest_mapping(target="orders", columns=columns, sample_rows=rows, context=other)["fields"]
+        assert fields["currency"].get("converter") != "constant" or fields["currency"]["confidence"] < 0.4
+
+
+def test_a_cost_column_equal_to_quantity_times_price_is_the_total_not_the_commission() -> None:
+    columns = ["Date", "Symbol", "Action", "Quantity", "Price", "Cost", "Currency"]
+    rows = [
+        ["10/03/2022", "FOO", "Buy", "1550", "9.665845", "14982.06", "GBP"],
+        ["29/05/2022", "BAR", "Buy", "294", "101.8614965", "29947.28", "GBP"],
+        ["15/07/2022", "BAR", "Sell", "1", "104.06", "104.06", "GBP"],
+    ]
+    fields = suggest_mapping(target="orders", columns=columns, sample_rows=rows)["fields"]
+    assert "commission" not in fields
+    fees = [row[:5] + ["4.95", "GBP"] for row in rows]
+    assert suggest_mapping(target="orders", columns=columns, sample_rows=fees)["fields"]["commission"]["columns"] == [
+        "Cost"
+    ]
+
+
 def test_position_platforms_open_as_a_buy_and_close_as_a_sell_in_a_map_the_admin_checks() -> None:
     columns = ["Date", "Type", "Details", "Amount", "Units"]
     rows = [

@@ -348,18 +348,40 @@ def test_it_skips_a_repeated_header_and_reads_the_rows_below_it(tmp_path: Path) 
     assert reasons(skipped)[7] == "repeated header"
 
 
+def test_of_stacked_tables_it_reads_the_one_whose_header_names_the_trade_fields(tmp_path: Path) -> None:
+    # Vanguard UK: a cash table (date, details, amount, balance) above the investment transactions.
+    text = (
+        "Cash Transactions,,,\n,,,\nDate,Details,Amount,Balance\n08/03/2022,Deposit,15000,15000\nBalance,15000,,\n"
+        ",,,\n,,,\nInvestment Transactions,,,\n,,,\nDate,InvestmentName,Quantity,Price\n10/03/2022,FOO,1550,9.66\n"
+    )
+    path = write(tmp_path, text)
+    layout, records, _ = read(path)
+    assert layout.header_line == 10
+    assert layout.columns == ["Date", "InvestmentName", "Quantity", "Price"]
+    assert cells(records) == [["10/03/2022", "FOO", "1550", "9.66"]]
+    assert layout.skipped_preamble == 9  # the cash table is above the header: not read as data
+
+
 def test_it_stops_at_a_second_table_with_a_different_header(tmp_path: Path) -> None:
     text = (
         "Cash Transactions,,,\n,,,\nDate,Details,Amount,Balance\n08/03/2022,Deposit,15000,15000\nBalance,15000,,\n"
         ",,,\n,,,\nInvestment Transactions,,,\n,,,\nDate,InvestmentName,Quantity,Price\n10/03/2022,FOO,1550,9.66\n"
     )
     path = write(tmp_path, text)
-    _, records, skipped = read(path)
+    layout, records, skipped = read(path, ReaderOptions(header_line=3))  # a format pinned to the cash table
+    assert layout.columns == ["Date", "Details", "Amount", "Balance"]
     assert lines(records) == [4]
     assert reasons(skipped)[10] == reasons(skipped)[11] == "after the table (another table starts at line 10)"
-    layout, records, _ = read(path, ReaderOptions(header_line=10))
-    assert layout.columns == ["Date", "InvestmentName", "Quantity", "Price"]
-    assert cells(records) == [["10/03/2022", "FOO", "1550", "9.66"]]
+
+
+def test_a_later_table_naming_no_more_trade_fields_leaves_the_first_as_the_files_table(tmp_path: Path) -> None:
+    text = (
+        "Date,Symbol,Quantity,Price\n2024-01-02,AAPL,1,190\n2024-01-03,MSFT,2,410\n\n"
+        "Totals by currency\nCurrency,Amount\nUSD,1010\n"
+    )
+    layout, records, _ = read(write(tmp_path, text))
+    assert layout.header_line == 1
+    assert lines(records) == [2, 3]
 
 
 def test_it_pads_short_rows_and_trims_empty_extra_cells(tmp_path: Path) -> None:
@@ -662,7 +684,7 @@ CORPUS_FILES = [
     ("trading212/cgtcalc-2020.csv", "utf-8", ",", 1, "Action", "ID", 19, 8, 2, 9),
     ("trading212/cgtcalc-2026.csv", "utf-8", ",", 1, "Action", "Merchant category", 33, 5, 2, 6),
     ("trading212/e2g-2023.csv", "utf-8", ",", 1, "Action", "Currency (Currency conversion fee)", 19, 13, 2, 14),
-    ("vanguard/cgtcalc-uk-cash-investment-report.csv", "utf-8", ",", 5, "Date", "Balance", 4, 17, 6, 22),
+    ("vanguard/cgtcalc-uk-cash-investment-report.csv", "utf-8", ",", 29, "Date", "Cost", 6, 6, 30, 35),
     ("xtb/e2g-cash-operations.csv", "utf-8", ";", 1, "ID", "Amount", 6, 46, 2, 47),
 ]
 CORPUS_ERRORS = {"messy/csvkit-null-byte.csv": "NUL byte at line 2: the file looks binary or corrupted."}
@@ -777,11 +799,12 @@ def test_messy_files_keep_their_odd_characters() -> None:
 
 
 @needs_corpus
-def test_vanguard_second_table_is_skipped_and_readable_with_a_header_line() -> None:
+def test_vanguard_investment_table_is_read_and_the_cash_table_above_it_with_a_header_line() -> None:
     path = CORPUS / "vanguard/cgtcalc-uk-cash-investment-report.csv"
-    _, _, skipped = read(path)
-    assert reasons(skipped)[23] == 'summary row "Balance"'
-    assert reasons(skipped)[29] == "after the table (another table starts at line 29)"
-    layout, records, _ = read(path, ReaderOptions(header_line=29))
+    layout, records, _ = read(path)
     assert layout.columns == ["Date", "InvestmentName", "TransactionDetails", "Quantity", "Price", "Cost"]
     assert lines(records)[:5] == [30, 31, 32, 33, 34]
+    layout, _, skipped = read(path, ReaderOptions(header_line=5))
+    assert layout.columns == ["Date", "Details", "Amount", "Balance"]
+    assert reasons(skipped)[23] == 'summary row "Balance"'
+    assert reasons(skipped)[29] == "after the table (another table starts at line 29)"

@@ -80,6 +80,7 @@ def format_get_or_create_pending(
     file_name: str,
     context: list[list[str]] | None = None,
     name: str | None = None,
+    joined: bool = False,
 ) -> tuple[CsvFormat, bool]:
     """Return the format for this header, creating a pending one with a suggested mapping if new.
 
@@ -87,6 +88,9 @@ def format_get_or_create_pending(
     RateLimited and nothing is created (the file fails with that message). Two workers seeing the same
     new header at once both try to insert; the unique fingerprint
     constraint lets exactly one win and the other reads the winner's row.
+
+    `joined`: the columns are not the header's but a ledger's joined ones (imports/reading/ledger.py): the
+    header identifies the format, the columns name themselves for the suggestion.
     """
     print_ = fingerprint(header, section=section)
     existing = CsvFormat.objects.filter(target=target, fingerprint=print_).first()
@@ -100,6 +104,7 @@ def format_get_or_create_pending(
         learned=learned_evidence(target=target),
         header=header,
         context=context,
+        joined=joined,
     )
     if section:
         suggestion.setdefault("reader", {})["section"] = section

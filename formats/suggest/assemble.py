@@ -27,14 +27,17 @@ def suggest_mapping(
     learned: dict[str, dict[str, int]] | None = None,
     header: list[str] | None = None,
     context: list[list[str]] | None = None,
+    joined: bool = False,
 ) -> dict[str, Any]:
     """A full mapping (docs/INTERFACES.md) with a confidence and a reason per field.
 
     `context`: short rows outside the table (see FileLayout.context), read for what the table leaves out.
+    `joined`: the columns are a ledger's trades joined by the reader (imports/reading/ledger.py), not the
+    file's header: they name themselves, and their Currency column is each trade's quote asset.
     """
     target_def = get_target(target)
     learned = learned or {}
-    header_cells = list(header) if header is not None else list(columns)
+    header_cells = list(header) if header is not None and not joined else list(columns)
     header_cells += [""] * (len(columns) - len(header_cells))
     profiles = [
         profile_column(
@@ -76,6 +79,9 @@ def suggest_mapping(
         if spec is not None:
             fields[target_field.name] = spec
     filters.extend(_discriminator_filters(profiles))
+    if joined and "Currency" in columns:
+        reason = "the quote asset of each trade joined from the ledger's rows (fiat, else a stablecoin, else BTC/ETH/…)"
+        fields["currency"] = field_spec(["Currency"], "currency", {}, 0.9, reason)
     derive_missing(fields, filters, profiles, sample_rows, context or [])
     reader = {"section": None, "header_line": None}
     return {"version": 1, "reader": reader, "filters": filters, "fields": fields}

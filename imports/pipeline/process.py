@@ -240,6 +240,7 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
             columns=layout.columns,
             sample_rows=sample,
             context=layout.context,
+            joined=bool(layout.ledger),
             section=section,
             created_by=file.owner,
             file_id=file.pk,

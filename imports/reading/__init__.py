@@ -98,6 +98,9 @@ class FileLayout:
     # Short rows outside the table (a preamble's 'Base Currency,GBP', another section's key-value rows): they
     # may name what the table does not. A few dozen cells at most, see _context.
     context: list[list[str]] = field(default_factory=list)
+    # A ledger (imports/reading/ledger.py): which original columns hold the time, asset, amount...; the
+    # records are then joined into one per trade and `columns` are the joined ones. None: an ordinary table.
+    ledger: dict | None = None
 
     def as_dict(self) -> dict:
         """A JSON-serialisable copy, for storing on the import file."""

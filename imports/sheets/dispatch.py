@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from copy import copy
 from dataclasses import replace
 from itertools import islice
 from typing import Any
 
 from imports import reading
 from imports.reading import FileLayout, ReaderOptions, Record, Skipped
+from imports.reading.ledger import LedgerSpec, detect_ledger, join_legs
 from imports.sheets import jsonfile, ods, xls, xlsx
 from imports.sheets.containers import ContainerLimits
 from imports.sheets.sniff import CSV, JSON, sniff_kind
@@ -39,11 +41,29 @@ def kind_of(layout: FileLayout) -> str:
     return getattr(layout, "kind", CSV)
 
 
+LEDGER_SAMPLE_ROWS = 300  # records read to decide whether a table is a ledger (imports/reading/ledger.py)
+
+
 def detect_layout(
     path: str | os.PathLike, options: ReaderOptions | None = None, *, limits: SheetLimits | None = None
 ) -> FileLayout:
-    """Work out what the file is and how its table is written (see the module docstring)."""
+    """Work out what the file is and how its table is written (see the module docstring); a ledger's
+    balance movements are read as one row per trade (`layout.ledger`, `layout.columns` the joined ones)."""
     limits = limits or SheetLimits()
+    layout = _detect_table(path, options, limits)
+    items = _table_records(path, layout, limits)
+    try:
+        sample = [item.cells for item in islice((i for i in items if isinstance(i, Record)), LEDGER_SAMPLE_ROWS)]
+    finally:
+        getattr(items, "close", lambda: None)()
+    spec = detect_ledger(layout.columns, sample)
+    if spec is not None:
+        layout.ledger = spec.as_dict()
+        layout.columns = spec.joined_columns
+    return layout
+
+
+def _detect_table(path: str | os.PathLike, options: ReaderOptions | None, limits: SheetLimits) -> FileLayout:
     with open(path, "rb") as handle:
         kind = sniff_kind(handle, limits=limits.container)
     if kind == CSV:
@@ -65,8 +85,18 @@ def detect_layout(
 def iter_records(
     path: str | os.PathLike, layout: FileLayout, *, limits: SheetLimits | None = None
 ) -> Iterator[Record | Skipped]:
-    """Stream the records of the layout's table, skipping what is not data (with why)."""
+    """Stream the records of the layout's table, skipping what is not data (with why); a ledger's rows
+    joined into one record per trade."""
     limits = limits or SheetLimits()
+    if not layout.ledger:
+        return _table_records(path, layout, limits)
+    spec = LedgerSpec.from_dict(layout.ledger)
+    table = copy(layout)
+    table.columns, table.ledger = list(spec.columns), None
+    return join_legs(_table_records(path, table, limits), spec, Record, Skipped)
+
+
+def _table_records(path: str | os.PathLike, layout: FileLayout, limits: SheetLimits) -> Iterator[Record | Skipped]:
     kind = kind_of(layout)
     if kind == CSV:
         return reading.iter_records(

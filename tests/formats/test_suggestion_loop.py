@@ -28,9 +28,9 @@ pytestmark = pytest.mark.django_db
 
 # Trade files imported exactly (count, first and last trade) with the suggestion approved unchanged, as
 # measured on the corpus; raise it when the suggestion improves, never lower it to make a change pass.
-EXACT_FLOOR = 34
+EXACT_FLOOR = 36
 DECLARED_FLOOR = 16  # non-trade files declared 'no trades'
-APPROVABLE_FLOOR = 37  # trade files whose suggestion is approvable unchanged
+APPROVABLE_FLOOR = 39  # trade files whose suggestion is approvable unchanged
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus_expected_trades.json"
 TRADES = """Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Ccy

@@ -762,22 +762,6 @@ def test_another_brokers_trade_export_imports_after_one_mapping_correction(
 
 UNMAPPABLE_CASES = [
     UnmappableCase(
-        "coinbase/rotki-coinbasepro-account.csv",
-        "5 trades (trade ids 10201, 20502, 305441-305443), each as two 'match' rows plus a 'fee' row",
-        "A Coinbase Pro account statement writes each trade as balance movements: 'match' +52.3 ETH, 'match' "
-        "-1.14732 BTC and 'fee' -0.00344196 BTC share trade id 10201. The bought asset, the amount paid "
-        "(hence the price) and the fee are on different rows; a mapping converts one row at a time and "
-        "cannot join rows.",
-    ),
-    UnmappableCase(
-        "binance/rotki-transaction-history.csv",
-        "Buy/Sell and Transaction Buy/Spend/Fee legs (e.g. 2020-10-30 14:21:20: Buy -134.4719075 EUR, "
-        "Buy +0.03605 ETH, Fee -3.605E-05 ETH)",
-        "A Binance transaction history writes each trade as several balance changes with only a Change amount "
-        "per coin: the asset bought, the amount spent (hence the price) and the fee are on different rows "
-        "tied only by their timestamp; a mapping converts one row at a time and cannot join rows.",
-    ),
-    UnmappableCase(
         "crypto-com/rotki-transactions.csv",
         "7 single-row trades (crypto_purchase Buy MCO / Buy ETH, crypto_exchange MCO -> ETH, viban_purchase "
         "EUR -> BTC, crypto_viban_exchange DOGE -> EUR, 2 limit-order purchase_commit USD -> SOL / ETH) plus "
@@ -800,6 +784,50 @@ def test_a_trade_export_the_converters_cannot_map_is_staged_for_review_then_skip
     assert file.status == FileStatus.PENDING_APPROVAL, diagnose(file)
     assert file.rows_staged > 0 and Order.objects.count() == 0
     pytest.skip(f"{case.trades}: {case.reason}")
+
+
+LEDGER_CASES = [
+    # (file, trades, first trade, last trade) -- counted by hand in
+    # tests/fixtures/corpus_expected_trades.json (the notes say how).
+    (
+        "coinbase/rotki-coinbasepro-account.csv",
+        5,
+        fill("ETH", "BUY", "52.3", "0.0219372849", "2018-03-15T10:55:12.843Z"),
+        fill("ETH", "BUY", "18.46", "0.0353892741", "2019-07-01T22:14:18.855Z"),
+    ),
+    (
+        "binance/rotki-transaction-history.csv",
+        21,
+        fill("BNB", "BUY", "0.576474665", "425.4306648498", "2020-10-28T22:03:03Z"),
+        fill("ZRX", "SELL", "25656", "0.0013817721", "2025-11-20T12:54:15Z"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "trades", "first", "last"), LEDGER_CASES, ids=[case[0] for case in LEDGER_CASES])
+def test_a_ledger_export_is_joined_into_one_order_per_trade_and_imports_as_suggested(
+    path: str,
+    trades: int,
+    first: Fill,
+    last: Fill,
+    builtins: Any,
+    user: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # One trade is two or three balance movements (asset received, asset paid, fee) sharing a trade id or
+    # a time; deposits, transfers, staking and dust conversions are skipped, never imported.
+    file = upload_corpus(user, path, run_jobs, django_capture_on_commit_callbacks)
+    assert file.status == FileStatus.PENDING_APPROVAL, diagnose(file)
+    approve(file.format_id, reviewer, None, run_jobs, django_capture_on_commit_callbacks)
+    file.refresh_from_db()
+    assert file.status == FileStatus.IMPORTED, diagnose(file)
+    stored = orders_of(file)
+    assert len(stored) == trades == file.rows_imported, diagnose(file)
+    assert (as_fill(stored[0]), as_fill(stored[-1])) == (first, last)
+    lines = sum(1 for _ in corpus_file(path).open(encoding="utf-8-sig")) - 1
+    assert file.rows_imported + file.rows_skipped == lines, "every row of the ledger is accounted for"
 
 
 # --- 4. files without trades ----------------------------------------------------------------------------

@@ -40,31 +40,35 @@ def test_pinning_the_header_line_re_reads_the_columns_and_re_stages_the_rows(
 ) -> None:
     file = staged_file(user, run_jobs, django_capture_on_commit_callbacks)
     fmt = file.format
-    assert "Ticker" not in fmt.columns  # the reader found the first table
-    mapping = {**fmt.mapping, "reader": {"section": None, "header_line": 7}}
-    fmt = review_save_mapping(format_id=fmt.pk, actor=reviewer, mapping=mapping)
+    # Of the two stacked tables the reader took the one whose header names the trade fields...
     assert fmt.columns[:2] == ["Date", "Ticker"]
     assert fmt.mapping["fields"]["symbol"]["columns"] == ["Ticker"]
-    lines = sorted(StagedRow.objects.filter(file=file).values_list("line", flat=True))
-    assert lines == [8, 9, 10]
+    assert sorted(StagedRow.objects.filter(file=file).values_list("line", flat=True)) == [8, 9, 10]
+    # ...and an admin who wants the other one pins its header line: columns re-read, rows re-staged.
+    mapping = {**fmt.mapping, "reader": {"section": None, "header_line": 2}}
+    fmt = review_save_mapping(format_id=fmt.pk, actor=reviewer, mapping=mapping)
+    assert fmt.columns == ["Date", "Details", "Amount", "Balance"]
+    assert sorted(StagedRow.objects.filter(file=file).values_list("line", flat=True)) == [3, 4]
 
 
 def test_approving_with_a_moved_table_and_stale_fields_is_refused_but_the_rows_are_re_staged(
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     file = staged_file(user, run_jobs, django_capture_on_commit_callbacks)
-    stale = {
-        **file.format.mapping,
-        "reader": {"section": None, "header_line": 7},
-        "fields": {"symbol": {"columns": ["Details"], "converter": "text", "options": {}}},
-    }
+    suggested = file.format.mapping
+    stale = {**suggested, "reader": {"section": None, "header_line": 2}}  # fields still name 'Ticker'...
     with pytest.raises(MappingError, match="moved the table"):
         review_approve(format_id=file.format_id, actor=reviewer, mapping=stale)
     fmt = CsvFormat.objects.get(pk=file.format_id)
-    assert fmt.status == "PENDING" and "Ticker" in fmt.columns
-    fields = fmt.mapping["fields"]
+    assert fmt.status == "PENDING" and "Details" in fmt.columns and "Ticker" not in fmt.columns
+    assert sorted(StagedRow.objects.filter(file=file).values_list("line", flat=True)) == [3, 4]
+    assert not Order.objects.exists()
+    # Pinned back to the trades table, the corrected suggestion imports exactly its three trades.
+    fields = suggested["fields"]
     fields["currency"] = {"columns": [], "converter": "constant", "options": {"value": "GBP"}}
     fields["executed_at"]["options"]["tz"] = "Europe/London"
+    mapping = {**suggested, "reader": {"section": None, "header_line": 7}, "fields": fields}
+    fmt = review_save_mapping(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     with django_capture_on_commit_callbacks(execute=True):
         review_approve(format_id=fmt.pk, actor=reviewer, mapping=fmt.mapping)
     run_jobs()

@@ -46,6 +46,7 @@ def suggest_for_file(path: Path, *, learned: dict[str, dict[str, int]]) -> tuple
         learned=learned,
         header=layout.header,
         context=layout.context,
+        joined=bool(layout.ledger),
     )
     return {"mapping": mapping, "columns": layout.columns}, sample
 

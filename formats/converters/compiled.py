@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.errors import ConversionError, MappingError
-from formats.converters.numbers import QUOTIENT_JOINER
-from formats.converters.registry import build_text_cleaner, join_cells
+from formats.converters.registry import TWO_COLUMN_CONVERTERS, build_text_cleaner, join_cells, join_pair
 from formats.converters.types import TextCleaner
 
 
@@ -18,7 +17,7 @@ class _FieldPlan:
     name: str
     indexes: tuple[int, ...]
     clean: TextCleaner
-    joiner: str | None = None  # None: join_cells (date + time); else a literal separator
+    pair: bool = False  # a two-column converter's cells (join_pair), else join_cells (date + time)
 
 
 class CompiledMapping:
@@ -29,7 +28,7 @@ class CompiledMapping:
         self.width = width
         self.fields = [plan.name for plan in plans]
         self._single = [(plan.name, plan.indexes[0], plan.clean) for plan in plans if len(plan.indexes) == 1]
-        self._multi = [(plan.name, plan.indexes, plan.clean, plan.joiner) for plan in plans if len(plan.indexes) != 1]
+        self._multi = [(plan.name, plan.indexes, plan.clean, plan.pair) for plan in plans if len(plan.indexes) != 1]
 
     def apply(self, cells: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Converted values by field, and row errors [{field, value, message}] (value = the raw text)."""
@@ -43,9 +42,9 @@ class CompiledMapping:
             except ConversionError as exc:
                 values[name] = None
                 errors.append(_error(name, cells[index], exc))
-        for name, indexes, clean, joiner in self._multi:
+        for name, indexes, clean, pair in self._multi:
             parts = [cells[index] for index in indexes]
-            text = (joiner.join(parts) if joiner else join_cells(parts)) if indexes else ""
+            text = (join_pair(parts) if pair else join_cells(parts)) if indexes else ""
             try:
                 values[name] = clean(text)
             except ConversionError as exc:
@@ -93,11 +92,13 @@ def compile_mapping(fields: dict[str, Any], columns: list[str]) -> CompiledMappi
         except MappingError as exc:
             details = {"field": name, **exc.details}
             raise MappingError(f"Field '{name}': {exc.message}", details=details) from None
-        if converter == "quotient" and len(source) != 2:
+        if converter in TWO_COLUMN_CONVERTERS and len(source) != 2:
+            which = "numerator, denominator" if converter == "quotient" else "money out, money in"
             raise MappingError(
-                f"Field '{name}': the quotient converter needs exactly two columns (numerator, denominator).",
+                f"Field '{name}': the {converter} converter needs exactly two columns ({which}).",
                 details={"field": name},
             )
-        joiner = QUOTIENT_JOINER if converter == "quotient" else None
-        plans.append(_FieldPlan(name, tuple(positions[column] for column in source), clean, joiner))
+        plans.append(
+            _FieldPlan(name, tuple(positions[column] for column in source), clean, converter in TWO_COLUMN_CONVERTERS)
+        )
     return CompiledMapping(plans, len(columns))

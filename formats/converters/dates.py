@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,8 +28,36 @@ def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+# Time-zone abbreviations exports append to their times ('03/15/2024 09:31:02 EDT', Webull, US brokers'
+# order histories): the fixed offset each stands for. Ambiguous ones (IST, CST in China) are not listed.
+ZONE_ABBREVIATIONS = {
+    "UTC": 0, "GMT": 0, "Z": 0, "WET": 0, "BST": 1, "CET": 1, "CEST": 2, "MET": 1, "MEST": 2, "EET": 2,
+    "EEST": 3, "MSK": 3, "EST": -5, "EDT": -4, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+    "AKST": -9, "AKDT": -8, "HST": -10, "JST": 9, "KST": 9, "HKT": 8, "SGT": 8, "AEST": 10, "AEDT": 11,
+    "ACST": 9.5, "AWST": 8, "NZST": 12, "NZDT": 13,
+}  # fmt: skip
+_ZONES = {name: timezone(timedelta(hours=hours), name) for name, hours in ZONE_ABBREVIATIONS.items()}
+
+
 def date_parser(fmt: str) -> Callable[[str], datetime]:
-    """A function parsing text with one format (naive or aware datetime), raising ValueError."""
+    """A function parsing text with one format (naive or aware datetime), raising ValueError. A value ending in
+    a time-zone abbreviation (' EDT', ' CET') is parsed without it and carries that zone's offset."""
+    parse = _format_parser(fmt)
+    if fmt in SPECIAL_FORMATS or "%Z" in fmt or "%z" in fmt:
+        return parse
+
+    def parse_zoned(text: str) -> datetime:
+        if text and "A" <= text[-1] <= "Z":
+            head, _, zone = text.rpartition(" ")
+            found = _ZONES.get(zone)
+            if found is not None and head:
+                return parse(head.rstrip()).replace(tzinfo=found)
+        return parse(text)
+
+    return parse_zoned
+
+
+def _format_parser(fmt: str) -> Callable[[str], datetime]:
     if fmt == "iso":
         return _parse_iso
     if fmt == "epoch_s":

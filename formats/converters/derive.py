@@ -133,7 +133,19 @@ PAIR_QUOTES = sorted(
     key=len,
     reverse=True,
 )
-_KRAKEN = {"ZEUR": "EUR", "ZUSD": "USD", "ZGBP": "GBP", "XBT": "BTC"}
+_KRAKEN = {"XBT": "BTC", "XDG": "DOGE"}
+_KRAKEN_CRYPTO = frozenset({"XBT", "XDG", "ETH", "LTC", "XRP", "XLM", "XMR", "ZEC", "ETC", "REP", "MLN"})
+
+
+def asset_code(text: str) -> str:
+    """An asset's code with Kraken's legacy prefixes unwrapped: X for crypto, Z for fiat ('XXBT' -> 'BTC',
+    'XETH' -> 'ETH', 'ZEUR' -> 'EUR', 'XBT' -> 'BTC'); any other code as it is (upper-cased)."""
+    code = text.strip().upper()
+    if len(code) == 4 and code.isalpha():
+        rest = code[1:]
+        if (code[0] == "Z" and rest in ISO_4217) or (code[0] == "X" and rest in _KRAKEN_CRYPTO):
+            code = rest
+    return _KRAKEN.get(code, code)
 
 
 def split_pair(text: str) -> tuple[str, str] | None:
@@ -145,13 +157,13 @@ def split_pair(text: str) -> tuple[str, str] | None:
         if value.count(separator) == 1:
             base, quote = (part.strip() for part in value.split(separator))
             if base.isalnum() and quote.isalnum() and 1 <= len(base) <= 12 and 2 <= len(quote) <= 6:
-                return base, _KRAKEN.get(quote, quote)
+                return asset_code(base), asset_code(quote)
             return None
     if not value.isalnum() or len(value) > 16:
         return None
     for quote in PAIR_QUOTES:
         if value.endswith(quote) and len(value) - len(quote) >= 2:
-            return value[: -len(quote)], _KRAKEN.get(quote, quote)
+            return asset_code(value[: -len(quote)]), asset_code(quote)
     return None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from config.errors import ConversionError, MappingError
 from formats.converters.currencies import CRYPTO_3, ISO_4217
-from formats.converters.types import TextCleaner
+from formats.converters.types import PLACEHOLDERS, TextCleaner
 
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _PLAIN_INTEGER = re.compile(r"[+-]?\d+")
@@ -292,7 +292,7 @@ def quotient_builder(options: dict[str, Any]) -> TextCleaner:
 
     def convert(text: str) -> Decimal:
         parts = text.split(QUOTIENT_JOINER)
-        if len(parts) != 2 or not all(part.strip() for part in parts):
+        if len(parts) != 2 or not all(part.strip() and part.strip().casefold() not in PLACEHOLDERS for part in parts):
             raise ConversionError("needs two numbers (a numerator and a denominator column)")
         numerator, denominator = parse(parts[0].strip()), parse(parts[1].strip())
         if denominator == 0:

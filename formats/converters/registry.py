@@ -19,7 +19,14 @@ from formats.converters.derive import (
 )
 from formats.converters.numbers import QUOTIENT_JOINER, decimal_builder, integer_builder, quotient_builder
 from formats.converters.types import PLACEHOLDERS, Cleaner, TextCleaner
-from formats.converters.words import currency_builder, map_builder, side_builder, side_from_sign_builder, text_builder
+from formats.converters.words import (
+    currency_builder,
+    map_builder,
+    side_builder,
+    side_from_columns_builder,
+    side_from_sign_builder,
+    text_builder,
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,13 @@ CONVERTERS: dict[str, ConverterInfo] = {
             {"negative_is": "'SELL' (default) or 'BUY'.", "decimal_sep": "'.' or ','; detected per value when absent."},
         ),
         ConverterInfo(
+            "side_from_columns",
+            "Buy / sell from which of two money columns is filled",
+            "Two columns, money out then money in ('Debit', 'Credit'): a row with an amount in the first is "
+            "a BUY, in the second a SELL (or the reverse).",
+            {"first_is": "'BUY' (default) or 'SELL'.", "decimal_sep": "'.' or ','; detected per value when absent."},
+        ),
+        ConverterInfo(
             "map",
             "Lookup table",
             "Replace each value by the one in the table (case-insensitive).",
@@ -169,6 +183,9 @@ CONVERTERS: dict[str, ConverterInfo] = {
     )
 }
 
+# Converters reading exactly two columns, in order (numerator / denominator; money out / money in).
+TWO_COLUMN_CONVERTERS = ("quotient", "side_from_columns")
+
 # Option name -> (accepted Python types, description of the type for messages).
 _OPTION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "split_on": ((str,), "a text"),
@@ -182,6 +199,7 @@ _OPTION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "tz": ((str,), "a timezone name"),
     "map": ((dict,), "an object of value -> result"),
     "negative_is": ((str,), "'BUY' or 'SELL'"),
+    "first_is": ((str,), "'BUY' or 'SELL'"),
     "number": ((str,), "'first' or 'last'"),
     "drop_trailing_numbers": ((bool,), "true or false"),
     "scale": ((str, int, float), "a number such as '0.01'"),
@@ -238,6 +256,8 @@ def check_options(converter: str, options: dict[str, Any]) -> None:
                 raise MappingError(f"Currency map results must be 3-letter codes, not {result!r}.")
     if converter == "side_from_sign" and options.get("negative_is", "SELL").upper() not in ("BUY", "SELL"):
         raise MappingError(f"Option 'negative_is' must be 'BUY' or 'SELL', not {options['negative_is']!r}.")
+    if converter == "side_from_columns" and str(options.get("first_is", "BUY")).upper() not in ("BUY", "SELL"):
+        raise MappingError(f"Option 'first_is' must be 'BUY' or 'SELL', not {options['first_is']!r}.")
     if converter in _TAKES and options.get("take") not in _TAKES[converter]:
         raise MappingError(
             f"Converter '{converter}' needs option 'take': one of {', '.join(_TAKES[converter])}.",
@@ -276,9 +296,15 @@ def build_cleaner(converter: str, options: dict[str, Any]) -> Cleaner:
     clean_text = build_text_cleaner(converter, options)
     if converter == "constant":
         return lambda cells: clean_text("")
-    if converter == "quotient":
-        return lambda cells: clean_text(QUOTIENT_JOINER.join(cells))  # as compile_mapping joins them
+    if converter in TWO_COLUMN_CONVERTERS:
+        return lambda cells: clean_text(join_pair(cells))  # as compile_mapping joins them
     return lambda cells: clean_text(join_cells(cells))
+
+
+def join_pair(cells: list[str]) -> str:
+    """The two cells of a two-column converter joined by QUOTIENT_JOINER, an empty one written '-' (so that
+    stripping the joined text cannot lose which of the two was empty)."""
+    return QUOTIENT_JOINER.join(cell.strip() or "-" for cell in cells)
 
 
 def join_cells(cells: list[str]) -> str:
@@ -368,6 +394,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], TextCleaner]] = {
     "date": lambda options: datetime_builder(options, date_only=True),
     "side": side_builder,
     "side_from_sign": side_from_sign_builder,
+    "side_from_columns": side_from_columns_builder,
     "map": map_builder,
     "quotient": quotient_builder,
     "currency": currency_builder,

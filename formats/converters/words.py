@@ -7,8 +7,8 @@ from typing import Any
 
 from config.errors import ConversionError
 from formats.converters.currencies import currency_problem
-from formats.converters.numbers import decimal_builder
-from formats.converters.types import TextCleaner
+from formats.converters.numbers import QUOTIENT_JOINER, decimal_builder
+from formats.converters.types import PLACEHOLDERS, TextCleaner
 
 BUY_WORDS = frozenset(
     {
@@ -40,7 +40,22 @@ BUY_WORDS = frozenset(
         "koupit",
         "zakup",
         "kjøp",
+        "kjøpt",
+        "købt",
+        "køb",
+        "köpa",
         "osto",
+        "ostettu",
+        "comprado",
+        "acquistato",
+        "kupno",
+        "kupiono",
+        "alış",
+        "покупка",
+        "買付",
+        "買い",
+        "买入",
+        "買入",
         "reinvestment",
         "reinvested",
     }
@@ -59,6 +74,20 @@ SELL_WORDS = frozenset(
         "verkocht",
         "sälj",
         "sålt",
+        "såld",
+        "sålda",
+        "solgt",
+        "sælg",
+        "myyty",
+        "vendido",
+        "venduto",
+        "sprzedano",
+        "satış",
+        "продажа",
+        "売付",
+        "売り",
+        "卖出",
+        "賣出",
         "salj",
         "försäljning",
         "verkauf",
@@ -179,6 +208,36 @@ def side_from_sign_builder(options: dict[str, Any]) -> TextCleaner:
         if number == 0:
             raise ConversionError(f"'{text}' is zero: cannot tell buy from sell")
         return negative if number < 0 else positive
+
+    return convert
+
+
+def side_from_columns_builder(options: dict[str, Any]) -> TextCleaner:
+    """BUY or SELL from which of two money columns a row fills ('Debit' / 'Credit', 'Paid out' / 'Paid in'):
+    the two cells arrive joined by QUOTIENT_JOINER; the first column's side is `first_is` (default BUY: money
+    paid out buys)."""
+    first = options.get("first_is", "BUY").upper()
+    second = "SELL" if first == "BUY" else "BUY"
+    parse = decimal_builder({"decimal_sep": options["decimal_sep"]} if "decimal_sep" in options else {})
+
+    def filled(text: str) -> bool:
+        value = text.strip()
+        if not value or value.casefold() in PLACEHOLDERS:
+            return False
+        try:
+            return parse(value) != 0
+        except ConversionError:
+            return False
+
+    def convert(text: str) -> str:
+        parts = text.split(QUOTIENT_JOINER)
+        if len(parts) != 2:
+            raise ConversionError("needs two columns (money out, money in)")
+        out, into = filled(parts[0]), filled(parts[1])
+        if out == into:
+            shown = " / ".join(part.strip()[:30] or "empty" for part in parts)
+            raise ConversionError(f"'{shown}': exactly one of the two columns must hold an amount to tell the side")
+        return first if out else second
 
     return convert
 

@@ -25,6 +25,7 @@ from formats.suggest.specs import field_spec, unfilled
 AMOUNT_WORDS = (
     "amount", "value", "total", "net", "proceeds", "subtotal", "consideration", "waarde", "bedrag", "belopp",
     "montant", "betrag", "importe", "hodnota", "castka", "kwota", "beløb", "beløp", "summa", "mutatie",
+    "umsatz", "kurswert", "importo", "valor", "montante",
 )  # fmt: skip
 _TRUSTED = 0.9  # a column chosen at this confidence or more is kept over a derivation
 
@@ -66,9 +67,11 @@ def derive_missing(
     _currency_from_marks(fields, profiles)
     _currency_from_context(fields, context)
     _currency_mentioned_in_context(fields, context)
+    _currency_from_time_zone(fields, profiles)
     _currency_from_language(fields, profiles)
     _side_from_codes(fields, filters, profiles)
     _side_from_amount_sign(fields, profiles, rows)
+    _side_from_money_columns(fields, profiles, rows)
     _skip_rows_without_quantity(fields, filters, profiles, rows)
     _skip_cancelled(filters, profiles)
 
@@ -365,6 +368,30 @@ def _commission_not_the_total(fields: dict[str, Any], profiles: list[Profile], r
         del fields["commission"]
 
 
+# Time zones that name one country's (or one currency area's) market: 'EDT' on every time is a US export.
+_ZONE_CURRENCIES = {
+    "USD": {"EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"}, "GBP": {"BST"}, "JPY": {"JST"},
+    "HKD": {"HKT"}, "SGD": {"SGT"}, "AUD": {"AEST", "AEDT", "ACST", "AWST"}, "NZD": {"NZST", "NZDT"},
+}  # fmt: skip
+
+
+def _currency_from_time_zone(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No currency yet: the trade times carry the abbreviation of one market's time zone ('09:31:02 EDT')."""
+    if not _missing(fields, "currency"):
+        return
+    when = fields.get("executed_at") or {}
+    by_column = _by_column(profiles)
+    for column in when.get("columns") or []:
+        zones = {value.rpartition(" ")[2] for value in by_column[column].values if " " in value}
+        for code, names in _ZONE_CURRENCIES.items():
+            if zones and zones <= names:
+                reason = (
+                    f"no currency column; the trade times are in {', '.join(sorted(zones))}: {code} assumed, check it"
+                )
+                fields["currency"] = field_spec([], "constant", {"value": code}, 0.3, reason)
+                return
+
+
 # Header words only one language uses, and the currency of the countries writing it: the weakest evidence
 # for a currency, used when nothing in the file names one (confidence 0.3, the words named in the reason).
 _LANGUAGE_WORDS = {
@@ -498,6 +525,49 @@ def _side_from_amount_sign(fields: dict[str, Any], profiles: list[Profile], rows
             if amount.decimal_sep == ",":
                 options["decimal_sep"] = ","
             fields["side"] = field_spec([amount.column], "side_from_sign", options, 0.6, reason)
+            return
+
+
+# Header pairs naming money paid out and money received, each as a column of its own.
+_MONEY_OUT_IN = (
+    ("debit", "credit"), ("paid out", "paid in"), ("money out", "money in"), ("outflow", "inflow"),
+    ("soll", "haben"), ("debet", "credit"), ("af", "bij"), ("débit", "crédit"), ("cargo", "abono"),
+    ("uscite", "entrate"), ("withdrawals", "deposits"),
+)  # fmt: skip
+
+
+def _side_from_money_columns(fields: dict[str, Any], profiles: list[Profile], rows: list[list[str]]) -> None:
+    """No buy/sell column and unsigned quantities, but the money goes to one of two columns (Interactive
+    Investor: 'Debit' for a buy, 'Credit' for a sale): the column a trade row fills tells its side."""
+    side = fields.get("side") or {}
+    if side.get("columns") and not (side.get("converter") == "side_from_sign" and side.get("confidence", 0) < 0.5):
+        return
+    quantity = fields.get("quantity") or {}
+    if len(quantity.get("columns") or []) != 1:
+        return
+    by_column = _by_column(profiles)
+    q = by_column[quantity["columns"][0]]
+    by_key = {profile.key: profile for profile in profiles if profile.key}
+    for out_word, in_word in _MONEY_OUT_IN:
+        out = next((p for key, p in by_key.items() if key == out_word or key.startswith(out_word + " ")), None)
+        into = next((p for key, p in by_key.items() if key == in_word or key.startswith(in_word + " ")), None)
+        if out is None or into is None or out is into:
+            continue
+        sides = []
+        for row in rows:
+            if not _number_in(row, q.index, q.decimal_sep):
+                continue
+            paid, received = (bool(_number_in(row, p.index, p.decimal_sep)) for p in (out, into))
+            sides.append("BUY" if paid and not received else "SELL" if received and not paid else None)
+        if len(sides) >= 2 and sides.count(None) <= len(sides) * 0.2:
+            reason = (
+                f"no buy/sell column and '{q.column}' is never negative; trade rows put their money in "
+                f"'{out.column}' ({sides.count('BUY')}×: BUY) or '{into.column}' ({sides.count('SELL')}×: SELL)"
+            )
+            options: dict[str, Any] = {"first_is": "BUY"}
+            if out.decimal_sep == ",":
+                options["decimal_sep"] = ","
+            fields["side"] = field_spec([out.column, into.column], "side_from_columns", options, 0.6, reason)
             return
 
 

@@ -33,6 +33,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from formats.converters.currencies import ISO_4217
+from formats.converters.derive import asset_code
 
 JOINED_COLUMNS = ["Time", "Symbol", "Side", "Quantity", "Price", "Currency", "Commission", "Fees", "Operations"]
 TRADE_ID_COLUMN = "Trade ID"
@@ -63,8 +64,6 @@ _NOT_TRADE = re.compile(
 _FEE_TYPE = re.compile(r"fee|commission|gebühr|frais|comisi", re.IGNORECASE)
 _STABLECOINS = ("USDT", "USDC", "BUSD", "DAI", "TUSD", "FDUSD", "USDP", "PYUSD", "EURC", "EURT", "UST")
 _MAJORS = ("BTC", "ETH", "BNB")
-# Kraken writes XXBT, XETH, ZEUR: a legacy X (crypto) or Z (fiat) prefix on a three-letter code.
-_KRAKEN = {"XBT": "BTC", "XDG": "DOGE"}
 
 
 @dataclass(frozen=True)
@@ -123,16 +122,6 @@ def number(text: str) -> Decimal | None:
         return Decimal(value)
     except InvalidOperation:
         return None
-
-
-def asset_code(text: str) -> str:
-    """The asset's code, Kraken's prefixed codes unwrapped ('XXBT' -> 'BTC', 'ZEUR' -> 'EUR')."""
-    code = text.strip().upper()
-    if len(code) == 4 and code[0] in "XZ" and code[1:].isalpha():
-        rest = code[1:]
-        if rest in ISO_4217 or rest in _KRAKEN or rest in ("ETH", "LTC", "XRP", "XLM", "XMR", "ZEC", "ETC", "REP"):
-            code = rest
-    return _KRAKEN.get(code, code)
 
 
 def detect_ledger(columns: list[str], rows: list[list[str]]) -> LedgerSpec | None:

@@ -376,6 +376,7 @@ def test_it_describes_every_converter_for_the_admin() -> None:
         "unit",
         "exchange_currency",
         "isin",
+        "side_from_columns",
         "text",
         "decimal",
         "integer",
@@ -560,3 +561,36 @@ def test_a_wrong_date_is_explained_in_plain_words_with_an_example(formats: list[
         datetime_builder({"formats": formats})("13/45/2023")
     assert caught.value.plain == expected
     assert "does not match the date format" in str(caught.value)  # the technical detail, for admins
+
+
+def test_side_from_columns_reads_which_money_column_a_row_fills() -> None:
+    assert clean("side_from_columns", ["£986.00", "n/a"]) == "BUY"
+    assert clean("side_from_columns", ["n/a", "£485.01"]) == "SELL"
+    assert clean("side_from_columns", ["", "1.234,50"], decimal_sep=",") == "SELL"
+    assert clean("side_from_columns", ["12", ""], first_is="SELL") == "SELL"
+    for both_or_neither in (["1", "2"], ["", "-"], ["0", ""]):
+        with pytest.raises(ConversionError, match="exactly one of the two columns"):
+            clean("side_from_columns", both_or_neither)
+    with pytest.raises(MappingError, match="first_is"):
+        build_cleaner("side_from_columns", {"first_is": "HOLD"})
+    with pytest.raises(MappingError, match="exactly two columns \\(money out, money in\\)"):
+        compile_mapping({"side": {"columns": ["Debit"], "converter": "side_from_columns", "options": {}}}, ["Debit"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("03/15/2024 09:31:02 EDT", datetime(2024, 3, 15, 13, 31, 2, tzinfo=UTC)),
+        ("03/08/2024 15:59:01 EST", datetime(2024, 3, 8, 20, 59, 1, tzinfo=UTC)),
+        ("03/08/2024 15:59:01 CET", datetime(2024, 3, 8, 14, 59, 1, tzinfo=UTC)),
+        ("03/08/2024 15:59:01", datetime(2024, 3, 8, 15, 59, 1, tzinfo=UTC)),  # no zone: the tz option (UTC)
+    ],
+)
+def test_a_time_zone_abbreviation_after_the_time_gives_its_offset(text: str, expected: datetime) -> None:
+    assert clean("datetime", [text], formats=["%m/%d/%Y %H:%M:%S"]) == expected
+
+
+def test_an_unknown_or_ambiguous_zone_abbreviation_is_not_guessed() -> None:
+    for text in ("03/08/2024 15:59:01 IST", "03/08/2024 15:59:01 XYZ"):
+        with pytest.raises(ConversionError):
+            clean("datetime", [text], formats=["%m/%d/%Y %H:%M:%S"])

@@ -80,7 +80,8 @@ def test_the_trade_text_converter_names_what_it_expected() -> None:
         ("BTCUSDT", ("BTC", "USDT")),
         ("BINANCE:BTCUSDT", ("BTC", "USDT")),
         ("doge_usdt", ("DOGE", "USDT")),
-        ("XXBTZEUR", ("XXBT", "EUR")),
+        ("XXBTZEUR", ("BTC", "EUR")),  # Kraken's legacy X/Z prefixes unwrapped
+        ("XETHZUSD", ("ETH", "USD")),
         ("AAPL", None),
         ("BRK.B", None),
         ("A-B-C", None),
@@ -331,3 +332,54 @@ def test_position_platforms_open_as_a_buy_and_close_as_a_sell_in_a_map_the_admin
     assert side["options"] == {"map": {"Open Position": "BUY", "Position closed": "SELL"}}
     assert side["confidence"] <= 0.7 and "check shorts" in side["reason"]
     assert {"column": "Type", "op": "in", "values": ["Open Position", "Position closed"]} in filters
+
+
+def test_money_out_and_money_in_columns_give_the_side_when_no_column_names_it() -> None:
+    # Interactive Investor: a buy's money in 'Debit', a sale's in 'Credit', quantities never negative.
+    columns = ["Date", "Symbol", "Quantity", "Price", "Description", "Debit", "Credit", "Running Balance"]
+    rows = [
+        ["15/03/2024", "VWRL", "10", "£98.10", "VANGUARD FTSE ALL-WORLD", "£986.00", "n/a", "£1,014.00"],
+        ["14/03/2024", "n/a", "n/a", "n/a", "Debit Card Payment", "n/a", "£2,000.00", "£2,000.00"],
+        ["12/03/2024", "LGEN", "200", "£2.45", "LEGAL & GENERAL GROUP PLC", "n/a", "£485.01", "£1,499.01"],
+    ]
+    side = suggest_mapping(target="orders", columns=columns, sample_rows=rows)["fields"]["side"]
+    assert (side["columns"], side["converter"], side["options"]) == (
+        ["Debit", "Credit"],
+        "side_from_columns",
+        {"first_is": "BUY"},
+    )
+    assert "'Debit' (1×: BUY) or 'Credit' (1×: SELL)" in side["reason"]
+    cleaner = build_cleaner(side["converter"], side["options"])
+    assert [cleaner([row[5], row[6]]) for row in (rows[0], rows[2])] == ["BUY", "SELL"]
+
+
+def test_us_time_zones_on_the_trade_times_give_usd_when_nothing_names_a_currency() -> None:
+    columns = ["Symbol", "Side", "Filled", "Avg Price", "Filled Time"]
+    rows = [
+        ["AAPL", "Buy", "10", "172.50", "03/15/2024 09:31:02 EDT"],
+        ["NVDA", "Buy", "1", "875.30", "03/08/2024 15:59:01 EST"],
+    ]
+    fields = suggest_mapping(target="orders", columns=columns, sample_rows=rows)["fields"]
+    assert fields["executed_at"]["columns"] == ["Filled Time"]
+    currency = fields["currency"]
+    assert (currency["options"], currency["confidence"]) == ({"value": "USD"}, 0.3)
+    assert "EDT, EST" in currency["reason"]
+
+
+@pytest.mark.parametrize(
+    ("words", "side"),
+    [(["KÖPT", "SÅLD"], ["BUY", "SELL"]), (["Kjøpt", "Solgt"], ["BUY", "SELL"]), (["买入", "卖出"], ["BUY", "SELL"])],
+)
+def test_bought_and_sold_in_more_languages_are_sides(words: list[str], side: list[str]) -> None:
+    assert [build_cleaner("side", {})([word]) for word in words] == side
+
+
+def test_a_fiat_amount_beside_an_asset_amount_is_not_the_quantity() -> None:
+    # Bitpanda: 'Amount Fiat' is the money, 'Amount Asset' the units bought.
+    columns = ["Timestamp", "Transaction Type", "Amount Fiat", "Fiat", "Amount Asset", "Asset", "Asset market price"]
+    rows = [
+        ["2024-03-15T10:00:00+01:00", "buy", "100.00", "EUR", "0.00164500", "BTC", "60790.27"],
+        ["2024-03-10T15:30:00+01:00", "sell", "250.00", "EUR", "0.08500000", "ETH", "2941.18"],
+    ]
+    fields = suggest_mapping(target="orders", columns=columns, sample_rows=rows)["fields"]
+    assert fields["quantity"]["columns"] == ["Amount Asset"]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from formats.converters.derive import asset_code
 from imports.reading import Record, Skipped
 from imports.reading import ledger as ledger_module
-from imports.reading.ledger import JOINED_COLUMNS, TRADE_ID_COLUMN, asset_code, number
+from imports.reading.ledger import JOINED_COLUMNS, TRADE_ID_COLUMN, number
 from imports.sheets.dispatch import detect_layout, iter_records
 
 KRAKEN = """txid,refid,time,type,subtype,aclass,asset,amount,fee,balance

@@ -10,7 +10,9 @@ SQL would not convert *identically* is never converted by SQL. A row with any su
 target check, is handed to the per-row Python path (`CompiledFormat.convert`), which produces the same
 values and the same error messages as before; a row filter works the same way (a row SQL is not sure
 it keeps goes to Python, which skips it with its reason). Specs outside the subset (the side_word filter,
-other converters, fingerprint keys...) make `plan_for` return None and the whole file takes the Python path.
+other converters, dates in a local zone with de-duplication...) make `plan_for` return None and the whole
+file takes the Python path. De-duplication keys are computed in SQL: a trade-id key whole, a fingerprint
+key as its digest, to which the occurrence counter is added in line order when the batch is written.
 
 Per batch (one transaction, as in the Python path): the staged rows are claimed (marked MIGRATED)
 and converted by one INSERT ... SELECT into a temp table; only the rows SQL declined travel to Python;
@@ -106,6 +108,10 @@ class FastPlan:
     width: int
     cells: list[int]
     dedupe_by_trade_id: bool
+    # De-duplication by the fill's own fields (no trade id mapped): SQL computes each row's fingerprint
+    # digest; the occurrence counters ('#1', '#2' for identical fills in one file) are assigned in line
+    # order together with the Python-converted rows when the batch is written (_write_orders).
+    dedupe_by_fingerprint: bool = False
     statuses: int = 3  # how many open statuses the claim takes (params status_0, status_1...)
     keep: list[str] = field(default_factory=list)  # the row filters' conditions (see _keep)
     # (alias, expression over the cells): a field's source text when it is not one whole cell (a split
@@ -150,16 +156,27 @@ class FastPlan:
         converted = ", ".join(f"CASE WHEN ok THEN {f.value} END AS v_{name}" for name, f in self.fields.items())
         values = ", ".join(self._value(name) for name in ORDER_VALUE_FIELDS)
         key = "''"
+        # imports.targets.orders.order_identity, term by term: account upper-cased, numbers normalised
+        # (plain_decimal = trim_scale), the time's isoformat (UTC, whole seconds: see plan_for).
+        account = f"upper(coalesce({self._value('account')}, ''))"
+        # The converters give aware times in UTC (whatever the mapping's zone), so the isoformat ends '+00:00'.
+        when = """to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
+        identity = ""
         if self.dedupe_by_trade_id:
-            # imports.targets.orders.order_identity for a row with a trade id, term by term: account upper-cased,
-            # trade id, quantity normalised (Decimal.normalize() in 'f' format = trim_scale), time isoformat.
-            account = f"upper(coalesce({self._value('account')}, ''))"
-            when = """to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
             identity = (
                 f"'id|' || {account} || '|' || v_broker_trade_id || '|' || trim_scale(v_quantity)::text "
                 f"|| '|' || {when}"
             )
-            key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') ELSE '' END"
+        elif self.dedupe_by_fingerprint:
+            # The digest alone: _write_orders appends the occurrence ('#n') in line order.
+            identity = (
+                f"'fp|' || {account} || '|' || upper(v_symbol) || '|' || v_side || '|' || "
+                f"trim_scale(v_quantity)::text || '|' || trim_scale(v_price)::text || '|' || {when}"
+            )
+        if identity:
+            # A fingerprint digest ends with '#': its occurrence number is still to come.
+            pending = " || '#'" if self.dedupe_by_fingerprint else ""
+            key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex'){pending} ELSE '' END"
         if self.sources:
             source = f"SELECT id, line, width, {sourced} FROM ({source}) AS cells OFFSET 0"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
@@ -258,11 +275,7 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
             return None
         fields[name] = built
     trade_id_mapped = "broker_trade_id" in fields
-    if dedupe and not trade_id_mapped:
-        return None  # every key would be a fingerprint with occurrence counters: Python's job
-    if dedupe:
-        if fields["executed_at"].zone != "UTC":
-            return None  # the key holds the time's isoformat with its local offset: Python's job
+    if dedupe and trade_id_mapped:
         # Rows without a trade id get fingerprint keys counted in file order: leave them to Python.
         tid = fields["broker_trade_id"]
         fields["broker_trade_id"] = _Field(
@@ -272,7 +285,8 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
         fields=fields,
         width=len(columns),
         cells=sorted(used),
-        dedupe_by_trade_id=dedupe,
+        dedupe_by_trade_id=dedupe and trade_id_mapped,
+        dedupe_by_fingerprint=dedupe and not trade_id_mapped,
         sources=tuple(sources),
         keep=keep,
     )
@@ -673,7 +687,9 @@ def _write_orders(
     for row_id, line, cells in declined:
         verdict, values, errors = compiled.convert(cells)
         if outcome.route(row_id, verdict, errors, marks):
-            python_valid.append((row_id, OrderRow(line, values, dedupe.key_for(values) if dedupe else "")))
+            python_valid.append((row_id, OrderRow(line, values, "")))
+    if dedupe is not None:
+        _assign_keys(cursor, dedupe, python_valid, fingerprints=plan_fingerprints(cursor))
     columns = order_columns([order for _, order in python_valid])
     cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk, **columns})
     _, not_inserted, writable = cursor.fetchone()
@@ -698,6 +714,37 @@ def _write_orders(
     outcome.duplicate += duplicates
     outcome.imported += writable - duplicates
     return marks
+
+
+def plan_fingerprints(cursor: Any) -> list[tuple[int, str]]:
+    """(line, digest) of the batch's SQL rows whose fingerprint keys still lack their occurrence counter
+    (computed as '<digest>#'), in line order; none when the keys are trade-id keys, complete as computed."""
+    cursor.execute("SELECT line, dedupe_key FROM pg_temp.airlock_fast WHERE ok AND dedupe_key LIKE '%#' ORDER BY line")
+    return [(line, key[:-1]) for line, key in cursor.fetchall()]
+
+
+def _assign_keys(
+    cursor: Any, dedupe: Any, python_valid: list[tuple[int, OrderRow]], *, fingerprints: list[tuple[int, str]]
+) -> None:
+    """Give every valid row of the batch its dedupe key in line order, as the Python path does: the rows
+    converted in Python by their values, the SQL rows' fingerprint digests with their occurrence counter
+    (the file's counter carries over batches); the SQL rows' keys are written back to the temp table."""
+    by_line = {order.line: order for _, order in python_valid}
+    sql_digests = dict(fingerprints)
+    sql_keys: list[tuple[int, str]] = []
+    for line in sorted(by_line.keys() | sql_digests.keys()):
+        order = by_line.get(line)
+        if order is not None:
+            order.dedupe_key = dedupe.key_for(order.values)
+        else:
+            sql_keys.append((line, dedupe.key_for_digest(sql_digests[line])))
+    if sql_keys:
+        lines, keys = zip(*sql_keys, strict=True)
+        cursor.execute(
+            "UPDATE pg_temp.airlock_fast AS f SET dedupe_key = k.key "
+            "FROM unnest(%s::int[], %s::text[]) AS k(line, key) WHERE f.line = k.line AND f.ok",
+            [list(lines), list(keys)],
+        )
 
 
 def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int = 1_000_000) -> list[int]:

@@ -135,6 +135,10 @@ class DedupeKeys:
         digest = hashlib.sha256(identity.encode()).hexdigest()
         if identity.startswith("id|"):
             return digest
+        return self.key_for_digest(digest)
+
+    def key_for_digest(self, digest: str) -> str:
+        """The next occurrence of a fingerprint digest in this file ('<digest>#1', '#2'...)."""
         self.seen[digest] += 1
         return f"{digest}#{self.seen[digest]}"
 

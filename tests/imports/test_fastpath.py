@@ -310,12 +310,26 @@ def test_it_leaves_mappings_outside_its_exact_subset_to_python() -> None:
     compact_date["fields"]["executed_at"]["options"]["formats"] = ["%Y%m%d"]
     for mapping in (side_word, bad_default, new_york, tokyo_dates, compact_date):
         assert fastpath.plan_for(mapping, HEADER, dedupe=True) is None
-    # New York dates with a trade id: the dedupe key holds the local offset, left to Python; without
-    # de-duplication SQL converts them.
+    # New York dates: the dedupe key holds the time converted to UTC, which SQL computes the same way.
     new_york_dates = copy.deepcopy(MAPPING)
     new_york_dates["fields"]["executed_at"]["options"] = {"formats": ["%Y-%m-%d"], "tz": "America/New_York"}
-    assert fastpath.plan_for(new_york_dates, HEADER, dedupe=True) is None
+    assert fastpath.plan_for(new_york_dates, HEADER, dedupe=True) is not None
     assert fastpath.plan_for(new_york_dates, HEADER, dedupe=False) is not None
+
+
+def test_new_york_dates_with_trade_ids_get_the_same_keys_as_in_python(django_user_model: Any, settings: Any) -> None:
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["executed_at"]["options"] = {"formats": ["%Y-%m-%d"], "tz": "America/New_York"}
+    when = HEADER.index("Trade Time")
+    rows = [[*cells[:when], cells[when][:10], *cells[when + 1 :]] for cells in tricky_rows()]
+    rows += [[*row()[:when], day, *row()[when + 1 :]] for day in ("2024-03-10", "2024-11-03", "2024-07-04")]
+    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
+
+    assert fast["counters"] == python["counters"]
+    assert fast["orders"] == python["orders"]
+    assert fast["staged"] == python["staged"]
+    assert len(fast["accepted"]) >= 15
 
 
 @pytest.mark.parametrize("dedupe", [True, False])
@@ -881,8 +895,6 @@ def test_the_built_in_schwab_format_without_de_duplication_gives_exactly_what_py
 ) -> None:
     schwab = orjson.loads((Path(__file__).parents[2] / "formats/builtin/schwab-transactions.json").read_bytes())
     mapping = schwab["mapping"]
-    # With de-duplication every key would be a fingerprint with occurrence counters: still Python's.
-    assert fastpath.plan_for(mapping, SCHWAB_COLUMNS, dedupe=True) is None
     assert fastpath.plan_for(mapping, SCHWAB_COLUMNS, dedupe=False) is not None
     arguments = {"dedupe": False, "mapping": mapping, "rows": schwab_rows(), "header": SCHWAB_COLUMNS}
     python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
@@ -892,4 +904,47 @@ def test_the_built_in_schwab_format_without_de_duplication_gives_exactly_what_py
     assert fast["orders"] == python["orders"]
     assert fast["staged"] == python["staged"]
     assert python["counters"]["rows_skipped"] >= 4 and python["counters"]["rows_failed"] >= 5
+    assert len(fast["accepted"]) >= 20
+
+
+def test_the_built_in_schwab_format_with_fingerprint_keys_gives_exactly_what_python_gives(
+    django_user_model: Any, settings: Any
+) -> None:
+    # No trade id: every key is the fill's fingerprint with an occurrence counter, the time's isoformat
+    # carrying New York's offset of that day (-05:00 or -04:00): SQL computes the digest, the counters are
+    # added in line order across batches of 7 rows, mixed with the rows Python converts.
+    schwab = orjson.loads((Path(__file__).parents[2] / "formats/builtin/schwab-transactions.json").read_bytes())
+    mapping = schwab["mapping"]
+    plan = fastpath.plan_for(mapping, SCHWAB_COLUMNS, dedupe=True)
+    assert plan is not None and plan.dedupe_by_fingerprint and not plan.dedupe_by_trade_id
+    rows = schwab_rows()
+    rows += [rows[0], rows[0], rows[1], rows[0]]  # the same fills again: occurrences #2, #3...
+    arguments = {"dedupe": True, "mapping": mapping, "rows": rows, "header": SCHWAB_COLUMNS}
+    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
+
+    assert fast["counters"] == python["counters"]
+    assert fast["orders"] == python["orders"]
+    assert fast["staged"] == python["staged"]
+    keys = [order[-1] for order in fast["orders"]]
+    assert all("#" in key for key in keys) and any(key.endswith("#3") for key in keys)
+    assert len(fast["accepted"]) >= 20
+
+
+def test_fingerprint_keys_of_the_tricky_rows_are_the_same_as_pythons(django_user_model: Any, settings: Any) -> None:
+    # The bench mapping without its trade id: identical fills (' Sell ' converted by Python, 'S' by SQL, an
+    # account in lower case) must get their occurrence numbers in line order whichever path converts them.
+    mapping = copy.deepcopy(MAPPING)
+    del mapping["fields"]["broker_trade_id"]
+    plan = fastpath.plan_for(mapping, HEADER, dedupe=True)
+    assert plan is not None and plan.dedupe_by_fingerprint
+    rows = tricky_rows() + [row() for _ in range(9)]
+    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
+
+    assert fast["counters"] == python["counters"]
+    assert fast["orders"] == python["orders"]
+    assert fast["staged"] == python["staged"]
+    occurrences = [int(order[-1].rpartition("#")[2]) for order in fast["orders"]]
+    assert max(occurrences) >= 10
     assert len(fast["accepted"]) >= 20

@@ -358,9 +358,11 @@ def approved_other_format(opts: Options, owner: Any, procs: Processes, kind: str
 
 def approved_schwab(opts: Options, owner: Any, procs: Processes, *, dedupe: bool) -> Result:
     """The built-in Charles Schwab format (a row filter on Action, 'as of' dates, '$1,234.56' money, a default
-    commission, no trade id): stored file -> orders. Without de-duplication the SQL path converts it; with
-    it every key is a fingerprint with occurrence counters, which only the row-by-row Python path gives."""
+    commission, no trade id): stored file -> orders. With de-duplication every key is a fingerprint with an
+    occurrence counter (computed in SQL, counters added in line order); the note names the path taken."""
     from formats.builtin import load_builtin_formats
+    from imports.models import ImportFile
+    from imports.pipeline import fastpath
     from imports.services.uploads import upload_batch_create
 
     load_builtin_formats()
@@ -377,13 +379,18 @@ def approved_schwab(opts: Options, owner: Any, procs: Processes, *, dedupe: bool
     path.unlink()
     if row["rows_imported"] + row["rows_failed"] + row["rows_skipped"] != opts.rows:
         raise RuntimeError(f"approved Schwab: {row['status']} {row['rows_imported']} imported: {row['error']}")
+    fmt = ImportFile.objects.select_related("format").get(pk=file_id).format
+    plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=dedupe)
+    taken = (
+        "Python path" if plan is None else "SQL path" + (" (fingerprint keys)" if plan.dedupe_by_fingerprint else "")
+    )
     return Result(
         f"approved built-in Schwab format, de-duplication {'on' if dedupe else 'off'}",
         opts.rows,
         seconds,
         rss.peak_mb,
         note=f"{row['rows_imported']:,} orders, {row['rows_skipped']:,} cash rows skipped, "
-        f"{row['rows_failed']:,} invalid" + ("; Python path (fingerprint keys)" if dedupe else "; SQL path"),
+        f"{row['rows_failed']:,} invalid; {taken}",
     )
 
 

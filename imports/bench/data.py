@@ -337,17 +337,88 @@ def schwab_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[li
     yield ["Transactions Total", "", "", "", "", "", "", "-$1,234,567.89"]
 
 
-def write_schwab(path: Path, count: int, *, seed: int, invalid_every: int = 0) -> int:
-    """Write a Schwab-layout CSV of `count` lines (quoted, as Schwab does); returns its size in bytes."""
+ETRADE_HEADER = [
+    "TransactionDate", "TransactionType", "SecurityType", "Symbol", "Quantity", "Amount", "Price", "Commission",
+    "Description",
+]  # fmt: skip
+ETRADE_CASH = ["Dividend", "Interest", "Transfer", "Fee"]
+
+
+def etrade_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[list[str]]:
+    """`count` lines as E*TRADE's transactions export writes them: two-digit-year US dates ('03/15/24'),
+    'Bought'/'Sold', negative quantities on sales, one cash row (dividend, interest, transfer) in twenty
+    (skipped by the row filter), an empty commission now and then (the default), no trade id."""
+    rng = random.Random(seed)
+    choice, randint, random_ = rng.choice, rng.randint, rng.random
+    for n in range(count):
+        date = (START + timedelta(days=(n // 400) % 1000)).strftime("%m/%d/%y")
+        if n % 20 == 7:
+            yield [date, choice(ETRADE_CASH), "", choice(SYMBOLS), "0", f"{random_() * 300:.2f}", "0", "0", "CASH"]
+            continue
+        bought = n % 2 == 0
+        shares = randint(1, 5000)
+        quantity = str(shares if bought else -shares)
+        if invalid_every and n % invalid_every == invalid_every - 1:
+            quantity = "twelve"
+        price = random_() * 900 + 10
+        commission = "" if n % 7 == 0 else "0.65"
+        amount = f"{shares * price * (-1 if bought else 1):.2f}"
+        kind = "Bought" if bought else "Sold"
+        yield [date, kind, "EQ", choice(SYMBOLS), quantity, amount, f"{price:.4f}", commission, "SOME COMPANY INC"]
+
+
+IBKR_FLEX_HEADER = [
+    "Buy/Sell", "TradeDate", "ISIN", "Quantity", "TradePrice", "TradeMoney", "CurrencyPrimary", "IBCommission",
+    "IBCommissionCurrency",
+]  # fmt: skip
+ISINS = ["US0378331005", "US5949181045", "IE00B4L5Y983", "US88160R1014", "DE0007164600", "NL0010273215"]
+
+
+def ibkr_flex_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[list[str]]:
+    """`count` lines as an IBKR Flex 'Trades' query writes them: compact dates ('20240315'), BUY/SELL,
+    signed quantities, negative commissions, the currency per row, one row in fifty without an ISIN (a
+    cash/forex line: skipped by the row filter), no trade id."""
+    rng = random.Random(seed)
+    choice, randint, random_ = rng.choice, rng.randint, rng.random
+    for n in range(count):
+        date = (START + timedelta(days=(n // 400) % 1000)).strftime("%Y%m%d")
+        bought = n % 2 == 0
+        shares = randint(1, 5000)
+        quantity = str(shares if bought else -shares)
+        if invalid_every and n % invalid_every == invalid_every - 1:
+            quantity = "twelve"
+        price = random_() * 900 + 10
+        isin = "" if n % 50 == 11 else choice(ISINS)
+        currency = "EUR" if isin[:2] in ("DE", "NL", "IE") else "USD"
+        money = f"{shares * price * (1 if bought else -1):.2f}"
+        commission = f"{-random_() * 2:.6f}"
+        yield ["BUY" if bought else "SELL", date, isin, quantity, f"{price:.4f}", money, currency, commission, "USD"]
+
+
+BUILTIN_LAYOUTS = {
+    "schwab": (SCHWAB_HEADER, schwab_rows, csv.QUOTE_ALL),
+    "etrade": (ETRADE_HEADER, etrade_rows, csv.QUOTE_MINIMAL),
+    "ibkr-flex": (IBKR_FLEX_HEADER, ibkr_flex_rows, csv.QUOTE_ALL),
+}
+
+
+def write_builtin_layout(layout: str, path: Path, count: int, *, seed: int, invalid_every: int = 0) -> int:
+    """Write a CSV of `count` lines in the layout of a built-in format (BUILTIN_LAYOUTS); returns its size."""
+    header, rows, quoting = BUILTIN_LAYOUTS[layout]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-        writer.writerow(SCHWAB_HEADER)
+        writer = csv.writer(out, quoting=quoting)
+        writer.writerow(header)
         batch: list[list[str]] = []
-        for cells in schwab_rows(count, seed=seed, invalid_every=invalid_every):
+        for cells in rows(count, seed=seed, invalid_every=invalid_every):
             batch.append(cells)
             if len(batch) >= 10_000:
                 writer.writerows(batch)
                 batch.clear()
         writer.writerows(batch)
     return path.stat().st_size
+
+
+def write_schwab(path: Path, count: int, *, seed: int, invalid_every: int = 0) -> int:
+    """Write a Schwab-layout CSV of `count` lines (quoted, as Schwab does); returns its size in bytes."""
+    return write_builtin_layout("schwab", path, count, seed=seed, invalid_every=invalid_every)

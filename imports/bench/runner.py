@@ -356,18 +356,31 @@ def approved_other_format(opts: Options, owner: Any, procs: Processes, kind: str
     )
 
 
+BUILTIN_SCENARIOS = {
+    "schwab": ("built-in Schwab format", "cash rows skipped"),
+    "etrade": ("built-in E*TRADE format", "cash rows skipped"),
+    "ibkr-flex": ("built-in IBKR Flex format", "rows without ISIN skipped"),
+}
+
+
 def approved_schwab(opts: Options, owner: Any, procs: Processes, *, dedupe: bool) -> Result:
-    """The built-in Charles Schwab format (a row filter on Action, 'as of' dates, '$1,234.56' money, a default
-    commission, no trade id): stored file -> orders. With de-duplication every key is a fingerprint with an
-    occurrence counter (computed in SQL, counters added in line order); the note names the path taken."""
+    return approved_builtin(opts, owner, procs, "schwab", dedupe=dedupe)
+
+
+def approved_builtin(opts: Options, owner: Any, procs: Processes, layout: str, *, dedupe: bool) -> Result:
+    """A file in the layout of a built-in format (data.BUILTIN_LAYOUTS: Schwab with a row filter on Action, 'as
+    of' dates, '$1,234.56' money; E*TRADE with two-digit years; IBKR Flex with compact dates; none has a trade
+    id): stored file -> orders. With de-duplication every key is a fingerprint with an occurrence counter
+    (computed in SQL, counters added in line order); the note names the path taken."""
     from formats.builtin import load_builtin_formats
     from imports.models import ImportFile
     from imports.pipeline import fastpath
     from imports.services.uploads import upload_batch_create
 
     load_builtin_formats()
-    path = opts.workdir / f"schwab-{'dedupe' if dedupe else 'plain'}.csv"
-    data.write_schwab(path, opts.rows, seed=opts.seed + (7 if dedupe else 8), invalid_every=opts.invalid_every)
+    path = opts.workdir / f"{layout}-{'dedupe' if dedupe else 'plain'}.csv"
+    seed = opts.seed + (7 if dedupe else 8) + 10 * list(BUILTIN_SCENARIOS).index(layout)
+    data.write_builtin_layout(layout, path, opts.rows, seed=seed, invalid_every=opts.invalid_every)
     with workers(procs, 1) as pids, RssSampler(pids) as rss:
         with path.open("rb") as handle:
             _, files = upload_batch_create(owner=owner, files=[File(handle, name=path.name)], dedupe=dedupe)
@@ -378,18 +391,19 @@ def approved_schwab(opts: Options, owner: Any, procs: Processes, *, dedupe: bool
     row = file_row(file_id)
     path.unlink()
     if row["rows_imported"] + row["rows_failed"] + row["rows_skipped"] != opts.rows:
-        raise RuntimeError(f"approved Schwab: {row['status']} {row['rows_imported']} imported: {row['error']}")
+        raise RuntimeError(f"approved {layout}: {row['status']} {row['rows_imported']} imported: {row['error']}")
     fmt = ImportFile.objects.select_related("format").get(pk=file_id).format
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=dedupe)
     taken = (
         "Python path" if plan is None else "SQL path" + (" (fingerprint keys)" if plan.dedupe_by_fingerprint else "")
     )
+    title, skipped = BUILTIN_SCENARIOS[layout]
     return Result(
-        f"approved built-in Schwab format, de-duplication {'on' if dedupe else 'off'}",
+        f"approved {title}, de-duplication {'on' if dedupe else 'off'}",
         opts.rows,
         seconds,
         rss.peak_mb,
-        note=f"{row['rows_imported']:,} orders, {row['rows_skipped']:,} cash rows skipped, "
+        note=f"{row['rows_imported']:,} orders, {row['rows_skipped']:,} {skipped}, "
         f"{row['rows_failed']:,} invalid; {taken}",
     )
 
@@ -411,8 +425,9 @@ def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
     return Result(f"approved format, a {size_mb:,.0f} MB file (worker memory)", rows, seconds, rss.peak_mb)
 
 
-def many_files(opts: Options, procs: Processes, token: str) -> Result:
-    """N files in one API request, 2 workers: request start -> every file imported."""
+def many_files(opts: Options, procs: Processes, token: str, *, count: int = 2, variant: int = 0) -> Result:
+    """N files in one API request, `count` workers: request start -> every file imported. Each variant's
+    files differ (another seed and trade ids), so an upload is never the idempotent replay of another."""
     import requests
 
     from imports.models import ImportBatch
@@ -421,7 +436,8 @@ def many_files(opts: Options, procs: Processes, token: str) -> Result:
     paths = []
     for n in range(opts.files):
         path = folder / f"trades-{n:04d}.csv"
-        data.write_trades(path, opts.file_rows, seed=opts.seed + 1000 + n, id_offset=2 * 10**9 + n * 10**6)
+        seed, offset = opts.seed + 1000 + n + 100_000 * variant, 2 * 10**9 + n * 10**6 + variant * 10**5
+        data.write_trades(path, opts.file_rows, seed=seed, id_offset=offset)
         paths.append(path)
     web, base = procs.web()
     deadline = time.monotonic() + 60
@@ -436,7 +452,7 @@ def many_files(opts: Options, procs: Processes, token: str) -> Result:
         time.sleep(0.2)
     web_pids = [web.pid]
     idle_rss = max(p.memory_info().rss for p in [psutil.Process(web.pid), *psutil.Process(web.pid).children()])
-    with workers(procs, 2) as pids, RssSampler(pids) as rss, RssSampler(web_pids) as web_rss:
+    with workers(procs, count) as pids, RssSampler(pids) as rss, RssSampler(web_pids) as web_rss:
         handles = [path.open("rb") for path in paths]
         started = time.perf_counter()
         response = requests.post(
@@ -460,14 +476,17 @@ def many_files(opts: Options, procs: Processes, token: str) -> Result:
     imported = sum(file_row(i)["rows_imported"] for i in file_ids)
     if imported != opts.files * opts.file_rows:
         raise RuntimeError(f"{opts.files} files: {imported} rows imported, batch {batch.status}")
+    for path in paths:
+        path.unlink()
+    files_s = opts.files / seconds
     return Result(
-        f"{opts.files} files x {opts.file_rows} rows, 1 request, 2 workers",
+        f"{opts.files} files x {opts.file_rows} rows, 1 request, {count} worker{'s' if count > 1 else ''}",
         imported,
         seconds,
         rss.peak_mb,
         note=(
-            f"request {request_seconds:.1f}s; web RSS {idle_rss / 2**20:.0f} -> {web_rss.peak_mb:.0f} MB; "
-            f"batch {batch.status}"
+            f"{files_s:.1f} files/s ({files_s / count:.1f} per worker); request {request_seconds:.1f}s; "
+            f"web RSS {idle_rss / 2**20:.0f} -> {web_rss.peak_mb:.0f} MB; batch {batch.status}"
         ),
     )
 
@@ -576,8 +595,14 @@ def run(opts: Options) -> list[Result]:
         opts.log(f"approved built-in Schwab format, {opts.rows:,} rows, de-duplication off and on...")
         results.append(approved_schwab(opts, owner, procs, dedupe=False))
         results.append(approved_schwab(opts, owner, procs, dedupe=True))
-        opts.log(f"{opts.files} files in one request with 2 workers...")
-        results.append(many_files(opts, procs, token))
+        for layout in ("etrade", "ibkr-flex"):
+            opts.log(f"approved {BUILTIN_SCENARIOS[layout][0]}, {opts.rows:,} rows, de-duplication on...")
+            results.append(approved_builtin(opts, owner, procs, layout, dedupe=True))
+        opts.log(f"{opts.files} files in one request with 1, then 2 workers...")
+        one = many_files(opts, procs, token, count=1, variant=1)
+        two = many_files(opts, procs, token, count=2)
+        two.note += f"; 1 -> 2 workers: {one.seconds / two.seconds:.2f}x faster"
+        results += [one, two]
         opts.log(f"django-import-export on {opts.die_rows:,} rows...")
         results.extend(django_import_export(opts, reviewer))
         opts.log(f"worker memory on a {opts.big_bytes / 2**20:,.0f} MB file...")

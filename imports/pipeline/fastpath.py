@@ -61,6 +61,7 @@ _US_MONEY = r"^([+-]?[0-9]{1,20}(\.[0-9]{1,20})?|\$?([0-9]{1,3}(,[0-9]{3}){1,6}|
 _ASCII_PLACEHOLDERS = sorted(p for p in PLACEHOLDERS if p and p.isascii())
 _DATE_DIRECTIVES = {
     "%Y": ("y", "[0-9]{4}"),
+    "%y": ("yy", "[0-9]{2}"),  # strptime: exactly two digits, 69-99 -> 19xx, 00-68 -> 20xx
     "%m": ("m", "[0-9]{1,2}"),
     "%d": ("d", "[0-9]{1,2}"),
     "%H": ("h", "[0-9]{1,2}"),
@@ -439,6 +440,8 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     formats = options.get("formats", ["iso"])
     if not isinstance(formats, list) or len(formats) != 1 or not isinstance(formats[0], str):
         return None
+    if formats[0] == "%Y%m%d":
+        return _compact_date(name, cell, zone)
     pattern, names = [], []
     previous_was_directive = False
     for token in re.split(r"(%.)", formats[0]):
@@ -455,7 +458,9 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
             # The Python fast parser reads a space in the format as \s+; ASCII spaces are the safe subset.
             pattern.append("".join(" +" if ch == " " else "\\" + ch if ch in "." else ch for ch in token))
             previous_was_directive = False
-    if not {"y", "m", "d"} <= set(names) or (zone != "UTC" and {"h", "mi", "s"} & set(names)):
+    if not ({"y", "m", "d"} <= set(names) or {"yy", "m", "d"} <= set(names)):
+        return None
+    if zone != "UTC" and {"h", "mi", "s"} & set(names):
         return None  # in another zone, dates only: local times can fall in a DST gap or overlap
     match = f"m_{name}"
     # Once the cell matches, its numbers are exactly the runs of digits between the separators, in the
@@ -466,7 +471,32 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     )
     pre = ((match, f"CASE WHEN {cell} ~ {_lit('^' + ''.join(pattern) + '$')} THEN {parts} END"),)
     post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
+    return _date_field(name, zone, match, pre, post, names)
+
+
+def _compact_date(name: str, cell: str, zone: str) -> _Field:
+    """'%Y%m%d' (IBKR Flex: '20240315'): Python's parser reads an 8-digit value as 4 + 2 + 2 digits (its
+    month and day groups are greedy), so SQL takes exactly 8 digits by position; other lengths go to Python."""
+    match = f"m_{name}"
+    parts = f"ARRAY[substr({cell}, 1, 4), substr({cell}, 5, 2), substr({cell}, 7, 2)]"
+    pre = ((match, f"CASE WHEN {cell} ~ '^[0-9]{{8}}$' THEN {parts} END"),)
+    names = ["y", "m", "d"]
+    post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
+    return _date_field(name, zone, match, pre, post, names)
+
+
+def _date_field(
+    name: str,
+    zone: str,
+    match: str,
+    pre: tuple[tuple[str, str], ...],
+    post: tuple[tuple[str, str], ...],
+    names: list[str],
+) -> _Field:
+    """The datetime field from the numbers `post` extracts: checked like datetime(), then made in the zone."""
     part = {n: f"dt_{n}" for n in names}
+    if "yy" in part:
+        part["y"] = f"(CASE WHEN {part['yy']} < 69 THEN 2000 + {part['yy']} ELSE 1900 + {part['yy']} END)"
     y, m, d = part["y"], part["m"], part["d"]
     h, mi, s = part.get("h", "0"), part.get("mi", "0"), part.get("s", "0")
     leap = f"(mod({y}, 4) = 0 AND (mod({y}, 100) <> 0 OR mod({y}, 400) = 0))"  # no '%': psycopg placeholders

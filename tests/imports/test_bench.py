@@ -61,13 +61,25 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
     assert scenarios[0].startswith("baseline: COPY")
     assert scenarios[1].startswith("reference: same COPY, table with pk+trade id+checks")
     assert any(s.startswith("migrate staged rows") for s in scenarios)
-    assert any(s.startswith("3 files x 20 rows") for s in scenarios)
+    assert [s for s in scenarios if s.startswith("3 files x 20 rows")] == [
+        "3 files x 20 rows, 1 request, 1 worker",
+        "3 files x 20 rows, 1 request, 2 workers",
+    ]
+    assert "1 -> 2 workers:" in next(line for line in lines if line.startswith("3 files x 20 rows, 1 request, 2"))
     schwab = [line for line in lines if line.startswith("approved built-in Schwab format")]
     assert [line.split("|")[0].strip() for line in schwab] == [
         "approved built-in Schwab format, de-duplication off",
         "approved built-in Schwab format, de-duplication on",
     ]
     assert "; SQL path" in schwab[0] and "cash rows skipped" in schwab[0]
+    assert "; SQL path (fingerprint keys)" in schwab[1]
+    # The other built-in layouts, de-duplication on: both on the SQL path with fingerprint keys.
+    others = [line for line in lines if line.startswith(("approved built-in E*TRADE", "approved built-in IBKR"))]
+    assert [line.split("|")[0].strip() for line in others] == [
+        "approved built-in E*TRADE format, de-duplication on",
+        "approved built-in IBKR Flex format, de-duplication on",
+    ]
+    assert all("; SQL path (fingerprint keys)" in line for line in others)
     assert sum(s.startswith("django-import-export") for s in scenarios) == 2
     other = [line for line in lines if line.startswith("approved format, the same rows as")]
     assert [line.split("|")[0].strip().split(" (")[0] for line in other] == [

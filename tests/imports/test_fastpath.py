@@ -306,9 +306,9 @@ def test_it_leaves_mappings_outside_its_exact_subset_to_python() -> None:
     new_york["fields"]["executed_at"]["options"]["tz"] = "America/New_York"
     tokyo_dates = copy.deepcopy(MAPPING)
     tokyo_dates["fields"]["executed_at"]["options"] = {"formats": ["%Y-%m-%d"], "tz": "Asia/Tokyo"}
-    compact_date = copy.deepcopy(MAPPING)
-    compact_date["fields"]["executed_at"]["options"]["formats"] = ["%Y%m%d"]
-    for mapping in (side_word, bad_default, new_york, tokyo_dates, compact_date):
+    compact_time = copy.deepcopy(MAPPING)  # adjacent numbers beyond an 8-digit date: split differently
+    compact_time["fields"]["executed_at"]["options"]["formats"] = ["%Y%m%d;%H%M%S"]
+    for mapping in (side_word, bad_default, new_york, tokyo_dates, compact_time):
         assert fastpath.plan_for(mapping, HEADER, dedupe=True) is None
     # New York dates: the dedupe key holds the time converted to UTC, which SQL computes the same way.
     new_york_dates = copy.deepcopy(MAPPING)
@@ -948,3 +948,62 @@ def test_fingerprint_keys_of_the_tricky_rows_are_the_same_as_pythons(django_user
     occurrences = [int(order[-1].rpartition("#")[2]) for order in fast["orders"]]
     assert max(occurrences) >= 10
     assert len(fast["accepted"]) >= 20
+
+
+def builtin_mapping(name: str) -> tuple[dict[str, Any], list[str]]:
+    spec = orjson.loads((Path(__file__).parents[2] / f"formats/builtin/{name}.json").read_bytes())
+    return spec["mapping"], spec.get("columns") or spec["header"]
+
+
+def etrade_rows() -> list[list[str]]:
+    dates = ["03/15/24", "3/5/24", "12/31/99", "02/29/23", "02/29/24", "13/01/24", "", "03/15/2024", "01/02/70"]
+    kinds = ["Bought", "Sold", "Dividend", "Bought", "Sold"]
+    rows = []
+    for n, date in enumerate(dates * 3):
+        kind = kinds[n % len(kinds)]
+        quantity = ["10", "-5", "2.5", "", "1,000"][n % 5]
+        rows.append([date, kind, "EQ", ["AAPL", "msft", " IBM "][n % 3], quantity, "-1725.00", "172.50", "4.95", "x"])
+    return rows + [rows[0], rows[0]]  # identical fills: occurrence counters
+
+
+def ibkr_flex_rows() -> list[list[str]]:
+    dates = ["20240315", "2024315", "20240230", "19991231", "20991231", "2024-03-15", "", "20240229"]
+    rows = []
+    for n, date in enumerate(dates * 3):
+        rows.append(
+            [
+                ["BUY", "SELL", "BUY (Ca.)"][n % 3],
+                date,
+                ["US0378331005", "IE00B4L5Y983", ""][n % 3],
+                ["10", "-5", "0.5"][n % 3],
+                "172.5",
+                "1725",
+                ["USD", "EUR", "usd"][n % 3],
+                ["-1", "", "-0.35"][n % 3],
+                "USD",
+            ]
+        )
+    return rows + [rows[0], rows[0]]
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+@pytest.mark.parametrize(
+    ("name", "rows"),
+    [("etrade-transactions", etrade_rows), ("ibkr-flex-trades-short", ibkr_flex_rows)],
+    ids=["etrade", "ibkr-flex"],
+)
+def test_built_in_e_trade_and_ibkr_flex_formats_give_exactly_what_python_gives(
+    django_user_model: Any, settings: Any, name: str, rows: Any, dedupe: bool
+) -> None:
+    # Two-digit years ('%m/%d/%y') and compact dates ('%Y%m%d', 8 digits by position) in New York.
+    mapping, columns = builtin_mapping(name)
+    assert fastpath.plan_for(mapping, columns, dedupe=dedupe) is not None
+    arguments = {"dedupe": dedupe, "mapping": mapping, "rows": rows(), "header": columns}
+    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
+
+    assert fast["counters"] == python["counters"]
+    assert fast["orders"] == python["orders"]
+    assert fast["staged"] == python["staged"]
+    assert len(fast["accepted"]) >= 5
+    assert python["counters"]["rows_failed"] >= 3

@@ -15,13 +15,13 @@ from __future__ import annotations
 from django.conf import settings
 from rq import cron
 
-from imports.jobs import enqueue
+from imports.jobs import tasks
 
 # Re-enqueue work Postgres says is due but no job is running for (a lost job, a worker that died).
-cron.register(enqueue.reconcile_job, queue_name="default", interval=settings.AIRLOCK["RECONCILE_SECONDS"])
+cron.register(tasks.reconcile_job, queue_name="default", interval=settings.AIRLOCK["RECONCILE_SECONDS"])
 
 # Approval policy: pending formats waiting past escalate_after_hours are escalated to the approvers, once each.
-cron.register(enqueue.escalate_job, queue_name="default", interval=600)
+cron.register(tasks.escalate_job, queue_name="default", interval=600)
 
 # Retention: delete staged rows and uploads past AIRLOCK_RETENTION_DAYS, once a day at a quiet hour.
-cron.register(enqueue.cleanup_job, queue_name="default", cron="17 3 * * *")
+cron.register(tasks.cleanup_job, queue_name="default", cron="17 3 * * *")

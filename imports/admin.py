@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Order
+from imports.services.retry import file_retry
 from imports.services.rollback import duplicates_reimport, file_rollback, rollback_preview
 
 
@@ -58,8 +59,6 @@ class ImportFileAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry selected failed imports", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: Any) -> None:
-        from imports.jobs.failures import file_retry
-
         self._each(
             request,
             queryset,

@@ -116,13 +116,13 @@ def test_the_cron_config_runs_reconcile_every_minute_escalation_every_ten_and_cl
 
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {
-        "imports.jobs.enqueue.reconcile_job",
-        "imports.jobs.enqueue.escalate_job",
-        "imports.jobs.enqueue.cleanup_job",
+        "imports.jobs.tasks.reconcile_job",
+        "imports.jobs.tasks.escalate_job",
+        "imports.jobs.tasks.cleanup_job",
     }
-    assert jobs["imports.jobs.enqueue.reconcile_job"].interval == 60
-    assert jobs["imports.jobs.enqueue.escalate_job"].interval == 600
-    assert jobs["imports.jobs.enqueue.cleanup_job"].cron == "17 3 * * *"
+    assert jobs["imports.jobs.tasks.reconcile_job"].interval == 60
+    assert jobs["imports.jobs.tasks.escalate_job"].interval == 600
+    assert jobs["imports.jobs.tasks.cleanup_job"].cron == "17 3 * * *"
     assert {job.queue_name for job in jobs.values()} == {"default"}
 
 

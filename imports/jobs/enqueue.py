@@ -1,23 +1,37 @@
-"""RQ jobs: thin wrappers that take ids and call a service. Enqueued on commit."""
+"""Enqueueing the RQ jobs (imports/jobs/tasks.py) on commit, by their dotted paths.
+
+The tasks are named, not imported: the tasks call the services, and the services enqueue, so this module
+imports neither (no import cycle).
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 import django_rq
 import redis.exceptions
 from django.conf import settings
 from django.db import transaction
+from rq import Callback, Retry
 
 log = logging.getLogger(__name__)
+TASKS = "imports.jobs.tasks"
+# Jobs queued by an earlier version name their function here ('imports.jobs.enqueue.file_process_job');
+# RQ resolves such a name with getattr on this module, which finds it in the tasks module.
+_MOVED_TASKS = frozenset({"file_process_job", "format_migrate_job", "reconcile_job", "escalate_job", "cleanup_job"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TASKS:
+        return getattr(importlib.import_module(TASKS), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
-    """Enqueue with retries for transient faults (growing delays) and the failure callback that FAILS files."""
-    from rq import Callback, Retry
-
-    from imports.jobs.failures import job_failed
-
+    """Enqueue with retries for transient faults (growing delays) and the failure callback that FAILS files.
+    `func`: a task of imports/jobs/tasks.py, or its dotted path."""
     intervals = settings.AIRLOCK["JOB_RETRY_INTERVALS"]
     django_rq.get_queue(queue).enqueue(
         func,
@@ -25,7 +39,7 @@ def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = No
         job_id=job_id,
         failure_ttl=7 * 24 * 3600,
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-        on_failure=Callback(job_failed),
+        on_failure=Callback("imports.jobs.failures.job_failed"),
     )
 
 
@@ -51,56 +65,9 @@ def format_job_id(format_id: int) -> str:
 
 def enqueue_file_process(file_id: int, *, queue: str = "default") -> None:
     """Queue reading + staging of one file, after the upload's transaction commits."""
-    _enqueue(queue, file_process_job, file_id, job_id=file_job_id(file_id))
+    _enqueue(queue, f"{TASKS}.file_process_job", file_id, job_id=file_job_id(file_id))
 
 
 def enqueue_format_migrate(format_id: int) -> None:
     """Queue the migration of an approved format's staged rows."""
-    _enqueue("high", format_migrate_job, format_id, job_id=format_job_id(format_id))
-
-
-def file_process_job(file_id: int) -> str:
-    """Read, fingerprint, stage and (if approved) migrate one file."""
-    from imports.models import FileStatus, ImportFile
-    from imports.pipeline.process import file_process
-    from imports.services.uploads import batch_refresh_status, review_auto_approve
-
-    status = file_process(file_id=file_id)
-    if status == FileStatus.PENDING_APPROVAL and review_auto_approve(file_id=file_id):
-        status = FileStatus.MIGRATING  # approved by policy: the format's migration is queued
-    batch_id = ImportFile.objects.filter(pk=file_id).values_list("batch_id", flat=True).first()
-    if batch_id:
-        batch_refresh_status(batch_id=batch_id)
-    return status
-
-
-def format_migrate_job(format_id: int) -> dict:
-    """Migrate all staged rows of an approved format."""
-    from imports.models import ImportFile
-    from imports.pipeline.process import format_migrate
-    from imports.services.uploads import batches_refresh
-
-    results = format_migrate(format_id=format_id)
-    batches_refresh(batch_ids=list(ImportFile.objects.filter(pk__in=results).values_list("batch_id", flat=True)))
-    return results
-
-
-def reconcile_job() -> dict:
-    """Periodic: re-enqueue work Postgres says is due but no job is running for."""
-    from imports.jobs.reconcile import reconcile
-
-    return reconcile()
-
-
-def escalate_job() -> list[int]:
-    """Periodic: escalate the pending formats that waited longer than the approval policy allows."""
-    from formats.approval import formats_escalate
-
-    return formats_escalate()
-
-
-def cleanup_job() -> dict:
-    """Daily: retention cleanup of staged rows and expired uploads."""
-    from imports.services.retention import cleanup_staging
-
-    return cleanup_staging(dry_run=False)
+    _enqueue("high", f"{TASKS}.format_migrate_job", format_id, job_id=format_job_id(format_id))

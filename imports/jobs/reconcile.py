@@ -68,7 +68,9 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
         if file_lock_held_elsewhere(file_id):
             continue
         files.append(file_id)
-        enqueue.enqueue_now("default", enqueue.file_process_job, file_id, job_id=enqueue.file_job_id(file_id))
+        enqueue.enqueue_now(
+            "default", f"{enqueue.TASKS}.file_process_job", file_id, job_id=enqueue.file_job_id(file_id)
+        )
     formats: list[int] = []
     due = (
         StagedRow.objects.filter(
@@ -84,7 +86,9 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
     for format_id in due:
         if not _job_alive(enqueue.format_job_id(format_id)):
             formats.append(format_id)
-            enqueue.enqueue_now("high", enqueue.format_migrate_job, format_id, job_id=enqueue.format_job_id(format_id))
+            enqueue.enqueue_now(
+                "high", f"{enqueue.TASKS}.format_migrate_job", format_id, job_id=enqueue.format_job_id(format_id)
+            )
     if files or formats:
         log.warning("reconciler re-enqueued files %s and formats %s", files, formats)
     return {"files": files, "formats": formats}

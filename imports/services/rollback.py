@@ -23,9 +23,9 @@ from config.errors import Conflict, MappingError, PermissionDenied
 from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
 from imports.jobs import enqueue
+from imports.lifecycle import batches_refresh
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline.locks import file_lock, rollback_lock
-from imports.services.uploads import batches_refresh
 from staging.models import StagedRow, StagedStatus
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"

@@ -25,12 +25,13 @@ from formats.services import (
 )
 from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
-from imports.jobs.failures import file_retry
+from imports.lifecycle import batch_refresh_status, batches_refresh
 from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
 from imports.selectors import file_for
-from imports.services.notifications import notify_batch_settled, notify_format_decision
+from imports.services.notifications import notify_format_decision
 from imports.services.quality import Quality, format_invalid_rate, format_quality_store
+from imports.services.retry import file_retry
 from imports.services.review import format_reader_apply
 from imports.storage import delete_stored, sanitize_display_name, store_upload, stored_exists
 from staging.models import StagedRow, StagedStatus
@@ -347,42 +348,3 @@ def review_reject(*, format_id: int, actor: Any, reason: str | None) -> CsvForma
         )
         batches_refresh(batch_ids=batch_ids)
     return fmt
-
-
-def batches_refresh(*, batch_ids: list[int | None]) -> None:
-    """Refresh the status of these batches (their files changed outside a file's own job)."""
-    for batch_id in sorted({b for b in batch_ids if b}):
-        batch_refresh_status(batch_id=batch_id)
-
-
-def batch_refresh_status(*, batch_id: int) -> str:
-    """Derive a batch's status from its files."""
-    with transaction.atomic():
-        # The batch row locked first, the file statuses read after: two workers finishing the batch's last
-        # files at once take turns, and the second one reads both files finished (without the lock, the
-        # first could write a status computed before the second file finished, after the second's).
-        batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
-        statuses = list(batch.files.values_list("status", flat=True))
-        if not statuses:
-            return batch.status
-        if any(s in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) for s in statuses):
-            status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
-        elif all(s == FileStatus.IMPORTED for s in statuses):
-            status = BatchStatus.COMPLETED
-        elif all(s in (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES) for s in statuses):
-            status = BatchStatus.FAILED
-        elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
-            status = BatchStatus.WAITING
-        else:
-            status = BatchStatus.PARTIAL
-        if status != batch.status:
-            ImportBatch.objects.filter(pk=batch_id).update(status=status, updated_at=timezone.now())
-            # Decided under the batch lock: exactly one refresh sees the upload go from in progress to
-            # settled, so it gets one summary (not one email per file).
-            if batch.status in (BatchStatus.PENDING, BatchStatus.PROCESSING) and status not in (
-                BatchStatus.PENDING,
-                BatchStatus.PROCESSING,
-            ):
-                if len(statuses) > 1:
-                    notify_batch_settled(batch_id=batch_id)
-    return status

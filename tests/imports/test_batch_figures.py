@@ -61,7 +61,7 @@ def test_a_batch_whose_waiting_file_was_rejected_shows_failed(
 ) -> None:
     fmt = pending_bench_format()
     batch, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", holds_csv())])
-    from imports.jobs.enqueue import file_process_job
+    from imports.jobs.tasks import file_process_job
 
     assert file_process_job(files[0].pk) == FileStatus.PENDING_APPROVAL
     # Nothing left to process: the upload waits for an admin, it is not "Processing" for good.
@@ -78,7 +78,7 @@ def test_a_batch_whose_waiting_file_was_rejected_shows_failed(
 def test_a_rolled_back_file_shows_no_imported_rows_and_its_batch_is_no_longer_completed(
     user: Any, reviewer: Any, settings: Any, redis_clean: Any
 ) -> None:
-    from imports.jobs.enqueue import file_process_job
+    from imports.jobs.tasks import file_process_job
     from imports.services.rollback import file_rollback
 
     approved_bench_format(fingerprint(HEADER))
@@ -107,8 +107,8 @@ def test_a_staged_migration_failed_midway_then_retried_and_mapping_fixed_keeps_c
     """Counters after: staged file, migration dies at batch 2, admin retry, then a mapping fix re-opens holds."""
     from formats.models import CsvFormat
     from imports.jobs import enqueue, failures
-    from imports.jobs.failures import file_retry
     from imports.pipeline import process
+    from imports.services.retry import file_retry
     from staging.models import StagedRow
     from tests.imports.test_direct_import_interplay import drain, fixed_mapping
 
@@ -151,7 +151,7 @@ def test_a_staged_migration_failed_midway_then_retried_and_mapping_fixed_keeps_c
 def test_two_workers_finishing_a_batch_at_once_leave_it_completed(user: Any, monkeypatch: Any) -> None:
     """Worker A has read the batch's file statuses (B's file still migrating) and is about to write; B's file
     commits IMPORTED and B refreshes the batch: B must wait for A and then read both files finished."""
-    from imports.services import uploads
+    from imports import lifecycle
 
     batch = ImportBatch.objects.create(owner=user, status="PENDING")
     a, b = (
@@ -160,7 +160,7 @@ def test_two_workers_finishing_a_batch_at_once_leave_it_completed(user: Any, mon
         )
         for name, status in (("a", FileStatus.IMPORTED), ("b", FileStatus.MIGRATING))
     )
-    real_now, about_to_write, go = uploads.timezone.now, threading.Event(), threading.Event()
+    real_now, about_to_write, go = lifecycle.timezone.now, threading.Event(), threading.Event()
 
     def paused_in_a() -> Any:
         if threading.current_thread().name == "worker-a":
@@ -168,11 +168,11 @@ def test_two_workers_finishing_a_batch_at_once_leave_it_completed(user: Any, mon
             go.wait(10)
         return real_now()
 
-    monkeypatch.setattr(uploads.timezone, "now", paused_in_a)
+    monkeypatch.setattr(lifecycle.timezone, "now", paused_in_a)
 
     def refresh() -> None:
         try:
-            uploads.batch_refresh_status(batch_id=batch.pk)
+            lifecycle.batch_refresh_status(batch_id=batch.pk)
         finally:
             connection.close()
 

@@ -15,6 +15,7 @@ from imports.bench.data import HEADER
 from imports.jobs import enqueue, failures
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline.process import file_process, format_migrate
+from imports.services import retry
 from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
@@ -86,7 +87,7 @@ def test_a_mapping_fix_while_a_direct_import_is_failed_part_way_does_not_settle_
     if status == FileStatus.FAILED:
         # Still failed: the admin retries it, as a failed import is meant to be.
         admin = django_user_model.objects.create_superuser(username="admin-a")
-        failures.file_retry(file_id=file_id, actor=admin)
+        retry.file_retry(file_id=file_id, actor=admin)
         status = drain(file_id)
 
     file = ImportFile.objects.get(pk=file_id)

@@ -472,12 +472,12 @@ def import_file_with(
     if fail_at_chunk is not None:
         # The job dies on an unexpected error in that chunk, an admin retries it and the next job runs
         # without the fault.
-        from imports.jobs import failures
+        from imports.services import retry
 
         fail_the_job_at_chunk(file_id, fail_at_chunk, monkeypatch)
         assert Order.objects.filter(source_file_id=file_id).exists(), "the chunks before the fault are committed"
         admin = django_user_model.objects.create_superuser(username=f"admin-{uuid.uuid4().hex[:8]}")
-        failures.file_retry(file_id=file_id, actor=admin)
+        retry.file_retry(file_id=file_id, actor=admin)
     status = ImportFile.objects.get(pk=file_id).status
     while status in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) and runs < 50:
         status = file_process(file_id=file_id)

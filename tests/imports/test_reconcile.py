@@ -17,7 +17,7 @@ from rq.registry import StartedJobRegistry
 
 from audit.models import AuditEvent
 from config.worker import HEARTBEAT_STALE_SECONDS, AirlockWorker
-from imports.jobs import enqueue
+from imports.jobs import enqueue, tasks
 from imports.jobs.failures import failure_reason, files_fail_for_job
 from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile
@@ -64,7 +64,7 @@ def test_it_does_not_re_enqueue_work_that_has_a_live_job(
 ) -> None:
     age(lost_file, 600)
     with django_capture_on_commit_callbacks(execute=True):
-        enqueue.enqueue_now("high", enqueue.file_process_job, lost_file.pk, job_id=enqueue.file_job_id(lost_file.pk))
+        enqueue.enqueue_now("high", tasks.file_process_job, lost_file.pk, job_id=enqueue.file_job_id(lost_file.pk))
     assert len(django_rq.get_queue("high")) == 1
     assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == []
     assert len(django_rq.get_queue("default")) == 0
@@ -75,7 +75,7 @@ def test_a_job_that_failed_for_good_is_not_alive(
 ) -> None:
     age(lost_file, 600)
     queue = django_rq.get_queue("default", commit_mode="auto")
-    job = queue.enqueue(enqueue.file_process_job, lost_file.pk, job_id=enqueue.file_job_id(lost_file.pk))
+    job = queue.enqueue(tasks.file_process_job, lost_file.pk, job_id=enqueue.file_job_id(lost_file.pk))
     job.set_status("failed")
     queue.remove(job.id)
     assert run_reconcile(django_capture_on_commit_callbacks, grace_seconds=60)["files"] == [lost_file.pk]

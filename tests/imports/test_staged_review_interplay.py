@@ -19,6 +19,7 @@ from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline import process
 from imports.pipeline.process import file_process, format_migrate
+from imports.services import retry
 from imports.services.uploads import review_approve, review_reject, review_save_mapping, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
@@ -166,7 +167,7 @@ def test_a_worker_killed_right_after_staging_a_file_whose_format_was_approved_me
     monkeypatch.setattr("imports.pipeline.process.file_migrate", real_migrate)
     # RQ's failure handling for the dead horse: the file is FAILED with the reason, an admin retries it.
     assert failures.files_fail_for_job(job_id=enqueue.file_job_id(file_id), reason="Work-horse terminated") == [file_id]
-    failures.file_retry(file_id=file_id, actor=reviewer)
+    retry.file_retry(file_id=file_id, actor=reviewer)
 
     status = cron_and_jobs(file_id, fmt.pk)
     file = ImportFile.objects.get(pk=file_id)

@@ -23,9 +23,9 @@ MB = 1024 * 1024
 JOB = """
 import json, resource, sys, django
 django.setup()
-import imports.pipeline.process, imports.jobs.enqueue  # noqa: loaded before the baseline, as in a worker
+import imports.pipeline.process, imports.jobs.tasks  # noqa: loaded before the baseline, as in a worker
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-status = imports.jobs.enqueue.file_process_job(int(sys.argv[1])) if sys.argv[1] != "0" else None
+status = imports.jobs.tasks.file_process_job(int(sys.argv[1])) if sys.argv[1] != "0" else None
 print(json.dumps({"status": status, "baseline_kb": baseline,
                   "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

@@ -43,7 +43,7 @@ from formats.management.commands.mapping_accuracy import (
 )
 from formats.models import FormatStatus
 from formats.services import learned_evidence
-from imports.jobs.enqueue import file_process_job, format_migrate_job
+from imports.jobs.tasks import file_process_job, format_migrate_job
 from imports.models import FileStatus, ImportFile, Order
 from imports.services.uploads import review_approve, upload_batch_create
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from imports.models import BatchStatus, FileStatus, ImportBatch
+from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch
 from imports.services.notifications import notify_batch_settled
 
 
@@ -31,7 +31,7 @@ def batch_refresh_status(*, batch_id: int) -> str:
         statuses = list(batch.files.values_list("status", flat=True))
         if not statuses:
             return batch.status
-        if any(s in (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING) for s in statuses):
+        if any(s in UNFINISHED_FILE_STATUSES for s in statuses):
             status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
         elif all(s == FileStatus.IMPORTED for s in statuses):
             status = BatchStatus.COMPLETED

@@ -493,3 +493,14 @@ def test_after_a_redis_outage_make_run_is_whole_again_without_a_hand_restart(
 
     product.wait_for(staged, what="the worker to process an upload after the outage")
     assert product.process.poll() is None and "stopping" not in product.output
+
+
+def test_the_pages_script_follows_the_models_set_of_unfinished_file_statuses() -> None:
+    # static/airlock/app.js keeps polling a file while it moves; the set is the model's, typed once more
+    # in the script (which has no build step): this keeps the two from drifting apart.
+    from imports.models import UNFINISHED_FILE_STATUSES
+
+    script = (Path(__file__).resolve().parents[1] / "static/airlock/app.js").read_text(encoding="utf-8")
+    found = re.search(r"var MOVING = \[([^\]]*)\];", script)
+    assert found, "app.js no longer defines MOVING"
+    assert re.findall(r'"([A-Z_]+)"', found.group(1)) == [str(status) for status in UNFINISHED_FILE_STATUSES]

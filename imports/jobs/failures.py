@@ -20,7 +20,7 @@ from rq.exceptions import AbandonedJobError
 from audit.models import AuditEvent
 from audit.services import record
 from imports.lifecycle import batches_refresh
-from imports.models import FileStatus, ImportFile
+from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from imports.pipeline.locks import file_lock_held, file_lock_held_elsewhere
 from staging.models import StagedRow, StagedStatus
 
@@ -32,8 +32,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
-# Files a failed job leaves behind in one of these are its own unfinished work.
-_OWNED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING)
+# Files a failed job leaves behind unfinished (UNFINISHED_FILE_STATUSES) are its own work.
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -132,7 +131,7 @@ def files_resume_or_fail_after_death(*, job_id: str) -> tuple[list[int], list[in
     resumed: list[int] = []
     failed: list[ImportFile] = []
     with transaction.atomic():
-        for file in _job_files(kind, raw_id, (*_OWNED_STATUSES, FileStatus.PENDING_APPROVAL)):
+        for file in _job_files(kind, raw_id, (*UNFINISHED_FILE_STATUSES, FileStatus.PENDING_APPROVAL)):
             if file_lock_held_elsewhere(file.pk):
                 continue
             if file.status == FileStatus.PENDING_APPROVAL:
@@ -179,7 +178,9 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
         with transaction.atomic():
             files = [
                 file
-                for file in ImportFile.objects.select_for_update().filter(pk=int(raw_id), status__in=_OWNED_STATUSES)
+                for file in ImportFile.objects.select_for_update().filter(
+                    pk=int(raw_id), status__in=UNFINISHED_FILE_STATUSES
+                )
                 if not file_lock_held_elsewhere(file.pk)
             ]
             return _files_fail(files, job_id=job_id, reason=reason)

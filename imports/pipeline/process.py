@@ -45,12 +45,12 @@ from imports.targets.orders import (
     orders_insert,
     validate_order,
 )
-from staging.models import StagedRow, StagedStatus
+from staging.models import OPEN_STATUSES, StagedRow, StagedStatus
 from staging.services import staged_rows_claim, staged_rows_delete_for_file, staged_rows_mark, staged_rows_write
 
 log = logging.getLogger(__name__)
 TARGET = "orders"
-OPEN_ROW_STATUSES = (StagedStatus.PENDING, StagedStatus.APPROVED, StagedStatus.MIGRATING)
+OPEN_ROW_STATUSES = OPEN_STATUSES  # staged rows still waiting for something (staging/models.py)
 
 
 def _reader_options(mapping: dict[str, Any] | None) -> ReaderOptions:

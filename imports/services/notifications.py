@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from audit.services import record
-from imports.models import FileStatus, ImportBatch, ImportFile
+from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportBatch, ImportFile
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,7 @@ def batch_summary_send(*, batch_id: int) -> bool:
         return False
     files = ImportFile.objects.filter(batch_id=batch_id)
     total = files.count()
-    if (
-        total < 2
-        or files.filter(status__in=[FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING]).exists()
-    ):
+    if total < 2 or files.filter(status__in=UNFINISHED_FILE_STATUSES).exists():
         return False
     by_status = {status: n for status, n in files.order_by().values_list("status").annotate(n=models.Count("id"))}
     labels = dict(FileStatus.choices)

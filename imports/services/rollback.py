@@ -24,13 +24,13 @@ from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
 from imports.jobs import enqueue
 from imports.lifecycle import batches_refresh
-from imports.models import FileStatus, ImportFile, Order
+from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile, Order
 from imports.pipeline.locks import file_lock, rollback_lock
 from staging.models import StagedRow, StagedStatus
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
 # A file being read or migrated is still writing orders: rolling it back would race the worker.
-REFUSED_STATUSES = (FileStatus.UPLOADED, FileStatus.PROCESSING, FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL)
+REFUSED_STATUSES = (*UNFINISHED_FILE_STATUSES, FileStatus.PENDING_APPROVAL)
 _BATCH = 5000
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from django.contrib.auth.models import AnonymousUser
-from django.core.paginator import EmptyPage, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -94,25 +93,6 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     return body
-
-
-def _page(request: HttpRequest, queryset: Any, serialize: Callable[[Any], dict]) -> dict[str, Any]:
-    try:
-        size = min(max(int(request.GET.get("page_size", 50)), 1), 500)
-        number = max(int(request.GET.get("page", 1)), 1)
-    except ValueError as exc:
-        raise InvalidRequest("page and page_size must be whole numbers.", code="invalid_page") from exc
-    paginator = Paginator(queryset, size)
-    try:
-        page = paginator.page(number)
-    except EmptyPage:
-        return {"count": paginator.count, "page": number, "pages": paginator.num_pages, "results": []}
-    return {
-        "count": paginator.count,
-        "page": number,
-        "pages": paginator.num_pages,
-        "results": [serialize(item) for item in page.object_list],
-    }
 
 
 @api_view(["POST"])

@@ -17,9 +17,9 @@ from formats.history import mapping_diff
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_update_mapping
 from imports.models import FileStatus, ImportFile, Order
-from imports.services.uploads import review_approve, upload_batch_create
+from imports.services.uploads import review_approve
 from staging.models import StagedRow, StagedStatus
-from tests.conftest import csv_upload
+from tests.factories import uploaded_file
 
 pytestmark = pytest.mark.django_db
 
@@ -57,10 +57,7 @@ def with_field(mapping: dict[str, Any], field: str, **spec: Any) -> dict[str, An
 
 
 def upload(owner: Any, run_jobs: Any, capture: Any, text: str = TRADES, name: str = "trades.csv") -> ImportFile:
-    with capture(execute=True):
-        _, files = upload_batch_create(owner=owner, files=[csv_upload(name, text)])
-    run_jobs()
-    return ImportFile.objects.get(pk=files[0].pk)
+    return uploaded_file(owner, name, text, run_jobs=run_jobs, capture=capture)
 
 
 @pytest.fixture

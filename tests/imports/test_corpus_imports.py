@@ -30,9 +30,10 @@ from formats.builtin import load_builtin_formats
 from formats.models import FormatStatus
 from formats.targets import get_target
 from imports.models import FileStatus, ImportFile, Order
-from imports.services.uploads import review_approve, upload_batch_create
+from imports.services.uploads import review_approve
 from staging.models import StagedRow, StagedStatus
-from tests.conftest import corpus_file, csv_upload
+from tests.conftest import corpus_file
+from tests.factories import uploaded_file
 
 pytestmark = pytest.mark.django_db
 
@@ -230,11 +231,9 @@ def builtins() -> list[tuple[str, str]]:
 
 def upload_corpus(owner: Any, relative: str, run_jobs: Any, capture: Any) -> ImportFile:
     """Upload one corpus file the way the upload form does and run the jobs it enqueued."""
-    data = corpus_file(relative).read_bytes()
-    with capture(execute=True):
-        _, files = upload_batch_create(owner=owner, files=[csv_upload(Path(relative).name, data)])
-    run_jobs()
-    return ImportFile.objects.get(pk=files[0].pk)
+    return uploaded_file(
+        owner, Path(relative).name, corpus_file(relative).read_bytes(), run_jobs=run_jobs, capture=capture
+    )
 
 
 def approve(fmt_id: int, reviewer: Any, mapping: dict[str, Any], run_jobs: Any, capture: Any) -> None:

@@ -12,6 +12,7 @@ from imports.pipeline.process import file_migrate, file_process
 from imports.services.uploads import review_approve, review_reject, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
+from tests.factories import uploaded_file
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +26,7 @@ TRADES = """Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ccy,Ref
 def upload(
     owner: Any, text: str = TRADES, name: str = "trades.csv", run_jobs: Any = None, capture: Any = None
 ) -> ImportFile:
-    with capture(execute=True):
-        _, files = upload_batch_create(owner=owner, files=[csv_upload(name, text)])
-    run_jobs()
-    return ImportFile.objects.get(pk=files[0].pk)
+    return uploaded_file(owner, name, text, run_jobs=run_jobs, capture=capture)
 
 
 def test_an_unknown_header_creates_a_pending_format_and_stages_every_row(

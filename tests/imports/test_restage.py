@@ -9,9 +9,9 @@ import pytest
 from config.errors import MappingError
 from formats.models import CsvFormat
 from imports.models import FileStatus, ImportFile, Order
-from imports.services.uploads import review_approve, review_save_mapping, upload_batch_create
+from imports.services.uploads import review_approve, review_save_mapping
 from staging.models import StagedRow
-from tests.conftest import csv_upload
+from tests.factories import uploaded_file
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +29,7 @@ Date,Ticker,Action,Quantity,Price
 
 
 def staged_file(user: Any, run_jobs: Any, capture: Any) -> ImportFile:
-    with capture(execute=True):
-        _, files = upload_batch_create(owner=user, files=[csv_upload("report.csv", TWO_TABLES)])
-    run_jobs()
-    return ImportFile.objects.get(pk=files[0].pk)
+    return uploaded_file(user, "report.csv", TWO_TABLES, run_jobs=run_jobs, capture=capture)
 
 
 def test_pinning_the_header_line_re_reads_the_columns_and_re_stages_the_rows(

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from formats.models import FormatStatus
 from imports.models import FileStatus, ImportFile, Order
 from imports.reports import error_report_rows
-from imports.services.uploads import review_approve, upload_batch_create
+from imports.services.uploads import review_approve
 from staging.models import StagedRow
+from tests.factories import uploaded_file
 from tests.imports import workbooks as W
 
 pytestmark = pytest.mark.django_db
@@ -71,10 +71,7 @@ def write(kind: str, tmp_path: Path) -> bytes:
 
 
 def upload(owner: Any, name: str, data: bytes, run_jobs: Any, capture: Any) -> ImportFile:
-    with capture(execute=True):
-        _, files = upload_batch_create(owner=owner, files=[SimpleUploadedFile(name, data)])
-    run_jobs()
-    return ImportFile.objects.get(pk=files[0].pk)
+    return uploaded_file(owner, name, data, run_jobs=run_jobs, capture=capture)
 
 
 def orders_of(owner: Any) -> list[tuple]:

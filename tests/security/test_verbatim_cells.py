@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imports.models import ImportFile
-from imports.services.uploads import review_approve, upload_batch_create
+from imports.services.uploads import review_approve
 from staging.models import StagedRow
+from tests.factories import uploaded_file
 from tests.imports import workbooks as W
 from tests.imports.test_pipeline import TRADES
 
@@ -27,10 +27,7 @@ SPACED_CSV = HEADER + '\n2024-03-04 15:59:59,  MSFT  ,Sell,0,174.00,0.50,USD," T
 
 
 def upload(owner: Any, name: str, data: bytes, run_jobs: Any, capture: Any) -> ImportFile:
-    with capture(execute=True):
-        _, files = upload_batch_create(owner=owner, files=[SimpleUploadedFile(name, data)])
-    run_jobs()
-    return ImportFile.objects.get(pk=files[0].pk)
+    return uploaded_file(owner, name, data, run_jobs=run_jobs, capture=capture)
 
 
 def staged_cells(file: ImportFile) -> list[list[str]]:

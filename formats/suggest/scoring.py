@@ -70,15 +70,23 @@ def _header_evidence(name: str, key: str, synonyms: list[tuple[str, str, bool]])
 
 def header_fit(cells: list[str], target: Target) -> int:
     """How many of the target's fields some cell of a header row names outright (a synonym, or a header
-    containing one): a measure of which of several stacked tables in one file holds the target's rows."""
-    index = synonym_index(target)
-    keys = [key for key in (learned_key(cell) for cell in cells if cell) if key]
+    whose words contain one): a measure of which of several stacked tables in one file holds the target's
+    rows. Exact matches only (no fuzzy matching): it runs on every candidate table of a file, so its cost
+    stays a few set lookups per cell, whatever the file's header holds (at most MAX_FIT_CELLS cells)."""
+    keys = {key for key in (learned_key(cell) for cell in cells[:MAX_FIT_CELLS] if cell) if key}
+    compacts = {compact_key(key) for key in keys}
+    tokens = [set(key.split()) for key in keys]
     named = 0
-    for target_field in target.fields:
-        synonyms = index[target_field.name]
-        if any(_header_evidence(target_field.name, key, synonyms)[0] >= 0.6 for key in keys):
-            named += 1
+    for synonyms in synonym_index(target).values():
+        for synonym, synonym_compact, _ in synonyms:
+            words = set(synonym.split())
+            if synonym in keys or synonym_compact in compacts or any(words <= found for found in tokens):
+                named += 1
+                break
     return named
+
+
+MAX_FIT_CELLS = 200
 
 
 def table_fit(cells: list[str]) -> int:

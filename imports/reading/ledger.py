@@ -27,6 +27,7 @@ Rules (documented in the README, "Ledgers"):
 from __future__ import annotations
 
 import re
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -38,6 +39,7 @@ from formats.converters.derive import asset_code
 JOINED_COLUMNS = ["Time", "Symbol", "Side", "Quantity", "Price", "Currency", "Commission", "Fees", "Operations"]
 TRADE_ID_COLUMN = "Trade ID"
 MAX_GROUP_ROWS = 1000
+MAX_GROUP_ASSETS = 20  # a trade moves two assets (and fees); more in one group is no trade
 MIN_TRADE_GROUPS = 2  # groups in the sample that join into a trade before a table counts as a ledger
 PRICE_PLACES = Decimal("1e-10")  # the orders target keeps 10 decimal places
 
@@ -309,29 +311,37 @@ def _join_group(
 
 
 def _pair_legs(legs: list[_Leg], problems: list[tuple[int, str]]) -> list[_Pair]:
-    pending: list[_Leg] = []
+    """Pair each leg with the earliest unpaired leg of the opposite sign in another asset (file order).
+
+    Unpaired legs wait in one queue per (sign, asset), so finding a partner costs one look per asset: a
+    group moving more than MAX_GROUP_ASSETS assets is no trade (a hostile or unrelated file) and pairs
+    nothing, which keeps the work linear in the rows."""
+    if len({leg.asset for leg in legs}) > MAX_GROUP_ASSETS:
+        for leg in legs:
+            problems.append((leg.line, f"ledger row in a group of more than {MAX_GROUP_ASSETS} assets"))
+        return []
+    waiting: dict[tuple[bool, str], deque[_Leg]] = defaultdict(deque)
     pairs: dict[tuple[str, str], _Pair] = {}
     for leg in legs:
-        partner = next(
-            (p for p in pending if (p.amount < 0) != (leg.amount < 0) and p.asset != leg.asset),
-            None,
-        )
-        if partner is None:
-            pending.append(leg)
+        positive = leg.amount > 0
+        queues = [q for (sign, asset), q in waiting.items() if sign != positive and asset != leg.asset and q]
+        if not queues:
+            waiting[(positive, leg.asset)].append(leg)
             continue
-        pending.remove(partner)
-        got, gave = (leg, partner) if leg.amount > 0 else (partner, leg)
+        partner = min(queues, key=lambda q: q[0].line).popleft()
+        got, gave = (leg, partner) if positive else (partner, leg)
         pair = pairs.get((got.asset, gave.asset))
         if pair is None:
             pair = pairs[(got.asset, gave.asset)] = _Pair(got.asset, gave.asset, min(got.line, gave.line))
         pair.got += got.amount
         pair.gave += -gave.amount
         pair.lines += [got.line, gave.line]
-    for leg in pending:
-        pair = next(
-            (p for p in pairs.values() if (p.received if leg.amount > 0 else p.paid) == leg.asset),
-            None,
-        )
+    by_side = {}
+    for pair in pairs.values():
+        by_side.setdefault((True, pair.received), pair)
+        by_side.setdefault((False, pair.paid), pair)
+    for leg in sorted((leg for q in waiting.values() for leg in q), key=lambda leg: leg.line):
+        pair = by_side.get((leg.amount > 0, leg.asset))
         if pair is None:
             problems.append((leg.line, f"ledger row with no counterpart in its group ({leg.asset} {leg.amount})"))
             continue

@@ -15,6 +15,7 @@ from dataclasses import replace
 from itertools import islice
 from typing import Any
 
+from config.errors import UnreadableFile
 from imports import reading
 from imports.reading import FileLayout, ReaderOptions, Record, Skipped
 from imports.reading.ledger import LedgerSpec, detect_ledger, join_legs
@@ -54,6 +55,8 @@ def detect_layout(
     items = _table_records(path, layout, limits)
     try:
         sample = [item.cells for item in islice((i for i in items if isinstance(i, Record)), LEDGER_SAMPLE_ROWS)]
+    except UnreadableFile:
+        return layout  # a broken row further down: reading the file reports it, with its line, as before
     finally:
         getattr(items, "close", lambda: None)()
     spec = detect_ledger(layout.columns, sample)

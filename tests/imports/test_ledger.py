@@ -139,3 +139,19 @@ def test_numbers_and_codes_are_read_strictly_and_in_bounded_time() -> None:
         "ETH",
         "USDT",
     )
+
+
+def test_a_group_moving_many_assets_pairs_nothing_and_stays_linear(tmp_path: Path) -> None:
+    # Two real trades, then one second in which 900 rows move 300 different assets: no trade, each row
+    # skipped with why; pairing never scans the group row by row.
+    legs = [f"2024-03-03 10:00:00,Buy,{code},{'-' if n % 2 else ''}1.5\n" for n, code in enumerate(_codes(300) * 3)]
+    text = BY_TIME + "".join(legs)
+    columns, records, skipped = read(write(tmp_path, text))
+    assert len(records) == 3  # the three trades of BY_TIME
+    hostile = [reason for line, reason in skipped.items() if line >= 14]
+    assert len(hostile) == 900 and all("more than 20 assets" in reason for reason in hostile)
+
+
+def _codes(count: int) -> list[str]:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return [letters[n // 676 % 26] + letters[n // 26 % 26] + letters[n % 26] + "X" for n in range(count)]

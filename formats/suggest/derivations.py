@@ -521,10 +521,7 @@ def _side_from_amount_sign(fields: dict[str, Any], profiles: list[Profile], rows
                 f"no buy/sell column and '{q.column}' is never negative; '{amount.column}' is negative on "
                 f"{paid} of {len(signs)} trade rows: money paid out = BUY, received = SELL"
             )
-            options: dict[str, Any] = {"negative_is": "BUY"}
-            if amount.decimal_sep == ",":
-                options["decimal_sep"] = ","
-            fields["side"] = field_spec([amount.column], "side_from_sign", options, 0.6, reason)
+            fields["side"] = _side_spec([amount], "side_from_sign", {"negative_is": "BUY"}, reason)
             return
 
 
@@ -534,6 +531,13 @@ _MONEY_OUT_IN = (
     ("soll", "haben"), ("debet", "credit"), ("af", "bij"), ("débit", "crédit"), ("cargo", "abono"),
     ("uscite", "entrate"), ("withdrawals", "deposits"),
 )  # fmt: skip
+
+
+def _side_spec(columns: list[Profile], converter: str, options: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A side read from money columns (at confidence 0.6), with their decimal comma when they use one."""
+    if columns[0].decimal_sep == ",":
+        options = {**options, "decimal_sep": ","}
+    return field_spec([profile.column for profile in columns], converter, options, 0.6, reason)
 
 
 def _side_from_money_columns(fields: dict[str, Any], profiles: list[Profile], rows: list[list[str]]) -> None:
@@ -564,10 +568,7 @@ def _side_from_money_columns(fields: dict[str, Any], profiles: list[Profile], ro
                 f"no buy/sell column and '{q.column}' is never negative; trade rows put their money in "
                 f"'{out.column}' ({sides.count('BUY')}×: BUY) or '{into.column}' ({sides.count('SELL')}×: SELL)"
             )
-            options: dict[str, Any] = {"first_is": "BUY"}
-            if out.decimal_sep == ",":
-                options["decimal_sep"] = ","
-            fields["side"] = field_spec([out.column, into.column], "side_from_columns", options, 0.6, reason)
+            fields["side"] = _side_spec([out, into], "side_from_columns", {"first_is": "BUY"}, reason)
             return
 
 

@@ -337,6 +337,16 @@ def schwab_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[li
     yield ["Transactions Total", "", "", "", "", "", "", "-$1,234,567.89"]
 
 
+def _signed_fill(n: int, shares: int, invalid_every: int) -> tuple[bool, int, str]:
+    """Line n's side (buys and sells alternate), its share count and the quantity cell: negative for a
+    sale, a word instead of a number on every `invalid_every`-th line."""
+    bought = n % 2 == 0
+    quantity = str(shares if bought else -shares)
+    if invalid_every and n % invalid_every == invalid_every - 1:
+        quantity = "twelve"
+    return bought, shares, quantity
+
+
 ETRADE_HEADER = [
     "TransactionDate", "TransactionType", "SecurityType", "Symbol", "Quantity", "Amount", "Price", "Commission",
     "Description",
@@ -355,11 +365,7 @@ def etrade_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[li
         if n % 20 == 7:
             yield [date, choice(ETRADE_CASH), "", choice(SYMBOLS), "0", f"{random_() * 300:.2f}", "0", "0", "CASH"]
             continue
-        bought = n % 2 == 0
-        shares = randint(1, 5000)
-        quantity = str(shares if bought else -shares)
-        if invalid_every and n % invalid_every == invalid_every - 1:
-            quantity = "twelve"
+        bought, shares, quantity = _signed_fill(n, randint(1, 5000), invalid_every)
         price = random_() * 900 + 10
         commission = "" if n % 7 == 0 else "0.65"
         amount = f"{shares * price * (-1 if bought else 1):.2f}"
@@ -382,11 +388,7 @@ def ibkr_flex_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator
     choice, randint, random_ = rng.choice, rng.randint, rng.random
     for n in range(count):
         date = (START + timedelta(days=(n // 400) % 1000)).strftime("%Y%m%d")
-        bought = n % 2 == 0
-        shares = randint(1, 5000)
-        quantity = str(shares if bought else -shares)
-        if invalid_every and n % invalid_every == invalid_every - 1:
-            quantity = "twelve"
+        bought, shares, quantity = _signed_fill(n, randint(1, 5000), invalid_every)
         price = random_() * 900 + 10
         isin = "" if n % 50 == 11 else choice(ISINS)
         currency = "EUR" if isin[:2] in ("DE", "NL", "IE") else "USD"

@@ -223,6 +223,13 @@ def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tup
     return fmt, owner, earlier
 
 
+def assert_same_outcome(fast: dict[str, Any], python: dict[str, Any]) -> None:
+    """The two paths' file counters, orders (with their dedupe keys) and staged rows are identical."""
+    assert fast["counters"] == python["counters"]
+    assert fast["orders"] == python["orders"]
+    assert fast["staged"] == python["staged"]
+
+
 def migrate_with(
     django_user_model: Any,
     *,
@@ -326,9 +333,7 @@ def test_new_york_dates_with_trade_ids_get_the_same_keys_as_in_python(django_use
     python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
     fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     assert len(fast["accepted"]) >= 15
 
 
@@ -339,9 +344,7 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
     python = migrate_with(django_user_model, fast=False, settings=settings, dedupe=dedupe)
     fast = migrate_with(django_user_model, fast=True, settings=settings, dedupe=dedupe)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     assert fast["status"] == python["status"] == FileStatus.PARTIAL
     # SQL converted the plain rows itself and left every tricky one to Python.
     accepted = set(fast["accepted"])
@@ -395,9 +398,7 @@ def test_row_filters_in_sql_keep_and_skip_exactly_the_rows_python_does(
     rows = filtered_rows()
     python = migrate_with(django_user_model, fast=False, settings=settings, filters=[rule], rows=rows)
     fast = migrate_with(django_user_model, fast=True, settings=settings, filters=[rule], rows=rows)
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     assert fastpath.plan_for({**MAPPING, "filters": [rule]}, HEADER, dedupe=True) is not None
     # SQL took only rows it keeps for sure; every row it left went through Python's filter.
     kept_by_python = {o[0] for o in python["orders"]}
@@ -826,9 +827,7 @@ def test_filters_defaults_joined_columns_and_split_parts_give_exactly_what_pytho
     python = migrate_with(django_user_model, fast=False, settings=settings, dedupe=dedupe, mapping=mapping, rows=rows)
     fast = migrate_with(django_user_model, fast=True, settings=settings, dedupe=dedupe, mapping=mapping, rows=rows)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     assert len(fast["accepted"]) >= 10  # SQL converted the plain rows itself
     assert len(python["orders"]) >= 10
 
@@ -900,9 +899,7 @@ def test_the_built_in_schwab_format_without_de_duplication_gives_exactly_what_py
     python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
     fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     assert python["counters"]["rows_skipped"] >= 4 and python["counters"]["rows_failed"] >= 5
     assert len(fast["accepted"]) >= 20
 
@@ -923,9 +920,7 @@ def test_the_built_in_schwab_format_with_fingerprint_keys_gives_exactly_what_pyt
     python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
     fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     keys = [order[-1] for order in fast["orders"]]
     assert all("#" in key for key in keys) and any(key.endswith("#3") for key in keys)
     assert len(fast["accepted"]) >= 20
@@ -942,9 +937,7 @@ def test_fingerprint_keys_of_the_tricky_rows_are_the_same_as_pythons(django_user
     python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
     fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     occurrences = [int(order[-1].rpartition("#")[2]) for order in fast["orders"]]
     assert max(occurrences) >= 10
     assert len(fast["accepted"]) >= 20
@@ -1002,8 +995,6 @@ def test_built_in_e_trade_and_ibkr_flex_formats_give_exactly_what_python_gives(
     python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
     fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
 
-    assert fast["counters"] == python["counters"]
-    assert fast["orders"] == python["orders"]
-    assert fast["staged"] == python["staged"]
+    assert_same_outcome(fast, python)
     assert len(fast["accepted"]) >= 5
     assert python["counters"]["rows_failed"] >= 3

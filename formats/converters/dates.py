@@ -36,7 +36,19 @@ ZONE_ABBREVIATIONS = {
     "AKST": -9, "AKDT": -8, "HST": -10, "JST": 9, "KST": 9, "HKT": 8, "SGT": 8, "AEST": 10, "AEDT": 11,
     "ACST": 9.5, "AWST": 8, "NZST": 12, "NZDT": 13,
 }  # fmt: skip
-_ZONES = {name: timezone(timedelta(hours=hours), name) for name, hours in ZONE_ABBREVIATIONS.items()}
+_ZONES: dict[str, Any] = {name: timezone(timedelta(hours=hours), name) for name, hours in ZONE_ABBREVIATIONS.items()}
+# Generic US zone names (moomoo: 'Mar 15 2024 09:31:02 ET'): the zone with its daylight saving time.
+_ZONES.update(
+    {
+        name: ZoneInfo(zone)
+        for name, zone in (
+            ("ET", "America/New_York"),
+            ("CT", "America/Chicago"),
+            ("MT", "America/Denver"),
+            ("PT", "America/Los_Angeles"),
+        )
+    }
+)
 
 
 def date_parser(fmt: str) -> Callable[[str], datetime]:

@@ -23,6 +23,8 @@ from formats.converters.words import CURRENCY_SYMBOLS, side_of
 
 PRICE_MARKERS = frozenset({"@", "at", "à", "a", "zu", "za", "till", "til", "kurs", "koers", "prix", "prezzo"})
 TRADE_TEXT_PARTS = ("side", "quantity", "price", "currency", "name")
+# One-letter sides only as the first word of a '<B|S> <quantity> <name> @ <price>' text (upper case).
+_LEADING_SIDE_CODES = {"B": "BUY", "S": "SELL"}
 
 
 def _number(token: str, decimal_sep: str | None) -> Decimal | None:
@@ -65,6 +67,8 @@ def parse_trade_text(text: str, decimal_sep: str | None = None) -> dict[str, Any
             return found
         word = token.strip("()[],;:.")
         side = side_of(word) if len(word) > 2 else None  # 'b' or 's' inside a description is no side
+        if index == 0 and word in _LEADING_SIDE_CODES and "@" in tokens and _number(tokens[1], decimal_sep) is not None:
+            side = _LEADING_SIDE_CODES[word]  # CommSec: 'B 100 CBA @ 115.50', 'S 200 BHP @ 44.10'
         if side is not None:
             found["side"], start = side, index + 1
             break
@@ -72,8 +76,8 @@ def parse_trade_text(text: str, decimal_sep: str | None = None) -> dict[str, Any
     if start is None:
         # No side word: '<name> <quantity> @ <price>' ('Vanguard FTSE Developed World UCITS ETF 1000 @ 4500.00')
         at = tokens.index("@") if "@" in tokens else -1
-        if at < 2 or _number(tokens[at - 1], decimal_sep) is None:
-            return found
+        if at < 1 or _number(tokens[at - 1], decimal_sep) is None:
+            return found  # ('10@172.50', moomoo's 'Filled@Avg Price': a quantity and a price, no name)
         start, name = at - 1, tokens[: at - 1]
     price_at = None
     for index in range(start, len(tokens)):

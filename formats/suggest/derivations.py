@@ -370,8 +370,9 @@ def _commission_not_the_total(fields: dict[str, Any], profiles: list[Profile], r
 
 # Time zones that name one country's (or one currency area's) market: 'EDT' on every time is a US export.
 _ZONE_CURRENCIES = {
-    "USD": {"EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"}, "GBP": {"BST"}, "JPY": {"JST"},
-    "HKD": {"HKT"}, "SGD": {"SGT"}, "AUD": {"AEST", "AEDT", "ACST", "AWST"}, "NZD": {"NZST", "NZDT"},
+    "USD": {"EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT", "ET", "CT", "MT", "PT"},
+    "GBP": {"BST"}, "JPY": {"JST"}, "HKD": {"HKT"}, "SGD": {"SGT"}, "AUD": {"AEST", "AEDT", "ACST", "AWST"},
+    "NZD": {"NZST", "NZDT"},
 }  # fmt: skip
 
 

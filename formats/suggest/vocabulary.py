@@ -149,6 +149,12 @@ NEGATIVE = {
         "timezone",
     },
     "broker_trade_id": {
+        "price",
+        "qty",
+        "quantity",
+        "amount",
+        "time",
+        "date",
         "related",
         "orig",
         "clearing",

@@ -383,3 +383,26 @@ def test_a_fiat_amount_beside_an_asset_amount_is_not_the_quantity() -> None:
     ]
     fields = suggest_mapping(target="orders", columns=columns, sample_rows=rows)["fields"]
     assert fields["quantity"]["columns"] == ["Amount Asset"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("B 100 CBA @ 115.50", {"side": "BUY", "quantity": Decimal("100"), "name": "CBA", "price": Decimal("115.50")}),
+        ("S 200 BHP @ 44.10", {"side": "SELL", "quantity": Decimal("200"), "name": "BHP", "price": Decimal("44.10")}),
+        ("10@172.50", {"quantity": Decimal("10"), "price": Decimal("172.50")}),
+        ("B2B payment 100 @ 3", {}),  # a letter code only as a whole first word
+        ("b 100 CBA @ 115.50", {}),  # and upper case
+    ],
+)
+def test_commsec_letter_codes_and_bare_quantity_at_price(text: str, expected: dict[str, Any]) -> None:
+    found = parse_trade_text(text)
+    assert {key: found[key] for key in expected} == expected
+    if not expected:
+        assert "side" not in found
+
+
+def test_a_generic_us_zone_name_after_the_time_is_new_york_with_daylight_saving() -> None:
+    clean = build_cleaner("datetime", {"formats": ["%b %d %Y %H:%M:%S"]})
+    assert clean(["Mar 15 2024 09:31:02 ET"]).isoformat() == "2024-03-15T13:31:02+00:00"  # EDT
+    assert clean(["Jan 15 2024 09:31:02 ET"]).isoformat() == "2024-01-15T14:31:02+00:00"  # EST

@@ -68,6 +68,7 @@ def derive_missing(
     _currency_from_context(fields, context)
     _currency_mentioned_in_context(fields, context)
     _currency_from_time_zone(fields, profiles)
+    _currency_from_cusips(fields, profiles)
     _currency_from_language(fields, profiles)
     _side_from_codes(fields, filters, profiles)
     _side_from_amount_sign(fields, profiles, rows)
@@ -391,6 +392,27 @@ def _currency_from_time_zone(fields: dict[str, Any], profiles: list[Profile]) ->
                 )
                 fields["currency"] = field_spec([], "constant", {"value": code}, 0.3, reason)
                 return
+
+
+_CUSIP = re.compile(r"[0-9]{3}[0-9A-Z]{5}[0-9]")
+
+
+def _currency_from_cusips(fields: dict[str, Any], profiles: list[Profile]) -> None:
+    """No currency yet: the securities are identified by CUSIPs (US and Canadian securities; Firstrade,
+    Fidelity): USD, at the weakest confidence, check it."""
+    if not _missing(fields, "currency"):
+        return
+    for profile in profiles:
+        if "cusip" not in profile.key.split():
+            continue
+        filled = [value for value in profile.values if value]
+        if filled and sum(1 for value in filled if _CUSIP.fullmatch(value)) >= 0.8 * len(filled):
+            reason = (
+                f"nothing in the file names a currency; '{profile.column}' holds CUSIPs (US securities): "
+                "USD assumed, check it"
+            )
+            fields["currency"] = field_spec([], "constant", {"value": "USD"}, 0.3, reason)
+            return
 
 
 # Header words only one language uses, and the currency of the countries writing it: the weakest evidence

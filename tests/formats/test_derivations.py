@@ -406,3 +406,18 @@ def test_a_generic_us_zone_name_after_the_time_is_new_york_with_daylight_saving(
     clean = build_cleaner("datetime", {"formats": ["%b %d %Y %H:%M:%S"]})
     assert clean(["Mar 15 2024 09:31:02 ET"]).isoformat() == "2024-03-15T13:31:02+00:00"  # EDT
     assert clean(["Jan 15 2024 09:31:02 ET"]).isoformat() == "2024-01-15T14:31:02+00:00"  # EST
+
+
+def test_cusips_give_usd_at_the_weakest_confidence_when_nothing_names_a_currency() -> None:
+    columns = ["Symbol", "Quantity", "Price", "Action", "TradeDate", "Amount", "CUSIP"]
+    rows = [
+        ["AAPL", "10", "172.5", "BUY", "2024-03-15", "-1725", "037833100"],
+        ["MSFT", "-2", "405.1", "SELL", "2024-03-12", "810.2", "594918104"],
+    ]
+    currency = suggest_mapping(target="orders", columns=columns, sample_rows=rows)["fields"]["currency"]
+    assert (currency["options"], currency["confidence"]) == ({"value": "USD"}, 0.3)
+    assert "CUSIPs" in currency["reason"]
+    # Not CUSIPs (ids of another shape): nothing assumed.
+    other = [[*row[:6], "X-1"] for row in rows]
+    fields = suggest_mapping(target="orders", columns=columns, sample_rows=other)["fields"]
+    assert fields["currency"].get("options") != {"value": "USD"}

@@ -64,6 +64,7 @@ CONVERTER_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "date": [{"formats": ["%d.%m.%Y"]}],
     "side": [{}, {"map": {"K": "BUY", "V": "SELL"}}],
     "side_from_sign": [{}],
+    "side_from_columns": [{}, {"first_is": "SELL", "decimal_sep": ","}],
     "map": [{"map": {"a": "b"}}],
     "currency": [{}],
     "constant": [{"value": "USD"}],
@@ -95,7 +96,7 @@ def test_every_converter_reads_adversarial_cells_in_linear_time(converter: str) 
     for options in CONVERTER_OPTIONS[converter]:
         clean = build_cleaner(converter, options)
         for name, cell in ADVERSARIAL.items():
-            cells = [cell, cell] if converter == "quotient" else [cell]
+            cells = [cell, cell] if converter in ("quotient", "side_from_columns") else [cell]
             elapsed = _timed(lambda clean=clean, cells=cells: clean(cells))
             if elapsed > BUDGET_S:
                 slow.append((options, name, round(elapsed, 2)))

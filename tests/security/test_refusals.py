@@ -44,8 +44,9 @@ def test_an_uploader_approving_their_own_format_with_a_new_header_line_is_refuse
     settings.AIRLOCK = {**settings.AIRLOCK, "ALLOW_SELF_APPROVAL": False}
     file = staged_file(reviewer, run_jobs, django_capture_on_commit_callbacks)  # the reviewer uploads it
     before = snapshot(file.format_id)
-    assert "Ticker" not in before["columns"] and before["staged"]
-    mapping = {**before["mapping"], "reader": {"section": None, "header_line": 7}}
+    # The reader took TWO_TABLES' trades table; the request moves the format to the cash table above it.
+    assert "Details" not in before["columns"] and before["staged"]
+    mapping = {**before["mapping"], "reader": {"section": None, "header_line": 2}}
     response = client.post(
         f"/api/admin/formats/{file.format_id}/approve",
         {"mapping": mapping},
@@ -69,7 +70,7 @@ def test_the_admin_approve_button_refuses_the_uploader_before_the_reader_change(
         field.name: {"columns": ["Date"], "converter": "text", "options": {}}
         for field in get_target(file.format.target).required_fields()
     }
-    mapping = {**before["mapping"], "fields": fields, "reader": {"section": None, "header_line": 7}}
+    mapping = {**before["mapping"], "fields": fields, "reader": {"section": None, "header_line": 2}}
     client.force_login(reviewer)
     response = client.post(
         f"/admin/formats/csvformat/{file.format_id}/change/",
@@ -92,8 +93,8 @@ def test_an_approval_whose_mapping_fails_validation_after_a_reader_change_change
     # The fields fit the moved table's columns, but the converter is unknown: refused after the re-read.
     mapping = {
         **before["mapping"],
-        "reader": {"section": None, "header_line": 7},
-        "fields": {"symbol": {"columns": ["Ticker"], "converter": "no-such-converter", "options": {}}},
+        "reader": {"section": None, "header_line": 2},
+        "fields": {"symbol": {"columns": ["Details"], "converter": "no-such-converter", "options": {}}},
     }
     with pytest.raises(MappingError):
         review_approve(format_id=file.format_id, actor=reviewer, mapping=mapping)

@@ -23,7 +23,8 @@ from tests.security.conftest import bearer
 
 pytestmark = pytest.mark.django_db
 
-MOVED = {"section": None, "header_line": 7}  # TWO_TABLES' second table: Date,Ticker,Action,Quantity,Price
+# The reader takes TWO_TABLES' trades table (line 7); a review moves the format to the cash table above it.
+MOVED = {"section": None, "header_line": 2}  # TWO_TABLES' first table: Date,Details,Amount,Balance
 
 
 def staged_by(owner: Any, run_jobs: Any, capture: Any) -> ImportFile:
@@ -31,7 +32,7 @@ def staged_by(owner: Any, run_jobs: Any, capture: Any) -> ImportFile:
         _, files = upload_batch_create(owner=owner, files=[csv_upload("report.csv", TWO_TABLES)])
     run_jobs()
     file = ImportFile.objects.get(pk=files[0].pk)
-    assert "Ticker" not in file.format.columns  # the reader found the first table (a "no trades" verdict)
+    assert "Details" not in file.format.columns  # the reader took the trades table
     return file
 
 
@@ -54,10 +55,10 @@ def moved(fmt: CsvFormat, **fields: Any) -> dict[str, Any]:
 
 FITTING = {  # fields that fit the moved table's columns
     "executed_at": {"columns": ["Date"], "converter": "datetime", "options": {"formats": ["%Y-%m-%d"]}},
-    "symbol": {"columns": ["Ticker"], "converter": "text", "options": {}},
-    "side": {"columns": ["Action"], "converter": "side", "options": {}},
-    "quantity": {"columns": ["Quantity"], "converter": "decimal", "options": {}},
-    "price": {"columns": ["Price"], "converter": "decimal", "options": {}},
+    "symbol": {"columns": ["Details"], "converter": "text", "options": {}},
+    "side": {"columns": ["Amount"], "converter": "side_from_sign", "options": {}},
+    "quantity": {"columns": ["Amount"], "converter": "decimal", "options": {}},
+    "price": {"columns": ["Balance"], "converter": "decimal", "options": {}},
     "currency": {"columns": [], "converter": "constant", "options": {"value": "GBP"}},
 }
 
@@ -96,7 +97,7 @@ def test_a_reader_change_by_someone_without_the_review_permission_changes_nothin
     "change",
     [
         pytest.param({"options": {"upper": "yes"}}, id="bad-option-type"),
-        pytest.param({"colums": ["Ticker"]}, id="unknown-key"),
+        pytest.param({"colums": ["Details"]}, id="unknown-key"),
     ],
 )
 def test_an_approval_with_a_moved_table_and_a_bad_mapping_changes_nothing(

@@ -120,12 +120,15 @@ def rollback_info(file: ImportFile) -> dict[str, Any] | None:
 
 def row_accounting(file: ImportFile) -> str:
     """Where every row of the file went, in words that add up to its total: '119 rows = 43 imported + 75
-    skipped + 1 duplicate; 1 removed by the rollback'."""
+    skipped + 1 duplicate + 1 removed by the rollback'. Lines the reader skipped before any mapping (blank
+    lines, totals, a ledger's legs joined into one trade) are no rows of the total: named after it
+    ('21 rows = 21 imported; 209 other lines skipped while reading')."""
     staged = file.rows_staged if file.status == FileStatus.PENDING_APPROVAL else 0
+    reader = sum(((file.layout or {}).get("reader_skips") or {}).values())
     parts = [
         (file.rows_imported, "imported"),
         (staged, "waiting for approval"),
-        (file.rows_skipped, "skipped"),
+        (max(file.rows_skipped - reader, 0), "skipped"),
         (file.rows_duplicate, "duplicate"),
         (file.rows_failed, "invalid"),
     ]
@@ -142,7 +145,10 @@ def row_accounting(file: ImportFile) -> str:
             why = "not imported"
         shown.append(f"{rest:,} {why}")
     total = f"{file.rows_total:,} row{'' if file.rows_total == 1 else 's'}"
-    return f"{total} = {' + '.join(shown)}" if shown else total
+    text = f"{total} = {' + '.join(shown)}" if shown else total
+    if reader:
+        text += f"; {reader:,} other line{'' if reader == 1 else 's'} skipped while reading"
+    return text
 
 
 def file_summary(file: ImportFile) -> dict[str, Any]:

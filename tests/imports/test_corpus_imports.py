@@ -30,6 +30,7 @@ from formats.builtin import load_builtin_formats
 from formats.models import FormatStatus
 from formats.targets import get_target
 from imports.models import FileStatus, ImportFile, Order
+from imports.selectors import row_accounting
 from imports.services.uploads import review_approve
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import corpus_file
@@ -827,6 +828,8 @@ def test_a_ledger_export_is_joined_into_one_order_per_trade_and_imports_as_sugge
     assert (as_fill(stored[0]), as_fill(stored[-1])) == (first, last)
     lines = sum(1 for _ in corpus_file(path).open(encoding="utf-8-sig")) - 1
     assert file.rows_imported + file.rows_skipped == lines, "every row of the ledger is accounted for"
+    joined = lines - file.rows_total
+    assert row_accounting(file) == f"{trades} rows = {trades} imported; {joined} other lines skipped while reading"
 
 
 # --- 4. files without trades ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ TRADES = b"""Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ccy,Ref
 
 
 def added_up(text: str) -> bool:
-    total, parts = text.split(" = ")
+    total, parts = text.split("; ")[0].split(" = ")
     numbers = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) [a-z]", parts)]
     return int(total.split()[0].replace(",", "")) == sum(numbers)
 
@@ -75,3 +75,14 @@ def test_a_file_still_being_imported_says_so_for_the_rows_not_settled_yet(user: 
     waiting = ImportFile(owner=user, original_name="y.csv", status=FileStatus.PENDING_APPROVAL, rows_total=3,
                          rows_staged=3)  # fmt: skip
     assert row_accounting(waiting) == "3 rows = 3 waiting for approval"
+
+
+def test_lines_the_reader_skipped_are_named_after_the_rows_that_add_up(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A blank line and a totals line are no rows of the file; the sentence still adds up, and says so.
+    text = TRADES.replace(b"\n2024-03-02", b"\n\n2024-03-02", 1) + b"Total,,,,,,,\n"
+    file = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text)
+    accounting = row_accounting(file)
+    assert added_up(accounting), accounting
+    assert accounting.endswith("; 2 other lines skipped while reading"), accounting

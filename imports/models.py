@@ -92,6 +92,11 @@ class ImportFile(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     upload_deleted_at = models.DateTimeField(null=True, blank=True, help_text="When retention deleted the raw file.")
+    content_checked = models.BooleanField(
+        default=True,
+        help_text="Sniffed and virus-scanned. False for a direct upload to the bucket until its worker has checked "
+        "the object, before anything else reads it.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -119,6 +124,30 @@ class ImportFile(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in UNFINISHED_FILE_STATUSES
+
+
+class DirectUploadSlot(models.Model):
+    """One file a browser may send straight to the bucket: the key, exact size and sha256 it was promised.
+
+    Issued by POST /api/uploads/direct (imports/services/direct_uploads.py); the confirm request turns the
+    slots whose objects arrived into import files. Unconfirmed slots expire, and their objects -- bytes a
+    browser sent but never confirmed -- are deleted by the cleanup, so nothing lingers in the bucket unseen.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255, unique=True, help_text="The storage name the object is uploaded to.")
+    original_name = models.CharField(max_length=255, help_text="Sanitised, for display only.")
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="As declared by the browser; the worker checks it.")
+    dedupe = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    file = models.ForeignKey(
+        ImportFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Once confirmed."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.original_name} -> {self.key}"
 
 
 class Side(models.TextChoices):

@@ -2,6 +2,7 @@ from django.urls import path
 
 from imports.api import batches as api_batches
 from imports.api import cron as cronapi
+from imports.api import direct as api_direct
 from imports.api import reports as api_reports
 from imports.api import views as api
 from imports.web import views
@@ -25,6 +26,8 @@ urlpatterns = [
     path("api/staging/orders", api_reports.staging_orders, name="api-staging-orders"),
     path("api/admin/staging/stats", api_reports.admin_staging_stats, name="api-admin-staging-stats"),
     path("api/schema", api_reports.schema, name="api-schema"),
+    path("api/uploads/direct", api_direct.direct_sign, name="api-uploads-direct"),
+    path("api/uploads/direct/confirm", api_direct.direct_confirm, name="api-uploads-direct-confirm"),
     path("api/uploads/<int:file_id>", api.upload_detail, name="api-upload-detail"),
     path("api/uploads/<int:file_id>/retry", api.upload_retry, name="api-upload-retry"),
     path("api/uploads/<int:file_id>/rows", api.upload_fix_rows, name="api-upload-fix-rows"),

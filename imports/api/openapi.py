@@ -422,6 +422,94 @@ def openapi_schema(server_url: str = "") -> dict[str, Any]:
                     "responses": {"200": _json(_number_list("FileSummary")), **ERRORS},
                 },
             },
+            "/api/uploads/direct": {
+                "post": {
+                    "summary": "Direct upload, step 1: presigned POSTs to send files straight to the bucket",
+                    "description": "Only when uploads are stored in an S3 bucket (else 404 direct_uploads_off). Each "
+                    "new file gets a `key` and an `upload` ({url, fields}: a multipart POST to the bucket bound to "
+                    "that key and exactly that size); a file whose bytes the caller already uploaded gets "
+                    "`existing` instead. Counts as one upload request against the hourly limit.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "files": {
+                                            "type": "array",
+                                            "items": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "name": {"type": "string"},
+                                                    "size": {"type": "integer", "minimum": 1},
+                                                    "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                                                },
+                                                "required": ["name", "size", "sha256"],
+                                            },
+                                        },
+                                        "dedupe": {"type": "boolean"},
+                                    },
+                                    "required": ["files"],
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "expires_in": {"type": "integer"},
+                                    "files": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "name": {"type": "string"},
+                                                "size": {"type": "integer"},
+                                                "key": {"type": ["string", "null"]},
+                                                "upload": {"type": ["object", "null"]},
+                                                "existing": {"type": ["object", "null"]},
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        ),
+                        "413": {"$ref": "#/components/responses/BadRequest"},
+                        **ERRORS,
+                        **NOT_FOUND,
+                    },
+                }
+            },
+            "/api/uploads/direct/confirm": {
+                "post": {
+                    "summary": "Direct upload, step 2: the objects sent to the bucket become one upload",
+                    "description": "All or nothing: an object missing or not of its declared size is 409 "
+                    "upload_incomplete naming the files, and nothing is created. Confirming again answers with the "
+                    "same files (existing: true). The worker checks each object's sha256, type and virus scan "
+                    "before reading it.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"keys": {"type": "array", "items": {"type": "string"}}},
+                                    "required": ["keys"],
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(_ref("UploadAccepted"), "Accepted: files are processed in the background"),
+                        "409": {"$ref": "#/components/responses/Conflict"},
+                        **ERRORS,
+                        **NOT_FOUND,
+                    },
+                }
+            },
             "/api/batches/{batch_id}": {
                 "get": {
                     "summary": "One upload session: status, overall progress, row counts and its files",

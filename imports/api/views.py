@@ -83,7 +83,7 @@ def api_view(methods: list[str]) -> Callable:
     return decorator
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any]:
+def json_body(request: HttpRequest) -> dict[str, Any]:
     if not request.body:
         return {}
     try:
@@ -93,6 +93,14 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     return body
+
+
+def upload_files_json(files: list[Any]) -> list[dict[str, Any]]:
+    """The files of an upload answer: id, name, status, and whether the same bytes had been uploaded before."""
+    return [
+        {"id": f.pk, "name": f.original_name, "status": f.status, "existing": f.is_existing, "retried": f.is_retried}
+        for f in files
+    ]
 
 
 @api_view(["POST"])
@@ -107,19 +115,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
         # Idempotency-Key replays the stored response without calling run(), so it never gets a 429.
         upload_rate_limit_hit(request)
         batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
-        return 202, {
-            "batch": batch.pk,
-            "files": [
-                {
-                    "id": f.pk,
-                    "name": f.original_name,
-                    "status": f.status,
-                    "existing": f.is_existing,
-                    "retried": f.is_retried,
-                }
-                for f in results
-            ],
-        }
+        return 202, {"batch": batch.pk, "files": upload_files_json(results)}
 
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -153,7 +149,7 @@ def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
 def upload_fix_rows(request: HttpRequest, file_id: int) -> HttpResponse:
     """POST /api/uploads/<id>/rows {"rows": {line: {column: value}}}: fix invalid rows; they import again."""
     fixable_file(actor=request.user, file_id=file_id)  # another user's id is 404 before the body is even read
-    body = _json_body(request)
+    body = json_body(request)
     result = file_rows_fix(file_id=file_id, owner=request.user, edits=body.get("rows"))
     file = fixable_file(actor=request.user, file_id=file_id)
     return JsonResponse({**result.as_dict(), "file": selectors.file_summary(file)}, status=202)
@@ -232,7 +228,7 @@ def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
     # The review limit counts decisions: refused here once used up, counted only when the decision is
     # accepted (a refused call, 400 or 409, spends nothing).
     rate_limit_check(bucket="review", user=request.user)
-    body = _json_body(request)
+    body = json_body(request)
     if request.method == "POST":
         mapping, comment = body.get("mapping"), body.get("comment", "")
         if mapping is not None and not isinstance(mapping, dict):

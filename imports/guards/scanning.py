@@ -22,15 +22,18 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import File
 
+from audit.models import AuditEvent
+from audit.services import record
 from config.errors import AppError, UnreadableFile
 from imports.sheets.containers import ContainerLimits
 from imports.sheets.sniff import sniff_kind
-from imports.storage import sanitize_display_name
+from imports.storage import delete_stored, sanitize_display_name
 
 CHUNK_BYTES = 64 * 1024
 
@@ -153,9 +156,6 @@ def upload_check_content(*, owner: Any, files: list[File]) -> None:
     All-or-nothing so that a rejected request stored nothing and the client can fix and resend it.
     A detection is audited (the event survives the refused request: uploads run in autocommit).
     """
-    from audit.models import AuditEvent
-    from audit.services import record
-
     names = [sanitize_display_name(f.name or "upload.csv") for f in files]
     for uploaded, name in zip(files, names, strict=True):
         upload_sniff(uploaded=uploaded, display_name=name)
@@ -180,3 +180,34 @@ def upload_check_content(*, owner: Any, files: list[File]) -> None:
                 details={"file": name, "reason": exc.message},
             )
             raise
+
+
+def stored_check_content(*, file: Any, path: Path) -> None:
+    """A direct upload, checked by its worker before anything reads it: what a form upload gets in its request.
+
+    The object is a verified local copy (its sha256 is the one declared at upload). Sniffed by content, then
+    virus-scanned, failing closed; an infected object is deleted from the storage at once, never read.
+    """
+    name = file.original_name
+    with open(path, "rb") as handle:
+        uploaded = File(handle, name=name)
+        upload_sniff(uploaded=uploaded, display_name=name)
+        try:
+            clamd_scan(uploaded=uploaded, display_name=name)
+        except VirusDetected as exc:
+            delete_stored(file.stored_name)
+            record(
+                action="file.virus_detected",
+                actor=file.owner,
+                obj=file,
+                severity=AuditEvent.Severity.ERROR,
+                summary=f"Direct upload '{name}' by {file.owner.get_username()} refused: {exc.details['signature']}; "
+                "the object was deleted",
+                details={"file": name, "signature": exc.details["signature"], "size": file.size},
+            )
+            raise
+        except ScanFailed as exc:
+            raise ScanFailed(
+                f"{exc.message} Nothing was read from the file; retry it once the scanner is back.",
+                details=exc.details,
+            ) from None

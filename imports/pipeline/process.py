@@ -28,6 +28,7 @@ from formats.filters import compile_filters
 from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
 from formats.suggest.verdict import missing_fields, rows_verdict, structural_verdict
+from imports.guards.scanning import ScanFailed, VirusDetected, stored_check_content
 from imports.models import FileStatus, ImportFile
 from imports.monitoring.metrics import file_finished_observe
 from imports.pipeline import fastpath
@@ -98,7 +99,14 @@ def _file_process_locked(file_id: int) -> str:
         # commits on its own and a second interruption keeps the progress made.
         return file_migrate(file_id=file_id) if file.status == FileStatus.MIGRATING else file.status
     try:
-        with local_path(file.stored_name) as path:
+        # A direct upload's object was never seen by the web process: read through a copy verified against the
+        # size and sha256 it was declared with, sniffed and virus-scanned before anything else reads it.
+        verify = {} if file.content_checked else {"size": file.size, "sha256": file.sha256}
+        with local_path(file.stored_name, **verify) as path:
+            if not file.content_checked:
+                stored_check_content(file=file, path=path)
+                file.content_checked = True  # also on this instance: later steps save it whole
+                ImportFile.objects.filter(pk=file.pk).update(content_checked=True)
             fmt, layout = _match_format(file, path)
             if fmt.status == FormatStatus.REJECTED:
                 return _file_rejected(file_id, fmt)
@@ -130,6 +138,8 @@ def _file_process_locked(file_id: int) -> str:
         return _file_process_locked(file_id)
     except UnreadableFile as exc:
         return _file_refused(file, exc, "could not be read")
+    except (VirusDetected, ScanFailed) as exc:  # a direct upload's check (stored_check_content): fail closed
+        return _file_refused(file, exc, "was refused by the virus scan")
     except RateLimited as exc:  # the owner's daily limit of new formats (formats.services)
         return _file_refused(file, exc, "has a new format past its owner's daily limit")
     if staged == 0:

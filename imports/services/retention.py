@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.services import record
 from config.errors import Conflict, InvalidRequest
 from imports.models import FileStatus, ImportFile, Order
+from imports.services.direct_uploads import direct_uploads_expire
 from imports.storage import delete_stored
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_before
@@ -62,6 +63,7 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
             "uploads": due.filter(upload_deleted_at__isnull=True).count(),
             "purged": _purgeable(due).count(),
             "idempotency_keys": 0,
+            "direct_uploads": 0,
         }
         if dry_run:
             return result
@@ -71,6 +73,8 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
         from imports.services.idempotency import idempotency_keys_expire
 
         result["idempotency_keys"] = idempotency_keys_expire()
+        # Direct-upload slots never confirmed: the objects a browser sent for them go too.
+        result["direct_uploads"] = direct_uploads_expire()
         record(
             action="retention.cleanup",
             actor=actor,

@@ -26,7 +26,7 @@ from formats.services import (
 from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
 from imports.lifecycle import batch_refresh_status, batches_refresh
-from imports.models import BatchStatus, FileStatus, ImportBatch, ImportFile
+from imports.models import REUPLOADABLE_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
 from imports.selectors import file_for
 from imports.services.notifications import notify_format_decision
@@ -117,12 +117,9 @@ def _file_create(
     except IntegrityError:
         stored.remove(stored_name)
         delete_stored(stored_name)
-        existing = ImportFile.objects.exclude(status__in=[FileStatus.ROLLED_BACK, FileStatus.PURGED]).get(
-            owner=owner, sha256=sha256
-        )
-        existing.is_existing = True
-        if existing.status == FileStatus.FAILED:
-            _file_retry_by_owner(existing, owner)
+        existing = existing_upload(owner=owner, sha256=sha256)
+        if existing is None:  # pragma: no cover - the constraint that refused us names a live import
+            raise
         return existing
     record(
         action="file.uploaded",
@@ -131,8 +128,26 @@ def _file_create(
         summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",
         details={"sha256": sha256, "batch": batch.pk, "size": size},
     )
-    enqueue.enqueue_file_process(file.pk, queue=queue or ("high" if size < 5 * 1024 * 1024 else "default"))
+    enqueue.enqueue_file_process(file.pk, queue=upload_queue(size=size, bulk=queue))
     return file
+
+
+def upload_queue(*, size: int, bulk: str | None) -> str:
+    """The RQ queue of a new file: a big upload's own queue, else small files first."""
+    return bulk or ("high" if size < 5 * 1024 * 1024 else "default")
+
+
+def existing_upload(*, owner: Any, sha256: str) -> ImportFile | None:
+    """The owner's live import of these bytes (marked `is_existing`); a FAILED one is retried, as asked again."""
+    existing = (
+        ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES).filter(owner=owner, sha256=sha256).first()
+    )
+    if existing is None:
+        return None
+    existing.is_existing = True
+    if existing.status == FileStatus.FAILED:
+        _file_retry_by_owner(existing, owner)
+    return existing
 
 
 def file_retry_by_owner(*, file_id: int, owner: Any) -> str:

@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from imports.models import ImportBatch, ImportFile
 from tests.imports.test_pipeline import TRADES
 from tests.security.conftest import EICAR, Clamd, bearer
+from tests.storage.test_direct_uploads import confirm, declared, send, sign
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +87,39 @@ def test_the_upload_page_shows_the_detection(client: Client, user: Any, scanning
     response = client.post("/", {"file": SimpleUploadedFile("t.csv", infected), "dedupe": "on"})
     assert b"the virus scanner found Airlock.Test.EICAR.UNOFFICIAL" in response.content
     assert not ImportBatch.objects.exists()
+
+
+def test_a_direct_upload_carrying_eicar_is_refused_by_its_worker_before_anything_reads_it(
+    client: Client, user: Any, s3: Any, scanning: Clamd, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    infected = TRADES.encode() + b"2024-03-05 10:00:00," + EICAR + b",Buy,1,1,0,USD,X\n"
+    item = sign(client, user, declared("trades.csv", infected)).json()["files"][0]
+    send(item, infected)
+    assert confirm(client, user, item["key"], capture=django_capture_on_commit_callbacks).status_code == 202
+    run_jobs()
+    file = ImportFile.objects.get()
+    assert file.status == "FAILED" and file.format_id is None and file.rows_total == 0
+    assert file.error == "'trades.csv' was refused: the virus scanner found Airlock.Test.EICAR.UNOFFICIAL."
+    assert s3.keys() == []  # the infected object is deleted, never kept
+    event = AuditEvent.objects.get(action="file.virus_detected")
+    assert event.actor_id == user.pk and event.details["signature"] == "Airlock.Test.EICAR.UNOFFICIAL"
+
+
+def test_a_direct_upload_is_not_read_while_the_scanner_is_down(
+    client: Client,
+    user: Any,
+    s3: Any,
+    settings: Any,
+    tmp_path: Path,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.CLAMAV_URL = str(tmp_path / "no-clamd.sock")
+    item = sign(client, user, declared("trades.csv", TRADES.encode())).json()["files"][0]
+    send(item, TRADES.encode())
+    confirm(client, user, item["key"], capture=django_capture_on_commit_callbacks)
+    run_jobs()
+    file = ImportFile.objects.get()
+    assert file.status == "FAILED" and file.format_id is None and file.rows_total == 0
+    assert "virus scanner is unreachable" in file.error and "retry it once the scanner is back" in file.error
+    assert s3.keys() == [s3.key(file.stored_name)]  # kept: a retry scans it again

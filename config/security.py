@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 # Scripts only from our own origin. Inline styles are allowed: the admin review screen and the status
@@ -21,6 +23,18 @@ POLICY = (
 )
 # The django-rq dashboard's templates carry inline <script> blocks (job actions); superusers only.
 RQ_DASHBOARD_POLICY = POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+
+
+def upload_origins() -> str:
+    """Where the browser may send files itself: the bucket's public origin when direct uploads are on, else ''."""
+    conf = getattr(settings, "AIRLOCK_S3", {})
+    if not (settings.AIRLOCK.get("DIRECT_UPLOADS") and conf.get("BUCKET")):
+        return ""
+    endpoint = conf.get("PUBLIC_ENDPOINT_URL") or conf.get("ENDPOINT_URL")
+    if not endpoint:
+        return "https://*.amazonaws.com"  # AWS S3 itself: the bucket's virtual-host or regional endpoint
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class ContentSecurityPolicyMiddleware:
@@ -37,7 +51,9 @@ class ContentSecurityPolicyMiddleware:
             if request.path_info.startswith("/admin/rq/"):
                 response["Content-Security-Policy"] = RQ_DASHBOARD_POLICY
             else:
-                response["Content-Security-Policy"] = POLICY.replace(
-                    "script-src 'self'", f"script-src 'self' 'nonce-{nonce}'"
-                )
+                policy = POLICY.replace("script-src 'self'", f"script-src 'self' 'nonce-{nonce}'")
+                origins = upload_origins()
+                if origins:  # direct uploads: the page sends files to the bucket (imports/services/direct_uploads.py)
+                    policy = policy.replace("connect-src 'self'", f"connect-src 'self' {origins}")
+                response["Content-Security-Policy"] = policy
         return response

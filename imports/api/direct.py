@@ -18,7 +18,7 @@ from imports.services.direct_uploads import SignedFile, direct_uploads_confirm, 
 
 def _signed_json(item: SignedFile) -> dict[str, Any]:
     if item.existing is not None:
-        existing = upload_files_json([item.existing])[0]
+        existing = {**upload_files_json([item.existing])[0], "batch": item.existing.batch_id}
         return {"name": item.name, "size": item.size, "key": None, "upload": None, "existing": existing}
     assert item.slot is not None and item.post is not None
     return {"name": item.name, "size": item.size, "key": item.slot.key, "upload": item.post, "existing": None}

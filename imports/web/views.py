@@ -19,6 +19,7 @@ from imports import reports, selectors
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit, upload_refused
 from imports.models import FileStatus
+from imports.services.direct_uploads import direct_uploads_enabled
 from imports.services.fixes import FIXABLE_STATUSES, file_rows_fix
 from imports.services.uploads import file_retry_by_owner, upload_batch_create
 from imports.web.exports import csv_response, xlsx_response
@@ -63,7 +64,11 @@ def upload(request: HttpRequest) -> HttpResponse:
             if len(files) > again:
                 messages.success(request, f"{len(files) - again} file(s) received. They are being processed.")
             return redirect("imports:list")
-    return render(request, "imports/upload.html", {"form": form, "limits": settings.AIRLOCK})
+    return render(
+        request,
+        "imports/upload.html",
+        {"form": form, "limits": settings.AIRLOCK, "direct": direct_uploads_enabled()},
+    )
 
 
 @login_required

@@ -395,7 +395,8 @@
       return tr;
     }
 
-    function send(files) {
+    /* One upload request's box: label, bar, state line (and, for direct uploads, one line per file). */
+    function requestBox(files) {
       counter += 1;
       card.hidden = false;
       var box = document.createElement("div"); box.className = "request";
@@ -406,41 +407,185 @@
       var state = document.createElement("div"); state.className = "request-state small muted"; state.textContent = "Starting…";
       box.append(label, bar, state);
       requests.prepend(box);
+      return { n: counter, box: box, label: label, bar: bar, state: state, files: files };
+    }
+    function failed(req, message) {
+      req.box.classList.add("failed");
+      req.state.className = "request-state small error";
+      req.state.textContent = message;
+    }
+    /* The upload was accepted (202): its files' rows, then the bar follows their processing. */
+    function accepted(req, body, before) {
+      setBar(req.bar, 0);
+      req.label.textContent = "Upload " + req.n + " (#" + body.batch + "): " + req.files.length + " file" + (req.files.length === 1 ? "" : "s");
+      req.state.textContent = "Received. Processing…";
+      // Rows of this upload first, in the order the files were sent.
+      var rows = (before || []).concat(body.files);
+      for (var i = rows.length - 1; i >= 0; i--) tbody.prepend(fileRow(rows[i]));
+      follow(body.batch, req.box, req.bar, req.state);
+    }
 
+    /* Through the web server: one multipart request with every file. */
+    function send(files) {
+      var req = requestBox(files);
       var data = new FormData();
       files.forEach(function (f) { data.append("file", f, f.name); });
-      data.append("dedupe", $("input[name=dedupe]", form).checked ? "1" : "0");
+      data.append("dedupe", dedupe() ? "1" : "0");
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.getAttribute("data-api"));
       xhr.setRequestHeader("X-CSRFToken", csrf());
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) return;
-        setBar(bar, 100 * e.loaded / e.total);
-        state.textContent = size(e.loaded) + " of " + size(e.total) + " sent";
+        setBar(req.bar, 100 * e.loaded / e.total);
+        req.state.textContent = size(e.loaded) + " of " + size(e.total) + " sent";
       });
       xhr.addEventListener("load", function () {
         var body = null;
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
-        if (xhr.status === 202 && body) {
-          setBar(bar, 0);
-          label.textContent = "Upload " + counter + " (#" + body.batch + "): " + files.length + " file" + (files.length === 1 ? "" : "s");
-          state.textContent = "Received. Processing…";
-          // Rows of this upload first, in the order the files were sent.
-          for (var i = body.files.length - 1; i >= 0; i--) tbody.prepend(fileRow(body.files[i]));
-          follow(body.batch, box, bar, state);
-        } else {
-          box.classList.add("failed");
-          state.className = "request-state small error";
-          state.textContent = body && body.message ? body.message : "The upload failed (HTTP " + xhr.status + "). Please try again.";
-        }
+        if (xhr.status === 202 && body) accepted(req, body);
+        else failed(req, body && body.message ? body.message : "The upload failed (HTTP " + xhr.status + "). Please try again.");
       });
       xhr.addEventListener("error", function () {
-        box.classList.add("failed");
-        state.className = "request-state small error";
-        state.textContent = "The connection was lost before the upload finished. Please try again.";
+        failed(req, "The connection was lost before the upload finished. Please try again.");
       });
       xhr.send(data);
+    }
+    function dedupe() { return $("input[name=dedupe]", form).checked; }
+
+    /* ---- straight to the bucket: sign, send each file (4 at a time, per-file progress), confirm ---- */
+    var directUrl = form.getAttribute("data-direct");
+    var confirmUrl = form.getAttribute("data-direct-confirm");
+    // SHA-256 in the browser needs WebCrypto, which browsers give only to secure pages (https, localhost).
+    var canDirect = !!(directUrl && window.crypto && window.crypto.subtle && window.fetch && window.Blob && Blob.prototype.arrayBuffer);
+
+    function postJSON(url, body) {
+      return fetch(url, {
+        method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf() },
+      }).then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (b) { return { status: r.status, body: b }; });
+      });
+    }
+    function hex(buffer) {
+      return Array.prototype.map.call(new Uint8Array(buffer), function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+    }
+    function sha256(file) {
+      return file.arrayBuffer().then(function (buf) { return crypto.subtle.digest("SHA-256", buf); }).then(hex);
+    }
+    function fileLine(list, name) {
+      var li = document.createElement("li");
+      var n = document.createElement("span"); n.className = "picked-name"; n.textContent = name;
+      var b = document.createElement("div"); b.className = "bar"; b.setAttribute("role", "progressbar");
+      b.setAttribute("aria-label", name); b.appendChild(document.createElement("span"));
+      var st = document.createElement("span"); st.className = "small muted"; st.textContent = "waiting";
+      li.append(n, b, st);
+      list.appendChild(li);
+      return { li: li, bar: b, state: st };
+    }
+    function toBucket(item, file, line, progress) {
+      return new Promise(function (resolve) {
+        var data = new FormData();
+        Object.keys(item.upload.fields).forEach(function (k) { data.append(k, item.upload.fields[k]); });
+        data.append("file", file, file.name);  // the policy's fields first, the file last
+        var xhr = new XMLHttpRequest();
+        xhr.open("POST", item.upload.url);
+        xhr.upload.addEventListener("progress", function (e) {
+          if (!e.lengthComputable) return;
+          setBar(line.bar, 100 * e.loaded / e.total);
+          progress(e.loaded);
+        });
+        xhr.addEventListener("load", function () { resolve(xhr.status >= 200 && xhr.status < 300 ? "" : "refused by the storage (HTTP " + xhr.status + ")"); });
+        xhr.addEventListener("error", function () { resolve("the connection to the storage was lost"); });
+        line.state.textContent = "sending";
+        xhr.send(data);
+      });
+    }
+    function sendDirect(files) {
+      var req = requestBox(files);
+      var list = document.createElement("ul"); list.className = "direct-files";
+      req.box.appendChild(list);
+      var hashes = [];
+      var chain = Promise.resolve();
+      files.forEach(function (f, i) {
+        chain = chain.then(function () {
+          req.state.textContent = "Checking " + (i + 1) + " of " + files.length + " files…";
+          return sha256(f).then(function (h) { hashes.push(h); });
+        });
+      });
+      chain.then(function () {
+        req.state.textContent = "Asking for upload addresses…";
+        return postJSON(directUrl, {
+          dedupe: dedupe(),
+          files: files.map(function (f, i) { return { name: f.name, size: f.size, sha256: hashes[i] }; }),
+        });
+      }).then(function (answer) {
+        if (answer.status === 404 && answer.body && answer.body.error === "direct_uploads_off") {
+          req.box.remove(); counter -= 1; send(files); return;  // the bucket was turned off: through the server
+        }
+        if (answer.status !== 200 || !answer.body) {
+          failed(req, answer.body && answer.body.message ? answer.body.message : "The upload failed (HTTP " + answer.status + "). Please try again.");
+          return;
+        }
+        var items = answer.body.files;
+        var before = [];
+        var todo = [];
+        var total = 0;
+        items.forEach(function (item, i) {
+          if (item.existing) { before.push(item.existing); return; }
+          todo.push({ item: item, file: files[i], line: fileLine(list, item.name), loaded: 0 });
+          total += item.size;
+        });
+        var problems = [];
+        function progress() {
+          var sent = todo.reduce(function (a, t) { return a + t.loaded; }, 0);
+          setBar(req.bar, total ? 100 * sent / total : 100);
+          req.state.textContent = size(sent) + " of " + size(total) + " sent to the storage";
+        }
+        function one(t, attempt) {
+          return toBucket(t.item, t.file, t.line, function (n) { t.loaded = n; progress(); }).then(function (problem) {
+            if (problem && attempt < 2) { t.loaded = 0; return one(t, attempt + 1); }  // once more: a blip
+            t.line.state.textContent = problem ? problem : "sent";
+            t.line.li.classList.add(problem ? "failed" : "done");
+            if (problem) problems.push(t.item.name + ": " + problem);
+            else t.ok = true;
+          });
+        }
+        var next = 0;
+        function worker() {
+          if (next >= todo.length) return Promise.resolve();
+          var t = todo[next++];
+          return one(t, 1).then(worker);
+        }
+        var lanes = [];
+        for (var k = 0; k < Math.min(4, todo.length); k++) lanes.push(worker());
+        return Promise.all(lanes).then(function () {
+          var keys = todo.filter(function (t) { return t.ok; }).map(function (t) { return t.item.key; });
+          if (!keys.length) {
+            if (before.length) { accepted(req, { batch: before[0].batch, files: [] }, before); return; }
+            failed(req, "No file reached the storage (" + problems.join("; ") + "). Please try again.");
+            return;
+          }
+          req.state.textContent = "Confirming…";
+          return postJSON(confirmUrl, { keys: keys }).then(function (done) {
+            if (done.status !== 202 || !done.body) {
+              failed(req, done.body && done.body.message ? done.body.message : "The upload could not be confirmed (HTTP " + done.status + "). Please try again.");
+              return;
+            }
+            list.remove();
+            accepted(req, done.body, before);
+            if (problems.length) {
+              var warn = document.createElement("div"); warn.className = "error small";
+              warn.textContent = problems.length + " file" + (problems.length === 1 ? "" : "s") + " could not be sent and " +
+                (problems.length === 1 ? "is" : "are") + " not part of this upload — upload " + (problems.length === 1 ? "it" : "them") +
+                " again: " + problems.join("; ");
+              req.box.appendChild(warn);
+            }
+          });
+        });
+      }).catch(function (err) {
+        failed(req, "The upload failed (" + (err && err.message ? err.message : "network error") + "). Please try again.");
+      });
     }
 
     /* After the bytes are sent, the same bar follows the processing of the upload's files. */
@@ -470,7 +615,7 @@
       if (!queue.length) { input.click(); return; }
       var files = queue.slice();
       queue = []; render();
-      for (var i = 0; i < files.length; i += maxFiles) send(files.slice(i, i + maxFiles));
+      for (var i = 0; i < files.length; i += maxFiles) (canDirect ? sendDirect : send)(files.slice(i, i + maxFiles));
     });
     liveFiles($("#upload-results"), form.getAttribute("data-api"));
   }

@@ -216,3 +216,24 @@ def test_direct_uploads_are_off_without_a_bucket(client: Client, user: Any) -> N
     assert answer.status_code == 404 and answer.json()["error"] == "direct_uploads_off"
     assert "POST /api/uploads" in answer.json()["message"]
     assert default_storage.__class__.__name__ != "S3UploadStorage"
+
+
+def test_the_upload_page_offers_direct_uploads_and_lets_the_browser_reach_the_bucket(
+    client: Client, user: Any, s3: Any, settings: Any
+) -> None:
+    client.force_login(user)
+    page = client.get("/")
+    assert 'data-direct="/api/uploads/direct"' in page.content.decode()
+    origin = s3.bucket.server.endpoint_url  # http://127.0.0.1:PORT: scheme, host and port only
+    assert f"connect-src 'self' {origin};" in page["Content-Security-Policy"]
+    settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "PUBLIC_ENDPOINT_URL": "https://files.example.com/prefix"}
+    assert "connect-src 'self' https://files.example.com;" in client.get("/")["Content-Security-Policy"]
+
+
+def test_without_a_bucket_the_page_uploads_through_the_server_and_the_policy_stays_closed(
+    client: Client, user: Any
+) -> None:
+    client.force_login(user)
+    page = client.get("/")
+    assert "data-direct=" not in page.content.decode()
+    assert "connect-src 'self';" in page["Content-Security-Policy"]

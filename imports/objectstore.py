@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import IO, Any
 
 from botocore.config import Config
@@ -151,6 +152,16 @@ class S3UploadStorage(S3Storage):
             return self.size(name)
         except FileNotFoundError:
             return None
+
+    def iter_stored(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """(name, last modified) of every object under `prefix`, 1,000 per listing request."""
+        client = self.connection.meta.client
+        root = self.key("")
+        paginator = client.get_paginator("list_objects_v2")
+        with self._faults("list stored uploads"):
+            for page in paginator.paginate(Bucket=self.bucket_name, Prefix=self.key(prefix)):
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(root) :].lstrip("/"), item["LastModified"]
 
     def delete_many(self, names: list[str]) -> None:
         """Delete up to 1,000 objects per request (missing ones are fine)."""

@@ -20,6 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,6 +81,31 @@ def delete_stored(name: str) -> None:
     """Remove a stored upload (missing is fine: deletion is idempotent)."""
     if name and default_storage.exists(name):
         default_storage.delete(name)
+
+
+def stored_older_than(prefix: str, cutoff: datetime) -> Iterator[str]:
+    """Names of stored uploads under `prefix` last written before `cutoff` (the bucket's listing, or a walk
+    of MEDIA_ROOT): what the orphan sweep of the cleanup looks at."""
+    iter_stored = getattr(default_storage, "iter_stored", None)
+    if iter_stored is not None:
+        for name, modified in iter_stored(prefix):
+            if modified < cutoff:
+                yield name
+        return
+    try:
+        root = Path(default_storage.path(""))
+    except NotImplementedError:  # another remote storage: no listing we can rely on
+        return
+    base = root / prefix
+    if not base.is_dir():
+        return
+    stamp = cutoff.timestamp()
+    for directory, _, names in os.walk(base):
+        for name in names:
+            path = Path(directory) / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < stamp:
+                    yield path.relative_to(root).as_posix()
 
 
 @contextmanager

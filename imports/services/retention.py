@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -12,9 +13,9 @@ from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest
-from imports.models import FileStatus, ImportFile, Order
+from imports.models import DirectUploadSlot, FileStatus, ImportFile, Order
 from imports.services.direct_uploads import direct_uploads_expire
-from imports.storage import delete_stored
+from imports.storage import delete_stored, stored_older_than
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_before
 
@@ -64,6 +65,7 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
             "purged": _purgeable(due).count(),
             "idempotency_keys": 0,
             "direct_uploads": 0,
+            "orphans": 0,
         }
         if dry_run:
             return result
@@ -75,6 +77,7 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
         result["idempotency_keys"] = idempotency_keys_expire()
         # Direct-upload slots never confirmed: the objects a browser sent for them go too.
         result["direct_uploads"] = direct_uploads_expire()
+        result["orphans"] = stored_orphans_delete()
         record(
             action="retention.cleanup",
             actor=actor,
@@ -89,6 +92,25 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
+# An upload is written to the storage before its row commits; one older than this with no row is a leftover.
+ORPHAN_AGE = timedelta(days=1)
+
+
+def stored_orphans_delete(*, older_than: timedelta = ORPHAN_AGE) -> int:
+    """Delete stored objects that no import file or upload slot names: the leftovers of an upload whose request
+    failed while the storage could not be reached to clean up (or a process that died between the two)."""
+    removed = 0
+    names = stored_older_than("uploads/", timezone.now() - older_than)
+    while chunk := list(islice(names, 1000)):
+        known = set(ImportFile.objects.filter(stored_name__in=chunk).values_list("stored_name", flat=True))
+        known |= set(DirectUploadSlot.objects.filter(key__in=chunk).values_list("key", flat=True))
+        for name in chunk:
+            if name not in known:
+                delete_stored(name)
+                removed += 1
+    return removed
 
 
 def _purgeable(files: Any) -> Any:

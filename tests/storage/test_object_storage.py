@@ -7,24 +7,32 @@ fault of the bucket is a StorageUnavailable with a message saying what and where
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from config.errors import StorageUnavailable, UnreadableFile
+from imports.models import FileStatus, ImportBatch, ImportFile
+from imports.services.retention import cleanup_staging, stored_orphans_delete
+from imports.services.uploads import upload_batch_create
 from imports.storage import delete_stored, local_path, store_upload
-from tests.conftest import csv_upload
+from tests.conftest import api_key_for, csv_upload
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = b"Date,Symbol,Side,Qty,Price\n2024-01-02,AAPL,BUY,10,185.5\n"
@@ -217,3 +225,119 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.mark.django_db
+def test_retention_deletes_the_objects_of_old_finished_files_and_keeps_the_rest(s3: Any, user: Any) -> None:
+    _, files = upload_batch_create(owner=user, files=[csv_upload("old.csv", CSV), csv_upload("new.csv", CSV + b"\n")])
+    old, new = files
+    ImportFile.objects.filter(pk=old.pk).update(
+        status=FileStatus.IMPORTED, updated_at=timezone.now() - timedelta(days=40)
+    )
+    ImportFile.objects.filter(pk=new.pk).update(status=FileStatus.IMPORTED)
+    assert sorted(s3.keys()) == sorted([s3.key(old.stored_name), s3.key(new.stored_name)])
+
+    result = cleanup_staging(days=30)
+    assert result["uploads"] == 1
+    assert s3.keys() == [s3.key(new.stored_name)]
+    assert ImportFile.objects.get(pk=old.pk).upload_deleted_at is not None
+    assert cleanup_staging(days=30)["uploads"] == 0  # idempotent: nothing left to delete
+
+
+class CuttableProxy:
+    """A TCP proxy in front of the S3 server that goes dead after forwarding `puts` PUT requests: a real
+    network fault mid-upload (connections closed, new ones refused), not a mocked storage."""
+
+    def __init__(self, target: str, puts: int) -> None:
+        parsed = urlsplit(target)
+        self.target = (parsed.hostname, parsed.port)
+        self.puts_left = puts
+        self.dead = False
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if self.dead:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if from_client and data.startswith(b"PUT "):
+                    if self.puts_left <= 0:
+                        self.dead = True
+                    self.puts_left -= 1
+                if self.dead:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def revive(self) -> None:
+        self.dead = False
+        self.puts_left = 10**6
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.django_db
+def test_the_bucket_going_away_mid_upload_refuses_the_request_and_its_leftover_is_swept_later(
+    s3: Any, user: Any, settings: Any, client: Any
+) -> None:
+    proxy = CuttableProxy(s3.bucket.server.endpoint_url, puts=1)
+    try:
+        settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "ENDPOINT_URL": proxy.url, "MAX_ATTEMPTS": 1}
+        files = [csv_upload(f"{i}.csv", CSV + bytes([65 + i])) for i in range(3)]
+        answer = client.post("/api/uploads", {"file": files}, HTTP_AUTHORIZATION=f"Bearer {api_key_for(user)}")
+        assert answer.status_code == 503, answer.content
+        body = answer.json()
+        assert body["error"] == "storage_unavailable"
+        assert f"bucket '{s3.bucket.name}' at {proxy.url}" in body["message"]
+        assert "could not store the upload" in body["message"]
+        assert not ImportFile.objects.exists() and not ImportBatch.objects.exists()
+        # The first file reached the bucket before the fault, and its removal could not reach it either: no row
+        # names it, so the cleanup's orphan sweep deletes it once the bucket is back.
+        assert len(s3.keys()) == 1
+        proxy.revive()
+        assert stored_orphans_delete(older_than=timedelta(0)) == 1
+        assert s3.keys() == []
+    finally:
+        proxy.close()
+
+
+@pytest.mark.django_db
+def test_the_orphan_sweep_keeps_every_object_a_file_or_an_upload_slot_names(s3: Any, user: Any) -> None:
+    _, files = upload_batch_create(owner=user, files=[csv_upload("kept.csv", CSV)])
+    leftover, _, _ = store_upload(ContentFile(CSV + b"x", name="leftover.csv"))
+    assert stored_orphans_delete() == 0  # younger than a day: may belong to an upload still being committed
+    assert stored_orphans_delete(older_than=timedelta(0)) == 1
+    assert s3.keys() == [s3.key(files[0].stored_name)]
+    assert not default_storage.exists(leftover)
+
+
+@pytest.mark.django_db
+def test_the_orphan_sweep_walks_local_disk_too(user: Any) -> None:
+    _, files = upload_batch_create(owner=user, files=[csv_upload("kept.csv", CSV)])
+    leftover, _, _ = store_upload(ContentFile(CSV + b"x", name="leftover.csv"))
+    old = (timezone.now() - timedelta(days=2)).timestamp()
+    for name in (leftover, files[0].stored_name):
+        os.utime(default_storage.path(name), (old, old))
+    assert stored_orphans_delete() == 1
+    assert not default_storage.exists(leftover) and default_storage.exists(files[0].stored_name)

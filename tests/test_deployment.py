@@ -193,3 +193,22 @@ def test_local_runs_use_the_random_key_kept_in_var(tmp_path: Path) -> None:
     key = key_file.read_text().strip()
     assert len(key) >= 50 and oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert start_django(tmp_path).returncode == 0  # no SECRET_KEY in the environment: the file's key
+
+
+def test_the_object_storage_override_gives_workers_no_volume_and_every_process_the_bucket() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!reset", lambda loader, node: loader.construct_sequence(node))
+    Loader.add_constructor("!override", lambda loader, node: loader.construct_sequence(node))
+    override = yaml.load((ROOT / "deploy" / "compose.s3.yml").read_text(), Loader=Loader)  # noqa: S506
+    services = override["services"]
+    assert services["worker"]["volumes"] == []  # no shared disk: uploads are read from the bucket
+    assert all(v != "media:/srv/media" for v in services["web"]["volumes"])
+    documented = readme_settings()
+    for name in ("migrate", "web", "worker", "cron"):
+        env = services[name]["environment"]
+        assert env["AIRLOCK_S3_BUCKET"] and env["AIRLOCK_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert set(env) - {"PROMETHEUS_MULTIPROC_DIR"} <= documented, set(env) - documented
+    assert "storage_ready" in " ".join(services["migrate"]["command"])
+    assert "minio" in services and services["minio"]["healthcheck"]

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import tracemalloc
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.utils import timezone
 
 from config.errors import StorageUnavailable, UnreadableFile
@@ -341,3 +343,20 @@ def test_the_orphan_sweep_walks_local_disk_too(user: Any) -> None:
         os.utime(default_storage.path(name), (old, old))
     assert stored_orphans_delete() == 1
     assert not default_storage.exists(leftover) and default_storage.exists(files[0].stored_name)
+
+
+def test_storage_ready_creates_a_missing_bucket_once(s3: Any, settings: Any) -> None:
+    bucket = f"ready-{os.getpid()}-{s3.prefix}".lower()[:60]
+    settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "BUCKET": bucket}
+    first, again = StringIO(), StringIO()
+    call_command("storage_ready", stdout=first)
+    call_command("storage_ready", stdout=again)
+    assert first.getvalue().strip() == f"bucket '{bucket}' at {s3.bucket.server.endpoint_url}: created"
+    assert again.getvalue().strip().endswith(": exists")
+    s3.bucket.client.delete_bucket(Bucket=bucket)
+
+
+def test_storage_ready_on_local_disk_does_nothing(settings: Any) -> None:
+    out = StringIO()
+    call_command("storage_ready", stdout=out)
+    assert out.getvalue().startswith("uploads are stored on local disk (")

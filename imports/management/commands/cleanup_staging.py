@@ -32,5 +32,10 @@ class Command(BaseCommand):
             f"cleanup_staging (older than {days} days): {verb} {result['staged_rows']} staged rows of "
             f"{result['files']} files, {result['uploads']} stored uploads; "
             f"{'would purge' if dry_run else 'purged'} {result['purged']} failed/rejected files"
-            + ("" if dry_run else f"; expired {result['idempotency_keys']} idempotency keys")
+            + (
+                ""
+                if dry_run
+                else f"; expired {result['idempotency_keys']} idempotency keys, {result['direct_uploads']} unconfirmed "
+                f"direct uploads; removed {result['orphans']} stored objects no import names"
+            )
         )

@@ -425,9 +425,100 @@ def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
     return Result(f"approved format, a {size_mb:,.0f} MB file (worker memory)", rows, seconds, rss.peak_mb)
 
 
-def many_files(opts: Options, procs: Processes, token: str, *, count: int = 2, variant: int = 0) -> Result:
+def _send_form(base: str, token: str, paths: list[Path]) -> Any:
+    """The files in one multipart POST /api/uploads, through the web process."""
+    import requests
+
+    handles = [path.open("rb") for path in paths]
+    try:
+        return requests.post(
+            f"{base}/api/uploads",
+            headers={"Authorization": f"Bearer {token}"},
+            files=[("file", (path.name, handle, "text/csv")) for path, handle in zip(paths, handles, strict=True)],
+            timeout=600,
+        )
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def _send_direct(base: str, token: str, paths: list[Path]) -> Any:
+    """What the upload page does with a bucket: sign, send each file to the bucket (4 at a time), confirm."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    auth = {"Authorization": f"Bearer {token}"}
+    declared = [
+        {"name": p.name, "size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in paths
+    ]
+    signed = requests.post(f"{base}/api/uploads/direct", json={"files": declared}, headers=auth, timeout=600)
+    if signed.status_code != 200:
+        return signed
+    items = signed.json()["files"]
+
+    def send(pair: tuple[dict[str, Any], Path]) -> None:
+        item, path = pair
+        with path.open("rb") as handle:
+            answer = requests.post(
+                item["upload"]["url"], data=item["upload"]["fields"], files={"file": (path.name, handle)}, timeout=600
+            )
+        if answer.status_code not in (200, 201, 204):
+            raise RuntimeError(f"the bucket refused {path.name}: HTTP {answer.status_code} {answer.text[:300]}")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, zip(items, paths, strict=True)))
+    keys = [item["key"] for item in items]
+    return requests.post(f"{base}/api/uploads/direct/confirm", json={"keys": keys}, headers=auth, timeout=600)
+
+
+@contextmanager
+def bucket_env(procs: Processes) -> Iterator[str]:
+    """The benchmark's processes store uploads in a bucket of the project-local SeaweedFS for the block."""
+    import uuid
+
+    import boto3
+    from botocore.config import Config
+
+    from config import localstack
+
+    server, started = localstack.ensure_s3_started()
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
+    bucket = "airlock-bench"
+    try:
+        client.create_bucket(Bucket=bucket)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    saved = dict(procs.env)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    procs.env.update({**server.environ(bucket=bucket, prefix=prefix), "AIRLOCK_DIRECT_UPLOADS": "1"})
+    try:
+        yield server.endpoint_url
+    finally:
+        procs.env.clear()
+        procs.env.update(saved)
+        objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        while objects:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+            objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        if started:
+            localstack.stop_s3()
+
+
+def many_files(
+    opts: Options, procs: Processes, token: str, *, count: int = 2, variant: int = 0, direct: bool = False
+) -> Result:
     """N files in one API request, `count` workers: request start -> every file imported. Each variant's
-    files differ (another seed and trade ids), so an upload is never the idempotent replay of another."""
+    files differ (another seed and trade ids), so an upload is never the idempotent replay of another.
+    `direct`: the files go straight to the bucket (sign, POST each, confirm), as the upload page sends them."""
     import requests
 
     from imports.models import ImportBatch
@@ -453,17 +544,9 @@ def many_files(opts: Options, procs: Processes, token: str, *, count: int = 2, v
     web_pids = [web.pid]
     idle_rss = max(p.memory_info().rss for p in [psutil.Process(web.pid), *psutil.Process(web.pid).children()])
     with workers(procs, count) as pids, RssSampler(pids) as rss, RssSampler(web_pids) as web_rss:
-        handles = [path.open("rb") for path in paths]
         started = time.perf_counter()
-        response = requests.post(
-            f"{base}/api/uploads",
-            headers={"Authorization": f"Bearer {token}"},
-            files=[("file", (path.name, handle, "text/csv")) for path, handle in zip(paths, handles, strict=True)],
-            timeout=600,
-        )
+        response = (_send_direct if direct else _send_form)(base, token, paths)
         request_seconds = time.perf_counter() - started
-        for handle in handles:
-            handle.close()
         if response.status_code != 202:
             raise RuntimeError(f"upload of {opts.files} files: HTTP {response.status_code} {response.text[:500]}")
         body = response.json()
@@ -479,8 +562,9 @@ def many_files(opts: Options, procs: Processes, token: str, *, count: int = 2, v
     for path in paths:
         path.unlink()
     files_s = opts.files / seconds
+    how = "sent straight to an S3 bucket (SeaweedFS)" if direct else "1 request"
     return Result(
-        f"{opts.files} files x {opts.file_rows} rows, 1 request, {count} worker{'s' if count > 1 else ''}",
+        f"{opts.files} files x {opts.file_rows} rows, {how}, {count} worker{'s' if count > 1 else ''}",
         imported,
         seconds,
         rss.peak_mb,
@@ -603,6 +687,11 @@ def run(opts: Options) -> list[Result]:
         two = many_files(opts, procs, token, count=2)
         two.note += f"; 1 -> 2 workers: {one.seconds / two.seconds:.2f}x faster"
         results += [one, two]
+        opts.log(f"{opts.files} files straight to an S3 bucket, 2 workers reading from it...")
+        with bucket_env(procs):
+            bucket = many_files(opts, procs, token, count=2, variant=2, direct=True)
+        bucket.note += f"; {two.seconds / bucket.seconds:.2f}x the local-disk row's files/s"
+        results.append(bucket)
         opts.log(f"django-import-export on {opts.die_rows:,} rows...")
         results.extend(django_import_export(opts, reviewer))
         opts.log(f"worker memory on a {opts.big_bytes / 2**20:,.0f} MB file...")

@@ -64,7 +64,10 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
     assert [s for s in scenarios if s.startswith("3 files x 20 rows")] == [
         "3 files x 20 rows, 1 request, 1 worker",
         "3 files x 20 rows, 1 request, 2 workers",
+        "3 files x 20 rows, sent straight to an S3 bucket (SeaweedFS), 2 workers",
     ]
+    bucket_row = next(line for line in lines if line.startswith("3 files x 20 rows, sent straight"))
+    assert "x the local-disk row's files/s" in bucket_row and "batch COMPLETED" in bucket_row
     assert "1 -> 2 workers:" in next(line for line in lines if line.startswith("3 files x 20 rows, 1 request, 2"))
     schwab = [line for line in lines if line.startswith("approved built-in Schwab format")]
     assert [line.split("|")[0].strip() for line in schwab] == [

@@ -478,37 +478,29 @@ def bucket_env(procs: Processes) -> Iterator[str]:
     """The benchmark's processes store uploads in a bucket of the project-local SeaweedFS for the block."""
     import uuid
 
-    import boto3
-    from botocore.config import Config
-
     from config import localstack
+    from imports.objectstore import S3UploadStorage
 
     server, started = localstack.ensure_s3_started()
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-    )
-    bucket = "airlock-bench"
-    try:
-        client.create_bucket(Bucket=bucket)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    saved = dict(procs.env)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    procs.env.update({**server.environ(bucket=bucket, prefix=prefix), "AIRLOCK_DIRECT_UPLOADS": "1"})
+    bucket = S3UploadStorage(
+        bucket_name="airlock-bench",
+        endpoint_url=server.endpoint_url,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        region_name=server.region,
+        addressing_style="path",
+        location=prefix,
+    )
+    bucket.ensure_bucket()
+    saved = dict(procs.env)
+    procs.env.update({**server.environ(bucket=bucket.bucket_name, prefix=prefix), "AIRLOCK_DIRECT_UPLOADS": "1"})
     try:
         yield server.endpoint_url
     finally:
         procs.env.clear()
         procs.env.update(saved)
-        objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        while objects:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
-            objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        bucket.delete_many([name for name, _ in bucket.iter_stored("")])
         if started:
             localstack.stop_s3()
 

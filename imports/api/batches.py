@@ -6,9 +6,11 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from ninja import Query
 
 from imports import selectors
-from imports.api.views import api_view
+from imports.api import schemas
+from imports.api.router import router
 from imports.models import ImportBatch
 
 
@@ -36,9 +38,14 @@ def batch_summary(batch: ImportBatch, *, items: bool = True) -> dict[str, Any]:
     return summary
 
 
-@api_view(["GET"])
-def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
+@router.get(
+    "/batches/{int:batch_id}",
+    url_name="api-batch-detail",
+    response={200: schemas.BatchSummary, 401: schemas.Error, 404: schemas.Error},
+    summary="One upload session: status, overall progress, row counts and its files",
+)
+def batch_detail(request: HttpRequest, batch_id: int, query: Query[schemas.BatchQuery]) -> HttpResponse:
     """GET /api/batches/<id>: status (PENDING -> PROCESSING -> COMPLETED / PARTIAL / FAILED), progress, files."""
     batch = get_object_or_404(selectors.batches_for(request.user), pk=batch_id)
     # ?items=0 leaves out the per-file list (the pages poll only the figures of a 300-file upload).
-    return JsonResponse(batch_summary(batch, items=request.GET.get("items") != "0"))
+    return JsonResponse(batch_summary(batch, items=query.items != "0"))

@@ -6,10 +6,11 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from ninja import Query
 
 from config.errors import AppError, PermissionDenied
+from imports.api import schemas
+from imports.api.router import router
 from imports.services.retention import cleanup_staging
 
 
@@ -22,9 +23,14 @@ def _secret_ok(request: HttpRequest) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-@csrf_exempt
-@require_POST
-def cleanup_staging_view(request: HttpRequest) -> HttpResponse:
+@router.post(
+    "/cron/cleanup-staging",
+    url_name="api-cron-cleanup",
+    auth=None,  # not a user's call: the view checks the CRON_SECRET, a user's token is no use here
+    response={200: schemas.CleanupResult, 403: schemas.Error, 409: schemas.Error},
+    summary="Run the retention cleanup (Authorization: Bearer <CRON_SECRET> or X-Cron-Secret)",
+)
+def cleanup_staging_view(request: HttpRequest, query: Query[schemas.CronQuery]) -> HttpResponse:
     """Run the retention cleanup with the CRON_SECRET (Bearer or X-Cron-Secret); 403 otherwise."""
     if not _secret_ok(request):
         error = PermissionDenied(
@@ -34,6 +40,6 @@ def cleanup_staging_view(request: HttpRequest) -> HttpResponse:
         )
         return JsonResponse(error.as_dict(), status=403)
     try:
-        return JsonResponse(cleanup_staging(dry_run=request.GET.get("dry_run") in ("1", "true")))
+        return JsonResponse(cleanup_staging(dry_run=query.dry_run in ("1", "true")))
     except AppError as exc:
         return JsonResponse(exc.as_dict(), status=exc.http_status)

@@ -11,7 +11,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.errors import InvalidRequest
-from imports.api.views import api_view, json_body, upload_files_json
+from imports.api import schemas
+from imports.api.router import router
+from imports.api.views import json_body, json_body_doc, upload_files_json
 from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.services.direct_uploads import SignedFile, direct_uploads_confirm, direct_uploads_sign
 
@@ -24,7 +26,20 @@ def _signed_json(item: SignedFile) -> dict[str, Any]:
     return {"name": item.name, "size": item.size, "key": item.slot.key, "upload": item.post, "existing": None}
 
 
-@api_view(["POST"])
+@router.post(
+    "/uploads/direct",
+    url_name="api-uploads-direct",
+    response={
+        200: schemas.DirectSigned,
+        400: schemas.Error,
+        401: schemas.Error,
+        404: schemas.Error,
+        413: schemas.Error,
+        429: schemas.Error,
+    },
+    summary="Direct upload, step 1: presigned POSTs to send files straight to the bucket",
+    openapi_extra=json_body_doc(schemas.DirectSignRequest, "The files about to be sent: name, size and SHA-256."),
+)
 def direct_sign(request: HttpRequest) -> HttpResponse:
     """POST /api/uploads/direct {"files": [{name, size, sha256}], "dedupe"}: a presigned POST per new file."""
     body = json_body(request)
@@ -38,7 +53,19 @@ def direct_sign(request: HttpRequest) -> HttpResponse:
     )
 
 
-@api_view(["POST"])
+@router.post(
+    "/uploads/direct/confirm",
+    url_name="api-uploads-direct-confirm",
+    response={
+        202: schemas.UploadAccepted,
+        400: schemas.Error,
+        401: schemas.Error,
+        404: schemas.Error,
+        409: schemas.Error,
+    },
+    summary="Direct upload, step 2: the objects sent to the bucket become one upload",
+    openapi_extra=json_body_doc(schemas.DirectConfirmRequest, "The keys of the files that reached the bucket."),
+)
 def direct_confirm(request: HttpRequest) -> HttpResponse:
     """POST /api/uploads/direct/confirm {"keys": [...]}: the uploaded objects become one upload (202)."""
     body = json_body(request)

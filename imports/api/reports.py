@@ -1,19 +1,23 @@
 """The read side of the JSON API: upload lists, row errors, staging status, staged rows, admin stats, schema.
 
-Same conventions as imports/api/views.py: session or bearer auth, `{"error", "message", "details"}` errors,
-and every lookup scoped to the caller (another user's id answers 404).
+Same conventions as imports/api/views.py: routes on the NinjaAPI of imports/api/app.py (session or bearer
+auth, `{"error", "message", "details"}` errors), every lookup scoped to the caller (another user's id answers
+404). The `query` parameters document the filters; the views read them with the helpers below, whose
+messages name the bad value.
 """
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from ninja import Query
 
 from config.errors import AppError, InvalidRequest, NotFound, PermissionDenied
 from imports import reports, selectors
+from imports.api import schemas
 from imports.api.pagination import cursor_page, number_page
 from imports.api.responses import error_response
-from imports.api.views import _require_reviewer, api_view, uploads
+from imports.api.router import router
+from imports.api.views import _require_reviewer
 from imports.models import FileStatus
 from staging.models import StagedStatus
 
@@ -57,16 +61,13 @@ def _id(request: HttpRequest, name: str, what: str) -> int | None:
     return int(value)
 
 
-@csrf_exempt
-def uploads_collection(request: HttpRequest) -> HttpResponse:
-    """/api/uploads: POST uploads (imports/api/views.py), GET lists the caller's files."""
-    if request.method == "POST":
-        return uploads(request)
-    return upload_list(request)
-
-
-@api_view(["GET"])
-def upload_list(request: HttpRequest) -> HttpResponse:
+@router.get(
+    "/uploads",
+    url_name="api-uploads",
+    response={200: schemas.FilePage, 400: schemas.Error, 401: schemas.Error},
+    summary="The caller's files, newest first",
+)
+def upload_list(request: HttpRequest, query: Query[schemas.UploadQuery]) -> HttpResponse:
     """GET /api/uploads?status=&batch=&ids=: the caller's files, newest first, page-number paginated."""
     files = selectors.files_for(request.user)
     status = _choice(request, "status", list(FileStatus.values))
@@ -81,8 +82,13 @@ def upload_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse(number_page(request, files.order_by("-created_at", "-id"), selectors.file_summary))
 
 
-@api_view(["GET"])
-def upload_errors(request: HttpRequest, file_id: int) -> HttpResponse:
+@router.get(
+    "/uploads/{int:file_id}/errors",
+    url_name="api-upload-errors",
+    response={200: schemas.ErrorPage, 400: schemas.Error, 401: schemas.Error, 404: schemas.Error},
+    summary="The file's invalid rows: one item per (row, field) problem",
+)
+def upload_errors(request: HttpRequest, file_id: int, query: Query[schemas.PageQuery]) -> HttpResponse:
     """GET /api/uploads/<id>/errors: the failed rows' problems, one item per (row, field)."""
     file = selectors.file_for(request.user, file_id)
     body = number_page(request, reports.ErrorList(file.pk), lambda e: e.as_dict())
@@ -94,14 +100,24 @@ def upload_errors(request: HttpRequest, file_id: int) -> HttpResponse:
     return JsonResponse({"file": file.pk, "rows_failed": file.rows_failed, **where, **body})
 
 
-@api_view(["GET"])
+@router.get(
+    "/staging/status",
+    url_name="api-staging-status",
+    response={200: schemas.StagingStatus, 401: schemas.Error},
+    summary="The caller's staged rows and files by status, and what waits for approval",
+)
 def staging_status(request: HttpRequest) -> HttpResponse:
     """GET /api/staging/status: the caller's staged rows and files by status."""
     return JsonResponse(reports.staging_status(request.user))
 
 
-@api_view(["GET"])
-def staging_orders(request: HttpRequest) -> HttpResponse:
+@router.get(
+    "/staging/orders",
+    url_name="api-staging-orders",
+    response={200: schemas.StagedRowPage, 400: schemas.Error, 401: schemas.Error, 404: schemas.Error},
+    summary="The caller's staged rows (raw cells), by file and line",
+)
+def staging_orders(request: HttpRequest, query: Query[schemas.StagedQuery]) -> HttpResponse:
     """GET /api/staging/orders: the caller's staged rows (raw cells), cursor-paginated."""
     rows = reports.staged_rows_for(request.user)
     status = _choice(request, "status", list(StagedStatus.values))
@@ -124,18 +140,16 @@ def staging_orders(request: HttpRequest) -> HttpResponse:
     )
 
 
-@api_view(["GET"])
+@router.get(
+    "/admin/staging/stats",
+    url_name="api-admin-staging-stats",
+    response={200: schemas.StagingStats, 401: schemas.Error, 403: schemas.Error},
+    summary="Staging figures for reviewers (approve permission)",
+)
 def admin_staging_stats(request: HttpRequest) -> HttpResponse:
     """GET /api/admin/staging/stats (approve permission)."""
     _require_reviewer(request)
     return JsonResponse(reports.admin_staging_stats())
-
-
-def schema(request: HttpRequest) -> HttpResponse:
-    """GET /api/schema: the OpenAPI 3 description of this API (public, like any API documentation)."""
-    from imports.api.openapi import openapi_schema
-
-    return JsonResponse(openapi_schema(request.build_absolute_uri("/").rstrip("/")))
 
 
 def wants_json(request: HttpRequest) -> bool:

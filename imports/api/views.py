@@ -1,28 +1,90 @@
-"""The JSON API: session or bearer-token auth, one error shape everywhere."""
+"""The JSON API's uploads and review endpoints (routes on imports/api/app.py's NinjaAPI), and bearer-token auth."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
-from django.contrib.auth.models import AnonymousUser
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Query
 
-from config.errors import AppError, InvalidRequest, NotFound
+from config.errors import AppError, InvalidRequest, PermissionDenied
 from formats.converters import plain_decimal
 from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION
 from imports import selectors
+from imports.api import schemas
+from imports.api.pagination import cursor_page
 from imports.api.responses import error_response
+from imports.api.router import router
 from imports.guards.logins import token_attempt_failed, token_attempt_locked
 from imports.guards.rate_limits import rate_limit_check, rate_limit_record
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
+from imports.reports import order_filters_strict, orders_filtered
 from imports.services.fixes import file_rows_fix, fixable_file
 from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
+
+
+def json_body_doc(model: type[schemas.Schema], description: str) -> dict[str, Any]:
+    """A JSON request body in the document, from its schema. The views read the body themselves
+    (json_body): their messages name the field and what it must be."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:  # the nested schemas in place: the document's components are ninja's
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(value) for value in node] if isinstance(node, list) else node
+
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": inline(schema)}},
+        }
+    }
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Judged by content, whatever the name: anything else (XML, HTML, binary, "
+                            "an encrypted workbook, a zip bomb) is 400 unreadable_file and nothing is stored.",
+                        },
+                        "dedupe": {"type": "string", "enum": ["0", "1"], "description": "0 keeps duplicate trades."},
+                    },
+                    "required": ["file"],
+                }
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "A retried request with the same key gets the first response again.",
+            "schema": {"type": "string", "maxLength": 255},
+        }
+    ],
+}
+FIX_BODY = json_body_doc(schemas.FixRequest, 'New cells by line: {"rows": {"<line>": {"<column>": "<value>"}}}.')
+REVIEW_BODY = json_body_doc(
+    schemas.ReviewRequest, "POST: optional corrected `mapping` and a `comment`; DELETE: the `reason` (required)."
+)
 
 
 class TokenAuthenticationMiddleware:
@@ -50,39 +112,6 @@ class TokenAuthenticationMiddleware:
         return self.get_response(request)
 
 
-def api_view(methods: list[str]) -> Callable:
-    """Login required (401 JSON), methods checked, AppError translated into the error shape."""
-
-    def decorator(view: Callable) -> Callable:
-        @csrf_exempt
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                return error_response(AppError(f"Method {request.method} not allowed.", code="method_not_allowed"), 405)
-            if isinstance(request.user, AnonymousUser) or not request.user.is_authenticated:
-                return error_response(
-                    AppError("Authentication required: log in or send a Bearer token.", code="not_authenticated"), 401
-                )
-            if not getattr(request, "_dont_enforce_csrf_checks", False) and request.method not in ("GET", "HEAD"):
-                # Session-authenticated writes still need a CSRF token.
-                from django.middleware.csrf import CsrfViewMiddleware
-
-                reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
-                if reason is not None:
-                    return error_response(AppError("CSRF token missing or invalid.", code="csrf_failed"), 403)
-            try:
-                return view(request, *args, **kwargs)
-            except AppError as exc:
-                return error_response(exc)
-            except (CsvFormat.DoesNotExist, Http404):
-                # Another user's id answers exactly like a missing one.
-                return error_response(NotFound("Not found."))
-
-        return wrapper
-
-    return decorator
-
-
 def json_body(request: HttpRequest) -> dict[str, Any]:
     if not request.body:
         return {}
@@ -103,7 +132,20 @@ def upload_files_json(files: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-@api_view(["POST"])
+@router.post(
+    "/uploads",
+    url_name="api-uploads",
+    response={
+        202: schemas.UploadAccepted,
+        400: schemas.Error,
+        401: schemas.Error,
+        413: schemas.Error,
+        429: schemas.Error,
+        503: schemas.Error,
+    },
+    summary="Upload one or many files: CSV, .xlsx/.xlsm/.xls/.ods workbooks, JSON or NDJSON",
+    openapi_extra=UPLOAD_BODY,
+)
 def uploads(request: HttpRequest) -> HttpResponse:
     """POST /api/uploads: multipart, field `file` (repeatable) -> 202 with the batch and its files."""
     files = request.FILES.getlist("file")
@@ -131,13 +173,23 @@ def uploads(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@api_view(["GET"])
+@router.get(
+    "/uploads/{int:file_id}",
+    url_name="api-upload-detail",
+    response={200: schemas.FileSummary, 401: schemas.Error, 404: schemas.Error},
+    summary="One file's status, format, row counts, progress and detected layout",
+)
 def upload_detail(request: HttpRequest, file_id: int) -> HttpResponse:
     """GET /api/uploads/<id>: status, format, row counts, progress."""
     return JsonResponse(selectors.file_summary(selectors.file_for(request.user, file_id)))
 
 
-@api_view(["POST"])
+@router.post(
+    "/uploads/{int:file_id}/retry",
+    url_name="api-upload-retry",
+    response={202: schemas.FileSummary, 401: schemas.Error, 404: schemas.Error, 409: schemas.Error, 429: schemas.Error},
+    summary="Retry your own failed file from where it stopped, without uploading it again",
+)
 def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
     """POST /api/uploads/<id>/retry: the owner retries a FAILED file without uploading it again."""
     upload_rate_limit_hit(request)
@@ -145,7 +197,13 @@ def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
     return JsonResponse(selectors.file_summary(selectors.file_for(request.user, file_id)), status=202)
 
 
-@api_view(["POST"])
+@router.post(
+    "/uploads/{int:file_id}/rows",
+    url_name="api-upload-fix-rows",
+    response={202: schemas.FixResult, 400: schemas.Error, 401: schemas.Error, 404: schemas.Error, 409: schemas.Error},
+    summary="Fix invalid rows in place: new cells by line; the rows are imported again",
+    openapi_extra=FIX_BODY,
+)
 def upload_fix_rows(request: HttpRequest, file_id: int) -> HttpResponse:
     """POST /api/uploads/<id>/rows {"rows": {line: {column: value}}}: fix invalid rows; they import again."""
     fixable_file(actor=request.user, file_id=file_id)  # another user's id is 404 before the body is even read
@@ -172,14 +230,15 @@ def _order_json(order: Any) -> dict[str, Any]:
     }
 
 
-@api_view(["GET"])
-def orders(request: HttpRequest) -> HttpResponse:
+@router.get(
+    "/orders",
+    url_name="api-orders",
+    response={200: schemas.OrderPage, 400: schemas.Error, 401: schemas.Error},
+    summary="The caller's orders (never staged rows), newest first",
+)
+def orders(request: HttpRequest, query: Query[schemas.OrderQuery]) -> HttpResponse:
     """GET /api/orders: the caller's orders, filtered like the page, cursor-paginated (?cursor, ?page_size)."""
-    from datetime import datetime
-
-    from imports.api.pagination import cursor_page
-    from imports.reports import order_filters_strict, orders_filtered
-
+    # `query` documents the filters; order_filters_strict reads them (its messages name the bad value).
     queryset = orders_filtered(request.user, order_filters_strict(request.GET))
     return JsonResponse(
         cursor_page(
@@ -190,8 +249,6 @@ def orders(request: HttpRequest) -> HttpResponse:
 
 def _require_reviewer(request: HttpRequest) -> None:
     if not request.user.has_perm(APPROVE_PERMISSION):
-        from config.errors import PermissionDenied
-
         raise PermissionDenied("You need the 'approve CSV formats' permission.")
 
 
@@ -213,7 +270,12 @@ def _format_json(fmt: CsvFormat) -> dict[str, Any]:
     }
 
 
-@api_view(["GET"])
+@router.get(
+    "/admin/formats/pending",
+    url_name="api-pending-formats",
+    response={200: schemas.PendingFormats, 401: schemas.Error, 403: schemas.Error},
+    summary="Pending formats with mapping, sample rows and staged-row counts (approve permission)",
+)
 def pending_formats(request: HttpRequest) -> HttpResponse:
     """GET /api/admin/formats/pending."""
     _require_reviewer(request)
@@ -221,7 +283,23 @@ def pending_formats(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"results": [_format_json(f) for f in pending]})
 
 
-@api_view(["POST", "DELETE"])
+@router.api_operation(
+    ["POST", "DELETE"],
+    "/admin/formats/{int:format_id}/approve",
+    url_name="api-format-review",
+    response={
+        200: schemas.ApprovalAnswer | schemas.RejectionAnswer,
+        202: schemas.ApprovalAnswer,
+        400: schemas.Error,
+        401: schemas.Error,
+        403: schemas.Error,
+        404: schemas.Error,
+        409: schemas.Error,
+        429: schemas.Error,
+    },
+    summary="POST: one approval step (optional corrected mapping); DELETE: reject with a reason",
+    openapi_extra=REVIEW_BODY,
+)
 def format_review(request: HttpRequest, format_id: int) -> HttpResponse:
     """POST approves (optional {"mapping": ...}); DELETE rejects ({"reason": ...})."""
     _require_reviewer(request)

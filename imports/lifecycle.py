@@ -1,4 +1,9 @@
-"""The status of uploads (batches) as their files move on: derived from the files, written here only.
+"""Where a file ends up and the status of its upload (batch): written here.
+
+A file's *end* -- failed, rejected, no trades, rolled back, purged -- and its reopening are set by the
+functions below, whichever part of the product decides it (the pipeline, a job failure, a review, a rollback,
+retention); the pipeline's own steps while it works on a file (reading, importing, imported) stay in
+imports/pipeline/process.py, under the file's row lock.
 
 A batch's status is never set by hand: every change of a file's status that can settle or reopen its
 upload ends with `batch_refresh_status` (one file's job) or `batches_refresh` (a review, a rollback, a job
@@ -8,11 +13,48 @@ an upload that just settled.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch
+from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.services.notifications import notify_batch_settled
+
+# What a file can end as, and the message its owner reads with each (ImportFile.error).
+ENDINGS = (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES, FileStatus.ROLLED_BACK, FileStatus.PURGED)
+
+
+def files_end(files: QuerySet[ImportFile], *, status: str, message: str | None, **fields: Any) -> int:
+    """End these files as `status` with the message their owners read (None keeps each file's own), in one
+    UPDATE; `fields` are what else the ending records (attempts, progress, the rows left...). Returns how many."""
+    if status not in ENDINGS:
+        raise ValueError(f"{status} is not how a file ends: one of {', '.join(ENDINGS)}")
+    now = timezone.now()
+    changes: dict[str, Any] = {"status": status, "finished_at": now, "updated_at": now, **fields}
+    if message is not None:
+        changes["error"] = message[:4000]
+    return files.update(**changes)
+
+
+def file_end(file_id: int, *, status: str = FileStatus.FAILED, message: str | None, **fields: Any) -> bool:
+    """End one file (see files_end); False when it is not there."""
+    return bool(files_end(ImportFile.objects.filter(pk=file_id), status=status, message=message, **fields))
+
+
+def file_resume(file_id: int, *, status: str) -> None:
+    """A failed file goes back to work at `status` (where its data says it got: imports/services/retry.py)."""
+    if status not in (*UNFINISHED_FILE_STATUSES, FileStatus.PENDING_APPROVAL):
+        raise ValueError(f"a file resumes reading, importing or waiting for approval, not {status}")
+    ImportFile.objects.filter(pk=file_id).update(status=status, error="", finished_at=None, updated_at=timezone.now())
+
+
+def files_reopen(files: QuerySet[ImportFile]) -> int:
+    """Files that ended as 'no trades' wait for an approval again (an admin overruled the verdict)."""
+    return files.filter(status=FileStatus.NO_TRADES).update(
+        status=FileStatus.PENDING_APPROVAL, error="", finished_at=None, progress=100.0, updated_at=timezone.now()
+    )
 
 
 def batches_refresh(*, batch_ids: list[int | None]) -> None:

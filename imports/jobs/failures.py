@@ -19,7 +19,7 @@ from rq.exceptions import AbandonedJobError
 
 from audit.models import AuditEvent
 from audit.services import record
-from imports.lifecycle import batches_refresh
+from imports.lifecycle import batches_refresh, file_end, files_end
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from imports.pipeline.locks import file_lock_held, file_lock_held_elsewhere
 from staging.models import StagedRow, StagedStatus
@@ -147,13 +147,7 @@ def files_resume_or_fail_after_death(*, job_id: str) -> tuple[list[int], list[in
                 resumed.append(file.pk)
                 continue
             reason = failure_reason(AbandonedJobError(), attempts)
-            ImportFile.objects.filter(pk=file.pk).update(
-                status=FileStatus.FAILED,
-                attempts=attempts,
-                error=reason,
-                finished_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
+            file_end(file.pk, status=FileStatus.FAILED, message=reason, attempts=attempts)
             failed.append(file)
             record(
                 action="file.failed",
@@ -205,8 +199,8 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
 def _files_fail(files: list[ImportFile], *, job_id: str, reason: str) -> list[int]:
     failed: list[int] = []
     for file in files:
-        updated = ImportFile.objects.filter(pk=file.pk, status=file.status).update(
-            status=FileStatus.FAILED, error=reason[:4000], finished_at=timezone.now(), updated_at=timezone.now()
+        updated = files_end(
+            ImportFile.objects.filter(pk=file.pk, status=file.status), status=FileStatus.FAILED, message=reason
         )
         if updated:
             failed.append(file.pk)

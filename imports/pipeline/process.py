@@ -29,6 +29,7 @@ from formats.models import CsvFormat, FormatStatus
 from formats.services import format_find, format_get_or_create_pending
 from formats.suggest.verdict import missing_fields, rows_verdict, structural_verdict
 from imports.guards.scanning import ScanFailed, VirusDetected, stored_check_content
+from imports.lifecycle import file_end, files_end
 from imports.models import FileStatus, ImportFile
 from imports.monitoring.metrics import file_finished_observe
 from imports.pipeline import fastpath
@@ -68,9 +69,7 @@ def _records(path: Any, layout: FileLayout) -> Any:
 
 
 def _file_fail(file_id: int, message: str, *, status: str = FileStatus.FAILED) -> None:
-    ImportFile.objects.filter(pk=file_id).update(
-        status=status, error=message[:4000], finished_at=timezone.now(), updated_at=timezone.now()
-    )
+    file_end(file_id, status=status, message=message)
     notify_file_outcome(file_id=file_id)
 
 
@@ -190,9 +189,7 @@ def _no_trades(format_id: int, file_id: int) -> bool:
     message = f"No trades found in this file: {reason}. Nothing was imported; an admin can review it if this is wrong."
     settled = ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL)
     file_ids = list(settled.values_list("pk", flat=True))
-    now = timezone.now()
-    changes = {"status": FileStatus.NO_TRADES, "error": message[:4000], "finished_at": now, "updated_at": now}
-    settled.filter(pk__in=file_ids).update(**changes)
+    files_end(settled.filter(pk__in=file_ids), status=FileStatus.NO_TRADES, message=message)
     for settled_id in file_ids:
         notify_file_outcome(file_id=settled_id)
     return file_id in file_ids

@@ -13,8 +13,10 @@ from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest
+from imports.lifecycle import files_end
 from imports.models import DirectUploadSlot, FileStatus, ImportFile, Order
 from imports.services.direct_uploads import direct_uploads_expire
+from imports.services.idempotency import idempotency_keys_expire
 from imports.storage import delete_stored, stored_older_than
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_before
@@ -72,7 +74,6 @@ def cleanup_staging(*, days: int | None = None, dry_run: bool = False, actor: An
         result.update(staged_rows=0, uploads=0, purged=0)
         for start in range(0, len(file_ids), _CHUNK):
             _cleanup_chunk(file_ids[start : start + _CHUNK], cutoff, result)
-        from imports.services.idempotency import idempotency_keys_expire
 
         result["idempotency_keys"] = idempotency_keys_expire()
         # Direct-upload slots never confirmed: the objects a browser sent for them go too.
@@ -146,9 +147,18 @@ def _cleanup_chunk(file_ids: list[int], cutoff: Any, result: dict[str, Any]) -> 
             purge = file.pk in purgeable
             result["purged"] += purge
             # updated_at stays: the file's age is not reset by cleaning it.
-            ImportFile.objects.filter(pk=file.pk).update(
-                upload_deleted_at=file.upload_deleted_at or now, status=FileStatus.PURGED if purge else file.status
-            )
+            if purge:
+                # Past retention with no order made: purged, and the same bytes may be uploaded again.
+                files_end(
+                    ImportFile.objects.filter(pk=file.pk),
+                    status=FileStatus.PURGED,
+                    message=None,
+                    upload_deleted_at=file.upload_deleted_at or now,
+                    finished_at=file.finished_at,
+                    updated_at=file.updated_at,
+                )
+            else:
+                ImportFile.objects.filter(pk=file.pk).update(upload_deleted_at=file.upload_deleted_at or now)
         # Storage deletes last, still inside the transaction: a crash before commit leaves the file for
         # the next run (delete_stored of a missing file is a no-op), never a row pointing at nothing.
         for file in files:

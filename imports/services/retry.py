@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict
 from imports.jobs import enqueue
+from imports.lifecycle import file_resume
 from imports.models import FileStatus, ImportFile
 from staging.models import StagedRow
 
@@ -27,9 +27,7 @@ def file_retry(*, file_id: int, actor: Any, by_owner: bool = False, how: str = "
                 code="retry_refused",
             )
         status = _retry_status(file)
-        ImportFile.objects.filter(pk=file_id).update(
-            status=status, error="", finished_at=None, updated_at=timezone.now()
-        )
+        file_resume(file_id, status=status)
         who = how or ("by its owner uploading the same file again" if by_owner else "by an admin")
         record(
             action="file.retried",

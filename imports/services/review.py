@@ -11,6 +11,7 @@ from audit.services import record
 from config.errors import Conflict, MappingError, UnreadableFile
 from formats.models import CsvFormat, FormatStatus
 from formats.suggest import suggest_mapping
+from imports.lifecycle import files_reopen
 from imports.models import FileStatus, ImportFile
 from imports.pipeline.process import _stage  # the one staging step, shared with file_process
 from imports.reading import ReaderOptions
@@ -92,9 +93,7 @@ def format_has_trades(*, format_id: int, actor: Any) -> int:
         fmt.status = FormatStatus.PENDING
         fmt._change_reason = f"{actor}: holds trades after all"[:100]
         fmt.save(update_fields=["status", "updated_at"])
-        waiting = ImportFile.objects.filter(format=fmt, status=FileStatus.NO_TRADES).update(
-            status=FileStatus.PENDING_APPROVAL, error="", finished_at=None, progress=100.0
-        )
+        waiting = files_reopen(ImportFile.objects.filter(format=fmt))
         record(
             action="format.has_trades",
             obj=fmt,

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
@@ -23,7 +22,7 @@ from config.errors import Conflict, MappingError, PermissionDenied
 from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
 from imports.jobs import enqueue
-from imports.lifecycle import batches_refresh
+from imports.lifecycle import batches_refresh, file_end
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile, Order
 from imports.pipeline.locks import file_lock, rollback_lock
 from staging.models import StagedRow, StagedStatus
@@ -153,13 +152,12 @@ def _file_rollback_locked(*, file_id: int, actor: Any, keep_changed: bool, reaso
                     break
                 result.deleted += Order.objects.filter(pk__in=ids).delete()[0]
         with transaction.atomic():
-            ImportFile.objects.filter(pk=file_id).update(
+            file_end(
+                file_id,
                 status=FileStatus.ROLLED_BACK,
+                message=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.",
                 # What the file shows as imported is what is left of it in production: the kept orders.
                 rows_imported=Order.objects.filter(source_file_id=file_id).count(),
-                finished_at=timezone.now(),
-                updated_at=timezone.now(),
-                error=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.",
             )
             record(
                 action="file.rolled_back",

@@ -8,7 +8,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest, MappingError, PayloadTooLarge
@@ -25,7 +24,7 @@ from formats.services import (
 )
 from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
-from imports.lifecycle import batch_refresh_status, batches_refresh
+from imports.lifecycle import batch_refresh_status, batches_refresh, files_end
 from imports.models import REUPLOADABLE_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.pipeline.process import format_reprocess_failed
 from imports.selectors import file_for
@@ -355,10 +354,10 @@ def review_reject(*, format_id: int, actor: Any, reason: str | None) -> CsvForma
         )
         waiting = ImportFile.objects.filter(format_id=format_id, status=FileStatus.PENDING_APPROVAL)
         batch_ids = list(waiting.values_list("batch_id", flat=True).distinct())
-        waiting.update(
+        files_end(
+            waiting,
             status=FileStatus.REJECTED,
-            error=f"The format was rejected: {fmt.rejection_reason}",
-            finished_at=timezone.now(),
+            message=f"The format was rejected: {fmt.rejection_reason}",
             progress=100.0,
         )
         batches_refresh(batch_ids=batch_ids)

@@ -36,6 +36,18 @@ from formats.models import ApprovalPolicy, ApprovalStep, CsvFormat, FormatStatus
 from formats.resources import CsvFormatResource
 from formats.services import APPROVE_PERMISSION, mapping_validate, reader_changed
 from formats.targets import get_target
+from imports.guards.rate_limits import rate_limit_check, rate_limit_record
+from imports.pipeline.process import preview
+from imports.services.restore import review_restore_mapping
+from imports.services.review import format_has_trades
+from imports.services.rollback import format_policy_revoke
+from imports.services.uploads import (
+    approval_invalid_rate,
+    review_approve,
+    review_override,
+    review_reject,
+    review_save_mapping,
+)
 
 StagedRow = apps.get_model("staging", "StagedRow")
 ImportFileRef = apps.get_model("imports", "ImportFile")
@@ -307,7 +319,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         if "mapping" in form.cleaned_data:
             # Through the review service: a moved table (reader header line / section) re-reads and
             # re-stages the waiting files, as the README promises for Save.
-            from imports.services.uploads import review_save_mapping
 
             try:
                 review_save_mapping(format_id=obj.pk, actor=request.user, mapping=form.cleaned_data["mapping"])
@@ -357,10 +368,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def _review_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
-        from imports.guards.rate_limits import rate_limit_check, rate_limit_record
-        from imports.services.rollback import format_policy_revoke
-        from imports.services.uploads import review_approve, review_override, review_reject
-
         try:
             # AIRLOCK_REVIEWS_PER_HOUR: refused when used up; only an accepted decision is counted (below).
             rate_limit_check(bucket="review", user=request.user)
@@ -415,7 +422,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _correct_post(self, request: HttpRequest, obj: CsvFormat) -> HttpResponse:
         """Save on an approved format is a correction: same path as approving again with a new mapping."""
-        from imports.services.uploads import review_approve
 
         if not request.user.has_perm(APPROVE_PERMISSION):
             messages.error(
@@ -445,7 +451,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
     def _review_context(self, request: HttpRequest, obj: CsvFormat) -> dict[str, Any]:
         counts = dict(StagedRow.objects.filter(format=obj).values_list("status").annotate(n=Count("id")))
         previewable = sum(n for status, n in counts.items() if status != "REJECTED")
-        from imports.services.uploads import approval_invalid_rate
 
         chain = None
         if obj.status == FormatStatus.PENDING:
@@ -474,8 +479,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         }
 
     def _preview_html(self, obj: CsvFormat, mapping: dict[str, Any], *, available: int) -> str:
-        from imports.pipeline.process import preview
-
         started = time.monotonic()
         try:
             summary = preview(fmt=obj, mapping=mapping, limit=PREVIEW_ROWS, scan_limit=PAGE_SCAN_LIMIT)
@@ -504,7 +507,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             mapping = mapping_validate(target=obj.target, mapping=mapping, columns=obj.columns)
         except AppError as exc:
             return JsonResponse({"ok": False, "error": exc.message}, status=400)
-        from imports.pipeline.process import preview
 
         started = time.monotonic()
         summary = preview(fmt=obj, mapping=mapping, limit=PREVIEW_ROWS)
@@ -566,7 +568,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def restore_mapping_view(self, request: HttpRequest, object_id: str, history_id: int) -> HttpResponse:
         """Restore the mapping of one history version (POST)."""
-        from imports.services.restore import review_restore_mapping
 
         obj = get_object_or_404(CsvFormat, pk=object_id)
         history_url = reverse("admin:formats_csvformat_history", args=[obj.pk])
@@ -608,7 +609,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _review_rate_ok(self, request: HttpRequest) -> bool:
         """False (with a message) when AIRLOCK_REVIEWS_PER_HOUR is used up; counts nothing (see _review_counted)."""
-        from imports.guards.rate_limits import rate_limit_check
 
         try:
             rate_limit_check(bucket="review", user=request.user)
@@ -619,14 +619,11 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     def _review_counted(self, request: HttpRequest) -> None:
         """Count one accepted bulk decision against AIRLOCK_REVIEWS_PER_HOUR (refused ones are not counted)."""
-        from imports.guards.rate_limits import rate_limit_record
 
         rate_limit_record(bucket="review", user=request.user)
 
     @admin.action(description="Approve selected formats (their suggested mappings)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
-        from imports.services.uploads import review_approve
-
         if not request.user.has_perm(APPROVE_PERMISSION):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
             return
@@ -661,8 +658,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Holds trades after all: send selected 'No trades' formats to review")
     def has_trades_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> None:
-        from imports.services.review import format_has_trades
-
         if not request.user.has_perm(APPROVE_PERMISSION):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
             return
@@ -685,8 +680,6 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Reject selected formats…")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[CsvFormat]) -> HttpResponse | None:
-        from imports.services.uploads import review_reject
-
         if not request.user.has_perm(APPROVE_PERMISSION):
             self.message_user(request, "You need the 'approve CSV formats' permission.", messages.ERROR)
             return None

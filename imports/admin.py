@@ -5,6 +5,7 @@ from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from config.errors import AppError
 from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Order
 from imports.services.retry import file_retry
 from imports.services.rollback import duplicates_reimport, file_rollback, rollback_preview
@@ -128,8 +129,6 @@ class ImportFileAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/imports/importfile/rollback_confirmation.html", context)
 
     def _each(self, request: HttpRequest, queryset: Any, action: Any) -> None:
-        from config.errors import AppError
-
         for file in queryset:
             try:
                 self.message_user(request, action(file), messages.SUCCESS)

@@ -25,6 +25,7 @@ from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.reports import order_filters_strict, orders_filtered
 from imports.services.fixes import file_rows_fix, fixable_file
+from imports.services.idempotency import idempotent_call, request_fingerprint
 from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
 
 
@@ -135,14 +136,7 @@ def upload_files_json(files: list[Any]) -> list[dict[str, Any]]:
 @router.post(
     "/uploads",
     url_name="api-uploads",
-    response={
-        202: schemas.UploadAccepted,
-        400: schemas.Error,
-        401: schemas.Error,
-        413: schemas.Error,
-        429: schemas.Error,
-        503: schemas.Error,
-    },
+    response={202: schemas.UploadAccepted, **schemas.errors(400, 401, 413, 429, 503)},
     summary="Upload one or many files: CSV, .xlsx/.xlsm/.xls/.ods workbooks, JSON or NDJSON",
     openapi_extra=UPLOAD_BODY,
 )
@@ -164,7 +158,6 @@ def uploads(request: HttpRequest) -> HttpResponse:
         status, body = run()
         return JsonResponse(body, status=status)
     # A retried request with the same key gets the first response (imports/services/idempotency.py).
-    from imports.services.idempotency import idempotent_call, request_fingerprint
 
     request_hash = request_fingerprint(fields=dict(request.POST.lists()), files=dict(request.FILES.lists()))
     status, body, replayed = idempotent_call(user=request.user, key=key, request_hash=request_hash, run=run)
@@ -176,7 +169,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
 @router.get(
     "/uploads/{int:file_id}",
     url_name="api-upload-detail",
-    response={200: schemas.FileSummary, 401: schemas.Error, 404: schemas.Error},
+    response={200: schemas.FileSummary, **schemas.errors(401, 404)},
     summary="One file's status, format, row counts, progress and detected layout",
 )
 def upload_detail(request: HttpRequest, file_id: int) -> HttpResponse:
@@ -187,7 +180,7 @@ def upload_detail(request: HttpRequest, file_id: int) -> HttpResponse:
 @router.post(
     "/uploads/{int:file_id}/retry",
     url_name="api-upload-retry",
-    response={202: schemas.FileSummary, 401: schemas.Error, 404: schemas.Error, 409: schemas.Error, 429: schemas.Error},
+    response={202: schemas.FileSummary, **schemas.errors(401, 404, 409, 429)},
     summary="Retry your own failed file from where it stopped, without uploading it again",
 )
 def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
@@ -200,7 +193,7 @@ def upload_retry(request: HttpRequest, file_id: int) -> HttpResponse:
 @router.post(
     "/uploads/{int:file_id}/rows",
     url_name="api-upload-fix-rows",
-    response={202: schemas.FixResult, 400: schemas.Error, 401: schemas.Error, 404: schemas.Error, 409: schemas.Error},
+    response={202: schemas.FixResult, **schemas.errors(400, 401, 404, 409)},
     summary="Fix invalid rows in place: new cells by line; the rows are imported again",
     openapi_extra=FIX_BODY,
 )
@@ -233,7 +226,7 @@ def _order_json(order: Any) -> dict[str, Any]:
 @router.get(
     "/orders",
     url_name="api-orders",
-    response={200: schemas.OrderPage, 400: schemas.Error, 401: schemas.Error},
+    response={200: schemas.OrderPage, **schemas.errors(400, 401)},
     summary="The caller's orders (never staged rows), newest first",
 )
 def orders(request: HttpRequest, query: Query[schemas.OrderQuery]) -> HttpResponse:
@@ -273,7 +266,7 @@ def _format_json(fmt: CsvFormat) -> dict[str, Any]:
 @router.get(
     "/admin/formats/pending",
     url_name="api-pending-formats",
-    response={200: schemas.PendingFormats, 401: schemas.Error, 403: schemas.Error},
+    response={200: schemas.PendingFormats, **schemas.errors(401, 403)},
     summary="Pending formats with mapping, sample rows and staged-row counts (approve permission)",
 )
 def pending_formats(request: HttpRequest) -> HttpResponse:
@@ -290,12 +283,7 @@ def pending_formats(request: HttpRequest) -> HttpResponse:
     response={
         200: schemas.ApprovalAnswer | schemas.RejectionAnswer,
         202: schemas.ApprovalAnswer,
-        400: schemas.Error,
-        401: schemas.Error,
-        403: schemas.Error,
-        404: schemas.Error,
-        409: schemas.Error,
-        429: schemas.Error,
+        **schemas.errors(400, 401, 403, 404, 409, 429),
     },
     summary="POST: one approval step (optional corrected mapping); DELETE: reject with a reason",
     openapi_extra=REVIEW_BODY,

@@ -9,11 +9,11 @@ from django.db import transaction
 from audit.services import record
 from config.errors import Conflict, NotFound
 from formats.models import CsvFormat, FormatStatus
+from imports.services.uploads import review_approve, review_save_mapping
 
 
 def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> CsvFormat:
     """Restore the mapping of an earlier version; an approved format then re-processes its failed rows."""
-    from imports.services.uploads import review_approve, review_save_mapping
 
     version = CsvFormat.history.filter(id=format_id, history_id=history_id).first()
     if version is None:

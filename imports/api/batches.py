@@ -41,7 +41,7 @@ def batch_summary(batch: ImportBatch, *, items: bool = True) -> dict[str, Any]:
 @router.get(
     "/batches/{int:batch_id}",
     url_name="api-batch-detail",
-    response={200: schemas.BatchSummary, 401: schemas.Error, 404: schemas.Error},
+    response={200: schemas.BatchSummary, **schemas.errors(401, 404)},
     summary="One upload session: status, overall progress, row counts and its files",
 )
 def batch_detail(request: HttpRequest, batch_id: int, query: Query[schemas.BatchQuery]) -> HttpResponse:

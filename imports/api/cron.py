@@ -27,7 +27,7 @@ def _secret_ok(request: HttpRequest) -> bool:
     "/cron/cleanup-staging",
     url_name="api-cron-cleanup",
     auth=None,  # not a user's call: the view checks the CRON_SECRET, a user's token is no use here
-    response={200: schemas.CleanupResult, 403: schemas.Error, 409: schemas.Error},
+    response={200: schemas.CleanupResult, **schemas.errors(403, 409)},
     summary="Run the retention cleanup (Authorization: Bearer <CRON_SECRET> or X-Cron-Secret)",
 )
 def cleanup_staging_view(request: HttpRequest, query: Query[schemas.CronQuery]) -> HttpResponse:

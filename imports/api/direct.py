@@ -29,14 +29,7 @@ def _signed_json(item: SignedFile) -> dict[str, Any]:
 @router.post(
     "/uploads/direct",
     url_name="api-uploads-direct",
-    response={
-        200: schemas.DirectSigned,
-        400: schemas.Error,
-        401: schemas.Error,
-        404: schemas.Error,
-        413: schemas.Error,
-        429: schemas.Error,
-    },
+    response={200: schemas.DirectSigned, **schemas.errors(400, 401, 404, 413, 429)},
     summary="Direct upload, step 1: presigned POSTs to send files straight to the bucket",
     openapi_extra=json_body_doc(schemas.DirectSignRequest, "The files about to be sent: name, size and SHA-256."),
 )
@@ -56,13 +49,7 @@ def direct_sign(request: HttpRequest) -> HttpResponse:
 @router.post(
     "/uploads/direct/confirm",
     url_name="api-uploads-direct-confirm",
-    response={
-        202: schemas.UploadAccepted,
-        400: schemas.Error,
-        401: schemas.Error,
-        404: schemas.Error,
-        409: schemas.Error,
-    },
+    response={202: schemas.UploadAccepted, **schemas.errors(400, 401, 404, 409)},
     summary="Direct upload, step 2: the objects sent to the bucket become one upload",
     openapi_extra=json_body_doc(schemas.DirectConfirmRequest, "The keys of the files that reached the bucket."),
 )

@@ -64,7 +64,7 @@ def _id(request: HttpRequest, name: str, what: str) -> int | None:
 @router.get(
     "/uploads",
     url_name="api-uploads",
-    response={200: schemas.FilePage, 400: schemas.Error, 401: schemas.Error},
+    response={200: schemas.FilePage, **schemas.errors(400, 401)},
     summary="The caller's files, newest first",
 )
 def upload_list(request: HttpRequest, query: Query[schemas.UploadQuery]) -> HttpResponse:
@@ -85,7 +85,7 @@ def upload_list(request: HttpRequest, query: Query[schemas.UploadQuery]) -> Http
 @router.get(
     "/uploads/{int:file_id}/errors",
     url_name="api-upload-errors",
-    response={200: schemas.ErrorPage, 400: schemas.Error, 401: schemas.Error, 404: schemas.Error},
+    response={200: schemas.ErrorPage, **schemas.errors(400, 401, 404)},
     summary="The file's invalid rows: one item per (row, field) problem",
 )
 def upload_errors(request: HttpRequest, file_id: int, query: Query[schemas.PageQuery]) -> HttpResponse:
@@ -103,7 +103,7 @@ def upload_errors(request: HttpRequest, file_id: int, query: Query[schemas.PageQ
 @router.get(
     "/staging/status",
     url_name="api-staging-status",
-    response={200: schemas.StagingStatus, 401: schemas.Error},
+    response={200: schemas.StagingStatus, **schemas.errors(401)},
     summary="The caller's staged rows and files by status, and what waits for approval",
 )
 def staging_status(request: HttpRequest) -> HttpResponse:
@@ -114,7 +114,7 @@ def staging_status(request: HttpRequest) -> HttpResponse:
 @router.get(
     "/staging/orders",
     url_name="api-staging-orders",
-    response={200: schemas.StagedRowPage, 400: schemas.Error, 401: schemas.Error, 404: schemas.Error},
+    response={200: schemas.StagedRowPage, **schemas.errors(400, 401, 404)},
     summary="The caller's staged rows (raw cells), by file and line",
 )
 def staging_orders(request: HttpRequest, query: Query[schemas.StagedQuery]) -> HttpResponse:
@@ -143,7 +143,7 @@ def staging_orders(request: HttpRequest, query: Query[schemas.StagedQuery]) -> H
 @router.get(
     "/admin/staging/stats",
     url_name="api-admin-staging-stats",
-    response={200: schemas.StagingStats, 401: schemas.Error, 403: schemas.Error},
+    response={200: schemas.StagingStats, **schemas.errors(401, 403)},
     summary="Staging figures for reviewers (approve permission)",
 )
 def admin_staging_stats(request: HttpRequest) -> HttpResponse:

@@ -30,6 +30,11 @@ class Error(Schema):
     details: dict[str, Any]
 
 
+def errors(*statuses: int) -> dict[int, type[Error]]:
+    """The error answers a route documents: {status: Error} for each status."""
+    return dict.fromkeys(statuses, Error)
+
+
 # -- uploads --------------------------------------------------------------------------------------------
 
 

@@ -61,15 +61,18 @@ MAPPING = {
 WORKER_APP = "airlock-fault-worker"
 
 
+# Small batches (many commits to interrupt), quick retries, and no upload rate limit in the way.
+FAULT_ENV = {
+    "AIRLOCK_BATCH_SIZE": str(BATCH),
+    "AIRLOCK_FAST_BATCH_SIZE": str(FAST_BATCH),
+    "AIRLOCK_JOB_RETRY_INTERVALS": "1,2",
+    "AIRLOCK_UPLOADS_PER_HOUR": "100000",
+}
+
+
 @pytest.fixture
 def stack_env() -> dict[str, str]:
-    # Small batches (many commits to interrupt), quick retries, and no upload rate limit in the way.
-    return {
-        "AIRLOCK_BATCH_SIZE": str(BATCH),
-        "AIRLOCK_FAST_BATCH_SIZE": str(FAST_BATCH),
-        "AIRLOCK_JOB_RETRY_INTERVALS": "1,2",
-        "AIRLOCK_UPLOADS_PER_HOUR": "100000",
-    }
+    return dict(FAULT_ENV)
 
 
 @pytest.fixture(autouse=True)

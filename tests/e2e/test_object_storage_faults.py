@@ -15,8 +15,7 @@ import pytest
 from imports.models import FileStatus, ImportFile
 from tests.e2e.conftest import Stack
 from tests.e2e.test_faults import (
-    BATCH,
-    FAST_BATCH,
+    FAULT_ENV,
     assert_exactly_imported,
     orders_of,
     reconcile_until_enqueued,
@@ -34,13 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def stack_env(s3: Any) -> dict[str, str]:
-    return {
-        "AIRLOCK_BATCH_SIZE": str(BATCH),
-        "AIRLOCK_FAST_BATCH_SIZE": str(FAST_BATCH),
-        "AIRLOCK_JOB_RETRY_INTERVALS": "1,2",
-        "AIRLOCK_UPLOADS_PER_HOUR": "100000",
-        **s3.environ(),
-    }
+    return {**FAULT_ENV, **s3.environ()}
 
 
 @pytest.fixture(autouse=True)

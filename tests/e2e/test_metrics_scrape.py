@@ -12,8 +12,8 @@ from imports.models import FileStatus, ImportFile
 from imports.services.uploads import review_approve, upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.conftest import Stack
-from tests.imports.test_metrics import TOKEN, Samples, parse, value
-from tests.imports.test_pipeline import TRADES
+from tests.imports.monitoring.test_metrics import TOKEN, Samples, parse, value
+from tests.imports.pipeline.test_pipeline import TRADES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from imports.services.uploads import review_approve, upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.conftest import Stack
 from tests.e2e.test_admin_review_browser import SCREENSHOTS
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

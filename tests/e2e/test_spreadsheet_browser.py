@@ -23,7 +23,7 @@ from imports.sheets import xlsx as xlsx_reader
 from imports.sheets.workbook import detect_book_layout, iter_book_records
 from tests.e2e.conftest import Stack
 from tests.e2e.test_browser import KNOWN, approved_format_for, login, shot
-from tests.imports import workbooks as W
+from tests.imports.reading import workbooks as W
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import pytest
 from audit.models import AuditEvent
 from formats.models import CsvFormat
 from imports.services.uploads import review_approve
-from tests.imports.test_pipeline import upload
+from tests.imports.pipeline.test_pipeline import upload
 
 pytestmark = pytest.mark.django_db
 

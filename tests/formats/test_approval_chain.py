@@ -21,7 +21,7 @@ from imports.models import FileStatus, ImportFile, Order
 from imports.services.rollback import format_policy_revoke
 from imports.services.uploads import approval_invalid_rate, review_approve, review_override, review_reject
 from tests.conftest import api_key_for
-from tests.imports.test_pipeline import upload
+from tests.imports.pipeline.test_pipeline import upload
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import pytest
 from formats.models import CsvFormat
 from formats.naming import platform_of, readable_format_name
 from formats.suggest import suggest_mapping
-from tests.imports.test_pipeline import upload
+from tests.imports.pipeline.test_pipeline import upload
 
 HEADER = ["Trade Date", "Ticker", "Buy or Sell", "Shares", "Fill Price", "Fee", "Ccy", "Ref"]
 ROWS = [["2024-03-01 09:30:00", "AAPL", "Buy", "10", "171.25", "1.00", "USD", "T-1"]]

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Permission
 from imports.models import ImportFile
 from imports.services.uploads import review_approve
 from tests.conftest import api_key_for
-from tests.imports.test_pipeline import TRADES, upload
+from tests.imports.pipeline.test_pipeline import TRADES, upload
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 

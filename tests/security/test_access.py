@@ -233,7 +233,7 @@ def test_segregation_of_duties_follows_the_setting_and_records_the_approver(
     django_capture_on_commit_callbacks: Any,
     allow_self: bool,
 ) -> None:
-    from tests.imports.test_pipeline import upload
+    from tests.imports.pipeline.test_pipeline import upload
 
     settings.AIRLOCK = {**settings.AIRLOCK, "ALLOW_SELF_APPROVAL": allow_self}
     file = upload(reviewer, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)  # reviewer uploads

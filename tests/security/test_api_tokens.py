@@ -18,7 +18,7 @@ from django.test import Client
 from imports.models import ApiToken
 from imports.services.uploads import upload_batch_create
 from tests.conftest import csv_upload
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 
 pytestmark = pytest.mark.django_db
 

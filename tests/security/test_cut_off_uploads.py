@@ -19,7 +19,7 @@ from django.test import Client, RequestFactory
 from django.test.client import ClientHandler
 
 from imports.models import IdempotencyKey, ImportBatch, ImportFile
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 
 pytestmark = pytest.mark.django_db
 

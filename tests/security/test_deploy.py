@@ -139,7 +139,7 @@ def test_session_posts_without_a_csrf_token_are_refused(user: Any, reviewer: Any
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from imports.models import ImportBatch
-    from tests.imports.test_pipeline import TRADES
+    from tests.imports.pipeline.test_pipeline import TRADES
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)

@@ -14,7 +14,7 @@ from formats.models import CsvFormat
 from imports.services.uploads import review_approve
 from imports.web.exports import safe_cell
 from staging.models import StagedRow
-from tests.imports.test_pipeline import TRADES, upload
+from tests.imports.pipeline.test_pipeline import TRADES, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.test import Client
 
 from imports.models import ImportBatch, ImportFile
 from staging.models import StagedRow
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 from tests.security.conftest import bearer
 
 pytestmark = pytest.mark.django_db

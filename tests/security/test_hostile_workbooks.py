@@ -29,7 +29,7 @@ from imports.sheets.jsonfile import JsonLimits, detect_json_layout, iter_json_re
 from imports.sheets.sniff import sniff_kind
 from imports.sheets.strings import StringTable
 from imports.sheets.workbook import SheetLimits, detect_book_layout, iter_book_records
-from tests.imports import workbooks as W
+from tests.imports.reading import workbooks as W
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 

@@ -18,7 +18,7 @@ from config.errors import RateLimited
 from formats.models import CsvFormat, FormatStatus
 from imports.guards.rate_limits import rate_limit_hit
 from imports.models import IdempotencyKey, ImportBatch
-from tests.imports.test_pipeline import TRADES, upload
+from tests.imports.pipeline.test_pipeline import TRADES, upload
 from tests.security.conftest import bearer
 
 pytestmark = pytest.mark.django_db

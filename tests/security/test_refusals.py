@@ -20,7 +20,7 @@ from formats.models import CsvFormat, FormatStatus
 from formats.targets import get_target
 from imports.models import ImportFile
 from staging.models import StagedRow
-from tests.imports.test_restage import staged_file
+from tests.imports.services.test_restage import staged_file
 from tests.security.conftest import bearer
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +122,7 @@ UNKNOWN_KEYS = {
 
 @pytest.fixture
 def pending_format(user: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any) -> CsvFormat:
-    from tests.imports.test_pipeline import upload
+    from tests.imports.pipeline.test_pipeline import upload
 
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     fmt = CsvFormat.objects.get(pk=file.format_id)

@@ -18,7 +18,7 @@ from imports.models import ImportFile
 from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow
 from tests.conftest import csv_upload
-from tests.imports.test_restage import TWO_TABLES
+from tests.imports.services.test_restage import TWO_TABLES
 from tests.security.conftest import bearer
 
 pytestmark = pytest.mark.django_db

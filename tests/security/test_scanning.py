@@ -11,7 +11,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from imports.models import ImportBatch, ImportFile
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 from tests.security.conftest import EICAR, Clamd, bearer
 from tests.storage.test_direct_uploads import confirm, declared, send, sign
 

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imports.models import ImportBatch, ImportFile
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 from tests.security.conftest import bearer
 
 pytestmark = pytest.mark.django_db

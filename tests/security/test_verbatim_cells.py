@@ -15,8 +15,8 @@ from imports.models import ImportFile
 from imports.services.uploads import review_approve
 from staging.models import StagedRow
 from tests.factories import uploaded_file
-from tests.imports import workbooks as W
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
+from tests.imports.reading import workbooks as W
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from imports.models import DirectUploadSlot, FileStatus, ImportBatch, ImportFile
 from imports.services.direct_uploads import CONFIRM_GRACE, direct_uploads_expire
 from imports.services.retention import cleanup_staging
 from tests.conftest import api_key_for
-from tests.imports.test_pipeline import TRADES
+from tests.imports.pipeline.test_pipeline import TRADES
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,92 @@
+"""The benchmark command runs end to end on a tiny data set and prints its table (no timing asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
+    # Its own database next to this test run's (never the `make bench` one another person may be running).
+    database = f"{os.environ.get('AIRLOCK_TEST_DB') or 'test_airlock'}_bench"
+    env = {**os.environ}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "bench",
+            "--quick",
+            "--rows",
+            "2000",
+            "--die-rows",
+            "100",
+            "--files",
+            "3",
+            "--file-rows",
+            "20",
+            "--big-mb",
+            "1",
+            "--database",
+            database,
+            "--redis-db",
+            os.environ.get("AIRLOCK_TEST_REDIS_DB", "15"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("scenario"))
+    assert [cell.strip() for cell in header.split("|")] == [
+        "scenario",
+        "rows",
+        "rows/s",
+        "x COPY",
+        "wall s",
+        "worker RSS MB",
+        "notes",
+    ]
+    scenarios = [line.split("|")[0].strip() for line in lines[lines.index(header) + 2 :] if "|" in line]
+    assert scenarios[0].startswith("baseline: COPY")
+    assert scenarios[1].startswith("reference: same COPY, table with pk+trade id+checks")
+    assert any(s.startswith("migrate staged rows") for s in scenarios)
+    assert [s for s in scenarios if s.startswith("3 files x 20 rows")] == [
+        "3 files x 20 rows, 1 request, 1 worker",
+        "3 files x 20 rows, 1 request, 2 workers",
+        "3 files x 20 rows, sent straight to an S3 bucket (SeaweedFS), 2 workers",
+    ]
+    bucket_row = next(line for line in lines if line.startswith("3 files x 20 rows, sent straight"))
+    assert "x the local-disk row's files/s" in bucket_row and "batch COMPLETED" in bucket_row
+    assert "1 -> 2 workers:" in next(line for line in lines if line.startswith("3 files x 20 rows, 1 request, 2"))
+    schwab = [line for line in lines if line.startswith("approved built-in Schwab format")]
+    assert [line.split("|")[0].strip() for line in schwab] == [
+        "approved built-in Schwab format, de-duplication off",
+        "approved built-in Schwab format, de-duplication on",
+    ]
+    assert "; SQL path" in schwab[0] and "cash rows skipped" in schwab[0]
+    assert "; SQL path (fingerprint keys)" in schwab[1]
+    # The other built-in layouts, de-duplication on: both on the SQL path with fingerprint keys.
+    others = [line for line in lines if line.startswith(("approved built-in E*TRADE", "approved built-in IBKR"))]
+    assert [line.split("|")[0].strip() for line in others] == [
+        "approved built-in E*TRADE format, de-duplication on",
+        "approved built-in IBKR Flex format, de-duplication on",
+    ]
+    assert all("; SQL path (fingerprint keys)" in line for line in others)
+    assert sum(s.startswith("django-import-export") for s in scenarios) == 2
+    other = [line for line in lines if line.startswith("approved format, the same rows as")]
+    assert [line.split("|")[0].strip().split(" (")[0] for line in other] == [
+        "approved format, the same rows as .xlsx",
+        "approved format, the same rows as NDJSON",
+    ]
+    assert all("x the CSV path's rows/s" in line for line in other)

@@ -1,0 +1,223 @@
+"""Big files in parallel database sessions: chunks prepared at once, committed in file order.
+
+These tests commit for real (transaction=True): sessions other than the test's own cannot see rows the
+test has not committed, which is also why the pipeline uses one session inside an outer transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from imports.models import FileStatus, ImportFile, Order
+from imports.pipeline.sessions import OrderedSessions, sessions_for
+from staging.models import StagedRow
+from tests.imports.pipeline.test_fastpath import import_a_file_broken_at_line_402, import_file_with, migrate_with
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_items_are_prepared_in_parallel_sessions_and_committed_in_order() -> None:
+    prepared: list[int] = []
+    finished: list[int] = []
+    pids: set[int] = set()
+    lock = threading.Lock()
+    ready = [threading.Event() for _ in range(8)]
+
+    def prepare(n: int) -> int:
+        # Each even item waits until the odd one after it is prepared: so the odd items are ready first, and
+        # both sessions are busy at once, by construction rather than by the timing of a sleep.
+        if n % 2 == 0:
+            assert ready[n + 1].wait(30), f"item {n + 1} was not prepared while item {n} was being prepared"
+        with lock:
+            prepared.append(n)
+            pids.add(backend_pid())
+        ready[n].set()
+        return n * 10
+
+    def finish(n: int, value: int) -> None:
+        assert value == n * 10
+        finished.append(n)
+        Group.objects.create(name=f"item-{n}")
+
+    with OrderedSessions(2, prepare, finish) as run:
+        for n in range(8):
+            run.submit(n)
+
+    assert finished == list(range(8))
+    assert prepared == [1, 0, 3, 2, 5, 4, 7, 6]  # each odd item was prepared before the even one before it...
+    assert sorted(Group.objects.values_list("name", flat=True)) == [f"item-{n}" for n in range(8)]
+    assert len(pids) == 2 and backend_pid() not in pids  # ...in two sessions other than the caller's
+
+
+def test_a_failing_item_stops_the_ones_after_it_and_keeps_the_ones_before() -> None:
+    def prepare(n: int) -> int:
+        return n
+
+    def finish(n: int, _: int) -> None:
+        Group.objects.create(name=f"item-{n}")
+        if n == 3:
+            raise ValueError("item 3 is broken")
+
+    with pytest.raises(ValueError, match="item 3 is broken"):
+        with OrderedSessions(2, prepare, finish) as run:
+            for n in range(12):
+                run.submit(n)
+
+    # Items 0-2 committed; item 3 rolled back its own row; nothing after it committed.
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["item-0", "item-1", "item-2"]
+
+
+def test_a_stop_request_commits_only_the_item_being_written() -> None:
+    stopping = threading.Event()
+    taken: list[int] = []
+
+    def finish(n: int, _: int) -> None:
+        Group.objects.create(name=f"item-{n}")
+        if n == 2:
+            stopping.set()  # the worker is asked to stop while item 2 writes
+
+    with OrderedSessions(2, lambda n: n, finish, stop=stopping.is_set) as run:
+        for n in range(10):
+            if not run.submit(n):
+                break
+            taken.append(n)
+
+    assert run.stopped
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["item-0", "item-1", "item-2"]
+    assert taken[-1] < 9  # no new item was taken after the request
+
+
+def test_the_first_item_commits_even_when_a_stop_was_already_requested() -> None:
+    with OrderedSessions(2, lambda n: n, lambda n, _: Group.objects.create(name=f"item-{n}"), stop=lambda: True) as run:
+        assert run.submit(0) and not run.submit(1)
+
+    assert run.stopped and list(Group.objects.values_list("name", flat=True)) == ["item-0"]
+
+
+def test_one_item_runs_in_the_callers_session_without_threads() -> None:
+    pids: list[int] = []
+    before = threading.active_count()
+
+    def prepare(n: int) -> int:
+        pids.append(backend_pid())
+        return n
+
+    with OrderedSessions(2, prepare, lambda n, _: None) as run:
+        run.submit(1)
+        assert threading.active_count() == before
+
+    assert pids == [backend_pid()]
+
+
+def test_inside_an_outer_transaction_a_file_uses_one_session(settings: Any) -> None:
+    from django.db import transaction
+
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 3}
+    assert sessions_for() == 3
+    with transaction.atomic():
+        assert sessions_for() == 1
+
+
+def sessions_used(monkeypatch: Any, name: str) -> set[int]:
+    """Record the database sessions that run fastpath.`name` (the prepare half of a chunk or batch)."""
+    from imports.pipeline import fastpath
+
+    pids: set[int] = set()
+    real = getattr(fastpath, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        pids.add(backend_pid())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastpath, name, spy)
+    return pids
+
+
+def in_one_then_two_sessions(
+    settings: Any, monkeypatch: Any, spied: str, run: Callable[[], dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any], set[int]]:
+    """What `run` gives with one session per file and with two, and the sessions that ran `spied` in the latter."""
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 1}
+    one = run()
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
+    pids = sessions_used(monkeypatch, spied)
+    return one, run(), pids
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_a_direct_import_in_two_sessions_writes_what_one_session_writes(
+    django_user_model: Any, settings: Any, redis_clean: Any, monkeypatch: Any, dedupe: bool
+) -> None:
+    one, two, pids = in_one_then_two_sessions(
+        settings,
+        monkeypatch,
+        "chunk_prepare",
+        lambda: import_file_with(django_user_model, direct=True, settings=settings, dedupe=dedupe),
+    )
+
+    assert len(pids) == 2  # the chunks (of 7 rows) really were spread over two sessions
+
+    assert two["counters"] == one["counters"] and two["counters"]["status"] == FileStatus.PARTIAL
+    assert two["orders"] == one["orders"] and len(two["orders"]) >= 20
+    assert two["not_imported"] == one["not_imported"]
+
+
+def test_a_direct_import_in_two_sessions_stopped_between_chunks_resumes_without_loss_or_duplicates(
+    django_user_model: Any, settings: Any, redis_clean: Any, monkeypatch: Any
+) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 1}
+    whole = import_file_with(django_user_model, direct=True, settings=settings)
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
+    resumed = import_file_with(
+        django_user_model, direct=True, settings=settings, stop_after_chunks=2, monkeypatch=monkeypatch
+    )
+
+    assert resumed["runs"] > 2
+    assert resumed["counters"] == whole["counters"]
+    assert resumed["orders"] == whole["orders"]
+    assert resumed["not_imported"] == whole["not_imported"]
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_staged_rows_migrated_in_two_sessions_give_what_one_session_gives(
+    django_user_model: Any, settings: Any, monkeypatch: Any, dedupe: bool
+) -> None:
+    one, two, pids = in_one_then_two_sessions(
+        settings,
+        monkeypatch,
+        "batch_prepare",
+        lambda: migrate_with(django_user_model, fast=True, settings=settings, dedupe=dedupe),
+    )
+
+    assert len(pids - {backend_pid()}) == 2  # the batches (of 7 rows) ran in two sessions besides the test's
+
+    assert two["status"] == one["status"] == FileStatus.PARTIAL
+    assert two["counters"] == one["counters"]
+    assert two["orders"] == one["orders"]
+    assert two["staged"] == one["staged"]
+
+
+def test_a_broken_line_further_down_removes_the_chunks_other_sessions_committed(
+    user: Any, settings: Any, redis_clean: Any, monkeypatch: Any
+) -> None:
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
+    pids = sessions_used(monkeypatch, "chunk_prepare")
+    file = import_a_file_broken_at_line_402(user, settings)
+
+    assert len(pids) == 2
+    assert "Line 402 has 25 fields" in file.error and "the 400 rows read before that line were removed" in file.error
+    assert not Order.objects.filter(source_file=file).exists()
+    assert not StagedRow.objects.filter(file=file).exists()
+    assert ImportFile.objects.get(pk=file.pk).rows_imported == 0

@@ -37,7 +37,7 @@ from formats.resources import CsvFormatResource
 from formats.services import APPROVE_PERMISSION, mapping_validate, reader_changed
 from formats.targets import get_target
 from imports.guards.rate_limits import rate_limit_check, rate_limit_record
-from imports.pipeline.process import preview
+from imports.pipeline.preview import preview
 from imports.services.restore import review_restore_mapping
 from imports.services.review import format_has_trades
 from imports.services.rollback import format_policy_revoke
@@ -399,7 +399,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                 rate_limit_record(bucket="review", user=request.user)
                 if was_approved:
                     messages.success(
-                        request, f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed."
+                        request, f"Corrected the mapping of '{obj.name}'. Its invalid rows are being re-processed."
                     )
                 elif fmt.status == FormatStatus.APPROVED:
                     messages.success(request, f"Approved '{obj.name}'. Its staged rows are being migrated.")
@@ -441,7 +441,9 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             except AppError as exc:
                 messages.error(request, exc.message)
                 return HttpResponseRedirect(request.path)
-            messages.success(request, f"Corrected the mapping of '{obj.name}'. Its failed rows are being re-processed.")
+            messages.success(
+                request, f"Corrected the mapping of '{obj.name}'. Its invalid rows are being re-processed."
+            )
         else:
             messages.info(request, "The mapping did not change.")
         if "_continue" in request.POST:
@@ -517,7 +519,7 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
                 "ok": True,
                 "html": html,
                 "seconds": seconds,
-                "summary": {key: summary[key] for key in ("total", "would_import", "would_fail", "would_skip")},
+                "summary": {key: summary[key] for key in ("total", "would_import", "would_be_invalid", "would_skip")},
             }
         )
 
@@ -583,14 +585,14 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
         messages.success(
             request,
             f"Restored the mapping of '{obj.name}'"
-            + (" and re-processing its failed rows." if obj.status == FormatStatus.APPROVED else "."),
+            + (" and re-processing its invalid rows." if obj.status == FormatStatus.APPROVED else "."),
         )
         return HttpResponseRedirect(reverse("admin:formats_csvformat_change", args=[obj.pk]))
 
     def _restore_confirmation(self, request: HttpRequest, obj: CsvFormat, history_id: int) -> HttpResponse:
         """What restoring a version would change and do, with a button to confirm (nothing happens before)."""
         version = get_object_or_404(CsvFormat.history, id=obj.pk, history_id=history_id)
-        files = ImportFileRef.objects.filter(format=obj, rows_failed__gt=0)
+        files = ImportFileRef.objects.filter(format=obj, rows_invalid__gt=0)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -598,8 +600,8 @@ class CsvFormatAdmin(ImportExportMixin, SimpleHistoryAdmin):
             "version": version,
             "title": f"Restore a mapping of {obj.name}",
             "changes": mapping_diff(obj.mapping, version.mapping),
-            "failed_files": files.count(),
-            "failed_rows": sum(files.values_list("rows_failed", flat=True)),
+            "invalid_files": files.count(),
+            "invalid_rows": sum(files.values_list("rows_invalid", flat=True)),
             "staged_rows": StagedRow.objects.filter(format=obj).exclude(status="REJECTED").count(),
             "chain_steps": ApprovalStep.objects.filter(format=obj, reset_at__isnull=True).count(),
         }

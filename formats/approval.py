@@ -4,7 +4,7 @@ still count, and the emergency override.
 A step approves one version of the mapping (its sha256 digest). It stops counting when the mapping changes
 after it (the chain starts again, and the earlier approvers see what changed in the audit log) or when it is
 older than the policy's expiry. The format is approved when the steps that count come from as many distinct
-people as the policy asks for; a risky format (many rows that would fail, or unlike any approved format)
+people as the policy asks for; a risky format (many rows that would be invalid, or unlike any approved format)
 needs more. Rejection by anyone in the chain rejects (formats.services.format_reject).
 """
 
@@ -80,7 +80,7 @@ def format_risks(fmt: CsvFormat, policy: ApprovalPolicy, invalid_rate: float | N
     """Why this format counts as risky under the policy ([] when it does not)."""
     risks = []
     if invalid_rate is not None and invalid_rate > policy.risky_invalid_rate:
-        risks.append(f"{invalid_rate:.0%} of its staged rows would fail (limit {policy.risky_invalid_rate:.0%})")
+        risks.append(f"{invalid_rate:.0%} of its staged rows would be invalid (limit {policy.risky_invalid_rate:.0%})")
     if policy.risky_when_unlike_approved:
         columns = sorted(c.casefold() for c in fmt.header or [])
         approved = CsvFormat.objects.filter(target=fmt.target, status=FormatStatus.APPROVED).exclude(pk=fmt.pk)

@@ -237,7 +237,7 @@ def format_approve(
 
     On an approved format this is a correction: one reviewer changes the mapping (audited). The returned
     format carries `approval_chain` (formats.approval.ChainState) for the caller to report.
-    `invalid_rate`: the share of staged rows that would fail, for the policy's risk rule (None: unknown).
+    `invalid_rate`: the share of staged rows that would be invalid, for the policy's risk rule (None: unknown).
     """
     with transaction.atomic():
         fmt = CsvFormat.objects.select_for_update().get(pk=format_id)

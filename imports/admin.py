@@ -35,7 +35,7 @@ class ImportFileAdmin(ReadOnlyAdmin):
         "format",
         "rows_total",
         "rows_imported",
-        "rows_failed",
+        "rows_invalid",
         "rows_skipped",
         "rows_duplicate",
         "progress",

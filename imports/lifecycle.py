@@ -1,9 +1,10 @@
-"""Where a file ends up and the status of its upload (batch): written here.
+"""A file's status and the status of its upload (batch): written here and nowhere else.
 
-A file's *end* -- failed, rejected, no trades, rolled back, purged -- and its reopening are set by the
-functions below, whichever part of the product decides it (the pipeline, a job failure, a review, a rollback,
-retention); the pipeline's own steps while it works on a file (reading, importing, imported) stay in
-imports/pipeline/process.py, under the file's row lock.
+The pipeline's steps (reading, waiting for approval, importing) go through `file_start_reading`, `file_step` and
+`files_start_migrating`, which refuse a move a file cannot make; its outcome (imported, partially imported, failed)
+is decided by `file_settle` from what Postgres says about its rows. A file's other *ends* -- failed, rejected, no
+trades, rolled back, purged -- and its reopening are set by `files_end`, `file_resume` and `files_reopen`, whichever
+part of the product decides them (the pipeline, a job failure, a review, a rollback, retention).
 
 A batch's status is never set by hand: every change of a file's status that can settle or reopen its
 upload ends with `batch_refresh_status` (one file's job) or `batches_refresh` (a review, a rollback, a job
@@ -13,17 +14,114 @@ an upload that just settled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.services import record
 from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
-from imports.services.notifications import notify_batch_settled
+from imports.monitoring.metrics import file_finished_observe
+from imports.services.notifications import notify_batch_settled, notify_file_outcome
+from staging.models import OPEN_STATUSES, StagedRow
 
 # What a file can end as, and the message its owner reads with each (ImportFile.error).
 ENDINGS = (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES, FileStatus.ROLLED_BACK, FileStatus.PURGED)
+
+
+# The pipeline's working steps, each with the statuses a file may take it from. Importing (MIGRATING) follows
+# the reading, an approval, a resumed run, or a mapping fix that re-opens rows of a file that ended; never a
+# file whose import was undone (rolled back, purged) or refused, nor one that was not read.
+STEPS_FROM = {
+    FileStatus.PROCESSING: (FileStatus.UPLOADED, FileStatus.PROCESSING),
+    # Staged after reading; or staged again when a reviewer pins where the table is (imports/services/review.py).
+    FileStatus.PENDING_APPROVAL: (FileStatus.PROCESSING, FileStatus.PENDING_APPROVAL, FileStatus.NO_TRADES),
+    FileStatus.MIGRATING: (
+        FileStatus.PROCESSING,
+        FileStatus.PENDING_APPROVAL,
+        FileStatus.MIGRATING,
+        FileStatus.IMPORTED,
+        FileStatus.PARTIAL,
+        FileStatus.FAILED,
+        FileStatus.NO_TRADES,
+    ),
+}
+
+
+def file_start_reading(file_id: int) -> tuple[ImportFile, bool]:
+    """Lock the file and start (or go on) reading it, one attempt more; (the file, False) when it is past reading
+    (a duplicate or late job: the caller leaves it as it is)."""
+    with transaction.atomic():
+        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        if file.status not in STEPS_FROM[FileStatus.PROCESSING]:
+            return file, False
+        file.status = FileStatus.PROCESSING
+        file.started_at = file.started_at or timezone.now()
+        file.attempts += 1
+        file.save(update_fields=["status", "started_at", "attempts", "updated_at"])
+    return file, True
+
+
+def file_step(file: ImportFile, status: str) -> None:
+    """Move a file the pipeline holds (its row lock) to its next working status; the caller saves it together with
+    the counters of the same step. ValueError for a move the file cannot make."""
+    if file.status not in STEPS_FROM.get(status, ()):
+        raise ValueError(f"a file cannot go from {file.status} to {status}")
+    file.status = status
+
+
+def files_start_migrating(files: QuerySet[ImportFile], **fields: Any) -> int:
+    """The files among these that wait for approval start importing (their format was approved)."""
+    now = timezone.now()
+    return files.filter(status=FileStatus.PENDING_APPROVAL).update(
+        status=FileStatus.MIGRATING, updated_at=now, **fields
+    )
+
+
+def file_settle(*, file_id: int) -> str:
+    """Set a file's final status from what Postgres says about its rows."""
+    with transaction.atomic():
+        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        open_rows = StagedRow.objects.filter(file_id=file_id, status__in=OPEN_STATUSES).exists()
+        if open_rows or file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
+            return file.status
+        if file.rows_imported == 0 and file.rows_invalid > 0:
+            file.status = FileStatus.FAILED
+            file.error = f"None of the {file.rows_invalid} rows could be imported; see the row errors."
+        elif file.rows_invalid:
+            file.status = FileStatus.PARTIAL
+        else:
+            file.status = FileStatus.IMPORTED
+        file.progress = 100.0
+        file.finished_at = timezone.now()
+        file.save()
+        record(
+            action="migration.finished",
+            obj=file,
+            summary=(
+                f"'{file.original_name}': {file.rows_imported} imported, {file.rows_invalid} invalid, "
+                f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate"
+            ),
+            details={"status": file.status},
+        )
+        notify_file_outcome(file_id=file_id)
+        # The histograms count committed outcomes only (a rolled-back settle must not be measured).
+        transaction.on_commit(_observe_finished(file), robust=True)
+    return file.status
+
+
+def _observe_finished(file: ImportFile) -> Callable[[], None]:
+    rows = file.rows_imported + file.rows_invalid + file.rows_skipped + file.rows_duplicate
+    approved_at = file.format.approved_at if file.format_id and file.format else None
+    return lambda: file_finished_observe(
+        path="direct" if "direct" in (file.layout or {}) else "staged",
+        started_at=file.started_at,
+        approved_at=approved_at,
+        finished_at=file.finished_at,
+        rows=rows,
+    )
 
 
 def files_end(files: QuerySet[ImportFile], *, status: str, message: str | None, **fields: Any) -> int:
@@ -41,6 +139,12 @@ def files_end(files: QuerySet[ImportFile], *, status: str, message: str | None, 
 def file_end(file_id: int, *, status: str = FileStatus.FAILED, message: str | None, **fields: Any) -> bool:
     """End one file (see files_end); False when it is not there."""
     return bool(files_end(ImportFile.objects.filter(pk=file_id), status=status, message=message, **fields))
+
+
+def file_fail(file_id: int, message: str, *, status: str = FileStatus.FAILED) -> None:
+    """End one file as failed (or rejected) with the message its owner reads, and tell the owner."""
+    file_end(file_id, status=status, message=message)
+    notify_file_outcome(file_id=file_id)
 
 
 def file_resume(file_id: int, *, status: str) -> None:

@@ -79,7 +79,7 @@ class ImportFile(models.Model):
     rows_total = models.PositiveIntegerField(default=0)
     rows_staged = models.PositiveIntegerField(default=0)
     rows_imported = models.PositiveIntegerField(default=0)
-    rows_failed = models.PositiveIntegerField(default=0)
+    rows_invalid = models.PositiveIntegerField(default=0)
     rows_skipped = models.PositiveIntegerField(default=0)
     rows_duplicate = models.PositiveIntegerField(default=0)
     skip_reasons = models.JSONField(default=dict, blank=True, help_text="{reason: count}")

@@ -33,7 +33,7 @@ ERROR_ROWS_SQL = """
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem of one failed row, as the user sees it."""
+    """One problem of one invalid row, as the user sees it."""
 
     row: int
     field: str | None
@@ -50,7 +50,7 @@ class RowError:
 
 
 class ErrorList:
-    """The failed rows' problems of one file, sliceable and countable (so Django's Paginator can use it)."""
+    """The invalid rows' problems of one file, sliceable and countable (so Django's Paginator can use it)."""
 
     def __init__(self, file_id: int):
         self.file_id = file_id
@@ -119,10 +119,10 @@ def error_text(error: dict[str, Any]) -> str:
 
 
 def error_report_rows(file: ImportFile) -> Iterator[list[str]]:
-    """The failed rows' original cells plus an 'errors' cell, in line order (streamed)."""
+    """The invalid rows' original cells plus an 'errors' cell, in line order (streamed)."""
     width = len(file_header(file))
     rows = (
-        StagedRow.objects.filter(file=file, status=StagedStatus.FAILED)
+        StagedRow.objects.filter(file=file, status=StagedStatus.INVALID)
         .order_by("line")
         .values_list("line", "raw", "errors")
     )
@@ -302,7 +302,7 @@ def admin_staging_stats(*, now: dt.datetime | None = None, window_days: int = 7)
     finished = ImportFile.objects.filter(finished_at__gte=since)
     totals = finished.filter(status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]).aggregate(
         imported=Sum("rows_imported"),
-        failed=Sum("rows_failed"),
+        invalid=Sum("rows_invalid"),
         skipped=Sum("rows_skipped"),
         duplicate=Sum("rows_duplicate"),
     )
@@ -320,8 +320,9 @@ def admin_staging_stats(*, now: dt.datetime | None = None, window_days: int = 7)
         "migration_throughput": _throughput(since),
         "error_rate": {
             "rows_processed": processed,
-            "rows_failed": totals["failed"] or 0,
-            "rate": round((totals["failed"] or 0) / processed, 4) if processed else None,
+            "rows_invalid": totals["invalid"] or 0,
+            "rows_failed": totals["invalid"] or 0,  # the API's older name of rows_invalid
+            "rate": round((totals["invalid"] or 0) / processed, 4) if processed else None,
             "files_finished": sum(files_by_status.values()),
             "files_failed": files_by_status.get(FileStatus.FAILED, 0),
         },
@@ -337,7 +338,7 @@ def _throughput(since: dt.datetime, limit: int = 50) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT f.rows_imported + f.rows_failed + f.rows_skipped + f.rows_duplicate,
+            SELECT f.rows_imported + f.rows_invalid + f.rows_skipped + f.rows_duplicate,
                    EXTRACT(EPOCH FROM f.finished_at
                                       - GREATEST(f.started_at, COALESCE(c.approved_at, f.started_at)))
               FROM imports_importfile f JOIN formats_csvformat c ON c.id = f.format_id
@@ -370,7 +371,7 @@ def rows_to_fix(file: ImportFile, limit: int = FIX_ROWS_ON_PAGE) -> list[dict[st
     fields = (fmt.mapping or {}).get("fields") or {}
     header = file_header(file)
     shown: list[dict[str, Any]] = []
-    rows = StagedRow.objects.filter(file_id=file.pk, status=StagedStatus.FAILED).order_by("line")[:limit]
+    rows = StagedRow.objects.filter(file_id=file.pk, status=StagedStatus.INVALID).order_by("line")[:limit]
     for row in rows.values("line", "raw", "errors"):
         raw = list(row["raw"]) + [""] * max(0, len(columns) - len(row["raw"]))
         problems = []

@@ -27,7 +27,12 @@ def batches_for(user: Any) -> QuerySet[ImportBatch]:
     return ImportBatch.objects.filter(owner=user)
 
 
-_ROW_FIELDS = ("total", "imported", "failed", "skipped", "duplicate", "staged")
+_ROW_FIELDS = ("total", "imported", "invalid", "skipped", "duplicate", "staged")
+
+
+def _with_legacy_failed(rows: dict[str, int]) -> dict[str, int]:
+    """The API's row counts also carry `failed`, its older name of `invalid` (kept for existing clients)."""
+    return {**rows, "failed": rows["invalid"]}
 
 
 def batch_figures(batch: ImportBatch) -> dict[str, Any]:
@@ -56,7 +61,7 @@ def batch_figures(batch: ImportBatch) -> dict[str, Any]:
             "waiting": by_status.get("PENDING_APPROVAL", 0),
             "by_status": by_status,
         },
-        "rows": {name: sums[name] or 0 for name in _ROW_FIELDS},
+        "rows": _with_legacy_failed({name: sums[name] or 0 for name in _ROW_FIELDS}),
     }
 
 
@@ -130,7 +135,7 @@ def row_accounting(file: ImportFile) -> str:
         (staged, "waiting for approval"),
         (max(file.rows_skipped - reader, 0), "skipped"),
         (file.rows_duplicate, "duplicate"),
-        (file.rows_failed, "invalid"),
+        (file.rows_invalid, "invalid"),
     ]
     shown = [f"{n:,} {label}" for n, label in parts if n]
     rest = file.rows_total - sum(n for n, _ in parts)
@@ -167,7 +172,8 @@ def file_summary(file: ImportFile) -> dict[str, Any]:
             "total": file.rows_total,
             "staged": file.rows_staged if file.status == "PENDING_APPROVAL" else 0,
             "imported": file.rows_imported,
-            "failed": file.rows_failed,
+            "invalid": file.rows_invalid,
+            "failed": file.rows_invalid,  # the API's older name of `invalid`
             "skipped": file.rows_skipped,
             "duplicate": file.rows_duplicate,
         },

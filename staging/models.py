@@ -10,7 +10,8 @@ class StagedStatus(models.TextChoices):
     APPROVED = "APPROVED", "Approved, waiting to migrate"
     MIGRATING = "MIGRATING", "Migrating"
     MIGRATED = "MIGRATED", "Migrated"
-    FAILED = "FAILED", "Invalid"
+    # Stored and sent by the API as "FAILED" (its contract since the first version); the vocabulary is "invalid".
+    INVALID = "FAILED", "Invalid"
     SKIPPED = "SKIPPED", "Skipped"
     DUPLICATE = "DUPLICATE", "Duplicate"
     REJECTED = "REJECTED", "Rejected"

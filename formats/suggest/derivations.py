@@ -116,7 +116,7 @@ def _from_trade_text(fields: dict[str, Any], filters: list[dict[str, Any]], prof
         reason = f"currency named after the price in {evidence}"
         fields["currency"] = field_spec([profile.column], "trade_text", {"take": "currency"}, confidence, reason)
     if with_side < profile.count or profile.empties:
-        # Rows without a buy/sell word (deposits, fees, dividends) are skipped, never failed.
+        # Rows without a buy/sell word (deposits, fees, dividends) are skipped, never invalid.
         filters[:] = [rule for rule in filters if rule.get("column") != profile.column]
         filters.append({"column": profile.column, "op": "side_word"})
 
@@ -599,7 +599,7 @@ def _skip_rows_without_quantity(
     fields: dict[str, Any], filters: list[dict[str, Any]], profiles: list[Profile], rows: list[list[str]]
 ) -> None:
     """No filter yet and rows whose quantity is 'n/a', '-' or empty beside rows with a number (fees,
-    interest, deposits in a table of trades): those rows are skipped, never failed."""
+    interest, deposits in a table of trades): those rows are skipped, never invalid."""
     quantity = fields.get("quantity") or {}
     if filters or quantity.get("converter") != "decimal" or len(quantity.get("columns") or []) != 1:
         return

@@ -116,7 +116,7 @@ def rows_verdict(preview: dict[str, Any]) -> str | None:
     Only when every row is skipped by the row filters: rows that fail may be trades the mapping reads wrong,
     which is for a reviewer to decide."""
     total = preview.get("total") or 0
-    if not total or preview.get("would_import") or preview.get("would_fail"):
+    if not total or preview.get("would_import") or preview.get("would_be_invalid"):
         return None
     skips = preview.get("top_skips") or []
     seen = "; ".join(f"{skip['reason']} ({skip['count']})" for skip in skips[:3]) or "every row is skipped"

@@ -28,11 +28,12 @@ def batch_summary(batch: ImportBatch, *, items: bool = True) -> dict[str, Any]:
                 "progress": round(f["progress"], 1),
                 "rows_total": f["rows_total"],
                 "rows_imported": f["rows_imported"],
-                "rows_failed": f["rows_failed"],
+                "rows_invalid": f["rows_invalid"],
+                "rows_failed": f["rows_invalid"],  # the API's older name of rows_invalid
                 "error": f["error"] or None,
             }
             for f in batch.files.order_by("id").values(
-                "id", "original_name", "status", "progress", "rows_total", "rows_imported", "rows_failed", "error"
+                "id", "original_name", "status", "progress", "rows_total", "rows_imported", "rows_invalid", "error"
             )
         ]
     return summary

@@ -89,7 +89,7 @@ def upload_list(request: HttpRequest, query: Query[schemas.UploadQuery]) -> Http
     summary="The file's invalid rows: one item per (row, field) problem",
 )
 def upload_errors(request: HttpRequest, file_id: int, query: Query[schemas.PageQuery]) -> HttpResponse:
-    """GET /api/uploads/<id>/errors: the failed rows' problems, one item per (row, field)."""
+    """GET /api/uploads/<id>/errors: the invalid rows' problems, one item per (row, field)."""
     file = selectors.file_for(request.user, file_id)
     body = number_page(request, reports.ErrorList(file.pk), lambda e: e.as_dict())
     # What `row` counts: the CSV or NDJSON line, the sheet's row (with the sheet), the JSON record.
@@ -97,7 +97,9 @@ def upload_errors(request: HttpRequest, file_id: int, query: Query[schemas.PageQ
     where = {"kind": layout.get("kind", "csv")}
     if where["kind"] in reports.WORKBOOK_KINDS:
         where["sheet"] = layout.get("section")
-    return JsonResponse({"file": file.pk, "rows_failed": file.rows_failed, **where, **body})
+    return JsonResponse(
+        {"file": file.pk, "rows_invalid": file.rows_invalid, "rows_failed": file.rows_invalid, **where, **body}
+    )
 
 
 @router.get(

@@ -63,7 +63,8 @@ class FileRows(Schema):
     total: int
     staged: int
     imported: int
-    failed: int
+    invalid: int
+    failed: int = Field(deprecated=True, description="The same count as invalid (its older name).")
     skipped: int
     duplicate: int
 
@@ -124,7 +125,8 @@ class RowError(Schema):
 
 class ErrorPage(NumberPage):
     file: int
-    rows_failed: int
+    rows_invalid: int
+    rows_failed: int = Field(deprecated=True, description="The same count as rows_invalid (its older name).")
     kind: str = Field(description="csv, ndjson, json, or a workbook kind (then `sheet` names the sheet).")
     sheet: str | None = None
     results: list[RowError]
@@ -185,7 +187,8 @@ class BatchFile(Schema):
     progress: float
     rows_total: int
     rows_imported: int
-    rows_failed: int
+    rows_invalid: int
+    rows_failed: int = Field(deprecated=True, description="The same count as rows_invalid (its older name).")
     error: str | None
 
 
@@ -372,7 +375,8 @@ class Throughput(Schema):
 
 class ErrorRate(Schema):
     rows_processed: int
-    rows_failed: int
+    rows_invalid: int
+    rows_failed: int = Field(deprecated=True, description="The same count as rows_invalid (its older name).")
     rate: float | None
     files_finished: int
     files_failed: int

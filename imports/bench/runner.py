@@ -293,9 +293,9 @@ def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Res
         seconds = time.perf_counter() - started
     row = file_row(file_id)
     expected_failed = opts.rows // opts.invalid_every if opts.invalid_every else 0
-    if row["rows_imported"] + row["rows_failed"] != opts.rows or row["rows_failed"] != expected_failed:
+    if row["rows_imported"] + row["rows_invalid"] != opts.rows or row["rows_invalid"] != expected_failed:
         raise RuntimeError(
-            f"migration: {row['rows_imported']} imported, {row['rows_failed']} failed "
+            f"migration: {row['rows_imported']} imported, {row['rows_invalid']} invalid "
             f"(expected {expected_failed} failed): {row['error']}"
         )
     return Result(
@@ -303,7 +303,7 @@ def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Res
         opts.rows,
         seconds,
         rss.peak_mb,
-        note=f"{row['rows_failed']} invalid rows kept with errors",
+        note=f"{row['rows_invalid']} invalid rows kept with errors",
     )
 
 
@@ -317,7 +317,7 @@ def approved(opts: Options, owner: Any, procs: Processes) -> Result:
         wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
         seconds = time.perf_counter() - started
     row = file_row(file_id)
-    if row["rows_imported"] + row["rows_failed"] != opts.rows:
+    if row["rows_imported"] + row["rows_invalid"] != opts.rows:
         raise RuntimeError(f"approved path: {row['status']} {row['rows_imported']} imported: {row['error']}")
     path.unlink()
     return Result(
@@ -325,7 +325,7 @@ def approved(opts: Options, owner: Any, procs: Processes) -> Result:
         opts.rows,
         seconds,
         rss.peak_mb,
-        note=f"{row['rows_failed']} invalid rows kept with errors",
+        note=f"{row['rows_invalid']} invalid rows kept with errors",
     )
 
 
@@ -344,14 +344,14 @@ def approved_other_format(opts: Options, owner: Any, procs: Processes, kind: str
         seconds = time.perf_counter() - started
     row = file_row(file_id)
     path.unlink()
-    if row["rows_imported"] + row["rows_failed"] != opts.rows:
+    if row["rows_imported"] + row["rows_invalid"] != opts.rows:
         raise RuntimeError(f"approved {kind}: {row['status']} {row['rows_imported']} imported: {row['error']}")
     return Result(
         f"approved format, the same rows as {'.xlsx' if kind == 'xlsx' else 'NDJSON'} ({size_mb:,.0f} MB)",
         opts.rows,
         seconds,
         rss.peak_mb,
-        note=f"{row['rows_failed']} invalid rows kept with errors",
+        note=f"{row['rows_invalid']} invalid rows kept with errors",
         extra={"vs_csv": True},
     )
 
@@ -390,7 +390,7 @@ def approved_builtin(opts: Options, owner: Any, procs: Processes, layout: str, *
         seconds = time.perf_counter() - started
     row = file_row(file_id)
     path.unlink()
-    if row["rows_imported"] + row["rows_failed"] + row["rows_skipped"] != opts.rows:
+    if row["rows_imported"] + row["rows_invalid"] + row["rows_skipped"] != opts.rows:
         raise RuntimeError(f"approved {layout}: {row['status']} {row['rows_imported']} imported: {row['error']}")
     fmt = ImportFile.objects.select_related("format").get(pk=file_id).format
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=dedupe)
@@ -404,7 +404,7 @@ def approved_builtin(opts: Options, owner: Any, procs: Processes, layout: str, *
         seconds,
         rss.peak_mb,
         note=f"{row['rows_imported']:,} orders, {row['rows_skipped']:,} {skipped}, "
-        f"{row['rows_failed']:,} invalid; {taken}",
+        f"{row['rows_invalid']:,} invalid; {taken}",
     )
 
 

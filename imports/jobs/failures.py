@@ -182,7 +182,7 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
         open_files = StagedRow.objects.filter(
             format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
         ).values("file_id")
-        # A format job migrates staged rows: a file still being read (a direct import whose failed rows a
+        # A format job migrates staged rows: a file still being read (a direct import whose invalid rows a
         # mapping fix re-opened) is its reading job's, not this one's; and so is a file another job is
         # migrating right now (it holds the file's lock -- this job's went with its failure).
         files = [

@@ -6,7 +6,8 @@ from formats.approval import formats_escalate
 from imports.jobs.reconcile import reconcile
 from imports.lifecycle import batch_refresh_status, batches_refresh
 from imports.models import FileStatus, ImportFile
-from imports.pipeline.process import file_process, format_migrate
+from imports.pipeline.migrate import format_migrate
+from imports.pipeline.process import file_process
 from imports.services.retention import cleanup_staging
 from imports.services.uploads import review_auto_approve
 

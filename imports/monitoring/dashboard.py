@@ -58,7 +58,7 @@ def hourly_figures(*, now: dt.datetime, days: int = DAYS) -> list[HourFigure]:
         .values("hour")
         .annotate(
             imported=Sum("rows_imported"),
-            invalid=Sum("rows_failed"),
+            invalid=Sum("rows_invalid"),
             skipped=Sum("rows_skipped"),
             dup=Sum("rows_duplicate"),
         )

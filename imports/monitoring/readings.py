@@ -29,7 +29,7 @@ QUEUE_NAMES = ("high", "default", "bulk")
 # Rows by outcome, in the results vocabulary: the ImportFile counter each one is summed from.
 ROW_OUTCOMES = {
     "imported": "rows_imported",
-    "invalid": "rows_failed",
+    "invalid": "rows_invalid",
     "skipped": "rows_skipped",
     "duplicate": "rows_duplicate",
     "staged": "rows_staged",
@@ -143,7 +143,7 @@ def error_rate_since(since: dt.datetime) -> tuple[int, int]:
     totals = ImportFile.objects.filter(
         finished_at__gte=since, status__in=[FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.FAILED]
     ).aggregate(
-        invalid=Sum("rows_failed"),
+        invalid=Sum("rows_invalid"),
         imported=Sum("rows_imported"),
         skipped=Sum("rows_skipped"),
         dup=Sum("rows_duplicate"),

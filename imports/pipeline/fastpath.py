@@ -40,15 +40,10 @@ from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_W
 from formats.converters.currencies import CRYPTO_3, ISO_4217, currency_problem
 from formats.converters.registry import build_text_cleaner
 from formats.targets import get_target
-from imports.targets.orders import (
-    EARLIEST_TRADE_YEAR,
-    MARKUP_CHARACTERS,
-    ORDER_VALUE_FIELDS,
-    OrderRow,
-    duplicate_errors,
-    existing_orders_by_key,
-    order_columns,
-)
+from imports.models import ImportFile
+from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
+from imports.targets.base import DedupeKeys, TargetRow, duplicate_errors
+from imports.targets.orders import EARLIEST_TRADE_YEAR, MARKUP_CHARACTERS, ORDER_VALUE_FIELDS, WRITER, order_columns
 from staging.models import StagedStatus
 from staging.services import staged_rows_mark, staged_rows_write_outcomes
 
@@ -653,7 +648,9 @@ def batch_prepare(*, plan: FastPlan, file_id: int, ids: list[int], statuses: tup
         ]
 
 
-def batch_finish(file: Any, compiled: Any, dedupe: Any, declined: Declined, outcome: Any) -> None:
+def batch_finish(
+    file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, declined: Declined, outcome: BatchOutcome
+) -> None:
     """Write the orders of a prepared batch and mark its staged rows that did not become one."""
     with connection.cursor() as cursor:
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
@@ -685,14 +682,14 @@ def chunk_prepare(records: list[tuple[int, list[str]]], *, plan: FastPlan) -> De
 
 
 def chunk_finish(
-    file: Any,
-    compiled: Any,
-    dedupe: Any,
+    file: ImportFile,
+    compiled: CompiledFormat,
+    dedupe: DedupeKeys | None,
     records: list[tuple[int, list[str]]],
     declined: Declined,
     *,
     format_id: int,
-    outcome: Any,
+    outcome: BatchOutcome,
 ) -> None:
     """Write the orders of a prepared chunk; only the rows that do not become an order (invalid, skipped,
     duplicate) are staged, with their errors, for the reports and re-runs."""
@@ -708,16 +705,21 @@ def chunk_finish(
 
 
 def _write_orders(
-    cursor: Any, file: Any, compiled: Any, dedupe: Any, declined: list[tuple[int, int, list[str]]], outcome: Any
-) -> list[tuple[int, str, list[dict[str, Any]] | None]]:
+    cursor: Any,
+    file: ImportFile,
+    compiled: CompiledFormat,
+    dedupe: DedupeKeys | None,
+    declined: list[tuple[int, int, list[str]]],
+    outcome: BatchOutcome,
+) -> list[Mark]:
     """Convert the declined rows in Python, write every valid row of the batch, and return the marks
     [(id, status, errors)] of the rows that did not become an order; counts go to `outcome`."""
-    marks: list[tuple[int, str, list[dict[str, Any]] | None]] = []
-    python_valid: list[tuple[int, OrderRow]] = []
+    marks: list[Mark] = []
+    python_valid: list[tuple[int, TargetRow]] = []
     for row_id, line, cells in declined:
         verdict, values, errors = compiled.convert(cells)
         if outcome.route(row_id, verdict, errors, marks):
-            python_valid.append((row_id, OrderRow(line, values, "")))
+            python_valid.append((row_id, TargetRow(line, values, "")))
     if dedupe is not None:
         _assign_keys(cursor, dedupe, python_valid, fingerprints=plan_fingerprints(cursor))
     columns = order_columns([order for _, order in python_valid])
@@ -735,7 +737,7 @@ def _write_orders(
         missed = set(not_inserted)
         python_missing = {o.line: (o.dedupe_key, row_id) for row_id, o in python_valid if o.line in missed}
         missing = {**fast_missing, **python_missing}
-        earlier = existing_orders_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
+        earlier = WRITER.existing_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
         for line, (key, row_id) in sorted(missing.items()):
             source = earlier.get(key)
             if source and source != (file.pk, line):
@@ -754,7 +756,7 @@ def plan_fingerprints(cursor: Any) -> list[tuple[int, str]]:
 
 
 def _assign_keys(
-    cursor: Any, dedupe: Any, python_valid: list[tuple[int, OrderRow]], *, fingerprints: list[tuple[int, str]]
+    cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]], *, fingerprints: list[tuple[int, str]]
 ) -> None:
     """Give every valid row of the batch its dedupe key in line order, as the Python path does: the rows
     converted in Python by their values, the SQL rows' fingerprint digests with their occurrence counter

@@ -1,4 +1,4 @@
-"""Fixing invalid rows in place: the file's owner corrects the cells of rows that failed validation, and they
+"""Fixing invalid rows in place: the file's owner corrects the cells of invalid rows, and they
 go through the same conversion, validation, de-duplication and import as any staged row (the file's
 migration), ending imported or invalid again with the new message. No re-upload for a typo.
 
@@ -120,7 +120,7 @@ def file_rows_fix(*, file_id: int, owner: Any, edits: Any) -> FixResult:
                 )
             for line in sorted(checked):
                 row = rows[line]
-                if row.status != StagedStatus.FAILED:
+                if row.status != StagedStatus.INVALID:
                     result.not_invalid.append(line)
                     continue
                 changes = _apply(row, checked[line], columns)
@@ -144,7 +144,7 @@ def file_rows_fix(*, file_id: int, owner: Any, edits: Any) -> FixResult:
                 )
             if result.resubmitted:
                 count = len(result.resubmitted)
-                file.rows_failed -= count
+                file.rows_invalid -= count
                 file.rows_staged += count
                 file.status, file.finished_at, file.error = FileStatus.MIGRATING, None, ""
                 file.updated_at = timezone.now()

@@ -73,12 +73,12 @@ def file_outcome_send(*, file_id: int) -> bool:
     lines = [
         f"Your file '{file.original_name}' {outcome}.",
         "",
-        f"Rows: {file.rows_total} total, {file.rows_imported} imported, {file.rows_failed} invalid, "
+        f"Rows: {file.rows_total} total, {file.rows_imported} imported, {file.rows_invalid} invalid, "
         f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate.",
     ]
     if file.error:
         lines += ["", f"Reason: {file.error}"]
-    if file.rows_failed:
+    if file.rows_invalid:
         lines += [
             "",
             "Download the invalid rows, fix them and upload them again:",
@@ -109,7 +109,7 @@ def batch_summary_send(*, batch_id: int) -> bool:
     states = ", ".join(f"{n} {labels[status].lower()}" for status, n in sorted(by_status.items(), key=lambda i: -i[1]))
     rows = files.aggregate(
         imported=models.Sum("rows_imported"),
-        failed=models.Sum("rows_failed"),
+        invalid=models.Sum("rows_invalid"),
         skipped=models.Sum("rows_skipped"),
         duplicate=models.Sum("rows_duplicate"),
     )
@@ -118,7 +118,7 @@ def batch_summary_send(*, batch_id: int) -> bool:
     lines = [
         f"Your upload #{batch.pk} of {total} files has been processed: {states}.",
         "",
-        f"Rows: {rows['imported'] or 0} imported, {rows['failed'] or 0} invalid, {rows['skipped'] or 0} skipped, "
+        f"Rows: {rows['imported'] or 0} imported, {rows['invalid'] or 0} invalid, {rows['skipped'] or 0} skipped, "
         f"{rows['duplicate'] or 0} duplicate.",
     ]
     if waiting:
@@ -131,10 +131,10 @@ def batch_summary_send(*, batch_id: int) -> bool:
         lines += ["", "Files that need your attention:"]
         for file in attention[:ATTENTION_LISTED]:
             what = FINISHED[FileStatus(file.status)]
-            link = reverse("imports:errors-csv" if file.rows_failed else "imports:detail", args=[file.pk])
+            link = reverse("imports:errors-csv" if file.rows_invalid else "imports:detail", args=[file.pk])
             lines.append(
                 f"  - {file.original_name}: {what}"
-                + (f" ({file.rows_failed} invalid rows)" if file.rows_failed else "")
+                + (f" ({file.rows_invalid} invalid rows)" if file.rows_invalid else "")
                 + f": {_link(link)}"
             )
         if len(attention) > ATTENTION_LISTED:

@@ -1,5 +1,5 @@
 """The quality score of a pending format (0-100), its parts in words, and the numbers the approval policy reads
-(the share of staged rows that would fail, the lowest confidence of a required field).
+(the share of staged rows that would be invalid, the lowest confidence of a required field).
 
 Score = 40 × mean confidence of the required fields + 40 × share of the previewed rows that would import
 (of those not skipped) + 20 × similarity to an approved format (1: the same columns in another order; 0.5: one
@@ -14,7 +14,7 @@ from typing import Any
 from config.errors import AppError
 from formats.models import CsvFormat, FormatStatus
 from formats.targets import get_target
-from imports.pipeline.process import preview
+from imports.pipeline.preview import preview
 
 # The rows the policy's numbers are read from: enough to judge a format, cheap enough for every approval.
 RISK_SCAN_ROWS = 5000
@@ -32,9 +32,9 @@ class Quality:
 
 
 def format_invalid_rate(fmt: CsvFormat) -> float | None:
-    """The share of the format's staged rows (the first RISK_SCAN_ROWS) that would fail with its mapping."""
+    """The share of the format's staged rows (the first RISK_SCAN_ROWS) that would be invalid with its mapping."""
     summary = _summary(fmt)
-    return summary["would_fail"] / summary["total"] if summary and summary["total"] else None
+    return summary["would_be_invalid"] / summary["total"] if summary and summary["total"] else None
 
 
 def _summary(fmt: CsvFormat) -> dict[str, Any] | None:
@@ -77,12 +77,12 @@ def format_quality(fmt: CsvFormat) -> Quality:
         imported_share, invalid_rate = 0.0, None
         parts.append("preview: the mapping does not compile")
     else:
-        judged = summary["would_import"] + summary["would_fail"]
+        judged = summary["would_import"] + summary["would_be_invalid"]
         imported_share = summary["would_import"] / judged if judged else 0.0
-        invalid_rate = summary["would_fail"] / summary["total"] if summary["total"] else None
+        invalid_rate = summary["would_be_invalid"] / summary["total"] if summary["total"] else None
         parts.append(
             f"preview: {summary['would_import']} of {summary['total']} rows would import, "
-            f"{summary['would_fail']} fail, {summary['would_skip']} skipped"
+            f"{summary['would_be_invalid']} fail, {summary['would_skip']} skipped"
         )
     parts.append(similar_why)
     score = round(100 * (0.4 * mean + 0.4 * imported_share + 0.2 * similarity))

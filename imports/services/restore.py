@@ -13,7 +13,7 @@ from imports.services.uploads import review_approve, review_save_mapping
 
 
 def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> CsvFormat:
-    """Restore the mapping of an earlier version; an approved format then re-processes its failed rows."""
+    """Restore the mapping of an earlier version; an approved format then re-processes its invalid rows."""
 
     version = CsvFormat.history.filter(id=format_id, history_id=history_id).first()
     if version is None:
@@ -24,7 +24,7 @@ def review_restore_mapping(*, format_id: int, history_id: int, actor: Any) -> Cs
             raise Conflict("This format was rejected; its mapping cannot be changed.", details={"format": fmt.pk})
         if fmt.status == FormatStatus.APPROVED:
             # An approved format's mapping decides what gets written: restoring one is a correction, with
-            # the same permission check, validation, audit and re-processing of FAILED rows as any other.
+            # the same permission check, validation, audit and re-processing of invalid rows as any other.
             fmt = review_approve(format_id=format_id, actor=actor, mapping=version.mapping)
         else:
             # A pending format: a version with the table elsewhere re-reads the waiting files, as a Save does.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from datetime import timedelta
+from functools import reduce
 from itertools import islice
 from typing import Any
 
@@ -14,10 +16,11 @@ from django.utils import timezone
 from audit.services import record
 from config.errors import Conflict, InvalidRequest
 from imports.lifecycle import files_end
-from imports.models import DirectUploadSlot, FileStatus, ImportFile, Order
+from imports.models import DirectUploadSlot, FileStatus, ImportFile
 from imports.services.direct_uploads import direct_uploads_expire
 from imports.services.idempotency import idempotency_keys_expire
 from imports.storage import delete_stored, stored_older_than
+from imports.targets import WRITERS
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_before
 
@@ -117,8 +120,8 @@ def stored_orphans_delete(*, older_than: timedelta = ORPHAN_AGE) -> int:
 def _purgeable(files: Any) -> Any:
     """The files among these that never produced orders. A failed import can have written some before its
     fault: it stays FAILED (so the same bytes stay one import) and only its rows and upload are cleaned."""
-    has_orders = Order.objects.filter(source_file_id=OuterRef("pk"))
-    return files.filter(status__in=_PURGE_STATUSES).exclude(Exists(has_orders))
+    wrote = [Exists(writer.model.objects.filter(source_file_id=OuterRef("pk"))) for writer in WRITERS.values()]
+    return files.filter(status__in=_PURGE_STATUSES).exclude(reduce(operator.or_, wrote))
 
 
 def _due_files(cutoff: Any) -> Any:

@@ -43,7 +43,7 @@ def file_retry(*, file_id: int, actor: Any, by_owner: bool = False, how: str = "
 def _retry_status(file: ImportFile) -> str:
     """Where a failed file resumes: what its data in Postgres says is done."""
     if file.direct_read_part_way:
-        # Read straight from the file and stopped part-way: its staged rows are only the failed rows read
+        # Read straight from the file and stopped part-way: its staged rows are only the invalid rows read
         # so far, not the file. Processing it again resumes the reading after the last committed chunk.
         return FileStatus.UPLOADED
     if "direct" in (file.layout or {}) or StagedRow.objects.filter(file_id=file.pk).exists():

@@ -13,7 +13,7 @@ from formats.models import CsvFormat, FormatStatus
 from formats.suggest import suggest_mapping
 from imports.lifecycle import files_reopen
 from imports.models import FileStatus, ImportFile
-from imports.pipeline.process import _stage  # the one staging step, shared with file_process
+from imports.pipeline.stage import stage  # the one staging step, shared with file_process
 from imports.reading import ReaderOptions
 from imports.sheets.dispatch import detect_layout, sample_records, sheet_limits
 from imports.storage import local_path
@@ -71,7 +71,7 @@ def format_reader_apply(*, format_id: int, mapping: dict[str, Any], actor: Any) 
         fmt.save()
         for file, layout in zip(files, layouts, strict=True):
             with local_path(file.stored_name) as path:
-                _stage(file, fmt, layout, path)
+                stage(file, fmt, layout, path)
         record(
             action="format.reader_changed",
             actor=actor,

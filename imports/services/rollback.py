@@ -23,8 +23,9 @@ from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
 from imports.jobs import enqueue
 from imports.lifecycle import batches_refresh, file_end
-from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile, Order
+from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from imports.pipeline.locks import file_lock, rollback_lock
+from imports.targets import DEFAULT_TARGET, writer_for
 from staging.models import StagedRow, StagedStatus
 
 ROLLBACK_PERMISSION = "imports.rollback_importfile"
@@ -47,12 +48,19 @@ class RollbackResult:
         return asdict(self)
 
 
-def changed_orders(file_id: int) -> QuerySet[Order]:
-    """The file's orders that were modified or are referenced since the import (see the module doc)."""
+def _records(file_id: int) -> QuerySet:
+    """What the file wrote into its format's target (its orders, for the orders target)."""
+    target = ImportFile.objects.filter(pk=file_id).values_list("format__target", flat=True).first()
+    return writer_for(target or DEFAULT_TARGET).model.objects.filter(source_file_id=file_id)
+
+
+def changed_orders(file_id: int) -> QuerySet:
+    """The file's records that were modified or are referenced since the import (see the module doc)."""
+    records = _records(file_id)
     changed = Q(updated_at__gt=F("created_at"))
-    for relation in Order._meta.related_objects:
+    for relation in records.model._meta.related_objects:
         changed |= Q(**{f"{relation.name}__isnull": False})
-    return Order.objects.filter(source_file_id=file_id).filter(changed).distinct()
+    return records.filter(changed).distinct()
 
 
 @dataclass
@@ -76,7 +84,7 @@ def rollback_preview(*, file_id: int, keep_changed: bool) -> RollbackPreview:
         refused = "already rolled back"
     elif file.status in REFUSED_STATUSES:
         refused = f"{file.get_status_display().lower()}: only a finished import can be rolled back"
-    orders = Order.objects.filter(source_file_id=file_id).count()
+    orders = _records(file_id).count()
     changed = changed_orders(file_id).count()
     if not refused and changed and not keep_changed:
         refused = f"{changed} of its orders were changed since the import: roll back keeping them instead"
@@ -137,27 +145,23 @@ def _file_rollback_locked(*, file_id: int, actor: Any, keep_changed: bool, reaso
                 details={"file": file_id, "changed_orders": changed[:100], "changed_count": len(changed)},
             )
         result.kept_changed = changed
+        records = _records(file_id)
         result.duplicates_in_other_files = _duplicates_pointing_at(file_id)
         # Batches of their own transactions: a rollback of a million orders holds no lock for minutes, and
         # an interrupted one is finished by running it again (the file stays in its status until the end).
         while True:
             with transaction.atomic():
-                ids = list(
-                    Order.objects.filter(source_file_id=file_id)
-                    .exclude(pk__in=changed)
-                    .order_by("pk")
-                    .values_list("pk", flat=True)[:_BATCH]
-                )
+                ids = list(records.exclude(pk__in=changed).order_by("pk").values_list("pk", flat=True)[:_BATCH])
                 if not ids:
                     break
-                result.deleted += Order.objects.filter(pk__in=ids).delete()[0]
+                result.deleted += records.model.objects.filter(pk__in=ids).delete()[0]
         with transaction.atomic():
             file_end(
                 file_id,
                 status=FileStatus.ROLLED_BACK,
                 message=f"Rolled back; {len(changed)} changed orders were kept." if changed else "Rolled back.",
                 # What the file shows as imported is what is left of it in production: the kept orders.
-                rows_imported=Order.objects.filter(source_file_id=file_id).count(),
+                rows_imported=records.count(),
             )
             record(
                 action="file.rolled_back",

@@ -26,7 +26,7 @@ from imports.guards.scanning import upload_check_content
 from imports.jobs import enqueue
 from imports.lifecycle import batch_refresh_status, batches_refresh, files_end
 from imports.models import REUPLOADABLE_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
-from imports.pipeline.process import format_reprocess_failed
+from imports.pipeline.migrate import format_reprocess_invalid
 from imports.selectors import file_for
 from imports.services.notifications import notify_format_decision
 from imports.services.quality import Quality, format_invalid_rate, format_quality_store
@@ -251,12 +251,12 @@ def _approved_start(fmt: CsvFormat, *, was_approved: bool, corrected: bool) -> N
         )
     StagedRow.objects.filter(format_id=fmt.pk, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
     if was_approved and corrected:
-        format_reprocess_failed(format_id=fmt.pk)
+        format_reprocess_invalid(format_id=fmt.pk)
     enqueue.enqueue_format_migrate(fmt.pk)
 
 
 def approval_invalid_rate(format_id: int) -> float | None:
-    """The share of the format's staged rows that would fail, for the policy's risk rule; None when risk
+    """The share of the format's staged rows that would be invalid, for the policy's risk rule; None when risk
     changes nothing under the policy (then nothing is scanned)."""
     policy = policy_current()
     if policy.risky_approvers_required <= policy.approvers_required:
@@ -314,7 +314,9 @@ def _auto_refusals(quality: Quality, policy: Any) -> list[str]:
     if quality.invalid_rate is None or quality.would_import == 0:
         refused.append("no staged row would import")
     elif quality.invalid_rate > policy.auto_max_invalid_rate:
-        refused.append(f"{quality.invalid_rate:.1%} of the rows would fail (limit {policy.auto_max_invalid_rate:.1%})")
+        refused.append(
+            f"{quality.invalid_rate:.1%} of the rows would be invalid (limit {policy.auto_max_invalid_rate:.1%})"
+        )
     return refused
 
 

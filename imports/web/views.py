@@ -148,7 +148,7 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
 def _fixable(file: Any) -> bool:
     """Invalid rows the owner can correct on the page: a finished import of an approved format."""
     return (
-        file.rows_failed > 0
+        file.rows_invalid > 0
         and file.status in FIXABLE_STATUSES
         and file.format is not None
         and file.format.status == "APPROVED"

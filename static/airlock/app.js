@@ -98,13 +98,13 @@
     tr.setAttribute("data-status", f.status);
     setStatus($("[data-field=status]", tr), f.status, f.status_display);
     var cells = { total: f.rows.total, imported: f.rows.imported, staged: f.rows.staged,
-                  skipped: f.rows.skipped, duplicate: f.rows.duplicate, failed: f.rows.failed };
+                  skipped: f.rows.skipped, duplicate: f.rows.duplicate, invalid: f.rows.invalid };
     Object.keys(cells).forEach(function (k) {
       var td = $("[data-field=" + k + "]", tr);
       if (td) td.textContent = fmt(cells[k]);
     });
-    var failed = $("[data-field=failed]", tr);
-    if (failed) failed.classList.toggle("bad", f.rows.failed > 0);
+    var invalid = $("[data-field=invalid]", tr);
+    if (invalid) invalid.classList.toggle("bad", f.rows.invalid > 0);
     var format = $("[data-field=format]", tr);
     if (format) { format.textContent = f.format ? f.format.name : "—"; format.title = f.format ? f.format.name : ""; }
     var error = $("[data-field=error]", tr);
@@ -181,14 +181,14 @@
   function detailPage() {
     var root = $("#file-live");
     if (!root) return;
-    var failedTile = $(".tiles [data-field=failed]");
-    var hadFailed = !!failedTile && Number(failedTile.textContent.replace(/,/g, "")) > 0;
+    var invalidTile = $(".tiles [data-field=invalid]");
+    var hadInvalid = !!invalidTile && Number(invalidTile.textContent.replace(/,/g, "")) > 0;
     // A finished file can still change (an admin rolls it back, a retry): checked every FINISHED_POLL_MS.
     poll(function () {
       return getJSON(root.getAttribute("data-poll")).then(function (f) {
         var was = root.getAttribute("data-status");
         setStatus($("#file-status"), f.status, f.status_display);
-        ["total", "imported", "staged", "skipped", "duplicate", "failed"].forEach(function (k) {
+        ["total", "imported", "staged", "skipped", "duplicate", "invalid"].forEach(function (k) {
           var el = $(".tiles [data-field=" + k + "]");
           if (el) el.textContent = fmt(f.rows[k]);
         });
@@ -207,7 +207,7 @@
         root.setAttribute("data-status", f.status);
         // The invalid-rows table and the download are rendered by the server: fetch them once, when the
         // file has just finished with invalid rows.
-        if (isLive(was) && !isLive(f.status) && f.rows.failed > 0 && !hadFailed) window.location.reload();
+        if (isLive(was) && !isLive(f.status) && f.rows.invalid > 0 && !hadInvalid) window.location.reload();
         return f.status !== "PURGED";
       });
     }, function () { return isLive(root.getAttribute("data-status")) ? POLL_MS : FINISHED_POLL_MS; });
@@ -283,7 +283,7 @@
       text = "An admin approved this file's format. Importing its rows…";
       note.className = "alert decision alert-info";
     } else {
-      text = "An admin approved this file's format: " + fmt(f.rows.imported) + " imported, " + fmt(f.rows.failed) +
+      text = "An admin approved this file's format: " + fmt(f.rows.imported) + " imported, " + fmt(f.rows.invalid) +
         " invalid, " + fmt(f.rows.skipped) + " skipped, " + fmt(f.rows.duplicate) + " duplicate.";
       note.className = "alert decision " + (f.status === "FAILED" ? "alert-error" : "alert-success");
     }
@@ -360,7 +360,7 @@
       // Fetched at least once even when it already ended (an earlier upload of the same bytes).
       tr.setAttribute("data-status", "UPLOADED");
       var cells = [
-        ["file-name", null], ["", "status"], ["num", "total"], ["num", "imported"], ["num", "staged"], ["num", "failed"], ["", null],
+        ["file-name", null], ["", "status"], ["num", "total"], ["num", "imported"], ["num", "staged"], ["num", "invalid"], ["", null],
       ];
       cells.forEach(function (c, i) {
         var td = document.createElement("td");
@@ -599,7 +599,7 @@
           setBar(bar, b.progress);
           var r = b.rows;
           var figures = fmt(r.imported) + " rows imported" + (r.staged ? ", " + fmt(r.staged) + " waiting for approval" : "") +
-            (r.failed ? ", " + fmt(r.failed) + " invalid" : "");
+            (r.invalid ? ", " + fmt(r.invalid) + " invalid" : "");
           var live = b.status === "PENDING" || b.status === "PROCESSING";
           box.setAttribute("data-batch-status", b.status);
           state.textContent = (live ? "Processing: " : b.status_display + ": ") + filesDoneText(b) + " · " + figures + ". ";

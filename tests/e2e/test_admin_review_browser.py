@@ -86,7 +86,7 @@ def test_a_reviewer_edits_the_mapping_in_the_table_previews_and_approves(
     # (wait_for_function would evaluate a string: the page's CSP forbids that, rightly.)
     page.locator("#preview-status", has_text="updated").wait_for()
     preview = page.inner_text("#preview-body")
-    assert "2 would import" in preview and "1 would fail" in preview
+    assert "2 would import" in preview and "1 would be invalid" in preview
     assert "\t1.00\t1.00\tUSD" in preview, "the price column now shows the Fee values"
     assert CsvFormat.objects.get(pk=fmt.pk).mapping != stored, "a preview does not save"
     page.screenshot(path=str(SCREENSHOTS / "admin-format-review-after-preview.png"), full_page=True)

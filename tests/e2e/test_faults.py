@@ -208,7 +208,7 @@ def assert_exactly_imported(file_id: int, total: int) -> None:
     assert file.status == FileStatus.IMPORTED, (file.status, file.error)
     assert orders_of(file_id) == total
     assert Order.objects.filter(source_file_id=file_id).values("source_line").distinct().count() == total
-    assert (file.rows_total, file.rows_imported, file.rows_failed, file.rows_duplicate) == (
+    assert (file.rows_total, file.rows_imported, file.rows_invalid, file.rows_duplicate) == (
         total,
         total,
         0,
@@ -463,7 +463,7 @@ def test_after_the_last_retry_the_file_fails_with_a_reason_and_an_admin_retry_fi
 
 def _migrate_in_subprocess(format_id: int, stack: Stack) -> subprocess.Popen:
     code = (
-        "import django; django.setup(); from imports.pipeline.process import format_migrate; "
+        "import django; django.setup(); from imports.pipeline.migrate import format_migrate; "
         f"print(format_migrate(format_id={format_id}))"
     )
     return subprocess.Popen(

@@ -42,6 +42,7 @@ def test_a_user_fixes_an_invalid_row_on_the_file_page_retries_a_failed_file_and_
     page.goto(f"{stack.base_url}/imports/{file.pk}/")
     cell = page.locator("#fix-form input[data-column=Quantity]")
     assert cell.input_value() == "2x"
+    assert page.inner_text(".tiles [data-field=invalid]") == "1"
     assert "Quantity" in page.inner_text("#fix-table")
     shot(page, "30-fix-rows-before")
     cell.fill("2")
@@ -49,6 +50,7 @@ def test_a_user_fixes_an_invalid_row_on_the_file_page_retries_a_failed_file_and_
     page.get_by_text("1 corrected row sent to import again.").wait_for()
     page.locator("#file-status", has_text="Imported").wait_for(timeout=60_000)
     page.locator(".tiles [data-field=imported]", has_text="3").wait_for(timeout=30_000)
+    page.locator(".tiles [data-field=invalid]", has_text="0").wait_for(timeout=30_000)  # updated live
     shot(page, "31-fix-rows-after")
     assert Order.objects.filter(source_file_id=file.pk).count() == 3
     assert AuditEvent.objects.filter(action="row.fixed", actor=trader).count() == 1

@@ -186,7 +186,7 @@ def test_the_change_page_shows_sample_rows_the_mapping_editor_and_a_preview_over
         "executed_at",
     ]
     # The preview: 2 rows import, the zero-quantity one fails, with its error and an example.
-    assert "2 would import" in html and "1 would fail" in html and "0 would be skipped" in html
+    assert "2 would import" in html and "1 would be invalid" in html and "0 would be skipped" in html
     assert "quantity: quantity must be greater than 0" in html
     assert 'name="_approve"' in html and 'name="_reject"' in html
 
@@ -216,7 +216,7 @@ def test_the_preview_view_recomputes_with_an_edited_mapping_without_saving_it(
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["ok"] is True
-    assert body["summary"] == {"total": 3, "would_import": 1, "would_fail": 1, "would_skip": 1}
+    assert body["summary"] == {"total": 3, "would_import": 1, "would_be_invalid": 1, "would_skip": 1}
     assert "would be skipped" in body["html"] and "MSFT" not in body["html"].split("First rows")[0]
     fmt = CsvFormat.objects.get(pk=pending.format_id)
     assert fmt.mapping == GOOD, "a preview must not save the mapping"
@@ -292,7 +292,7 @@ def test_approving_from_the_change_form_migrates_the_staged_rows(
     pending.refresh_from_db()
     assert pending.format.status == FormatStatus.APPROVED
     assert pending.format.approved_by.username == "reviewer"
-    assert (pending.status, pending.rows_imported, pending.rows_failed) == (FileStatus.PARTIAL, 2, 1)
+    assert (pending.status, pending.rows_imported, pending.rows_invalid) == (FileStatus.PARTIAL, 2, 1)
 
 
 def test_rejecting_needs_a_reason_and_then_rejects_the_waiting_rows(
@@ -362,23 +362,23 @@ def test_correcting_an_approved_mapping_reprocesses_the_rows_that_failed(
         post_form(reviewer_client, pending.format, mistake, _approve="1")
     run_jobs()
     pending.refresh_from_db()
-    assert (pending.status, pending.rows_imported, pending.rows_failed) == (FileStatus.FAILED, 0, 3)
-    assert StagedRow.objects.filter(file=pending, status=StagedStatus.FAILED).count() == 3
+    assert (pending.status, pending.rows_imported, pending.rows_invalid) == (FileStatus.FAILED, 0, 3)
+    assert StagedRow.objects.filter(file=pending, status=StagedStatus.INVALID).count() == 3
 
     page = reviewer_client.get(change_url(pending.format_id)).content.decode()
-    assert "Save correction and re-process failed rows" in page
+    assert "Save correction and re-process invalid rows" in page
     with django_capture_on_commit_callbacks(execute=True):
         post_form(reviewer_client, pending.format, GOOD, _approve="1")
     run_jobs()
     pending.refresh_from_db()
-    assert (pending.status, pending.rows_imported, pending.rows_failed, pending.rows_staged) == (
+    assert (pending.status, pending.rows_imported, pending.rows_invalid, pending.rows_staged) == (
         FileStatus.PARTIAL,
         2,
         1,
         0,
     )
     assert Order.objects.filter(source_file=pending).count() == 2
-    still_failed = StagedRow.objects.get(file=pending, status=StagedStatus.FAILED)
+    still_failed = StagedRow.objects.get(file=pending, status=StagedStatus.INVALID)
     assert still_failed.errors[0]["field"] == "quantity"
     assert AuditEvent.objects.filter(action="format.mapping_changed", actor__username="reviewer").exists()
 
@@ -491,7 +491,7 @@ def test_restoring_an_approved_formats_mapping_reprocesses_its_failed_rows(
         review_approve(format_id=pending.format_id, actor=reviewer, mapping=with_field(GOOD, "price", columns=["Ref"]))
     run_jobs()
     pending.refresh_from_db()
-    assert pending.rows_failed == 3
+    assert pending.rows_invalid == 3
     url = reverse("admin:formats_csvformat_restore_mapping", args=[pending.format_id, good_version.history_id])
     editor_client.post(url, {"confirm": "yes"})  # an editor may not correct an approved format
     assert CsvFormat.objects.get(pk=pending.format_id).mapping["fields"]["price"]["columns"] == ["Ref"]
@@ -502,7 +502,7 @@ def test_restoring_an_approved_formats_mapping_reprocesses_its_failed_rows(
     assert response.status_code == 302
     run_jobs()
     pending.refresh_from_db()
-    assert (pending.status, pending.rows_imported, pending.rows_failed) == (FileStatus.PARTIAL, 2, 1)
+    assert (pending.status, pending.rows_imported, pending.rows_invalid) == (FileStatus.PARTIAL, 2, 1)
     assert Order.objects.filter(source_file=pending).count() == 2
 
 
@@ -541,7 +541,7 @@ def test_the_preview_groups_one_mistake_into_one_error_kind_with_an_example(
     body = reviewer_client.post(
         reverse("admin:formats_csvformat_preview", args=[pending.format_id]), {"mapping": json.dumps(mistake)}
     ).json()
-    assert body["summary"]["would_fail"] == 3
+    assert body["summary"]["would_be_invalid"] == 3
     html = body["html"]
     assert 'price: &#x27;…&#x27; is not a number</td><td class="num">3</td>' in html
     assert f"file {pending.pk}, line 2: <code>AAPL</code>" in html

@@ -116,7 +116,9 @@ def test_a_risky_format_needs_the_risky_number_of_approvers(
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     first = review_approve(format_id=file.format_id, actor=reviewer)
     assert first.status == FormatStatus.PENDING
-    assert first.approval_chain.required == 2 and "33% of its staged rows would fail" in first.approval_chain.risk[0]
+    assert (
+        first.approval_chain.required == 2 and "33% of its staged rows would be invalid" in first.approval_chain.risk[0]
+    )
     policy.risky_invalid_rate = 0.5
     policy.save()
     second = make_reviewer(django_user_model, "second")
@@ -335,7 +337,7 @@ def test_auto_approval_is_refused_at_each_threshold_and_the_format_waits(
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     assert CsvFormat.objects.get(pk=file.format_id).status == FormatStatus.PENDING
     refused = AuditEvent.objects.get(action="format.auto_approval_refused")
-    assert refused.details["refused"] == ["33.3% of the rows would fail (limit 10.0%)"]
+    assert refused.details["refused"] == ["33.3% of the rows would be invalid (limit 10.0%)"]
     # A quality threshold above the score refuses too.
     auto_policy(auto_min_quality=100, auto_min_confidence=0.0, auto_max_invalid_rate=1.0)
     other = upload(user, text=GOOD.replace("Ref", "Reference"), run_jobs=run_jobs,

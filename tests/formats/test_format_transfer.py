@@ -70,7 +70,7 @@ def test_an_exported_format_reimported_into_an_empty_database_imports_the_same_f
 
     file = upload(user, run_jobs, django_capture_on_commit_callbacks)
     assert file.format_id == fmt.pk
-    assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.PARTIAL, 2, 1)
+    assert (file.status, file.rows_imported, file.rows_invalid) == (FileStatus.PARTIAL, 2, 1)
     assert Order.objects.filter(source_file=file).count() == 2
 
 

@@ -72,7 +72,7 @@ def test_the_preview_validates_all_100k_staged_rows_of_a_format(user: Any, revie
     assert body["summary"] == {
         "total": ROWS,
         "would_import": ROWS - ROWS // 50,
-        "would_fail": ROWS // 50,
+        "would_be_invalid": ROWS // 50,
         "would_skip": 0,
     }
     assert f"{ROWS // 50}</td>" in body["html"]  # the top error's row count

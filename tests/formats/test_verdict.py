@@ -60,11 +60,11 @@ def test_rows_verdict_only_when_every_row_is_skipped() -> None:
     skipped = {
         "total": 3,
         "would_import": 0,
-        "would_fail": 0,
+        "would_be_invalid": 0,
         "top_skips": [{"reason": "Action is 'Deposit'", "count": 3}],
     }
     reason = rows_verdict(skipped)
     assert reason is not None and "Action is 'Deposit' (3)" in reason
-    assert rows_verdict({**skipped, "would_fail": 1}) is None  # failing rows may be trades read wrong
+    assert rows_verdict({**skipped, "would_be_invalid": 1}) is None  # failing rows may be trades read wrong
     assert rows_verdict({**skipped, "would_import": 1}) is None
     assert rows_verdict({"total": 0}) is None

@@ -63,7 +63,7 @@ class LoopResult:
     approvable: bool | None = None  # None: nothing to approve (no pending format)
     why: str = ""
     orders: int = 0
-    failed: int = 0
+    invalid: int = 0
     skipped: int = 0
     expected_orders: int | None = None
     first: list[str] = field(default_factory=list)  # differences in the first trade ([] = right)
@@ -256,7 +256,7 @@ def run_file(
     file.refresh_from_db()
     result.status, result.error, result.format_id = file.status, file.error, file.format_id
     orders = list(Order.objects.filter(source_file=file).order_by("source_line"))
-    result.orders, result.failed, result.skipped = len(orders), file.rows_failed, file.rows_skipped
+    result.orders, result.invalid, result.skipped = len(orders), file.rows_invalid, file.rows_skipped
     if expected is None:
         return
     if not orders:
@@ -389,7 +389,7 @@ class Command(BaseCommand):
                 error = f"; error: {r.error[:300]}" if r.error else ""
                 expected = f" / {r.expected_orders} expected" if r.expected_orders is not None else ""
                 out.write(
-                    f"    status {r.status}; orders {r.orders}{expected} (failed rows {r.failed}, "
+                    f"    status {r.status}; orders {r.orders}{expected} (invalid rows {r.invalid}, "
                     f"skipped {r.skipped}){error}"
                 )
             if r.kind == "trades" and not r.verdict:

@@ -52,7 +52,15 @@ def test_upload_returns_202_with_the_batch_and_file_ids(
     run_jobs()
     status = client.get(f"/api/uploads/{body['files'][0]['id']}", **bearer(user)).json()
     assert status["status"] == "PENDING_APPROVAL"
-    assert status["rows"] == {"total": 3, "staged": 3, "imported": 0, "failed": 0, "skipped": 0, "duplicate": 0}
+    assert status["rows"] == {
+        "total": 3,
+        "staged": 3,
+        "imported": 0,
+        "invalid": 0,
+        "failed": 0,
+        "skipped": 0,
+        "duplicate": 0,
+    }
     assert status["format"]["status"] == "PENDING"
 
 

@@ -90,7 +90,7 @@ def test_it_lists_a_files_failed_rows_with_row_field_value_and_error(
 ) -> None:
     file = approved_file(user, reviewer, run_jobs, django_capture_on_commit_callbacks)
     body = get(client, user, f"/api/uploads/{file.pk}/errors").json()
-    assert body["rows_failed"] == 1 and body["count"] == 1
+    assert body["rows_invalid"] == body["rows_failed"] == 1 and body["count"] == 1
     assert body["results"] == [
         {"row": 4, "field": "quantity", "value": "0", "error": "quantity must be greater than 0"}
     ]

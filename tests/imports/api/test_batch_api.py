@@ -75,7 +75,15 @@ def test_a_batch_reports_pending_then_completed_with_counts_and_progress(
     assert after["status"] == "COMPLETED"
     assert after["progress"] == 100.0
     assert after["files"]["finished"] == 3
-    assert after["rows"] == {"total": 60, "imported": 60, "failed": 0, "skipped": 0, "duplicate": 0, "staged": 0}
+    assert after["rows"] == {
+        "total": 60,
+        "imported": 60,
+        "invalid": 0,
+        "failed": 0,
+        "skipped": 0,
+        "duplicate": 0,
+        "staged": 0,
+    }
     assert [item["status"] for item in after["files"]["items"]] == ["IMPORTED"] * 3
 
 
@@ -88,10 +96,10 @@ def test_a_batch_with_invalid_rows_is_partial_and_says_which_file(
 
     summary = client.get(f"/api/batches/{body['batch']}", **bearer(user)).json()
     assert summary["status"] == "PARTIAL"
-    assert summary["rows"]["imported"] == 18 and summary["rows"]["failed"] == 2
+    assert summary["rows"]["imported"] == 18 and summary["rows"]["invalid"] == summary["rows"]["failed"] == 2
     by_name = {item["name"]: item for item in summary["files"]["items"]}
     assert by_name["good.csv"]["status"] == "IMPORTED"
-    assert by_name["bad.csv"]["status"] == "PARTIAL" and by_name["bad.csv"]["rows_failed"] == 2
+    assert by_name["bad.csv"]["status"] == "PARTIAL" and by_name["bad.csv"]["rows_invalid"] == 2
 
 
 def test_another_users_batch_answers_404(

@@ -247,11 +247,11 @@ def approve(fmt_id: int, reviewer: Any, mapping: dict[str, Any], run_jobs: Any, 
 def diagnose(file: ImportFile) -> str:
     """Everything needed to see why a file did not import as expected."""
     file.refresh_from_db()
-    failed = StagedRow.objects.filter(file=file, status=StagedStatus.FAILED).order_by("line")
+    failed = StagedRow.objects.filter(file=file, status=StagedStatus.INVALID).order_by("line")
     examples = [f"line {row.line}: {row.errors} raw={row.raw[:12]}" for row in failed[:5]]
     return (
         f"status={file.status} error={file.error!r} orders={Order.objects.filter(source_file=file).count()} "
-        f"imported={file.rows_imported} failed={file.rows_failed} "
+        f"imported={file.rows_imported} invalid={file.rows_invalid} "
         f"skipped={file.rows_skipped} duplicate={file.rows_duplicate} total={file.rows_total} "
         f"skip_reasons={dict(list((file.skip_reasons or {}).items())[:6])} "
         f"layout_header={(file.layout or {}).get('header')} section={(file.layout or {}).get('section')} "
@@ -268,7 +268,7 @@ def assert_orders(file: ImportFile, orders: int, first: Fill, last: Fill, duplic
     """Exact count, nothing failed, the first and last trade's values."""
     file.refresh_from_db()
     assert file.status in (FileStatus.IMPORTED, FileStatus.PARTIAL), diagnose(file)
-    assert (file.rows_imported, file.rows_failed, file.rows_duplicate) == (orders, 0, duplicates), diagnose(file)
+    assert (file.rows_imported, file.rows_invalid, file.rows_duplicate) == (orders, 0, duplicates), diagnose(file)
     stored = orders_of(file)
     assert len(stored) == orders, diagnose(file)
     assert as_fill(stored[0]) == first, diagnose(file)
@@ -860,7 +860,7 @@ def test_an_export_without_trades_ends_with_a_clear_message_and_no_orders(
     assert file.status == FileStatus.NO_TRADES, diagnose(file)
     assert file.error.startswith("No trades found in this file: ") and len(file.error) > 60, diagnose(file)
     assert file.format.status == FormatStatus.NO_TRADES and file.format.verdict
-    assert file.rows_failed == 0 and file.rows_imported == 0
+    assert file.rows_invalid == 0 and file.rows_imported == 0
     assert Order.objects.count() == 0
 
 
@@ -971,7 +971,7 @@ def _loop_once(case: CorrectedCase, number: int, reviewer: Any, run_jobs: Any, c
         if not outcome:
             stored = orders_of(file)
             if len(stored) != case.orders:
-                outcome = f"{len(stored)} orders of {case.orders} ({file.rows_failed} invalid)"
+                outcome = f"{len(stored)} orders of {case.orders} ({file.rows_invalid} invalid)"
             else:
                 first, last = _same_trade(as_fill(stored[0]), case.first), _same_trade(as_fill(stored[-1]), case.last)
                 if first or last:

@@ -14,7 +14,8 @@ from formats.fingerprint import fingerprint
 from imports.bench.data import HEADER
 from imports.jobs import enqueue, failures
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline.process import file_process, format_migrate
+from imports.pipeline.migrate import format_migrate
+from imports.pipeline.process import file_process
 from imports.services import retry
 from imports.services.uploads import review_approve, upload_batch_create
 from staging.models import StagedRow, StagedStatus
@@ -78,7 +79,7 @@ def test_a_mapping_fix_while_a_direct_import_is_failed_part_way_does_not_settle_
     user: Any, reviewer: Any, django_user_model: Any, settings: Any, monkeypatch: Any
 ) -> None:
     fmt, file_id = direct_import_failing_at_chunk(user, settings, monkeypatch, chunk=2)
-    assert StagedRow.objects.filter(file_id=file_id, status=StagedStatus.FAILED).exists()
+    assert StagedRow.objects.filter(file_id=file_id, status=StagedStatus.INVALID).exists()
 
     # The admin fixes the approved format's mapping (for this or any other file of the format).
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
@@ -92,7 +93,7 @@ def test_a_mapping_fix_while_a_direct_import_is_failed_part_way_does_not_settle_
 
     file = ImportFile.objects.get(pk=file_id)
     assert Order.objects.filter(source_file_id=file_id).count() == ROWS, (file.status, file.rows_total)
-    assert (file.status, file.rows_total, file.rows_imported, file.rows_failed) == (
+    assert (file.status, file.rows_total, file.rows_imported, file.rows_invalid) == (
         FileStatus.IMPORTED,
         ROWS,
         ROWS,
@@ -204,7 +205,7 @@ def test_a_direct_import_resumed_through_staging_does_not_write_identical_fills_
     lines = [same_fill()] * 3 + [other_fill(n) for n in range(7)] + [same_fill()]
     _, files = upload_batch_create(owner=user, files=[csv_upload("week.csv", fills_csv(lines))])
     file_id = files[0].pk
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # the worker stops after one chunk
+    monkeypatch.setattr("config.worker.stop_requested", lambda: True)  # the worker stops after one chunk
     assert file_process(file_id=file_id) == FileStatus.PROCESSING
 
     # The admin adds a row filter to the approved format (it skips nothing in these files); the side_word
@@ -213,7 +214,7 @@ def test_a_direct_import_resumed_through_staging_does_not_write_identical_fills_
     mapping["filters"] = [{"column": "Side", "op": "side_word"}]
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     format_migrate(format_id=fmt.pk)
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
+    monkeypatch.setattr("config.worker.stop_requested", lambda: False)
     assert drain(file_id) == FileStatus.IMPORTED
 
     file = ImportFile.objects.get(pk=file_id)
@@ -249,9 +250,9 @@ def test_a_failed_format_job_does_not_fail_a_direct_import_that_is_still_being_r
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
     fmt, file_id = holds_upload(user, settings)
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # worker restart after one chunk
+    monkeypatch.setattr("config.worker.stop_requested", lambda: True)  # worker restart after one chunk
     assert file_process(file_id=file_id) == FileStatus.PROCESSING
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
+    monkeypatch.setattr("config.worker.stop_requested", lambda: False)
 
     # A mapping fix re-opens the file's failed rows; the format's job then dies on some other file of the
     # format (any non-transient error): RQ's failure callback fails the files with open rows.

@@ -19,7 +19,7 @@ from formats.models import CsvFormat, FormatStatus
 from imports.bench.data import HEADER, MAPPING
 from imports.models import FileStatus, ImportBatch, ImportFile, Order
 from imports.pipeline import fastpath
-from imports.pipeline.process import OPEN_ROW_STATUSES, file_migrate
+from imports.pipeline.migrate import OPEN_ROW_STATUSES, file_migrate
 from imports.targets.orders import order_identity
 from staging.models import StagedRow, StagedStatus
 from staging.services import staged_rows_write
@@ -290,7 +290,7 @@ def migrate_with(
         for name in (
             "status",
             "rows_imported",
-            "rows_failed",
+            "rows_invalid",
             "rows_skipped",
             "rows_duplicate",
             "rows_staged",
@@ -353,7 +353,7 @@ def test_the_fast_path_writes_and_reports_exactly_what_the_python_path_does(
     assert len(accepted) >= 15
     # The tricky rows really do exercise all outcomes.
     statuses = {status for _, status, _ in python["staged"]}
-    assert {StagedStatus.MIGRATED, StagedStatus.FAILED} <= statuses
+    assert {StagedStatus.MIGRATED, StagedStatus.INVALID} <= statuses
     if dedupe:
         assert StagedStatus.DUPLICATE in statuses
 
@@ -469,7 +469,7 @@ def import_file_with(
             chunks["n"] += 1
             return chunks["n"] % stop_after_chunks == 0
 
-        monkeypatch.setattr("imports.pipeline.process.stop_requested", stop)
+        monkeypatch.setattr("config.worker.stop_requested", stop)
     if fail_at_chunk is not None:
         # The job dies on an unexpected error in that chunk, an admin retries it and the next job runs
         # without the fault.
@@ -492,7 +492,7 @@ def import_file_with(
             "status",
             "rows_total",
             "rows_imported",
-            "rows_failed",
+            "rows_invalid",
             "rows_skipped",
             "rows_duplicate",
             "rows_staged",
@@ -522,7 +522,7 @@ def test_a_file_of_an_approved_format_imported_straight_from_the_file_matches_th
     # Every row that did not become an order is staged with its raw cells and errors, as before...
     assert direct["not_imported"] == staged["not_imported"]
     assert {status for _, status, _, _ in direct["not_imported"]} >= (
-        {StagedStatus.FAILED, StagedStatus.DUPLICATE} if dedupe else {StagedStatus.FAILED}
+        {StagedStatus.INVALID, StagedStatus.DUPLICATE} if dedupe else {StagedStatus.INVALID}
     )
     # ...but the rows that did are not copied into the staged table.
     assert direct["migrated_staged"] == 0 and staged["migrated_staged"] == len(staged["orders"])
@@ -600,7 +600,8 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     user: Any, reviewer: Any, settings: Any
 ) -> None:
     from formats.fingerprint import fingerprint
-    from imports.pipeline.process import file_process, format_migrate
+    from imports.pipeline.migrate import format_migrate
+    from imports.pipeline.process import file_process
     from imports.services.uploads import review_approve, upload_batch_create
     from tests.conftest import csv_upload
 
@@ -615,10 +616,10 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", text)])
     assert file_process(file_id=files[0].pk) == FileStatus.PARTIAL
     file = ImportFile.objects.get(pk=files[0].pk)
-    assert (file.rows_imported, file.rows_failed) == (2, 2)
+    assert (file.rows_imported, file.rows_invalid) == (2, 2)
     assert list(StagedRow.objects.filter(file=file).order_by("line").values_list("line", "status")) == [
-        (3, StagedStatus.FAILED),
-        (5, StagedStatus.FAILED),
+        (3, StagedStatus.INVALID),
+        (5, StagedStatus.INVALID),
     ]
 
     mapping = copy.deepcopy(fmt.mapping)
@@ -627,7 +628,7 @@ def test_a_mapping_fix_after_a_direct_import_re_processes_its_failed_rows(
     format_migrate(format_id=fmt.pk)
 
     file.refresh_from_db()
-    assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.IMPORTED, 4, 0)
+    assert (file.status, file.rows_imported, file.rows_invalid) == (FileStatus.IMPORTED, 4, 0)
     assert sorted(Order.objects.filter(source_file=file).values_list("source_line", "side")) == [
         (2, "BUY"),
         (3, "BUY"),
@@ -640,7 +641,8 @@ def test_a_mapping_fix_while_a_direct_import_is_part_way_still_reads_the_rest_of
     user: Any, reviewer: Any, settings: Any, monkeypatch: Any
 ) -> None:
     from formats.fingerprint import fingerprint
-    from imports.pipeline.process import file_process, format_migrate
+    from imports.pipeline.migrate import format_migrate
+    from imports.pipeline.process import file_process
     from imports.services.uploads import review_approve, upload_batch_create
     from tests.conftest import csv_upload
 
@@ -654,21 +656,21 @@ def test_a_mapping_fix_while_a_direct_import_is_part_way_still_reads_the_rest_of
         rows.append(",".join(cells))
     text = ",".join(HEADER) + "\n" + "\n".join(rows) + "\n"
     _, files = upload_batch_create(owner=user, files=[csv_upload("holds.csv", text)])
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: True)  # the worker stops after one chunk
+    monkeypatch.setattr("config.worker.stop_requested", lambda: True)  # the worker stops after one chunk
     assert file_process(file_id=files[0].pk) == FileStatus.PROCESSING
-    assert StagedRow.objects.filter(file_id=files[0].pk, status=StagedStatus.FAILED).exists()
+    assert StagedRow.objects.filter(file_id=files[0].pk, status=StagedStatus.INVALID).exists()
 
     # The admin fixes the mapping while the rest of the file is still to be read.
     mapping = copy.deepcopy(fmt.mapping)
     mapping["fields"]["side"]["options"] = {"map": {"hold": "BUY"}}
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=mapping)
     format_migrate(format_id=fmt.pk)
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", lambda: False)
+    monkeypatch.setattr("config.worker.stop_requested", lambda: False)
     # The resumed job reads the rest and migrates the re-opened rows in the same run.
     assert file_process(file_id=files[0].pk) == FileStatus.IMPORTED
 
     file = ImportFile.objects.get(pk=files[0].pk)
-    assert (file.status, file.rows_total, file.rows_imported, file.rows_failed) == (FileStatus.IMPORTED, 20, 20, 0)
+    assert (file.status, file.rows_total, file.rows_imported, file.rows_invalid) == (FileStatus.IMPORTED, 20, 20, 0)
     assert Order.objects.filter(source_file=file).count() == 20
     assert Order.objects.filter(source_file=file, side="BUY").count() == 7
 
@@ -900,7 +902,7 @@ def test_the_built_in_schwab_format_without_de_duplication_gives_exactly_what_py
     fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
 
     assert_same_outcome(fast, python)
-    assert python["counters"]["rows_skipped"] >= 4 and python["counters"]["rows_failed"] >= 5
+    assert python["counters"]["rows_skipped"] >= 4 and python["counters"]["rows_invalid"] >= 5
     assert len(fast["accepted"]) >= 20
 
 
@@ -997,4 +999,4 @@ def test_built_in_e_trade_and_ibkr_flex_formats_give_exactly_what_python_gives(
 
     assert_same_outcome(fast, python)
     assert len(fast["accepted"]) >= 5
-    assert python["counters"]["rows_failed"] >= 3
+    assert python["counters"]["rows_invalid"] >= 3

@@ -8,7 +8,8 @@ import pytest
 
 from formats.models import CsvFormat, FormatStatus
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline.process import file_migrate, file_process
+from imports.pipeline.migrate import file_migrate
+from imports.pipeline.process import file_process
 from imports.services.uploads import review_approve, review_reject, upload_batch_create
 from staging.models import StagedRow, StagedStatus
 from tests.conftest import csv_upload
@@ -52,8 +53,8 @@ def test_approval_migrates_valid_rows_and_reports_invalid_ones_with_line_field_a
     run_jobs()
     file.refresh_from_db()
     assert file.status == FileStatus.PARTIAL
-    assert (file.rows_imported, file.rows_failed) == (2, 1)
-    failed = StagedRow.objects.get(file=file, status=StagedStatus.FAILED)
+    assert (file.rows_imported, file.rows_invalid) == (2, 1)
+    failed = StagedRow.objects.get(file=file, status=StagedStatus.INVALID)
     assert failed.line == 4
     assert failed.errors == [{"field": "quantity", "value": "0", "message": "quantity must be greater than 0"}]
     assert Order.objects.filter(owner=user).count() == 2
@@ -145,7 +146,7 @@ def test_correcting_a_wrong_filter_after_approval_re_opens_the_skipped_rows(
         review_approve(format_id=fmt.pk, actor=reviewer, mapping=right)
     run_jobs()
     file.refresh_from_db()
-    assert (file.status, file.rows_imported, file.rows_skipped, file.rows_failed) == (FileStatus.IMPORTED, 3, 1, 0)
+    assert (file.status, file.rows_imported, file.rows_skipped, file.rows_invalid) == (FileStatus.IMPORTED, 3, 1, 0)
     assert file.skip_reasons == {"blank line": 1}
     assert Order.objects.filter(source_file=file).count() == 3
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from config import worker
 from formats.fingerprint import fingerprint
 from formats.models import CsvFormat, FormatStatus
 from imports.bench.data import HEADER
@@ -18,7 +19,8 @@ from imports.jobs import enqueue, failures
 from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline import process
-from imports.pipeline.process import file_process, format_migrate
+from imports.pipeline.migrate import format_migrate
+from imports.pipeline.process import file_process
 from imports.services import retry
 from imports.services.uploads import review_approve, review_reject, review_save_mapping, upload_batch_create
 from staging.models import StagedRow, StagedStatus
@@ -50,15 +52,15 @@ def waiting_holds_file(user: Any, settings: Any) -> tuple[CsvFormat, int]:
 def before_staging(monkeypatch: Any, action: Callable[[Any, Any], None]) -> Iterator[None]:
     """Inside: `action(file, fmt)` runs when a file's job has matched its format and is about to stage its
     rows -- an admin action committing at that moment, before the staging transaction starts."""
-    real_stage = process._stage
+    real_stage = process.stage
 
     def stage(file: Any, fmt: Any, layout: Any, path: Any) -> Any:
         action(file, fmt)
         return real_stage(file, fmt, layout, path)
 
-    monkeypatch.setattr("imports.pipeline.process._stage", stage)
+    monkeypatch.setattr("imports.pipeline.process.stage", stage)
     yield
-    monkeypatch.setattr("imports.pipeline.process._stage", real_stage)
+    monkeypatch.setattr("imports.pipeline.process.stage", real_stage)
 
 
 def cron_and_jobs(file_id: int, format_id: int) -> str:
@@ -104,7 +106,7 @@ def test_a_format_rejected_while_one_of_its_files_is_staged_does_not_leave_that_
 @contextmanager
 def mapping_corrected_after_the_first_orders(monkeypatch: Any, fmt: Any, reviewer: Any, file_id: int) -> Iterator[None]:
     """Between two batches of the run inside, once the file has orders, the reviewer corrects the mapping."""
-    real_stop, state = process.stop_requested, {"fixed": False}
+    real_stop, state = worker.stop_requested, {"fixed": False}
 
     def fix_between_batches() -> bool:
         if not state["fixed"] and Order.objects.filter(source_file_id=file_id).exists():
@@ -112,9 +114,9 @@ def mapping_corrected_after_the_first_orders(monkeypatch: Any, fmt: Any, reviewe
             review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
         return real_stop()
 
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", fix_between_batches)
+    monkeypatch.setattr("config.worker.stop_requested", fix_between_batches)
     yield
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", real_stop)
+    monkeypatch.setattr("config.worker.stop_requested", real_stop)
     assert state["fixed"], "the run ended before a second batch"
 
 
@@ -130,8 +132,8 @@ def test_a_mapping_fix_during_the_migration_of_a_staged_file_applies_to_all_its_
     drain(file_id)  # and the reconciler, for good measure
 
     file = ImportFile.objects.get(pk=file_id)
-    failed = list(StagedRow.objects.filter(file_id=file_id, status=StagedStatus.FAILED).values_list("line", flat=True))
-    assert (file.status, Order.objects.filter(source_file_id=file_id).count(), file.rows_failed) == (
+    failed = list(StagedRow.objects.filter(file_id=file_id, status=StagedStatus.INVALID).values_list("line", flat=True))
+    assert (file.status, Order.objects.filter(source_file_id=file_id).count(), file.rows_invalid) == (
         FileStatus.IMPORTED,
         ROWS,
         0,
@@ -291,7 +293,7 @@ def test_a_failing_format_job_does_not_fail_a_file_that_another_job_migrates_to_
     fmt, file_id = waiting_holds_file(user, settings)
     review_approve(format_id=fmt.pk, actor=reviewer, mapping=fixed_mapping(fmt))
 
-    real_stop, state = process.stop_requested, {"failed": []}
+    real_stop, state = worker.stop_requested, {"failed": []}
 
     def format_job_dies_elsewhere() -> bool:
         # This file is migrated by its own job (an admin retry, a reconciler kick, or the file job that
@@ -301,10 +303,10 @@ def test_a_failing_format_job_does_not_fail_a_file_that_another_job_migrates_to_
             state["failed"] = failures.files_fail_for_job(job_id=enqueue.format_job_id(fmt.pk), reason="boom elsewhere")
         return real_stop()
 
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", format_job_dies_elsewhere)
+    monkeypatch.setattr("config.worker.stop_requested", format_job_dies_elsewhere)
     ImportFile.objects.filter(pk=file_id).update(status=FileStatus.MIGRATING)
     process.file_migrate(file_id=file_id)  # the file's own job, holding the file's lock throughout
-    monkeypatch.setattr("imports.pipeline.process.stop_requested", real_stop)
+    monkeypatch.setattr("config.worker.stop_requested", real_stop)
 
     file = ImportFile.objects.get(pk=file_id)
     assert Order.objects.filter(source_file_id=file_id).count() == ROWS and file.rows_imported == ROWS

@@ -130,7 +130,7 @@ def test_the_same_trades_from_csv_xlsx_xls_ods_json_and_ndjson_become_identical_
         file = upload(owner, f"trades.{kind.split('-')[0]}", write(kind, tmp_path), run_jobs, capture)
         assert file.format_id == csv_file.format_id, f"{kind}: a format of its own ({file.error})"
         assert file.status == FileStatus.IMPORTED, f"{kind}: {file.status} {file.error}"
-        assert (file.rows_imported, file.rows_failed) == (3, 0), kind
+        assert (file.rows_imported, file.rows_invalid) == (3, 0), kind
         assert orders_of(owner) == expected, kind
         assert (file.layout or {}).get("kind") == kind.split("-")[0]
         assert ("direct" in file.layout) == (mapping == "direct"), kind
@@ -163,7 +163,7 @@ def test_row_errors_of_a_workbook_name_the_sheet_and_the_row(
         review_approve(format_id=file.format_id, actor=reviewer)
     run_jobs()
     file.refresh_from_db()
-    assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.PARTIAL, 3, 1)
+    assert (file.status, file.rows_imported, file.rows_invalid) == (FileStatus.PARTIAL, 3, 1)
     [row] = list(error_report_rows(file))
     assert row[-1] == "sheet 'Trades', row 5: Quantity: quantity must be greater than 0 (value '0')"
     assert row[:4] == ["2024-03-05 11:00:00", "IBM", "Buy", "0"]

@@ -33,7 +33,7 @@ TRADES = b"""Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ccy,Ref
 
 def partial_file(user: Any, reviewer: Any, run_jobs: Any, capture: Any) -> ImportFile:
     file = approved_import(user, reviewer, run_jobs, capture, TRADES)
-    assert (file.status, file.rows_imported, file.rows_failed) == (FileStatus.PARTIAL, 1, 2), file.error
+    assert (file.status, file.rows_imported, file.rows_invalid) == (FileStatus.PARTIAL, 1, 2), file.error
     return file
 
 
@@ -54,7 +54,7 @@ def test_the_owner_fixes_a_typo_on_the_page_and_the_row_is_imported_with_the_cha
     assert "1 corrected row sent to import again." in response.content.decode()
     run_jobs()
     done = ImportFile.objects.get(pk=file.pk)
-    assert (done.status, done.rows_imported, done.rows_failed) == (FileStatus.PARTIAL, 2, 1)
+    assert (done.status, done.rows_imported, done.rows_invalid) == (FileStatus.PARTIAL, 2, 1)
     assert Order.objects.filter(source_file=done, broker_trade_id="T-2").get().quantity == 5
     event = AuditEvent.objects.get(action="row.fixed")
     assert event.actor == user and event.details == {
@@ -73,9 +73,9 @@ def test_a_fix_that_is_still_wrong_stays_invalid_with_the_new_message(
     assert result.resubmitted == [4]
     run_jobs()
     row = StagedRow.objects.get(file=file, line=4)
-    assert row.status == StagedStatus.FAILED and "2024-02-30" in str(row.errors)
+    assert row.status == StagedStatus.INVALID and "2024-02-30" in str(row.errors)
     done = ImportFile.objects.get(pk=file.pk)
-    assert (done.rows_imported, done.rows_failed) == (1, 2)
+    assert (done.rows_imported, done.rows_invalid) == (1, 2)
     # The same fix sent again: the row is still invalid, its cells the same: nothing changes.
     again = file_rows_fix(file_id=file.pk, owner=user, edits={4: {"Trade Date": "2024-02-30 15:59:59"}})
     assert (again.resubmitted, again.unchanged) == ([], [4])
@@ -131,7 +131,7 @@ def test_the_api_fixes_rows_by_line(
     assert response.json()["resubmitted"] == [3, 4]
     run_jobs()
     done = ImportFile.objects.get(pk=file.pk)
-    assert (done.status, done.rows_imported, done.rows_failed) == (FileStatus.IMPORTED, 3, 0)
+    assert (done.status, done.rows_imported, done.rows_invalid) == (FileStatus.IMPORTED, 3, 0)
     bad = client.post(f"/api/uploads/{file.pk}/rows", {"rows": []}, content_type="application/json", **bearer(user))
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_fix"
 
@@ -181,7 +181,7 @@ def test_a_fix_while_a_worker_holds_the_files_lock_is_refused_and_changes_nothin
         release.set()
         thread.join()
     assert StagedRow.objects.get(file=file, line=3).raw[3] == "5o"
-    assert ImportFile.objects.get(pk=file.pk).rows_failed == 2
+    assert ImportFile.objects.get(pk=file.pk).rows_invalid == 2
     assert not AuditEvent.objects.filter(action="row.fixed").exists()
 
 
@@ -195,6 +195,6 @@ def test_a_fix_that_turns_a_row_into_an_existing_trade_is_a_duplicate_as_in_the_
         assert file_rows_fix(file_id=file.pk, owner=user, edits={3: same_as_line_2}).resubmitted == [3]
     run_jobs()
     done = ImportFile.objects.get(pk=file.pk)
-    assert (done.rows_imported, done.rows_duplicate, done.rows_failed) == (1, 1, 1)
+    assert (done.rows_imported, done.rows_duplicate, done.rows_invalid) == (1, 1, 1)
     assert Order.objects.filter(broker_trade_id="T-1").count() == 1
     assert StagedRow.objects.get(file=file, line=3).status == StagedStatus.DUPLICATE

@@ -187,7 +187,8 @@ def test_the_confirmation_page_says_a_file_with_changed_orders_will_be_refused(
 
 
 def test_a_late_job_for_a_rolled_back_file_changes_nothing(imported: Any, reviewer: Any) -> None:
-    from imports.pipeline.process import file_migrate, file_process
+    from imports.pipeline.migrate import file_migrate
+    from imports.pipeline.process import file_process
 
     target, _ = imported
     file_rollback(file_id=target.pk, actor=reviewer)

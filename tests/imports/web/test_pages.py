@@ -248,7 +248,7 @@ def test_the_errors_download_reads_in_plain_words_and_a_corrected_copy_imports_a
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows([HEADER.strip().split(","), *original])
     file = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, text.getvalue().encode())
-    assert (file.rows_imported, file.rows_failed) == (1, 1)
+    assert (file.rows_imported, file.rows_invalid) == (1, 1)
 
     logged_in(client, user)
     page = client.get(f"/imports/{file.pk}/").content.decode()
@@ -269,6 +269,6 @@ def test_the_errors_download_reads_in_plain_words_and_a_corrected_copy_imports_a
     again = io.StringIO()
     csv.writer(again, lineterminator="\n").writerows(fixed)
     second = approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, again.getvalue().encode())
-    assert (second.status, second.rows_imported, second.rows_failed) == ("IMPORTED", 1, 0)
+    assert (second.status, second.rows_imported, second.rows_invalid) == ("IMPORTED", 1, 0)
     order = Order.objects.get(source_file=second)
     assert (order.symbol, order.commission) == ("MSFT", Decimal("1800"))

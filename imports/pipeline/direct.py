@@ -1,0 +1,220 @@
+"""A file of an approved format read straight into its target in committed chunks, without staging every row."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from audit.services import record
+from config.errors import MappingError, UnreadableFile
+from formats.models import CsvFormat
+from imports.lifecycle import file_fail, file_settle, file_step
+from imports.models import FileStatus, ImportFile
+from imports.pipeline import fastpath
+from imports.pipeline.convert import BatchOutcome, CompiledFormat
+from imports.pipeline.migrate import OPEN_ROW_STATUSES, MappingWatch, file_migrate, record_paused, resume_dedupe
+from imports.pipeline.sessions import OrderedSessions, sessions_for
+from imports.pipeline.stage import no_rows_message, records_of
+from imports.reading import FileLayout, Record, Skipped
+from imports.targets import writer_for
+from imports.targets.base import DedupeKeys, TargetWriter
+from staging.models import StagedRow
+from staging.services import staged_rows_delete_for_file
+
+# What import_direct answers when the format's mapping changed while the file was read: the caller starts the
+# file again (its chunks so far stay; the rows the fix re-opened are migrated with the new mapping).
+RESTART = "restart"
+
+
+def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan) -> str:
+    """A file of an approved format straight into orders, chunk by chunk, without staging every row.
+
+    Each chunk commits its orders, the rows that did not become orders (staged with their errors), the
+    file's counters and how far the file was read (`layout.direct.through_line`) in one transaction, so a
+    job killed at any point resumes after the last committed chunk: nothing is lost or written twice.
+    The stored file stays the source for re-processing until retention removes it.
+    """
+    try:
+        compiled = CompiledFormat.for_format(fmt)
+    except MappingError as exc:
+        file_fail(file.pk, f"The format's mapping is invalid: {exc.message}")
+        return FileStatus.FAILED
+    done = (file.layout or {}).get("direct") or {}
+    through = done.get("through_line", 0) if done.get("format") == fmt.pk else None
+    if through is None:
+        with transaction.atomic():
+            staged_rows_delete_for_file(file_id=file.pk)
+            file.format = fmt
+            file.layout = {**layout.as_dict(), "reader_skips": {}, "direct": {"format": fmt.pk, "through_line": 0}}
+            file.rows_total = file.rows_staged = file.rows_skipped = 0
+            file.rows_imported = file.rows_invalid = file.rows_duplicate = 0
+            file.skip_reasons = {}
+            file.progress = 0.0
+            file.save()
+        through = 0
+    watch = MappingWatch(fmt)
+    try:
+        if not _direct_read(file, fmt, layout, path, plan, compiled, through, watch.stop):
+            if watch.changed:
+                watch.reopen(file.pk)
+                return RESTART  # the rest of the file with the corrected mapping
+            record_paused(file, "Import")
+            return FileStatus.PROCESSING
+    except UnreadableFile as exc:
+        # A broken line further down: the file is refused whole, as when it is staged, so the orders of
+        # the chunks before it are removed again (they were this file's own, written minutes ago).
+        removed = direct_undo(file.pk, writer_for(fmt.target))
+        if not removed:
+            raise
+        raise UnreadableFile(
+            f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
+            "before that line were removed again)."
+        ) from exc
+    file.refresh_from_db()
+    if file.rows_total == 0:
+        file_fail(file.pk, no_rows_message(file.skip_reasons))
+        return FileStatus.FAILED
+    if StagedRow.objects.filter(file_id=file.pk, status__in=OPEN_ROW_STATUSES).exists():
+        # Invalid rows re-opened by a mapping fix while the file was being read.
+        return file_migrate(file_id=file.pk)
+    return file_settle(file_id=file.pk)
+
+
+def _direct_read(
+    file: ImportFile,
+    fmt: CsvFormat,
+    layout: FileLayout,
+    path: Any,
+    plan: fastpath.FastPlan,
+    compiled: CompiledFormat,
+    through: int,
+    stop: Callable[[], bool],
+) -> bool:
+    """Import the file after line `through` chunk by chunk; False when `stop` turned true between two.
+
+    The chunks are prepared in up to AIRLOCK_FILE_SESSIONS database sessions and committed in file order
+    (imports/pipeline/sessions.py), so `through_line` always marks a committed prefix of the file."""
+    dedupe = resume_dedupe(file, compiled.writer) if file.dedupe else None
+
+    def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> None:
+        _direct_chunk_finish(file, fmt, compiled, dedupe, chunk, declined)
+
+    def prepare(chunk: _DirectChunk) -> fastpath.Declined:
+        return fastpath.chunk_prepare(chunk.rows, plan=plan)
+
+    with OrderedSessions(sessions_for(), prepare, finish, stop=stop) as run:
+        for chunk in _direct_chunks(path, layout, through=through, file_size=file.size):
+            if not run.submit(chunk):
+                break
+    return not run.stopped
+
+
+@dataclass
+class _DirectChunk:
+    rows: list[tuple[int, list[str]]]
+    skipped: Counter  # lines the reader skipped in this chunk, by reason
+    through_line: int  # the last line this chunk covers
+    progress: float
+    final: bool
+
+
+# A chunk ends at this many rows (AIRLOCK_FAST_BATCH_SIZE) or characters, whichever comes first, so that
+# wide rows do not make it large.
+_CHUNK_CHARS = 16 * 2**20
+
+
+def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: int) -> Iterator[_DirectChunk]:
+    """The records after line `through`, in chunks."""
+    size = fastpath.batch_size()
+    chunk: list[tuple[int, list[str]]] = []
+    skipped: Counter = Counter()
+    read_chars = chunk_chars = last_line = 0
+    # Progress: by rows when the reader knows how many there are (a workbook's sheet, JSON records), else
+    # by the characters read against the file's size (CSV text).
+    rows = getattr(layout, "rows", None)
+    for item in records_of(path, layout):
+        if isinstance(item, Record):
+            chars = sum(map(len, item.cells)) + len(item.cells)
+            read_chars += chars
+        if item.line <= through:
+            continue  # committed by an earlier run of this job
+        last_line = item.line
+        if isinstance(item, Record):
+            chunk.append((item.line, item.cells))
+            chunk_chars += chars
+        elif isinstance(item, Skipped):
+            skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
+        if len(chunk) >= size or chunk_chars >= _CHUNK_CHARS:
+            done = last_line / rows if rows else read_chars / max(file_size, 1)
+            yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * done), False)
+            chunk, skipped, chunk_chars = [], Counter(), 0
+    yield _DirectChunk(chunk, skipped, max(last_line, through), 99.0, True)
+
+
+def direct_undo(file_id: int, writer: TargetWriter) -> int:
+    """Remove what a direct import of this file wrote (records, staged rows, counters); returns the rows."""
+    with transaction.atomic():
+        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        writer.delete_for_file(file_id=file_id)
+        staged_rows_delete_for_file(file_id=file_id)
+        removed = file.rows_total
+        file.rows_total = file.rows_imported = file.rows_invalid = file.rows_duplicate = file.rows_skipped = 0
+        file.skip_reasons = {}
+        file.layout = {key: value for key, value in (file.layout or {}).items() if key != "direct"}
+        file.save()
+    return removed
+
+
+def _direct_chunk_finish(
+    file: ImportFile,
+    fmt: CsvFormat,
+    compiled: CompiledFormat,
+    dedupe: DedupeKeys | None,
+    chunk: _DirectChunk,
+    declined: fastpath.Declined,
+) -> None:
+    """Write a prepared chunk of a direct import and advance the file's counters (the chunk's transaction)."""
+    skipped = chunk.skipped
+    outcome = BatchOutcome()
+    fastpath.chunk_finish(file, compiled, dedupe, chunk.rows, declined, format_id=fmt.pk, outcome=outcome)
+    current = ImportFile.objects.select_for_update().get(pk=file.pk)
+    layout = current.layout or {}
+    layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
+    # `complete`: the whole file is read (an admin retry then resumes the migration, not the reading).
+    layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line, "complete": chunk.final}
+    current.layout = layout
+    current.rows_total += len(chunk.rows)
+    current.rows_imported += outcome.imported
+    current.rows_invalid += outcome.invalid
+    current.rows_duplicate += outcome.duplicate
+    current.rows_skipped += outcome.skipped + sum(skipped.values())
+    current.skip_reasons = dict((Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons).most_common(50))
+    current.progress = max(current.progress, chunk.progress)
+    update = [
+        "layout",
+        "rows_total",
+        "rows_imported",
+        "rows_invalid",
+        "rows_duplicate",
+        "rows_skipped",
+        "skip_reasons",
+        "progress",
+        "updated_at",
+    ]
+    if chunk.final and current.rows_total:
+        file_step(current, FileStatus.MIGRATING)
+        update.append("status")
+        record(
+            action="rows.imported",
+            obj=current,
+            summary=(
+                f"{current.rows_total} rows of '{current.original_name}' read for approved format "
+                f"'{fmt.name}' and imported directly"
+            ),
+            details={"format": fmt.pk, "rows": current.rows_total, "layout": layout},
+        )
+    current.save(update_fields=update)

@@ -27,11 +27,14 @@ class TargetField:
 
 @dataclass(frozen=True)
 class Target:
-    """A production table a CSV can be imported into."""
+    """A production table a CSV can be imported into. `trades`: its rows are trades, so the suggestion's trade
+    derivations (a side from a signed amount, a symbol from a description...) and the "holds no trades" verdict
+    apply to it."""
 
     name: str
     label: str
     fields: tuple[TargetField, ...]
+    trades: bool = False
 
     def field(self, name: str) -> TargetField:
         """The field with this name; MappingError if the target has none."""
@@ -407,6 +410,7 @@ _BROKER_TRADE_ID = (
 ORDERS = Target(
     name="orders",
     label="Broker trade orders",
+    trades=True,
     fields=(
         TargetField("account", "text", False, "Account", _ACCOUNT, "The broker account id."),
         TargetField("symbol", "text", True, "Symbol", _SYMBOL, "Ticker or symbol, upper-cased."),
@@ -440,7 +444,28 @@ ORDERS = Target(
     ),
 )
 
-TARGETS: dict[str, Target] = {ORDERS.name: ORDERS}
+_ISIN = ("isin", "isin code", "isin number", "security isin", "isin kod", "isin-code", "isin nummer", "code isin")
+_TICKER = ("ticker", "symbol", "ticker symbol", "trading symbol", "code", "instrument code", "short name", "kod")
+_MIC = ("mic", "exchange", "market", "exchange mic", "mic code", "venue", "listing exchange", "börse", "bourse")
+_NAME = ("name", "instrument", "instrument name", "security", "security name", "description", "company", "product")
+_ASSET_CLASS = ("asset class", "asset type", "type", "security type", "instrument type", "category", "class")
+_ALIASES = ("aliases", "alias", "other names", "other symbols", "also known as")
+
+INSTRUMENTS = Target(
+    name="instruments",
+    label="Instruments (master data)",
+    fields=(
+        TargetField("isin", "text", False, "ISIN", _ISIN, "ISO 6166 code, 12 characters with its check digit."),
+        TargetField("ticker", "text", False, "Ticker", _TICKER, "The exchange's symbol, upper-cased."),
+        TargetField("mic", "text", False, "Exchange (MIC)", _MIC, "ISO 10383 market identifier code, 4 characters."),
+        TargetField("name", "text", True, "Name", _NAME, "The instrument's name."),
+        TargetField("currency", "currency", False, "Currency", _CURRENCY, "The trading currency (ISO 4217)."),
+        TargetField("asset_class", "text", False, "Asset class", _ASSET_CLASS, "Equity, ETF, bond, crypto..."),
+        TargetField("aliases", "text", False, "Aliases", _ALIASES, "Other names or symbols, separated by ';'."),
+    ),
+)
+
+TARGETS: dict[str, Target] = {target.name: target for target in (ORDERS, INSTRUMENTS)}
 
 
 def get_target(name: str) -> Target:

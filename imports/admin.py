@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from config.errors import AppError
-from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Order
+from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Instrument, Order
 from imports.services.retry import file_retry
 from imports.services.rollback import duplicates_reimport, file_rollback, rollback_preview
 
@@ -155,6 +155,16 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ("side", "currency")
     search_fields = ("symbol", "broker_trade_id", "account")
     raw_id_fields = ("source_file",)
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(ReadOnlyAdmin):
+    """Master data imported through Airlock (the instruments target): changed by importing a refreshed list."""
+
+    list_display = ("name", "isin", "ticker", "mic", "currency", "asset_class", "owner", "source_file", "updated_at")
+    list_filter = ("asset_class", "currency")
+    search_fields = ("name", "isin", "ticker")
+    raw_id_fields = ("source_file", "updated_by_file")
 
 
 @admin.register(ApiToken)

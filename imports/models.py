@@ -86,6 +86,9 @@ class ImportFile(models.Model):
     progress = models.FloatField(default=0.0, help_text="0..100")
     error = models.TextField(blank=True, help_text="Human-readable reason when the file failed.")
     dedupe = models.BooleanField(default=True, help_text="Skip orders the owner already has.")
+    target = models.CharField(
+        max_length=50, default="orders", help_text="What the file holds (formats/targets.py): matched to its formats."
+    )
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -140,6 +143,7 @@ class DirectUploadSlot(models.Model):
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, help_text="As declared by the browser; the worker checks it.")
     dedupe = models.BooleanField(default=True)
+    target = models.CharField(max_length=50, default="orders")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     file = models.ForeignKey(
@@ -199,6 +203,46 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity} {self.symbol} @ {self.price} {self.currency}"
+
+
+class Instrument(models.Model):
+    """The second target: master data of an instrument (imports/targets/instruments.py). One record per ISIN, else
+    per ticker and exchange, for its owner: importing a refreshed list updates the records in place."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="instruments", db_index=False
+    )
+    isin = models.CharField(max_length=12, blank=True)
+    ticker = models.CharField(max_length=64, blank=True)
+    mic = models.CharField(max_length=4, blank=True)
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=10, blank=True)
+    asset_class = models.CharField(max_length=40, blank=True)
+    aliases = models.JSONField(default=list, blank=True)
+    # The file and line that created the record; the last import that changed it is `updated_by_file`.
+    source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="instruments", db_index=False)
+    source_line = models.PositiveIntegerField()
+    updated_by_file = models.ForeignKey(
+        ImportFile, on_delete=models.PROTECT, related_name="instruments_updated", null=True, blank=True
+    )
+    dedupe_key = models.CharField(max_length=80, help_text="Identity of the instrument for its owner.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_default=TransactionNow())
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_file", "source_line"], name="instrument_unique_source_row"),
+            models.UniqueConstraint(fields=["owner", "dedupe_key"], name="instrument_unique_owner_identity"),
+            models.CheckConstraint(condition=~models.Q(isin="", ticker=""), name="instrument_isin_or_ticker"),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "isin"], name="instrument_owner_isin"),
+            models.Index(fields=["owner", "ticker"], name="instrument_owner_ticker"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.isin or self.ticker})"
 
 
 class IdempotencyKey(models.Model):

@@ -70,19 +70,23 @@ def suggest_mapping(
             continue  # a currency column must hold currency codes, whatever its header says
         chosen[item.field] = item
         used.add(item.index)
-    _prefer_currency_next_to_price(chosen, profiles, used)
+    if target_def.trades:
+        _prefer_currency_next_to_price(chosen, profiles, used)
 
     fields: dict[str, dict[str, Any]] = {}
     filters: list[dict[str, Any]] = []
     for target_field in target_def.fields:
-        spec = _field_spec(target_field, chosen, profiles, header_cells, filters)
+        spec = _field_spec(target_field, chosen, profiles, header_cells, filters, trades=target_def.trades)
         if spec is not None:
             fields[target_field.name] = spec
-    filters.extend(_discriminator_filters(profiles))
-    if joined and "Currency" in columns:
-        reason = "the quote asset of each trade joined from the ledger's rows (fiat, else a stablecoin, else BTC/ETH/…)"
-        fields["currency"] = field_spec(["Currency"], "currency", {}, 0.9, reason)
-    derive_missing(fields, filters, profiles, sample_rows, context or [])
+    if target_def.trades:  # what a statement of trades needs; master data is one record per row
+        filters.extend(_discriminator_filters(profiles))
+        if joined and "Currency" in columns:
+            reason = (
+                "the quote asset of each trade joined from the ledger's rows (fiat, else a stablecoin, else BTC/ETH/…)"
+            )
+            fields["currency"] = field_spec(["Currency"], "currency", {}, 0.9, reason)
+        derive_missing(fields, filters, profiles, sample_rows, context or [])
     reader = {"section": None, "header_line": None}
     return {"version": 1, "reader": reader, "filters": filters, "fields": fields}
 
@@ -125,15 +129,18 @@ def _field_spec(
     profiles: list[Profile],
     header_cells: list[str],
     filters: list[dict[str, Any]],
+    *,
+    trades: bool,
 ) -> dict[str, Any] | None:
-    """The mapping entry of one field (None for an optional field left unmapped)."""
+    """The mapping entry of one field (None for an optional field left unmapped). `trades`: a target of trades,
+    whose missing side, currency and symbol may be derived from other columns."""
     name = target_field.name
     item = chosen.get(name)
-    if name == "side" and (item is None or item.score < 0.5):
+    if trades and name == "side" and (item is None or item.score < 0.5):
         return _side_from_sign(chosen, profiles)
-    if name == "currency" and item is None:
+    if trades and name == "currency" and item is None:
         return _currency_constant(chosen, profiles, header_cells)
-    if name == "symbol" and item is None:
+    if trades and name == "symbol" and item is None:
         item = _isin_fallback(chosen, profiles)
     if item is None:
         if not target_field.required:

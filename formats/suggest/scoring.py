@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -90,8 +91,9 @@ MAX_FIT_CELLS = 200
 
 
 def table_fit(cells: list[str]) -> int:
-    """The most fields of any one target that a header row names (see header_fit)."""
-    return max(header_fit(cells, target) for target in TARGETS.values())
+    """The most fields of any one trades target that a header row names (see header_fit). Only targets of trades:
+    where a statement's table starts is judged by trade columns, the same whichever master data is known."""
+    return max(header_fit(cells, target) for target in TARGETS.values() if target.trades)
 
 
 _FITS, _WEAKENS, _CONTRADICTS = 1.0, 0.6, 0.3
@@ -139,10 +141,27 @@ def _value_evidence(name: str, profile: Profile) -> tuple[float | None, float, s
             return 0.0, _CONTRADICTS, "values are buy/sell words"
         fit = profile.ratio(profile.tickers)
         return fit, _FITS, f"values look like tickers ({profile.tickers}/{n} samples)" if fit >= 0.5 else ""
+    if name == "isin":
+        fit = sum(1 for value in profile.values if _ISIN.fullmatch(value.strip().upper())) / n
+        if fit < 0.5:
+            return fit, _CONTRADICTS, "values are not ISINs"
+        return fit, _FITS, f"values are ISINs ({round(fit * n)}/{n} samples)"
+    if name == "mic":
+        fit = sum(1 for value in profile.values if _MIC.fullmatch(value.strip().upper())) / n
+        if fit < 0.5:
+            return fit, _CONTRADICTS, "values are not 4-character market codes"
+        return fit, _FITS, f"values are market codes ({round(fit * n)}/{n} samples)"
+    if name == "ticker":
+        fit = profile.ratio(profile.tickers)
+        return fit, _FITS, f"values look like tickers ({profile.tickers}/{n} samples)" if fit >= 0.5 else ""
     if name == "broker_trade_id":
         fit = profile.ratio(profile.ids)
         return fit, _FITS, f"values look like ids ({profile.ids}/{n} unique)" if fit >= 0.8 else ""
     return 1.0, _FITS, ""
+
+
+_ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
+_MIC = re.compile(r"[A-Z][A-Z0-9]{3}")
 
 
 def _short(value: str) -> str:

@@ -181,6 +181,13 @@ VALUE_STRENGTH = {
     "commission": 0.1,
     "broker_trade_id": 0.3,
     "account": 0.05,
+    # instruments
+    "isin": 0.7,
+    "ticker": 0.35,
+    "mic": 0.5,
+    "name": 0.05,
+    "asset_class": 0.05,
+    "aliases": 0.05,
 }
 MIN_SCORE = {"account": 0.5, "commission": 0.45, "broker_trade_id": 0.5}
 DEFAULT_MIN_SCORE = 0.3

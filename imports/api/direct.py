@@ -16,6 +16,7 @@ from imports.api.router import router
 from imports.api.views import json_body, json_body_doc, upload_files_json
 from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.services.direct_uploads import SignedFile, direct_uploads_confirm, direct_uploads_sign
+from imports.targets import DEFAULT_TARGET
 
 
 def _signed_json(item: SignedFile) -> dict[str, Any]:
@@ -34,13 +35,14 @@ def _signed_json(item: SignedFile) -> dict[str, Any]:
     openapi_extra=json_body_doc(schemas.DirectSignRequest, "The files about to be sent: name, size and SHA-256."),
 )
 def direct_sign(request: HttpRequest) -> HttpResponse:
-    """POST /api/uploads/direct {"files": [{name, size, sha256}], "dedupe"}: a presigned POST per new file."""
+    """POST /api/uploads/direct {"files": [{name, size, sha256}], "dedupe", "target"}: a presigned POST per new file."""
     body = json_body(request)
     dedupe = body.get("dedupe", True)
     if not isinstance(dedupe, bool):
         raise InvalidRequest("'dedupe' must be true or false.", code="invalid_dedupe")
     upload_rate_limit_hit(request)  # one upload request, counted here; its confirm is part of it
-    signed = direct_uploads_sign(owner=request.user, files=body.get("files"), dedupe=dedupe)
+    target = body.get("target", DEFAULT_TARGET)
+    signed = direct_uploads_sign(owner=request.user, files=body.get("files"), dedupe=dedupe, target=target)
     return JsonResponse(
         {"expires_in": settings.AIRLOCK["DIRECT_UPLOAD_EXPIRES"], "files": [_signed_json(s) for s in signed]}
     )

@@ -149,6 +149,7 @@ class DeclaredFile(Schema):
 class DirectSignRequest(Schema):
     files: list[DeclaredFile]
     dedupe: bool = True
+    target: str = Field("orders", description="What the files hold: orders or instruments.")
 
 
 class PresignedPost(Schema):

@@ -27,6 +27,7 @@ from imports.reports import order_filters_strict, orders_filtered
 from imports.services.fixes import file_rows_fix, fixable_file
 from imports.services.idempotency import idempotent_call, request_fingerprint
 from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
+from imports.targets import DEFAULT_TARGET, WRITERS
 
 
 def json_body_doc(model: type[schemas.Schema], description: str) -> dict[str, Any]:
@@ -66,6 +67,11 @@ UPLOAD_BODY = {
                             "an encrypted workbook, a zip bomb) is 400 unreadable_file and nothing is stored.",
                         },
                         "dedupe": {"type": "string", "enum": ["0", "1"], "description": "0 keeps duplicate trades."},
+                        "target": {
+                            "type": "string",
+                            "enum": sorted(WRITERS),
+                            "description": "What the files hold (default orders): their formats are that target's.",
+                        },
                     },
                     "required": ["file"],
                 }
@@ -145,12 +151,13 @@ def uploads(request: HttpRequest) -> HttpResponse:
     files = request.FILES.getlist("file")
     require_whole_body(request)  # before anything is stored or counted: a cut-off request changes nothing
     dedupe = request.POST.get("dedupe", "1").lower() not in ("0", "false", "no")
+    target = request.POST.get("target", DEFAULT_TARGET)
 
     def run() -> tuple[int, dict[str, Any]]:
         # Counted here, after the CSRF check (api_view) and only for new work: a retry with the same
         # Idempotency-Key replays the stored response without calling run(), so it never gets a 429.
         upload_rate_limit_hit(request)
-        batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe)
+        batch, results = upload_batch_create(owner=request.user, files=files, dedupe=dedupe, target=target)
         return 202, {"batch": batch.pk, "files": upload_files_json(results)}
 
     key = request.headers.get("Idempotency-Key")

@@ -35,7 +35,7 @@ from imports.pipeline.stage import (
 from imports.reading import FileLayout
 from imports.sheets.dispatch import fingerprint_section, sample_records, sheet_limits
 from imports.storage import local_path
-from imports.targets import DEFAULT_TARGET, writer_for
+from imports.targets import writer_for
 
 
 def file_process(*, file_id: int) -> str:
@@ -132,14 +132,14 @@ def _match_format(file: ImportFile, path: Any) -> tuple[CsvFormat, FileLayout]:
     """Detect the layout and find the approved/pending format for its header (or create one)."""
     layout = detect(path)
     section = fingerprint_section(layout)  # a CSV statement's section; not a sheet's name or a JSON path
-    fmt = format_find(target=DEFAULT_TARGET, header=layout.header, section=section)
+    fmt = format_find(target=file.target, header=layout.header, section=section)
     if fmt is None:
         limits = sheet_limits(settings.AIRLOCK)
         sample = [
             record.cells for record in sample_records(path, layout, settings.AIRLOCK["SUGGEST_ROWS"], limits=limits)
         ]
         fmt, _ = format_get_or_create_pending(
-            target=DEFAULT_TARGET,
+            target=file.target,
             header=layout.header,
             columns=layout.columns,
             sample_rows=sample,

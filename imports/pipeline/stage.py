@@ -15,6 +15,7 @@ from audit.services import record
 from config.errors import MappingError
 from formats.models import CsvFormat, FormatStatus
 from formats.suggest.verdict import missing_fields, rows_verdict, structural_verdict
+from formats.targets import get_target
 from imports.lifecycle import file_step, files_end
 from imports.models import FileStatus, ImportFile
 from imports.pipeline.preview import preview
@@ -50,6 +51,8 @@ def no_trades(format_id: int, file_id: int) -> bool:
     rows stay staged, so an admin who disagrees turns the format into a pending one and they wait for review
     (imports.services.review.format_has_trades)."""
     fmt = CsvFormat.objects.get(pk=format_id)
+    if not get_target(fmt.target).trades:
+        return False  # master data holds no trades by nature: its formats always go to review
     reason = fmt.verdict if fmt.status == FormatStatus.NO_TRADES else None
     if fmt.status == FormatStatus.PENDING and fmt.first_seen_file_id == file_id and fmt.mapping == fmt.suggestion:
         reason = structural_verdict(fmt.mapping, fmt.columns, fmt.sample_rows or [])

@@ -37,8 +37,9 @@ from audit.services import record
 from config.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from imports.jobs import enqueue
 from imports.models import BatchStatus, DirectUploadSlot, ImportBatch, ImportFile
-from imports.services.uploads import existing_upload, upload_queue
+from imports.services.uploads import existing_upload, upload_queue, upload_target_check
 from imports.storage import delete_stored, new_upload_name, sanitize_display_name
+from imports.targets import DEFAULT_TARGET
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # A slot can still be confirmed this long after its upload URL expired (the last bytes of a slow upload that
@@ -97,9 +98,12 @@ def _declared(item: Any, index: int) -> tuple[str, int, str]:
     return name, size, sha256.lower()
 
 
-def direct_uploads_sign(*, owner: Any, files: Any, dedupe: bool = True) -> list[SignedFile]:
+def direct_uploads_sign(
+    *, owner: Any, files: Any, dedupe: bool = True, target: str = DEFAULT_TARGET
+) -> list[SignedFile]:
     """Check the declared files and issue one presigned POST per new file (nothing is stored yet)."""
     _require_enabled()
+    upload_target_check(target)
     limits = settings.AIRLOCK
     if not isinstance(files, list) or not files:
         raise InvalidRequest("No file was named: send files: [{name, size, sha256}, ...].", code="no_file")
@@ -124,6 +128,7 @@ def direct_uploads_sign(*, owner: Any, files: Any, dedupe: bool = True) -> list[
                 size=size,
                 sha256=sha256,
                 dedupe=dedupe,
+                target=target,
                 expires_at=timezone.now() + timedelta(seconds=expires),
             )
             # Presigning is a local computation (no request to the bucket), so 500 files sign in milliseconds.
@@ -217,6 +222,7 @@ def _confirm(owner: Any, slots: list[DirectUploadSlot]) -> tuple[ImportBatch, di
                     sha256=slot.sha256,
                     size=slot.size,
                     dedupe=slot.dedupe,
+                    target=slot.target,
                     content_checked=False,  # the worker sniffs and scans the object before reading it
                 )
         except IntegrityError:

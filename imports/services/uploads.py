@@ -33,18 +33,21 @@ from imports.services.quality import Quality, format_invalid_rate, format_qualit
 from imports.services.retry import file_retry
 from imports.services.review import format_reader_apply
 from imports.storage import delete_stored, sanitize_display_name, store_upload, stored_exists
+from imports.targets import DEFAULT_TARGET, WRITERS
 from staging.models import StagedRow, StagedStatus
 
 
 def upload_batch_create(
-    *, owner: Any, files: list[UploadedFile], dedupe: bool = True
+    *, owner: Any, files: list[UploadedFile], dedupe: bool = True, target: str = DEFAULT_TARGET
 ) -> tuple[ImportBatch, list[ImportFile]]:
-    """Store the files of one upload session and enqueue one job per new file (on commit).
+    """Store the files of one upload session and enqueue one job per new file (on commit). `target`: what the files
+    hold (orders, instruments...); their headers are matched to that target's formats.
 
     The same bytes from the same owner return the existing import (same id): the unique constraint on
     (owner, sha256) decides, so ten identical uploads at once still make one import.
     """
     limits = settings.AIRLOCK
+    upload_target_check(target)
     if not files:
         raise InvalidRequest("No file was uploaded: send one or more files in the 'file' field.", code="no_file")
     if len(files) > limits["MAX_FILES_PER_REQUEST"]:
@@ -67,7 +70,7 @@ def upload_batch_create(
         # at the second file leaves no import of the first (and no stored bytes), so the whole request can
         # simply be sent again.
         with transaction.atomic():
-            return _batch_create(owner=owner, files=files, dedupe=dedupe, stored=stored)
+            return _batch_create(owner=owner, files=files, dedupe=dedupe, target=target, stored=stored)
     except BaseException:
         for name in stored:
             with contextlib.suppress(Exception):  # the request's own error is what the client hears
@@ -76,14 +79,16 @@ def upload_batch_create(
 
 
 def _batch_create(
-    *, owner: Any, files: list[UploadedFile], dedupe: bool, stored: list[str]
+    *, owner: Any, files: list[UploadedFile], dedupe: bool, target: str, stored: list[str]
 ) -> tuple[ImportBatch, list[ImportFile]]:
     batch = ImportBatch.objects.create(owner=owner, status=BatchStatus.PENDING)
     results: list[ImportFile] = []
     queue = "bulk" if len(files) > 20 else None
     for uploaded in files:
         results.append(
-            _file_create(owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, queue=queue, stored=stored)
+            _file_create(
+                owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, target=target, queue=queue, stored=stored
+            )
         )
     new_files = [f for f in results if not f.is_existing]
     if not new_files:
@@ -97,7 +102,14 @@ def _batch_create(
 
 
 def _file_create(
-    *, owner: Any, batch: ImportBatch, uploaded: UploadedFile, dedupe: bool, queue: str | None, stored: list[str]
+    *,
+    owner: Any,
+    batch: ImportBatch,
+    uploaded: UploadedFile,
+    dedupe: bool,
+    target: str,
+    queue: str | None,
+    stored: list[str],
 ) -> ImportFile:
     stored_name, sha256, size = store_upload(uploaded)
     stored.append(stored_name)
@@ -112,6 +124,7 @@ def _file_create(
                 sha256=sha256,
                 size=size,
                 dedupe=dedupe,
+                target=target,
             )
     except IntegrityError:
         stored.remove(stored_name)
@@ -129,6 +142,17 @@ def _file_create(
     )
     enqueue.enqueue_file_process(file.pk, queue=upload_queue(size=size, bulk=queue))
     return file
+
+
+def upload_target_check(target: Any) -> None:
+    """An upload names a target Airlock can write (imports/targets/); InvalidRequest naming them otherwise."""
+    if not isinstance(target, str) or target not in WRITERS:
+        known = ", ".join(sorted(WRITERS))
+        raise InvalidRequest(
+            f"Unknown target {str(target)[:40]!r}: what the files hold is one of {known}.",
+            code="invalid_target",
+            details={"target": str(target)[:40], "targets": sorted(WRITERS)},
+        )
 
 
 def upload_queue(*, size: int, bulk: str | None) -> str:

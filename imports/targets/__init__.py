@@ -7,12 +7,12 @@ Adding a target: its schema in formats/targets.py, its model and migration in im
 from __future__ import annotations
 
 from config.errors import MappingError
-from imports.targets import orders
+from imports.targets import instruments, orders
 from imports.targets.base import TargetWriter
 
-WRITERS: dict[str, TargetWriter] = {writer.name: writer for writer in (orders.WRITER,)}
+WRITERS: dict[str, TargetWriter] = {writer.name: writer for writer in (orders.WRITER, instruments.WRITER)}
 
-# The target an upload is matched against while uploads do not name one.
+# The target of an upload that does not name one.
 DEFAULT_TARGET = orders.WRITER.name
 
 

@@ -1,5 +1,8 @@
 from django import forms
 
+from formats.targets import get_target
+from imports.targets import DEFAULT_TARGET, WRITERS
+
 # What the file picker offers (the server decides by content, whatever the name; see imports/sheets/sniff.py).
 ACCEPT = ",".join(
     [
@@ -41,3 +44,13 @@ class MultipleFileField(forms.FileField):
 class UploadForm(forms.Form):
     file = MultipleFileField(label="Files")
     dedupe = forms.BooleanField(required=False, initial=True, label="Skip trades I already have (recommended)")
+    target = forms.ChoiceField(
+        choices=[(name, get_target(name).label) for name in WRITERS],
+        initial=DEFAULT_TARGET,
+        required=False,
+        label="The files hold",
+    )
+
+    def clean_target(self) -> str:
+        """Trade orders unless the form names another target (older pages and scripts send none)."""
+        return self.cleaned_data.get("target") or DEFAULT_TARGET

@@ -42,7 +42,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             batch, files = upload_batch_create(
-                owner=request.user, files=form.cleaned_data["file"], dedupe=form.cleaned_data["dedupe"]
+                owner=request.user,
+                files=form.cleaned_data["file"],
+                dedupe=form.cleaned_data["dedupe"],
+                target=form.cleaned_data["target"],
             )
         except AppError as exc:
             form.add_error("file", exc.message)

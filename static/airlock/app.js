@@ -431,6 +431,7 @@
       var data = new FormData();
       files.forEach(function (f) { data.append("file", f, f.name); });
       data.append("dedupe", dedupe() ? "1" : "0");
+      data.append("target", target());
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.getAttribute("data-api"));
       xhr.setRequestHeader("X-CSRFToken", csrf());
@@ -452,6 +453,7 @@
       xhr.send(data);
     }
     function dedupe() { return $("input[name=dedupe]", form).checked; }
+    function target() { var t = $("select[name=target]", form); return t ? t.value : "orders"; }
 
     /* ---- straight to the bucket: sign, send each file (4 at a time, per-file progress), confirm ---- */
     var directUrl = form.getAttribute("data-direct");
@@ -517,6 +519,7 @@
         req.state.textContent = "Asking for upload addresses…";
         return postJSON(directUrl, {
           dedupe: dedupe(),
+          target: target(),
           files: files.map(function (f, i) { return { name: f.name, size: f.size, sha256: hashes[i] }; }),
         });
       }).then(function (answer) {

@@ -29,7 +29,7 @@ def test_an_unknown_target_names_the_targets_that_have_a_writer() -> None:
     assert writer_for("orders") is WRITER
     with pytest.raises(MappingError) as refused:
         writer_for("positions")
-    assert refused.value.message == "No writer for target 'positions': imports can be written into orders."
+    assert refused.value.message == "No writer for target 'positions': imports can be written into instruments, orders."
 
 
 def test_migration_validates_and_writes_through_the_registered_writer_and_skips_sql_without_its_path(

@@ -177,6 +177,10 @@ class Order(models.Model):
     source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="orders", db_index=False)
     source_line = models.PositiveIntegerField()
     dedupe_key = models.CharField(max_length=80, blank=True, help_text="Identity of the trade for its owner.")
+    # The instrument the symbol was reconciled to (imports/services/reconciliation.py); empty while it waits.
+    instrument = models.ForeignKey(
+        "Instrument", null=True, blank=True, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by every ORM save; the bulk insert leaves it equal to created_at (db default now()), so a
     # rollback can tell orders changed after their import from untouched ones (imports/services/rollback.py).
@@ -199,6 +203,7 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["owner", "executed_at"], name="order_owner_executed"),
             models.Index(fields=["owner", "symbol"], name="order_owner_symbol"),
+            models.Index(fields=["owner", "instrument"], name="order_owner_instrument"),
         ]
 
     def __str__(self) -> str:
@@ -243,6 +248,52 @@ class Instrument(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.isin or self.ticker})"
+
+    @staticmethod
+    def identity(isin: str, ticker: str, mic: str) -> str:
+        """One instrument per ISIN; without one, per ticker and exchange. 'id|...': a key without occurrences."""
+        return f"id|isin|{isin}" if isin else f"id|ticker|{ticker}|{mic}"
+
+    @staticmethod
+    def key(isin: str, ticker: str, mic: str) -> str:
+        """The dedupe key of that identity (hashed, as the pipeline keys every target's rows)."""
+        return hashlib.sha256(Instrument.identity(isin, ticker, mic).encode()).hexdigest()
+
+
+class InstrumentLink(models.Model):
+    """A decision on one symbol value as orders spell it ('APPLE INC', 'AAPL.US'): the instrument it means, or
+    none (leave unlinked). Made once per distinct value by a person, or automatically above the confidence
+    threshold (decided_by empty, with its score); applies to every order with that value of its owner, past and
+    future, in files of `format` only or of any format (format empty). It is the value's alias."""
+
+    class Method(models.TextChoices):
+        DECISION = "decision", "Decided by a person"
+        CREATED = "created", "New instrument made from the order's data"
+        FUZZY = "fuzzy", "Matched automatically (close name or ticker)"
+        NORMALIZED = "normalized", "Matched automatically (exchange or pair suffix removed)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    value = models.CharField(max_length=64, help_text="The symbol as orders hold it, upper-cased.")
+    format = models.ForeignKey(
+        "formats.CsvFormat", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.CASCADE, related_name="links")
+    method = models.CharField(max_length=12, choices=Method.choices)
+    score = models.FloatField(null=True, blank=True, help_text="0..1 for automatic matches.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "value", "format"], name="instrumentlink_unique_value", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value} -> {self.instrument or 'unlinked'}"
 
 
 class IdempotencyKey(models.Model):

@@ -12,11 +12,18 @@ from django.db import transaction
 from audit.services import record
 from config.errors import MappingError, UnreadableFile
 from formats.models import CsvFormat
-from imports.lifecycle import file_fail, file_settle, file_step
+from imports.lifecycle import file_fail, file_step
 from imports.models import FileStatus, ImportFile
 from imports.pipeline import fastpath
 from imports.pipeline.convert import BatchOutcome, CompiledFormat
-from imports.pipeline.migrate import OPEN_ROW_STATUSES, MappingWatch, file_migrate, record_paused, resume_dedupe
+from imports.pipeline.migrate import (
+    OPEN_ROW_STATUSES,
+    MappingWatch,
+    file_finish,
+    file_migrate,
+    record_paused,
+    resume_dedupe,
+)
 from imports.pipeline.sessions import OrderedSessions, sessions_for
 from imports.pipeline.stage import no_rows_message, records_of
 from imports.reading import FileLayout, Record, Skipped
@@ -81,7 +88,7 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
     if StagedRow.objects.filter(file_id=file.pk, status__in=OPEN_ROW_STATUSES).exists():
         # Invalid rows re-opened by a mapping fix while the file was being read.
         return file_migrate(file_id=file.pk)
-    return file_settle(file_id=file.pk)
+    return file_finish(file, compiled.writer)
 
 
 def _direct_read(

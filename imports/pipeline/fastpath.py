@@ -42,8 +42,8 @@ from formats.converters.registry import build_text_cleaner
 from formats.targets import get_target
 from imports.models import ImportFile
 from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
-from imports.targets.base import DedupeKeys, TargetRow, duplicate_errors
-from imports.targets.orders import EARLIEST_TRADE_YEAR, MARKUP_CHARACTERS, ORDER_VALUE_FIELDS, WRITER, order_columns
+from imports.targets.base import MARKUP_CHARACTERS, DedupeKeys, TargetRow, duplicate_errors
+from imports.targets.orders import EARLIEST_TRADE_YEAR, ORDER_VALUE_FIELDS, WRITER, order_columns
 from staging.models import StagedStatus
 from staging.services import staged_rows_mark, staged_rows_write_outcomes
 

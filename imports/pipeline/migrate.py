@@ -113,7 +113,15 @@ def _file_migrate_locked(file_id: int) -> str:
             summary=f"Migration of '{file.original_name}' failed: {exc.message}",
         )
         raise
-    return file_settle(file_id=file_id)
+    return file_finish(file, compiled.writer)
+
+
+def file_finish(file: ImportFile, writer: TargetWriter) -> str:
+    """The file's rows are written: what its target does after a file (orders: reconciliation against the owner's
+    instruments), then the file's outcome. Both are idempotent, so a job killed between them runs them again."""
+    if writer.after_file is not None:
+        writer.after_file(owner_id=file.owner_id, file_id=file.pk)
+    return file_settle(file_id=file.pk)
 
 
 def record_paused(file: ImportFile, what: str) -> None:

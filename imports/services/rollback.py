@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from audit.models import AuditEvent
 from audit.services import record
@@ -23,7 +23,7 @@ from formats.models import CsvFormat, FormatStatus
 from formats.services import APPROVE_PERMISSION, format_revoke_policy_approval
 from imports.jobs import enqueue
 from imports.lifecycle import batches_refresh, file_end
-from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
+from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile, Instrument
 from imports.pipeline.locks import file_lock, rollback_lock
 from imports.targets import DEFAULT_TARGET, writer_for
 from staging.models import StagedRow, StagedStatus
@@ -46,6 +46,12 @@ class RollbackResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _referenced_instruments(file_id: int) -> list[tuple[str, int]]:
+    """[(instrument, orders linked to it)] of an instruments file's records that orders point at (most first)."""
+    linked = Instrument.objects.filter(source_file_id=file_id).annotate(n=Count("orders")).filter(n__gt=0)
+    return [(str(instrument), instrument.n) for instrument in linked.order_by("-n", "name")]
 
 
 def _records(file_id: int) -> QuerySet:
@@ -137,6 +143,20 @@ def _file_rollback_locked(*, file_id: int, actor: Any, keep_changed: bool, reaso
                 details={"file": file_id, "status": file.status},
             )
         changed = list(changed_orders(file_id).order_by("pk").values_list("pk", flat=True))
+        referenced = _referenced_instruments(file_id)
+        if referenced and not keep_changed:
+            shown = "; ".join(f"{name} ({n} orders)" for name, n in referenced[:10])
+            more = f" and {len(referenced) - 10} more" if len(referenced) > 10 else ""
+            raise Conflict(
+                f"{len(referenced)} instruments of '{file.original_name}' are what imported orders are linked to: "
+                f"{shown}{more}. Nothing was deleted. Roll back keeping them, or re-link those orders first.",
+                code="rollback_instruments_referenced",
+                details={
+                    "file": file_id,
+                    "instruments": [{"instrument": name, "orders": n} for name, n in referenced[:100]],
+                    "changed_count": len(changed),
+                },
+            )
         if changed and not keep_changed:
             raise Conflict(
                 f"{len(changed)} orders of '{file.original_name}' were changed since the import (edited, or "

@@ -6,11 +6,22 @@ Adding a target: its schema in formats/targets.py, its model and migration in im
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from config.errors import MappingError
+from imports.services.reconciliation import orders_reconcile, orders_reconcile_waiting
 from imports.targets import instruments, orders
 from imports.targets.base import TargetWriter
 
-WRITERS: dict[str, TargetWriter] = {writer.name: writer for writer in (orders.WRITER, instruments.WRITER)}
+# After a file: its orders are reconciled against the owner's instruments; new or changed instruments may match
+# orders that were waiting (imports/services/reconciliation.py).
+WRITERS: dict[str, TargetWriter] = {
+    writer.name: writer
+    for writer in (
+        replace(orders.WRITER, after_file=orders_reconcile),
+        replace(instruments.WRITER, after_file=orders_reconcile_waiting),
+    )
+}
 
 # The target of an upload that does not name one.
 DEFAULT_TARGET = orders.WRITER.name

@@ -15,6 +15,10 @@ from typing import Any
 
 from django.db import connection, models
 
+# Characters that make a value markup or script in a page or a spreadsheet; no ticker, ISIN or instrument
+# name holds them. The SQL fast path refuses the same set (imports/pipeline/fastpath.py).
+MARKUP_CHARACTERS = frozenset('<>"`{}\\')
+
 
 @dataclass
 class TargetRow:
@@ -84,7 +88,8 @@ class TargetWriter:
     `model` is the production table: it has `owner`, `source_file`, `source_line` and a `dedupe_key`
     unique per owner, so that a re-run is idempotent on (file, line) and a record the owner already has is
     reported as a duplicate. `insert` writes valid rows in one statement and returns the lines it wrote
-    (ON CONFLICT DO NOTHING); `fast_path` says whether imports/pipeline/fastpath.py can write it in SQL.
+    (ON CONFLICT DO NOTHING); `fast_path` says whether imports/pipeline/fastpath.py can write it in SQL;
+    `after_file` runs once a file's rows are written (reconciliation of orders against instruments).
     """
 
     name: str
@@ -93,6 +98,8 @@ class TargetWriter:
     identity: Identity
     insert: Callable[..., set[int]]
     fast_path: bool = False
+    # What follows a file's rows once they are all written (owner_id=, file_id=), before its outcome is settled.
+    after_file: Callable[..., Any] | None = None
 
     @property
     def table(self) -> str:

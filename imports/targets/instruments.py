@@ -4,7 +4,6 @@ and exchange) and upserted, so that importing a refreshed list updates the owner
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -13,8 +12,7 @@ from django.db import connection
 
 from formats.converters.currencies import currency_problem
 from imports.models import Instrument
-from imports.targets.base import TargetRow, TargetWriter
-from imports.targets.orders import MARKUP_CHARACTERS
+from imports.targets.base import MARKUP_CHARACTERS, TargetRow, TargetWriter
 
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 _MIC = re.compile(r"[A-Z0-9]{4}")
@@ -91,9 +89,15 @@ def validate_instrument(values: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def instrument_identity(values: dict[str, Any]) -> str:
-    """One instrument per ISIN; without one, per ticker and exchange. 'id|...': a key without occurrences."""
+    """One instrument per ISIN; without one, per ticker and exchange (Instrument.identity)."""
     v = _clean(values)
-    return f"id|isin|{v['isin']}" if v["isin"] else f"id|ticker|{v['ticker']}|{v['mic']}"
+    return Instrument.identity(v["isin"], v["ticker"], v["mic"])
+
+
+def instrument_key(values: dict[str, Any]) -> str:
+    """The dedupe key of an instrument (Instrument.key)."""
+    v = _clean(values)
+    return Instrument.key(v["isin"], v["ticker"], v["mic"])
 
 
 # Changed records only: an unchanged row of a refreshed list updates nothing and is reported as a duplicate of the
@@ -126,7 +130,7 @@ def instruments_upsert(*, owner_id: int, file_id: int, rows: list[TargetRow]) ->
     """
     last: dict[str, TargetRow] = {}
     for row in rows:
-        row.dedupe_key = row.dedupe_key or hashlib.sha256(instrument_identity(row.values).encode()).hexdigest()
+        row.dedupe_key = row.dedupe_key or instrument_key(row.values)
         last[row.dedupe_key] = row
     if not last:
         return set()

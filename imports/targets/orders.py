@@ -13,7 +13,7 @@ from formats.converters import plain_decimal
 from formats.converters.currencies import currency_problem
 from formats.targets import get_target
 from imports.models import Order
-from imports.targets.base import TargetRow, TargetWriter
+from imports.targets.base import MARKUP_CHARACTERS, TargetRow, TargetWriter
 
 _MAX_DECIMAL = Decimal("1e18")
 
@@ -66,9 +66,6 @@ def validate_order(values: dict[str, Any]) -> list[dict[str, Any]]:
     return errors
 
 
-# Characters that make a value markup or script in a page or a spreadsheet; no ticker, ISIN or instrument
-# name holds them. The SQL fast path refuses the same set (imports/pipeline/fastpath.py).
-MARKUP_CHARACTERS = frozenset('<>"`{}\\')
 EARLIEST_TRADE_YEAR = 1900
 
 

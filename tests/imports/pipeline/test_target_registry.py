@@ -26,7 +26,7 @@ TRADES = """Trade Date,Ticker,Buy or Sell,Shares,Fill Price,Fee,Ccy,Ref
 
 
 def test_an_unknown_target_names_the_targets_that_have_a_writer() -> None:
-    assert writer_for("orders") is WRITER
+    assert writer_for("orders").validate is validate_order and writer_for("orders").model is WRITER.model
     with pytest.raises(MappingError) as refused:
         writer_for("positions")
     assert refused.value.message == "No writer for target 'positions': imports can be written into instruments, orders."

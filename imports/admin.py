@@ -1,12 +1,17 @@
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path
 
 from config.errors import AppError
+from formats.services import APPROVE_PERMISSION
 from imports.models import Alert, ApiToken, ImportBatch, ImportFile, Instrument, Order
+from imports.services.reconciliation import reconcile_decide, reconcile_queue
 from imports.services.retry import file_retry
 from imports.services.rollback import duplicates_reimport, file_rollback, rollback_preview
 
@@ -165,6 +170,51 @@ class InstrumentAdmin(ReadOnlyAdmin):
     list_filter = ("asset_class", "currency")
     search_fields = ("name", "isin", "ticker")
     raw_id_fields = ("source_file", "updated_by_file")
+    change_list_template = "admin/imports/instrument/change_list.html"
+
+    def get_urls(self) -> list:
+        own = [
+            path(
+                "reconcile/",
+                self.admin_site.admin_view(self.reconcile_view),
+                name="imports_instrument_reconcile",
+            )
+        ]
+        return own + super().get_urls()
+
+    def reconcile_view(self, request: HttpRequest) -> HttpResponse:
+        """The reconciliation queue: order symbols no instrument was found for, grouped by value, with candidates and
+        one decision per value (link, create, leave unlinked) for every format or the files of one."""
+        if not request.user.has_perm(APPROVE_PERMISSION):
+            raise PermissionDenied
+        if request.method == "POST":
+            value = request.POST.get("value") or ""
+            try:
+                # choice: "link:<instrument id>", "create" or "leave"; format: a format's id, or "" for every format
+                action, _, instrument = (request.POST.get("choice") or "").partition(":")
+                changed = reconcile_decide(
+                    actor=request.user,
+                    owner_id=int(request.POST.get("owner") or 0),
+                    value=value,
+                    action=action,
+                    instrument_id=int(instrument) if instrument else None,
+                    format_id=int(request.POST.get("format") or 0) or None,
+                )
+            except ValueError:
+                messages.error(request, f"'{value}': choose a candidate, a new instrument or 'leave unlinked'.")
+            except AppError as exc:
+                messages.error(request, f"'{value}': {exc.message}")
+            else:
+                messages.success(request, f"'{value}': decision recorded, {changed} orders changed.")
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Reconciliation queue",
+            "waiting": reconcile_queue(),
+            "threshold": settings.AIRLOCK.get("RECONCILE_AUTO_SCORE", 0.92),
+        }
+        return TemplateResponse(request, "admin/imports/instrument/reconcile.html", context)
 
 
 @admin.register(ApiToken)

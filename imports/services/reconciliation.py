@@ -212,6 +212,11 @@ class Waiting:
     files: list[ImportFile]
     candidates: list[Candidate]
 
+    @property
+    def formats(self) -> list[Any]:
+        """The formats of those files, once each (a decision may be for the files of one of them only)."""
+        return list({file.format_id: file.format for file in self.files if file.format_id}.values())
+
 
 def reconcile_queue(*, owner_id: int | None = None, limit: int = 100) -> list[Waiting]:
     """The values waiting for a decision, most orders first (every owner's for the admin)."""
@@ -230,9 +235,9 @@ def reconcile_queue(*, owner_id: int | None = None, limit: int = 100) -> list[Wa
         if value in unlinked.setdefault(owner, _left_unlinked(owner)):
             continue
         files = list(
-            ImportFile.objects.filter(
-                pk__in=orders.filter(owner_id=owner, symbol=group["symbol"]).values("source_file")
-            ).order_by("pk")[:5]
+            ImportFile.objects.select_related("format")
+            .filter(pk__in=orders.filter(owner_id=owner, symbol=group["symbol"]).values("source_file"))
+            .order_by("pk")[:5]
         )
         waiting.append(Waiting(owner, group["owner__username"], value, group["n"], files, candidates(owner, value)))
         if len(waiting) >= limit:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Min, QuerySet, Sum
+from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Min, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from config.errors import InvalidRequest
@@ -179,6 +180,7 @@ class OrderFilters:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     source_file: int | None = None
+    instrument: int | str | None = None  # an instrument's id, or "none" for orders not linked to one
     errors: dict[str, str] = field(default_factory=dict)
 
     def as_query(self) -> dict[str, str]:
@@ -188,6 +190,7 @@ class OrderFilters:
             "date_from": self.date_from.isoformat() if self.date_from else "",
             "date_to": self.date_to.isoformat() if self.date_to else "",
             "source_file": str(self.source_file) if self.source_file else "",
+            "instrument": str(self.instrument) if self.instrument else "",
         }
         return {key: value for key, value in pairs.items() if value}
 
@@ -216,12 +219,22 @@ def order_filters_parse(params: Any) -> OrderFilters:
             source = int(source_raw)
         else:
             errors["source_file"] = f"'{source_raw}' is not a file id."
+    instrument_raw = (params.get("instrument") or "").strip().lower()
+    instrument: int | str | None = None
+    if instrument_raw:
+        if instrument_raw.isdigit():
+            instrument = int(instrument_raw)
+        elif instrument_raw == "none":
+            instrument = "none"
+        else:
+            errors["instrument"] = f"'{instrument_raw[:40]}' is not an instrument id (or 'none' for orders not linked)."
     filters = OrderFilters(
         symbol=(params.get("symbol") or "").strip().upper()[:64],
         side=side,
         date_from=_parse_date((params.get("date_from") or "").strip(), "date_from", errors),
         date_to=_parse_date((params.get("date_to") or "").strip(), "date_to", errors),
         source_file=source,
+        instrument=instrument,
         errors=errors,
     )
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
@@ -243,7 +256,11 @@ def order_filters_strict(params: Any) -> OrderFilters:
 
 def orders_filtered(user: Any, filters: OrderFilters) -> QuerySet[Order]:
     """The caller's orders (production rows only: staged rows are never orders) matching the filters."""
-    orders = Order.objects.filter(owner=user).select_related("source_file")
+    orders = Order.objects.filter(owner=user).select_related("source_file", "instrument")
+    if filters.instrument == "none":
+        orders = orders.filter(instrument__isnull=True)
+    elif filters.instrument:
+        orders = orders.filter(instrument_id=filters.instrument)
     if filters.symbol:
         orders = orders.filter(symbol=filters.symbol)
     if filters.side:
@@ -255,6 +272,41 @@ def orders_filtered(user: Any, filters: OrderFilters) -> QuerySet[Order]:
     if filters.source_file:
         orders = orders.filter(source_file_id=filters.source_file)
     return orders
+
+
+def positions(orders: QuerySet[Order], limit: int = 200) -> list[dict[str, Any]]:
+    """Net quantity (bought - sold) per instrument across brokers, however each spelled it; orders not linked to an
+    instrument yet are one position per symbol. Largest first by number of trades."""
+    signed = Case(When(side=Side.BUY, then=F("quantity")), default=-F("quantity"))
+    rows = (
+        orders.order_by()
+        .values("instrument", "instrument__name", "instrument__isin", "instrument__ticker")
+        .annotate(
+            unlinked_symbol=Case(When(instrument__isnull=True, then=F("symbol")), default=Value("")),
+        )
+        .values("instrument", "instrument__name", "instrument__isin", "instrument__ticker", "unlinked_symbol")
+        .annotate(net=Sum(signed), trades=Count("id"), spellings=ArrayAgg("symbol", distinct=True))
+        .order_by("-trades", "instrument__name", "unlinked_symbol")[:limit]
+    )
+    return [
+        {
+            "instrument": (
+                {
+                    "id": row["instrument"],
+                    "name": row["instrument__name"],
+                    "isin": row["instrument__isin"],
+                    "ticker": row["instrument__ticker"],
+                }
+                if row["instrument"]
+                else None
+            ),
+            "symbol": row["unlinked_symbol"] or None,
+            "quantity": row["net"],
+            "trades": row["trades"],
+            "symbols": sorted(row["spellings"]),
+        }
+        for row in rows
+    ]
 
 
 def order_figures(orders: QuerySet[Order]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
 from imports.models import UNFINISHED_FILE_STATUSES, ApiToken, FileStatus, ImportBatch, ImportFile, Order
+from imports.services.reconciliation import file_reconcile_counts
 from staging.models import StagedRow, StagedStatus
 
 
@@ -33,6 +34,40 @@ _ROW_FIELDS = ("total", "imported", "invalid", "skipped", "duplicate", "staged")
 def _with_legacy_failed(rows: dict[str, int]) -> dict[str, int]:
     """The API's row counts also carry `failed`, its older name of `invalid` (kept for existing clients)."""
     return {**rows, "failed": rows["invalid"]}
+
+
+# The steps of an orders file, as its page shows them: (key, label).
+PHASES = (
+    ("upload", "Uploaded"),
+    ("read", "Read"),
+    ("approve", "Format approved"),
+    ("import", "Imported"),
+    ("reconcile", "Reconciled"),
+)
+
+
+def file_phases(file: ImportFile) -> list[dict[str, Any]]:
+    """Each step of the file with its state (done, current, waiting, todo) and a note (the reconcile counts)."""
+    if file.target != "orders" or file.status in (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES):
+        return []
+    read = file.status not in (FileStatus.UPLOADED, FileStatus.PROCESSING)
+    approved = bool(file.format_id) and file.format.status == "APPROVED"
+    imported = file.status in (FileStatus.IMPORTED, FileStatus.PARTIAL, FileStatus.ROLLED_BACK)
+    states = {
+        "upload": "done",
+        "read": "done" if read else "current",
+        "approve": "done" if approved else ("waiting" if read else "todo"),
+        "import": "done" if imported else ("current" if file.status == FileStatus.MIGRATING else "todo"),
+        "reconcile": "todo",
+    }
+    notes = {"approve": "" if approved or not read else "an admin reviews the new format"}
+    if imported and file.status != FileStatus.ROLLED_BACK:
+        counts = file_reconcile_counts(file)
+        states["reconcile"] = "waiting" if counts.waiting else "done"
+        notes["reconcile"] = f"{counts.linked:,} linked to an instrument, {counts.waiting:,} waiting for a decision" + (
+            f", {counts.unlinked:,} left unlinked" if counts.unlinked else ""
+        )
+    return [{"key": key, "label": label, "state": states[key], "note": notes.get(key, "")} for key, label in PHASES]
 
 
 def batch_figures(batch: ImportBatch) -> dict[str, Any]:

@@ -212,6 +212,25 @@ class BatchSummary(Schema):
     updated_at: str
 
 
+class InstrumentRef(Schema):
+    id: int
+    name: str
+    isin: str
+    ticker: str
+
+
+class Position(Schema):
+    instrument: InstrumentRef | None
+    symbol: str | None = Field(description="For orders not linked to an instrument: their symbol.")
+    quantity: str = Field(description="Bought minus sold, plain decimal notation.")
+    trades: int
+    symbols: list[str] = Field(description="Every spelling of the instrument in the orders.")
+
+
+class Positions(Schema):
+    results: list[Position]
+
+
 class Order(Schema):
     id: int
     account: str
@@ -225,6 +244,7 @@ class Order(Schema):
     broker_trade_id: str
     source_file: int
     source_line: int
+    instrument: InstrumentRef | None = Field(description="The instrument the symbol was reconciled to; null while not.")
 
 
 class CursorPage(Schema):
@@ -308,6 +328,7 @@ class OrderQuery(Schema):
     date_from: str | None = Field(None, description="Executed on or after this day (YYYY-MM-DD, UTC).")
     date_to: str | None = Field(None, description="Executed on or before this day (YYYY-MM-DD, UTC).")
     source_file: str | None = Field(None, description="Only orders from this import file id.")
+    instrument: str | None = Field(None, description="Only orders linked to this instrument id ('none': not linked).")
     cursor: str | None = Field(None, description="Opaque cursor from a previous page's `next` link.")
     page_size: str | None = Field(None, description="Items per page, 1..500 (default 50).")
 

@@ -24,6 +24,7 @@ from imports.guards.rate_limits import rate_limit_check, rate_limit_record
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit
 from imports.reports import order_filters_strict, orders_filtered
+from imports.reports import positions as reports_positions
 from imports.services.fixes import file_rows_fix, fixable_file
 from imports.services.idempotency import idempotent_call, request_fingerprint
 from imports.services.uploads import file_retry_by_owner, review_approve, review_reject, upload_batch_create
@@ -227,7 +228,25 @@ def _order_json(order: Any) -> dict[str, Any]:
         "broker_trade_id": order.broker_trade_id,
         "source_file": order.source_file_id,
         "source_line": order.source_line,
+        "instrument": _instrument_json(order.instrument) if order.instrument_id else None,
     }
+
+
+def _instrument_json(instrument: Any) -> dict[str, Any]:
+    return {"id": instrument.pk, "name": instrument.name, "isin": instrument.isin, "ticker": instrument.ticker}
+
+
+@router.get(
+    "/positions",
+    url_name="api-positions",
+    response={200: schemas.Positions, **schemas.errors(400, 401)},
+    summary="Net quantity per instrument across brokers (orders filtered as /api/orders)",
+)
+def positions(request: HttpRequest, query: Query[schemas.OrderQuery]) -> HttpResponse:
+    """GET /api/positions: one position per instrument however each broker spelled it; orders not linked to an
+    instrument yet are one position per symbol."""
+    rows = reports_positions(orders_filtered(request.user, order_filters_strict(request.GET)))
+    return JsonResponse({"results": [{**row, "quantity": plain_decimal(row["quantity"])} for row in rows]})
 
 
 @router.get(

@@ -122,6 +122,11 @@ def _waiting_values(owner_id: int, file_id: int | None) -> list[str]:
     return [value for value in values if value not in decided]
 
 
+def file_reconcile_counts(file: ImportFile) -> Counts:
+    """How the file's orders stand: linked to an instrument, waiting for a decision, left unlinked by one."""
+    return _counts(file.owner_id, file.pk)
+
+
 def _counts(owner_id: int, file_id: int | None) -> Counts:
     orders = _orders(owner_id, file_id)
     figures = orders.aggregate(all=Count("id"), linked=Count("instrument"))

@@ -18,7 +18,7 @@ from config.errors import AppError
 from imports import reports, selectors
 from imports.guards.request_body import require_whole_body
 from imports.guards.upload_limits import upload_rate_limit_hit, upload_refused
-from imports.models import FileStatus
+from imports.models import FileStatus, Instrument
 from imports.services.direct_uploads import direct_uploads_enabled
 from imports.services.fixes import FIXABLE_STATUSES, file_rows_fix
 from imports.services.uploads import file_retry_by_owner, upload_batch_create
@@ -143,6 +143,7 @@ def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
             "header": reports.file_header(file),
             "rollback": selectors.rollback_info(file),
             "accounting": selectors.row_accounting(file),
+            "phases": selectors.file_phases(file),
             "fixable": reports.rows_to_fix(file) if _fixable(file) else [],
         },
     )
@@ -249,6 +250,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "figures": reports.order_figures(orders),
+            "positions": reports.positions(orders, limit=50),
+            "instruments": Instrument.objects.filter(owner=request.user).order_by("name"),
             "sources": sources,
             "query": urlencode(filters.as_query()),
         },

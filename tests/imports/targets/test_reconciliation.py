@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db.models import Sum
+from django.test import Client
 
 from audit.models import AuditEvent
 from config.errors import Conflict
@@ -15,7 +16,7 @@ from imports.models import FileStatus, ImportFile, Instrument, InstrumentLink, O
 from imports.services.reconciliation import candidates, reconcile_decide, reconcile_queue, variants
 from imports.services.rollback import file_rollback
 from imports.services.uploads import review_approve, upload_batch_create
-from tests.conftest import csv_upload
+from tests.conftest import api_key_for, csv_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +171,42 @@ def test_suffixes_and_pairs_are_read_off_and_candidates_say_why() -> None:
 
 def test_candidates_of_an_owner_without_instruments_are_none(user: Any) -> None:
     assert candidates(user.pk, "AAPL") == []
+
+
+def test_orders_api_and_pages_show_the_instrument_filter_by_it_and_group_one_position_per_instrument(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    imported(user, reviewer, "instruments.csv", INSTRUMENTS, run_jobs, capture, "instruments")
+    imported(user, reviewer, "broker-a.csv", BROKER_A, run_jobs, capture, "orders")
+    second = imported(user, reviewer, "fuzzy.csv", FUZZY, run_jobs, capture, "orders")
+    apple = Instrument.objects.get(owner=user, ticker="AAPL")
+    client, auth = Client(), {"HTTP_AUTHORIZATION": f"Bearer {api_key_for(user)}"}
+
+    held = client.get("/api/positions", **auth).json()["results"]
+    assert [(p["instrument"] and p["instrument"]["ticker"], p["symbol"], p["quantity"], p["trades"]) for p in held] == [
+        (None, "APPLE COMPUTER", "4", 2),
+        ("AAPL", None, "10", 1),
+        ("MSFT", None, "5", 1),
+    ]
+    linked = client.get(f"/api/orders?instrument={apple.pk}", **auth).json()["results"]
+    assert [(o["symbol"], o["instrument"]) for o in linked] == [
+        ("AAPL", {"id": apple.pk, "name": "Apple Inc", "isin": "US0378331005", "ticker": "AAPL"})
+    ]
+    assert len(client.get("/api/orders?instrument=none", **auth).json()["results"]) == 2
+    bad = client.get("/api/orders?instrument=apple", **auth)
+    assert bad.status_code == 400 and bad.json()["details"]["instrument"].startswith("'apple' is not an instrument id")
+
+    client.force_login(user)
+    page = client.get("/orders/").content.decode()
+    assert 'id="positions-table"' in page and "not linked yet" in page and ">Apple Inc</a>" in page
+    detail = client.get(f"/imports/{second.pk}/").content.decode()
+    assert 'data-phase="reconcile"' in detail and "0 linked to an instrument, 2 waiting for a decision" in detail
+    reconcile_decide(actor=reviewer, owner_id=user.pk, value="APPLE COMPUTER", action="link", instrument_id=apple.pk)
+    held = client.get("/api/positions", **auth).json()["results"]
+    assert [(p["instrument"]["ticker"], p["quantity"], p["symbols"]) for p in held] == [
+        ("AAPL", "14", ["AAPL", "APPLE COMPUTER"]),
+        ("MSFT", "5", ["MSFT"]),
+    ]
+    detail = client.get(f"/imports/{second.pk}/").content.decode()
+    assert "2 linked to an instrument, 0 waiting for a decision" in detail

@@ -329,6 +329,46 @@ def approved(opts: Options, owner: Any, procs: Processes) -> Result:
     )
 
 
+def approved_reconciled(opts: Options, owner: Any, procs: Processes) -> Result:
+    """An approved format whose owner has an instruments list: every order is reconciled to an instrument (exact
+    ticker; the list holds 2,000 other instruments too) before the file is settled."""
+    from imports.models import Instrument, Order
+
+    source = scratch_file(owner, "instruments")
+    known = [(symbol, f"{symbol} (bench)") for symbol in data.SYMBOLS]
+    known += [(f"ZZ{n:04d}", f"Other instrument {n}") for n in range(2000)]
+    Instrument.objects.bulk_create(
+        Instrument(
+            owner=owner,
+            ticker=ticker,
+            name=name,
+            source_file_id=source,
+            source_line=line,
+            dedupe_key=Instrument.key("", ticker, ""),
+        )
+        for line, (ticker, name) in enumerate(known, start=2)
+    )
+    path = opts.workdir / "reconciled.csv"
+    data.write_trades(path, opts.rows, seed=opts.seed + 7, id_offset=7 * 10**9, invalid_every=opts.invalid_every)
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        file_id = upload(owner, path)
+        started = time.perf_counter()
+        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    waiting = Order.objects.filter(source_file_id=file_id, instrument__isnull=True).count()
+    if row["rows_imported"] + row["rows_invalid"] != opts.rows or waiting:
+        raise RuntimeError(f"reconciled: {row['status']} {row['rows_imported']} imported, {waiting} not linked")
+    path.unlink()
+    return Result(
+        "approved format, every order reconciled to an instrument",
+        opts.rows,
+        seconds,
+        rss.peak_mb,
+        note=f"{row['rows_imported']:,} orders linked by ticker (2,012 instruments known)",
+    )
+
+
 def approved_other_format(opts: Options, owner: Any, procs: Processes, kind: str) -> Result:
     """The approved path again with the same number of rows (other trades) as an .xlsx workbook or NDJSON:
     the same format matches (same header), so the rows go straight to orders like the CSV's."""
@@ -664,6 +704,9 @@ def run(opts: Options) -> list[Result]:
         results.append(migrate(opts, reviewer, file_id, procs))
         opts.log(f"approved format, {opts.rows:,} rows from the file...")
         results.append(approved(opts, owner, procs))
+        opts.log(f"approved format, {opts.rows:,} rows reconciled to the owner's instruments...")
+        other = users.objects.create_user(username="bench-owner-instruments", password="bench-owner-pw")
+        results.append(approved_reconciled(opts, other, procs))
         opts.log(f"approved format, {opts.rows:,} rows as .xlsx...")
         results.append(approved_other_format(opts, owner, procs, "xlsx"))
         opts.log(f"approved format, {opts.rows:,} rows as NDJSON...")

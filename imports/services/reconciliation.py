@@ -48,54 +48,75 @@ def _auto_score() -> float:
     return float(settings.AIRLOCK.get("RECONCILE_AUTO_SCORE", 0.92))
 
 
-def _link_sql(where: str) -> list[str]:
-    """The set-based steps, in order of precedence; each links only orders still without an instrument."""
-    waiting = f"o.owner_id = %(owner)s AND o.instrument_id IS NULL {where}"
-    return [
-        # A decision for the value in files of this format, then one for any format.
-        f"""UPDATE imports_order o SET instrument_id = l.instrument_id
-            FROM imports_instrumentlink l, imports_importfile f
-            WHERE {waiting} AND f.id = o.source_file_id AND l.owner_id = o.owner_id
-              AND l.value = {VALUE_SQL} AND l.format_id = f.format_id AND l.instrument_id IS NOT NULL""",
-        f"""UPDATE imports_order o SET instrument_id = l.instrument_id FROM imports_instrumentlink l
-            WHERE {waiting} AND l.owner_id = o.owner_id AND l.value = {VALUE_SQL} AND l.format_id IS NULL
-              AND l.instrument_id IS NOT NULL""",
-        f"""UPDATE imports_order o SET instrument_id = i.id FROM imports_instrument i
-            WHERE {waiting} AND i.owner_id = o.owner_id AND i.isin = {VALUE_SQL} AND i.isin <> ''""",
-        f"""UPDATE imports_order o SET instrument_id = t.id
-            FROM (SELECT min(id) AS id, ticker FROM imports_instrument WHERE owner_id = %(owner)s AND ticker <> ''
-                  GROUP BY ticker HAVING count(*) = 1) t
-            WHERE {waiting} AND t.ticker = {VALUE_SQL}""",
-        f"""UPDATE imports_order o SET instrument_id = a.id
-            FROM (SELECT min(i.id) AS id, upper(btrim(alias)) AS alias
-                  FROM imports_instrument i, jsonb_array_elements_text(i.aliases) alias
-                  WHERE i.owner_id = %(owner)s GROUP BY upper(btrim(alias)) HAVING count(DISTINCT i.id) = 1) a
-            WHERE {waiting} AND a.alias = {VALUE_SQL}""",
-    ]
+# The instrument each value means for one owner and one file's format, by precedence: a person's decision for the
+# format, then for any format (a decision to leave a value unlinked maps it to NULL, above every automatic rule),
+# an ISIN, a ticker only one of the owner's instruments has, an alias only one has. The same CTE links orders as they
+# are inserted (imports/targets/orders.py, imports/pipeline/fastpath.py) and afterwards (below); it reads the owner's
+# instruments and decisions (thousands of rows) once per statement.
+INSTRUMENT_MAP_CTE = """
+instrument_map AS (
+    SELECT DISTINCT ON (value) value, instrument_id FROM (
+        SELECT l.value, l.instrument_id, 1 AS rank FROM imports_instrumentlink l
+         WHERE l.owner_id = %(owner)s
+           AND l.format_id = (SELECT format_id FROM imports_importfile WHERE id = %(file)s)
+        UNION ALL
+        SELECT l.value, l.instrument_id, 2 FROM imports_instrumentlink l
+         WHERE l.owner_id = %(owner)s AND l.format_id IS NULL
+        UNION ALL
+        SELECT i.isin, i.id, 3 FROM imports_instrument i WHERE i.owner_id = %(owner)s AND i.isin <> ''
+        UNION ALL
+        SELECT ticker, min(id), 4 FROM imports_instrument WHERE owner_id = %(owner)s AND ticker <> ''
+         GROUP BY ticker HAVING count(*) = 1
+        UNION ALL
+        SELECT upper(btrim(alias)), min(i.id), 5 FROM imports_instrument i, jsonb_array_elements_text(i.aliases) alias
+         WHERE i.owner_id = %(owner)s GROUP BY upper(btrim(alias)) HAVING count(DISTINCT i.id) = 1
+    ) candidates ORDER BY value, rank
+)"""
+
+_LINK_SQL = f"""
+WITH {INSTRUMENT_MAP_CTE}
+UPDATE imports_order o SET instrument_id = m.instrument_id FROM instrument_map m
+WHERE o.source_file_id = %(file)s AND o.owner_id = %(owner)s AND o.instrument_id IS NULL
+  AND m.instrument_id IS NOT NULL AND m.value = {VALUE_SQL} AND {VALUE_SQL} = ANY(%(values)s)
+"""
 
 
-def orders_reconcile(*, owner_id: int, file_id: int | None = None) -> Counts:
-    """Link the orders of a file (None: every waiting order of the owner) to the owner's instruments. Idempotent:
-    only orders without an instrument change, so a job killed part-way simply runs it again."""
+def orders_reconcile(*, owner_id: int, file_id: int | None = None) -> None:
+    """Link the orders of a file (None: every file with waiting orders of the owner) that are still without an
+    instrument. Most were linked as they were inserted; this catches what changed since (a decision, a new
+    instruments list) and tries, once per distinct value, the suffix and fuzzy rules. Idempotent: only orders
+    without an instrument change, so a job killed part-way simply runs it again."""
     if not Instrument.objects.filter(owner_id=owner_id).exists():
-        return _counts(owner_id, file_id)  # nothing to match against (the first files of a new owner)
-    where = "AND o.source_file_id = %(file)s" if file_id else ""
-    params = {"owner": owner_id, "file": file_id}
-    with transaction.atomic(), connection.cursor() as cursor:
-        for sql in _link_sql(where):
-            cursor.execute(sql, params)
-        values = _waiting_values(owner_id, file_id)
-    made = [link for link in (_auto_link(owner_id, value) for value in values) if link is not None]
+        return  # nothing to match against (the first files of a new owner)
+    if file_id is None:
+        waiting_files = Order.objects.filter(owner_id=owner_id, instrument__isnull=True).values("source_file")
+        file_ids = list(waiting_files.distinct().values_list("source_file", flat=True))
+    else:
+        file_ids = [file_id]
+    for one in file_ids:
+        _reconcile_file(owner_id, one)
+
+
+def _reconcile_file(owner_id: int, file_id: int) -> None:
+    values = _waiting_values(owner_id, file_id)
+    if not values:
+        return
+    _link(owner_id, file_id, values)
+    decided = set(InstrumentLink.objects.filter(owner_id=owner_id, value__in=values).values_list("value", flat=True))
+    left = [value for value in _waiting_values(owner_id, file_id) if value not in decided]
+    made = [link.value for link in (_auto_link(owner_id, value) for value in left) if link is not None]
     if made:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for sql in _link_sql(where)[:2]:
-                cursor.execute(sql, params)
-    return _counts(owner_id, file_id)
+        _link(owner_id, file_id, made)
 
 
-def orders_reconcile_waiting(*, owner_id: int, file_id: int | None = None) -> Counts:
+def _link(owner_id: int, file_id: int, values: list[str]) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_LINK_SQL, {"owner": owner_id, "file": file_id, "values": values})
+
+
+def orders_reconcile_waiting(*, owner_id: int, file_id: int | None = None) -> None:
     """After an instruments file: every order of the owner still waiting may match the new or changed records."""
-    return orders_reconcile(owner_id=owner_id)
+    orders_reconcile(owner_id=owner_id)
 
 
 def _orders(owner_id: int, file_id: int | None) -> Any:
@@ -109,17 +130,15 @@ def _left_unlinked(owner_id: int) -> set[str]:
     )
 
 
-def _waiting_values(owner_id: int, file_id: int | None) -> list[str]:
-    """The distinct values of orders still without an instrument and without a decision."""
+def _waiting_values(owner_id: int, file_id: int) -> list[str]:
+    """The distinct values of the file's orders still without an instrument."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT {VALUE_SQL} FROM imports_order o WHERE o.owner_id = %(owner)s "
-            "AND o.instrument_id IS NULL" + (" AND o.source_file_id = %(file)s" if file_id else ""),
+            f"SELECT DISTINCT {VALUE_SQL} FROM imports_order o WHERE o.source_file_id = %(file)s "
+            "AND o.owner_id = %(owner)s AND o.instrument_id IS NULL",
             {"owner": owner_id, "file": file_id},
         )
-        values = [value for (value,) in cursor.fetchall() if value]
-    decided = set(InstrumentLink.objects.filter(owner_id=owner_id, value__in=values).values_list("value", flat=True))
-    return [value for value in values if value not in decided]
+        return [value for (value,) in cursor.fetchall() if value]
 
 
 def file_reconcile_counts(file: ImportFile) -> Counts:

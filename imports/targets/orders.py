@@ -13,6 +13,7 @@ from formats.converters import plain_decimal
 from formats.converters.currencies import currency_problem
 from formats.targets import get_target
 from imports.models import Order
+from imports.services.reconciliation import INSTRUMENT_MAP_CTE
 from imports.targets.base import MARKUP_CHARACTERS, TargetRow, TargetWriter
 
 _MAX_DECIMAL = Decimal("1e18")
@@ -113,15 +114,21 @@ def order_identity(values: dict[str, Any]) -> str:
     )
 
 
-_INSERT_SQL = """
+# Each order is linked to its instrument as it is written (INSTRUMENT_MAP_CTE: the owner's decisions, ISINs,
+# tickers and aliases); what that leaves waits for imports/services/reconciliation.py after the file.
+_INSERT_SQL = f"""
+WITH {INSTRUMENT_MAP_CTE}
 INSERT INTO imports_order (owner_id, account, symbol, side, quantity, price, commission, currency,
-                           executed_at, broker_trade_id, source_file_id, source_line, dedupe_key, created_at)
-SELECT %s, v.account, v.symbol, v.side, v.quantity, v.price, v.commission, v.currency, v.executed_at,
-       v.broker_trade_id, %s, v.line, v.dedupe_key, now()
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[], %s::text[],
-            %s::timestamptz[], %s::text[], %s::int[], %s::text[])
+                           executed_at, broker_trade_id, source_file_id, source_line, dedupe_key, created_at,
+                           instrument_id)
+SELECT %(owner)s, v.account, v.symbol, v.side, v.quantity, v.price, v.commission, v.currency, v.executed_at,
+       v.broker_trade_id, %(file)s, v.line, v.dedupe_key, now(), m.instrument_id
+FROM unnest(%(account)s::text[], %(symbol)s::text[], %(side)s::text[], %(quantity)s::numeric[],
+            %(price)s::numeric[], %(commission)s::numeric[], %(currency)s::text[], %(executed_at)s::timestamptz[],
+            %(broker_trade_id)s::text[], %(line)s::int[], %(dedupe_key)s::text[])
      AS v(account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id, line,
           dedupe_key)
+LEFT JOIN instrument_map m ON m.value = upper(btrim(v.symbol))
 ON CONFLICT DO NOTHING
 RETURNING source_line
 """
@@ -166,7 +173,7 @@ def orders_insert(*, owner_id: int, file_id: int, rows: list[TargetRow]) -> set[
         return set()
     columns = order_columns(rows)
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [owner_id, file_id, *columns.values()])
+        cursor.execute(_INSERT_SQL, {"owner": owner_id, "file": file_id, **columns})
         return {line for (line,) in cursor.fetchall()}
 
 

@@ -3,6 +3,7 @@ value, decisions once per value applying to past and future orders, and rollback
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +13,13 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from config.errors import Conflict
+from imports.bench import data
 from imports.models import FileStatus, ImportFile, Instrument, InstrumentLink, Order, Side
+from imports.pipeline import fastpath
 from imports.services.reconciliation import candidates, reconcile_decide, reconcile_queue, variants
 from imports.services.rollback import file_rollback
 from imports.services.uploads import review_approve, upload_batch_create
+from imports.targets import WRITERS
 from tests.conftest import api_key_for, csv_upload
 
 pytestmark = pytest.mark.django_db
@@ -210,3 +214,35 @@ def test_orders_api_and_pages_show_the_instrument_filter_by_it_and_group_one_pos
     ]
     detail = client.get(f"/imports/{second.pk}/").content.decode()
     assert "2 linked to an instrument, 0 waiting for a decision" in detail
+
+
+@pytest.mark.parametrize("sql_path", [True, False])
+def test_orders_are_linked_as_they_are_written_on_the_sql_and_the_python_path(
+    user: Any,
+    reviewer: Any,
+    run_jobs: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: Any,
+    sql_path: bool,
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    imported(user, reviewer, "instruments.csv", INSTRUMENTS, run_jobs, capture, "instruments")
+    # No pass after the file: what is linked was linked by the INSERT itself.
+    monkeypatch.setitem(WRITERS, "orders", replace(WRITERS["orders"], after_file=None, fast_path=sql_path))
+    # The benchmark's layout and mapping: a mapping the SQL path compiles.
+    lines = [",".join(data.HEADER)]
+    for n, symbol in enumerate(["US0378331005", "apple inc", "AAPL.US"]):
+        lines.append(f"U1,{symbol},Buy,1,10.5,0,USD,2024-03-0{n + 1} 10:00:00,T-{n},NASDAQ,LMT,x")
+    with capture(execute=True):
+        _, [file] = upload_batch_create(owner=user, files=[csv_upload("bench.csv", "\n".join(lines) + "\n")])
+    run_jobs()
+    fmt = ImportFile.objects.get(pk=file.pk).format
+    with capture(execute=True):
+        review_approve(format_id=fmt.pk, actor=reviewer, mapping={**fmt.mapping, "fields": data.MAPPING["fields"]})
+    run_jobs()
+    assert ImportFile.objects.get(pk=file.pk).status == FileStatus.IMPORTED
+    # With fast_path on, the SQL path writes the orders; off, the Python path does.
+    assert fastpath.plan_for(data.MAPPING, data.HEADER, dedupe=True) is not None
+    by_symbol = dict(Order.objects.filter(source_file=file).values_list("symbol", "instrument__ticker"))
+    # ISIN and alias at insert time; 'AAPL.US' (a suffix rule, decided once per value) waits for the pass after
+    assert by_symbol == {"US0378331005": "AAPL", "APPLE INC": "AAPL", "AAPL.US": None}

@@ -213,6 +213,17 @@ def file_row(file_id: int) -> dict[str, Any]:
     return ImportFile.objects.filter(pk=file_id).values().get()
 
 
+def imported_by_worker(procs: Processes, owner: Any, path: Path) -> tuple[int, float, RssSampler]:
+    """One file of an approved format imported by one real worker: (file id, seconds from the stored upload to the
+    file's end, the worker's memory sampler). The clock starts once the upload is stored, as the goals say."""
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        file_id = upload(owner, path)
+        started = time.perf_counter()
+        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    return file_id, seconds, rss
+
+
 # --- scenarios -----------------------------------------------------------------------------------------
 
 
@@ -311,11 +322,7 @@ def approved(opts: Options, owner: Any, procs: Processes) -> Result:
     """An approved format: file stored -> every order written."""
     path = opts.workdir / "approved.csv"
     data.write_trades(path, opts.rows, seed=opts.seed + 1, id_offset=10**9, invalid_every=opts.invalid_every)
-    with workers(procs, 1) as pids, RssSampler(pids) as rss:
-        file_id = upload(owner, path)  # the clock starts once the upload is stored, as the goal says
-        started = time.perf_counter()
-        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
-        seconds = time.perf_counter() - started
+    file_id, seconds, rss = imported_by_worker(procs, owner, path)
     row = file_row(file_id)
     if row["rows_imported"] + row["rows_invalid"] != opts.rows:
         raise RuntimeError(f"approved path: {row['status']} {row['rows_imported']} imported: {row['error']}")
@@ -350,11 +357,7 @@ def approved_reconciled(opts: Options, owner: Any, procs: Processes) -> Result:
     )
     path = opts.workdir / "reconciled.csv"
     data.write_trades(path, opts.rows, seed=opts.seed + 7, id_offset=7 * 10**9, invalid_every=opts.invalid_every)
-    with workers(procs, 1) as pids, RssSampler(pids) as rss:
-        file_id = upload(owner, path)
-        started = time.perf_counter()
-        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
-        seconds = time.perf_counter() - started
+    file_id, seconds, rss = imported_by_worker(procs, owner, path)
     row = file_row(file_id)
     waiting = Order.objects.filter(source_file_id=file_id, instrument__isnull=True).count()
     if row["rows_imported"] + row["rows_invalid"] != opts.rows or waiting:
@@ -377,11 +380,7 @@ def approved_other_format(opts: Options, owner: Any, procs: Processes, kind: str
     offset = {"xlsx": 4, "ndjson": 5}[kind] * 10**9
     writer(path, opts.rows, seed=opts.seed + 2, id_offset=offset, invalid_every=opts.invalid_every)
     size_mb = path.stat().st_size / 2**20
-    with workers(procs, 1) as pids, RssSampler(pids) as rss:
-        file_id = upload(owner, path)
-        started = time.perf_counter()
-        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
-        seconds = time.perf_counter() - started
+    file_id, seconds, rss = imported_by_worker(procs, owner, path)
     row = file_row(file_id)
     path.unlink()
     if row["rows_imported"] + row["rows_invalid"] != opts.rows:
@@ -452,11 +451,7 @@ def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
     """Worker memory on a big file of the approved format (read, stage, migrate: all streaming)."""
     path = opts.workdir / "big.csv"
     rows = data.write_trades_until(path, opts.big_bytes, seed=opts.seed + 7)
-    with workers(procs, 1) as pids, RssSampler(pids) as rss:
-        file_id = upload(owner, path)
-        started = time.perf_counter()
-        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
-        seconds = time.perf_counter() - started
+    file_id, seconds, rss = imported_by_worker(procs, owner, path)
     row = file_row(file_id)
     size_mb = path.stat().st_size / 2**20
     path.unlink()

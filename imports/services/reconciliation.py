@@ -284,9 +284,14 @@ def reconcile_decide(
     value = value.strip().upper()
     if action not in ("link", "create", "leave"):
         raise InvalidRequest("A decision is 'link', 'create' or 'leave'.", code="invalid_decision")
+    if not value or len(value) > 64:
+        raise InvalidRequest("The value is a symbol as orders hold it: 1 to 64 characters.", code="invalid_value")
     orders = Order.objects.filter(owner_id=owner_id, symbol__iexact=value)
     if format_id:
         orders = orders.filter(source_file__format_id=format_id)
+    if not orders.exists():
+        where = " in files of that format" if format_id else ""
+        raise Conflict(f"No order of this owner holds '{value}'{where}: nothing to decide.", code="no_orders")
     with transaction.atomic():
         instrument = None
         if action == "link":

@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.test import Client
 
 from audit.models import AuditEvent
-from config.errors import Conflict
+from config.errors import Conflict, InvalidRequest
 from imports.bench import data
 from imports.models import FileStatus, ImportFile, Instrument, InstrumentLink, Order, Side
 from imports.pipeline import fastpath
@@ -246,3 +246,22 @@ def test_orders_are_linked_as_they_are_written_on_the_sql_and_the_python_path(
     by_symbol = dict(Order.objects.filter(source_file=file).values_list("symbol", "instrument__ticker"))
     # ISIN and alias at insert time; 'AAPL.US' (a suffix rule, decided once per value) waits for the pass after
     assert by_symbol == {"US0378331005": "AAPL", "APPLE INC": "AAPL", "AAPL.US": None}
+
+
+def test_a_decision_on_a_value_no_order_holds_or_out_of_bounds_is_refused_and_changes_nothing(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    file = imported(user, reviewer, "fuzzy.csv", FUZZY, run_jobs, capture, "orders")
+    with pytest.raises(Conflict, match="No order of this owner holds 'TSLA': nothing to decide."):
+        reconcile_decide(actor=reviewer, owner_id=user.pk, value="tsla", action="leave")
+    with pytest.raises(Conflict, match="in files of that format"):
+        reconcile_decide(actor=reviewer, owner_id=user.pk, value="APPLE COMPUTER", action="leave", format_id=999999)
+    with pytest.raises(Conflict):
+        reconcile_decide(actor=reviewer, owner_id=999999, value="APPLE COMPUTER", action="create")
+    with pytest.raises(InvalidRequest, match="1 to 64 characters"):
+        reconcile_decide(actor=reviewer, owner_id=user.pk, value="X" * 65, action="leave")
+    with pytest.raises(InvalidRequest, match="'link', 'create' or 'leave'"):
+        reconcile_decide(actor=reviewer, owner_id=user.pk, value="APPLE COMPUTER", action="merge")
+    assert not InstrumentLink.objects.exists() and not Instrument.objects.exists()
+    assert set(Order.objects.filter(source_file=file).values_list("instrument", flat=True)) == {None}

@@ -42,7 +42,7 @@ from formats.converters.registry import build_text_cleaner
 from formats.targets import get_target
 from imports.models import ImportFile
 from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
-from imports.services.reconciliation import INSTRUMENT_MAP_CTE
+from imports.services.reconciliation import INSTRUMENT_MAP_SQL
 from imports.targets.base import MARKUP_CHARACTERS, DedupeKeys, TargetRow, duplicate_errors
 from imports.targets.orders import EARLIEST_TRADE_YEAR, ORDER_VALUE_FIELDS, WRITER, order_columns
 from staging.models import StagedStatus
@@ -568,9 +568,9 @@ CREATE TEMP TABLE IF NOT EXISTS airlock_fast (
 ) ON COMMIT DELETE ROWS
 """
 
-# Orders are linked to their instrument as they are written (INSTRUMENT_MAP_CTE, as imports/targets/orders.py does).
+# Orders are linked to their instrument as they are written (INSTRUMENT_MAP_SQL, as imports/targets/orders.py does).
 _INSERT_ORDERS = f"""
-WITH {INSTRUMENT_MAP_CTE}, rows AS (
+WITH rows AS (
     SELECT line, account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id,
            dedupe_key FROM pg_temp.airlock_fast WHERE ok
     UNION ALL
@@ -584,7 +584,7 @@ WITH {INSTRUMENT_MAP_CTE}, rows AS (
                                instrument_id)
     SELECT %(owner)s, coalesce(account, ''), symbol, side, quantity, price, coalesce(commission, 0), currency,
            executed_at, coalesce(broker_trade_id, ''), %(file)s, line, dedupe_key, now(), m.instrument_id
-    FROM rows LEFT JOIN instrument_map m ON m.value = upper(btrim(rows.symbol))
+    FROM rows LEFT JOIN {INSTRUMENT_MAP_SQL} m ON m.value = upper(btrim(rows.symbol))
     ORDER BY dedupe_key, line
     ON CONFLICT DO NOTHING
     RETURNING source_line

@@ -48,34 +48,13 @@ def _auto_score() -> float:
     return float(settings.AIRLOCK.get("RECONCILE_AUTO_SCORE", 0.92))
 
 
-# The instrument each value means for one owner and one file's format, by precedence: a person's decision for the
-# format, then for any format (a decision to leave a value unlinked maps it to NULL, above every automatic rule),
-# an ISIN, a ticker only one of the owner's instruments has, an alias only one has. The same CTE links orders as they
-# are inserted (imports/targets/orders.py, imports/pipeline/fastpath.py) and afterwards (below); it reads the owner's
-# instruments and decisions (thousands of rows) once per statement.
-INSTRUMENT_MAP_CTE = """
-instrument_map AS (
-    SELECT DISTINCT ON (value) value, instrument_id FROM (
-        SELECT l.value, l.instrument_id, 1 AS rank FROM imports_instrumentlink l
-         WHERE l.owner_id = %(owner)s
-           AND l.format_id = (SELECT format_id FROM imports_importfile WHERE id = %(file)s)
-        UNION ALL
-        SELECT l.value, l.instrument_id, 2 FROM imports_instrumentlink l
-         WHERE l.owner_id = %(owner)s AND l.format_id IS NULL
-        UNION ALL
-        SELECT i.isin, i.id, 3 FROM imports_instrument i WHERE i.owner_id = %(owner)s AND i.isin <> ''
-        UNION ALL
-        SELECT ticker, min(id), 4 FROM imports_instrument WHERE owner_id = %(owner)s AND ticker <> ''
-         GROUP BY ticker HAVING count(*) = 1
-        UNION ALL
-        SELECT upper(btrim(alias)), min(i.id), 5 FROM imports_instrument i, jsonb_array_elements_text(i.aliases) alias
-         WHERE i.owner_id = %(owner)s GROUP BY upper(btrim(alias)) HAVING count(DISTINCT i.id) = 1
-    ) candidates ORDER BY value, rank
-)"""
+# The instrument each value means for one owner and one file's format (the SQL function of migration
+# imports/0014_instrument_map: decisions, then ISIN, unique ticker, unique alias). The inserts of the SQL and Python
+# paths join it, so orders are linked as they are written; the pass after a file joins it again.
+INSTRUMENT_MAP_SQL = "airlock_instrument_map(%(owner)s, %(file)s)"
 
 _LINK_SQL = f"""
-WITH {INSTRUMENT_MAP_CTE}
-UPDATE imports_order o SET instrument_id = m.instrument_id FROM instrument_map m
+UPDATE imports_order o SET instrument_id = m.instrument_id FROM {INSTRUMENT_MAP_SQL} m
 WHERE o.source_file_id = %(file)s AND o.owner_id = %(owner)s AND o.instrument_id IS NULL
   AND m.instrument_id IS NOT NULL AND m.value = {VALUE_SQL} AND {VALUE_SQL} = ANY(%(values)s)
 """

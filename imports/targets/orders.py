@@ -13,7 +13,7 @@ from formats.converters import plain_decimal
 from formats.converters.currencies import currency_problem
 from formats.targets import get_target
 from imports.models import Order
-from imports.services.reconciliation import INSTRUMENT_MAP_CTE
+from imports.services.reconciliation import INSTRUMENT_MAP_SQL
 from imports.targets.base import MARKUP_CHARACTERS, TargetRow, TargetWriter
 
 _MAX_DECIMAL = Decimal("1e18")
@@ -114,10 +114,9 @@ def order_identity(values: dict[str, Any]) -> str:
     )
 
 
-# Each order is linked to its instrument as it is written (INSTRUMENT_MAP_CTE: the owner's decisions, ISINs,
+# Each order is linked to its instrument as it is written (INSTRUMENT_MAP_SQL: the owner's decisions, ISINs,
 # tickers and aliases); what that leaves waits for imports/services/reconciliation.py after the file.
 _INSERT_SQL = f"""
-WITH {INSTRUMENT_MAP_CTE}
 INSERT INTO imports_order (owner_id, account, symbol, side, quantity, price, commission, currency,
                            executed_at, broker_trade_id, source_file_id, source_line, dedupe_key, created_at,
                            instrument_id)
@@ -128,7 +127,7 @@ FROM unnest(%(account)s::text[], %(symbol)s::text[], %(side)s::text[], %(quantit
             %(broker_trade_id)s::text[], %(line)s::int[], %(dedupe_key)s::text[])
      AS v(account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id, line,
           dedupe_key)
-LEFT JOIN instrument_map m ON m.value = upper(btrim(v.symbol))
+LEFT JOIN {INSTRUMENT_MAP_SQL} m ON m.value = upper(btrim(v.symbol))
 ON CONFLICT DO NOTHING
 RETURNING source_line
 """

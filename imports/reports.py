@@ -21,7 +21,7 @@ from config.errors import InvalidRequest
 from formats.models import CsvFormat, FormatStatus
 from formats.targets import TARGETS
 from imports.models import FileStatus, ImportFile, Order, Side
-from staging.models import StagedRow, StagedStatus
+from staging.models import AWAITING_APPROVAL, StagedRow, StagedStatus
 
 ERROR_ROWS_SQL = """
     SELECT s.line, e.item ->> 'field', e.item ->> 'value', e.item ->> 'message'
@@ -146,7 +146,7 @@ def staging_status(user: Any) -> dict[str, Any]:
     """The caller's staged rows by status and files by status, plus what waits for approval."""
     rows = dict(staged_rows_for(user).order_by().values_list("status").annotate(n=Count("id")))
     files = dict(ImportFile.objects.filter(owner=user).order_by().values_list("status").annotate(n=Count("id")))
-    waiting = StagedRow.objects.filter(file__owner=user, status=StagedStatus.PENDING).aggregate(
+    waiting = StagedRow.objects.filter(AWAITING_APPROVAL, file__owner=user).aggregate(
         rows=Count("id"), files=Count("file", distinct=True)
     )
     return {

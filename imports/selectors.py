@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from formats.models import CsvFormat, FormatStatus
 from imports.models import UNFINISHED_FILE_STATUSES, ApiToken, FileStatus, ImportBatch, ImportFile, Order
 from imports.services.reconciliation import file_reconcile_counts
-from staging.models import StagedRow, StagedStatus
+from staging.models import AWAITING_APPROVAL, StagedRow, StagedStatus
 
 
 def files_for(user: Any) -> QuerySet[ImportFile]:
@@ -106,7 +106,7 @@ def orders_for(user: Any) -> QuerySet[Order]:
 
 def staging_summary(user: Any) -> dict[str, int]:
     """How many of the caller's rows wait for a format approval, and in how many files."""
-    pending = StagedRow.objects.filter(file__owner=user, status=StagedStatus.PENDING)
+    pending = StagedRow.objects.filter(AWAITING_APPROVAL, file__owner=user)
     agg = pending.aggregate(rows=Count("id"), files=Count("file", distinct=True))
     return {"rows": agg["rows"] or 0, "files": agg["files"] or 0}
 

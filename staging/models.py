@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from formats.models import FormatStatus
+
 
 class StagedStatus(models.TextChoices):
     PENDING = "PENDING", "Pending approval"
@@ -19,6 +21,10 @@ class StagedStatus(models.TextChoices):
 
 # Rows that still wait for something to happen to them.
 OPEN_STATUSES = (StagedStatus.PENDING, StagedStatus.APPROVED, StagedStatus.MIGRATING)
+# Rows waiting for an admin: PENDING rows of a format not approved yet. An approval leaves its rows PENDING (the
+# migration claims them as they are, instead of a rewrite of every row in the approval's transaction), so a
+# PENDING row of an approved format is one waiting to migrate, not for approval.
+AWAITING_APPROVAL = models.Q(status=StagedStatus.PENDING) & ~models.Q(format__status=FormatStatus.APPROVED)
 
 
 class StagedRow(models.Model):

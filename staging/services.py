@@ -102,7 +102,13 @@ def staged_rows_claim(*, file_id: int, limit: int, statuses: tuple[str, ...]) ->
 
 
 def staged_rows_mark(*, outcomes: list[tuple[int, str, list[dict[str, Any]] | None]]) -> None:
-    """Set status and errors of many rows at once: [(id, status, errors or None)]."""
+    """Set status and errors of many rows at once: [(id, status, errors or None)]. A row marked MIGRATED is
+    deleted instead: its order holds its data (the direct path never stages such rows either)."""
+    migrated = [row_id for row_id, status, _ in outcomes if status == StagedStatus.MIGRATED]
+    outcomes = [outcome for outcome in outcomes if outcome[1] != StagedStatus.MIGRATED]
+    if migrated:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM staging_stagedrow WHERE id = ANY(%s::bigint[])", [migrated])
     if not outcomes:
         return
     ids = [row_id for row_id, _, _ in outcomes]

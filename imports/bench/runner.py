@@ -42,6 +42,10 @@ class Options:
     seed: int = 42
     invalid_every: int = 1000
     log: Callable[[str], None] = print
+    only: frozenset[str] = frozenset()  # scenario groups to run (SCENARIO_GROUPS); empty = all
+
+    def runs(self, group: str) -> bool:
+        return not self.only or group in self.only
 
 
 @dataclass
@@ -675,6 +679,23 @@ def django_import_export(opts: Options, owner: Any) -> list[Result]:
 # --- the whole run -------------------------------------------------------------------------------------
 
 
+# What `bench --only` can pick (the baseline COPY and the staging of the unknown format always run).
+SCENARIO_GROUPS = (
+    "migrate",
+    "approved",
+    "reconciled",
+    "xlsx",
+    "ndjson",
+    "schwab",
+    "etrade",
+    "ibkr-flex",
+    "files",
+    "s3",
+    "die",
+    "big",
+)
+
+
 def run(opts: Options) -> list[Result]:
     """Every scenario in order; returns the results (printed by the command)."""
     from django.contrib.auth import get_user_model
@@ -695,37 +716,46 @@ def run(opts: Options) -> list[Result]:
         opts.log("baseline COPY of the same rows, clean...")
         base, reference = baseline_copy(opts, owner.pk, scratch_file(owner, "baseline"))
         results[:0] = [base, reference]
-        opts.log("migrating after approval...")
-        results.append(migrate(opts, reviewer, file_id, procs))
-        opts.log(f"approved format, {opts.rows:,} rows from the file...")
-        results.append(approved(opts, owner, procs))
-        opts.log(f"approved format, {opts.rows:,} rows reconciled to the owner's instruments...")
-        other = users.objects.create_user(username="bench-owner-instruments", password="bench-owner-pw")
-        results.append(approved_reconciled(opts, other, procs))
-        opts.log(f"approved format, {opts.rows:,} rows as .xlsx...")
-        results.append(approved_other_format(opts, owner, procs, "xlsx"))
-        opts.log(f"approved format, {opts.rows:,} rows as NDJSON...")
-        results.append(approved_other_format(opts, owner, procs, "ndjson"))
-        opts.log(f"approved built-in Schwab format, {opts.rows:,} rows, de-duplication off and on...")
-        results.append(approved_schwab(opts, owner, procs, dedupe=False))
-        results.append(approved_schwab(opts, owner, procs, dedupe=True))
+        if opts.runs("migrate"):
+            opts.log("migrating after approval...")
+            results.append(migrate(opts, reviewer, file_id, procs))
+        if opts.runs("approved"):
+            opts.log(f"approved format, {opts.rows:,} rows from the file...")
+            results.append(approved(opts, owner, procs))
+        if opts.runs("reconciled"):
+            opts.log(f"approved format, {opts.rows:,} rows reconciled to the owner's instruments...")
+            other = users.objects.create_user(username="bench-owner-instruments", password="bench-owner-pw")
+            results.append(approved_reconciled(opts, other, procs))
+        for kind in ("xlsx", "ndjson"):
+            if opts.runs(kind):
+                opts.log(f"approved format, {opts.rows:,} rows as {kind}...")
+                results.append(approved_other_format(opts, owner, procs, kind))
+        if opts.runs("schwab"):
+            opts.log(f"approved built-in Schwab format, {opts.rows:,} rows, de-duplication off and on...")
+            results.append(approved_schwab(opts, owner, procs, dedupe=False))
+            results.append(approved_schwab(opts, owner, procs, dedupe=True))
         for layout in ("etrade", "ibkr-flex"):
-            opts.log(f"approved {BUILTIN_SCENARIOS[layout][0]}, {opts.rows:,} rows, de-duplication on...")
-            results.append(approved_builtin(opts, owner, procs, layout, dedupe=True))
-        opts.log(f"{opts.files} files in one request with 1, then 2 workers...")
-        one = many_files(opts, procs, token, count=1, variant=1)
-        two = many_files(opts, procs, token, count=2)
-        two.note += f"; 1 -> 2 workers: {one.seconds / two.seconds:.2f}x faster"
-        results += [one, two]
-        opts.log(f"{opts.files} files straight to an S3 bucket, 2 workers reading from it...")
-        with bucket_env(procs):
-            bucket = many_files(opts, procs, token, count=2, variant=2, direct=True)
-        bucket.note += f"; {two.seconds / bucket.seconds:.2f}x the local-disk row's files/s"
-        results.append(bucket)
-        opts.log(f"django-import-export on {opts.die_rows:,} rows...")
-        results.extend(django_import_export(opts, reviewer))
-        opts.log(f"worker memory on a {opts.big_bytes / 2**20:,.0f} MB file...")
-        results.append(big_file(opts, owner, procs))
+            if opts.runs(layout):
+                opts.log(f"approved {BUILTIN_SCENARIOS[layout][0]}, {opts.rows:,} rows, de-duplication on...")
+                results.append(approved_builtin(opts, owner, procs, layout, dedupe=True))
+        if opts.runs("files"):
+            opts.log(f"{opts.files} files in one request with 1, then 2 workers...")
+            one = many_files(opts, procs, token, count=1, variant=1)
+            two = many_files(opts, procs, token, count=2)
+            two.note += f"; 1 -> 2 workers: {one.seconds / two.seconds:.2f}x faster"
+            results += [one, two]
+            if opts.runs("s3"):
+                opts.log(f"{opts.files} files straight to an S3 bucket, 2 workers reading from it...")
+                with bucket_env(procs):
+                    bucket = many_files(opts, procs, token, count=2, variant=2, direct=True)
+                bucket.note += f"; {two.seconds / bucket.seconds:.2f}x the local-disk row's files/s"
+                results.append(bucket)
+        if opts.runs("die"):
+            opts.log(f"django-import-export on {opts.die_rows:,} rows...")
+            results.extend(django_import_export(opts, reviewer))
+        if opts.runs("big"):
+            opts.log(f"worker memory on a {opts.big_bytes / 2**20:,.0f} MB file...")
+            results.append(big_file(opts, owner, procs))
     finally:
         procs.stop_all()
     for result in results:

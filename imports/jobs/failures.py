@@ -22,7 +22,7 @@ from audit.services import record
 from imports.lifecycle import batches_refresh, file_end, files_end
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from imports.pipeline.locks import file_lock_held, file_lock_held_elsewhere
-from staging.models import StagedRow, StagedStatus
+from staging.models import OPEN_STATUSES, StagedRow
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,7 @@ def _job_files(kind: str, raw_id: str, statuses: tuple[str, ...]) -> Any:
     if kind == "file":
         return ImportFile.objects.select_for_update().filter(pk=int(raw_id), status__in=statuses)
     if kind == "format":
-        open_files = StagedRow.objects.filter(
-            format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
-        ).values("file_id")
+        open_files = StagedRow.objects.filter(format_id=int(raw_id), status__in=OPEN_STATUSES).values("file_id")
         return ImportFile.objects.select_for_update().filter(pk__in=open_files, status__in=statuses)
     return ImportFile.objects.none()
 
@@ -179,9 +177,7 @@ def files_fail_for_job(*, job_id: str, reason: str) -> list[int]:
             ]
             return _files_fail(files, job_id=job_id, reason=reason)
     if kind == "format":
-        open_files = StagedRow.objects.filter(
-            format_id=int(raw_id), status__in=[StagedStatus.APPROVED, StagedStatus.MIGRATING]
-        ).values("file_id")
+        open_files = StagedRow.objects.filter(format_id=int(raw_id), status__in=OPEN_STATUSES).values("file_id")
         # A format job migrates staged rows: a file still being read (a direct import whose invalid rows a
         # mapping fix re-opened) is its reading job's, not this one's; and so is a file another job is
         # migrating right now (it holds the file's lock -- this job's went with its failure).

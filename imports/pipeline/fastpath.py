@@ -14,10 +14,11 @@ other converters, dates in a local zone with de-duplication...) make `plan_for` 
 file takes the Python path. De-duplication keys are computed in SQL: a trade-id key whole, a fingerprint
 key as its digest, to which the occurrence counter is added in line order when the batch is written.
 
-Per batch (one transaction, as in the Python path): the staged rows are claimed (marked MIGRATED)
-and converted by one INSERT ... SELECT into a temp table; only the rows SQL declined travel to Python;
-all valid rows (both kinds) are written by one INSERT ordered like the Python path's (dedupe key, line),
-so which of two rows with the same trade identity wins is the same; staged rows are marked set-based.
+Per batch (one transaction, as in the Python path): the staged rows are claimed (deleted: an imported
+row lives on as its order) and converted by one INSERT ... SELECT into a temp table; only the rows SQL
+declined travel to Python; all valid rows (both kinds) are written by one INSERT ordered like the Python
+path's (dedupe key, line), so which of two rows with the same trade identity wins is the same; the rows
+that did not become an order are staged again with their outcome.
 Each batch has two halves, `*_prepare` (claim or COPY, and convert: touches only the batch's own rows)
 and `*_finish` (write orders, stage or mark what failed), so that imports/pipeline/sessions.py can prepare the
 next batch in a second session while this one finishes.
@@ -46,7 +47,7 @@ from imports.services.reconciliation import INSTRUMENT_MAP_SQL
 from imports.targets.base import MARKUP_CHARACTERS, DedupeKeys, TargetRow, duplicate_errors
 from imports.targets.orders import EARLIEST_TRADE_YEAR, ORDER_VALUE_FIELDS, WRITER, order_columns
 from staging.models import StagedStatus
-from staging.services import staged_rows_mark, staged_rows_write_outcomes
+from staging.services import staged_rows_write_outcomes
 
 # Cells the fast path accepts at all: printable ASCII, no surrounding blanks (so Python's strip(),
 # casefold() and upper() agree with Postgres's), and not a placeholder such as '-' or 'n/a'.
@@ -118,15 +119,18 @@ class FastPlan:
     def select_sql(self) -> str:
         """INSERT INTO the temp table: claim a batch of staged rows and convert what SQL can convert exactly."""
         cells = ", ".join(f"coalesce(raw ->> {i}, '') AS c{i}" for i in self.cells) or "1 AS c_none"
-        # The claim marks the rows MIGRATED in the same pass that locks them (one new row version instead
-        # of a lock plus a later UPDATE); the rows that end otherwise are re-marked before the commit.
+        # The claim deletes the rows in the same pass that locks them: a migrated row lives on as its order
+        # (no second copy, no new row version to write); the rows that end otherwise (invalid, skipped,
+        # duplicate) are staged again from the temp table's copy of their cells before the commit.
         claimed = f"""
             WITH claimed AS (
-                UPDATE staging_stagedrow AS s SET status = %(migrated)s, errors = NULL
+                DELETE FROM staging_stagedrow AS s
                 WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status IN ({self._statuses()})
                 RETURNING s.id, s.line, s.raw
             )"""
-        return claimed + self._convert_sql(f"SELECT id, line, jsonb_array_length(raw) AS width, {cells} FROM claimed")
+        return claimed + self._convert_sql(
+            f"SELECT id, line, jsonb_array_length(raw) AS width, raw, {cells} FROM claimed"
+        )
 
     def incoming_sql(self) -> tuple[str, str]:
         """For rows read straight from the file: the temp table their cells are COPYed into, and the
@@ -134,7 +138,8 @@ class FastPlan:
         columns = ", ".join(f"c{i} text" for i in self.cells) or "c_none int DEFAULT 1"
         names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
         create = f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP"
-        return create, self._convert_sql(f"SELECT line AS id, line, width, {names} FROM pg_temp.airlock_incoming")
+        source = f"SELECT line AS id, line, width, NULL::jsonb AS raw, {names} FROM pg_temp.airlock_incoming"
+        return create, self._convert_sql(source)
 
     def _convert_sql(self, source: str) -> str:
         raw_names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
@@ -175,19 +180,20 @@ class FastPlan:
             pending = " || '#'" if self.dedupe_by_fingerprint else ""
             key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex'){pending} ELSE '' END"
         if self.sources:
-            source = f"SELECT id, line, width, {sourced} FROM ({source}) AS cells OFFSET 0"
+            source = f"SELECT id, line, width, raw, {sourced} FROM ({source}) AS cells OFFSET 0"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
+        # `raw` (a staged row's cells; NULL for rows read straight from the file) rides along untouched.
         return f"""
-            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key)
-            SELECT id, line, ok, {values}, {key}
+            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key, raw)
+            SELECT id, line, ok, {values}, {key}, raw
             FROM (
-                SELECT id, line, ok, {converted}
+                SELECT id, line, ok, raw, {converted}
                 FROM (
-                    SELECT id, line, {post_names}, ({ok}) AS ok
+                    SELECT id, line, raw, {post_names}, ({ok}) AS ok
                     FROM (
-                        SELECT id, line, width, {", ".join([pre_names, *post])}
+                        SELECT id, line, width, raw, {", ".join([pre_names, *post])}
                         FROM (
-                            SELECT id, line, width, {", ".join([cell_names, *pre])}
+                            SELECT id, line, width, raw, {", ".join([cell_names, *pre])}
                             FROM ({source}) AS cells OFFSET 0
                         ) AS parsed OFFSET 0
                     ) AS derived OFFSET 0
@@ -564,7 +570,7 @@ _BUILDERS: dict[str, Callable[[str, str, dict[str, Any]], _Field | None]] = {
 _TEMP_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS airlock_fast (
     id bigint, line int, ok bool, account text, symbol text, side text, quantity numeric, price numeric,
-    commission numeric, currency text, executed_at timestamptz, broker_trade_id text, dedupe_key text
+    commission numeric, currency text, executed_at timestamptz, broker_trade_id text, dedupe_key text, raw jsonb
 ) ON COMMIT DELETE ROWS
 """
 
@@ -604,7 +610,6 @@ def _claim_params(
         "file_id": file_id,
         "limit": limit,
         "after": after,
-        "migrated": StagedStatus.MIGRATED,
         **{f"status_{n}": status for n, status in enumerate(statuses)},
     }
 
@@ -635,17 +640,14 @@ Declined = list[tuple[int, int, list[str]]]  # (staged row id or line, line, cel
 
 
 def batch_prepare(*, plan: FastPlan, file_id: int, ids: list[int], statuses: tuple[str, ...]) -> Declined:
-    """Claim these staged rows (marked MIGRATED) and convert them in SQL; returns the rows SQL declined.
+    """Claim these staged rows (deleted: see select_sql) and convert them in SQL; returns the rows SQL declined.
 
     Runs inside the caller's transaction, which `batch_finish` then completes."""
     assert connection.in_atomic_block, "claim staged rows inside the caller's transaction"
     with connection.cursor() as cursor:
         _fresh_temp_table(cursor)
         cursor.execute(plan.select_sql(), {**_claim_params(plan, file_id, statuses, len(ids)), "ids": ids})
-        cursor.execute(
-            "SELECT f.id, f.line, s.raw FROM pg_temp.airlock_fast f JOIN staging_stagedrow s ON s.id = f.id "
-            "WHERE NOT f.ok ORDER BY f.line"
-        )
+        cursor.execute("SELECT id, line, raw FROM pg_temp.airlock_fast WHERE NOT ok ORDER BY line")
         return [
             (row_id, line, raw if isinstance(raw, list) else orjson.loads(raw))
             for row_id, line, raw in cursor.fetchall()
@@ -655,11 +657,19 @@ def batch_prepare(*, plan: FastPlan, file_id: int, ids: list[int], statuses: tup
 def batch_finish(
     file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, declined: Declined, outcome: BatchOutcome
 ) -> None:
-    """Write the orders of a prepared batch and mark its staged rows that did not become one."""
+    """Write the orders of a prepared batch and stage again, with their outcome, its rows that did not become one."""
     with connection.cursor() as cursor:
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
-    # Every claimed row is already MIGRATED: only the invalid, skipped and duplicate ones change.
-    staged_rows_mark(outcomes=marks)
+        if not marks:
+            return
+        # The claim deleted every row of the batch: the invalid, skipped and duplicate ones come back.
+        cursor.execute("SELECT id, line, raw FROM pg_temp.airlock_fast WHERE id = ANY(%s)", [[m[0] for m in marks]])
+        claimed = {row_id: (line, raw if isinstance(raw, list) else orjson.loads(raw)) for row_id, line, raw in cursor}
+    staged_rows_write_outcomes(
+        file_id=file.pk,
+        format_id=file.format_id,
+        rows=[(*claimed[row_id], status, errors) for row_id, status, errors in marks],
+    )
 
 
 def chunk_prepare(records: list[tuple[int, list[str]]], *, plan: FastPlan) -> Declined:

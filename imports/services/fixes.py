@@ -25,6 +25,7 @@ from imports.jobs import enqueue
 from imports.models import FileStatus, ImportFile
 from imports.pipeline.locks import file_lock
 from imports.selectors import file_for
+from imports.targets import writer_for
 from staging.models import StagedRow, StagedStatus
 
 MAX_ROWS_PER_FIX = 500
@@ -113,12 +114,20 @@ def file_rows_fix(*, file_id: int, owner: Any, edits: Any) -> FixResult:
                 row.line: row
                 for row in StagedRow.objects.select_for_update().filter(file_id=file_id, line__in=list(checked))
             }
-            missing = sorted(set(checked) - set(rows))
+            # A row that became a record is not staged any more (a migrated row is deleted, a row read
+            # straight into the target never was): it is not invalid, and there is nothing to fix.
+            written = set(
+                writer_for(fmt.target)
+                .model.objects.filter(source_file_id=file_id, source_line__in=set(checked) - set(rows))
+                .values_list("source_line", flat=True)
+            )
+            result.not_invalid.extend(sorted(written))
+            missing = sorted(set(checked) - set(rows) - written)
             if missing:
                 raise InvalidRequest(
                     f"The file has no row at line(s) {', '.join(map(str, missing[:10]))}.", code="invalid_fix"
                 )
-            for line in sorted(checked):
+            for line in sorted(rows):
                 row = rows[line]
                 if row.status != StagedStatus.INVALID:
                     result.not_invalid.append(line)
@@ -150,6 +159,7 @@ def file_rows_fix(*, file_id: int, owner: Any, edits: Any) -> FixResult:
                 file.updated_at = timezone.now()
                 file.save()
                 enqueue.enqueue_file_process(file_id, queue="high")
+    result.not_invalid.sort()
     return result
 
 

@@ -273,7 +273,8 @@ def _approved_start(fmt: CsvFormat, *, was_approved: bool, corrected: bool) -> N
                 )
             ),
         )
-    StagedRow.objects.filter(format_id=fmt.pk, status=StagedStatus.PENDING).update(status=StagedStatus.APPROVED)
+    # Its PENDING rows are open rows of an approved format now: the migration claims them as they are (no
+    # rewrite of every staged row inside the approval's transaction: that took seconds per million rows).
     if was_approved and corrected:
         format_reprocess_invalid(format_id=fmt.pk)
     enqueue.enqueue_format_migrate(fmt.pk)

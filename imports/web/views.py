@@ -24,7 +24,7 @@ from imports.services.fixes import FIXABLE_STATUSES, file_rows_fix
 from imports.services.uploads import file_retry_by_owner, upload_batch_create
 from imports.web.exports import csv_response, xlsx_response
 from imports.web.forms import UploadForm
-from staging.models import StagedStatus
+from staging.models import AWAITING_APPROVAL
 
 FILES_PER_UPLOAD_ON_LIST = 10
 
@@ -224,7 +224,7 @@ def file_errors_xlsx(request: HttpRequest, file_id: int) -> HttpResponse:
 @login_required
 def staged_rows(request: HttpRequest) -> HttpResponse:
     """The user's rows waiting for an admin to approve their format, raw, with their file's header."""
-    rows = reports.staged_rows_for(request.user).filter(status=StagedStatus.PENDING)
+    rows = reports.staged_rows_for(request.user).filter(AWAITING_APPROVAL)
     rows = rows.order_by("file_id", "line")
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     groups: list[dict] = []

@@ -27,7 +27,7 @@ from imports.jobs import enqueue
 from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile, Order
 from imports.services.uploads import review_approve, upload_batch_create
-from staging.models import StagedRow, StagedStatus
+from staging.models import StagedRow
 from tests.conftest import csv_upload
 from tests.e2e.conftest import ROOT, Stack, database_url_for_tests
 
@@ -214,11 +214,9 @@ def assert_exactly_imported(file_id: int, total: int) -> None:
         0,
         0,
     )
-    # A file staged before its format was approved keeps a MIGRATED staged row per order; a file of an
-    # approved format read straight into orders stages only the rows that did not become one (none here).
-    direct = "direct" in (file.layout or {})
-    assert StagedRow.objects.filter(file_id=file_id, status=StagedStatus.MIGRATED).count() == (0 if direct else total)
-    assert not StagedRow.objects.filter(file_id=file_id).exclude(status=StagedStatus.MIGRATED).exists()
+    # A migrated staged row is deleted with the batch that wrote its order, and a file of an approved format
+    # read straight into orders stages only the rows that did not become one: none is left here either way.
+    assert not StagedRow.objects.filter(file_id=file_id).exists()
     assert file.rows_staged == 0 and file.progress == 100.0
 
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.paths import VAR_DIR
+from imports.bench.runner import SCENARIO_GROUPS
 
 ROOT = Path(__file__).resolve().parents[3]
 PRESETS = {
@@ -40,6 +41,12 @@ class Command(BaseCommand):
         parser.add_argument("--big-mb", type=int, help="size of the worker-memory file, MB")
         parser.add_argument("--database", default="airlock_bench", help="bench database (dropped and re-created)")
         parser.add_argument("--redis-db", type=int, default=13, help="bench Redis database number (flushed)")
+        parser.add_argument(
+            "--only",
+            default="",
+            help="comma-separated scenario groups to run (baseline and staging always run): "
+            + ", ".join(SCENARIO_GROUPS),
+        )
         parser.add_argument("--inner", action="store_true", help="internal: run the scenarios here")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -47,8 +54,11 @@ class Command(BaseCommand):
         for key in ("rows", "die_rows", "files", "file_rows", "big_mb"):
             if options[key] is not None:
                 preset[key] = options[key]
+        only = frozenset(name.strip() for name in options["only"].split(",") if name.strip())
+        if only - set(SCENARIO_GROUPS):
+            raise CommandError(f"--only: unknown scenario group(s) {', '.join(sorted(only - set(SCENARIO_GROUPS)))}")
         if options["inner"]:
-            self._inner(preset, VAR_DIR / options["database"])
+            self._inner(preset, VAR_DIR / options["database"], only)
             return
         self._outer(preset, options)
 
@@ -87,12 +97,13 @@ class Command(BaseCommand):
             "--inner",
             f"--database={name}",
             *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()],
+            f"--only={options['only']}",
         ]
         status = subprocess.run(args, cwd=ROOT, env=env).returncode
         if status:
             raise CommandError(f"the benchmark failed (exit {status}); logs in {workdir}")
 
-    def _inner(self, preset: dict[str, int], workdir: Path) -> None:
+    def _inner(self, preset: dict[str, int], workdir: Path, only: frozenset[str]) -> None:
         import django_rq
 
         from imports.bench import runner
@@ -105,6 +116,7 @@ class Command(BaseCommand):
             file_rows=preset["file_rows"],
             big_bytes=preset["big_mb"] * 2**20,
             workdir=workdir,
+            only=only,
             log=lambda text: self.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}"),
         )
         started = time.perf_counter()

@@ -61,15 +61,42 @@ def test_approval_migrates_valid_rows_and_reports_invalid_ones_with_line_field_a
     assert file.format.__class__.objects.get(pk=file.format_id).approved_by == reviewer
 
 
+def test_an_approval_leaves_its_rows_to_the_migration_which_keeps_only_the_invalid_ones(
+    user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from imports.reports import staging_status
+    from imports.selectors import staging_summary
+
+    file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    assert staging_summary(user) == {"rows": 3, "files": 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        review_approve(format_id=file.format_id, actor=reviewer)
+    # The approval rewrote no staged row (the migration claims PENDING rows of an approved format as they
+    # are), and they no longer count as waiting for an approval, on the page or in the API's figures.
+    assert set(StagedRow.objects.filter(file=file).values_list("status", flat=True)) == {StagedStatus.PENDING}
+    assert staging_summary(user) == {"rows": 0, "files": 0}
+    assert staging_status(user)["waiting"] == {"rows": 0, "files": 0}
+    run_jobs()
+    # Imported rows live on as their orders only; the invalid row stays staged with its errors.
+    assert list(StagedRow.objects.filter(file=file).values_list("line", "status")) == [(4, StagedStatus.INVALID)]
+    assert Order.objects.filter(source_file=file).count() == 2
+
+
 def test_running_the_migration_again_never_duplicates_orders(
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
+    staged = list(StagedRow.objects.filter(file=file).order_by("line"))
     with django_capture_on_commit_callbacks(execute=True):
         review_approve(format_id=file.format_id, actor=reviewer)
     run_jobs()
-    # The job ran twice (a lost acknowledgement) and the rows were re-opened by hand: still 2 orders.
-    StagedRow.objects.filter(file=file, status=StagedStatus.MIGRATED).update(status=StagedStatus.APPROVED)
+    # Migrated rows are deleted with their batch; the job ran twice (a lost acknowledgement) and the rows were
+    # put back by hand (a restored copy of the staging table): still 2 orders.
+    assert not StagedRow.objects.filter(file=file).exclude(status=StagedStatus.INVALID).exists()
+    StagedRow.objects.filter(file=file).delete()
+    for row in staged:
+        row.pk, row.status = None, StagedStatus.APPROVED
+    StagedRow.objects.bulk_create(staged)
     file_migrate(file_id=file.pk)
     file_process(file_id=file.pk)
     assert Order.objects.filter(source_file=file).count() == 2

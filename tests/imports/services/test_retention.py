@@ -37,6 +37,15 @@ def age(file: ImportFile, days: int) -> None:
     ImportFile.objects.filter(pk=file.pk).update(updated_at=timezone.now() - timedelta(days=days))
 
 
+def stage_rows(file: ImportFile, status: str) -> ImportFile:
+    """Ten staged rows of the file in this status. A migrated row is deleted with its batch today; files imported
+    before that keep one MIGRATED row per order, which retention must clean up like any finished file's rows."""
+    StagedRow.objects.bulk_create(
+        StagedRow(file=file, format_id=file.format_id, line=line, raw=["x"], status=status) for line in range(2, 12)
+    )
+    return file
+
+
 @pytest.fixture
 def files(
     user: Any, reviewer: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any, settings: Any
@@ -47,7 +56,7 @@ def files(
         return approved_import(user, reviewer, run_jobs, django_capture_on_commit_callbacks, data)
 
     made = {
-        "imported": imported(trades_csv(10)),
+        "imported": stage_rows(imported(trades_csv(10)), "MIGRATED"),
         "recent": imported(trades_csv(10, start=100)),
         "failed": imported(trades_csv(0)),
     }
@@ -59,7 +68,7 @@ def files(
     # then made into a migration in progress: its rows are still open.
     settings.AIRLOCK = {**settings.AIRLOCK, "DIRECT_IMPORT": False}
     made["migrating"] = imported(trades_csv(10, start=200))
-    StagedRow.objects.filter(file=made["migrating"]).update(status="APPROVED")
+    stage_rows(made["migrating"], "APPROVED")
     ImportFile.objects.filter(pk=made["migrating"].pk).update(status=FileStatus.MIGRATING)
     assert made["pending"].status == FileStatus.PENDING_APPROVAL and made["failed"].status == FileStatus.FAILED
     for name, file in made.items():

@@ -202,6 +202,9 @@ AIRLOCK = {
     "RECONCILE_AUTO_SCORE": env_float("AIRLOCK_RECONCILE_AUTO_SCORE", 0.92, minimum=0.5, maximum=1.0),
     # Database sessions one big file may use at once (chunks prepared in parallel, committed in order).
     "FILE_SESSIONS": env_int("AIRLOCK_FILE_SESSIONS", 2, minimum=1),
+    # A file job for an upload up to this size runs inside the worker process (config/worker.py): no fork and no
+    # new database connection per small file. Bigger files, and every other job, get a work horse. 0 = never.
+    "INLINE_JOB_BYTES": env_int("AIRLOCK_INLINE_JOB_BYTES", 1024 * 1024, minimum=0),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
     # Where workers copy an upload from the bucket to read it (a bounded temporary file); empty = the system's.
     "WORK_DIR": env_str("AIRLOCK_WORK_DIR"),

@@ -74,3 +74,60 @@ def test_a_registration_whose_process_is_gone_or_whose_heartbeat_is_stale_is_not
     stale = datetime.now(UTC) - timedelta(seconds=HEARTBEAT_STALE_SECONDS + 5)
     queue.connection.hset(worker.key, "last_heartbeat", stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     assert live_workers(queue.connection) == []
+
+
+@pytest.mark.django_db
+def test_a_small_file_job_runs_in_the_worker_process_and_a_big_one_in_a_work_horse(
+    queue: Queue, user: Any, settings: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The per-file saving of config/worker.py: no fork (and no new database connection) for a small file."""
+    from django.db import connection
+
+    import config.worker
+    from imports.models import FileStatus, ImportFile
+    from imports.services.uploads import upload_batch_create
+    from tests.conftest import csv_upload
+
+    settings.AIRLOCK = {**settings.AIRLOCK, "INLINE_JOB_BYTES": 200}
+    header = "When,Ticker,Action,Qty,Px,Ccy\n"
+    small = header + "2024-01-02 09:30:00,AAPL,Buy,10,185.2,USD\n"
+    big = small + "2024-01-03 10:00:00,MSFT,Sell,5,410,USD\n" * 5
+    assert len(small.encode()) <= 200 < len(big.encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        _, files = upload_batch_create(owner=user, files=[csv_upload("small.csv", small), csv_upload("big.csv", big)])
+    horses: list[int] = []
+    stopped_inside: list[bool] = []
+
+    closed: list[int] = []  # connections.close_all() calls, by the file whose job made them
+
+    def forked(self: Worker, job: Job, queue: Queue) -> None:
+        # Stands in for RQ's fork + monitor (a horse would not see this test's transaction): records and runs it.
+        horses.append(job.args[0])
+        self.perform_job(job, queue, self.prepare_execution(job))
+
+    def file_process(*, file_id: int) -> str:
+        if file_id == files[0].pk:
+            worker.handle_warm_shutdown_request()  # a SIGTERM while the job runs in the worker process...
+            stopped_inside.append(config.worker.stop_requested())  # ...reaches the job as a stop request
+        return original(file_id=file_id)
+
+    import imports.jobs.tasks as tasks
+
+    original = tasks.file_process
+    monkeypatch.setattr(Worker, "execute_job", forked)
+    # Closing would end this test's transaction; a horse closes its connections as its last act.
+    monkeypatch.setattr(config.worker.connections, "close_all", lambda: closed.append(horses[-1] if horses else 0))
+    monkeypatch.setattr(tasks, "file_process", file_process)
+    queues = [django_rq.get_queue(name) for name in ("high", "default", "bulk")]
+    worker = AirlockWorker(queues, connection=queue.connection)
+    worker.work(burst=True)
+
+    assert horses == [files[1].pk]  # only the big file got a work horse
+    assert stopped_inside == [True]
+    assert closed == [files[1].pk]  # the horse closed its connections; the worker process keeps its own
+    assert connection.is_usable()
+    assert set(ImportFile.objects.filter(pk__in=[f.pk for f in files]).values_list("status", flat=True)) <= {
+        FileStatus.PENDING_APPROVAL,
+        FileStatus.MIGRATING,
+    }
+    assert sum(len(q.failed_job_registry) for q in queues) == 0

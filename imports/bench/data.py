@@ -397,15 +397,64 @@ def ibkr_flex_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator
         yield ["BUY" if bought else "SELL", date, isin, quantity, f"{price:.4f}", money, currency, commission, "USD"]
 
 
+# --- a corpus layout: Trading 212's history export (../shared/corpus/trading212/e2g-2023.csv) -------------
+
+TRADING212_HEADER = [
+    "Action", "Time", "ISIN", "Ticker", "Name", "No. of shares", "Price / share", "Currency (Price / share)",
+    "Exchange rate", "Result", "Currency (Result)", "Total", "Currency (Total)", "Withholding tax",
+    "Currency (Withholding tax)", "Notes", "ID", "Currency conversion fee", "Currency (Currency conversion fee)",
+]  # fmt: skip
+TRADING212_NAMES = [
+    "Apple", "Microsoft", "Alphabet (Class A)", "Amazon.com", "Tesla", "NVIDIA", "Meta Platforms", "ASML Holding",
+    "SAP", "Nestle", "Berkshire Hathaway, Inc. (Class B)", "Volkswagen (Pref)",
+]  # fmt: skip
+
+
+def trading212_rows(count: int, *, seed: int, invalid_every: int = 0) -> Iterator[list[str]]:
+    """`count` lines as Trading 212's export writes them (the corpus file's quirks): 'Market buy' / 'Limit
+    sell' actions, times with milliseconds, fractional shares with ten decimals, the instrument's currency and
+    an exchange rate per row, a result on sales, one deposit in twenty and one dividend in twenty-five (no
+    shares: rows a trades mapping must skip), names with commas (quoted), an order id per trade."""
+    rng = random.Random(seed)
+    randint, random_ = rng.randint, rng.random
+    actions = ["Market buy", "Market sell", "Limit buy", "Limit sell"]
+    for n in range(count):
+        when = START + timedelta(days=(n // 400) % 1000, seconds=n % 400 * 60, milliseconds=n % 1000)
+        time = when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+        if n % 20 == 7:
+            yield ["Deposit", time, "", "", "", "", "", "", "", "", "", f"{random_() * 900:.2f}", "EUR", "", "",
+                   f"Transaction ID: PB{n:012d}", f"{n:08x}-068d-44f0-9809-e75638e211cd", "", ""]  # fmt: skip
+            continue
+        pick = n % len(SYMBOLS)
+        isin, symbol, name = ISINS[pick % len(ISINS)], SYMBOLS[pick], TRADING212_NAMES[pick]
+        if n % 25 == 11:
+            yield ["Dividend (Dividend)", time, isin, symbol, name, f"{random_() * 10:.10f}", f"{random_():.2f}",
+                   "USD", "1.09", "", "EUR", f"{random_() * 5:.2f}", "EUR", "0.15", "USD", "", "", "", ""]  # fmt: skip
+            continue
+        action = actions[n % len(actions)]
+        shares = f"{randint(1, 10**7) / 10**6:.10f}"
+        if invalid_every and n % invalid_every == invalid_every - 1:
+            shares = "n/a"
+        price, rate = random_() * 900 + 10, 1.05 + random_() / 10
+        total = float(shares) * price / rate if shares != "n/a" else 0.0
+        result = f"{random_() * 40 - 20:.2f}" if action.endswith("sell") else ""
+        fee = f"{total * 0.0015:.2f}" if n % 3 else ""
+        yield [action, time, isin, symbol, name, shares, f"{price:.2f}", "USD", f"{rate:.5f}", result,
+               "EUR" if result else "", f"{total:.2f}", "EUR", "", "", "", f"EOF{7504196256 + n}", fee,
+               "EUR" if fee else ""]  # fmt: skip
+
+
 BUILTIN_LAYOUTS = {
     "schwab": (SCHWAB_HEADER, schwab_rows, csv.QUOTE_ALL),
     "etrade": (ETRADE_HEADER, etrade_rows, csv.QUOTE_MINIMAL),
     "ibkr-flex": (IBKR_FLEX_HEADER, ibkr_flex_rows, csv.QUOTE_ALL),
+    "trading212": (TRADING212_HEADER, trading212_rows, csv.QUOTE_MINIMAL),
 }
 
 
 def write_builtin_layout(layout: str, path: Path, count: int, *, seed: int, invalid_every: int = 0) -> int:
-    """Write a CSV of `count` lines in the layout of a built-in format (BUILTIN_LAYOUTS); returns its size."""
+    """Write a CSV of `count` lines in the layout of a built-in or corpus format (BUILTIN_LAYOUTS); returns its
+    size."""
     header, rows, quoting = BUILTIN_LAYOUTS[layout]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as out:

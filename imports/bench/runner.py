@@ -451,6 +451,49 @@ def approved_builtin(opts: Options, owner: Any, procs: Processes, layout: str, *
     )
 
 
+def approved_from_suggestion(opts: Options, owner: Any, reviewer: Any, procs: Processes) -> Result:
+    """A corpus layout (Trading 212's export, data.trading212_rows) whose format was approved exactly as the
+    product suggested it: a 1,000-row sample is uploaded, staged under a new pending format with its suggested
+    mapping, approved unchanged; then the big file of the same layout, stored file -> orders, is timed."""
+    from formats.models import CsvFormat
+    from imports.pipeline import fastpath
+    from imports.services.uploads import review_approve
+
+    sample = opts.workdir / "trading212-sample.csv"
+    data.write_builtin_layout("trading212", sample, 1_000, seed=opts.seed + 40)
+    path = opts.workdir / "trading212.csv"
+    data.write_builtin_layout("trading212", path, opts.rows, seed=opts.seed + 41, invalid_every=opts.invalid_every)
+    with workers(procs, 1) as pids, RssSampler(pids) as rss:
+        sample_id = upload(owner, sample)
+        wait_files([sample_id])
+        fmt = CsvFormat.objects.get(pk=file_row(sample_id)["format_id"])
+        if fmt.status != "PENDING":
+            raise RuntimeError(f"the Trading 212 sample did not make a pending format: {file_row(sample_id)}")
+        review_approve(format_id=fmt.pk, actor=reviewer)  # the suggestion, unchanged
+        wait_files([sample_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        rss.peak = 0  # the big file's peak only
+        file_id = upload(owner, path)
+        started = time.perf_counter()
+        wait_files([file_id], statuses=("IMPORTED", "PARTIAL", "FAILED"))
+        seconds = time.perf_counter() - started
+    row = file_row(file_id)
+    sample.unlink()
+    path.unlink()
+    if row["rows_imported"] + row["rows_invalid"] + row["rows_skipped"] != opts.rows or not row["rows_imported"]:
+        raise RuntimeError(f"approved Trading 212: {row['status']} {row['rows_imported']} imported: {row['error']}")
+    fmt.refresh_from_db()
+    plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=True)
+    taken = "Python path" if plan is None else "SQL path"
+    return Result(
+        "approved corpus format (Trading 212) from its suggestion, de-duplication on",
+        opts.rows,
+        seconds,
+        rss.peak_mb,
+        note=f"{row['rows_imported']:,} orders, {row['rows_skipped']:,} deposits/dividends skipped, "
+        f"{row['rows_invalid']:,} invalid; {taken}",
+    )
+
+
 def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
     """Worker memory on a big file of the approved format (read, stage, migrate: all streaming)."""
     path = opts.workdir / "big.csv"
@@ -689,6 +732,7 @@ SCENARIO_GROUPS = (
     "schwab",
     "etrade",
     "ibkr-flex",
+    "corpus",
     "files",
     "s3",
     "die",
@@ -740,6 +784,9 @@ def run(opts: Options) -> list[Result]:
             if opts.runs(layout):
                 opts.log(f"approved {BUILTIN_SCENARIOS[layout][0]}, {opts.rows:,} rows, de-duplication on...")
                 results.append(approved_builtin(opts, owner, procs, layout, dedupe=True))
+        if opts.runs("corpus"):
+            opts.log(f"a corpus format approved from its suggestion (Trading 212), {opts.rows:,} rows...")
+            results.append(approved_from_suggestion(opts, owner, reviewer, procs))
         if opts.runs("files"):
             opts.log(f"{opts.files} files in one request with 1, then 2 workers...")
             one = many_files(opts, procs, token, count=1, variant=1)

@@ -96,6 +96,7 @@ class _Field:
     pre: tuple[tuple[str, str], ...] = ()  # (alias, expression over the cells), computed once per row
     post: tuple[tuple[str, str], ...] = ()  # (alias, expression over `pre`), computed once per row
     zone: str = "UTC"  # the timezone of a datetime field's values
+    fraction: bool = False  # a datetime field whose values may carry microseconds
 
 
 @dataclass
@@ -161,8 +162,16 @@ class FastPlan:
         # imports.targets.orders.order_identity, term by term: account upper-cased, numbers normalised
         # (plain_decimal = trim_scale), the time's isoformat (UTC, whole seconds: see plan_for).
         account = f"upper(coalesce({self._value('account')}, ''))"
-        # The converters give aware times in UTC (whatever the mapping's zone), so the isoformat ends '+00:00'.
+        # The converters give aware times in UTC (whatever the mapping's zone), so the isoformat ends '+00:00';
+        # Python writes microseconds only when there are some ('...:05.120000+00:00').
         when = """to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'"""
+        executed = self.fields.get("executed_at")
+        if executed is not None and executed.fraction:
+            utc = "v_executed_at AT TIME ZONE 'UTC'"
+            when = (
+                f"""CASE WHEN to_char({utc}, 'US') = '000000' THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') """
+                f"""ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US') END || '+00:00'"""
+            )
         identity = ""
         if self.dedupe_by_trade_id:
             identity = (
@@ -444,6 +453,8 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
         return None
     if formats[0] == "%Y%m%d":
         return _compact_date(name, cell, zone)
+    if formats[0] == "iso":
+        return _iso_date(name, cell) if zone == "UTC" else None
     pattern, names = [], []
     previous_was_directive = False
     for token in re.split(r"(%.)", formats[0]):
@@ -476,6 +487,32 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     return _date_field(name, zone, match, pre, post, names)
 
 
+# datetime.fromisoformat's common shapes, where SQL reads exactly what Python reads: a date, a time to the
+# minute, second or microsecond (1 to 6 digits), UTC written 'Z' or '+00:00' or not at all (the mapping's UTC).
+# Other offsets, ' UTC', 7+ digits, week dates, '2024-1-5'... go to Python.
+_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|\+00:00)?)?$"
+
+
+def _iso_date(name: str, cell: str) -> _Field:
+    """'iso' in UTC: the numbers split on the separators once the cell matches _ISO (the zone suffix dropped)."""
+    match = f"m_{name}"
+    bare = f"CASE WHEN right({cell}, 1) = 'Z' THEN left({cell}, -1) WHEN right({cell}, 6) = '+00:00' " \
+        f"THEN left({cell}, -6) ELSE {cell} END"  # fmt: skip
+    parts = f"string_to_array(translate({bare}, '-T:.', '    '), ' ')"
+    pre = ((match, f"CASE WHEN {cell} ~ {_lit(_ISO)} THEN {parts} END"),)
+    names = ["y", "m", "d", "h", "mi", "s", "us"]
+    post = tuple(
+        (
+            f"dt_{n}",
+            f"coalesce(rpad({match}[{i + 1}], 6, '0'), '0')::int"
+            if n == "us"
+            else f"coalesce({match}[{i + 1}], '0')::int",
+        )  # fmt: skip
+        for i, n in enumerate(names)
+    )
+    return replace(_date_field(name, "UTC", match, pre, post, names), fraction=True)
+
+
 def _compact_date(name: str, cell: str, zone: str) -> _Field:
     """'%Y%m%d' (IBKR Flex: '20240315'): Python's parser reads an 8-digit value as 4 + 2 + 2 digits (its
     month and day groups are greedy), so SQL takes exactly 8 digits by position; other lengths go to Python."""
@@ -501,12 +538,13 @@ def _date_field(
         part["y"] = f"(CASE WHEN {part['yy']} < 69 THEN 2000 + {part['yy']} ELSE 1900 + {part['yy']} END)"
     y, m, d = part["y"], part["m"], part["d"]
     h, mi, s = part.get("h", "0"), part.get("mi", "0"), part.get("s", "0")
+    microseconds = f" + {part['us']} * interval '1 microsecond'" if "us" in part else ""
     leap = f"(mod({y}, 4) = 0 AND (mod({y}, 100) <> 0 OR mod({y}, 400) = 0))"  # no '%': psycopg placeholders
     days = f"CASE WHEN {m} IN (4, 6, 9, 11) THEN 30 WHEN {m} = 2 THEN CASE WHEN {leap} THEN 29 ELSE 28 END ELSE 31 END"
     # datetime() raises on these in Python; make_timestamptz would raise too (aborting the batch), so
     # they are checked first and such rows go to Python for its message.
     valid = f"{y} >= 1 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {days} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
-    value = f"make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, {_lit(zone)})"
+    value = f"(make_timestamptz({y}, {m}, {d}, {h}, {mi}, {s}, {_lit(zone)}){microseconds})"
     # validate_order's range (trade_date_problem): from 1900 to tomorrow; CASE keeps make_timestamptz from
     # seeing an impossible date. Rows outside go to Python for its message.
     # Another zone's offsets before 1970 may differ between Python's tz database and Postgres's: Python.

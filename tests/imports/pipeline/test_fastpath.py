@@ -1002,3 +1002,59 @@ def test_built_in_e_trade_and_ibkr_flex_formats_give_exactly_what_python_gives(
     assert_same_outcome(fast, python)
     assert len(fast["accepted"]) >= 5
     assert python["counters"]["rows_invalid"] >= 3
+
+
+ISO_TIMES = [
+    "2024-03-01",
+    "2024-03-01 09:30",
+    "2024-03-01T09:30:05",
+    "2024-03-01 09:30:05.1",
+    "2024-03-01 09:30:05.120",
+    "2024-03-01T09:30:05.123456Z",
+    "2024-03-01 09:30:05.000",
+    "2024-03-01T09:30Z",
+    "2024-03-01 09:30:05+00:00",
+    "2024-03-01 23:59:59.999999",
+    "2024-03-01 09:30:05.1234567",  # 7 digits: Python truncates; SQL leaves it to Python
+    "2024-03-01 09:30:05+02:00",  # another offset: Python
+    "2024-03-01 09:30:05 UTC",  # Python's own suffix
+    "2024-03-01 09:30:05,5",  # a decimal comma: Python
+    "2024-3-1 09:30",
+    "2024-02-30",
+    "2024-03-01 24:00",
+    "2024-03-01T09:60",
+    "1899-12-31 23:59:59.5",
+    "2099-01-01",
+    "20240301",
+    "",
+]
+
+
+@pytest.mark.parametrize("keys", ["trade-id", "fingerprint", "none"])
+def test_iso_times_with_microseconds_give_exactly_what_python_gives(
+    django_user_model: Any, settings: Any, keys: str
+) -> None:
+    # 'iso' is what the suggestion proposes for most exports (Trading 212, Coinbase...): SQL reads the common
+    # shapes itself, microseconds included, and the keys carry the time's isoformat as Python writes it.
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["executed_at"]["options"] = {"formats": ["iso"], "tz": "UTC"}
+    if keys == "fingerprint":
+        del mapping["fields"]["broker_trade_id"]
+    plan = fastpath.plan_for(mapping, HEADER, dedupe=keys != "none")
+    assert plan is not None
+    at = HEADER.index("Trade Time")
+    rows = []
+    for n, when in enumerate(ISO_TIMES * 2):  # each time twice: identical fills get occurrence numbers
+        cells = row()
+        cells[at] = when
+        cells[HEADER.index("Trade ID")] = f"T{n % len(ISO_TIMES)}"
+        rows.append(cells)
+    arguments = {"dedupe": keys != "none", "mapping": mapping, "rows": rows}
+    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
+
+    assert_same_outcome(fast, python)
+    accepted = {line - 2 for line in fast["accepted"]}  # rows start at line 2
+    assert {ISO_TIMES[n % len(ISO_TIMES)] for n in accepted} == set(ISO_TIMES[:10])  # SQL took the common shapes
+    microseconds = {order[8].microsecond for order in fast["orders"]}  # executed_at
+    assert {123456, 999999, 120000, 100000, 0} <= microseconds

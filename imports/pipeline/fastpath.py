@@ -2,9 +2,9 @@
 
 `plan_for` derives, from the same mapping spec that `formats.converters.compile_mapping` compiles, a
 SQL conversion for the subset of specs whose results Postgres can reproduce exactly (plain numbers and
-US money, printable-ASCII text, numeric date formats in UTC or as dates in a zone without midnight clock
-changes, the built-in buy/sell words, 3-letter currency codes), with row filters, defaults, split_on/part
-and columns joined like `join_cells`.
+US money, printable-ASCII text, numeric date formats and the common ISO shapes in UTC or as dates in a zone
+without midnight clock changes, the built-in buy/sell words, a side from a number's sign, 3-letter currency
+codes), with row filters, defaults, split_on/part and columns joined like `join_cells`.
 Each cell gets an acceptance test that is deliberately narrower than the Python converter: a cell the
 SQL would not convert *identically* is never converted by SQL. A row with any such cell, or that fails a
 target check, is handed to the per-row Python path (`CompiledFormat.convert`), which produces the same
@@ -572,6 +572,20 @@ def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     return _Field(name, ok, f"CASE lower({cell}) {cases} END")
 
 
+def _side_from_sign(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    """BUY or SELL from the sign of a plain number (words.side_from_sign_builder); zero, and any number that is
+    not plain ('(5)', '1,234', ' 5 '), goes to Python for its message or its own reading."""
+    negative = str(options.get("negative_is", "SELL")).upper()
+    if set(options) - {"negative_is", "decimal_sep"} or name != "side" or negative not in ("BUY", "SELL"):
+        return None
+    pattern = _PLAIN_INTEGER if options.get("decimal_sep") == "," else _PLAIN_NUMBER
+    positive = "BUY" if negative == "SELL" else "SELL"
+    alias = f"n_{name}"
+    pre = ((alias, f"CASE WHEN {cell} ~ {_lit(pattern)} THEN ({cell})::numeric END"),)
+    value = f"CASE WHEN {alias} < 0 THEN {_lit(negative)} ELSE {_lit(positive)} END"
+    return _Field(name, f"{alias} IS NOT NULL AND {alias} <> 0", value, pre)
+
+
 def _currency(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if options or name != "currency":
         return None
@@ -602,6 +616,7 @@ _BUILDERS: dict[str, Callable[[str, str, dict[str, Any]], _Field | None]] = {
     "decimal": _decimal,
     "datetime": _datetime,
     "side": _side,
+    "side_from_sign": _side_from_sign,
     "currency": _currency,
 }
 

@@ -1058,3 +1058,29 @@ def test_iso_times_with_microseconds_give_exactly_what_python_gives(
     assert {ISO_TIMES[n % len(ISO_TIMES)] for n in accepted} == set(ISO_TIMES[:10])  # SQL took the common shapes
     microseconds = {order[8].microsecond for order in fast["orders"]}  # executed_at
     assert {123456, 999999, 120000, 100000, 0} <= microseconds
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_a_side_from_the_quantity_sign_gives_exactly_what_python_gives(
+    django_user_model: Any, settings: Any, dedupe: bool
+) -> None:
+    # IBKR activity statements, DEGIRO, Hargreaves Lansdown...: no buy/sell column, a signed quantity.
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["side"] = {"columns": ["Quantity"], "converter": "side_from_sign", "options": {}}
+    del mapping["fields"]["broker_trade_id"]
+    assert fastpath.plan_for(mapping, HEADER, dedupe=dedupe) is not None
+    at = HEADER.index("Quantity")
+    quantities = ["10", "-10", "+3", "-0.5", "0", "-0", "007", "(5)", "-1,234.5", " -2 ", "", "n/a", "1e3", "-12x"]
+    rows = []
+    for quantity in quantities * 2:  # identical fills: occurrence numbers
+        cells = row()
+        cells[at] = quantity
+        rows.append(cells)
+    arguments = {"dedupe": dedupe, "mapping": mapping, "rows": rows}
+    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
+
+    assert_same_outcome(fast, python)
+    assert {order[3] for order in fast["orders"]} == {"BUY", "SELL"}
+    accepted = {quantities[(line - 2) % len(quantities)] for line in fast["accepted"]}
+    assert accepted == {"10", "-10", "+3", "-0.5", "007"}  # zero and every unplain number went to Python

@@ -449,15 +449,20 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if set(options) - {"formats", "tz"} or zone not in _MIDNIGHT_ZONES or name != "executed_at":
         return None
     formats = options.get("formats", ["iso"])
-    if not isinstance(formats, list) or len(formats) != 1 or not isinstance(formats[0], str):
+    if not isinstance(formats, list) or not formats or not all(isinstance(fmt, str) for fmt in formats):
         return None
-    if formats[0] == "%Y%m%d":
+    # Python tries the formats in order: a cell SQL reads with the first one, Python reads with the first one
+    # too (SQL accepts less than it does); a cell in another of the formats goes to Python.
+    first = formats[0]
+    if first == "%Y%m%d":
         return _compact_date(name, cell, zone)
-    if formats[0] == "iso":
+    if first == "%Y%m%d;%H%M%S":
+        return _compact_date(name, cell, zone, with_time=True) if zone == "UTC" else None
+    if first == "iso":
         return _iso_date(name, cell) if zone == "UTC" else None
     pattern, names = [], []
     previous_was_directive = False
-    for token in re.split(r"(%.)", formats[0]):
+    for token in re.split(r"(%.)", first):
         if token.startswith("%"):
             if token not in _DATE_DIRECTIVES or _DATE_DIRECTIVES[token][0] in names or previous_was_directive:
                 return None  # adjacent numbers ('%Y%m%d') are split differently by the two regex engines
@@ -513,13 +518,16 @@ def _iso_date(name: str, cell: str) -> _Field:
     return replace(_date_field(name, "UTC", match, pre, post, names), fraction=True)
 
 
-def _compact_date(name: str, cell: str, zone: str) -> _Field:
-    """'%Y%m%d' (IBKR Flex: '20240315'): Python's parser reads an 8-digit value as 4 + 2 + 2 digits (its
-    month and day groups are greedy), so SQL takes exactly 8 digits by position; other lengths go to Python."""
+def _compact_date(name: str, cell: str, zone: str, *, with_time: bool = False) -> _Field:
+    """'%Y%m%d' (IBKR Flex: '20240315'), or '%Y%m%d;%H%M%S' ('20240315;093005'): Python's parser reads 8 digits
+    as 4 + 2 + 2 (its month and day groups are greedy) and 6 as 2 + 2 + 2, so SQL takes them by position;
+    other lengths go to Python."""
     match = f"m_{name}"
-    parts = f"ARRAY[substr({cell}, 1, 4), substr({cell}, 5, 2), substr({cell}, 7, 2)]"
-    pre = ((match, f"CASE WHEN {cell} ~ '^[0-9]{{8}}$' THEN {parts} END"),)
-    names = ["y", "m", "d"]
+    names = ["y", "m", "d", "h", "mi", "s"] if with_time else ["y", "m", "d"]
+    starts = [1, 5, 7, 10, 12, 14][: len(names)]
+    parts = "ARRAY[" + ", ".join(f"substr({cell}, {start}, {4 if start == 1 else 2})" for start in starts) + "]"
+    pattern = "^[0-9]{8};[0-9]{6}$" if with_time else "^[0-9]{8}$"
+    pre = ((match, f"CASE WHEN {cell} ~ '{pattern}' THEN {parts} END"),)
     post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
     return _date_field(name, zone, match, pre, post, names)
 
@@ -555,20 +563,28 @@ def _date_field(
 
 
 def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+    """words.side_builder: the admin's map first (its keys stripped and case-folded; 'BUY - MARKET', 'Market
+    buy'), then the built-in buy/sell words. SQL takes map keys of printable ASCII, and built-in words of
+    letters only; any other cell goes to Python."""
     if set(options) - {"map"} or name != "side":
         return None
-    extra = options.get("map") or {}
-    if not all(re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)*", key.strip()) for key in extra):
-        return None
-    table: dict[str, str] = {}
-    for word in BUY_WORDS:
-        table[word] = "BUY"
-    for word in SELL_WORDS:
-        table[word] = "SELL"
-    table.update({key.strip().lower(): value.upper() for key, value in extra.items()})  # the map wins
-    table = {word: side for word, side in table.items() if re.fullmatch(r"[a-z]+( [a-z]+)*", word)}
+    extra: dict[str, str] = {}
+    for key, value in (options.get("map") or {}).items():
+        word, side = str(key).strip(), str(value).upper()
+        if not re.fullmatch(_ASCII_TEXT, word) or side not in ("BUY", "SELL"):
+            return None  # a non-ASCII key (case folding differs) or a value validate_order refuses: Python
+        extra[word.lower()] = side
+    words = {word: "BUY" for word in BUY_WORDS} | {word: "SELL" for word in SELL_WORDS}
+    words = {w: side for w, side in words.items() if re.fullmatch(r"[a-z]+( [a-z]+)*", w) and w not in extra}
+    table = {**extra, **words}
     cases = " ".join(f"WHEN {_lit(word)} THEN {_lit(side)}" for word, side in sorted(table.items()))
-    ok = f"{cell} ~ '^[A-Za-z]+( [A-Za-z]+)*$' AND lower({cell}) IN ({_lits(sorted(table))})"
+    built_in = f"{cell} ~ '^[A-Za-z]+( [A-Za-z]+)*$' AND lower({cell}) IN ({_lits(sorted(words))})"
+    ok = built_in
+    if extra:
+        mapped = (
+            f"{cell} ~ {_lit(_ASCII_TEXT)} AND {_not_placeholder(cell)} AND lower({cell}) IN ({_lits(sorted(extra))})"
+        )
+        ok = f"({mapped}) OR ({built_in})"
     return _Field(name, ok, f"CASE lower({cell}) {cases} END")
 
 

@@ -313,9 +313,11 @@ def test_it_leaves_mappings_outside_its_exact_subset_to_python() -> None:
     new_york["fields"]["executed_at"]["options"]["tz"] = "America/New_York"
     tokyo_dates = copy.deepcopy(MAPPING)
     tokyo_dates["fields"]["executed_at"]["options"] = {"formats": ["%Y-%m-%d"], "tz": "Asia/Tokyo"}
-    compact_time = copy.deepcopy(MAPPING)  # adjacent numbers beyond an 8-digit date: split differently
-    compact_time["fields"]["executed_at"]["options"]["formats"] = ["%Y%m%d;%H%M%S"]
-    for mapping in (side_word, bad_default, new_york, tokyo_dates, compact_time):
+    compact_time = copy.deepcopy(MAPPING)  # adjacent numbers beyond 8 + 6 digits: split differently
+    compact_time["fields"]["executed_at"]["options"]["formats"] = ["%Y%m%d%H%M%S"]
+    non_ascii_map = copy.deepcopy(MAPPING)  # case folding of 'Köp' is Python's business
+    non_ascii_map["fields"]["side"]["options"] = {"map": {"Köp": "BUY", "Sälj": "SELL"}}
+    for mapping in (side_word, bad_default, new_york, tokyo_dates, compact_time, non_ascii_map):
         assert fastpath.plan_for(mapping, HEADER, dedupe=True) is None
     # New York dates: the dedupe key holds the time converted to UTC, which SQL computes the same way.
     new_york_dates = copy.deepcopy(MAPPING)
@@ -1084,3 +1086,63 @@ def test_a_side_from_the_quantity_sign_gives_exactly_what_python_gives(
     assert {order[3] for order in fast["orders"]} == {"BUY", "SELL"}
     accepted = {quantities[(line - 2) % len(quantities)] for line in fast["accepted"]}
     assert accepted == {"10", "-10", "+3", "-0.5", "007"}  # zero and every unplain number went to Python
+
+
+DATE_SHAPES = [
+    "20240315;093005",
+    "20240229;235959",
+    "20240230;100000",
+    "20240315;240000",
+    "2024315;93005",
+    "20240315;0930",
+    "20240315",
+    "2024-03-15, 09:30:05",
+    "2024-03-15",
+    "",
+]
+
+
+@pytest.mark.parametrize(
+    "formats",
+    [["%Y%m%d;%H%M%S"], ["%Y-%m-%d, %H:%M:%S", "%Y-%m-%d"], ["%Y%m%d;%H%M%S", "%Y%m%d", "iso"]],
+    ids=["ibkr-flex-date-time", "ibkr-activity-two-formats", "three-formats"],
+)
+def test_compact_date_times_and_several_formats_give_exactly_what_python_gives(
+    django_user_model: Any, settings: Any, formats: list[str]
+) -> None:
+    # Several formats: SQL reads the cells of the first (Python tries it first too); the rest go to Python.
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["executed_at"]["options"] = {"formats": formats, "tz": "UTC"}
+    del mapping["fields"]["broker_trade_id"]  # fingerprint keys carry the time
+    assert fastpath.plan_for(mapping, HEADER, dedupe=True) is not None
+    rows = []
+    for when in DATE_SHAPES * 2:
+        cells = row()
+        cells[HEADER.index("Trade Time")] = when
+        rows.append(cells)
+    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
+
+    assert_same_outcome(fast, python)
+    assert len(fast["orders"]) > len(fast["accepted"]) > 0  # both paths took part
+
+
+def test_a_side_map_with_punctuation_gives_exactly_what_python_gives(django_user_model: Any, settings: Any) -> None:
+    # Revolut's 'BUY - MARKET', Trading 212's 'Market buy': the map first, then the built-in words.
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["side"]["options"] = {"map": {"BUY - MARKET": "buy", " Sell - Limit ": "SELL", "Hold": "BUY"}}
+    plan = fastpath.plan_for(mapping, HEADER, dedupe=True)
+    assert plan is not None
+    sides = ["BUY - MARKET", "buy - market", "Sell - Limit", "BUY  - MARKET", " BUY - MARKET", "hold", "Buy", "SLD",
+             "SELL - STOP", "n/a", "BUY-MARKET", ""]  # fmt: skip
+    rows = []
+    for side in sides * 2:
+        cells = row()
+        cells[HEADER.index("Side")] = side
+        rows.append(cells)
+    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
+
+    assert_same_outcome(fast, python)
+    accepted = {sides[(line - 2) % len(sides)] for line in fast["accepted"]}
+    assert {"BUY - MARKET", "buy - market", "Sell - Limit", "hold", "Buy"} <= accepted

@@ -25,6 +25,7 @@ from audit.services import record
 from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.monitoring.metrics import file_finished_observe
 from imports.services.notifications import notify_batch_settled, notify_file_outcome
+from imports.targets.base import occurrences_forget
 from staging.models import OPEN_STATUSES, StagedRow
 
 # What a file can end as, and the message its owner reads with each (ImportFile.error).
@@ -97,6 +98,7 @@ def file_settle(*, file_id: int) -> str:
         file.progress = 100.0
         file.finished_at = timezone.now()
         file.save()
+        occurrences_forget(file_ids=[file_id])
         record(
             action="migration.finished",
             obj=file,
@@ -133,7 +135,9 @@ def files_end(files: QuerySet[ImportFile], *, status: str, message: str | None, 
     changes: dict[str, Any] = {"status": status, "finished_at": now, "updated_at": now, **fields}
     if message is not None:
         changes["error"] = message[:4000]
-    return files.update(**changes)
+    ended = list(files.values_list("pk", flat=True))
+    occurrences_forget(file_ids=ended)
+    return ImportFile.objects.filter(pk__in=ended).update(**changes)
 
 
 def file_end(file_id: int, *, status: str = FileStatus.FAILED, message: str | None, **fields: Any) -> bool:

@@ -21,7 +21,7 @@ from config.errors import InvalidRequest
 from formats.models import CsvFormat, FormatStatus
 from formats.targets import TARGETS
 from imports.models import FileStatus, ImportFile, Order, Side
-from staging.models import AWAITING_APPROVAL, StagedRow, StagedStatus
+from staging.models import AWAITING_APPROVAL, StagedRow, StagedStatus, counts_by_shown_status, shown_status
 
 ERROR_ROWS_SQL = """
     SELECT s.line, e.item ->> 'field', e.item ->> 'value', e.item ->> 'message'
@@ -144,7 +144,7 @@ def staged_rows_for(user: Any) -> QuerySet[StagedRow]:
 
 def staging_status(user: Any) -> dict[str, Any]:
     """The caller's staged rows by status and files by status, plus what waits for approval."""
-    rows = dict(staged_rows_for(user).order_by().values_list("status").annotate(n=Count("id")))
+    rows = counts_by_shown_status(staged_rows_for(user))
     files = dict(ImportFile.objects.filter(owner=user).order_by().values_list("status").annotate(n=Count("id")))
     waiting = StagedRow.objects.filter(AWAITING_APPROVAL, file__owner=user).aggregate(
         rows=Count("id"), files=Count("file", distinct=True)
@@ -162,8 +162,8 @@ def staged_row_json(row: StagedRow) -> dict[str, Any]:
         "file": row.file_id,
         "file_name": row.file.original_name,
         "line": row.line,
-        "status": row.status,
-        "status_display": row.get_status_display(),
+        "status": (shown := shown_status(row.status, row.format.status)),
+        "status_display": StagedStatus(shown).label,
         "cells": row.raw,
         "format": {"id": row.format_id, "name": row.format.name, "status": row.format.status},
         "errors": row.errors or [],
@@ -345,7 +345,7 @@ def admin_staging_stats(*, now: dt.datetime | None = None, window_days: int = 7)
     """Staged rows by status, oldest pending format, approvals, time to approval, throughput, error rate."""
     now = now or timezone.now()
     since = now - dt.timedelta(days=window_days)
-    rows = dict(StagedRow.objects.order_by().values_list("status").annotate(n=Count("id")))
+    rows = counts_by_shown_status(StagedRow.objects.all())
     oldest = CsvFormat.objects.filter(status=FormatStatus.PENDING).aggregate(t=Min("created_at"))["t"]
     approvals = list(
         CsvFormat.objects.filter(approved_at__gte=since, builtin=False).values_list("created_at", "approved_at")

@@ -27,6 +27,33 @@ OPEN_STATUSES = (StagedStatus.PENDING, StagedStatus.APPROVED, StagedStatus.MIGRA
 AWAITING_APPROVAL = models.Q(status=StagedStatus.PENDING) & ~models.Q(format__status=FormatStatus.APPROVED)
 
 
+def shown_status(status: str, format_status: str) -> str:
+    """A staged row's status as pages and the API show it: a PENDING row of an approved format is APPROVED
+    (waiting to migrate), as it was when the approval rewrote every row."""
+    if status == StagedStatus.PENDING and format_status == FormatStatus.APPROVED:
+        return StagedStatus.APPROVED
+    return status
+
+
+def shown_status_filter(status: str) -> models.Q:
+    """The rows whose shown status (shown_status) is this one."""
+    if status == StagedStatus.PENDING:
+        return AWAITING_APPROVAL
+    if status == StagedStatus.APPROVED:
+        return models.Q(status=status) | (models.Q(status=StagedStatus.PENDING) & ~AWAITING_APPROVAL)
+    return models.Q(status=status)
+
+
+def counts_by_shown_status(rows: models.QuerySet) -> dict[str, int]:
+    """{shown status: rows} of these staged rows."""
+    counts: dict[str, int] = {}
+    pairs = rows.order_by().values_list("status", "format__status").annotate(n=models.Count("id"))
+    for status, format_status, n in pairs:
+        shown = shown_status(status, format_status)
+        counts[shown] = counts.get(shown, 0) + n
+    return counts
+
+
 class StagedRow(models.Model):
     # The raw row is a JSON *array* of cells; the header is stored once on the file. This stages
     # much faster than one JSON object per row and makes the table ~40% smaller.

@@ -31,18 +31,25 @@ def _raw_text(cells: list[str]) -> str:
 
 
 def staged_rows_write_outcomes(
-    *, file_id: int, format_id: int, rows: list[tuple[int, list[str], str, list[dict[str, Any]] | None]]
+    *,
+    file_id: int,
+    format_id: int,
+    rows: list[tuple[int, list[str], str, list[dict[str, Any]] | None]],
+    ids: list[int] | None = None,
 ) -> int:
     """Stage rows that already have an outcome, [(line, cells, status, errors)]: the rows of a file read
-    straight into production that did not become an order (invalid, skipped, duplicate)."""
+    straight into production that did not become an order (invalid, skipped, duplicate), or the rows a
+    migration batch claimed (deleted) that did not: those come back under their own `ids`, so a page or a
+    client that holds a row's id still finds it."""
     if not rows:
         return 0
     with connection.cursor() as cursor:
-        copy_sql = "COPY staging_stagedrow (file_id, format_id, line, raw, status, errors) FROM STDIN"
-        with cursor.cursor.copy(copy_sql) as copy:
-            for line, cells, status, errors in rows:
+        columns = "file_id, format_id, line, raw, status, errors" + (", id" if ids is not None else "")
+        with cursor.cursor.copy(f"COPY staging_stagedrow ({columns}) FROM STDIN") as copy:
+            for n, (line, cells, status, errors) in enumerate(rows):
                 error_text = "\\N" if errors is None else _copy_text_escape(orjson.dumps(errors).decode())
-                copy.write(f"{file_id}\t{format_id}\t{line}\t{_raw_text(cells)}\t{status}\t{error_text}\n")
+                row_id = f"\t{ids[n]}" if ids is not None else ""
+                copy.write(f"{file_id}\t{format_id}\t{line}\t{_raw_text(cells)}\t{status}\t{error_text}{row_id}\n")
     return len(rows)
 
 

@@ -19,7 +19,7 @@ from imports.api.responses import error_response
 from imports.api.router import router
 from imports.api.views import _require_reviewer
 from imports.models import FileStatus
-from staging.models import StagedStatus
+from staging.models import StagedStatus, shown_status_filter
 
 MAX_IDS = 500
 
@@ -124,7 +124,7 @@ def staging_orders(request: HttpRequest, query: Query[schemas.StagedQuery]) -> H
     rows = reports.staged_rows_for(request.user)
     status = _choice(request, "status", list(StagedStatus.values))
     if status:
-        rows = rows.filter(status=status)
+        rows = rows.filter(shown_status_filter(status))
     file = _id(request, "file", "file")
     if file is not None:
         rows = rows.filter(file_id=selectors.file_for(request.user, file).pk)

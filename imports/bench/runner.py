@@ -24,7 +24,15 @@ from django.conf import settings
 from django.core.files import File
 from django.db import connection
 
+from config import localstack
+from formats.builtin import load_builtin_formats
+from formats.models import CsvFormat
 from imports.bench import data
+from imports.models import ImportBatch, ImportFile, Instrument, Order
+from imports.objectstore import S3UploadStorage
+from imports.pipeline import fastpath
+from imports.services.tokens import api_token_create
+from imports.services.uploads import review_approve, upload_batch_create
 from imports.targets.orders import ORDER_VALUE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,7 +198,6 @@ def workers(procs: Processes, count: int) -> Iterator[list[int]]:
 
 def wait_files(file_ids: list[int], *, statuses: tuple[str, ...] = DONE, timeout: float = 3600) -> None:
     """Poll Postgres until every file has reached one of `statuses`."""
-    from imports.models import ImportFile
 
     deadline = time.monotonic() + timeout
     while True:
@@ -204,7 +211,6 @@ def wait_files(file_ids: list[int], *, statuses: tuple[str, ...] = DONE, timeout
 
 def upload(owner: Any, path: Path) -> int:
     """Store one file and enqueue its job, as the upload view does; returns the file id."""
-    from imports.services.uploads import upload_batch_create
 
     with path.open("rb") as handle:
         _, files = upload_batch_create(owner=owner, files=[File(handle, name=path.name)])
@@ -212,7 +218,6 @@ def upload(owner: Any, path: Path) -> int:
 
 
 def file_row(file_id: int) -> dict[str, Any]:
-    from imports.models import ImportFile
 
     return ImportFile.objects.filter(pk=file_id).values().get()
 
@@ -295,8 +300,6 @@ def staging(opts: Options, owner: Any, procs: Processes) -> tuple[Result, int]:
 
 def migrate(opts: Options, reviewer: Any, file_id: int, procs: Processes) -> Result:
     """Approval -> every staged row converted, validated and written (or its errors kept)."""
-    from formats.models import CsvFormat
-    from imports.services.uploads import review_approve
 
     fmt = CsvFormat.objects.get(pk=file_row(file_id)["format_id"])
     # The reader settings the format was staged with stay; the admin corrects the fields.
@@ -343,7 +346,6 @@ def approved(opts: Options, owner: Any, procs: Processes) -> Result:
 def approved_reconciled(opts: Options, owner: Any, procs: Processes) -> Result:
     """An approved format whose owner has an instruments list: every order is reconciled to an instrument (exact
     ticker; the list holds 2,000 other instruments too) before the file is settled."""
-    from imports.models import Instrument, Order
 
     source = scratch_file(owner, "instruments")
     known = [(symbol, f"{symbol} (bench)") for symbol in data.SYMBOLS]
@@ -415,10 +417,6 @@ def approved_builtin(opts: Options, owner: Any, procs: Processes, layout: str, *
     of' dates, '$1,234.56' money; E*TRADE with two-digit years; IBKR Flex with compact dates; none has a trade
     id): stored file -> orders. With de-duplication every key is a fingerprint with an occurrence counter
     (computed in SQL, counters added in line order); the note names the path taken."""
-    from formats.builtin import load_builtin_formats
-    from imports.models import ImportFile
-    from imports.pipeline import fastpath
-    from imports.services.uploads import upload_batch_create
 
     load_builtin_formats()
     path = opts.workdir / f"{layout}-{'dedupe' if dedupe else 'plain'}.csv"
@@ -455,9 +453,6 @@ def approved_from_suggestion(opts: Options, owner: Any, reviewer: Any, procs: Pr
     """A corpus layout (Trading 212's export, data.trading212_rows) whose format was approved exactly as the
     product suggested it: a 1,000-row sample is uploaded, staged under a new pending format with its suggested
     mapping, approved unchanged; then the big file of the same layout, stored file -> orders, is timed."""
-    from formats.models import CsvFormat
-    from imports.pipeline import fastpath
-    from imports.services.uploads import review_approve
 
     sample = opts.workdir / "trading212-sample.csv"
     data.write_builtin_layout("trading212", sample, 1_000, seed=opts.seed + 40)
@@ -560,9 +555,6 @@ def bucket_env(procs: Processes) -> Iterator[str]:
     """The benchmark's processes store uploads in a bucket of the project-local SeaweedFS for the block."""
     import uuid
 
-    from config import localstack
-    from imports.objectstore import S3UploadStorage
-
     server, started = localstack.ensure_s3_started()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     bucket = S3UploadStorage(
@@ -594,8 +586,6 @@ def many_files(
     files differ (another seed and trade ids), so an upload is never the idempotent replay of another.
     `direct`: the files go straight to the bucket (sign, POST each, confirm), as the upload page sends them."""
     import requests
-
-    from imports.models import ImportBatch
 
     folder = opts.workdir / "many"
     paths = []
@@ -653,8 +643,6 @@ def scratch_file(owner: Any, name: str) -> int:
     """An ImportFile row that benchmark-only orders can point at (no stored bytes)."""
     import uuid
 
-    from imports.models import ImportBatch, ImportFile
-
     batch = ImportBatch.objects.create(owner=owner, status="COMPLETED")
     return ImportFile.objects.create(
         batch=batch,
@@ -672,8 +660,6 @@ def django_import_export(opts: Options, owner: Any) -> list[Result]:
     import tablib
     from django.db import transaction
     from import_export import fields, resources, widgets
-
-    from imports.models import Order
 
     class OrderResource(resources.ModelResource):
         owner = fields.Field(attribute="owner_id", column_name="owner_id", widget=widgets.IntegerWidget())
@@ -743,8 +729,6 @@ SCENARIO_GROUPS = (
 def run(opts: Options) -> list[Result]:
     """Every scenario in order; returns the results (printed by the command)."""
     from django.contrib.auth import get_user_model
-
-    from imports.services.tokens import api_token_create
 
     users = get_user_model()
     owner = users.objects.create_user(username="bench-owner", password="bench-owner-pw")

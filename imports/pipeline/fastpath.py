@@ -44,7 +44,7 @@ from formats.targets import get_target
 from imports.models import ImportFile
 from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
 from imports.services.reconciliation import INSTRUMENT_MAP_SQL
-from imports.targets.base import MARKUP_CHARACTERS, DedupeKeys, TargetRow, duplicate_errors
+from imports.targets.base import MARKUP_CHARACTERS, DedupeKeys, TargetRow, duplicate_errors, occurrences_sql
 from imports.targets.orders import EARLIEST_TRADE_YEAR, ORDER_VALUE_FIELDS, WRITER, order_columns
 from staging.models import StagedStatus
 from staging.services import staged_rows_write_outcomes
@@ -122,7 +122,7 @@ class FastPlan:
         cells = ", ".join(f"coalesce(raw ->> {i}, '') AS c{i}" for i in self.cells) or "1 AS c_none"
         # The claim deletes the rows in the same pass that locks them: a migrated row lives on as its order
         # (no second copy, no new row version to write); the rows that end otherwise (invalid, skipped,
-        # duplicate) are staged again from the temp table's copy of their cells before the commit.
+        # duplicate) are staged again, under their own ids, from the temp table's copy of their cells.
         claimed = f"""
             WITH claimed AS (
                 DELETE FROM staging_stagedrow AS s
@@ -738,6 +738,7 @@ def batch_finish(
         file_id=file.pk,
         format_id=file.format_id,
         rows=[(*claimed[row_id], status, errors) for row_id, status, errors in marks],
+        ids=[row_id for row_id, _, _ in marks],
     )
 
 
@@ -804,7 +805,7 @@ def _write_orders(
         if outcome.route(row_id, verdict, errors, marks):
             python_valid.append((row_id, TargetRow(line, values, "")))
     if dedupe is not None:
-        _assign_keys(cursor, dedupe, python_valid, fingerprints=plan_fingerprints(cursor))
+        _assign_keys(cursor, dedupe, python_valid)
     columns = order_columns([order for _, order in python_valid])
     cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk, **columns})
     _, not_inserted, writable = cursor.fetchone()
@@ -831,35 +832,33 @@ def _write_orders(
     return marks
 
 
-def plan_fingerprints(cursor: Any) -> list[tuple[int, str]]:
-    """(line, digest) of the batch's SQL rows whose fingerprint keys still lack their occurrence counter
-    (computed as '<digest>#'), in line order; none when the keys are trade-id keys, complete as computed."""
-    cursor.execute("SELECT line, dedupe_key FROM pg_temp.airlock_fast WHERE ok AND dedupe_key LIKE '%#' ORDER BY line")
-    return [(line, key[:-1]) for line, key in cursor.fetchall()]
-
-
-def _assign_keys(
-    cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]], *, fingerprints: list[tuple[int, str]]
-) -> None:
-    """Give every valid row of the batch its dedupe key in line order, as the Python path does: the rows
-    converted in Python by their values, the SQL rows' fingerprint digests with their occurrence counter
-    (the file's counter carries over batches); the SQL rows' keys are written back to the temp table."""
-    by_line = {order.line: order for _, order in python_valid}
-    sql_digests = dict(fingerprints)
-    sql_keys: list[tuple[int, str]] = []
-    for line in sorted(by_line.keys() | sql_digests.keys()):
-        order = by_line.get(line)
-        if order is not None:
-            order.dedupe_key = dedupe.key_for(order.values)
-        else:
-            sql_keys.append((line, dedupe.key_for_digest(sql_digests[line])))
-    if sql_keys:
-        lines, keys = zip(*sql_keys, strict=True)
-        cursor.execute(
-            "UPDATE pg_temp.airlock_fast AS f SET dedupe_key = k.key "
-            "FROM unnest(%s::int[], %s::text[]) AS k(line, key) WHERE f.line = k.line AND f.ok",
-            [list(lines), list(keys)],
+def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]]) -> None:
+    """Give every valid row of the batch its dedupe key in line order, as the Python path does: the SQL rows'
+    fingerprint digests (computed as '<digest>#') and the Python rows' digests are numbered together by
+    Postgres (occurrences_sql), after the file's earlier batches; the SQL rows' keys are set in the temp table."""
+    numbered: list[tuple[int, str]] = []
+    for _, order in python_valid:
+        digest, counted = dedupe.digest_of(order.values)
+        order.dedupe_key = digest
+        if counted:
+            numbered.append((order.line, digest))
+    lines = [line for line, _ in numbered]
+    source = (
+        "SELECT line, left(dedupe_key, -1) AS digest FROM pg_temp.airlock_fast WHERE ok AND dedupe_key LIKE '%%#' "
+        "UNION ALL SELECT * FROM unnest(%(lines)s::int[], %(digests)s::text[])"
+    )
+    cursor.execute(
+        occurrences_sql(source)
+        + """, written AS (
+            UPDATE pg_temp.airlock_fast AS f SET dedupe_key = keyed.key FROM keyed
+            WHERE f.line = keyed.line AND f.ok AND f.dedupe_key LIKE '%%#'
         )
+        SELECT line, key FROM keyed WHERE line = ANY(%(lines)s::int[])""",
+        {"file_id": dedupe.file_id, "lines": lines, "digests": [digest for _, digest in numbered]},
+    )
+    keys = dict(cursor.fetchall())
+    for _, order in python_valid:
+        order.dedupe_key = keys.get(order.line, order.dedupe_key)
 
 
 def accepted_lines(*, plan: FastPlan, file_id: int, statuses: tuple[str, ...], limit: int = 1_000_000) -> list[int]:

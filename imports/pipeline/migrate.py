@@ -188,8 +188,9 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
         for row_id, line, cells in rows:
             verdict, values, errors = compiled.convert(cells)
             if outcome.route(row_id, verdict, errors, marks):
-                row = TargetRow(line=line, values=values, dedupe_key=dedupe.key_for(values) if dedupe else "")
-                valid.append((row_id, row))
+                valid.append((row_id, TargetRow(line=line, values=values)))
+        if dedupe is not None:
+            dedupe.assign([row for _, row in valid])
         # Insert in key order so two files with overlapping trades lock the unique index in the same
         # order (no deadlock between concurrent batches).
         writer = compiled.writer

@@ -244,7 +244,13 @@
         ids.length ? getJSON(root.getAttribute("data-poll") + "?page_size=500&ids=" + ids.join(",")) : none,
         fileIds.length ? getJSON(root.getAttribute("data-files-poll") + "?page_size=500&ids=" + fileIds.join(",")) : none,
       ]).then(function (res) {
+        res[1].results.forEach(function (f) {
+          var section = $("section[data-file-id='" + f.id + "']", root);
+          if (section) stagedFileUpdate(section, f);
+        });
+        var found = {};
         res[0].results.forEach(function (row) {
+          found[row.id] = true;
           var tr = $("tr[data-row-id='" + row.id + "']", root);
           if (!tr) return;
           tr.setAttribute("data-status", row.status);
@@ -256,9 +262,14 @@
             err.hidden = false;
           }
         });
-        res[1].results.forEach(function (f) {
-          var section = $("section[data-file-id='" + f.id + "']", root);
-          if (section) stagedFileUpdate(section, f);
+        // A migrated row leaves the staging table (its order holds it): a row gone from a settled file's
+        // staged rows was imported.
+        ids.forEach(function (id) {
+          var tr = $("tr[data-row-id='" + id + "']", root);
+          var section = tr && tr.closest("section[data-file-id]");
+          if (found[id] || !section || isLive(section.getAttribute("data-status"))) return;
+          tr.setAttribute("data-status", "MIGRATED");
+          setStatus($("[data-field=row-status]", tr), "MIGRATED", ROW_LABELS.MIGRATED, "status-row-");
         });
         return true;
       });

@@ -522,5 +522,7 @@ def test_a_worker_does_not_leak_database_connections_over_many_jobs(stack: Stack
             wait_status(stack, f.pk, FileStatus.IMPORTED)
         time.sleep(0.5)
         samples.append(worker_backends())
-    assert samples == [0, 0, 0], f"worker backends after each 10 jobs: {samples}"
+    # Small files run in the worker process, which keeps its one connection from job to job (config/worker.py);
+    # a horse's connections end with it. Not one more per job: the same count after 10, 20 and 30 jobs.
+    assert samples == [1, 1, 1], f"worker backends after each 10 jobs: {samples}"
     print(f"\nconnections: worker backends after 10/20/30 jobs: {samples}")

@@ -69,6 +69,7 @@ def test_an_approval_leaves_its_rows_to_the_migration_which_keeps_only_the_inval
 
     file = upload(user, run_jobs=run_jobs, capture=django_capture_on_commit_callbacks)
     assert staging_summary(user) == {"rows": 3, "files": 1}
+    row_ids = dict(StagedRow.objects.filter(file=file).values_list("line", "id"))
     with django_capture_on_commit_callbacks(execute=True):
         review_approve(format_id=file.format_id, actor=reviewer)
     # The approval rewrote no staged row (the migration claims PENDING rows of an approved format as they
@@ -76,9 +77,13 @@ def test_an_approval_leaves_its_rows_to_the_migration_which_keeps_only_the_inval
     assert set(StagedRow.objects.filter(file=file).values_list("status", flat=True)) == {StagedStatus.PENDING}
     assert staging_summary(user) == {"rows": 0, "files": 0}
     assert staging_status(user)["waiting"] == {"rows": 0, "files": 0}
+    assert staging_status(user)["rows"]["APPROVED"] == 3  # shown as before: approved, waiting to migrate
     run_jobs()
-    # Imported rows live on as their orders only; the invalid row stays staged with its errors.
-    assert list(StagedRow.objects.filter(file=file).values_list("line", "status")) == [(4, StagedStatus.INVALID)]
+    # Imported rows live on as their orders only; the invalid row stays staged with its errors, under its id
+    # (a page polling it by id finds it).
+    assert list(StagedRow.objects.filter(file=file).values_list("line", "status", "id")) == [
+        (4, StagedStatus.INVALID, row_ids[4])
+    ]
     assert Order.objects.filter(source_file=file).count() == 2
 
 

@@ -47,7 +47,7 @@ def occurrences_sql(source: str) -> str:
         batch AS (SELECT digest, count(*)::int AS n FROM pending GROUP BY digest),
         totals AS (
             INSERT INTO {OCCURRENCES_TABLE} AS o (file_id, digest, n)
-            SELECT %(file_id)s, decode(digest, 'hex'), n FROM batch ORDER BY digest
+            SELECT %(file_id)s, decode(digest, 'hex'), n FROM batch
             ON CONFLICT (file_id, digest) DO UPDATE SET n = o.n + EXCLUDED.n
             RETURNING encode(o.digest, 'hex') AS digest, o.n
         ),

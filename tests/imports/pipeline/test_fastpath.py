@@ -1006,6 +1006,33 @@ def test_built_in_e_trade_and_ibkr_flex_formats_give_exactly_what_python_gives(
     assert python["counters"]["rows_invalid"] >= 3
 
 
+def both_paths(
+    django_user_model: Any,
+    settings: Any,
+    mapping: dict[str, Any],
+    column: str,
+    values: list[str],
+    *,
+    dedupe: bool = True,
+    trade_ids: bool = False,
+) -> dict[str, Any]:
+    """Rows of the bench layout whose `column` takes each value twice (identical fills: occurrence numbers),
+    migrated on the Python path and on the fast path; asserts they agree and returns the fast path's result."""
+    assert fastpath.plan_for(mapping, HEADER, dedupe=dedupe) is not None
+    rows = []
+    for n, value in enumerate(values * 2):
+        cells = row()
+        cells[HEADER.index(column)] = value
+        if trade_ids:
+            cells[HEADER.index("Trade ID")] = f"T{n % len(values)}"
+        rows.append(cells)
+    arguments = {"dedupe": dedupe, "mapping": mapping, "rows": rows}
+    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
+    assert_same_outcome(fast, python)
+    return fast
+
+
 ISO_TIMES = [
     "2024-03-01",
     "2024-03-01 09:30",
@@ -1042,20 +1069,9 @@ def test_iso_times_with_microseconds_give_exactly_what_python_gives(
     mapping["fields"]["executed_at"]["options"] = {"formats": ["iso"], "tz": "UTC"}
     if keys == "fingerprint":
         del mapping["fields"]["broker_trade_id"]
-    plan = fastpath.plan_for(mapping, HEADER, dedupe=keys != "none")
-    assert plan is not None
-    at = HEADER.index("Trade Time")
-    rows = []
-    for n, when in enumerate(ISO_TIMES * 2):  # each time twice: identical fills get occurrence numbers
-        cells = row()
-        cells[at] = when
-        cells[HEADER.index("Trade ID")] = f"T{n % len(ISO_TIMES)}"
-        rows.append(cells)
-    arguments = {"dedupe": keys != "none", "mapping": mapping, "rows": rows}
-    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
-    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
-
-    assert_same_outcome(fast, python)
+    fast = both_paths(
+        django_user_model, settings, mapping, "Trade Time", ISO_TIMES, dedupe=keys != "none", trade_ids=True
+    )
     accepted = {line - 2 for line in fast["accepted"]}  # rows start at line 2
     assert {ISO_TIMES[n % len(ISO_TIMES)] for n in accepted} == set(ISO_TIMES[:10])  # SQL took the common shapes
     microseconds = {order[8].microsecond for order in fast["orders"]}  # executed_at
@@ -1070,19 +1086,8 @@ def test_a_side_from_the_quantity_sign_gives_exactly_what_python_gives(
     mapping = copy.deepcopy(MAPPING)
     mapping["fields"]["side"] = {"columns": ["Quantity"], "converter": "side_from_sign", "options": {}}
     del mapping["fields"]["broker_trade_id"]
-    assert fastpath.plan_for(mapping, HEADER, dedupe=dedupe) is not None
-    at = HEADER.index("Quantity")
     quantities = ["10", "-10", "+3", "-0.5", "0", "-0", "007", "(5)", "-1,234.5", " -2 ", "", "n/a", "1e3", "-12x"]
-    rows = []
-    for quantity in quantities * 2:  # identical fills: occurrence numbers
-        cells = row()
-        cells[at] = quantity
-        rows.append(cells)
-    arguments = {"dedupe": dedupe, "mapping": mapping, "rows": rows}
-    python = migrate_with(django_user_model, fast=False, settings=settings, **arguments)
-    fast = migrate_with(django_user_model, fast=True, settings=settings, **arguments)
-
-    assert_same_outcome(fast, python)
+    fast = both_paths(django_user_model, settings, mapping, "Quantity", quantities, dedupe=dedupe)
     assert {order[3] for order in fast["orders"]} == {"BUY", "SELL"}
     accepted = {quantities[(line - 2) % len(quantities)] for line in fast["accepted"]}
     assert accepted == {"10", "-10", "+3", "-0.5", "007"}  # zero and every unplain number went to Python
@@ -1114,16 +1119,7 @@ def test_compact_date_times_and_several_formats_give_exactly_what_python_gives(
     mapping = copy.deepcopy(MAPPING)
     mapping["fields"]["executed_at"]["options"] = {"formats": formats, "tz": "UTC"}
     del mapping["fields"]["broker_trade_id"]  # fingerprint keys carry the time
-    assert fastpath.plan_for(mapping, HEADER, dedupe=True) is not None
-    rows = []
-    for when in DATE_SHAPES * 2:
-        cells = row()
-        cells[HEADER.index("Trade Time")] = when
-        rows.append(cells)
-    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
-    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
-
-    assert_same_outcome(fast, python)
+    fast = both_paths(django_user_model, settings, mapping, "Trade Time", DATE_SHAPES)
     assert len(fast["orders"]) > len(fast["accepted"]) > 0  # both paths took part
 
 
@@ -1131,18 +1127,8 @@ def test_a_side_map_with_punctuation_gives_exactly_what_python_gives(django_user
     # Revolut's 'BUY - MARKET', Trading 212's 'Market buy': the map first, then the built-in words.
     mapping = copy.deepcopy(MAPPING)
     mapping["fields"]["side"]["options"] = {"map": {"BUY - MARKET": "buy", " Sell - Limit ": "SELL", "Hold": "BUY"}}
-    plan = fastpath.plan_for(mapping, HEADER, dedupe=True)
-    assert plan is not None
     sides = ["BUY - MARKET", "buy - market", "Sell - Limit", "BUY  - MARKET", " BUY - MARKET", "hold", "Buy", "SLD",
              "SELL - STOP", "n/a", "BUY-MARKET", ""]  # fmt: skip
-    rows = []
-    for side in sides * 2:
-        cells = row()
-        cells[HEADER.index("Side")] = side
-        rows.append(cells)
-    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
-    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
-
-    assert_same_outcome(fast, python)
+    fast = both_paths(django_user_model, settings, mapping, "Side", sides)
     accepted = {sides[(line - 2) % len(sides)] for line in fast["accepted"]}
     assert {"BUY - MARKET", "buy - market", "Sell - Limit", "hold", "Buy"} <= accepted

@@ -29,7 +29,6 @@ from formats.builtin import load_builtin_formats
 from formats.models import CsvFormat
 from imports.bench import data
 from imports.models import ImportBatch, ImportFile, Instrument, Order
-from imports.objectstore import S3UploadStorage
 from imports.pipeline import fastpath
 from imports.services.tokens import api_token_create
 from imports.services.uploads import review_approve, upload_batch_create
@@ -554,6 +553,8 @@ def _send_direct(base: str, token: str, paths: list[Path]) -> Any:
 def bucket_env(procs: Processes) -> Iterator[str]:
     """The benchmark's processes store uploads in a bucket of the project-local SeaweedFS for the block."""
     import uuid
+
+    from imports.objectstore import S3UploadStorage  # boto3 is optional: only this scenario needs it
 
     server, started = localstack.ensure_s3_started()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"

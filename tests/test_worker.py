@@ -115,6 +115,9 @@ def test_a_small_file_job_runs_in_the_worker_process_and_a_big_one_in_a_work_hor
 
     original = tasks.file_process
     monkeypatch.setattr(Worker, "execute_job", forked)
+    # The stop request below is a module flag of the worker: put back at teardown, or every later migration in
+    # this process would stop after its first batch.
+    monkeypatch.setattr(config.worker, "_stop_requested", False)
     # Closing would end this test's transaction; a horse closes its connections as its last act.
     monkeypatch.setattr(config.worker.connections, "close_all", lambda: closed.append(horses[-1] if horses else 0))
     monkeypatch.setattr(tasks, "file_process", file_process)

@@ -47,14 +47,14 @@ def _request_stop(signum: int, frame: Any) -> None:
 INLINE_TASK = "imports.jobs.tasks.file_process_job"
 
 
-def _inline_file_size(job: Any) -> int | None:
-    """The stored size of the file a file job reads, when the job may run in the worker process; else None."""
+def _runs_inline(job: Any) -> bool:
+    """Whether a job may run in the worker process: a file job whose stored upload is small enough."""
     limit = settings.AIRLOCK.get("INLINE_JOB_BYTES", 0)
     if not limit or job.func_name != INLINE_TASK or len(job.args) != 1 or not isinstance(job.args[0], int):
-        return None
+        return False
     files = apps.get_model("imports", "ImportFile")  # by name: config/ does not import the apps' modules
     size = files.objects.filter(pk=job.args[0]).values_list("size", flat=True).first()
-    return size if size is not None and size <= limit else None
+    return size is not None and size <= limit
 
 
 def _connections_ready() -> None:
@@ -89,7 +89,7 @@ class AirlockWorker(Worker):
         global _stop_requested
         try:
             _connections_ready()
-            inline = _inline_file_size(job) is not None
+            inline = _runs_inline(job)
         except Exception as exc:  # noqa: BLE001 - any doubt: the horse, as before
             log.info("job %s: not sized for the worker process (%s); forking", job.id, exc)
             connections.close_all()

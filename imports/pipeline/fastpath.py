@@ -836,12 +836,7 @@ def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, 
     """Give every valid row of the batch its dedupe key in line order, as the Python path does: the SQL rows'
     fingerprint digests (computed as '<digest>#') and the Python rows' digests are numbered together by
     Postgres (occurrences_sql), after the file's earlier batches; the SQL rows' keys are set in the temp table."""
-    numbered: list[tuple[int, str]] = []
-    for _, order in python_valid:
-        digest, counted = dedupe.digest_of(order.values)
-        order.dedupe_key = digest
-        if counted:
-            numbered.append((order.line, digest))
+    numbered = dedupe.digests([order for _, order in python_valid])
     lines = [line for line, _ in numbered]
     source = (
         "SELECT line, left(dedupe_key, -1) AS digest FROM pg_temp.airlock_fast WHERE ok AND dedupe_key LIKE '%%#' "

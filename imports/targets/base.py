@@ -74,19 +74,20 @@ class DedupeKeys:
         self.identity = identity
         self.file_id = file_id
 
-    def digest_of(self, values: dict[str, Any]) -> tuple[str, bool]:
-        """(the identity's digest, whether it still needs its occurrence number)."""
-        identity = self.identity(values)
-        return hashlib.sha256(identity.encode()).hexdigest(), not identity.startswith("id|")
+    def digests(self, rows: list[TargetRow]) -> list[tuple[int, str]]:
+        """Give each row its identity's digest as its key; returns the (line, digest) of the rows whose key still
+        needs its occurrence number (a fingerprint; a source's own id is the key whole)."""
+        numbered: list[tuple[int, str]] = []
+        for row in rows:
+            identity = self.identity(row.values)
+            row.dedupe_key = hashlib.sha256(identity.encode()).hexdigest()
+            if not identity.startswith("id|"):
+                numbered.append((row.line, row.dedupe_key))
+        return numbered
 
     def assign(self, rows: list[TargetRow]) -> None:
         """Set the keys of one batch's rows (numbered in line order); inside the batch's transaction."""
-        numbered: list[tuple[int, str]] = []
-        for row in rows:
-            digest, counted = self.digest_of(row.values)
-            row.dedupe_key = digest
-            if counted:
-                numbered.append((row.line, digest))
+        numbered = self.digests(rows)
         if not numbered:
             return
         lines, digests = (list(column) for column in zip(*numbered, strict=True))

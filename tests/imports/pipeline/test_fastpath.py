@@ -1132,3 +1132,33 @@ def test_a_side_map_with_punctuation_gives_exactly_what_python_gives(django_user
     fast = both_paths(django_user_model, settings, mapping, "Side", sides)
     accepted = {sides[(line - 2) % len(sides)] for line in fast["accepted"]}
     assert {"BUY - MARKET", "buy - market", "Sell - Limit", "hold", "Buy"} <= accepted
+
+
+LONG_NUMBERS = [
+    "0000000000000000000000012.5",  # 22 integer digits, all but two of them leading zeros
+    "1.0000000000000000000000001",  # 25 decimals: the order's column rounds them, the key keeps them
+    "12.50000000000000000000000000000",
+    "123456789012345678901",  # past the order's range: Python's message
+    "1" + "0" * 60,  # longer than any number SQL reads: Python
+    "-" + "0" * 40 + "7",
+    "7",
+]
+
+
+@pytest.mark.parametrize("column", ["Quantity", "Price"])
+def test_numbers_of_many_digits_give_exactly_what_python_gives(
+    django_user_model: Any, settings: Any, column: str
+) -> None:
+    # SQL's number patterns are bounded by the cell's length, not by a count of digits per part.
+    fast = both_paths(django_user_model, settings, copy.deepcopy(MAPPING), column, LONG_NUMBERS, trade_ids=True)
+    accepted = {LONG_NUMBERS[(line - 2) % len(LONG_NUMBERS)] for line in fast["accepted"]}
+    assert {"1.0000000000000000000000001", "12.50000000000000000000000000000", "7"} <= accepted
+    assert "1" + "0" * 60 not in accepted
+
+
+def test_currencies_in_any_case_give_exactly_what_python_gives(django_user_model: Any, settings: Any) -> None:
+    currencies = ["USD", "usd", "Eur", "GBX", "USDT", "ÚSD", "US", "", "N/A", "BTC"]
+    fast = both_paths(django_user_model, settings, copy.deepcopy(MAPPING), "Currency", currencies, trade_ids=True)
+    accepted = {currencies[(line - 2) % len(currencies)] for line in fast["accepted"]}
+    assert {"USD", "usd", "Eur", "BTC"} <= accepted
+    assert {order[7] for order in fast["orders"]} >= {"USD", "EUR", "BTC"}

@@ -34,7 +34,8 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from psycopg.errors import UniqueViolation
 
 from config.errors import ConversionError, MappingError
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
@@ -664,8 +665,8 @@ CREATE TEMP TABLE IF NOT EXISTS airlock_fast (
 """
 
 # Orders are linked to their instrument as they are written (INSTRUMENT_MAP_SQL, as imports/targets/orders.py does).
-_INSERT_ORDERS = f"""
-WITH rows AS (
+# The batch's rows: the ones SQL converted (the temp table) and the ones Python converted (the arrays).
+_ORDER_ROWS = """
     SELECT line, account, symbol, side, quantity, price, commission, currency, executed_at, broker_trade_id,
            dedupe_key FROM pg_temp.airlock_fast WHERE ok
     UNION ALL
@@ -673,7 +674,9 @@ WITH rows AS (
                          %(quantity)s::numeric[], %(price)s::numeric[], %(commission)s::numeric[],
                          %(currency)s::text[], %(executed_at)s::timestamptz[], %(broker_trade_id)s::text[],
                          %(dedupe_key)s::text[])
-), inserted AS (
+"""
+# In key order: two transactions writing overlapping keys wait for each other in the same order (no deadlock).
+_ORDER_INSERT = f"""
     INSERT INTO imports_order (owner_id, account, symbol, side, quantity, price, commission, currency,
                                executed_at, broker_trade_id, source_file_id, source_line, dedupe_key, created_at,
                                instrument_id)
@@ -681,6 +684,13 @@ WITH rows AS (
            executed_at, coalesce(broker_trade_id, ''), %(file)s, line, dedupe_key, now(), m.instrument_id
     FROM rows LEFT JOIN {INSTRUMENT_MAP_SQL} m ON m.value = upper(btrim(rows.symbol))
     ORDER BY dedupe_key, line
+"""
+# Nearly every batch conflicts with nothing: a plain INSERT first, about 30% cheaper than ON CONFLICT's
+# speculative insertion (which probes both unique indexes before each row). A unique violation rolls it back
+# (a savepoint) and the batch is written again with _INSERT_ORDERS, which sorts the conflicting rows out.
+_INSERT_ORDERS_PLAIN = f"WITH rows AS ({_ORDER_ROWS}) {_ORDER_INSERT}"
+_INSERT_ORDERS = f"""
+WITH rows AS ({_ORDER_ROWS}), inserted AS ({_ORDER_INSERT}
     ON CONFLICT DO NOTHING
     RETURNING source_line
 )
@@ -688,6 +698,23 @@ SELECT (SELECT count(*) FROM inserted),
        coalesce((SELECT array_agg(r.line) FROM rows r WHERE r.line NOT IN (SELECT source_line FROM inserted)),
                 '{{}}'), (SELECT count(*) FROM rows)
 """
+
+
+UNIQUE_VIOLATION = UniqueViolation.sqlstate
+
+
+def _insert_orders(cursor: Any, params: dict[str, Any]) -> tuple[list[int], int]:
+    """Write a batch's valid rows as orders: (the lines that hit a conflict, how many rows there were)."""
+    try:
+        with transaction.atomic():
+            cursor.execute(_INSERT_ORDERS_PLAIN, params)
+            return [], cursor.rowcount
+    except IntegrityError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
+            raise
+    cursor.execute(_INSERT_ORDERS, params)
+    _, not_inserted, writable = cursor.fetchone()
+    return list(not_inserted or []), writable
 
 
 def _claim_params(
@@ -827,9 +854,7 @@ def _write_orders(
     if dedupe is not None:
         _assign_keys(cursor, dedupe, python_valid)
     columns = order_columns([order for _, order in python_valid])
-    cursor.execute(_INSERT_ORDERS, {"owner": file.owner_id, "file": file.pk, **columns})
-    _, not_inserted, writable = cursor.fetchone()
-    not_inserted = list(not_inserted or [])
+    not_inserted, writable = _insert_orders(cursor, {"owner": file.owner_id, "file": file.pk, **columns})
     # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
     # is a duplicate; this very row written by an earlier run of the batch counts as migrated.
     duplicates = 0

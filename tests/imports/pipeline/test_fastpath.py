@@ -1162,3 +1162,30 @@ def test_currencies_in_any_case_give_exactly_what_python_gives(django_user_model
     accepted = {currencies[(line - 2) % len(currencies)] for line in fast["accepted"]}
     assert {"USD", "usd", "Eur", "BTC"} <= accepted
     assert {order[7] for order in fast["orders"]} >= {"USD", "EUR", "BTC"}
+
+
+@pytest.mark.parametrize("conflict", [False, True], ids=["clean", "a-line-repeats-a-trade-id"])
+def test_a_batch_is_written_by_a_plain_insert_unless_a_row_conflicts(
+    django_user_model: Any, settings: Any, conflict: bool
+) -> None:
+    # The plain INSERT is the fast case; a unique violation rolls back to its savepoint and the batch is written
+    # again with ON CONFLICT DO NOTHING, which sorts the duplicate out: the outcome is the same either way.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = []
+    for n in range(5):
+        cells = row()
+        cells[HEADER.index("Trade ID")] = f"T{n}"
+        rows.append(cells)
+    if conflict:
+        rows[3][HEADER.index("Trade ID")] = "T1"
+        rows[3][HEADER.index("Trade Time")] = rows[1][HEADER.index("Trade Time")]
+    with CaptureQueriesContext(connection) as queries:
+        fast = migrate_with(django_user_model, fast=True, settings=settings, rows=rows)
+    written = [q["sql"] for q in queries.captured_queries if "INSERT INTO imports_order" in q["sql"]]
+    assert any("ON CONFLICT" not in sql for sql in written)
+    assert any("ON CONFLICT DO NOTHING" in sql for sql in written) == conflict
+    assert len(fast["orders"]) == (4 if conflict else 5)
+    python = migrate_with(django_user_model, fast=False, settings=settings, rows=rows)
+    assert_same_outcome(fast, python)

@@ -45,7 +45,14 @@ from formats.targets import get_target
 from imports.models import ImportFile
 from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
 from imports.services.reconciliation import INSTRUMENT_MAP_SQL
-from imports.targets.base import MARKUP_CHARACTERS, DedupeKeys, TargetRow, duplicate_errors, occurrences_sql
+from imports.targets.base import (
+    MARKUP_CHARACTERS,
+    OCCURRENCES_TABLE,
+    DedupeKeys,
+    TargetRow,
+    duplicate_errors,
+    occurrences_sql,
+)
 from imports.targets.orders import EARLIEST_TRADE_YEAR, ORDER_VALUE_FIELDS, WRITER, order_columns
 from staging.models import StagedStatus
 from staging.services import staged_rows_write_outcomes
@@ -183,23 +190,27 @@ class FastPlan:
                 f"|| '|' || {when}"
             )
         elif self.dedupe_by_fingerprint:
-            # The digest alone: _write_orders appends the occurrence ('#n') in line order.
+            # The digest, numbered here within the batch ('#1', '#2'... in line order): the numbers stand unless
+            # an earlier batch of the file had the same fill, which _assign_keys finds out and corrects.
             identity = (
                 f"'fp|' || {account} || '|' || upper(v_symbol) || '|' || v_side || '|' || "
                 f"trim_scale(v_quantity)::text || '|' || trim_scale(v_price)::text || '|' || {when}"
             )
+        digest = "NULL::text"
         if identity:
-            # A fingerprint digest ends with '#': its occurrence number is still to come.
-            pending = " || '#'" if self.dedupe_by_fingerprint else ""
-            key = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex'){pending} ELSE '' END"
+            hashed = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') END"
+            key = f"coalesce({hashed}, '')"
+            if self.dedupe_by_fingerprint:
+                digest, key = hashed, "CASE WHEN ok THEN digest || '#' || n ELSE '' END"
         if self.sources:
             source = f"SELECT id, line, width, raw, {sourced} FROM ({source}) AS cells OFFSET 0"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
         # `raw` (a staged row's cells; NULL for rows read straight from the file) rides along untouched.
+        numbered = "row_number() OVER (PARTITION BY digest ORDER BY line)" if self.dedupe_by_fingerprint else "0"
         return f"""
-            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key, raw)
-            SELECT id, line, ok, {values}, {key}, raw
-            FROM (
+            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key, digest, raw)
+            SELECT id, line, ok, {values}, {key}, digest, raw
+            FROM (SELECT *, {numbered} AS n FROM (SELECT *, {digest} AS digest FROM (
                 SELECT id, line, ok, raw, {converted}
                 FROM (
                     SELECT id, line, raw, {post_names}, ({ok}) AS ok
@@ -211,7 +222,7 @@ class FastPlan:
                         ) AS parsed OFFSET 0
                     ) AS derived OFFSET 0
                 ) AS checked OFFSET 0
-            ) AS converted
+            ) AS converted OFFSET 0) AS digested) AS numbered
         """
 
     def _statuses(self) -> str:
@@ -660,7 +671,8 @@ _BUILDERS: dict[str, Callable[[str, str, dict[str, Any]], _Field | None]] = {
 _TEMP_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS airlock_fast (
     id bigint, line int, ok bool, account text, symbol text, side text, quantity numeric, price numeric,
-    commission numeric, currency text, executed_at timestamptz, broker_trade_id text, dedupe_key text, raw jsonb
+    commission numeric, currency text, executed_at timestamptz, broker_trade_id text, dedupe_key text,
+    digest text, raw jsonb
 ) ON COMMIT DELETE ROWS
 """
 
@@ -878,23 +890,40 @@ def _write_orders(
 
 
 def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]]) -> None:
-    """Give every valid row of the batch its dedupe key in line order, as the Python path does: the SQL rows'
-    fingerprint digests (computed as '<digest>#') and the Python rows' digests are numbered together by
-    Postgres (occurrences_sql), after the file's earlier batches; the SQL rows' keys are set in the temp table."""
+    """Give every valid row of the batch its dedupe key in line order, as the Python path does.
+
+    The SQL rows' fingerprints are numbered within the batch by the conversion (`digest`, key '<digest>#<n>').
+    Those numbers are final when no earlier batch of the file had any of these digests and no row of the batch
+    was converted by Python: the batch's totals then go in as new rows of the file's counters (a plain INSERT,
+    which a digest seen before makes fail). Otherwise Postgres numbers the SQL rows' and the Python rows' digests
+    together after the file's earlier batches (occurrences_sql), and the SQL rows' keys are set again."""
     numbered = dedupe.digests([order for _, order in python_valid])
+    params = {"file_id": dedupe.file_id}
+    if not numbered:
+        try:
+            with transaction.atomic():
+                cursor.execute(
+                    f"INSERT INTO {OCCURRENCES_TABLE} (file_id, digest, n) SELECT %(file_id)s, decode(digest, 'hex'), "
+                    "count(*) FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL GROUP BY digest",
+                    params,
+                )
+                return
+        except IntegrityError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
     lines = [line for line, _ in numbered]
     source = (
-        "SELECT line, left(dedupe_key, -1) AS digest FROM pg_temp.airlock_fast WHERE ok AND dedupe_key LIKE '%%#' "
+        "SELECT line, digest FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL "
         "UNION ALL SELECT * FROM unnest(%(lines)s::int[], %(digests)s::text[])"
     )
     cursor.execute(
         occurrences_sql(source)
         + """, written AS (
             UPDATE pg_temp.airlock_fast AS f SET dedupe_key = keyed.key FROM keyed
-            WHERE f.line = keyed.line AND f.ok AND f.dedupe_key LIKE '%%#'
+            WHERE f.line = keyed.line AND f.ok AND f.digest IS NOT NULL
         )
         SELECT line, key FROM keyed WHERE line = ANY(%(lines)s::int[])""",
-        {"file_id": dedupe.file_id, "lines": lines, "digests": [digest for _, digest in numbered]},
+        {**params, "lines": lines, "digests": [digest for _, digest in numbered]},
     )
     keys = dict(cursor.fetchall())
     for _, order in python_valid:

@@ -1189,3 +1189,24 @@ def test_a_batch_is_written_by_a_plain_insert_unless_a_row_conflicts(
     assert len(fast["orders"]) == (4 if conflict else 5)
     python = migrate_with(django_user_model, fast=False, settings=settings, rows=rows)
     assert_same_outcome(fast, python)
+
+
+def test_identical_fills_are_numbered_in_line_order_across_batches(django_user_model: Any, settings: Any) -> None:
+    # Without a trade id, identical fills are told apart by occurrence. SQL numbers them within a batch as it
+    # converts; a fill already seen in an earlier batch (7 rows per batch here) makes the batch's plain insert
+    # of its counters fail, and the batch is numbered again after the earlier ones.
+    mapping = copy.deepcopy(MAPPING)
+    del mapping["fields"]["broker_trade_id"]
+    rows = []
+    for n in range(16):
+        cells = row()
+        cells[HEADER.index("Quantity")] = "5" if n in (0, 3, 9, 12, 15) else str(100 + n)
+        rows.append(cells)
+    fast = migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
+    python = migrate_with(django_user_model, fast=False, settings=settings, mapping=mapping, rows=rows)
+    assert_same_outcome(fast, python)
+    repeated = [order for order in fast["orders"] if order[4] == Decimal("5")]
+    assert [order[0] for order in repeated] == [2, 5, 11, 14, 17]  # lines: batches 1, 1, 2, 2, 3
+    digest = repeated[0][10].split("#")[0]
+    assert [order[10] for order in repeated] == [f"{digest}#{n}" for n in range(1, 6)]
+    assert len(fast["accepted"]) == 16

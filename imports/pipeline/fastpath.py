@@ -41,6 +41,7 @@ from config.errors import ConversionError, MappingError
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
 from formats.converters.currencies import CRYPTO_3, ISO_4217, currency_problem
 from formats.converters.registry import build_text_cleaner
+from formats.converters.words import side_builder
 from formats.targets import get_target
 from imports.models import ImportFile
 from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
@@ -295,7 +296,10 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
             if cell is None:
                 return None
             core = {key: value for key, value in options.items() if key not in ("default", "split_on", "part")}
-            built = _BUILDERS.get(converter, _unsupported)(name, cell, core)
+            if converter == "side" and len(source) == 1:
+                built = _side(name, cell, core, known=_filtered_values(mapping, source[0]))
+            else:
+                built = _BUILDERS.get(converter, _unsupported)(name, cell, core)
             if built is not None and "default" in options:
                 built = _with_default(built, cell, converter, options)
         if built is None:
@@ -316,6 +320,17 @@ def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> Fa
         dedupe_by_fingerprint=dedupe and not trade_id_mapped,
         sources=tuple(sources),
         keep=keep,
+    )
+
+
+def _filtered_values(mapping: dict[str, Any], column: str) -> tuple[str, ...]:
+    """The values an 'in' row filter lets through in this column (the rows SQL keeps hold one of them)."""
+    return tuple(
+        value
+        for rule in mapping.get("filters") or []
+        if isinstance(rule, dict) and rule.get("op", "in") == "in" and rule.get("column") == column
+        for value in rule.get("values") or []
+        if isinstance(value, str)
     )
 
 
@@ -590,10 +605,13 @@ def _date_field(
     return _Field(name, ok, value, pre, post, zone=zone)
 
 
-def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
+def _side(name: str, cell: str, options: dict[str, Any], known: tuple[str, ...] = ()) -> _Field | None:
     """words.side_builder: the admin's map first (its keys stripped and case-folded; 'BUY - MARKET', 'Market
     buy'), then the built-in buy/sell words. SQL takes map keys of printable ASCII, and built-in words of
-    letters only; any other cell goes to Python."""
+    letters only; any other cell goes to Python.
+
+    `known`: values the column is known to hold (a row filter's list, such as Schwab's 'Sell Short', 'Buy to
+    Open'): Python's own verdict on each (words.side_of reads phrases word by word) joins the table."""
     if set(options) - {"map"} or name != "side":
         return None
     extra: dict[str, str] = {}
@@ -604,6 +622,17 @@ def _side(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
         extra[word.lower()] = side
     words = {word: "BUY" for word in BUY_WORDS} | {word: "SELL" for word in SELL_WORDS}
     words = {w: side for w, side in words.items() if re.fullmatch(r"[a-z]+( [a-z]+)*", w) and w not in extra}
+    python = side_builder(options)
+    for value in known:
+        # A cell SQL reads is printable ASCII without surrounding blanks: Python's verdict on it depends on its
+        # lower-cased text only (the map's casefold(), side_of's strip().casefold()), so one call decides it.
+        word = value.strip()
+        if not re.fullmatch(_ASCII_TEXT, word) or word.lower() in extra or word.lower() in words:
+            continue
+        try:
+            extra[word.lower()] = python(word)
+        except ConversionError:
+            continue  # Python refuses it: such rows go to Python for its message
     table = {**extra, **words}
     built_in = f"{cell} ~ '^[A-Za-z]+( [A-Za-z]+)*$' AND lower({cell}) IN ({_lits(sorted(words))})"
     ok = built_in
@@ -889,14 +918,31 @@ def _write_orders(
     return marks
 
 
+_RENUMBER_AFTER_EARLIER_BATCHES = f"""
+WITH batch AS (
+    SELECT digest, count(*)::int AS n FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL GROUP BY digest
+), totals AS (
+    INSERT INTO {OCCURRENCES_TABLE} AS o (file_id, digest, n)
+    SELECT %(file_id)s, decode(digest, 'hex'), n FROM batch
+    ON CONFLICT (file_id, digest) DO UPDATE SET n = o.n + EXCLUDED.n
+    RETURNING encode(o.digest, 'hex') AS digest, o.n
+), earlier AS (
+    SELECT digest, t.n - b.n AS before FROM totals t JOIN batch b USING (digest) WHERE t.n > b.n
+)
+UPDATE pg_temp.airlock_fast AS f SET dedupe_key = f.digest || '#' || (e.before + split_part(f.dedupe_key, '#', 2)::int)
+FROM earlier e WHERE f.digest = e.digest AND f.ok
+"""
+
+
 def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]]) -> None:
     """Give every valid row of the batch its dedupe key in line order, as the Python path does.
 
     The SQL rows' fingerprints are numbered within the batch by the conversion (`digest`, key '<digest>#<n>').
-    Those numbers are final when no earlier batch of the file had any of these digests and no row of the batch
-    was converted by Python: the batch's totals then go in as new rows of the file's counters (a plain INSERT,
-    which a digest seen before makes fail). Otherwise Postgres numbers the SQL rows' and the Python rows' digests
-    together after the file's earlier batches (occurrences_sql), and the SQL rows' keys are set again."""
+    When no row of the batch was converted by Python, those numbers stand unless an earlier batch of the file had
+    the same digest: the batch's totals go in as new rows of the file's counters (a plain INSERT, which a digest
+    seen before makes fail), else the counters are added to and the rows of such digests numbered on from them.
+    When Python converted some, Postgres numbers the SQL rows' and the Python rows' digests together after the
+    file's earlier batches (occurrences_sql), and the SQL rows' keys are set again."""
     numbered = dedupe.digests([order for _, order in python_valid])
     params = {"file_id": dedupe.file_id}
     if not numbered:
@@ -911,6 +957,10 @@ def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, 
         except IntegrityError as exc:
             if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
                 raise
+        # Some fills were seen before (a file of daily trades without times repeats many): the counters go up
+        # by the batch's own, and only the rows of a digest the earlier batches had get their number moved on.
+        cursor.execute(_RENUMBER_AFTER_EARLIER_BATCHES, params)
+        return
     lines = [line for line, _ in numbered]
     source = (
         "SELECT line, digest FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL "

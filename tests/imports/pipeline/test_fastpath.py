@@ -1210,3 +1210,18 @@ def test_identical_fills_are_numbered_in_line_order_across_batches(django_user_m
     digest = repeated[0][10].split("#")[0]
     assert [order[10] for order in repeated] == [f"{digest}#{n}" for n in range(1, 6)]
     assert len(fast["accepted"]) == 16
+
+
+def test_sides_a_row_filter_lists_are_read_by_sql_as_python_reads_them(django_user_model: Any, settings: Any) -> None:
+    # Schwab's Action filter lists 'Sell Short', 'Buy to Open'...: phrases Python reads word by word (side_of).
+    # SQL takes Python's verdict on each listed value; values Python refuses, and unlisted ones, are not its.
+    mapping = copy.deepcopy(MAPPING)
+    listed = ["Sell Short", "Buy to Open", "Reinvest Shares", "Sell", "Short Sale Exempt", "Journal", "n/a"]
+    mapping["filters"] = [{"op": "in", "column": "Side", "values": listed}]
+    sides = ["Sell Short", "SELL SHORT", "sell short ", "Buy to Open", "Reinvest Shares", "Sell", "Journal",
+             "Short Sale Exempt", "Market buy", "n/a", ""]  # fmt: skip
+    fast = both_paths(django_user_model, settings, mapping, "Side", sides, trade_ids=True)
+    accepted = {sides[(line - 2) % len(sides)] for line in fast["accepted"]}
+    assert {"Sell Short", "SELL SHORT", "Buy to Open", "Reinvest Shares", "Sell"} <= accepted
+    assert not accepted & {"Journal", "Market buy", "n/a", "", "sell short "}
+    assert {order[3] for order in fast["orders"]} == {"BUY", "SELL"}

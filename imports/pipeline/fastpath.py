@@ -607,32 +607,48 @@ def _date_field(
 
 def _side(name: str, cell: str, options: dict[str, Any], known: tuple[str, ...] = ()) -> _Field | None:
     """words.side_builder: the admin's map first (its keys stripped and case-folded; 'BUY - MARKET', 'Market
-    buy'), then the built-in buy/sell words. SQL takes map keys of printable ASCII, and built-in words of
-    letters only; any other cell goes to Python.
+    buy'), then the built-in buy/sell words. SQL compares printable-ASCII cells lower-cased; a word with other
+    letters ('Köp', 'Sälj', 'sprzedaż') it compares case-exactly in each usual spelling (Postgres's lower()
+    depends on the database's locale, Python's casefold() does not). Python's verdict on every word is taken
+    as it is; any other cell goes to Python.
 
     `known`: values the column is known to hold (a row filter's list, such as Schwab's 'Sell Short', 'Buy to
     Open'): Python's own verdict on each (words.side_of reads phrases word by word) joins the table."""
     if set(options) - {"map"} or name != "side":
         return None
-    extra: dict[str, str] = {}
+    python = side_builder(options)
+    extra: dict[str, str] = {}  # lower-cased printable ASCII -> side
+    exact: dict[str, str] = {}  # a spelling of a word with other letters, as the cell must hold it -> side
+    others: list[str] = []
     for key, value in (options.get("map") or {}).items():
         word, side = str(key).strip(), str(value).upper()
-        if not re.fullmatch(_ASCII_TEXT, word) or side not in ("BUY", "SELL"):
-            return None  # a non-ASCII key (case folding differs) or a value validate_order refuses: Python
-        extra[word.lower()] = side
+        if side not in ("BUY", "SELL"):
+            return None  # a value validate_order refuses: Python
+        if re.fullmatch(_ASCII_TEXT, word):
+            extra[word.lower()] = side
+        else:
+            others.append(word)
     words = {word: "BUY" for word in BUY_WORDS} | {word: "SELL" for word in SELL_WORDS}
+    others += [w for w in words if not w.isascii()]
     words = {w: side for w, side in words.items() if re.fullmatch(r"[a-z]+( [a-z]+)*", w) and w not in extra}
-    python = side_builder(options)
     for value in known:
         # A cell SQL reads is printable ASCII without surrounding blanks: Python's verdict on it depends on its
         # lower-cased text only (the map's casefold(), side_of's strip().casefold()), so one call decides it.
         word = value.strip()
-        if not re.fullmatch(_ASCII_TEXT, word) or word.lower() in extra or word.lower() in words:
-            continue
-        try:
-            extra[word.lower()] = python(word)
-        except ConversionError:
-            continue  # Python refuses it: such rows go to Python for its message
+        if not word.isascii():
+            others.append(word)
+        elif re.fullmatch(_ASCII_TEXT, word) and word.lower() not in extra and word.lower() not in words:
+            try:
+                extra[word.lower()] = python(word)
+            except ConversionError:
+                continue  # Python refuses it: such rows go to Python for its message
+    for word in others:
+        for spelling in {word, word.lower(), word.upper(), word.capitalize(), word.title()}:
+            if spelling and spelling == spelling.strip() and spelling.isprintable() and "%" not in spelling:
+                try:
+                    exact[spelling] = python(spelling)
+                except ConversionError:
+                    continue
     table = {**extra, **words}
     built_in = f"{cell} ~ '^[A-Za-z]+( [A-Za-z]+)*$' AND lower({cell}) IN ({_lits(sorted(words))})"
     ok = built_in
@@ -641,10 +657,19 @@ def _side(name: str, cell: str, options: dict[str, Any], known: tuple[str, ...] 
             f"{cell} ~ {_lit(_ASCII_TEXT)} AND {_not_placeholder(cell)} AND lower({cell}) IN ({_lits(sorted(extra))})"
         )
         ok = f"({mapped}) OR ({built_in})"
-    # `value` is only read where `ok` holds, so the cell is one of the table's words: a hashed IN of the
+    # `value` is only read where `ok` holds, so the cell is one of the tables' words: a hashed IN of the
     # buying ones says which (a CASE of 60 words compares them one by one).
     buying = sorted(word for word, side in table.items() if side == "BUY")
-    return _Field(name, ok, f"CASE WHEN lower({cell}) IN ({_lits(buying)}) THEN 'BUY' ELSE 'SELL' END")
+    value = f"CASE WHEN lower({cell}) IN ({_lits(buying)}) THEN 'BUY' ELSE 'SELL' END"
+    if exact:
+        ok = f"({ok}) OR {cell} IN ({_lits(sorted(exact))})"
+        exact_buying = sorted(word for word, side in exact.items() if side == "BUY") or ["BUY"]
+        exact_selling = sorted(word for word, side in exact.items() if side == "SELL") or ["SELL"]
+        value = (
+            f"CASE WHEN {cell} IN ({_lits(exact_buying)}) THEN 'BUY' WHEN {cell} IN ({_lits(exact_selling)}) "
+            f"THEN 'SELL' WHEN lower({cell}) IN ({_lits(buying)}) THEN 'BUY' ELSE 'SELL' END"
+        )
+    return _Field(name, ok, value)
 
 
 def _side_from_sign(name: str, cell: str, options: dict[str, Any]) -> _Field | None:

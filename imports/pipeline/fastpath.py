@@ -66,6 +66,11 @@ _ASCII_TEXT = r"^[!-~]([ -~]*[!-~])?$"
 # times slower, and both paths read any run of digits exactly (Decimal, numeric), so the bound is the length.
 _PLAIN_NUMBER = (r"^[+-]?[0-9]+(\.[0-9]+)?$", 42)
 _PLAIN_INTEGER = (r"^[+-]?[0-9]+$", 21)
+# What decimal_builder reads with a currency mark in front ('$1.00', '€3302.65', '£5'; Revolut, Coinbase, Schwab)
+# or with a decimal comma ('154,665276': Avanza, Degiro): the mark dropped, the comma read as the point.
+_MARKS = ("$", "€", "£")
+_MARKED_NUMBER = (r"^([+-]?|[$€£])[0-9]+(\.[0-9]+)?$", 43)
+_MARKED_COMMA_NUMBER = (r"^([+-]?|[$€£])[0-9]+(,[0-9]+)?$", 43)
 _US_MONEY = (r"^([+-]?[0-9]+(\.[0-9]+)?|\$?([0-9]{1,3}(,[0-9]{3}){1,6}|[0-9]+)(\.[0-9]+)?)$", 49)
 _ASCII_PLACEHOLDERS = sorted(p for p in PLACEHOLDERS if p and p.isascii())
 _DATE_DIRECTIVES = {
@@ -359,7 +364,19 @@ def _keep(rule: dict[str, Any], positions: dict[str, int]) -> tuple[str, int] | 
         "empty": f"btrim({cell}, ' ') = ''",
         "startswith": " OR ".join(f"starts_with({norm}, {_lit(p)})" for p in wanted) or "FALSE",
     }[op]
-    return f"{cell} ~ {_lit(_PRINTABLE_ASCII)} AND ({condition})", index
+    kept = f"{cell} ~ {_lit(_PRINTABLE_ASCII)} AND ({condition})"
+    if op == "in":
+        # Values beyond ASCII ('Köp', 'Sälj'): each usual spelling the filter keeps, compared case-exactly.
+        exact = {s for v in values if not str(v).isascii() for s in _spellings(str(v)) if s.casefold() in wanted}
+        if exact:
+            kept = f"({kept}) OR {cell} IN ({_lits(sorted(exact))})"
+    return kept, index
+
+
+def _spellings(text: str) -> set[str]:
+    """The usual spellings of a word as a cell holds it (as written, lower, upper, capitalised, title case)."""
+    word = text.strip()
+    return {s for s in (word, word.lower(), word.upper(), word.capitalize(), word.title()) if s and s == s.strip()}
 
 
 def _source(name: str, indexes: list[int], options: dict[str, Any], sources: list[tuple[str, str]]) -> str | None:
@@ -459,9 +476,13 @@ def _decimal(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
         "commission",
     ):
         return None
+    if options.get("decimal_sep") is not None and options.get("decimal_sep") == options.get("thousands_sep"):
+        return None
+    # decimal_builder: a thousands '.' makes the comma the decimal separator.
     comma = options.get("decimal_sep") == "," or options.get("thousands_sep") == "."
-    pattern = _PLAIN_INTEGER if comma else _PLAIN_NUMBER
-    number = f"({cell})::numeric"
+    pattern = _MARKED_COMMA_NUMBER if comma else _MARKED_NUMBER
+    bare = f"CASE WHEN left({cell}, 1) IN ({_lits(list(_MARKS))}) THEN substr({cell}, 2) ELSE {cell} END"
+    number = f"replace({bare}, ',', '.')::numeric" if comma else f"({bare})::numeric"
     if options.get("thousands_sep") == "," and options.get("decimal_sep", ".") == ".":
         # US money as Schwab writes it ('$1,234.56', '500,135'): a '$' and 3-digit groups, no sign.
         pattern = _US_MONEY
@@ -528,9 +549,10 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
 
 
 # datetime.fromisoformat's common shapes, where SQL reads exactly what Python reads: a date, a time to the
-# minute, second or microsecond (1 to 6 digits), UTC written 'Z' or '+00:00' or not at all (the mapping's UTC).
-# Other offsets, ' UTC', 7+ digits, week dates, '2024-1-5'... go to Python.
-_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|\+00:00)?)?$"
+# minute, second or microsecond (1 to 6 digits), UTC written 'Z', '+00:00', ' UTC' or ' GMT' after a time (Coinbase;
+# dates._parse_iso) or not at all (the mapping's UTC). Other offsets, 7+ digits, week dates, '2024-1-5'... go to
+# Python.
+_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|\+00:00| UTC| GMT)?)?$"
 
 
 def _spaced(text: str, separators: set[str]) -> str:
@@ -545,7 +567,8 @@ def _iso_date(name: str, cell: str) -> _Field:
     """'iso' in UTC: the numbers split on the separators once the cell matches _ISO (the zone suffix dropped)."""
     match = f"m_{name}"
     bare = f"CASE WHEN right({cell}, 1) = 'Z' THEN left({cell}, -1) WHEN right({cell}, 6) = '+00:00' " \
-        f"THEN left({cell}, -6) ELSE {cell} END"  # fmt: skip
+        f"THEN left({cell}, -6) WHEN right({cell}, 4) IN (' UTC', ' GMT') THEN left({cell}, -4) " \
+        f"ELSE {cell} END"  # fmt: skip
     parts = f"string_to_array({_spaced(bare, set('-T:.'))}, ' ')"
     pre = ((match, f"CASE WHEN {cell} ~ {_lit(_ISO)} THEN {parts} END"),)
     names = ["y", "m", "d", "h", "mi", "s", "us"]
@@ -643,12 +666,11 @@ def _side(name: str, cell: str, options: dict[str, Any], known: tuple[str, ...] 
             except ConversionError:
                 continue  # Python refuses it: such rows go to Python for its message
     for word in others:
-        for spelling in {word, word.lower(), word.upper(), word.capitalize(), word.title()}:
-            if spelling and spelling == spelling.strip() and spelling.isprintable() and "%" not in spelling:
-                try:
-                    exact[spelling] = python(spelling)
-                except ConversionError:
-                    continue
+        for spelling in _spellings(word):
+            try:
+                exact[spelling] = python(spelling)
+            except ConversionError:
+                continue
     table = {**extra, **words}
     built_in = f"{cell} ~ '^[A-Za-z]+( [A-Za-z]+)*$' AND lower({cell}) IN ({_lits(sorted(words))})"
     ok = built_in
@@ -689,13 +711,24 @@ def _side_from_sign(name: str, cell: str, options: dict[str, Any]) -> _Field | N
 def _currency(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if options or name != "currency":
         return None
-    renamed = {key for key in CURRENCY_SYMBOLS if len(key) == 3 and key.isascii() and key.isalpha()}
-    # Three-letter codes validate_order accepts (currency_problem); other codes (USDT) go to Python.
-    accepted = sorted(code for code in ISO_4217 | CRYPTO_3 if code not in renamed)
+    # words.currency_builder: the upper-cased cell, renamed when it is one of CURRENCY_SYMBOLS' codes ('CAN' is
+    # Desjardins' CAD, 'RMB' the CNY), then the codes validate_order accepts (currency_problem); other codes (USDT,
+    # '€', '50.00 SEK') go to Python.
+    renamed = {
+        key: CURRENCY_SYMBOLS[key]
+        for key in CURRENCY_SYMBOLS
+        if len(key) == 3 and key.isascii() and key.isalpha() and currency_problem(CURRENCY_SYMBOLS[key]) is None
+    }
+    blocked = {key for key in CURRENCY_SYMBOLS if len(key) == 3 and key.isascii() and key.isalpha()}
+    accepted = sorted(code for code in ISO_4217 | CRYPTO_3 if code not in blocked)
     # A code written in capitals (nearly every cell) is found without the pattern and upper().
     codes = _lits(accepted)
-    ok = f"({cell} IN ({codes}) OR ({cell} ~ '^[A-Za-z]{{3}}$' AND upper({cell}) IN ({codes})))"
-    return _Field(name, ok, f"upper({cell})")
+    ok = f"({cell} IN ({codes}) OR ({cell} ~ '^[A-Za-z]{{3}}$' AND upper({cell}) IN ({_lits([*accepted, *renamed])})))"
+    value = f"upper({cell})"
+    if renamed:
+        cases = " ".join(f"WHEN {_lit(key)} THEN {_lit(code)}" for key, code in sorted(renamed.items()))
+        value = f"CASE upper({cell}) {cases} ELSE upper({cell}) END"
+    return _Field(name, ok, value)
 
 
 def _constant(name: str, value: Any) -> _Field | None:

@@ -1044,9 +1044,12 @@ ISO_TIMES = [
     "2024-03-01T09:30Z",
     "2024-03-01 09:30:05+00:00",
     "2024-03-01 23:59:59.999999",
+    "2024-03-01 09:30:05 UTC",  # Coinbase: Python's own suffix
+    "2024-03-01T09:30:05.25 GMT",
     "2024-03-01 09:30:05.1234567",  # 7 digits: Python truncates; SQL leaves it to Python
     "2024-03-01 09:30:05+02:00",  # another offset: Python
-    "2024-03-01 09:30:05 UTC",  # Python's own suffix
+    "2024-03-01 UTC",  # a date and the suffix: Python refuses it
+    "2024-03-01 09:30:05Z UTC",
     "2024-03-01 09:30:05,5",  # a decimal comma: Python
     "2024-3-1 09:30",
     "2024-02-30",
@@ -1073,7 +1076,7 @@ def test_iso_times_with_microseconds_give_exactly_what_python_gives(
         django_user_model, settings, mapping, "Trade Time", ISO_TIMES, dedupe=keys != "none", trade_ids=True
     )
     accepted = {line - 2 for line in fast["accepted"]}  # rows start at line 2
-    assert {ISO_TIMES[n % len(ISO_TIMES)] for n in accepted} == set(ISO_TIMES[:10])  # SQL took the common shapes
+    assert {ISO_TIMES[n % len(ISO_TIMES)] for n in accepted} == set(ISO_TIMES[:12])  # SQL took the common shapes
     microseconds = {order[8].microsecond for order in fast["orders"]}  # executed_at
     assert {123456, 999999, 120000, 100000, 0} <= microseconds
 
@@ -1157,11 +1160,11 @@ def test_numbers_of_many_digits_give_exactly_what_python_gives(
 
 
 def test_currencies_in_any_case_give_exactly_what_python_gives(django_user_model: Any, settings: Any) -> None:
-    currencies = ["USD", "usd", "Eur", "GBX", "USDT", "ÚSD", "US", "", "N/A", "BTC"]
+    currencies = ["USD", "usd", "Eur", "GBX", "USDT", "ÚSD", "US", "", "N/A", "BTC", "CAN", "can", "Rmb", "€"]
     fast = both_paths(django_user_model, settings, copy.deepcopy(MAPPING), "Currency", currencies, trade_ids=True)
     accepted = {currencies[(line - 2) % len(currencies)] for line in fast["accepted"]}
-    assert {"USD", "usd", "Eur", "BTC"} <= accepted
-    assert {order[7] for order in fast["orders"]} >= {"USD", "EUR", "BTC"}
+    assert {"USD", "usd", "Eur", "BTC", "CAN", "can", "Rmb"} <= accepted
+    assert {order[7] for order in fast["orders"]} >= {"USD", "EUR", "BTC", "CAD", "CNY"}
 
 
 @pytest.mark.parametrize("conflict", [False, True], ids=["clean", "a-line-repeats-a-trade-id"])

@@ -26,6 +26,7 @@ next batch in a second session while this one finishes.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -519,9 +520,19 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if first == "iso":
         return _iso_date(name, cell) if zone == "UTC" else None
     pattern, names, separators = [], [], set()
+    months: list[str] = []  # the month's names, for %b ('Jan') and %B ('January')
     previous_was_directive = False
     for token in re.split(r"(%.)", first):
-        if token.startswith("%"):
+        if token in _MONTH_WORDS or token in ("%I", "%p"):
+            part = {"%I": "hi", "%p": "p"}.get(token, "m")
+            if part in names or previous_was_directive:
+                return None
+            if part == "m":
+                months = _MONTH_WORDS[token]
+            names.append(part)
+            pattern.append({"hi": "[0-9]{1,2}", "p": "(am|pm)", "m": "(" + "|".join(months) + ")"}[part])
+            previous_was_directive = True
+        elif token.startswith("%"):
             if token not in _DATE_DIRECTIVES or _DATE_DIRECTIVES[token][0] in names or previous_was_directive:
                 return None  # adjacent numbers ('%Y%m%d') are split differently by the two regex engines
             part, regex = _DATE_DIRECTIVES[token]
@@ -537,15 +548,50 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
             previous_was_directive = False
     if not ({"y", "m", "d"} <= set(names) or {"yy", "m", "d"} <= set(names)):
         return None
-    if zone != "UTC" and {"h", "mi", "s"} & set(names):
+    if ("hi" in names) != ("p" in names) or "hi" in names and "h" in names:
+        return None  # a 12-hour clock with its AM/PM, or none
+    if zone != "UTC" and {"h", "hi", "mi", "s"} & set(names):
         return None  # in another zone, dates only: local times can fall in a DST gap or overlap
+    # A month name: Python reads the cell with strptime, which ignores case (the whole format's) and drops a
+    # dot after the month ('%b.', 'Jan.') first: such formats, and a 'T' (split case-sensitively here), go to it.
+    insensitive = bool(months) or "p" in names
+    if insensitive and ("%b." in first or "T" in separators or "%b" in first and "%B" in first):
+        return None
     match = f"m_{name}"
     # Once the cell matches, its numbers are exactly the runs of digits between the separators, in the
     # format's order: splitting on the separators is several times cheaper than regexp_match's groups.
     parts = f"array_remove(string_to_array({_spaced(cell, separators)}, ' '), '')"
-    pre = ((match, f"CASE WHEN {cell} ~ {_lit('^' + ''.join(pattern) + '$')} THEN {parts} END"),)
-    post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
-    return _date_field(name, zone, match, pre, post, names)
+    matches = "~*" if insensitive else "~"
+    pre = ((match, f"CASE WHEN {cell} {matches} {_lit('^' + ''.join(pattern) + '$')} THEN {parts} END"),)
+    post = []
+    for i, n in enumerate(names):
+        if n == "m" and months:
+            post.append((f"dt_{n}", _month_number(f"{match}[{i + 1}]", months)))
+        elif n == "hi":
+            # strptime: 12 AM is 0, 12 PM is 12; an hour outside 1-12 becomes 99, which the checks refuse.
+            hour, half = f"({match}[{i + 1}])::int", f"lower({match}[{names.index('p') + 1}])"
+            post.append(
+                (
+                    "dt_h",
+                    f"CASE WHEN {hour} NOT BETWEEN 1 AND 12 THEN 99 WHEN {half} = 'am' THEN mod({hour}, 12) "
+                    f"ELSE mod({hour}, 12) + 12 END",
+                )  # fmt: skip
+            )
+        elif n != "p":
+            post.append((f"dt_{n}", f"({match}[{i + 1}])::int"))
+    names = [{"hi": "h"}.get(n, n) for n in names if n != "p"]
+    return _date_field(name, zone, match, pre, tuple(post), names)
+
+
+_MONTH_WORDS = {
+    "%b": [month.lower() for month in calendar.month_abbr[1:]],  # the C locale's, as strptime reads them
+    "%B": [month.lower() for month in calendar.month_name[1:]],
+}
+
+
+def _month_number(part: str, months: list[str]) -> str:
+    cases = " ".join(f"WHEN {_lit(month)} THEN {n}" for n, month in enumerate(months, start=1))
+    return f"CASE lower({part}) {cases} END"
 
 
 # datetime.fromisoformat's common shapes, where SQL reads exactly what Python reads: a date, a time to the

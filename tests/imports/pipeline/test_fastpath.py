@@ -1243,3 +1243,44 @@ def test_sides_with_letters_beyond_ascii_give_exactly_what_python_gives(django_u
     assert {"Köp", "KÖP", "köp", "Sälj", "SÄLJ", "KÖPT", "Sprzedaż", "SPRZEDAŻ", "Buy"} <= accepted
     assert not accepted & {"kÖp", decomposed, " Köp", "Köp "}
     assert {order[3] for order in fast["orders"]} == {"BUY", "SELL"}
+
+
+MONTH_DATES = ["Jan 5, 2024", "JAN 05, 2024", "jan 5, 2024", "Sept 5, 2024", "Sep. 5, 2024", "Feb 30, 2024",
+               "Foo 5, 2024", "January 5, 2024", "MARCH 14, 2023", "May 31, 2024", "Jan 5 2024", "Jan  5, 2024",
+               "05-Jan-2024", "5-jan-2024", "05 Jan 2024 09:30", "05 jan 2024 9:05", "Dec 31, 1899", ""]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("%b %d, %Y", {"Jan 5, 2024", "JAN 05, 2024", "jan 5, 2024", "May 31, 2024", "Jan  5, 2024"}),
+        ("%B %d, %Y", {"January 5, 2024", "MARCH 14, 2023", "May 31, 2024"}),
+        ("%d-%b-%Y", {"05-Jan-2024", "5-jan-2024"}),
+        ("%d %b %Y %H:%M", {"05 Jan 2024 09:30", "05 jan 2024 9:05"}),
+    ],
+)
+def test_month_names_give_exactly_what_python_gives(
+    django_user_model: Any, settings: Any, fmt: str, expected: set[str]
+) -> None:
+    # RBC's 'January 5, 2024', Morgan Stanley's '05-Jan-2024': strptime reads month names in any case.
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["executed_at"]["options"] = {"formats": [fmt], "tz": "UTC"}
+    fast = both_paths(django_user_model, settings, mapping, "Trade Time", MONTH_DATES, trade_ids=True)
+    accepted = {MONTH_DATES[(line - 2) % len(MONTH_DATES)] for line in fast["accepted"]}
+    assert accepted == expected
+
+
+TWELVE_HOURS = ["Jan 5, 2024, 9:05:07 AM", "Jan 5, 2024, 12:00:00 AM", "Jan 5, 2024, 12:30:00 PM",
+                "Jan 5, 2024, 1:30:00 pm", "Jan 5, 2024, 11:59:59 Pm", "Jan 5, 2024, 0:30:00 AM",
+                "Jan 5, 2024, 13:30:00 PM", "Jan 5, 2024, 09:05:07AM", "Jan 5, 2024, 9:05:07", ""]  # fmt: skip
+
+
+def test_a_twelve_hour_clock_gives_exactly_what_python_gives(django_user_model: Any, settings: Any) -> None:
+    # Revolut's crypto export: 'Jan 5, 2024, 9:05:07 AM' (strptime: 12 AM is midnight, 12 PM noon).
+    mapping = copy.deepcopy(MAPPING)
+    mapping["fields"]["executed_at"]["options"] = {"formats": ["%b %d, %Y, %I:%M:%S %p"], "tz": "UTC"}
+    fast = both_paths(django_user_model, settings, mapping, "Trade Time", TWELVE_HOURS, trade_ids=True)
+    accepted = {TWELVE_HOURS[(line - 2) % len(TWELVE_HOURS)] for line in fast["accepted"]}
+    assert accepted == set(TWELVE_HOURS[:5])
+    hours = {order[8].hour for order in fast["orders"]}
+    assert {9, 0, 12, 13, 23} <= hours

@@ -845,18 +845,23 @@ SELECT (SELECT count(*) FROM inserted),
 """
 
 
-UNIQUE_VIOLATION = UniqueViolation.sqlstate
+def _unless_unique_violation(cursor: Any, sql: str, params: dict[str, Any]) -> int | None:
+    """Run an INSERT in a savepoint: its row count, or None (nothing written) when it hit a unique violation."""
+    try:
+        with transaction.atomic():
+            cursor.execute(sql, params)
+            return cursor.rowcount
+    except IntegrityError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != UniqueViolation.sqlstate:
+            raise
+    return None
 
 
 def _insert_orders(cursor: Any, params: dict[str, Any]) -> tuple[list[int], int]:
     """Write a batch's valid rows as orders: (the lines that hit a conflict, how many rows there were)."""
-    try:
-        with transaction.atomic():
-            cursor.execute(_INSERT_ORDERS_PLAIN, params)
-            return [], cursor.rowcount
-    except IntegrityError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
-            raise
+    written = _unless_unique_violation(cursor, _INSERT_ORDERS_PLAIN, params)
+    if written is not None:
+        return [], written
     cursor.execute(_INSERT_ORDERS, params)
     _, not_inserted, writable = cursor.fetchone()
     return list(not_inserted or []), writable
@@ -1050,17 +1055,12 @@ def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, 
     numbered = dedupe.digests([order for _, order in python_valid])
     params = {"file_id": dedupe.file_id}
     if not numbered:
-        try:
-            with transaction.atomic():
-                cursor.execute(
-                    f"INSERT INTO {OCCURRENCES_TABLE} (file_id, digest, n) SELECT %(file_id)s, decode(digest, 'hex'), "
-                    "count(*) FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL GROUP BY digest",
-                    params,
-                )
-                return
-        except IntegrityError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
-                raise
+        counters = (
+            f"INSERT INTO {OCCURRENCES_TABLE} (file_id, digest, n) SELECT %(file_id)s, decode(digest, 'hex'), "
+            "count(*) FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL GROUP BY digest"
+        )
+        if _unless_unique_violation(cursor, counters, params) is not None:
+            return
         # Some fills were seen before (a file of daily trades without times repeats many): the counters go up
         # by the batch's own, and only the rows of a digest the earlier batches had get their number moved on.
         cursor.execute(_RENUMBER_AFTER_EARLIER_BATCHES, params)

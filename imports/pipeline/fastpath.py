@@ -49,6 +49,7 @@ from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
 from imports.services.reconciliation import INSTRUMENT_MAP_SQL
 from imports.targets.base import (
     MARKUP_CHARACTERS,
+    OCCURRENCES_ADD,
     OCCURRENCES_TABLE,
     DedupeKeys,
     TargetRow,
@@ -728,16 +729,14 @@ def _side(name: str, cell: str, options: dict[str, Any], known: tuple[str, ...] 
     # `value` is only read where `ok` holds, so the cell is one of the tables' words: a hashed IN of the
     # buying ones says which (a CASE of 60 words compares them one by one).
     buying = sorted(word for word, side in table.items() if side == "BUY")
-    value = f"CASE WHEN lower({cell}) IN ({_lits(buying)}) THEN 'BUY' ELSE 'SELL' END"
+    # A spelling beyond ASCII is never a lower-cased ASCII word: the two lists cannot both claim a cell.
+    buys = [f"lower({cell}) IN ({_lits(buying)})"]
     if exact:
         ok = f"({ok}) OR {cell} IN ({_lits(sorted(exact))})"
-        exact_buying = sorted(word for word, side in exact.items() if side == "BUY") or ["BUY"]
-        exact_selling = sorted(word for word, side in exact.items() if side == "SELL") or ["SELL"]
-        value = (
-            f"CASE WHEN {cell} IN ({_lits(exact_buying)}) THEN 'BUY' WHEN {cell} IN ({_lits(exact_selling)}) "
-            f"THEN 'SELL' WHEN lower({cell}) IN ({_lits(buying)}) THEN 'BUY' ELSE 'SELL' END"
-        )
-    return _Field(name, ok, value)
+        exact_buying = sorted(word for word, side in exact.items() if side == "BUY")
+        if exact_buying:
+            buys.append(f"{cell} IN ({_lits(exact_buying)})")
+    return _Field(name, ok, f"CASE WHEN {' OR '.join(buys)} THEN 'BUY' ELSE 'SELL' END")
 
 
 def _side_from_sign(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
@@ -1030,12 +1029,7 @@ def _write_orders(
 _RENUMBER_AFTER_EARLIER_BATCHES = f"""
 WITH batch AS (
     SELECT digest, count(*)::int AS n FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL GROUP BY digest
-), totals AS (
-    INSERT INTO {OCCURRENCES_TABLE} AS o (file_id, digest, n)
-    SELECT %(file_id)s, decode(digest, 'hex'), n FROM batch
-    ON CONFLICT (file_id, digest) DO UPDATE SET n = o.n + EXCLUDED.n
-    RETURNING encode(o.digest, 'hex') AS digest, o.n
-), earlier AS (
+), {OCCURRENCES_ADD}, earlier AS (
     SELECT digest, t.n - b.n AS before FROM totals t JOIN batch b USING (digest) WHERE t.n > b.n
 )
 UPDATE pg_temp.airlock_fast AS f SET dedupe_key = f.digest || '#' || (e.before + split_part(f.dedupe_key, '#', 2)::int)

@@ -36,6 +36,16 @@ Identity = Callable[[dict[str, Any]], str]
 OCCURRENCES_TABLE = "imports_fileoccurrence"
 
 
+# The clause that adds a `batch(digest, n)` of hex digests to the file's totals (%(file_id)s) and returns
+# `totals(digest, n)`: each digest's count after this batch.
+OCCURRENCES_ADD = f"""totals AS (
+            INSERT INTO {OCCURRENCES_TABLE} AS o (file_id, digest, n)
+            SELECT %(file_id)s, decode(digest, 'hex'), n FROM batch
+            ON CONFLICT (file_id, digest) DO UPDATE SET n = o.n + EXCLUDED.n
+            RETURNING encode(o.digest, 'hex') AS digest, o.n
+        )"""
+
+
 def occurrences_sql(source: str) -> str:
     """WITH-clauses that number the (line, digest) rows `source` selects ('<digest>#<n>', n counted in line
     order after the file's earlier rows, %(file_id)s) and record the new totals, in the caller's transaction:
@@ -45,12 +55,7 @@ def occurrences_sql(source: str) -> str:
         WITH pending AS ({source}),
         ranked AS (SELECT line, digest, row_number() OVER (PARTITION BY digest ORDER BY line) AS k FROM pending),
         batch AS (SELECT digest, count(*)::int AS n FROM pending GROUP BY digest),
-        totals AS (
-            INSERT INTO {OCCURRENCES_TABLE} AS o (file_id, digest, n)
-            SELECT %(file_id)s, decode(digest, 'hex'), n FROM batch
-            ON CONFLICT (file_id, digest) DO UPDATE SET n = o.n + EXCLUDED.n
-            RETURNING encode(o.digest, 'hex') AS digest, o.n
-        ),
+        {OCCURRENCES_ADD},
         keyed AS (
             SELECT r.line, r.digest || '#' || (t.n - b.n + r.k) AS key
             FROM ranked r JOIN batch b USING (digest) JOIN totals t USING (digest)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import random
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from imports.targets.orders import ORDER_VALUE_FIELDS
+from imports.targets.orders import ORDER_VALUE_FIELDS, order_digest, order_identity
 
 HEADER = [
     "Account",
@@ -268,7 +268,13 @@ def clean_rows(count: int, *, seed: int, owner_id: int, file_id: int) -> Iterato
     now = datetime.now(UTC).isoformat()
     for line, cells in enumerate(trade_rows(count, seed=seed), start=2):
         account, symbol, side, quantity, price, commission, currency, when, trade_id = cells[:9]
-        key = hashlib.sha256(f"id|{account}|{trade_id}".encode()).hexdigest()
+        values = {
+            "account": account,
+            "broker_trade_id": trade_id,
+            "quantity": Decimal(quantity),
+            "executed_at": datetime.strptime(when, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC),
+        }
+        key = order_digest(values, order_identity(values))  # the key the pipeline gives the row
         yield [
             str(owner_id),
             account,

@@ -206,7 +206,11 @@ class FastPlan:
             )
         digest = "NULL::text"
         if identity:
-            hashed = f"CASE WHEN ok THEN encode(sha256(convert_to({identity}, 'UTF8')), 'hex') END"
+            # imports.targets.orders.order_digest: the trade's UTC date, then 128 bits of the identity's sha256.
+            hashed = (
+                "CASE WHEN ok THEN to_char(v_executed_at AT TIME ZONE 'UTC', 'YYYYMMDD') || "
+                f"encode(substring(sha256(convert_to({identity}, 'UTF8')) FROM 1 FOR 16), 'hex') END"
+            )
             key = f"coalesce({hashed}, '')"
             if self.dedupe_by_fingerprint:
                 digest, key = hashed, "CASE WHEN ok THEN digest || '#' || n ELSE '' END"

@@ -31,6 +31,11 @@ class TargetRow:
 Identity = Callable[[dict[str, Any]], str]
 
 
+def identity_digest(identity: str) -> str:
+    """A record's digest when its target says nothing more about it: the sha256 of its identity, in hex."""
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
 # Per file and fingerprint digest, how many rows of the file had it so far (migration 0015: UNLOGGED, no WAL; a
 # server crash empties it, and every run of a file rebuilds its rows first: keys_resumed).
 OCCURRENCES_TABLE = "imports_fileoccurrence"
@@ -75,8 +80,9 @@ class DedupeKeys:
     ('<digest>#1', '#2'...), numbered by Postgres (occurrences_sql) in the transaction that writes them. The
     worker keeps no per-file state: a Counter of a 1,000,000-row file's digests held ~120 MB of its memory."""
 
-    def __init__(self, identity: Identity, *, file_id: int):
+    def __init__(self, identity: Identity, *, file_id: int, digest: Callable[[dict[str, Any], str], str] | None = None):
         self.identity = identity
+        self.digest = digest or (lambda values, identity: identity_digest(identity))
         self.file_id = file_id
 
     def digests(self, rows: list[TargetRow]) -> list[tuple[int, str]]:
@@ -85,7 +91,7 @@ class DedupeKeys:
         numbered: list[tuple[int, str]] = []
         for row in rows:
             identity = self.identity(row.values)
-            row.dedupe_key = hashlib.sha256(identity.encode()).hexdigest()
+            row.dedupe_key = self.digest(row.values, identity)
             if not identity.startswith("id|"):
                 numbered.append((row.line, row.dedupe_key))
         return numbered
@@ -138,6 +144,9 @@ class TargetWriter:
     identity: Identity
     insert: Callable[..., set[int]]
     fast_path: bool = False
+    # A record's digest (hex) from its values and identity, when it is more than the identity's sha256
+    # (orders: the trade's date first, so that the unique index is written where that date's keys are).
+    digest: Callable[[dict[str, Any], str], str] | None = None
     # What follows a file's rows once they are all written (owner_id=, file_id=), before its outcome is settled.
     after_file: Callable[..., Any] | None = None
 
@@ -165,7 +174,7 @@ class TargetWriter:
                 """,
                 [file_id, file_id, file_id],
             )
-        return DedupeKeys(self.identity, file_id=file_id)
+        return DedupeKeys(self.identity, file_id=file_id, digest=self.digest)
 
     def existing_by_key(self, *, owner_id: int, keys: list[str]) -> dict[str, tuple[int, int]]:
         """{dedupe_key: (source file id, source line)} of the owner's records with these keys."""

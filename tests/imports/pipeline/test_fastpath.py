@@ -20,7 +20,7 @@ from imports.bench.data import HEADER, MAPPING
 from imports.models import FileStatus, ImportBatch, ImportFile, Order
 from imports.pipeline import fastpath
 from imports.pipeline.migrate import OPEN_ROW_STATUSES, file_migrate
-from imports.targets.orders import order_identity
+from imports.targets.orders import order_digest, order_identity
 from staging.models import StagedRow, StagedStatus
 from staging.services import staged_rows_write
 
@@ -218,7 +218,7 @@ def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tup
         **earlier_values,
         source_file=earlier,
         source_line=2,
-        dedupe_key=hashlib.sha256(order_identity(earlier_values).encode()).hexdigest(),
+        dedupe_key=order_digest(earlier_values, order_identity(earlier_values)),
     )
     return fmt, owner, earlier
 

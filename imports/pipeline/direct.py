@@ -143,22 +143,33 @@ def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: in
     # Progress: by rows when the reader knows how many there are (a workbook's sheet, JSON records), else
     # by the characters read against the file's size (CSV text).
     rows = getattr(layout, "rows", None)
+    append = chunk.append
+    # The loop runs once per row of every direct import: plain locals, one type test, no per-row call.
     for item in records_of(path, layout):
-        if isinstance(item, Record):
-            chars = sum(map(len, item.cells)) + len(item.cells)
+        line = item.line
+        if type(item) is Record:
+            cells = item.cells
+            chars = sum(map(len, cells)) + len(cells)
             read_chars += chars
-        if item.line <= through:
-            continue  # committed by an earlier run of this job
-        last_line = item.line
-        if isinstance(item, Record):
-            chunk.append((item.line, item.cells))
+            if line <= through:
+                continue  # committed by an earlier run of this job
+            append((line, cells))
             chunk_chars += chars
-        elif isinstance(item, Skipped):
-            skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
-        if len(chunk) >= size or chunk_chars >= _CHUNK_CHARS:
-            done = last_line / rows if rows else read_chars / max(file_size, 1)
-            yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * done), False)
-            chunk, skipped, chunk_chars = [], Counter(), 0
+            last_line = line
+            if len(chunk) < size and chunk_chars < _CHUNK_CHARS:
+                continue
+        else:
+            if line <= through:
+                continue
+            last_line = line
+            if isinstance(item, Skipped):
+                skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
+            if len(chunk) < size and chunk_chars < _CHUNK_CHARS:
+                continue
+        done = last_line / rows if rows else read_chars / max(file_size, 1)
+        yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * done), False)
+        chunk, skipped, chunk_chars = [], Counter(), 0
+        append = chunk.append
     yield _DirectChunk(chunk, skipped, max(last_line, through), 99.0, True)
 
 

@@ -3,7 +3,9 @@ job runs, registers again after Redis lost its data, and dead registrations are 
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +17,7 @@ from rq.executions import Execution
 from rq.job import Job
 
 from config.worker import HEARTBEAT_STALE_SECONDS, WORKER_TTL, AirlockWorker, live_workers, worker_alive
+from imports.jobs.warmup import GC_THRESHOLDS
 
 DEAD_REDIS = redis.Redis(unix_socket_path="/nonexistent/airlock-test/redis.sock", socket_connect_timeout=1)
 
@@ -134,3 +137,15 @@ def test_a_small_file_job_runs_in_the_worker_process_and_a_big_one_in_a_work_hor
         FileStatus.MIGRATING,
     }
     assert sum(len(q.failed_job_registry) for q in queues) == 0
+
+
+def test_a_worker_freezes_what_it_loaded_and_collects_garbage_less_often(queue: Queue) -> None:
+    thresholds = gc.get_threshold()
+    try:
+        AirlockWorker([queue], connection=queue.connection)
+        # The modules the jobs need are loaded, and with them frozen: the collector no longer scans them.
+        assert "imports.pipeline.fastpath" in sys.modules and gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

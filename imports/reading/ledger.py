@@ -126,9 +126,15 @@ def number(text: str) -> Decimal | None:
         return None
 
 
+def ledger_possible(columns: list[str]) -> bool:
+    """False when the header alone rules a ledger out: a price column means every row is a whole trade (what
+    detect_ledger decides first, so its caller need not read a sample for it)."""
+    return not any(_PRICE_HEADER.search(name) for name in columns)
+
+
 def detect_ledger(columns: list[str], rows: list[list[str]]) -> LedgerSpec | None:
     """The ledger's columns when the sampled rows look like balance movements that join into trades."""
-    if len(rows) < 2 or any(_PRICE_HEADER.search(name) for name in columns):
+    if len(rows) < 2 or not ledger_possible(columns):
         return None
     width = len(columns)
     values = [[row[i].strip() if i < len(row) else "" for row in rows] for i in range(width)]

@@ -18,7 +18,7 @@ from typing import Any
 from config.errors import UnreadableFile
 from imports import reading
 from imports.reading import FileLayout, ReaderOptions, Record, Skipped
-from imports.reading.ledger import LedgerSpec, detect_ledger, join_legs
+from imports.reading.ledger import LedgerSpec, detect_ledger, join_legs, ledger_possible
 from imports.sheets import jsonfile, ods, xls, xlsx
 from imports.sheets.containers import ContainerLimits
 from imports.sheets.sniff import CSV, JSON, sniff_kind
@@ -52,6 +52,8 @@ def detect_layout(
     balance movements are read as one row per trade (`layout.ledger`, `layout.columns` the joined ones)."""
     limits = limits or SheetLimits()
     layout = _detect_table(path, options, limits)
+    if not ledger_possible(layout.columns):
+        return layout  # a price column: no sample to read for the ledger test
     items = _table_records(path, layout, limits)
     try:
         sample = [item.cells for item in islice((i for i in items if isinstance(i, Record)), LEDGER_SAMPLE_ROWS)]

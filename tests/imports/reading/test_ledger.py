@@ -155,3 +155,20 @@ def test_a_group_moving_many_assets_pairs_nothing_and_stays_linear(tmp_path: Pat
 def _codes(count: int) -> list[str]:
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     return [letters[n // 676 % 26] + letters[n // 26 % 26] + letters[n % 26] + "X" for n in range(count)]
+
+
+def test_a_header_with_a_price_column_is_no_ledger_and_no_sample_is_read_to_tell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imports.sheets import dispatch
+
+    def no_sample(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the rows were read for the ledger test")
+
+    path = write(tmp_path, "Time,Asset,Amount,Price\n2024-01-02 10:00,BTC,0.5,40000\n2024-01-02 10:00,EUR,-20000,1\n")
+    monkeypatch.setattr(dispatch, "_table_records", no_sample)
+    layout = detect_layout(path)
+    assert layout.columns == ["Time", "Asset", "Amount", "Price"] and not layout.ledger
+    assert not ledger_module.ledger_possible(layout.columns) and ledger_module.ledger_possible(
+        ["Time", "Asset", "Amount"]
+    )

@@ -8,7 +8,7 @@ It also sets the garbage collector for the work: everything loaded so far is fro
 not written to by the collector, so the forks keep sharing its pages), and the youngest generation is collected
 after 100,000 new objects instead of 700. An import keeps a chunk's 20,000 rows of cells alive while it reads the
 next, and at 700 the collector ran every few rows, scanning them over and over: a third of the time of reading a
-CSV row (3.5 -> 2.3 us), ~6% of a 200,000-row import. Our code makes few reference cycles; what it frees, it
+CSV row (3.5 -> 2.3 us), ~5% of a 200,000-row import. Our code makes few reference cycles; what it frees, it
 frees by reference counting.
 """
 

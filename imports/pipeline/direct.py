@@ -155,17 +155,13 @@ def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: in
                 continue  # committed by an earlier run of this job
             append((line, cells))
             chunk_chars += chars
-            last_line = line
-            if len(chunk) < size and chunk_chars < _CHUNK_CHARS:
-                continue
-        else:
-            if line <= through:
-                continue
-            last_line = line
-            if isinstance(item, Skipped):
-                skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
-            if len(chunk) < size and chunk_chars < _CHUNK_CHARS:
-                continue
+        elif line <= through:
+            continue
+        elif isinstance(item, Skipped):
+            skipped[item.reason if len(skipped) < 50 else "other skipped lines"] += 1
+        last_line = line
+        if len(chunk) < size and chunk_chars < _CHUNK_CHARS:
+            continue
         done = last_line / rows if rows else read_chars / max(file_size, 1)
         yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * done), False)
         chunk, skipped, chunk_chars = [], Counter(), 0

@@ -31,9 +31,12 @@ class TargetRow:
 Identity = Callable[[dict[str, Any]], str]
 
 
-def identity_digest(identity: str) -> str:
+def identity_digest(values: dict[str, Any], identity: str) -> str:
     """A record's digest when its target says nothing more about it: the sha256 of its identity, in hex."""
     return hashlib.sha256(identity.encode()).hexdigest()
+
+
+Digest = Callable[[dict[str, Any], str], str]
 
 
 # Per file and fingerprint digest, how many rows of the file had it so far (migration 0015: UNLOGGED, no WAL; a
@@ -80,9 +83,9 @@ class DedupeKeys:
     ('<digest>#1', '#2'...), numbered by Postgres (occurrences_sql) in the transaction that writes them. The
     worker keeps no per-file state: a Counter of a 1,000,000-row file's digests held ~120 MB of its memory."""
 
-    def __init__(self, identity: Identity, *, file_id: int, digest: Callable[[dict[str, Any], str], str] | None = None):
+    def __init__(self, identity: Identity, *, file_id: int, digest: Digest = identity_digest):
         self.identity = identity
-        self.digest = digest or (lambda values, identity: identity_digest(identity))
+        self.digest = digest
         self.file_id = file_id
 
     def digests(self, rows: list[TargetRow]) -> list[tuple[int, str]]:
@@ -144,9 +147,9 @@ class TargetWriter:
     identity: Identity
     insert: Callable[..., set[int]]
     fast_path: bool = False
-    # A record's digest (hex) from its values and identity, when it is more than the identity's sha256
-    # (orders: the trade's date first, so that the unique index is written where that date's keys are).
-    digest: Callable[[dict[str, Any], str], str] | None = None
+    # A record's digest (hex) from its values and identity (orders: the trade's date first, so that the unique
+    # index is written where that date's keys are).
+    digest: Digest = identity_digest
     # What follows a file's rows once they are all written (owner_id=, file_id=), before its outcome is settled.
     after_file: Callable[..., Any] | None = None
 

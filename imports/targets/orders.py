@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,7 @@ from formats.converters.currencies import currency_problem
 from formats.targets import get_target
 from imports.models import Order
 from imports.services.reconciliation import INSTRUMENT_MAP_SQL
-from imports.targets.base import MARKUP_CHARACTERS, TargetRow, TargetWriter
+from imports.targets.base import MARKUP_CHARACTERS, TargetRow, TargetWriter, identity_digest
 
 _MAX_DECIMAL = Decimal("1e18")
 
@@ -125,9 +124,11 @@ def order_digest(values: dict[str, Any], identity: str) -> str:
     reach. The SQL path builds the same digest (imports/pipeline/fastpath.py); migration 0016 rewrote the
     keys written before."""
     executed = values.get("executed_at")
-    day = executed.astimezone(UTC) if isinstance(executed, datetime) and executed.tzinfo else executed
-    date = f"{day.year:04d}{day.month:02d}{day.day:02d}" if isinstance(day, datetime) else "00000000"
-    return date + hashlib.sha256(identity.encode()).hexdigest()[:32]
+    date = "00000000"  # no time: validate_order refuses the row, it is never written
+    if isinstance(executed, datetime):
+        day = executed.astimezone(UTC) if executed.tzinfo else executed
+        date = f"{day.year:04d}{day.month:02d}{day.day:02d}"
+    return date + identity_digest(values, identity)[:32]
 
 
 # Each order is linked to its instrument as it is written (INSTRUMENT_MAP_SQL: the owner's decisions, ISINs,

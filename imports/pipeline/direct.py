@@ -28,7 +28,7 @@ from imports.pipeline.sessions import OrderedSessions, sessions_for
 from imports.pipeline.stage import no_rows_message, records_of
 from imports.reading import FileLayout, Record, Skipped
 from imports.targets import writer_for
-from imports.targets.base import DedupeKeys, TargetWriter
+from imports.targets.base import TargetWriter
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_for_file
 
@@ -107,13 +107,18 @@ def _direct_read(
     (imports/pipeline/sessions.py), so `through_line` always marks a committed prefix of the file."""
     dedupe = resume_dedupe(file, compiled.writer) if file.dedupe else None
 
-    def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> None:
-        _direct_chunk_finish(file, fmt, compiled, dedupe, chunk, declined)
-
     def prepare(chunk: _DirectChunk) -> fastpath.Declined:
         return fastpath.chunk_prepare(chunk.rows, plan=plan)
 
-    with OrderedSessions(sessions_for(), prepare, finish, stop=stop) as run:
+    def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> BatchOutcome:
+        outcome = BatchOutcome()
+        fastpath.chunk_finish(file, compiled, dedupe, chunk.rows, declined, format_id=fmt.pk, outcome=outcome)
+        return outcome
+
+    def settle(chunk: _DirectChunk, outcome: BatchOutcome) -> None:
+        _direct_chunk_settle(file, fmt, chunk, outcome)
+
+    with OrderedSessions(sessions_for(), prepare, finish, settle=settle, stop=stop) as run:
         for chunk in _direct_chunks(path, layout, through=through, file_size=file.size):
             if not run.submit(chunk):
                 break
@@ -183,18 +188,9 @@ def direct_undo(file_id: int, writer: TargetWriter) -> int:
     return removed
 
 
-def _direct_chunk_finish(
-    file: ImportFile,
-    fmt: CsvFormat,
-    compiled: CompiledFormat,
-    dedupe: DedupeKeys | None,
-    chunk: _DirectChunk,
-    declined: fastpath.Declined,
-) -> None:
-    """Write a prepared chunk of a direct import and advance the file's counters (the chunk's transaction)."""
+def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, outcome: BatchOutcome) -> None:
+    """Advance the file's counters and how far it was read by a written chunk (in the chunk's transaction)."""
     skipped = chunk.skipped
-    outcome = BatchOutcome()
-    fastpath.chunk_finish(file, compiled, dedupe, chunk.rows, declined, format_id=fmt.pk, outcome=outcome)
     current = ImportFile.objects.select_for_update().get(pk=file.pk)
     layout = current.layout or {}
     layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)

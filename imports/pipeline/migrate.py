@@ -155,13 +155,16 @@ def _migrate_fast(
     def prepare(ids: list[int]) -> fastpath.Declined:
         return fastpath.batch_prepare(plan=plan, file_id=file.pk, ids=ids, statuses=OPEN_ROW_STATUSES)
 
-    def finish(ids: list[int], declined: fastpath.Declined) -> None:
+    def finish(ids: list[int], declined: fastpath.Declined) -> BatchOutcome:
         outcome = BatchOutcome()
         fastpath.batch_finish(file, compiled, dedupe, declined, outcome)
+        return outcome
+
+    def settle(ids: list[int], outcome: BatchOutcome) -> None:
         _advance_counters(file, outcome)
 
     size, after = fastpath.batch_size(), 0
-    with OrderedSessions(sessions_for(), prepare, finish, stop=stop) as run:
+    with OrderedSessions(sessions_for(), prepare, finish, settle=settle, stop=stop) as run:
         while True:
             ids, after = fastpath.open_rows(
                 plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES, limit=size, after=after

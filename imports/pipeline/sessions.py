@@ -6,13 +6,18 @@ connections are per thread): every chunk runs in its own transaction, in two ste
 
 - `prepare` runs at once, in parallel with the other sessions: the work that touches only the chunk's own
   rows and temp tables (the COPY of its cells, the SQL conversion, claiming its staged rows);
-- `finish` waits until the chunk before it has committed, then writes orders and counters and commits.
+- `finish` waits until the chunk before it has written its rows (its `finish` returned), then writes orders;
+- `settle` (optional) waits until the chunk before it has committed, then advances the file's counters; then
+  the chunk commits.
 
 So the chunks commit strictly one after the other, in order: what is committed is always a prefix of the
 file (a killed job resumes after it, as with one session), the orders INSERTs never run concurrently within
-a file (two rows with the same trade identity resolve as in a sequential run, and no chunk can wait on a
-row lock held by a later chunk that itself waits for its turn), and the Python state of `finish` (the
-occurrence counters of DedupeKeys) sees the rows in file order.
+a file, and the Python state of `finish` sees the rows in file order. A chunk's `finish` does run while the
+chunk before it commits (its deferred foreign-key checks, the WAL flush: about 40% of an ordered step): a row
+of it with the same trade identity as an uncommitted row of the one before waits for that commit in the
+unique index and then resolves as in a sequential run. No chunk ever waits on a later one (a chunk's own
+commit waits for nothing but its predecessor's), so there is no deadlock; what must read the committed
+totals of the chunks before (the file's counters, taken FOR UPDATE) goes in `settle`.
 
 A failure stops the chunks after the failing one (they roll back); the chunks before it still commit.
 When `stop()` turns true (the worker is shutting down), only the chunk already writing commits: the
@@ -47,19 +52,22 @@ class _Aborted(Exception):
 
 
 class OrderedSessions(Generic[Item]):
-    """Run `prepare(item)` in parallel and `finish(item, prepared)` in submission order, a transaction each."""
+    """Run `prepare(item)` in parallel, `finish(item, prepared)` in submission order and `settle(item, finished)`
+    after the item before has committed, a transaction each."""
 
     def __init__(
         self,
         sessions: int,
         prepare: Callable[[Item], Any],
-        finish: Callable[[Item, Any], None],
+        finish: Callable[[Item, Any], Any],
         *,
+        settle: Callable[[Item, Any], None] | None = None,
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.sessions = max(1, sessions)
         self.prepare = prepare
         self.finish = finish
+        self.settle = settle
         self.stop = stop
         self.stopped = False  # a stop request left items undone
         self._held: list[Item] = []  # the first item, kept until a second one shows threads are worth it
@@ -67,6 +75,7 @@ class OrderedSessions(Generic[Item]):
         self._slots = threading.Semaphore(self.sessions)  # items in flight: bounds memory and read-ahead
         self._turn = threading.Condition()
         self._next = 0  # the next item allowed to finish
+        self._committed = 0  # the next item allowed to settle and commit
         self._submitted = 0
         self._failed_at: int | None = None
         self._error: BaseException | None = None
@@ -117,9 +126,12 @@ class OrderedSessions(Generic[Item]):
 
     def _run_inline(self, item: Item) -> None:
         with transaction.atomic():
-            self.finish(item, self.prepare(item))
+            finished = self.finish(item, self.prepare(item))
+            if self.settle is not None:
+                self.settle(item, finished)
         self._submitted += 1
         self._next += 1
+        self._committed += 1
 
     def _enqueue(self, item: Item) -> None:
         while not self._slots.acquire(timeout=1.0):
@@ -141,7 +153,11 @@ class OrderedSessions(Generic[Item]):
                     with transaction.atomic():
                         prepared = self.prepare(item)
                         self._wait_turn(number)
-                        self.finish(item, prepared)
+                        finished = self.finish(item, prepared)
+                        self._written(number)
+                        self._wait_committed(number)
+                        if self.settle is not None:
+                            self.settle(item, finished)
                 except BaseException as exc:  # noqa: BLE001 -- handed to the submitting thread
                     self._fail(number, exc)
                 else:
@@ -161,9 +177,21 @@ class OrderedSessions(Generic[Item]):
             self.stopped = True
             raise _Aborted
 
-    def _done(self, number: int) -> None:
+    def _written(self, number: int) -> None:
         with self._turn:
             self._next = number + 1
+            self._turn.notify_all()
+
+    def _wait_committed(self, number: int) -> None:
+        with self._turn:
+            while self._committed != number:
+                if self._failed_at is not None and self._failed_at < number:
+                    raise _Aborted
+                self._turn.wait()
+
+    def _done(self, number: int) -> None:
+        with self._turn:
+            self._committed = number + 1
             self._turn.notify_all()
 
     def _fail(self, number: int, exc: BaseException) -> None:

@@ -6,7 +6,9 @@ test has not committed, which is also why the pipeline uses one session inside a
 
 from __future__ import annotations
 
+import copy
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,14 @@ from django.db import connection
 from imports.models import FileStatus, ImportFile, Order
 from imports.pipeline.sessions import OrderedSessions, sessions_for
 from staging.models import StagedRow
-from tests.imports.pipeline.test_fastpath import import_a_file_broken_at_line_402, import_file_with, migrate_with
+from tests.imports.pipeline.test_fastpath import (
+    HEADER,
+    MAPPING,
+    import_a_file_broken_at_line_402,
+    import_file_with,
+    migrate_with,
+    row,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,6 +86,69 @@ def test_a_failing_item_stops_the_ones_after_it_and_keeps_the_ones_before() -> N
 
     # Items 0-2 committed; item 3 rolled back its own row; nothing after it committed.
     assert sorted(Group.objects.values_list("name", flat=True)) == ["item-0", "item-1", "item-2"]
+
+
+def committed_groups() -> set[str]:
+    """The Group names committed so far, read from a fresh session (a thread's own connection)."""
+    names: set[str] = set()
+
+    def read() -> None:
+        names.update(Group.objects.values_list("name", flat=True))
+        connection.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join()
+    return names
+
+
+def test_an_item_writes_while_the_one_before_commits_and_settles_after_that_commit() -> None:
+    finished_while_uncommitted: list[int] = []
+    settled_after: dict[int, set[str]] = {}
+    second_written = threading.Event()
+
+    def finish(n: int, _: int) -> int:
+        Group.objects.create(name=f"item-{n}")
+        if f"item-{n - 1}" not in committed_groups() and n:
+            finished_while_uncommitted.append(n)
+        if n == 1:
+            second_written.set()
+        return n
+
+    def settle(n: int, _: int) -> None:
+        if n == 0:
+            # Item 0 holds its commit until item 1 has written: by construction, not by a sleep.
+            assert second_written.wait(30), "item 1 did not write while item 0 was settling"
+        settled_after[n] = committed_groups()
+
+    with OrderedSessions(2, lambda n: n, finish, settle=settle) as run:
+        for n in range(4):
+            run.submit(n)
+
+    assert 1 in finished_while_uncommitted  # item 1 wrote before item 0 committed...
+    assert all(f"item-{n - 1}" in settled_after[n] for n in range(1, 4))  # ...and settled after it did
+    assert sorted(Group.objects.values_list("name", flat=True)) == [f"item-{n}" for n in range(4)]
+
+
+def test_an_item_failing_as_it_settles_rolls_back_the_next_one_already_written() -> None:
+    second_written = threading.Event()
+
+    def finish(n: int, _: int) -> None:
+        Group.objects.create(name=f"item-{n}")
+        if n == 2:
+            second_written.set()
+
+    def settle(n: int, _: None) -> None:
+        if n == 1:
+            assert second_written.wait(30), "item 2 did not write while item 1 was settling"
+            raise ValueError("item 1 cannot settle")
+
+    with pytest.raises(ValueError, match="item 1 cannot settle"):
+        with OrderedSessions(2, lambda n: n, finish, settle=settle) as run:
+            for n in range(6):
+                run.submit(n)
+
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["item-0"]
 
 
 def test_a_stop_request_commits_only_the_item_being_written() -> None:
@@ -221,3 +293,66 @@ def test_a_broken_line_further_down_removes_the_chunks_other_sessions_committed(
     assert not Order.objects.filter(source_file=file).exists()
     assert not StagedRow.objects.filter(file=file).exists()
     assert ImportFile.objects.get(pk=file.pk).rows_imported == 0
+
+
+def hold_first_commit_until_a_session_waits_on_a_lock(monkeypatch: Any) -> list[bool]:
+    """Batch 1 of a migration writes while batch 0 has not committed: batch 0's `settle` (its counters, just
+    before its commit) waits until another session of this database waits on a lock (batch 1's INSERT on
+    batch 0's uncommitted key). Returns [whether that was seen]."""
+    from imports.pipeline import migrate
+
+    seen: list[bool] = []
+    real = migrate._advance_counters
+
+    def held(file: ImportFile, outcome: Any) -> None:
+        if not seen:
+            deadline = time.monotonic() + 20
+            waiting = False
+            while not waiting and time.monotonic() < deadline:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    )
+                    waiting = cursor.fetchone()[0] > 0
+                time.sleep(0.02)
+            seen.append(waiting)
+        real(file, outcome)
+
+    monkeypatch.setattr(migrate, "_advance_counters", held)
+    return seen
+
+
+@pytest.mark.parametrize("by", ["trade id", "fingerprint"])
+def test_the_same_trade_in_the_next_batch_waits_for_the_commit_before_it_and_resolves_as_in_one_session(
+    django_user_model: Any, settings: Any, monkeypatch: Any, by: str
+) -> None:
+    rows = []
+    for n in range(14):  # two batches of 7
+        cells = row()
+        cells[HEADER.index("Trade ID")] = f"T{n}"
+        cells[HEADER.index("Quantity")] = str(n + 1)
+        rows.append(cells)
+    rows[10] = list(rows[3])  # batch 1 holds the same trade (same id, same fill) as batch 0
+    mapping = copy.deepcopy(MAPPING)
+    if by == "fingerprint":
+        del mapping["fields"]["broker_trade_id"]  # identical fills: keys '#1' and '#2'
+
+    def run() -> dict[str, Any]:
+        return migrate_with(django_user_model, fast=True, settings=settings, mapping=mapping, rows=rows)
+
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 1}
+    one = run()
+    settings.AIRLOCK = {**settings.AIRLOCK, "FILE_SESSIONS": 2}
+    seen = hold_first_commit_until_a_session_waits_on_a_lock(monkeypatch)
+    two = run()
+
+    assert seen == [True]  # batch 1 really wrote, and waited, before batch 0 committed
+    assert two["counters"] == one["counters"]
+    assert two["orders"] == one["orders"]
+    assert two["staged"] == one["staged"]
+    if by == "trade id":
+        assert one["counters"]["rows_duplicate"] == 1 and one["counters"]["rows_imported"] == 13
+    else:
+        assert one["counters"]["rows_imported"] == 14
+        assert sorted(o[-1].rsplit("#", 1)[1] for o in one["orders"] if o[0] in (5, 12)) == ["1", "2"]

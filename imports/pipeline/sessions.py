@@ -168,30 +168,32 @@ class OrderedSessions(Generic[Item]):
             connection.close()
 
     def _wait_turn(self, number: int) -> None:
-        with self._turn:
-            while self._next != number:
-                if self._failed_at is not None and self._failed_at < number:
-                    raise _Aborted
-                self._turn.wait()
+        self._wait_until("_next", number)
         if number and self.stop():
             self.stopped = True
             raise _Aborted
 
     def _written(self, number: int) -> None:
-        with self._turn:
-            self._next = number + 1
-            self._turn.notify_all()
+        self._reach("_next", number + 1)
 
     def _wait_committed(self, number: int) -> None:
+        self._wait_until("_committed", number)
+
+    def _done(self, number: int) -> None:
+        self._reach("_committed", number + 1)
+
+    def _wait_until(self, counter: str, number: int) -> None:
+        """Wait until `counter` (`_next`: items written, `_committed`: items committed) reaches this item;
+        raise _Aborted if an item before it failed."""
         with self._turn:
-            while self._committed != number:
+            while getattr(self, counter) != number:
                 if self._failed_at is not None and self._failed_at < number:
                     raise _Aborted
                 self._turn.wait()
 
-    def _done(self, number: int) -> None:
+    def _reach(self, counter: str, value: int) -> None:
         with self._turn:
-            self._committed = number + 1
+            setattr(self, counter, value)
             self._turn.notify_all()
 
     def _fail(self, number: int, exc: BaseException) -> None:

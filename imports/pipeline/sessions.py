@@ -2,7 +2,7 @@
 
 One Postgres backend runs one statement at a time, so a file imported in one session uses one core.
 `OrderedSessions` spreads a file's chunks over a few threads, each with its own Django connection (Django
-connections are per thread): every chunk runs in its own transaction, in two steps:
+connections are per thread): every chunk runs in its own transaction, in up to three steps:
 
 - `prepare` runs at once, in parallel with the other sessions: the work that touches only the chunk's own
   rows and temp tables (the COPY of its cells, the SQL conversion, claiming its staged rows);
@@ -154,14 +154,14 @@ class OrderedSessions(Generic[Item]):
                         prepared = self.prepare(item)
                         self._wait_turn(number)
                         finished = self.finish(item, prepared)
-                        self._written(number)
-                        self._wait_committed(number)
+                        self._reach("_next", number + 1)  # the next item may write
+                        self._wait_until("_committed", number)
                         if self.settle is not None:
                             self.settle(item, finished)
                 except BaseException as exc:  # noqa: BLE001 -- handed to the submitting thread
                     self._fail(number, exc)
                 else:
-                    self._done(number)
+                    self._reach("_committed", number + 1)
                 finally:
                     self._slots.release()
         finally:
@@ -172,15 +172,6 @@ class OrderedSessions(Generic[Item]):
         if number and self.stop():
             self.stopped = True
             raise _Aborted
-
-    def _written(self, number: int) -> None:
-        self._reach("_next", number + 1)
-
-    def _wait_committed(self, number: int) -> None:
-        self._wait_until("_committed", number)
-
-    def _done(self, number: int) -> None:
-        self._reach("_committed", number + 1)
 
     def _wait_until(self, counter: str, number: int) -> None:
         """Wait until `counter` (`_next`: items written, `_committed`: items committed) reaches this item;

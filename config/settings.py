@@ -198,6 +198,8 @@ AIRLOCK = {
     "FAST_PATH": env_bool("AIRLOCK_FAST_PATH", True),
     "FAST_BATCH_SIZE": env_int("AIRLOCK_FAST_BATCH_SIZE", 20_000, minimum=1),
     "DIRECT_IMPORT": env_bool("AIRLOCK_DIRECT_IMPORT", True),
+    # Plain CSV lines of a direct import handed to Postgres's COPY parser in blocks (imports/reading/blocks.py).
+    "CSV_BLOCKS": env_bool("AIRLOCK_CSV_BLOCKS", True),
     # Reconciliation (imports/services/reconciliation.py): a close candidate is linked automatically from this score.
     "RECONCILE_AUTO_SCORE": env_float("AIRLOCK_RECONCILE_AUTO_SCORE", 0.92, minimum=0.5, maximum=1.0),
     # Database sessions one big file may use at once (chunks prepared in parallel, committed in order).

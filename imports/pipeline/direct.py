@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from audit.services import record
@@ -26,11 +29,15 @@ from imports.pipeline.migrate import (
 )
 from imports.pipeline.sessions import OrderedSessions, sessions_for
 from imports.pipeline.stage import no_rows_message, records_of
-from imports.reading import FileLayout, Record, Skipped
+from imports.reading import FileLayout, Record, Skipped, iter_records
+from imports.reading.blocks import Block, BlockRefused, block_reading, csv_blocks
+from imports.sheets.dispatch import sheet_limits
 from imports.targets import writer_for
 from imports.targets.base import TargetWriter
 from staging.models import StagedRow
 from staging.services import staged_rows_delete_for_file
+
+logger = logging.getLogger(__name__)
 
 # What import_direct answers when the format's mapping changed while the file was read: the caller starts the
 # file again (its chunks so far stay; the rows the fix re-opened are migrated with the new mapping).
@@ -64,8 +71,21 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
             file.save()
         through = 0
     watch = MappingWatch(fmt)
+    offset = done.get("offset") if through else None
+    blocks = True
     try:
-        if not _direct_read(file, fmt, layout, path, plan, compiled, through, watch.stop):
+        while True:
+            try:
+                read = _direct_read(file, fmt, layout, path, plan, compiled, through, offset, blocks, watch.stop)
+                break
+            except BlockRefused as refused:
+                # Postgres read a block of lines otherwise than the reader would: what committed stays, the rest
+                # of the file is read by the reader (imports/reading/blocks.py).
+                logger.info("file %s: block refused (%s); the rest is read line by line", file.pk, refused)
+                file.refresh_from_db()
+                done = (file.layout or {}).get("direct") or {}
+                through, offset, blocks = done.get("through_line", 0), done.get("offset"), False
+        if not read:
             if watch.changed:
                 watch.reopen(file.pk)
                 return RESTART  # the rest of the file with the corrected mapping
@@ -99,30 +119,64 @@ def _direct_read(
     plan: fastpath.FastPlan,
     compiled: CompiledFormat,
     through: int,
+    offset: int | None,
+    blocks: bool,
     stop: Callable[[], bool],
 ) -> bool:
     """Import the file after line `through` chunk by chunk; False when `stop` turned true between two.
 
     The chunks are prepared in up to AIRLOCK_FILE_SESSIONS database sessions and committed in file order
-    (imports/pipeline/sessions.py), so `through_line` always marks a committed prefix of the file."""
+    (imports/pipeline/sessions.py), so `through_line` always marks a committed prefix of the file.
+    `offset`: the byte offset after line `through` when a block ended there (the reading goes on from it);
+    `blocks`: whether lines may go to Postgres as blocks (False once one was refused)."""
     dedupe = resume_dedupe(file, compiled.writer) if file.dedupe else None
+    width = len(layout.columns)
+    header_name = layout.header[0] if layout.header else ""
 
     def prepare(chunk: _DirectChunk) -> fastpath.Declined:
+        if chunk.block is not None:
+            return fastpath.block_prepare(
+                chunk.block, plan=plan, width=width, delimiter=layout.delimiter, header_name=header_name
+            )
         return fastpath.chunk_prepare(chunk.rows, plan=plan)
 
     def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> BatchOutcome:
         outcome = BatchOutcome()
-        fastpath.chunk_finish(file, compiled, dedupe, chunk.rows, declined, format_id=fmt.pk, outcome=outcome)
+        cells_of = partial(fastpath.block_cells, width=width) if chunk.block is not None else chunk.cells_of
+        fastpath.chunk_finish(file, compiled, dedupe, cells_of, declined, format_id=fmt.pk, outcome=outcome)
         return outcome
 
     def settle(chunk: _DirectChunk, outcome: BatchOutcome) -> None:
         _direct_chunk_settle(file, fmt, chunk, outcome)
 
+    items = _direct_items(path, layout, through, offset, blocks)
     with OrderedSessions(sessions_for(), prepare, finish, settle=settle, stop=stop) as run:
-        for chunk in _direct_chunks(path, layout, through=through, file_size=file.size):
+        for chunk in _direct_chunks(items, layout, through=through, file_size=file.size):
             if not run.submit(chunk):
                 break
     return not run.stopped
+
+
+def _direct_items(path: Any, layout: FileLayout, through: int, offset: int | None, blocks: bool) -> Iterator[Any]:
+    """The file's records after line `through` (earlier ones may come too: the caller skips them), or blocks of
+    its plain lines where Postgres may parse them (imports/reading/blocks.py)."""
+    if not settings.AIRLOCK.get("CSV_BLOCKS", True) or not block_reading(layout) or (through and offset is None):
+        return records_of(path, layout)  # (an earlier run read up to `through` with the reader: go on with it)
+    limits = sheet_limits(settings.AIRLOCK)
+    start = (offset, through + 1) if through and offset is not None else None
+    if not blocks:
+        return iter_records(
+            path, layout, max_field_chars=limits.max_field_chars, max_columns=limits.max_columns, start=start
+        )
+    return csv_blocks(
+        path,
+        layout,
+        rows=fastpath.batch_size(),
+        max_bytes=_CHUNK_CHARS,
+        max_field_chars=limits.max_field_chars,
+        max_columns=limits.max_columns,
+        start=start,
+    )
 
 
 @dataclass
@@ -132,6 +186,15 @@ class _DirectChunk:
     through_line: int  # the last line this chunk covers
     progress: float
     final: bool
+    block: Block | None = None  # the chunk's lines as text, for Postgres to parse (then `rows` is empty)
+
+    @property
+    def count(self) -> int:
+        return self.block.rows if self.block is not None else len(self.rows)
+
+    def cells_of(self, lines: list[int]) -> dict[int, list[str]]:
+        wanted = set(lines)
+        return {line: cells for line, cells in self.rows if line in wanted}
 
 
 # A chunk ends at this many rows (AIRLOCK_FAST_BATCH_SIZE) or characters, whichever comes first, so that
@@ -139,8 +202,8 @@ class _DirectChunk:
 _CHUNK_CHARS = 16 * 2**20
 
 
-def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: int) -> Iterator[_DirectChunk]:
-    """The records after line `through`, in chunks."""
+def _direct_chunks(items: Iterator[Any], layout: FileLayout, *, through: int, file_size: int) -> Iterator[_DirectChunk]:
+    """The records (and blocks) after line `through`, in chunks."""
     size = fastpath.batch_size()
     chunk: list[tuple[int, list[str]]] = []
     skipped: Counter = Counter()
@@ -150,7 +213,18 @@ def _direct_chunks(path: Any, layout: FileLayout, *, through: int, file_size: in
     rows = getattr(layout, "rows", None)
     append = chunk.append
     # The loop runs once per row of every direct import: plain locals, one type test, no per-row call.
-    for item in records_of(path, layout):
+    for item in items:
+        if type(item) is Block:
+            # A block is a chunk of its own (its lines follow any records before it, which go first).
+            if chunk or skipped:
+                yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * read_chars / max(file_size, 1)), False)
+                chunk, skipped, chunk_chars = [], Counter(), 0
+                append = chunk.append
+            read_chars = item.end
+            last_line = item.last_line
+            progress = min(99.0, 100.0 * item.end / max(file_size, 1))
+            yield _DirectChunk(chunk, skipped, last_line, progress, False, block=item)
+            continue
         line = item.line
         if type(item) is Record:
             cells = item.cells
@@ -196,8 +270,10 @@ def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, 
     layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
     # `complete`: the whole file is read (an admin retry then resumes the migration, not the reading).
     layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line, "complete": chunk.final}
+    if chunk.block is not None:
+        layout["direct"]["offset"] = chunk.block.end  # where the next block starts, for a resumed run
     current.layout = layout
-    current.rows_total += len(chunk.rows)
+    current.rows_total += chunk.count
     current.rows_imported += outcome.imported
     current.rows_invalid += outcome.invalid
     current.rows_duplicate += outcome.duplicate

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from psycopg.errors import UniqueViolation
+from psycopg.errors import DataError, UniqueViolation
 
 from config.errors import ConversionError, MappingError
 from formats.converters import BUY_WORDS, CURRENCY_SYMBOLS, PLACEHOLDERS, SELL_WORDS
@@ -46,6 +46,7 @@ from formats.converters.words import side_builder
 from formats.targets import get_target
 from imports.models import ImportFile
 from imports.pipeline.convert import BatchOutcome, CompiledFormat, Mark
+from imports.reading.blocks import Block, BlockRefused
 from imports.services.reconciliation import INSTRUMENT_MAP_SQL
 from imports.targets.base import (
     MARKUP_CHARACTERS,
@@ -965,22 +966,83 @@ def chunk_prepare(records: list[tuple[int, list[str]]], *, plan: FastPlan) -> De
     return [(line, line, cells) for line, cells in records if line in declined]
 
 
+def block_copy(cursor: Any, block: Block, *, width: int, delimiter: str, header_name: str) -> None:
+    """A block of a CSV file's lines (imports/reading/blocks.py) parsed by Postgres into a fresh temp table
+    `airlock_incoming` (line, width, c0...), one row per line; raises BlockRefused (the caller's transaction must
+    then roll back) when that parse is not the reader's."""
+    names = ", ".join(f"c{i}" for i in range(width))
+    columns = ", ".join(f"c{i} text" for i in range(width))
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.airlock_incoming")
+    # `line` numbers the rows in the order COPY reads them: the block's lines, one row each (checked below).
+    cursor.execute(
+        "CREATE TEMP TABLE airlock_incoming (line int GENERATED ALWAYS AS IDENTITY "
+        f"(START WITH {int(block.first_line)} MINVALUE {int(block.first_line)}), width int DEFAULT {width}, "
+        f"c_none int DEFAULT 1, {columns}) ON COMMIT DROP"
+    )
+    try:
+        with cursor.cursor.copy(
+            f"COPY pg_temp.airlock_incoming ({names}) FROM STDIN "
+            f"(FORMAT csv, DELIMITER {_lit(delimiter)}, QUOTE '\"', FORCE_NOT_NULL ({names}), ENCODING 'UTF8')"
+        ) as copy:
+            copy.write(block.data)
+    except DataError as exc:  # a row of another width, an unclosed quote, bytes that are not UTF-8...
+        raise BlockRefused(f"lines {block.first_line}-{block.last_line}: {exc.diag.message_primary}") from exc
+    # What the bytes could not show: a quoted line break (two lines, one row), a row the reader would look at
+    # twice (second cell empty: blank, text line; first cell the header's first name: repeated header).
+    odd = "c1 = '' OR c0 = %s"
+    if block.spaced:  # (the reader trims such cells: "a, b" is 'b' to it, ' b' to COPY)
+        odd += "".join(f" OR left(c{i}, 1) = ' ' OR right(c{i}, 1) = ' '" for i in range(width))
+    cursor.execute(f"SELECT count(*), min(line) FILTER (WHERE {odd}) FROM pg_temp.airlock_incoming", [header_name])
+    rows, odd = cursor.fetchone()
+    if rows != block.rows or odd is not None:
+        raise BlockRefused(
+            f"lines {block.first_line}-{block.last_line}: {rows} rows for {block.rows} lines"
+            + (f", line {odd} is not a plain record" if odd is not None else "")
+        )
+
+
+def block_prepare(block: Block, *, plan: FastPlan, width: int, delimiter: str, header_name: str) -> Declined:
+    """A block of plain lines parsed by Postgres (block_copy) into the temp table `chunk_prepare` COPYs cells
+    into, then converted by the same SQL. Returns the rows SQL declined; raises BlockRefused (see block_copy).
+
+    Runs inside the caller's transaction, which `chunk_finish` then completes."""
+    assert connection.in_atomic_block, "import a block inside the caller's transaction"
+    names = ", ".join(f"c{i}" for i in range(width))
+    with connection.cursor() as cursor:
+        _fresh_temp_table(cursor)
+        block_copy(cursor, block, width=width, delimiter=delimiter, header_name=header_name)
+        cursor.execute(plan.incoming_sql()[1])
+        cursor.execute(
+            f"SELECT line, ARRAY[{names}] FROM pg_temp.airlock_incoming "
+            "WHERE line IN (SELECT line FROM pg_temp.airlock_fast WHERE NOT ok) ORDER BY line"
+        )
+        return [(line, line, cells) for line, cells in cursor.fetchall()]
+
+
+def block_cells(lines: list[int], *, width: int) -> dict[int, list[str]]:
+    """The cells of these lines of the block `block_prepare` parsed (in the same transaction)."""
+    names = ", ".join(f"c{i}" for i in range(width))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT line, ARRAY[{names}] FROM pg_temp.airlock_incoming WHERE line = ANY(%s)", [lines])
+        return dict(cursor.fetchall())
+
+
 def chunk_finish(
     file: ImportFile,
     compiled: CompiledFormat,
     dedupe: DedupeKeys | None,
-    records: list[tuple[int, list[str]]],
+    cells_of: Callable[[list[int]], dict[int, list[str]]],
     declined: Declined,
     *,
     format_id: int,
     outcome: BatchOutcome,
 ) -> None:
     """Write the orders of a prepared chunk; only the rows that do not become an order (invalid, skipped,
-    duplicate) are staged, with their errors, for the reports and re-runs."""
+    duplicate) are staged, with their errors, for the reports and re-runs. `cells_of`: the cells of lines."""
     with connection.cursor() as cursor:
         marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
     if marks:
-        by_line = dict(records)
+        by_line = cells_of([line for line, _, _ in marks])
         staged_rows_write_outcomes(
             file_id=file.pk,
             format_id=format_id,

@@ -167,12 +167,22 @@ def detect_layout(
 
 
 def iter_records(
-    path: str | os.PathLike, layout: FileLayout, *, max_field_chars: int = 100_000, max_columns: int = 500
+    path: str | os.PathLike,
+    layout: FileLayout,
+    *,
+    max_field_chars: int = 100_000,
+    max_columns: int = 500,
+    start: tuple[int, int] | None = None,
 ) -> Iterator[Record | Skipped]:
-    """Stream the records below the header (or of the selected section), skipping what is not data."""
+    """Stream the records below the header (or of the selected section), skipping what is not data.
+
+    `start` (a table's only): (byte offset, line number) of a line below the header to read from, every line
+    between the header and it having been a record (imports/reading/blocks.py hands over there)."""
     if layout.section:
+        if start is not None:
+            raise ValueError("a sectioned file is read from its start")
         return _iter_sections(path, layout, max_columns, max_field_chars)
-    return _iter_table(path, layout, max_columns, max_field_chars)
+    return _iter_table(path, layout, max_columns, max_field_chars, start)
 
 
 def sample_records(path: str | os.PathLike, layout: FileLayout, n: int = 20) -> list[Record]:
@@ -424,6 +434,15 @@ def _csv_reader(stream: Iterable[str], delimiter: str, quotechar: str) -> Any:
 def _open_text(path: str | os.PathLike, encoding: str) -> IO[str]:
     """The file as text; newline='' so csv sees embedded newlines and CR-only files split on CR."""
     return open(path, encoding=encoding, newline="", errors="strict")
+
+
+def _open_text_at(path: str | os.PathLike, encoding: str, offset: int) -> IO[str]:
+    """The file as text from a byte offset at a line boundary (a byte-order mark only ever opens the file)."""
+    raw = open(path, "rb")
+    raw.seek(offset)
+    if offset and codecs.lookup(encoding).name == "utf-8-sig":
+        encoding = "utf-8"
+    return io.TextIOWrapper(raw, encoding=encoding, newline="", errors="strict")
 
 
 def _set_field_limit(max_field_chars: int) -> None:
@@ -836,22 +855,29 @@ def _fit(cells: list[str], ncols: int) -> list[str]:
 
 
 def _iter_table(
-    path: str | os.PathLike, layout: FileLayout, max_columns: int, max_field_chars: int
+    path: str | os.PathLike,
+    layout: FileLayout,
+    max_columns: int,
+    max_field_chars: int,
+    start: tuple[int, int] | None = None,
 ) -> Iterator[Record | Skipped]:
-    """Records of an ordinary table (one header row)."""
+    """Records of an ordinary table (one header row); from `start` (byte offset, its line number), a line
+    boundary below the header after which every line so far was a record, when given."""
     ncols = len(layout.columns)
     hname = layout.header[0] if layout.header else ""
     state = _TableState(ncols, layout.header)
     clean = True  # no blank or text line since the last record (see _TableState.breaks)
     _set_field_limit(max_field_chars)
-    with _open_text(path, layout.encoding) as stream:
+    opened = _open_text(path, layout.encoding) if start is None else _open_text_at(path, layout.encoding, start[0])
+    with opened as stream:
         reader = _csv_reader(stream, layout.delimiter, layout.quotechar)
-        prev = 0
+        prev = base = 0 if start is None else start[1] - 1  # physical lines before the reader's first one
         try:
-            prev = _skip_to_header(reader, layout)
+            if start is None:
+                prev = _skip_to_header(reader, layout)
             for row in reader:
                 line = prev + 1
-                prev = reader.line_num
+                prev = base + reader.line_num
                 cells = text_cells(row)
                 # Fast path (nearly every row of a big file): full width, second cell filled (so neither
                 # blank nor a one-cell text line), no break before it, first cell neither the header's
@@ -880,10 +906,10 @@ def _iter_table(
                 else:
                     yield Skipped(line, reason)
         except csv.Error as exc:
-            raise _csv_problem(prev + 1 if prev else reader.line_num, exc, max_field_chars) from exc
+            raise _csv_problem(prev + 1 if prev else base + reader.line_num, exc, max_field_chars) from exc
         except UnicodeDecodeError as exc:
             raise UnreadableFile(
-                f"Line {reader.line_num + 1} cannot be read as {layout.encoding}: {exc.reason}."
+                f"Line {base + reader.line_num + 1} cannot be read as {layout.encoding}: {exc.reason}."
             ) from exc
 
 

@@ -48,7 +48,8 @@ def test_a_batch_whose_only_file_failed_in_its_job_shows_failed(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("imports.pipeline.fastpath.chunk_prepare", boom)
+    for prepare in ("chunk_prepare", "block_prepare"):  # the rows' cells from Python, or the lines for Postgres
+        monkeypatch.setattr(f"imports.pipeline.fastpath.{prepare}", boom)
     worker_burst()
     assert ImportFile.objects.get(pk=files[0].pk).status == FileStatus.FAILED
     shown = summary(batch.pk)

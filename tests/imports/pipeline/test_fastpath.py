@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -420,18 +421,25 @@ def fail_the_job_at_chunk(file_id: int, chunk: int, monkeypatch: Any) -> None:
     from imports.jobs import enqueue, failures
     from imports.pipeline.process import file_process
 
-    real_prepare, calls = fastpath.chunk_prepare, {"n": 0}
+    calls = {"n": 0}
+    # A chunk is prepared from its rows' cells (chunk_prepare) or, plain lines, by Postgres (block_prepare).
+    reals = {name: getattr(fastpath, name) for name in ("chunk_prepare", "block_prepare")}
 
-    def failing_prepare(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == chunk:
-            raise RuntimeError("disk on fire")
-        return real_prepare(*args, **kwargs)
+    def failing(name: str) -> Callable[..., Any]:
+        def prepare(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == chunk:
+                raise RuntimeError("disk on fire")
+            return reals[name](*args, **kwargs)
 
-    monkeypatch.setattr("imports.pipeline.fastpath.chunk_prepare", failing_prepare)
+        return prepare
+
+    for name in reals:
+        monkeypatch.setattr(f"imports.pipeline.fastpath.{name}", failing(name))
     with pytest.raises(RuntimeError):
         file_process(file_id=file_id)
-    monkeypatch.setattr("imports.pipeline.fastpath.chunk_prepare", real_prepare)
+    for name, real in reals.items():
+        monkeypatch.setattr(f"imports.pipeline.fastpath.{name}", real)
     assert failures.files_fail_for_job(job_id=enqueue.file_job_id(file_id), reason="disk on fire") == [file_id]
 
 

@@ -203,17 +203,21 @@ def test_inside_an_outer_transaction_a_file_uses_one_session(settings: Any) -> N
 
 
 def sessions_used(monkeypatch: Any, name: str) -> set[int]:
-    """Record the database sessions that run fastpath.`name` (the prepare half of a chunk or batch)."""
+    """Record the database sessions that run fastpath.`name` (the prepare half of a chunk or batch; a chunk's
+    is `chunk_prepare` from its rows' cells or `block_prepare` from plain lines: both are watched)."""
     from imports.pipeline import fastpath
 
     pids: set[int] = set()
-    real = getattr(fastpath, name)
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        pids.add(backend_pid())
-        return real(*args, **kwargs)
+    def spy(real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            pids.add(backend_pid())
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(fastpath, name, spy)
+        return run
+
+    for spied in ("chunk_prepare", "block_prepare") if name == "chunk_prepare" else (name,):
+        monkeypatch.setattr(fastpath, spied, spy(getattr(fastpath, spied)))
     return pids
 
 
@@ -239,7 +243,9 @@ def test_a_direct_import_in_two_sessions_writes_what_one_session_writes(
         lambda: import_file_with(django_user_model, direct=True, settings=settings, dedupe=dedupe),
     )
 
-    assert len(pids) == 2  # the chunks (of 7 rows) really were spread over two sessions
+    # The chunks (of 7 rows) really were spread over two sessions (two more after Postgres refused a block of the
+    # tricky lines and the rest was read by the reader).
+    assert len(pids) in (2, 4)
 
     assert two["counters"] == one["counters"] and two["counters"]["status"] == FileStatus.PARTIAL
     assert two["orders"] == one["orders"] and len(two["orders"]) >= 20
@@ -288,7 +294,9 @@ def test_a_broken_line_further_down_removes_the_chunks_other_sessions_committed(
     pids = sessions_used(monkeypatch, "chunk_prepare")
     file = import_a_file_broken_at_line_402(user, settings)
 
-    assert len(pids) == 2
+    # Two sessions prepared the chunks before it (more when Postgres refused the block holding line 402 and the
+    # rest was read again by the reader, in new sessions).
+    assert len(pids) >= 2
     assert "Line 402 has 25 fields" in file.error and "the 400 rows read before that line were removed" in file.error
     assert not Order.objects.filter(source_file=file).exists()
     assert not StagedRow.objects.filter(file=file).exists()

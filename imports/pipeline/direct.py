@@ -223,7 +223,7 @@ def _direct_chunks(items: Iterator[Any], layout: FileLayout, *, through: int, fi
             read_chars = item.end
             last_line = item.last_line
             progress = min(99.0, 100.0 * item.end / max(file_size, 1))
-            yield _DirectChunk(chunk, skipped, last_line, progress, False, block=item)
+            yield _DirectChunk([], Counter(), last_line, progress, False, block=item)
             continue
         line = item.line
         if type(item) is Record:

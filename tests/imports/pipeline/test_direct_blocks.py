@@ -134,3 +134,28 @@ def test_a_job_stopped_between_blocks_resumes_where_the_last_block_ended(
     # Every line went to Postgres exactly once: each run went on from the byte after the last committed block.
     assert resumed["prepared"] == {"block_prepare": 6, "block_lines": 40, "chunk_prepare": 0, "reader_rows": 0}
     assert_same(resumed, whole)
+
+
+def test_lines_the_reader_skips_after_blocks_count_once_in_the_chunk_that_reads_them() -> None:
+    from collections import Counter
+
+    from imports.pipeline.direct import _direct_chunks
+    from imports.reading import FileLayout, Record, Skipped
+    from imports.reading.blocks import Block
+
+    layout = FileLayout("utf-8", ",", '"', "LF", 1, HEADER, HEADER)
+    items = [
+        Block(2, 3, b"x\ny\n", 10),
+        Block(4, 5, b"x\ny\n", 14),
+        Record(6, ["a"] * len(HEADER)),
+        Skipped(7, 'summary row "Transactions Total"'),
+    ]
+    chunks = list(_direct_chunks(iter(items), layout, through=0, file_size=20))
+
+    # Each chunk keeps what it read: the blocks no skipped line, the reader's last chunk the total.
+    assert [(c.count, c.through_line, dict(c.skipped), c.final) for c in chunks] == [
+        (2, 3, {}, False),
+        (2, 5, {}, False),
+        (1, 7, {'summary row "Transactions Total"': 1}, True),
+    ]
+    assert sum((c.skipped for c in chunks), Counter()) == Counter({'summary row "Transactions Total"': 1})

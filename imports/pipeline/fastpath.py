@@ -991,7 +991,7 @@ def block_copy(cursor: Any, block: Block, *, width: int, delimiter: str, header_
     # twice (second cell empty: blank, text line; first cell the header's first name: repeated header).
     odd = "c1 = '' OR c0 = %s"
     if block.spaced:  # (the reader trims such cells: "a, b" is 'b' to it, ' b' to COPY)
-        odd += "".join(f" OR left(c{i}, 1) = ' ' OR right(c{i}, 1) = ' '" for i in range(width))
+        odd += "".join(f" OR c{i} LIKE ' %%' OR c{i} LIKE '%% '" for i in range(width))
     cursor.execute(f"SELECT count(*), min(line) FILTER (WHERE {odd}) FROM pg_temp.airlock_incoming", [header_name])
     rows, odd = cursor.fetchone()
     if rows != block.rows or odd is not None:

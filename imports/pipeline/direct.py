@@ -212,19 +212,26 @@ def _direct_chunks(items: Iterator[Any], layout: FileLayout, *, through: int, fi
     # by the characters read against the file's size (CSV text).
     rows = getattr(layout, "rows", None)
     append = chunk.append
+    # A block is a chunk of its own, held until the next item shows whether it is the file's last chunk (a small
+    # file is then one chunk: run inline, no second session).
+    held: _DirectChunk | None = None
     # The loop runs once per row of every direct import: plain locals, one type test, no per-row call.
     for item in items:
         if type(item) is Block:
-            # A block is a chunk of its own (its lines follow any records before it, which go first).
-            if chunk or skipped:
+            if held is not None:
+                yield held
+            if chunk or skipped:  # (records before a block go first)
                 yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * read_chars / max(file_size, 1)), False)
                 chunk, skipped, chunk_chars = [], Counter(), 0
                 append = chunk.append
             read_chars = item.end
             last_line = item.last_line
             progress = min(99.0, 100.0 * item.end / max(file_size, 1))
-            yield _DirectChunk([], Counter(), last_line, progress, False, block=item)
+            held = _DirectChunk([], Counter(), last_line, progress, False, block=item)
             continue
+        if held is not None:
+            yield held
+            held = None
         line = item.line
         if type(item) is Record:
             cells = item.cells
@@ -245,6 +252,12 @@ def _direct_chunks(items: Iterator[Any], layout: FileLayout, *, through: int, fi
         yield _DirectChunk(chunk, skipped, last_line, min(99.0, 100.0 * done), False)
         chunk, skipped, chunk_chars = [], Counter(), 0
         append = chunk.append
+    if held is not None and not chunk and not skipped:
+        held.progress, held.final = 99.0, True
+        yield held
+        return
+    if held is not None:
+        yield held
     yield _DirectChunk(chunk, skipped, max(last_line, through), 99.0, True)
 
 

@@ -162,3 +162,19 @@ def test_lines_the_reader_skips_after_blocks_count_once_in_the_chunk_that_reads_
         (1, 7, {'summary row "Transactions Total"': 1}, True),
     ]
     assert sum((c.skipped for c in chunks), Counter()) == Counter({'summary row "Transactions Total"': 1})
+
+
+def test_the_last_block_of_a_file_is_its_final_chunk() -> None:
+    """So a small file is one chunk, run in the job's own session (no second session is opened for it)."""
+    from imports.pipeline.direct import _direct_chunks
+    from imports.reading import FileLayout
+    from imports.reading.blocks import Block
+
+    layout = FileLayout("utf-8", ",", '"', "LF", 1, HEADER, HEADER)
+    one = list(_direct_chunks(iter([Block(2, 1001, b"x\n" * 1000, 2000)]), layout, through=0, file_size=2000))
+    two = list(
+        _direct_chunks(iter([Block(2, 3, b"x\ny\n", 10), Block(4, 5, b"x\ny\n", 14)]), layout, through=0, file_size=14)
+    )
+
+    assert [(c.count, c.through_line, c.final, c.block is not None) for c in one] == [(1000, 1001, True, True)]
+    assert [(c.count, c.through_line, c.final) for c in two] == [(2, 3, False), (2, 5, True)]

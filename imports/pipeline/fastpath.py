@@ -966,11 +966,16 @@ def chunk_prepare(records: list[tuple[int, list[str]]], *, plan: FastPlan) -> De
     return [(line, line, cells) for line, cells in records if line in declined]
 
 
+def _cell_names(width: int) -> str:
+    """The columns a block's cells are COPYed into: c0, c1... (one per column of the file)."""
+    return ", ".join(f"c{i}" for i in range(width))
+
+
 def block_copy(cursor: Any, block: Block, *, width: int, delimiter: str, header_name: str) -> None:
     """A block of a CSV file's lines (imports/reading/blocks.py) parsed by Postgres into a fresh temp table
     `airlock_incoming` (line, width, c0...), one row per line; raises BlockRefused (the caller's transaction must
     then roll back) when that parse is not the reader's."""
-    names = ", ".join(f"c{i}" for i in range(width))
+    names = _cell_names(width)
     columns = ", ".join(f"c{i} text" for i in range(width))
     cursor.execute("DROP TABLE IF EXISTS pg_temp.airlock_incoming")
     # `line` numbers the rows in the order COPY reads them: the block's lines, one row each (checked below).
@@ -1007,7 +1012,7 @@ def block_prepare(block: Block, *, plan: FastPlan, width: int, delimiter: str, h
 
     Runs inside the caller's transaction, which `chunk_finish` then completes."""
     assert connection.in_atomic_block, "import a block inside the caller's transaction"
-    names = ", ".join(f"c{i}" for i in range(width))
+    names = _cell_names(width)
     with connection.cursor() as cursor:
         _fresh_temp_table(cursor)
         block_copy(cursor, block, width=width, delimiter=delimiter, header_name=header_name)
@@ -1021,7 +1026,7 @@ def block_prepare(block: Block, *, plan: FastPlan, width: int, delimiter: str, h
 
 def block_cells(lines: list[int], *, width: int) -> dict[int, list[str]]:
     """The cells of these lines of the block `block_prepare` parsed (in the same transaction)."""
-    names = ", ".join(f"c{i}" for i in range(width))
+    names = _cell_names(width)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT line, ARRAY[{names}] FROM pg_temp.airlock_incoming WHERE line = ANY(%s)", [lines])
         return dict(cursor.fetchall())

@@ -86,14 +86,17 @@ def layout_for(delimiter: str, width: int, newline: str) -> FileLayout:
     )
 
 
+def as_seen(item: Any) -> tuple[Any, ...]:
+    """A reader's item as (kind, line, cells or reason)."""
+    return ("record", item.line, item.cells) if isinstance(item, Record) else ("skip", item.line, item.reason)
+
+
 def outcome(items: Any) -> tuple[list[tuple[Any, ...]], str | None]:
     """The reader's items as (kind, line, cells or reason), and the error it ended with."""
     seen: list[tuple[Any, ...]] = []
     try:
         for item in items:
-            seen.append(
-                ("record", item.line, item.cells) if isinstance(item, Record) else ("skip", item.line, item.reason)
-            )
+            seen.append(as_seen(item))
     except UnreadableFile as exc:
         return seen, exc.message
     return seen, None
@@ -109,9 +112,7 @@ def through_blocks(path: Path, layout: FileLayout, rows: int) -> tuple[list[tupl
     try:
         for item in items:
             if not isinstance(item, Block):
-                seen.append(
-                    ("record", item.line, item.cells) if isinstance(item, Record) else ("skip", item.line, item.reason)
-                )
+                seen.append(as_seen(item))
                 continue
             try:
                 with transaction.atomic(), connection.cursor() as cursor:

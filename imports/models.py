@@ -111,6 +111,8 @@ class ImportFile(models.Model):
                 condition=~models.Q(status__in=["ROLLED_BACK", "PURGED"]),
                 name="importfile_unique_owner_sha256",
             ),
+            # What an order's foreign key to its file refers to (migration 0017): its owner is the file's owner.
+            models.UniqueConstraint(fields=["id", "owner"], name="importfile_id_owner"),
         ]
         indexes = [models.Index(fields=["status"], name="importfile_status")]
         permissions = [("rollback_importfile", "Can roll back an imported file")]
@@ -163,8 +165,13 @@ class Order(models.Model):
     """The first target: a broker trade (one fill)."""
 
     # No single-column indexes on the two foreign keys: the composite indexes below start with them, and
-    # every extra index is written for each imported row.
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders", db_index=False)
+    # every extra index is written for each imported row. In Postgres the two are one foreign key,
+    # (source_file_id, owner_id) -> the file's (id, owner_id) (migration 0017): an order belongs to its file's
+    # owner, and each imported row is checked once at commit instead of twice (the owner is the file's, whose
+    # own foreign key holds it). Django still knows both as foreign keys (joins, on_delete).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders", db_index=False, db_constraint=False
+    )
     account = models.CharField(max_length=64, blank=True)
     symbol = models.CharField(max_length=64)
     side = models.CharField(max_length=4, choices=Side.choices)
@@ -174,7 +181,9 @@ class Order(models.Model):
     currency = models.CharField(max_length=10)  # ISO 4217, or a crypto asset code (USDT)
     executed_at = models.DateTimeField()
     broker_trade_id = models.CharField(max_length=128, blank=True)
-    source_file = models.ForeignKey(ImportFile, on_delete=models.PROTECT, related_name="orders", db_index=False)
+    source_file = models.ForeignKey(
+        ImportFile, on_delete=models.PROTECT, related_name="orders", db_index=False, db_constraint=False
+    )
     source_line = models.PositiveIntegerField()
     dedupe_key = models.CharField(max_length=80, blank=True, help_text="Identity of the trade for its owner.")
     # The instrument the symbol was reconciled to (imports/services/reconciliation.py); empty while it waits.

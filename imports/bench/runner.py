@@ -240,10 +240,9 @@ def baseline_copy(opts: Options, owner_id: int, file_id: int) -> tuple[Result, R
     baseline), and, for reference, into the issue's kind of table (primary key, unique trade id, checks)."""
     path = opts.workdir / "clean.csv"
     data.write_clean(path, opts.rows, seed=opts.seed, owner_id=owner_id, file_id=file_id)
-    # imports_order's foreign keys, which LIKE does not copy.
+    # imports_order's foreign keys, which LIKE does not copy: as the catalog defines them (deferred, composite).
     same = ["CREATE TABLE bench_baseline (LIKE imports_order INCLUDING ALL)"] + [
-        f"ALTER TABLE bench_baseline ADD FOREIGN KEY ({fk}) REFERENCES {target}(id)"
-        for fk, target in (("owner_id", "auth_user"), ("source_file_id", "imports_importfile"))
+        f"ALTER TABLE bench_baseline ADD {definition}" for definition in _foreign_keys("imports_order")
     ]
     lean = [
         "CREATE TABLE bench_baseline (LIKE imports_order INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS)",
@@ -261,6 +260,17 @@ def baseline_copy(opts: Options, owner_id: int, file_id: int) -> tuple[Result, R
     finally:
         path.unlink()
     return base, reference
+
+
+def _foreign_keys(table: str) -> list[str]:
+    """The definitions of a table's foreign keys ('FOREIGN KEY (...) REFERENCES ...'), from the catalog."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
+            "ORDER BY conname",
+            [table],
+        )
+        return [definition for (definition,) in cursor.fetchall()]
 
 
 def _copy_clean(path: Path, rows: int, create: list[str]) -> float:

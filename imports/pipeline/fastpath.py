@@ -27,6 +27,7 @@ next batch in a second session while this one finishes.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -119,9 +120,9 @@ class _Field:
     fraction: bool = False  # a datetime field whose values may carry microseconds
 
 
-@dataclass
+@dataclass(frozen=True)
 class FastPlan:
-    """The SQL conversion of one mapping against one file's columns."""
+    """The SQL conversion of one mapping against one file's columns (shared: plan_for caches it)."""
 
     fields: dict[str, _Field]
     width: int
@@ -153,9 +154,16 @@ class FastPlan:
             f"SELECT id, line, jsonb_array_length(raw) AS width, raw, {cells} FROM claimed"
         )
 
+    @functools.cached_property
+    def _incoming(self) -> tuple[str, str]:
+        return self._incoming_sql()
+
     def incoming_sql(self) -> tuple[str, str]:
         """For rows read straight from the file: the temp table their cells are COPYed into, and the
-        INSERT that converts them (`id` is the line: there is no staged row)."""
+        INSERT that converts them (`id` is the line: there is no staged row). Built once per plan."""
+        return self._incoming
+
+    def _incoming_sql(self) -> tuple[str, str]:
         columns = ", ".join(f"c{i} text" for i in self.cells) or "c_none int DEFAULT 1"
         names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
         create = f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP"
@@ -268,9 +276,25 @@ class FastPlan:
 
 
 def plan_for(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> FastPlan | None:
-    """The SQL plan for this mapping, or None when any part of it is outside the exact subset."""
+    """The SQL plan for this mapping, or None when any part of it is outside the exact subset.
+
+    Compiled once per mapping, columns and de-duplication in a process (its SQL text too): a worker importing
+    many small files of one format builds it once, not per file (1.4 ms of a 1,000-row file)."""
     if not settings.AIRLOCK.get("FAST_PATH", True):
         return None
+    try:
+        key = orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # (not JSON: not a stored mapping; compiled each time)
+        return _plan(mapping, list(columns), dedupe=dedupe)
+    return _plan_cached(key, tuple(columns), dedupe)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_cached(mapping: bytes, columns: tuple[str, ...], dedupe: bool) -> FastPlan | None:
+    return _plan(orjson.loads(mapping), list(columns), dedupe=dedupe)
+
+
+def _plan(mapping: dict[str, Any], columns: list[str], *, dedupe: bool) -> FastPlan | None:
     positions = {column: index for index, column in enumerate(columns)}
     keep: list[str] = []
     kept_cells: set[int] = set()

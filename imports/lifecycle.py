@@ -84,7 +84,8 @@ def files_start_migrating(files: QuerySet[ImportFile], **fields: Any) -> int:
 def file_settle(*, file_id: int) -> str:
     """Set a file's final status from what Postgres says about its rows."""
     with transaction.atomic():
-        file = ImportFile.objects.select_for_update().get(pk=file_id)
+        # (its format read along: the histograms below want its approval time; only the file's row is locked)
+        file = ImportFile.objects.select_for_update(of=("self",)).select_related("format").get(pk=file_id)
         open_rows = StagedRow.objects.filter(file_id=file_id, status__in=OPEN_STATUSES).exists()
         if open_rows or file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
             return file.status

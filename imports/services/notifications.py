@@ -64,11 +64,13 @@ def _deliver(*, user: Any, subject: str, body: str, obj: Any) -> bool:
 
 def file_outcome_send(*, file_id: int) -> bool:
     """Email the uploader how a finished file ended (imported, partly imported, failed, rejected)."""
-    file = ImportFile.objects.select_related("owner").filter(pk=file_id).first()
+    file = ImportFile.objects.select_related("owner", "batch").filter(pk=file_id).first()
     if file is None or file.status not in FINISHED:
         return False
-    if ImportFile.objects.filter(batch_id=file.batch_id).count() > 1:
-        return False  # one of several files: the upload's summary tells it (batch_summary_send)
+    # One of several files: the upload's summary tells it (batch_summary_send). An upload's files are counted
+    # when it is made (file_count) and never deleted one by one, so only an upload counted as one is counted again.
+    if file.batch.file_count > 1 or ImportFile.objects.filter(batch_id=file.batch_id).count() > 1:
+        return False
     outcome = FINISHED[FileStatus(file.status)]
     lines = [
         f"Your file '{file.original_name}' {outcome}.",

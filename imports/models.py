@@ -113,6 +113,8 @@ class ImportFile(models.Model):
             ),
             # What an order's foreign key to its file refers to (migration 0017): its owner is the file's owner.
             models.UniqueConstraint(fields=["id", "owner"], name="importfile_id_owner"),
+            # And what a staged row's does (staging migration 0002): it is staged for its file's format.
+            models.UniqueConstraint(fields=["id", "format"], name="importfile_id_format"),
         ]
         indexes = [models.Index(fields=["status"], name="importfile_status")]
         permissions = [("rollback_importfile", "Can roll back an imported file")]

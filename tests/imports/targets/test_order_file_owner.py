@@ -1,5 +1,6 @@
 """An order's file and owner are one foreign key in Postgres (migration 0017): (source_file_id, owner_id) refers to
-the file's (id, owner_id), checked at commit like the two keys it replaced."""
+the file's (id, owner_id), checked at commit like the two keys it replaced; a staged row's file and format likewise
+(staging migration 0002)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from imports.models import FileStatus, ImportBatch, ImportFile, Order
+from staging.models import StagedRow
+from tests.imports.pipeline.test_fastpath import approved_bench_format
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +97,43 @@ def test_the_old_keys_are_gone_and_the_new_one_is_validated() -> None:
     # Besides it, only the instrument's key: none on owner_id or source_file_id alone.
     assert [d for _, d in keys.values() if "(owner_id)" in d or "(source_file_id)" in d] == []
     assert len(keys) == 2
+
+
+# A staged row's file and format are one foreign key too (staging migration 0002): (file_id, format_id) refers to
+# the file's (id, format_id).
+
+
+def a_staged_row(file_id: int, format_id: int, line: int = 2) -> None:
+    with transaction.atomic():
+        StagedRow.objects.create(file_id=file_id, format_id=format_id, line=line, raw=["a", "b"])
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def test_a_row_is_staged_for_its_files_format_and_no_other(user: Any) -> None:
+    fmt, other = (approved_bench_format(name) for name in ("staged-key-a", "staged-key-b"))
+    file = a_file(user)
+    ImportFile.objects.filter(pk=file.pk).update(format=fmt)
+    a_staged_row(file.pk, fmt.pk)
+    with pytest.raises(IntegrityError, match="staged_file_format_fk"):
+        a_staged_row(file.pk, other.pk, line=3)
+    with pytest.raises(IntegrityError, match="staged_file_format_fk"), transaction.atomic():
+        ImportFile.objects.filter(pk=file.pk).update(format=other)  # (its staged rows would stay with the first)
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    assert list(StagedRow.objects.filter(file=file).values_list("format_id", flat=True)) == [fmt.pk]
+
+
+def test_the_staged_rows_keep_one_key_and_no_single_column_index() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'staging_stagedrow'::regclass AND contype = 'f'"
+        )
+        keys = [definition for (definition,) in cursor.fetchall()]
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'staging_stagedrow'")
+        indexes = [definition.split(" USING btree ")[1] for (definition,) in cursor.fetchall()]
+    assert keys == [
+        "FOREIGN KEY (file_id, format_id) REFERENCES imports_importfile(id, format_id) DEFERRABLE INITIALLY DEFERRED"
+    ]
+    assert sorted(indexes) == ["(file_id, line)", "(file_id, status, line)", "(format_id, status)", "(id)"]

@@ -154,16 +154,13 @@ class FastPlan:
             f"SELECT id, line, jsonb_array_length(raw) AS width, raw, {cells} FROM claimed"
         )
 
-    @functools.cached_property
-    def _incoming(self) -> tuple[str, str]:
-        return self._incoming_sql()
-
     def incoming_sql(self) -> tuple[str, str]:
         """For rows read straight from the file: the temp table their cells are COPYed into, and the
         INSERT that converts them (`id` is the line: there is no staged row). Built once per plan."""
         return self._incoming
 
-    def _incoming_sql(self) -> tuple[str, str]:
+    @functools.cached_property
+    def _incoming(self) -> tuple[str, str]:
         columns = ", ".join(f"c{i} text" for i in self.cells) or "c_none int DEFAULT 1"
         names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
         create = f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP"

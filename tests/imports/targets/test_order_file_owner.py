@@ -4,6 +4,8 @@ the file's (id, owner_id), checked at commit like the two keys it replaced; a st
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,15 +28,22 @@ def a_file(owner: Any, name: str = "a.csv") -> ImportFile:
     )  # fmt: skip
 
 
-def an_order(owner: Any, file_id: int, line: int = 2) -> None:
-    """Write an order and check the deferred keys at once (the test's transaction never commits)."""
+@contextmanager
+def checked_as_at_commit() -> Iterator[None]:
+    """A savepoint whose deferred foreign keys are checked at its end, as a commit checks them (the test's own
+    transaction never commits)."""
     with transaction.atomic():
+        yield
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def an_order(owner: Any, file_id: int, line: int = 2) -> None:
+    with checked_as_at_commit():
         Order.objects.create(
             owner=owner, source_file_id=file_id, source_line=line, symbol="AAPL", side="BUY", quantity=Decimal(1),
             price=Decimal(1), currency="USD", executed_at=datetime(2024, 1, 2, tzinfo=UTC),
         )  # fmt: skip
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def test_an_order_of_its_files_owner_is_written(user: Any) -> None:
@@ -60,25 +69,20 @@ def test_an_order_of_a_file_that_is_not_there_is_refused(user: Any) -> None:
 def test_a_file_with_orders_cannot_change_owner_or_be_deleted_under_them(user: Any, other_user: Any) -> None:
     file = a_file(user)
     an_order(user, file.pk)
-    with pytest.raises(IntegrityError, match="order_file_owner_fk"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="order_file_owner_fk"), checked_as_at_commit():
         ImportFile.objects.filter(pk=file.pk).update(owner=other_user)
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    with pytest.raises(IntegrityError, match="order_file_owner_fk"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="order_file_owner_fk"), checked_as_at_commit():
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM imports_importfile WHERE id = %s", [file.pk])
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     assert ImportFile.objects.get(pk=file.pk).owner_id == user.pk
 
 
 def test_deleting_a_user_deletes_their_files_orders_as_before(user: Any) -> None:
     file = a_file(user)
     an_order(user, file.pk)
-    with transaction.atomic():
+    with checked_as_at_commit():
         Order.objects.filter(owner=user).delete()  # (PROTECT: the orders go first, as a rollback does)
         user.delete()
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     assert not ImportFile.objects.filter(pk=file.pk).exists() and not Order.objects.exists()
 
 
@@ -104,10 +108,8 @@ def test_the_old_keys_are_gone_and_the_new_one_is_validated() -> None:
 
 
 def a_staged_row(file_id: int, format_id: int, line: int = 2) -> None:
-    with transaction.atomic():
+    with checked_as_at_commit():
         StagedRow.objects.create(file_id=file_id, format_id=format_id, line=line, raw=["a", "b"])
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def test_a_row_is_staged_for_its_files_format_and_no_other(user: Any) -> None:
@@ -117,10 +119,8 @@ def test_a_row_is_staged_for_its_files_format_and_no_other(user: Any) -> None:
     a_staged_row(file.pk, fmt.pk)
     with pytest.raises(IntegrityError, match="staged_file_format_fk"):
         a_staged_row(file.pk, other.pk, line=3)
-    with pytest.raises(IntegrityError, match="staged_file_format_fk"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="staged_file_format_fk"), checked_as_at_commit():
         ImportFile.objects.filter(pk=file.pk).update(format=other)  # (its staged rows would stay with the first)
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     assert list(StagedRow.objects.filter(file=file).values_list("format_id", flat=True)) == [fmt.pk]
 
 

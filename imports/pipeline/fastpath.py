@@ -86,6 +86,8 @@ _DATE_DIRECTIVES = {
     "%M": ("mi", "[0-9]{1,2}"),
     "%S": ("s", "[0-9]{1,2}"),
 }
+# A directive's digits in the format's zero-padded shape (_shaped): '2024-03-05', not '2024-3-5'.
+_DIRECTIVE_DIGITS = {"%Y": 4}
 # Zones whose clocks have never changed at midnight since 1970, so a date's midnight exists exactly once
 # in them (Python's zoneinfo and Postgres then agree on it).
 _MIDNIGHT_ZONES = frozenset(
@@ -547,6 +549,7 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     if first == "iso":
         return _iso_date(name, cell) if zone == "UTC" else None
     pattern, names, separators = [], [], set()
+    shape: list[str] | None = []  # the zero-padded shape ('____-__-__'), None with a month's name or AM/PM
     months: list[str] = []  # the month's names, for %b ('Jan') and %B ('January')
     previous_was_directive = False
     for token in re.split(r"(%.)", first):
@@ -558,6 +561,7 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
                 months = _MONTH_WORDS[token]
             names.append(part)
             pattern.append({"hi": "[0-9]{1,2}", "p": "(am|pm)", "m": "(" + "|".join(months) + ")"}[part])
+            shape = None
             previous_was_directive = True
         elif token.startswith("%"):
             if token not in _DATE_DIRECTIVES or _DATE_DIRECTIVES[token][0] in names or previous_was_directive:
@@ -565,12 +569,16 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
             part, regex = _DATE_DIRECTIVES[token]
             names.append(part)
             pattern.append(regex)
+            if shape is not None:
+                shape.append("_" * _DIRECTIVE_DIGITS.get(token, 2))
             previous_was_directive = True
         elif token:
             if not re.fullmatch(r"[ /:.T,-]+", token):
                 return None
             # The Python fast parser reads a space in the format as \s+; ASCII spaces are the safe subset.
             pattern.append("".join(" +" if ch == " " else "\\" + ch if ch in "." else ch for ch in token))
+            if shape is not None:
+                shape.append(token)
             separators.update(token)
             previous_was_directive = False
     if not ({"y", "m", "d"} <= set(names) or {"yy", "m", "d"} <= set(names)):
@@ -589,7 +597,14 @@ def _datetime(name: str, cell: str, options: dict[str, Any]) -> _Field | None:
     # format's order: splitting on the separators is several times cheaper than regexp_match's groups.
     parts = f"array_remove(string_to_array({_spaced(cell, separators)}, ' '), '')"
     matches = "~*" if insensitive else "~"
-    pre = ((match, f"CASE WHEN {cell} {matches} {_lit('^' + ''.join(pattern) + '$')} THEN {parts} END"),)
+    general = f"WHEN {cell} {matches} {_lit('^' + ''.join(pattern) + '$')} THEN {parts}"
+    if shape is not None:
+        # The zero-padded shape (nearly every cell of a real export) first, by its cheaper test; it is a
+        # subset of the pattern, split the same way, so the numbers are the same either way.
+        zero_padded = "".join(shape)
+        fast = parts if re.search(r"[^_]{2}", zero_padded) else f"string_to_array({_spaced(cell, separators)}, ' ')"
+        general = f"WHEN {_shaped(cell, [zero_padded])} THEN {fast} {general}"
+    pre = ((match, f"CASE {general} END"),)
     post = []
     for i, n in enumerate(names):
         if n == "m" and months:
@@ -626,6 +641,47 @@ def _month_number(part: str, months: list[str]) -> str:
 # dates._parse_iso) or not at all (the mapping's UTC). Other offsets, 7+ digits, week dates, '2024-1-5'... go to
 # Python.
 _ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|\+00:00| UTC| GMT)?)?$"
+# Its shapes without a suffix, for _shaped: a date, a time to the minute, the second or 1 to 6 decimals of it.
+_ISO_SHAPES = [
+    "____-__-__",
+    *(f"____-__-__{t}__:__{s}" for s in ["", ":__", *(":__." + "_" * n for n in range(1, 7))] for t in " T"),
+]
+
+
+def _shaped(cell: str, shapes: list[str]) -> str:
+    """SQL: the cell is exactly one of these shapes ('_' an ASCII digit, any other character itself).
+
+    What a regex spelling out each position answers, at half its cost or less: Postgres builds a regex's automaton
+    states anew for every cell, about one per position, so the positions go to LIKE, the characters to a regex of
+    two states, and 'no separator where a digit goes' to a count of the separators. Shapes of one length must
+    have their separators in the same number."""
+    separators = sorted({ch for shape in shapes for ch in shape} - {"_"}, key=lambda ch: (ch == "-", ch))
+    if set(separators) & set("%\\]^["):
+        raise ValueError(f"not a separator _shaped can test: {separators}")
+    groups: dict[int, list[str]] = {}
+    for shape in shapes:
+        groups.setdefault(len(shape), []).append(shape)
+    counts = {length: {len(shape) - shape.count("_") for shape in group} for length, group in groups.items()}
+    if any(len(count) != 1 for count in counts.values()):
+        raise ValueError(f"shapes of one length with different separators: {shapes}")
+
+    def likes(group: list[str]) -> str:
+        return " OR ".join(f"{cell} LIKE {_lit(shape)}" for shape in group)
+
+    if len(groups) == 1:
+        ((length, group),) = groups.items()
+        positions, expected = f"({likes(group)})", str(counts[length].pop())
+    else:
+        cases = " ".join(f"WHEN {n} THEN {likes(group)}" for n, group in groups.items())
+        positions = f"CASE length({cell}) {cases} ELSE false END"
+        expected = f"CASE length({cell}) {' '.join(f'WHEN {n} THEN {c.pop()}' for n, c in counts.items())} END"
+    if not separators:
+        return f"{positions} AND {cell} ~ '^[0-9]+$'"
+    without = cell
+    for separator in separators:
+        without = f"replace({without}, {_lit(separator)}, '')"
+    characters = _lit("^[0-9" + "".join(separators) + "]+$")
+    return f"{positions} AND {cell} ~ {characters} AND length({cell}) - length({without}) = {expected}"
 
 
 def _spaced(text: str, separators: set[str]) -> str:
@@ -643,7 +699,10 @@ def _iso_date(name: str, cell: str) -> _Field:
         f"THEN left({cell}, -6) WHEN right({cell}, 4) IN (' UTC', ' GMT') THEN left({cell}, -4) " \
         f"ELSE {cell} END"  # fmt: skip
     parts = f"string_to_array({_spaced(bare, set('-T:.'))}, ' ')"
-    pre = ((match, f"CASE WHEN {cell} ~ {_lit(_ISO)} THEN {parts} END"),)
+    # The shapes without a zone suffix first, by their cheaper test (a subset of _ISO, split the same way).
+    shaped = f"string_to_array({_spaced(cell, set('-T:.'))}, ' ')"
+    general = f"WHEN {cell} ~ {_lit(_ISO)} THEN {parts}"
+    pre = ((match, f"CASE WHEN {_shaped(cell, _ISO_SHAPES)} THEN {shaped} {general} END"),)
     names = ["y", "m", "d", "h", "mi", "s", "us"]
     post = tuple(
         (
@@ -665,8 +724,8 @@ def _compact_date(name: str, cell: str, zone: str, *, with_time: bool = False) -
     names = ["y", "m", "d", "h", "mi", "s"] if with_time else ["y", "m", "d"]
     starts = [1, 5, 7, 10, 12, 14][: len(names)]
     parts = "ARRAY[" + ", ".join(f"substr({cell}, {start}, {4 if start == 1 else 2})" for start in starts) + "]"
-    pattern = "^[0-9]{8};[0-9]{6}$" if with_time else "^[0-9]{8}$"
-    pre = ((match, f"CASE WHEN {cell} ~ '{pattern}' THEN {parts} END"),)
+    shape = "________;______" if with_time else "________"  # exactly '^[0-9]{8};[0-9]{6}$', '^[0-9]{8}$'
+    pre = ((match, f"CASE WHEN {_shaped(cell, [shape])} THEN {parts} END"),)
     post = tuple((f"dt_{n}", f"({match}[{i + 1}])::int") for i, n in enumerate(names))
     return _date_field(name, zone, match, pre, post, names)
 

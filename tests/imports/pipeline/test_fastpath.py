@@ -103,6 +103,15 @@ def tricky_rows() -> list[list[str]]:
         {"Trade Time": "2024-1-5 9:3:7"},
         {"Trade Time": "2024-01-05  09:30:00"},
         {"Trade Time": "2024-01-05T09:30:00"},
+        # The zero-padded shape's length and separators with something else where a digit goes: the shape's
+        # test refuses them, the pattern reads the first (one or more spaces) and refuses the others.
+        {"Trade Time": "2024-01-05  9:30:00"},
+        {"Trade Time": "2024-1 -05 09:30:00"},
+        {"Trade Time": "2024-01-0- 09:30:00"},
+        {"Trade Time": "2024-01-05 09:3::00"},
+        {"Trade Time": "2024-01-05 09:30:0x"},
+        {"Trade Time": "+024-01-05 09:30:00"},
+        {"Trade Time": "２０２４-01-05 09:30:00"},
         {"Trade Time": "0000-01-01 00:00:00"},
         {"Trade Time": "2024-01-05 09:30:60"},
         {"Trade Time": ""},
@@ -1067,6 +1076,14 @@ ISO_TIMES = [
     "2099-01-01",
     "20240301",
     "",
+    # A shape's length and separators, something else where a digit goes: the shapes' test refuses them.
+    "2024-03-01 09:3 :05",
+    "2024-03-01 09:30:0-",
+    "2024-03-01 09:30:05.12:4",
+    "2024-03-01T09:30:05.",
+    "2024-03-01 09:30:05..",
+    "2024-03-0109:30:05.1",
+    "2024-03-01 ٠9:30:05",
 ]
 
 
@@ -1115,6 +1132,10 @@ DATE_SHAPES = [
     "2024-03-15, 09:30:05",
     "2024-03-15",
     "",
+    "20240315;09300 ",
+    "20240315;;93005",
+    "2024031;;093005",
+    "2024031x",
 ]
 
 
@@ -1292,3 +1313,46 @@ def test_a_twelve_hour_clock_gives_exactly_what_python_gives(django_user_model: 
     assert accepted == set(TWELVE_HOURS[:5])
     hours = {order[8].hour for order in fast["orders"]}
     assert {9, 0, 12, 13, 23} <= hours
+
+
+@pytest.mark.parametrize(
+    ("shapes", "pattern"),
+    [
+        (["____-__-__ __:__:__"], r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"),
+        (["__/__/__, __.__"], r"^[0-9]{2}/[0-9]{2}/[0-9]{2}, [0-9]{2}\.[0-9]{2}$"),
+        (["________;______"], r"^[0-9]{8};[0-9]{6}$"),
+        (["________"], r"^[0-9]{8}$"),
+        (fastpath._ISO_SHAPES, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$"),
+    ],
+    ids=["date-time", "two-separators-together", "compact", "digits", "iso"],
+)
+def test_a_shape_test_answers_what_the_regex_spelling_out_each_position_answers(
+    shapes: list[str], pattern: str
+) -> None:
+    # Every shape filled with digits, then each with one character changed, one added or one dropped, from an
+    # alphabet of digits, the shapes' own separators and a few others: the cheap test and the regex agree on all.
+    import random
+
+    from django.db import connection
+
+    rng = random.Random(16)
+    alphabet = "0123456789" + "".join({ch for shape in shapes for ch in shape} - {"_"}) + "x ٠%_"
+    cells = {""}
+    for shape in shapes:
+        for _ in range(300):
+            cell = "".join(rng.choice("0123456789") if ch == "_" else ch for ch in shape)
+            cells.add(cell)
+            at = rng.randrange(len(cell))
+            cells.add(cell[:at] + rng.choice(alphabet) + cell[at + 1 :])
+            cells.add(cell[:at] + rng.choice(alphabet) + cell[at:])
+            cells.add(cell[:at] + cell[at + 1 :])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c, coalesce({fastpath._shaped('c', shapes)}, false), c ~ %s FROM unnest(%s::text[]) AS c",
+            [pattern, sorted(cells)],
+        )
+        answers = cursor.fetchall()
+    disagree = [(cell, shaped, regex) for cell, shaped, regex in answers if shaped != regex]
+    assert not disagree, disagree[:10]
+    assert sum(regex for _, _, regex in answers) > len(shapes) * 100  # many cells had the shape
+    assert sum(not regex for _, _, regex in answers) > len(shapes) * 100  # and many did not

@@ -891,6 +891,12 @@ def schwab_rows() -> list[list[str]]:
         {5: "$ 182.50"},
         {5: "-$1.00"},
         {5: "\uff04182.50"},
+        {5: "$182."},
+        {5: "$.50"},
+        {5: "$$1"},
+        {5: "0182.50"},
+        {5: "1e3"},
+        {6: "$0"},
         {6: ""},
         {6: "-"},
         {6: "$1,234.56"},
@@ -1356,3 +1362,24 @@ def test_a_shape_test_answers_what_the_regex_spelling_out_each_position_answers(
     assert not disagree, disagree[:10]
     assert sum(regex for _, _, regex in answers) > len(shapes) * 100  # many cells had the shape
     assert sum(not regex for _, _, regex in answers) > len(shapes) * 100  # and many did not
+
+
+def test_the_quick_pattern_for_us_money_takes_no_cell_the_whole_pattern_refuses() -> None:
+    # '$352.68' is read by the quick pattern first: every cell it takes, the whole pattern (what Python reads)
+    # takes too, so trying it first changes which cells SQL reads in no case.
+    import random
+
+    from django.db import connection
+
+    rng = random.Random(16)
+    cells = {"".join(rng.choice("0123456789$,.+- x") for _ in range(rng.randint(0, 12))) for _ in range(20_000)}
+    cells |= {f"${rng.randint(0, 10**6)}.{rng.randint(0, 99):02d}" for _ in range(2_000)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c, c ~ %s, c ~ %s FROM unnest(%s::text[]) AS c",
+            [fastpath._US_MONEY_PLAIN, fastpath._US_MONEY[0], sorted(cells)],
+        )
+        answers = cursor.fetchall()
+    assert not [cell for cell, quick, whole in answers if quick and not whole]
+    assert sum(quick for _, quick, _ in answers) > 2_000  # it took the plain amounts
+    assert sum(whole and not quick for _, quick, whole in answers) > 10  # and left the grouped ones to the other

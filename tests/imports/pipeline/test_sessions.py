@@ -364,3 +364,12 @@ def test_the_same_trade_in_the_next_batch_waits_for_the_commit_before_it_and_res
     else:
         assert one["counters"]["rows_imported"] == 14
         assert sorted(o[-1].rsplit("#", 1)[1] for o in one["orders"] if o[0] in (5, 12)) == ["1", "2"]
+
+
+@pytest.mark.django_db
+def test_the_apps_database_sessions_compile_no_statement_just_in_time() -> None:
+    # A batch's conversion, estimated from temp tables without statistics, passed jit_above_cost and spent more
+    # on compiling than it saved (config/settings.py): every session of the app, web or worker, runs without.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

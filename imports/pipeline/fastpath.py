@@ -240,7 +240,10 @@ class FastPlan:
             source = f"SELECT id, line, width, raw, {sourced} FROM ({source}) AS cells OFFSET 0"
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
         # `raw` (a staged row's cells; NULL for rows read straight from the file) rides along untouched.
-        numbered = "row_number() OVER (PARTITION BY digest ORDER BY line)" if self.dedupe_by_fingerprint else "0"
+        # (Grouped by the digest's bytes: the same groups as in the locale's order, sorted a third faster.)
+        numbered = (
+            'row_number() OVER (PARTITION BY digest COLLATE "C" ORDER BY line)' if self.dedupe_by_fingerprint else "0"
+        )
         return f"""
             INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key, digest, raw)
             SELECT id, line, ok, {values}, {key}, digest, raw
@@ -921,6 +924,8 @@ _ORDER_ROWS = """
                          %(dedupe_key)s::text[])
 """
 # In key order: two transactions writing overlapping keys wait for each other in the same order (no deadlock).
+# Byte order (COLLATE "C", as Python's sort of the per-row path orders them): the keys are ASCII, any fixed order
+# does, and it sorts a batch about a third faster than the database's locale.
 # `{instrument}`: the join to the instrument map, or NULL when the owner has no instrument to link to.
 _ORDER_INSERT = """
     INSERT INTO imports_order (owner_id, account, symbol, side, quantity, price, commission, currency,
@@ -928,7 +933,7 @@ _ORDER_INSERT = """
                                instrument_id)
     SELECT %(owner)s, coalesce(account, ''), symbol, side, quantity, price, coalesce(commission, 0), currency,
            executed_at, coalesce(broker_trade_id, ''), %(file)s, line, dedupe_key, now(), {instrument}
-    ORDER BY dedupe_key, line
+    ORDER BY dedupe_key COLLATE "C", line
 """
 _LINKED = f"m.instrument_id FROM rows LEFT JOIN {INSTRUMENT_MAP_SQL} m ON m.value = upper(btrim(rows.symbol))"
 _UNLINKED = "NULL::bigint FROM rows"

@@ -90,3 +90,29 @@ def test_bench_quick_runs_the_real_pipeline_and_prints_one_table() -> None:
         "approved format, the same rows as NDJSON",
     ]
     assert all("x the CSV path's rows/s" in line for line in other)
+    # Each scenario starts after a checkpoint, or the summary says why it could not.
+    assert "checkpoint before each scenario" in lines[-1]
+
+
+@pytest.mark.django_db
+def test_a_bench_user_who_may_not_checkpoint_gets_the_bench_without_and_a_note(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection
+
+    from imports.bench import runner
+
+    monkeypatch.setattr(runner, "_CHECKPOINT_REFUSED", [])
+    runner.checkpoint()  # the local stack's user may
+    assert runner._CHECKPOINT_REFUSED == []
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE airlock_bench_plain NOLOGIN")
+        cursor.execute("SET ROLE airlock_bench_plain")
+        try:
+            runner.checkpoint()
+            runner.checkpoint()  # asked once: the refusal is remembered
+        finally:
+            cursor.execute("RESET ROLE")
+    assert len(runner._CHECKPOINT_REFUSED) == 1
+    assert "CHECKPOINT" in runner._CHECKPOINT_REFUSED[0]  # Postgres says who may
+    assert runner._CHECKPOINT_REFUSED[0] in runner.settings_summary()

@@ -1165,11 +1165,13 @@ def test_a_side_map_with_punctuation_gives_exactly_what_python_gives(django_user
     # Revolut's 'BUY - MARKET', Trading 212's 'Market buy': the map first, then the built-in words.
     mapping = copy.deepcopy(MAPPING)
     mapping["fields"]["side"]["options"] = {"map": {"BUY - MARKET": "buy", " Sell - Limit ": "SELL", "Hold": "BUY"}}
+    mapping["fields"]["side"]["options"]["map"]["N/A"] = "BUY"  # a placeholder: Python reads the cell as empty
     sides = ["BUY - MARKET", "buy - market", "Sell - Limit", "BUY  - MARKET", " BUY - MARKET", "hold", "Buy", "SLD",
-             "SELL - STOP", "n/a", "BUY-MARKET", ""]  # fmt: skip
+             "SELL - STOP", "n/a", "N/A", "BUY-MARKET", "", "BUY\t- MARKET"]  # fmt: skip
     fast = both_paths(django_user_model, settings, mapping, "Side", sides)
     accepted = {sides[(line - 2) % len(sides)] for line in fast["accepted"]}
     assert {"BUY - MARKET", "buy - market", "Sell - Limit", "hold", "Buy"} <= accepted
+    assert not accepted & {"n/a", "N/A", "BUY  - MARKET", " BUY - MARKET", "BUY\t- MARKET"}
 
 
 LONG_NUMBERS = [
@@ -1271,12 +1273,13 @@ def test_sides_with_letters_beyond_ascii_give_exactly_what_python_gives(django_u
     mapping = copy.deepcopy(MAPPING)
     mapping["fields"]["side"]["options"] = {"map": {"Köp": "BUY", "Sälj": "sell"}}
     decomposed = "Ko\u0308p"  # 'Köp' with a combining diaeresis
+    kelvin = "\u212aAUF"  # 'KAUF' with the Kelvin sign, which Unicode lower-cases to an ASCII 'k'
     sides = ["Köp", "KÖP", "köp", "Sälj", "SÄLJ", "KÖPT", "Sprzedaż", "SPRZEDAŻ", "kÖp", decomposed, "ALIŞ",
-             "Buy", " Köp", "Köp "]  # fmt: skip
+             "Buy", " Köp", "Köp ", kelvin, "BUY\u00a0", "sELL", "Kauf"]  # fmt: skip
     fast = both_paths(django_user_model, settings, mapping, "Side", sides, trade_ids=True)
     accepted = {sides[(line - 2) % len(sides)] for line in fast["accepted"]}
-    assert {"Köp", "KÖP", "köp", "Sälj", "SÄLJ", "KÖPT", "Sprzedaż", "SPRZEDAŻ", "Buy"} <= accepted
-    assert not accepted & {"kÖp", decomposed, " Köp", "Köp "}
+    assert {"Köp", "KÖP", "köp", "Sälj", "SÄLJ", "KÖPT", "Sprzedaż", "SPRZEDAŻ", "Buy", "sELL", "Kauf"} <= accepted
+    assert not accepted & {"kÖp", decomposed, " Köp", "Köp ", kelvin, "BUY\u00a0"}
     assert {order[3] for order in fast["orders"]} == {"BUY", "SELL"}
 
 

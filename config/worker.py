@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 WORKER_TTL = 60
 # A worker whose last heartbeat is older than this is dead (or cut off from Redis), whatever its key says.
 HEARTBEAT_STALE_SECONDS = WORKER_TTL + 30
+# A registration lost with Redis's data comes back at the first heartbeat this long after the last one restored.
+REGISTER_AGAIN_SECONDS = 2.0
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _stop_requested = False
@@ -149,9 +152,15 @@ class AirlockWorker(Worker):
     def _register_again(self, pipeline: Any) -> None:
         # After Redis lost its data (FLUSHALL, a restart without persistence) the worker's registration is
         # gone and RQ's heartbeat only recreates a bare hash outside the workers set: nothing would list
-        # this worker again. Registering is idempotent (SADD, the same fields), so do it on every beat.
+        # this worker again. Registering is idempotent (SADD, the same fields), so do it with a beat -- at most
+        # once per REGISTER_AGAIN_SECONDS: a small file's job beats five times in ~50 ms, and writing the whole
+        # registration each time was a millisecond of every such job.
         if self.birth_date is None:
             return  # not registered yet (register_birth comes first and does all this)
+        now = time.monotonic()
+        if now - getattr(self, "_registered_again_at", -REGISTER_AGAIN_SECONDS) < REGISTER_AGAIN_SECONDS:
+            return
+        self._registered_again_at = now
         pipeline.hset(self.key, mapping=self.serialize())
         worker_registration.register(self, pipeline)
 

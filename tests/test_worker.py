@@ -16,7 +16,14 @@ from rq import Queue, Worker
 from rq.executions import Execution
 from rq.job import Job
 
-from config.worker import HEARTBEAT_STALE_SECONDS, WORKER_TTL, AirlockWorker, live_workers, worker_alive
+from config.worker import (
+    HEARTBEAT_STALE_SECONDS,
+    REGISTER_AGAIN_SECONDS,
+    WORKER_TTL,
+    AirlockWorker,
+    live_workers,
+    worker_alive,
+)
 from imports.jobs.warmup import GC_THRESHOLDS
 
 DEAD_REDIS = redis.Redis(unix_socket_path="/nonexistent/airlock-test/redis.sock", socket_connect_timeout=1)
@@ -63,6 +70,22 @@ def test_a_worker_registers_again_at_its_next_heartbeat_after_redis_lost_its_dat
     assert [w.name for w in found] == [worker.name] and found[0].pid == os.getpid()
     assert Worker.all(queue=queue) != [], "registered per queue too"
     assert worker.worker_ttl == WORKER_TTL and 0 < queue.connection.ttl(worker.key) <= WORKER_TTL + 60
+
+
+def test_a_busy_worker_writes_its_registration_again_at_most_once_per_interval(queue: Queue) -> None:
+    """A small file's job beats several times in a few milliseconds: only the first beat of an interval rewrites
+    the registration; a registration lost meanwhile is back at the first beat after the interval."""
+    worker = AirlockWorker([queue], connection=queue.connection)
+    worker.register_birth()
+    worker.heartbeat()
+    queue.connection.flushdb()
+
+    worker.heartbeat()  # within the interval: the beat only
+    assert Worker.all(connection=queue.connection) == []
+
+    worker._registered_again_at -= REGISTER_AGAIN_SECONDS  # the interval has passed
+    worker.heartbeat()
+    assert [w.name for w in Worker.all(connection=queue.connection)] == [worker.name]
 
 
 def test_a_registration_whose_process_is_gone_or_whose_heartbeat_is_stale_is_not_alive(queue: Queue) -> None:

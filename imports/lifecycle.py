@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -170,6 +170,34 @@ def batches_refresh(*, batch_ids: list[int | None]) -> None:
     """Refresh the status of these batches (their files changed outside a file's own job)."""
     for batch_id in sorted({b for b in batch_ids if b}):
         batch_refresh_status(batch_id=batch_id)
+
+
+def file_batch_refresh(*, file_id: int) -> str | None:
+    """After one file's job: refresh its batch's status (batch_refresh_status); None when the file has no batch.
+
+    Most files of an upload end while others are still waiting: the batch is in progress and stays so. That is
+    read without the batch's lock, in one statement; only an answer that may change the batch takes the lock. (An
+    unlocked read cannot miss the batch settling: each file's job reads after its own file's change committed, so
+    the job whose change committed last reads every file of the batch in its final state.)"""
+    unfinished = [str(s) for s in UNFINISHED_FILE_STATUSES]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT b.id, b.status,
+                   EXISTS (SELECT 1 FROM {ImportFile._meta.db_table} o WHERE o.batch_id = b.id AND o.status = ANY(%s)),
+                   EXISTS (SELECT 1 FROM {ImportFile._meta.db_table} o WHERE o.batch_id = b.id AND o.status <> %s)
+            FROM {ImportFile._meta.db_table} f JOIN {ImportBatch._meta.db_table} b ON b.id = f.batch_id
+            WHERE f.id = %s
+            """,
+            [unfinished, FileStatus.UPLOADED, file_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    batch_id, status, any_unfinished, any_started = row
+    if status == BatchStatus.PROCESSING and any_unfinished and any_started:
+        return status  # what batch_refresh_status would derive, and leave as it is
+    return batch_refresh_status(batch_id=batch_id)
 
 
 def batch_refresh_status(*, batch_id: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from formats.approval import formats_escalate
 from imports.jobs.reconcile import reconcile
-from imports.lifecycle import batch_refresh_status, batches_refresh
+from imports.lifecycle import batches_refresh, file_batch_refresh
 from imports.models import FileStatus, ImportFile
 from imports.pipeline.migrate import format_migrate
 from imports.pipeline.process import file_process
@@ -17,9 +17,7 @@ def file_process_job(file_id: int) -> str:
     status = file_process(file_id=file_id)
     if status == FileStatus.PENDING_APPROVAL and review_auto_approve(file_id=file_id):
         status = FileStatus.MIGRATING  # approved by policy: the format's migration is queued
-    batch_id = ImportFile.objects.filter(pk=file_id).values_list("batch_id", flat=True).first()
-    if batch_id:
-        batch_refresh_status(batch_id=batch_id)
+    file_batch_refresh(file_id=file_id)
     return status
 
 

@@ -98,7 +98,7 @@ def file_settle(*, file_id: int) -> str:
             file.status = FileStatus.IMPORTED
         file.progress = 100.0
         file.finished_at = timezone.now()
-        file.save()
+        file.save(update_fields=["status", "error", "progress", "finished_at", "updated_at"])
         occurrences_forget(file_ids=[file_id])
         record(
             action="migration.finished",

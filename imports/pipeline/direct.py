@@ -20,7 +20,6 @@ from imports.models import FileStatus, ImportFile
 from imports.pipeline import fastpath
 from imports.pipeline.convert import BatchOutcome, CompiledFormat
 from imports.pipeline.migrate import (
-    OPEN_ROW_STATUSES,
     MappingWatch,
     file_finish,
     file_migrate,
@@ -34,7 +33,6 @@ from imports.reading.blocks import Block, BlockRefused, block_reading, csv_block
 from imports.sheets.dispatch import sheet_limits
 from imports.targets import writer_for
 from imports.targets.base import TargetWriter
-from staging.models import StagedRow
 from staging.services import staged_rows_delete_for_file
 
 logger = logging.getLogger(__name__)
@@ -101,14 +99,15 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
             f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
             "before that line were removed again)."
         ) from exc
-    file.refresh_from_db()
+    file.refresh_from_db(fields=["rows_total", "skip_reasons"])
     if file.rows_total == 0:
         file_fail(file.pk, no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
-    if StagedRow.objects.filter(file_id=file.pk, status__in=OPEN_ROW_STATUSES).exists():
-        # Invalid rows re-opened by a mapping fix while the file was being read.
+    status = file_finish(file, compiled.writer)
+    if status in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
+        # Not settled: invalid rows were re-opened by a mapping fix while the file was being read.
         return file_migrate(file_id=file.pk)
-    return file_finish(file, compiled.writer)
+    return status
 
 
 def _direct_read(

@@ -64,12 +64,16 @@ def _deliver(*, user: Any, subject: str, body: str, obj: Any) -> bool:
 
 def file_outcome_send(*, file_id: int) -> bool:
     """Email the uploader how a finished file ended (imported, partly imported, failed, rejected)."""
-    file = ImportFile.objects.select_related("owner", "batch").filter(pk=file_id).first()
-    if file is None or file.status not in FINISHED:
-        return False
     # One of several files: the upload's summary tells it (batch_summary_send). An upload's files are counted
     # when it is made (file_count) and never deleted one by one, so only an upload counted as one is counted again.
-    if file.batch.file_count > 1 or ImportFile.objects.filter(batch_id=file.batch_id).count() > 1:
+    # (Asked first, in a light query: most files come in uploads of many.)
+    found = ImportFile.objects.filter(pk=file_id).values_list("status", "batch__file_count", "batch_id").first()
+    if found is None or found[0] not in FINISHED or found[1] > 1:
+        return False
+    if ImportFile.objects.filter(batch_id=found[2]).count() > 1:
+        return False
+    file = ImportFile.objects.select_related("owner", "batch").filter(pk=file_id).first()
+    if file is None or file.status not in FINISHED:
         return False
     outcome = FINISHED[FileStatus(file.status)]
     lines = [

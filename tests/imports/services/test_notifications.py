@@ -142,3 +142,16 @@ def test_an_upload_of_several_files_sends_one_summary_when_they_have_all_settled
     assert f"https://airlock.example.com/imports/uploads/{batch.pk}/" in body
     assert "Files that need your attention:" in body and "day-03.csv" in body
     assert "127.0.0.1" not in body
+
+
+def test_a_finished_file_of_a_many_file_upload_sends_nothing_of_its_own_after_one_light_query(
+    user: Any, django_capture_on_commit_callbacks: Any, django_assert_num_queries: Any
+) -> None:
+    from imports.services.notifications import file_outcome_send
+
+    with django_capture_on_commit_callbacks(execute=False):
+        _, files = upload_batch_create(owner=user, files=[csv_upload(f"{n}.csv", f"{TRADES}\n# {n}\n") for n in (1, 2)])
+    ImportFile.objects.filter(pk=files[0].pk).update(status=FileStatus.IMPORTED)
+    with django_assert_num_queries(1):  # the batch's summary tells it: nothing else is read
+        assert file_outcome_send(file_id=files[0].pk) is False
+    assert mail.outbox == []

@@ -1386,3 +1386,36 @@ def test_the_quick_pattern_for_us_money_takes_no_cell_the_whole_pattern_refuses(
     assert not [cell for cell, quick, whole in answers if quick and not whole]
     assert sum(quick for _, quick, _ in answers) > 2_000  # it took the plain amounts
     assert sum(whole and not quick for _, quick, whole in answers) > 10  # and left the grouped ones to the other
+
+
+def _prepared_names() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'airlock%' ORDER BY name")
+        return [name for (name,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_a_conversion_run_again_in_a_session_is_prepared_once_and_prepared_again_after_a_reset() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+        for _ in range(3):
+            fastpath._execute_prepared(cursor, "SELECT 41 + 1")
+            assert cursor.fetchone() == (42,)
+        assert len(_prepared_names()) == 1
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does to the session
+        fastpath._execute_prepared(cursor, "SELECT 41 + 1")
+        assert cursor.fetchone() == (42,) and len(_prepared_names()) == 1
+        for n in range(fastpath.PREPARED_PER_SESSION + 5):  # a worker meeting many formats
+            fastpath._execute_prepared(cursor, f"SELECT {n}")
+            assert cursor.fetchone() == (n,)
+        assert 0 < len(_prepared_names()) <= fastpath.PREPARED_PER_SESSION
+        cursor.execute("PREPARE not_ours AS SELECT 1")  # another's (the driver's) is left alone
+        for n in range(fastpath.PREPARED_PER_SESSION + 5):
+            fastpath._execute_prepared(cursor, f"SELECT {n} + 1")
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'not_ours'")
+        assert cursor.fetchone() == (1,)
+        cursor.execute("DEALLOCATE ALL")

@@ -117,7 +117,7 @@ def through_blocks(path: Path, layout: FileLayout, rows: int) -> tuple[list[tupl
             try:
                 with transaction.atomic(), connection.cursor() as cursor:
                     fastpath.block_copy(cursor, item, width=width, delimiter=layout.delimiter, header_name="h0")
-                    cursor.execute(f"SELECT line, ARRAY[{names}] FROM pg_temp.airlock_incoming ORDER BY line")
+                    cursor.execute(f"SELECT line, ARRAY[{names}] FROM {fastpath.block_table(width)} ORDER BY line")
                     rows_read = cursor.fetchall()
                     transaction.set_rollback(True)
             except BlockRefused:
@@ -178,7 +178,7 @@ def test_many_spaces_next_to_delimiters_in_quoted_lines_are_left_to_postgres_to_
     assert [b.spaced for b in blocks] == [True]  # too many to look at one by one: every cell is checked instead
     with transaction.atomic(), connection.cursor() as cursor:
         fastpath.block_copy(cursor, blocks[0], width=3, delimiter=",", header_name="h0")
-        cursor.execute("SELECT count(*) FROM pg_temp.airlock_incoming WHERE c1 = 'Doe, John'")
+        cursor.execute(f"SELECT count(*) FROM {fastpath.block_table(3)} WHERE c1 = 'Doe, John'")
         assert cursor.fetchone() == (40,)
         transaction.set_rollback(True)
 

@@ -31,6 +31,8 @@ WORKER_TTL = 60
 HEARTBEAT_STALE_SECONDS = WORKER_TTL + 30
 # A registration lost with Redis's data comes back at the first heartbeat this long after the last one restored.
 REGISTER_AGAIN_SECONDS = 2.0
+# A heartbeat that would extend the worker's expiry by less than this over the last beat's is not sent.
+BEAT_SKIP_SECONDS = 1.0
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _stop_requested = False
@@ -139,15 +141,24 @@ class AirlockWorker(Worker):
                 pass  # the horse has just finished
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # A beat keeps the worker's key alive until `expires` (RQ's default: worker_ttl + 60 s from now).
+        expires = time.monotonic() + (timeout or self.worker_ttl + 60)
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             self._register_again(pipeline)
+            self._beat_expires = max(expires, getattr(self, "_beat_expires", 0.0))
             return
-        # RQ sends a beat's commands one by one, and a small file's job beats five times: one round trip each.
+        # RQ beats on its own four times around every job (dequeue, set state, job end, loop): a small file's job
+        # takes ~50 ms, so most of those would only move the key's expiry by a few milliseconds. A beat that would
+        # not keep the key alive at least BEAT_SKIP_SECONDS longer than the last one already does is left out.
+        if expires - getattr(self, "_beat_expires", 0.0) < BEAT_SKIP_SECONDS:
+            return
+        # RQ sends a beat's commands one by one: one round trip for all of them.
         with self.connection.pipeline(transaction=False) as beat:
             super().heartbeat(timeout, beat)
             self._register_again(beat)
             beat.execute()
+        self._beat_expires = expires
 
     def _register_again(self, pipeline: Any) -> None:
         # After Redis lost its data (FLUSHALL, a restart without persistence) the worker's registration is

@@ -17,6 +17,7 @@ from rq.executions import Execution
 from rq.job import Job
 
 from config.worker import (
+    BEAT_SKIP_SECONDS,
     HEARTBEAT_STALE_SECONDS,
     REGISTER_AGAIN_SECONDS,
     WORKER_TTL,
@@ -84,8 +85,27 @@ def test_a_busy_worker_writes_its_registration_again_at_most_once_per_interval(q
     assert Worker.all(connection=queue.connection) == []
 
     worker._registered_again_at -= REGISTER_AGAIN_SECONDS  # the interval has passed
+    worker._beat_expires -= REGISTER_AGAIN_SECONDS
     worker.heartbeat()
     assert [w.name for w in Worker.all(connection=queue.connection)] == [worker.name]
+
+
+def test_beats_within_a_second_of_each_other_are_sent_once_and_a_longer_expiry_always_goes_out(queue: Queue) -> None:
+    worker = AirlockWorker([queue], connection=queue.connection)
+    worker.register_birth()
+    worker.heartbeat()
+    first = queue.connection.hget(worker.key, "last_heartbeat")
+
+    worker.heartbeat()  # the key's expiry would move by milliseconds: not sent
+    assert queue.connection.hget(worker.key, "last_heartbeat") == first
+
+    worker.heartbeat(timeout=3600)  # a longer expiry (a long job's) is always sent
+    assert queue.connection.ttl(worker.key) > WORKER_TTL + 60
+
+    worker._beat_expires -= 3600 + BEAT_SKIP_SECONDS  # time has passed
+    worker.heartbeat()
+    assert queue.connection.hget(worker.key, "last_heartbeat") != first
+    assert 0 < queue.connection.ttl(worker.key) <= WORKER_TTL + 60
 
 
 def test_a_registration_whose_process_is_gone_or_whose_heartbeat_is_stale_is_not_alive(queue: Queue) -> None:

@@ -116,3 +116,26 @@ def test_a_bench_user_who_may_not_checkpoint_gets_the_bench_without_and_a_note(
     assert len(runner._CHECKPOINT_REFUSED) == 1
     assert "CHECKPOINT" in runner._CHECKPOINT_REFUSED[0]  # Postgres says who may
     assert runner._CHECKPOINT_REFUSED[0] in runner.settings_summary()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_between_scenarios_the_orders_table_is_emptied_and_what_earlier_ones_left_is_vacuumed() -> None:
+    """Untimed: the next scenario is not charged for autovacuum cleaning up an earlier one's deleted rows."""
+    from django.db import connection
+
+    from imports.bench import runner
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
+        runner.orders_as_at_the_baseline()
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT relname, last_vacuum FROM pg_stat_user_tables "
+            "WHERE relname IN ('staging_stagedrow', 'imports_order')"
+        )
+        vacuumed = dict(cursor.fetchall())
+        cursor.execute("SELECT count(*) FROM imports_order")
+        assert cursor.fetchone() == (0,)
+    assert set(vacuumed) == {"staging_stagedrow", "imports_order"}
+    assert all(at is not None and at >= started for at in vacuumed.values()), vacuumed

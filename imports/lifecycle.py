@@ -84,8 +84,12 @@ def files_start_migrating(files: QuerySet[ImportFile], **fields: Any) -> int:
 def file_settle(*, file_id: int) -> str:
     """Set a file's final status from what Postgres says about its rows."""
     with transaction.atomic():
-        # (its format read along: the histograms below want its approval time; only the file's row is locked)
-        file = ImportFile.objects.select_for_update(of=("self",)).select_related("format").get(pk=file_id)
+        # (its format's approval time read along, for the histograms below; only the file's row is locked)
+        file = (
+            ImportFile.objects.select_for_update(of=("self",))
+            .annotate(format_approved_at=models.F("format__approved_at"))
+            .get(pk=file_id)
+        )
         open_rows = StagedRow.objects.filter(file_id=file_id, status__in=OPEN_STATUSES).exists()
         if open_rows or file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
             return file.status
@@ -116,8 +120,9 @@ def file_settle(*, file_id: int) -> str:
 
 
 def _observe_finished(file: ImportFile) -> Callable[[], None]:
+    """The histograms' observation of a file that settled: `file` carries its format's `format_approved_at`."""
     rows = file.rows_imported + file.rows_invalid + file.rows_skipped + file.rows_duplicate
-    approved_at = file.format.approved_at if file.format_id and file.format else None
+    approved_at = file.format_approved_at
     return lambda: file_finished_observe(
         path="direct" if "direct" in (file.layout or {}) else "staged",
         started_at=file.started_at,

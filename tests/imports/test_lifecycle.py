@@ -136,3 +136,27 @@ def test_a_file_refresh_derives_its_batch_as_the_locked_refresh_does(
     assert file_batch_refresh(file_id=files[0].pk) == derived
     assert ImportBatch.objects.get(pk=batch.pk).status == derived
     assert file_batch_refresh(file_id=10**12) is None  # no such file
+
+
+def test_a_settled_file_is_measured_from_its_formats_approval_not_from_its_wait(
+    user: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from formats.models import CsvFormat
+    from imports import lifecycle
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(lifecycle, "file_finished_observe", lambda **kwargs: seen.append(kwargs))
+    file = uploaded_file(user, "t.csv", TRADES)
+    approved_at = timezone.now() - timedelta(minutes=5)
+    fmt = CsvFormat.objects.create(name="f", target=file.target, header=["a"], columns=["a"], fingerprint="x" * 64)
+    CsvFormat.objects.filter(pk=fmt.pk).update(approved_at=approved_at)
+    ImportFile.objects.filter(pk=file.pk).update(
+        format=fmt, status=FileStatus.MIGRATING, rows_total=2, rows_imported=2, started_at=approved_at - timedelta(1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lifecycle.file_settle(file_id=file.pk) == FileStatus.IMPORTED
+    assert len(seen) == 1 and seen[0]["approved_at"] == approved_at and seen[0]["rows"] == 2

@@ -54,15 +54,18 @@ STEPS_FROM = {
 def file_start_reading(file_id: int) -> tuple[ImportFile, bool]:
     """Lock the file and start (or go on) reading it, one attempt more; (the file, False) when it is past reading
     (a duplicate or late job: the caller leaves it as it is)."""
-    with transaction.atomic():
-        file = ImportFile.objects.select_for_update().get(pk=file_id)
-        if file.status not in STEPS_FROM[FileStatus.PROCESSING]:
-            return file, False
-        file.status = FileStatus.PROCESSING
-        file.started_at = file.started_at or timezone.now()
-        file.attempts += 1
-        file.save(update_fields=["status", "started_at", "attempts", "updated_at"])
-    return file, True
+    # One statement (the row's lock is the UPDATE's): a small file's job starts with one round trip, not four.
+    now = timezone.now()
+    started = list(
+        ImportFile.objects.raw(
+            f"UPDATE {ImportFile._meta.db_table} SET status = %s, started_at = coalesce(started_at, %s), "
+            "attempts = attempts + 1, updated_at = %s WHERE id = %s AND status = ANY(%s) RETURNING *",
+            [FileStatus.PROCESSING, now, now, file_id, [str(s) for s in STEPS_FROM[FileStatus.PROCESSING]]],
+        )
+    )
+    if started:
+        return started[0], True
+    return ImportFile.objects.get(pk=file_id), False
 
 
 def file_step(file: ImportFile, status: str) -> None:

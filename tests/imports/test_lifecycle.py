@@ -49,6 +49,10 @@ def test_reading_starts_once_per_attempt_and_a_late_job_leaves_a_finished_file_a
     file = uploaded_file(user, "t.csv", TRADES)
     started, due = file_start_reading(file.pk)
     assert due and started.status == FileStatus.PROCESSING and started.attempts == 1
+    stored = ImportFile.objects.get(pk=file.pk)  # the file handed back is the row as stored, every field of it
+    assert [getattr(started, f.attname) for f in ImportFile._meta.concrete_fields] == [
+        getattr(stored, f.attname) for f in ImportFile._meta.concrete_fields
+    ]
     ImportFile.objects.filter(pk=file.pk).update(status=FileStatus.IMPORTED)
     late, due = file_start_reading(file.pk)
     assert not due and late.status == FileStatus.IMPORTED and late.attempts == 1

@@ -1035,9 +1035,9 @@ def open_rows(
 
 
 def _fresh_temp_table(cursor: Any) -> None:
-    cursor.execute(_TEMP_TABLE)
     # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
-    cursor.execute("DELETE FROM pg_temp.airlock_fast")
+    # (Both in one round trip.)
+    cursor.execute(f"{_TEMP_TABLE}; DELETE FROM pg_temp.airlock_fast")
 
 
 Declined = list[tuple[int, int, list[str]]]  # (staged row id or line, line, cells) of the rows SQL declined

@@ -64,13 +64,6 @@ def _runs_inline(job: Any) -> bool:
     return row is not None and row[0] <= limit
 
 
-def _connections_ready() -> None:
-    """Before an in-process job: drop a connection the last job left unusable (a server restart, an error)."""
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None and not conn.is_usable():
-            conn.close()
-
-
 class AirlockWorker(Worker):
     """Closes Django's connections before each fork and after each forked job (no shared or leaked sockets);
     runs a small file's job in its own process instead of a fork."""
@@ -95,7 +88,8 @@ class AirlockWorker(Worker):
         that cannot be sized (the database unreachable), gets a work horse: its memory goes with the horse."""
         global _stop_requested
         try:
-            _connections_ready()
+            # (Its query is also the test of the connection the last job left: one it left unusable -- a server
+            # restart, an error -- fails here, is closed, and the job goes to a horse, which connects afresh.)
             inline = _runs_inline(job)
         except Exception as exc:  # noqa: BLE001 - any doubt: the horse, as before
             log.info("job %s: not sized for the worker process (%s); forking", job.id, exc)

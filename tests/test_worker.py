@@ -192,3 +192,27 @@ def test_a_worker_freezes_what_it_loaded_and_collects_garbage_less_often(queue: 
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_last_job_left_unusable_is_closed_and_the_next_job_gets_a_horse(
+    queue: Queue, monkeypatch: Any
+) -> None:
+    """No SELECT 1 before each job: sizing the job is the connection's test. A connection that died between jobs
+    (a server restart) fails it; it is closed, the job goes to a work horse, and the next query connects afresh."""
+    from django.db import connection
+
+    worker = AirlockWorker([queue], connection=queue.connection)
+    job = Job.create("imports.jobs.tasks.file_process_job", args=(1,), connection=queue.connection)
+    horses: list[str] = []
+    monkeypatch.setattr(Worker, "execute_job", lambda self, job, queue: horses.append(job.id))
+    connection.ensure_connection()
+    connection.connection.close()  # behind Django's back, as a server restart would
+
+    worker.execute_job(job, queue)
+
+    assert horses == [job.id]
+    assert connection.connection is None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)

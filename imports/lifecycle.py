@@ -183,29 +183,40 @@ def batches_refresh(*, batch_ids: list[int | None]) -> None:
 def file_batch_refresh(*, file_id: int) -> str | None:
     """After one file's job: refresh its batch's status (batch_refresh_status); None when the file has no batch.
 
-    Most files of an upload end while others are still waiting: the batch is in progress and stays so. That is
-    read without the batch's lock, in one statement; only an answer that may change the batch takes the lock. (An
-    unlocked read cannot miss the batch settling: each file's job reads after its own file's change committed, so
-    the job whose change committed last reads every file of the batch in its final state.)"""
-    unfinished = [str(s) for s in UNFINISHED_FILE_STATUSES]
+    Most files of an upload end while others are still waiting: the batch is in progress and stays so. Its status
+    and its files' statuses are read without the batch's lock, in one statement; only a status that would change
+    takes the lock. (An unlocked read cannot miss the batch settling: each file's job reads after its own file's
+    change committed, so the job whose change committed last reads every file of the batch in its final state.)"""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT b.id, b.status,
-                   EXISTS (SELECT 1 FROM {ImportFile._meta.db_table} o WHERE o.batch_id = b.id AND o.status = ANY(%s)),
-                   EXISTS (SELECT 1 FROM {ImportFile._meta.db_table} o WHERE o.batch_id = b.id AND o.status <> %s)
+            SELECT b.id, b.status, ARRAY(SELECT DISTINCT o.status FROM {ImportFile._meta.db_table} o
+                                         WHERE o.batch_id = b.id)
             FROM {ImportFile._meta.db_table} f JOIN {ImportBatch._meta.db_table} b ON b.id = f.batch_id
             WHERE f.id = %s
             """,
-            [unfinished, FileStatus.UPLOADED, file_id],
+            [file_id],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    batch_id, status, any_unfinished, any_started = row
-    if status == BatchStatus.PROCESSING and any_unfinished and any_started:
+    batch_id, status, statuses = row
+    if statuses and _batch_status(set(statuses)) == status:
         return status  # what batch_refresh_status would derive, and leave as it is
     return batch_refresh_status(batch_id=batch_id)
+
+
+def _batch_status(statuses: set[str]) -> str:
+    """A batch's status from the (non-empty) set of its files' statuses."""
+    if any(s in UNFINISHED_FILE_STATUSES for s in statuses):
+        return BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
+    if all(s == FileStatus.IMPORTED for s in statuses):
+        return BatchStatus.COMPLETED
+    if all(s in (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES) for s in statuses):
+        return BatchStatus.FAILED
+    if any(s == FileStatus.PENDING_APPROVAL for s in statuses):
+        return BatchStatus.WAITING
+    return BatchStatus.PARTIAL
 
 
 def batch_refresh_status(*, batch_id: int) -> str:
@@ -217,19 +228,9 @@ def batch_refresh_status(*, batch_id: int) -> str:
         batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
         # Counted by status in Postgres: a refresh per finished file reads a few rows, not the whole upload's.
         counts = dict(batch.files.order_by().values_list("status").annotate(n=models.Count("id")))
-        statuses = set(counts)
-        if not statuses:
+        if not counts:
             return batch.status
-        if any(s in UNFINISHED_FILE_STATUSES for s in statuses):
-            status = BatchStatus.PROCESSING if any(s != FileStatus.UPLOADED for s in statuses) else BatchStatus.PENDING
-        elif all(s == FileStatus.IMPORTED for s in statuses):
-            status = BatchStatus.COMPLETED
-        elif all(s in (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES) for s in statuses):
-            status = BatchStatus.FAILED
-        elif any(s == FileStatus.PENDING_APPROVAL for s in statuses):
-            status = BatchStatus.WAITING
-        else:
-            status = BatchStatus.PARTIAL
+        status = _batch_status(set(counts))
         if status != batch.status:
             ImportBatch.objects.filter(pk=batch_id).update(status=status, updated_at=timezone.now())
             # Decided under the batch lock: exactly one refresh sees the upload go from in progress to

@@ -76,6 +76,8 @@ class AirlockWorker(Worker):
         super().__init__(*args, **kwargs)
         # `manage.py rqworker` always passes --worker-ttl (default 420); a smaller explicit value is kept.
         self.worker_ttl = min(self.worker_ttl, WORKER_TTL)
+        self._beat_expires = 0.0  # (monotonic) until when the last beat keeps the worker's key alive
+        self._registered_again_at = -REGISTER_AGAIN_SECONDS  # (monotonic) the last rewrite of the registration
         from imports.jobs.warmup import warm_up
 
         warm_up()  # horses inherit the imported modules and URLconf instead of loading them per job
@@ -140,12 +142,12 @@ class AirlockWorker(Worker):
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             self._register_again(pipeline)
-            self._beat_expires = max(expires, getattr(self, "_beat_expires", 0.0))
+            self._beat_expires = max(expires, self._beat_expires)
             return
         # RQ beats on its own four times around every job (dequeue, set state, job end, loop): a small file's job
         # takes ~50 ms, so most of those would only move the key's expiry by a few milliseconds. A beat that would
         # not keep the key alive at least BEAT_SKIP_SECONDS longer than the last one already does is left out.
-        if expires - getattr(self, "_beat_expires", 0.0) < BEAT_SKIP_SECONDS:
+        if expires - self._beat_expires < BEAT_SKIP_SECONDS:
             return
         # RQ sends a beat's commands one by one: one round trip for all of them.
         with self.connection.pipeline(transaction=False) as beat:
@@ -163,7 +165,7 @@ class AirlockWorker(Worker):
         if self.birth_date is None:
             return  # not registered yet (register_birth comes first and does all this)
         now = time.monotonic()
-        if now - getattr(self, "_registered_again_at", -REGISTER_AGAIN_SECONDS) < REGISTER_AGAIN_SECONDS:
+        if now - self._registered_again_at < REGISTER_AGAIN_SECONDS:
             return
         self._registered_again_at = now
         pipeline.hset(self.key, mapping=self.serialize())

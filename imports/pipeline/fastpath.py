@@ -179,19 +179,21 @@ class FastPlan:
     @functools.cached_property
     def _incoming(self) -> tuple[str, str]:
         columns = ", ".join(f"c{i} text" for i in self.cells) or "c_none int DEFAULT 1"
-        names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
         create = f"CREATE TEMP TABLE airlock_incoming (line int, width int, {columns}) ON COMMIT DROP"
-        source = f"SELECT line AS id, line, width, NULL::jsonb AS raw, {names} FROM pg_temp.airlock_incoming"
-        return create, self._convert_sql(source)
+        return create, self._convert_sql(self._cells_of("pg_temp.airlock_incoming"))
 
     def block_sql(self, width: int) -> str:
         """The conversion of a block's rows, COPYed by Postgres into block_table(width); built once per width."""
         built = self._block_sqls.get(width)
         if built is None:
-            names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
-            source = f"SELECT line AS id, line, width, NULL::jsonb AS raw, {names} FROM {block_table(width)}"
-            built = self._block_sqls[width] = self._convert_sql(source)
+            built = self._block_sqls[width] = self._convert_sql(self._cells_of(block_table(width)))
         return built
+
+    def _cells_of(self, table: str) -> str:
+        """The rows of a temp table of cells read straight from a file, as the conversion reads them (`id` is the
+        line: there is no staged row)."""
+        names = ", ".join(f"c{i}" for i in self.cells) or "c_none"
+        return f"SELECT line AS id, line, width, NULL::jsonb AS raw, {names} FROM {table}"
 
     @functools.cached_property
     def _block_sqls(self) -> dict[int, str]:

@@ -211,6 +211,9 @@ AIRLOCK = {
     # A file job for an upload up to this size runs inside the worker process (config/worker.py): no fork and no
     # new database connection per small file. Bigger files, and every other job, get a work horse. 0 = never.
     "INLINE_JOB_BYTES": env_int("AIRLOCK_INLINE_JOB_BYTES", 1024 * 1024, minimum=0),
+    # The small files of one upload (INLINE_JOB_BYTES in all) share a job, this many at most (imports/jobs/enqueue.py).
+    # 1 = a job per file.
+    "FILE_JOB_GROUP": env_int("AIRLOCK_FILE_JOB_GROUP", 8, minimum=1),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
     # Where workers copy an upload from the bucket to read it (a bounded temporary file); empty = the system's.
     "WORK_DIR": env_str("AIRLOCK_WORK_DIR"),

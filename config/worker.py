@@ -48,20 +48,35 @@ def _request_stop(signum: int, frame: Any) -> None:
     _stop_requested = True
 
 
-# The one job that may run inside the worker process (see AirlockWorker.execute_job).
+# The jobs that may run inside the worker process (see AirlockWorker.execute_job): a file's, and a group of files'.
 INLINE_TASK = "imports.jobs.tasks.file_process_job"
+INLINE_GROUP_TASK = "imports.jobs.tasks.files_process_job"
+
+
+def _job_file_ids(job: Any) -> list[int]:
+    """The files a file's or a group's job names, from its arguments ([] for any other job)."""
+    if len(job.args) != 1:
+        return []
+    arg = job.args[0]
+    if job.func_name == INLINE_TASK and isinstance(arg, int):
+        return [arg]
+    if job.func_name == INLINE_GROUP_TASK and isinstance(arg, list) and arg and all(isinstance(x, int) for x in arg):
+        return arg
+    return []
 
 
 def _runs_inline(job: Any) -> bool:
-    """Whether a job may run in the worker process: a file job whose stored upload is small enough."""
+    """Whether a job may run in the worker process: a file's or a group's job whose stored uploads are small
+    enough together."""
     limit = settings.AIRLOCK.get("INLINE_JOB_BYTES", 0)
-    if not limit or job.func_name != INLINE_TASK or len(job.args) != 1 or not isinstance(job.args[0], int):
+    file_ids = _job_file_ids(job) if limit else []
+    if not file_ids:
         return False
     files = apps.get_model("imports", "ImportFile")  # by name: config/ does not import the apps' modules
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:  # (plain SQL: the ORM's query costs more than the answer)
-        cursor.execute(f"SELECT size FROM {files._meta.db_table} WHERE id = %s", [job.args[0]])
+        cursor.execute(f"SELECT sum(size) FROM {files._meta.db_table} WHERE id = ANY(%s)", [file_ids])
         row = cursor.fetchone()
-    return row is not None and row[0] <= limit
+    return row is not None and row[0] is not None and row[0] <= limit
 
 
 class AirlockWorker(Worker):

@@ -76,6 +76,26 @@ def file_job_id(file_id: int) -> str:
     return f"file-{file_id}"
 
 
+GROUP_JOB_PREFIX = "files-"
+
+
+def files_job_id(file_ids: list[int]) -> str:
+    """A job of several files names them all (the reconciler reads who is in which job from the id)."""
+    return GROUP_JOB_PREFIX + "_".join(str(file_id) for file_id in file_ids)
+
+
+def files_of_job_id(job_id: str) -> list[int]:
+    """The files a file's or a group's job id names; [] for any other job."""
+    kind, _, raw = job_id.partition("-")
+    if kind == "file" and raw.isdigit():
+        return [int(raw)]
+    if kind + "-" == GROUP_JOB_PREFIX:
+        parts = raw.split("_")
+        if all(part.isdigit() for part in parts):
+            return [int(part) for part in parts]
+    return []
+
+
 def format_job_id(format_id: int) -> str:
     return f"format-{format_id}"
 
@@ -83,6 +103,67 @@ def format_job_id(format_id: int) -> str:
 def enqueue_file_process(file_id: int, *, queue: str = "default") -> None:
     """Queue reading + staging of one file, after the upload's transaction commits."""
     _enqueue(queue, f"{TASKS}.file_process_job", file_id, job_id=file_job_id(file_id))
+
+
+def enqueue_files_process(files: list[tuple[int, int, str]]) -> None:
+    """Queue the new files of one upload, after its transaction commits: `files` is (id, size, queue) each.
+
+    Small files of the same queue go together, up to FILE_JOB_GROUP of them and INLINE_JOB_BYTES in all, into one
+    job (tasks.files_process_job) that processes them one after the other: a job's own cost in RQ (dequeue,
+    registries, result, heartbeats, ~3.5 ms) is then paid once for the group instead of once for each ~50 ms file.
+    The byte cap keeps a group short (a worker is never busy with it for long while others idle) and small enough
+    to run in the worker's own process. Anything else gets its own job (all files do with INLINE_JOB_BYTES 0).
+    """
+    size_cap = settings.AIRLOCK.get("INLINE_JOB_BYTES", 0)
+    count_cap = settings.AIRLOCK.get("FILE_JOB_GROUP", 1)
+    groups: dict[str, list[int]] = {}
+    group_bytes: dict[str, int] = {}
+    for file_id, size, queue in files:
+        if count_cap < 2 or not size_cap or size > size_cap:
+            enqueue_file_process(file_id, queue=queue)
+            continue
+        group = groups.setdefault(queue, [])
+        if len(group) >= count_cap or group_bytes.get(queue, 0) + size > size_cap:
+            _enqueue_group(queue, group)
+            group = groups[queue] = []
+            group_bytes[queue] = 0
+        group.append(file_id)
+        group_bytes[queue] = group_bytes.get(queue, 0) + size
+    for queue, group in groups.items():
+        _enqueue_group(queue, group)
+
+
+def _enqueue_group(queue: str, file_ids: list[int]) -> None:
+    if len(file_ids) == 1:
+        enqueue_file_process(file_ids[0], queue=queue)
+    elif file_ids:
+        # No retries: the job never fails a file itself; a file that raises gets a job of its own (with retries).
+        ids = list(file_ids)
+        transaction.on_commit(lambda: _enqueue_group_committed(queue, ids))
+
+
+def _enqueue_group_committed(queue: str, file_ids: list[int]) -> None:
+    job_id = files_job_id(file_ids)
+    try:
+        _queue(queue).enqueue(
+            f"{TASKS}.files_process_job",
+            file_ids,
+            job_id=job_id,
+            failure_ttl=7 * 24 * 3600,
+            on_failure=Callback("imports.jobs.failures.job_failed"),
+        )
+    except redis.exceptions.RedisError as exc:
+        log.warning("could not enqueue %s (%s): saved, the reconciler enqueues it when Redis is back", job_id, exc)
+
+
+def files_hand_over(file_ids: list[int], *, queue: str, reason: str) -> None:
+    """Files of a group that go on in jobs of their own, now (Redis unreachable: they stay unfinished in Postgres
+    and the reconciler enqueues them)."""
+    if not file_ids:
+        return
+    log.warning("files %s go on in jobs of their own: %s", file_ids, reason)
+    for file_id in file_ids:
+        _enqueue_committed(queue, f"{TASKS}.file_process_job", file_id, job_id=file_job_id(file_id))
 
 
 def enqueue_format_migrate(format_id: int) -> None:

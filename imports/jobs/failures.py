@@ -19,6 +19,7 @@ from rq.exceptions import AbandonedJobError
 
 from audit.models import AuditEvent
 from audit.services import record
+from imports.jobs import enqueue
 from imports.lifecycle import batches_refresh, file_end, files_end
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from imports.pipeline.locks import file_lock_held, file_lock_held_elsewhere
@@ -61,7 +62,10 @@ def job_failed(
     job: Any, connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
 ) -> None:
     """RQ on_failure callback: keep retries for transient faults, else fail the job's files with a reason."""
-    _drop_broken_connections()
+    connections_drop_broken()
+    if job.id.startswith(enqueue.GROUP_JOB_PREFIX):
+        _group_failed(job, exc)
+        return
     if isinstance(exc, AbandonedJobError):
         _job_abandoned(job)
         return
@@ -74,7 +78,23 @@ def job_failed(
     files_fail_for_job(job_id=job.id, reason=failure_reason(exc, attempts))
 
 
-def _drop_broken_connections() -> None:
+def _group_failed(job: Any, exc: BaseException | None) -> None:
+    """A group of files (tasks.files_process_job) ended without handing its files over: its worker died, or it
+    raised outside a file (its timeout). Each unfinished file goes on in a job of its own -- after a death, only
+    once the death is counted against it, as for a file's own job (MAX_FILE_ATTEMPTS)."""
+    job.retries_left = 0
+    file_ids = enqueue.files_of_job_id(job.id)
+    if isinstance(exc, AbandonedJobError):
+        resumed: list[int] = []
+        for file_id in file_ids:
+            resumed += files_resume_or_fail_after_death(job_id=enqueue.file_job_id(file_id))[0]
+    else:
+        unfinished = ImportFile.objects.filter(pk__in=file_ids, status__in=UNFINISHED_FILE_STATUSES)
+        resumed = [pk for pk in unfinished.values_list("pk", flat=True) if not file_lock_held_elsewhere(pk)]
+    enqueue.files_hand_over(sorted(resumed), queue=job.origin, reason=f"their group job {job.id} ended on {exc!r}")
+
+
+def connections_drop_broken() -> None:
     # The failed job may have left a broken connection behind (terminated backend). Not inside an
     # atomic block: that is a caller's transaction (an in-process worker), not ours to drop.
     if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):

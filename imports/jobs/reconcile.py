@@ -52,6 +52,19 @@ def _job_alive(job_id: str) -> bool:
     return True
 
 
+def _file_groups(connection: Any) -> dict[int, str]:
+    """Which group job (tasks.files_process_job) names each file, for the groups queued or started. Their ids list
+    their files (enqueue.files_job_id): a few Redis reads for the whole run, not one per file."""
+    groups: dict[int, str] = {}
+    for name in settings.RQ_QUEUES:
+        queue = django_rq.get_queue(name, connection=connection)
+        for job_id in [*queue.get_job_ids(), *StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)]:
+            if job_id.startswith(enqueue.GROUP_JOB_PREFIX):
+                for file_id in enqueue.files_of_job_id(job_id):
+                    groups[file_id] = job_id
+    return groups
+
+
 def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
     """Re-enqueue files and approved formats whose work is due but has no live job (e.g. Redis lost it).
 
@@ -61,9 +74,18 @@ def reconcile(*, grace_seconds: int | None = None) -> dict[str, list[int]]:
     grace = settings.AIRLOCK["RECONCILE_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
     cutoff = timezone.now() - timedelta(seconds=grace)
     files: list[int] = []
-    unfinished = ImportFile.objects.filter(status__in=UNFINISHED_FILE_STATUSES, updated_at__lt=cutoff)
-    for file_id, format_id in unfinished.values_list("pk", "format_id"):
-        if _job_alive(enqueue.file_job_id(file_id)) or (format_id and _job_alive(enqueue.format_job_id(format_id))):
+    unfinished = list(
+        ImportFile.objects.filter(status__in=UNFINISHED_FILE_STATUSES, updated_at__lt=cutoff).values_list(
+            "pk", "format_id"
+        )
+    )
+    groups = _file_groups(django_rq.get_connection("default")) if unfinished else {}
+    for file_id, format_id in unfinished:
+        if (
+            _job_alive(enqueue.file_job_id(file_id))
+            or (file_id in groups and _job_alive(groups[file_id]))
+            or (format_id and _job_alive(enqueue.format_job_id(format_id)))
+        ):
             continue
         if file_lock_held_elsewhere(file_id):
             continue

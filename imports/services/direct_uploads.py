@@ -35,9 +35,8 @@ from django.utils import timezone
 
 from audit.services import record
 from config.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-from imports.jobs import enqueue
 from imports.models import BatchStatus, DirectUploadSlot, ImportBatch, ImportFile
-from imports.services.uploads import existing_upload, upload_queue, upload_target_check
+from imports.services.uploads import existing_upload, files_enqueue, upload_target_check
 from imports.storage import delete_stored, new_upload_name, sanitize_display_name
 from imports.targets import DEFAULT_TARGET
 
@@ -210,7 +209,6 @@ def _confirm(owner: Any, slots: list[DirectUploadSlot]) -> tuple[ImportBatch, di
     batch = ImportBatch.objects.create(owner=owner, status=BatchStatus.PENDING)
     made: dict[int, ImportFile] = {}
     drop: list[str] = []
-    queue = "bulk" if len(slots) > 20 else None
     for slot in slots:
         try:
             with transaction.atomic():
@@ -241,11 +239,11 @@ def _confirm(owner: Any, slots: list[DirectUploadSlot]) -> tuple[ImportBatch, di
                 summary=f"{owner.get_username()} uploaded '{file.original_name}' ({file.size:,} bytes) to the bucket",
                 details={"sha256": file.sha256, "batch": batch.pk, "size": file.size, "direct": True},
             )
-            enqueue.enqueue_file_process(file.pk, queue=upload_queue(size=file.size, bulk=queue))
         slot.file = file
         slot.save(update_fields=["file"])
         made[slot.pk] = file
     new_files = [f for f in made.values() if not f.is_existing]
+    files_enqueue(new_files)
     if not new_files:
         batch.delete()
         batch = next(iter(made.values())).batch

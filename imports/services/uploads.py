@@ -83,14 +83,12 @@ def _batch_create(
 ) -> tuple[ImportBatch, list[ImportFile]]:
     batch = ImportBatch.objects.create(owner=owner, status=BatchStatus.PENDING)
     results: list[ImportFile] = []
-    queue = "bulk" if len(files) > 20 else None
     for uploaded in files:
         results.append(
-            _file_create(
-                owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, target=target, queue=queue, stored=stored
-            )
+            _file_create(owner=owner, batch=batch, uploaded=uploaded, dedupe=dedupe, target=target, stored=stored)
         )
     new_files = [f for f in results if not f.is_existing]
+    files_enqueue(new_files)
     if not new_files:
         # Every file was already uploaded: answer with the batch that holds the first of them instead
         # of leaving an empty batch behind for each repeated upload.
@@ -108,7 +106,6 @@ def _file_create(
     uploaded: UploadedFile,
     dedupe: bool,
     target: str,
-    queue: str | None,
     stored: list[str],
 ) -> ImportFile:
     stored_name, sha256, size = store_upload(uploaded)
@@ -140,8 +137,14 @@ def _file_create(
         summary=f"{owner.get_username()} uploaded '{display}' ({size:,} bytes)",
         details={"sha256": sha256, "batch": batch.pk, "size": size},
     )
-    enqueue.enqueue_file_process(file.pk, queue=upload_queue(size=size, bulk=queue))
     return file
+
+
+def files_enqueue(files: list[ImportFile]) -> None:
+    """Queue the new files of one upload (on commit): small ones first, a many-file upload on its own queue, small
+    files together (imports/jobs/enqueue.py)."""
+    bulk = "bulk" if len(files) > 20 else None
+    enqueue.enqueue_files_process([(file.pk, file.size, upload_queue(size=file.size, bulk=bulk)) for file in files])
 
 
 def upload_target_check(target: Any) -> None:

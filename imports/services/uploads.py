@@ -40,8 +40,8 @@ from staging.models import StagedRow, StagedStatus
 def upload_batch_create(
     *, owner: Any, files: list[UploadedFile], dedupe: bool = True, target: str = DEFAULT_TARGET
 ) -> tuple[ImportBatch, list[ImportFile]]:
-    """Store the files of one upload session and enqueue one job per new file (on commit). `target`: what the files
-    hold (orders, instruments...); their headers are matched to that target's formats.
+    """Store the files of one upload session and enqueue the new files' jobs (on commit; see files_enqueue).
+    `target`: what the files hold (orders, instruments...); their headers are matched to that target's formats.
 
     The same bytes from the same owner return the existing import (same id): the unique constraint on
     (owner, sha256) decides, so ten identical uploads at once still make one import.

@@ -26,7 +26,7 @@ from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, Im
 from imports.monitoring.metrics import file_finished_observe
 from imports.services.notifications import notify_batch_settled, notify_file_outcome
 from imports.targets.base import occurrences_forget
-from staging.models import OPEN_STATUSES, StagedRow
+from staging.services import staged_rows_open
 
 # What a file can end as, and the message its owner reads with each (ImportFile.error).
 ENDINGS = (FileStatus.FAILED, FileStatus.REJECTED, FileStatus.NO_TRADES, FileStatus.ROLLED_BACK, FileStatus.PURGED)
@@ -93,7 +93,7 @@ def file_settle(*, file_id: int) -> str:
             .annotate(format_approved_at=models.F("format__approved_at"))
             .get(pk=file_id)
         )
-        open_rows = StagedRow.objects.filter(file_id=file_id, status__in=OPEN_STATUSES).exists()
+        open_rows = staged_rows_open(file_id=file_id)
         if open_rows or file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
             return file.status
         if file.rows_imported == 0 and file.rows_invalid > 0:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from django.db import connection, transaction
 
-from staging.models import StagedRow, StagedStatus
+from staging.models import OPEN_STATUSES, StagedRow, StagedStatus
 
 _COPY_SQL = "COPY staging_stagedrow (file_id, format_id, line, raw, status) FROM STDIN"
 _COPY_CHUNK_BYTES = 1 << 20
@@ -85,6 +85,17 @@ def staged_rows_delete_for_file(*, file_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM staging_stagedrow WHERE file_id = %s", [file_id])
         return cursor.rowcount
+
+
+def staged_rows_open(*, file_id: int) -> bool:
+    """Whether a file has rows still to migrate or to decide (OPEN_STATUSES). Asked at the end of every file: in
+    plain SQL, as the ORM's EXISTS costs ~3x its answer."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM staging_stagedrow WHERE file_id = %s AND status = ANY(%s))",
+            [file_id, list(OPEN_STATUSES)],
+        )
+        return cursor.fetchone()[0]
 
 
 def staged_rows_claim(*, file_id: int, limit: int, statuses: tuple[str, ...]) -> list[tuple[int, int, Any]]:

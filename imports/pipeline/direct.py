@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from audit.services import record
 from config.errors import MappingError, UnreadableFile
@@ -42,6 +42,21 @@ logger = logging.getLogger(__name__)
 RESTART = "restart"
 
 
+# What the start of a direct import resets (the rest of the file's row is not its to write).
+_RESET_FIELDS = (
+    "format",
+    "layout",
+    "rows_total",
+    "rows_staged",
+    "rows_skipped",
+    "rows_imported",
+    "rows_invalid",
+    "rows_duplicate",
+    "skip_reasons",
+    "progress",
+)
+
+
 def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: Any, plan: fastpath.FastPlan) -> str:
     """A file of an approved format straight into orders, chunk by chunk, without staging every row.
 
@@ -66,7 +81,7 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
             file.rows_imported = file.rows_invalid = file.rows_duplicate = 0
             file.skip_reasons = {}
             file.progress = 0.0
-            file.save()
+            file.save(update_fields=[*_RESET_FIELDS, "updated_at"])
         through = 0
     watch = MappingWatch(fmt)
     offset = done.get("offset") if through else None
@@ -99,8 +114,11 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
             f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
             "before that line were removed again)."
         ) from exc
-    file.refresh_from_db(fields=["rows_total", "skip_reasons"])
+    with connection.cursor() as cursor:  # (plain SQL: the ORM's refresh costs ~4x this answer)
+        cursor.execute("SELECT rows_total FROM imports_importfile WHERE id = %s", [file.pk])
+        file.rows_total = cursor.fetchone()[0]
     if file.rows_total == 0:
+        file.refresh_from_db(fields=["skip_reasons"])
         file_fail(file.pk, no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
     status = file_finish(file, compiled.writer)

@@ -65,8 +65,10 @@ def orders_reconcile(*, owner_id: int, file_id: int | None = None) -> None:
     instrument. Most were linked as they were inserted; this catches what changed since (a decision, a new
     instruments list) and tries, once per distinct value, the suffix and fuzzy rules. Idempotent: only orders
     without an instrument change, so a job killed part-way simply runs it again."""
-    if not Instrument.objects.filter(owner_id=owner_id).exists():
-        return  # nothing to match against (the first files of a new owner)
+    with connection.cursor() as cursor:  # (after every file: plain SQL, the ORM's EXISTS costs ~3x its answer)
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM imports_instrument WHERE owner_id = %s)", [owner_id])
+        if not cursor.fetchone()[0]:
+            return  # nothing to match against (the first files of a new owner)
     if file_id is None:
         waiting_files = Order.objects.filter(owner_id=owner_id, instrument__isnull=True).values("source_file")
         file_ids = list(waiting_files.distinct().values_list("source_file", flat=True))

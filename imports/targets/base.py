@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 
 # Characters that make a value markup or script in a page or a spreadsheet; no ticker, ISIN or instrument
 # name holds them. The SQL fast path refuses the same set (imports/pipeline/fastpath.py).
@@ -160,10 +160,12 @@ class TargetWriter:
     def keys_resumed(self, *, file_id: int) -> DedupeKeys:
         """The dedupe keys of a file's run: its occurrence totals rebuilt from the keys earlier runs used (rows
         written, and rows staged as duplicates), so a re-run after a crash goes on where they stopped."""
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {OCCURRENCES_TABLE} WHERE file_id = %s", [file_id])
+        # Both statements in one round trip (one query message: Postgres runs it as one transaction, or within the
+        # caller's): at the start of every file, where BEGIN, DELETE, INSERT and COMMIT were four (~0.5 ms).
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"""
+                DELETE FROM {OCCURRENCES_TABLE} WHERE file_id = %s;
                 INSERT INTO {OCCURRENCES_TABLE} (file_id, digest, n)
                 SELECT %s, decode(split_part(key, '#', 1), 'hex'), max(split_part(key, '#', 2)::int)
                 FROM (
@@ -175,7 +177,7 @@ class TargetWriter:
                 ) AS used
                 GROUP BY 2
                 """,
-                [file_id, file_id, file_id],
+                [file_id, file_id, file_id, file_id],
             )
         return DedupeKeys(self.identity, file_id=file_id, digest=self.digest)
 

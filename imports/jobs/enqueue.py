@@ -46,10 +46,10 @@ def _queue(name: str) -> Any:
     return found
 
 
-def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
-    """Enqueue with retries for transient faults (growing delays) and the failure callback that FAILS files.
-    `func`: a task of imports/jobs/tasks.py, or its dotted path."""
-    intervals = settings.AIRLOCK["JOB_RETRY_INTERVALS"]
+def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = None, retries: bool = True) -> None:
+    """Enqueue with retries for transient faults (growing delays; not with `retries` False) and the failure callback
+    that FAILS files. `func`: a task of imports/jobs/tasks.py, or its dotted path."""
+    intervals = settings.AIRLOCK["JOB_RETRY_INTERVALS"] if retries else []
     _queue(queue).enqueue(
         func,
         *args,
@@ -60,14 +60,16 @@ def enqueue_now(queue: str, func: object, *args: object, job_id: str | None = No
     )
 
 
-def _enqueue(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
-    transaction.on_commit(lambda: _enqueue_committed(queue, func, *args, job_id=job_id))
+def _enqueue(queue: str, func: object, *args: object, job_id: str | None = None, retries: bool = True) -> None:
+    transaction.on_commit(lambda: _enqueue_committed(queue, func, *args, job_id=job_id, retries=retries))
 
 
-def _enqueue_committed(queue: str, func: object, *args: object, job_id: str | None = None) -> None:
+def _enqueue_committed(
+    queue: str, func: object, *args: object, job_id: str | None = None, retries: bool = True
+) -> None:
     """After the commit the work is saved in Postgres: a Redis outage now must not turn it into an error."""
     try:
-        enqueue_now(queue, func, *args, job_id=job_id)
+        enqueue_now(queue, func, *args, job_id=job_id, retries=retries)
     except redis.exceptions.RedisError as exc:
         log.warning("could not enqueue %s (%s): saved, the reconciler enqueues it when Redis is back", job_id, exc)
 
@@ -85,15 +87,11 @@ def files_job_id(file_ids: list[int]) -> str:
 
 
 def files_of_job_id(job_id: str) -> list[int]:
-    """The files a file's or a group's job id names; [] for any other job."""
-    kind, _, raw = job_id.partition("-")
-    if kind == "file" and raw.isdigit():
-        return [int(raw)]
-    if kind + "-" == GROUP_JOB_PREFIX:
-        parts = raw.split("_")
-        if all(part.isdigit() for part in parts):
-            return [int(part) for part in parts]
-    return []
+    """The files a group's job id names; [] for any other job."""
+    if not job_id.startswith(GROUP_JOB_PREFIX):
+        return []
+    parts = job_id.removeprefix(GROUP_JOB_PREFIX).split("_")
+    return [int(part) for part in parts] if all(part.isdigit() for part in parts) else []
 
 
 def format_job_id(format_id: int) -> str:
@@ -139,21 +137,7 @@ def _enqueue_group(queue: str, file_ids: list[int]) -> None:
     elif file_ids:
         # No retries: the job never fails a file itself; a file that raises gets a job of its own (with retries).
         ids = list(file_ids)
-        transaction.on_commit(lambda: _enqueue_group_committed(queue, ids))
-
-
-def _enqueue_group_committed(queue: str, file_ids: list[int]) -> None:
-    job_id = files_job_id(file_ids)
-    try:
-        _queue(queue).enqueue(
-            f"{TASKS}.files_process_job",
-            file_ids,
-            job_id=job_id,
-            failure_ttl=7 * 24 * 3600,
-            on_failure=Callback("imports.jobs.failures.job_failed"),
-        )
-    except redis.exceptions.RedisError as exc:
-        log.warning("could not enqueue %s (%s): saved, the reconciler enqueues it when Redis is back", job_id, exc)
+        _enqueue(queue, f"{TASKS}.files_process_job", ids, job_id=files_job_id(ids), retries=False)
 
 
 def files_hand_over(file_ids: list[int], *, queue: str, reason: str) -> None:

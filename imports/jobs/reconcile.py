@@ -59,9 +59,8 @@ def _file_groups(connection: Any) -> dict[int, str]:
     for name in settings.RQ_QUEUES:
         queue = django_rq.get_queue(name, connection=connection)
         for job_id in [*queue.get_job_ids(), *StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)]:
-            if job_id.startswith(enqueue.GROUP_JOB_PREFIX):
-                for file_id in enqueue.files_of_job_id(job_id):
-                    groups[file_id] = job_id
+            for file_id in enqueue.files_of_job_id(job_id):
+                groups[file_id] = job_id
     return groups
 
 

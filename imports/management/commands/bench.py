@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -99,9 +100,24 @@ class Command(BaseCommand):
             *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()],
             f"--only={options['only']}",
         ]
-        status = subprocess.run(args, cwd=ROOT, env=env).returncode
+        # A run stores ~1.5 GB of uploads (its 1M-row files, the memory-test file, 900 small files). The previous
+        # run's are orphans of the database dropped above, and this run's are deleted once its table is printed:
+        # kept, they fill a disk within a few dozen runs.
+        self._remove_uploads(workdir / "media")
+        try:
+            status = subprocess.run(args, cwd=ROOT, env=env).returncode
+        finally:
+            self._remove_uploads(workdir / "media")
         if status:
             raise CommandError(f"the benchmark failed (exit {status}); logs in {workdir}")
+
+    def _remove_uploads(self, media: Path) -> None:
+        """Delete the bench's stored uploads, saying how much was freed."""
+        if not media.exists():
+            return
+        size = sum(path.stat().st_size for path in media.rglob("*") if path.is_file())
+        shutil.rmtree(media)
+        self.stderr.write(f"removed the bench's stored uploads ({size / 2**20:,.0f} MB) from {media}")
 
     def _inner(self, preset: dict[str, int], workdir: Path, only: frozenset[str]) -> None:
         import django_rq

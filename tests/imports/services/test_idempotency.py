@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -145,6 +146,77 @@ def test_dedupe_off_imports_every_row_of_an_overlapping_export(
     assert (raw.status, raw.rows_imported, raw.rows_duplicate) == (FileStatus.IMPORTED, 100, 0)
     assert Order.objects.filter(owner=user).count() == 200
     assert set(Order.objects.filter(source_file=raw).values_list("dedupe_key", flat=True)) == {""}
+
+
+def test_the_same_bytes_twice_in_one_request_make_one_import(
+    user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    data = trades_csv(3)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        batch, files = upload_batch_create(
+            owner=user,
+            files=[csv_upload("a.csv", data), csv_upload("a-copy.csv", data), csv_upload("b.csv", trades_csv(4))],
+        )
+    assert files[1].pk == files[0].pk and files[1].is_existing and not files[0].is_existing
+    assert files[2].pk != files[0].pk and not files[2].is_existing
+    assert batch.file_count == 2 and ImportFile.objects.filter(owner=user).count() == 2
+    assert sorted(ImportFile.objects.filter(owner=user).values_list("original_name", flat=True)) == ["a.csv", "b.csv"]
+    uploaded = AuditEvent.objects.filter(action="file.uploaded").order_by("id")
+    assert [e.object_id for e in uploaded] == [str(files[0].pk), str(files[2].pk)]
+    assert uploaded[0].actor == user and "uploaded 'a.csv'" in uploaded[0].summary
+    assert len(callbacks) == 1, "the new files are enqueued together, once"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bytes_another_request_commits_while_this_one_inserts_are_answered_with_its_import(user: Any) -> None:
+    """The check for live imports of the same bytes runs before the upload's one INSERT; another request that
+    commits the same bytes in between makes that INSERT fail on the unique constraint: the files then go in
+    one at a time, and the one refused is answered with the other request's import."""
+    from django.db import connection as main_connection
+
+    data = trades_csv(3)
+    inserted, done = threading.Event(), threading.Event()
+    other: list[ImportFile] = []
+
+    def other_request() -> None:
+        from django.db import connection, transaction
+
+        try:
+            with transaction.atomic():  # holds its row (and the unique index entry) until this one waits on it
+                other.extend(upload_batch_create(owner=user, files=[csv_upload("other.csv", data)])[1])
+                inserted.set()
+                with connection.cursor() as cursor:
+                    for _ in range(200):
+                        cursor.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = %s",
+                            [waiting_pid[0]],
+                        )
+                        if cursor.fetchone()[0]:
+                            break
+                        time.sleep(0.05)
+        finally:
+            connection.close()
+            done.set()
+
+    with main_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        waiting_pid = [cursor.fetchone()[0]]
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    assert inserted.wait(30)
+    batch, files = upload_batch_create(
+        owner=user, files=[csv_upload("mine.csv", data), csv_upload("b.csv", trades_csv(4))]
+    )
+    thread.join(30)
+    assert done.is_set() and other
+    assert files[0].pk == other[0].pk and files[0].is_existing
+    assert not files[1].is_existing and files[1].batch_id == batch.pk and batch.file_count == 1
+    assert ImportFile.objects.filter(owner=user).count() == 2
+    assert not ImportFile.objects.filter(original_name="mine.csv").exists()
+    assert [e.object_id for e in AuditEvent.objects.filter(action="file.uploaded").order_by("id")] == [
+        str(other[0].pk),
+        str(files[1].pk),
+    ]
 
 
 def test_the_api_dedupe_field_reaches_the_import(client: Client, user: Any) -> None:

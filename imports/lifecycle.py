@@ -14,7 +14,7 @@ an upload that just settled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.services import record
+from formats.models import CsvFormat
 from imports.models import UNFINISHED_FILE_STATUSES, BatchStatus, FileStatus, ImportBatch, ImportFile
 from imports.monitoring.metrics import file_finished_observe
 from imports.services.notifications import notify_batch_settled, notify_file_outcome
@@ -85,54 +86,61 @@ def files_start_migrating(files: QuerySet[ImportFile], **fields: Any) -> int:
 
 
 def file_settle(*, file_id: int) -> str:
-    """Set a file's final status from what Postgres says about its rows."""
-    with transaction.atomic():
+    """Set a file's final status from what Postgres says about its rows.
+
+    Plain SQL (a locked read and an UPDATE): it runs once per file, and the ORM's read and save of the file's
+    row cost ~0.9 ms more than their statements, a tenth of a small file's time outside its rows."""
+    table = ImportFile._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
         # (its format's approval time read along, for the histograms below; only the file's row is locked)
-        file = (
-            ImportFile.objects.select_for_update(of=("self",))
-            .annotate(format_approved_at=models.F("format__approved_at"))
-            .get(pk=file_id)
+        cursor.execute(
+            f"""
+            SELECT f.status, f.original_name, f.rows_imported, f.rows_invalid, f.rows_skipped, f.rows_duplicate,
+                   f.started_at, f.layout ? 'direct', fmt.approved_at
+            FROM {table} f LEFT JOIN {CsvFormat._meta.db_table} fmt ON fmt.id = f.format_id
+            WHERE f.id = %s FOR UPDATE OF f
+            """,
+            [file_id],
         )
-        open_rows = staged_rows_open(file_id=file_id)
-        if open_rows or file.status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
-            return file.status
-        if file.rows_imported == 0 and file.rows_invalid > 0:
-            file.status = FileStatus.FAILED
-            file.error = f"None of the {file.rows_invalid} rows could be imported; see the row errors."
-        elif file.rows_invalid:
-            file.status = FileStatus.PARTIAL
+        found = cursor.fetchone()
+        if found is None:
+            raise ImportFile.DoesNotExist(f"file {file_id} is not there")
+        status, name, imported, invalid, skipped, duplicate, started_at, direct, approved_at = found
+        if staged_rows_open(file_id=file_id) or status not in (FileStatus.MIGRATING, FileStatus.PENDING_APPROVAL):
+            return status
+        error = None
+        if imported == 0 and invalid > 0:
+            status = FileStatus.FAILED
+            error = f"None of the {invalid} rows could be imported; see the row errors."
+        elif invalid:
+            status = FileStatus.PARTIAL
         else:
-            file.status = FileStatus.IMPORTED
-        file.progress = 100.0
-        file.finished_at = timezone.now()
-        file.save(update_fields=["status", "error", "progress", "finished_at", "updated_at"])
+            status = FileStatus.IMPORTED
+        now = timezone.now()
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, error = coalesce(%s, error), progress = 100.0, finished_at = %s, "
+            "updated_at = %s WHERE id = %s",
+            [status, error, now, now, file_id],
+        )
         occurrences_forget(file_ids=[file_id])
         record(
             action="migration.finished",
-            obj=file,
-            summary=(
-                f"'{file.original_name}': {file.rows_imported} imported, {file.rows_invalid} invalid, "
-                f"{file.rows_skipped} skipped, {file.rows_duplicate} duplicate"
-            ),
-            details={"status": file.status},
+            obj=ImportFile(pk=file_id),
+            summary=f"'{name}': {imported} imported, {invalid} invalid, {skipped} skipped, {duplicate} duplicate",
+            details={"status": status},
         )
         notify_file_outcome(file_id=file_id)
         # The histograms count committed outcomes only (a rolled-back settle must not be measured).
-        transaction.on_commit(_observe_finished(file), robust=True)
-    return file.status
-
-
-def _observe_finished(file: ImportFile) -> Callable[[], None]:
-    """The histograms' observation of a file that settled: `file` carries its format's `format_approved_at`."""
-    rows = file.rows_imported + file.rows_invalid + file.rows_skipped + file.rows_duplicate
-    approved_at = file.format_approved_at
-    return lambda: file_finished_observe(
-        path="direct" if "direct" in (file.layout or {}) else "staged",
-        started_at=file.started_at,
-        approved_at=approved_at,
-        finished_at=file.finished_at,
-        rows=rows,
-    )
+        observe = partial(
+            file_finished_observe,
+            path="direct" if direct else "staged",
+            started_at=started_at,
+            approved_at=approved_at,
+            finished_at=now,
+            rows=imported + invalid + skipped + duplicate,
+        )
+        transaction.on_commit(observe, robust=True)
+    return status
 
 
 def files_end(files: QuerySet[ImportFile], *, status: str, message: str | None, **fields: Any) -> int:

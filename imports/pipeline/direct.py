@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from audit.services import record
 from config.errors import MappingError, UnreadableFile
@@ -293,44 +296,61 @@ def direct_undo(file_id: int, writer: TargetWriter) -> int:
 
 
 def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, outcome: BatchOutcome) -> None:
-    """Advance the file's counters and how far it was read by a written chunk (in the chunk's transaction)."""
+    """Advance the file's counters and how far it was read by a written chunk (in the chunk's transaction).
+
+    Plain SQL, a locked read of the few columns it merges and one UPDATE that adds to the counters: it runs once
+    per chunk (once per small file), and the ORM's read and save of the whole row cost ~0.9 ms more."""
+    table = ImportFile._meta.db_table
     skipped = chunk.skipped
-    current = ImportFile.objects.select_for_update().get(pk=file.pk)
-    layout = current.layout or {}
-    layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
-    # `complete`: the whole file is read (an admin retry then resumes the migration, not the reading).
-    layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line, "complete": chunk.final}
-    if chunk.block is not None:
-        layout["direct"]["offset"] = chunk.block.end  # where the next block starts, for a resumed run
-    current.layout = layout
-    current.rows_total += chunk.count
-    current.rows_imported += outcome.imported
-    current.rows_invalid += outcome.invalid
-    current.rows_duplicate += outcome.duplicate
-    current.rows_skipped += outcome.skipped + sum(skipped.values())
-    current.skip_reasons = dict((Counter(current.skip_reasons or {}) + skipped + outcome.skip_reasons).most_common(50))
-    current.progress = max(current.progress, chunk.progress)
-    update = [
-        "layout",
-        "rows_total",
-        "rows_imported",
-        "rows_invalid",
-        "rows_duplicate",
-        "rows_skipped",
-        "skip_reasons",
-        "progress",
-        "updated_at",
-    ]
-    if chunk.final and current.rows_total:
-        file_step(current, FileStatus.MIGRATING)
-        update.append("status")
-        record(
-            action="rows.imported",
-            obj=current,
-            summary=(
-                f"{current.rows_total} rows of '{current.original_name}' read for approved format "
-                f"'{fmt.name}' and imported directly"
-            ),
-            details={"format": fmt.pk, "rows": current.rows_total, "layout": layout},
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT status, layout, skip_reasons, rows_total FROM {table} WHERE id = %s FOR UPDATE", [file.pk]
         )
-    current.save(update_fields=update)
+        status, layout, skip_reasons, rows_total = cursor.fetchone()
+        layout = _json(layout) or {}
+        layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
+        # `complete`: the whole file is read (an admin retry then resumes the migration, not the reading).
+        layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line, "complete": chunk.final}
+        if chunk.block is not None:
+            layout["direct"]["offset"] = chunk.block.end  # where the next block starts, for a resumed run
+        reasons = Counter(_json(skip_reasons) or {}) + skipped + outcome.skip_reasons
+        rows_total += chunk.count
+        if chunk.final and rows_total:
+            current = ImportFile(pk=file.pk, status=status)
+            file_step(current, FileStatus.MIGRATING)
+            status = current.status
+            record(
+                action="rows.imported",
+                obj=current,
+                summary=(
+                    f"{rows_total} rows of '{file.original_name}' read for approved format '{fmt.name}' and "
+                    "imported directly"
+                ),
+                details={"format": fmt.pk, "rows": rows_total, "layout": layout},
+            )
+        cursor.execute(
+            f"""
+            UPDATE {table} SET status = %s, layout = %s, skip_reasons = %s, progress = greatest(progress, %s),
+                rows_total = rows_total + %s, rows_imported = rows_imported + %s, rows_invalid = rows_invalid + %s,
+                rows_duplicate = rows_duplicate + %s, rows_skipped = rows_skipped + %s, updated_at = %s
+            WHERE id = %s
+            """,
+            [
+                status,
+                Jsonb(layout),
+                Jsonb(dict(reasons.most_common(50))),
+                chunk.progress,
+                chunk.count,
+                outcome.imported,
+                outcome.invalid,
+                outcome.duplicate,
+                outcome.skipped + sum(skipped.values()),
+                timezone.now(),
+                file.pk,
+            ],
+        )
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value read with a plain cursor (Django has psycopg leave JSON as text)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value

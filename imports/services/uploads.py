@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from audit.services import audit_event, events_append, record
 from config.errors import Conflict, InvalidRequest, MappingError, PayloadTooLarge
@@ -177,9 +177,36 @@ def _files_insert(owner: Any, files: list[ImportFile]) -> list[ImportFile]:
 
 def files_enqueue(files: list[ImportFile]) -> None:
     """Queue the new files of one upload (on commit): small ones first, a many-file upload on its own queue, small
-    files together (imports/jobs/enqueue.py)."""
+    files together (imports/jobs/enqueue.py). The files table's planner statistics are brought up to date first
+    when this upload at least doubled it (files_stats_refresh)."""
+    files_stats_refresh(len(files))
     bulk = "bulk" if len(files) > 20 else None
     enqueue.enqueue_files_process([(file.pk, file.size, upload_queue(size=file.size, bulk=bulk)) for file in files])
+
+
+def files_stats_refresh(added: int) -> bool:
+    """ANALYZE the files table, in the upload's transaction, when Postgres's statistics count fewer rows than the
+    upload added; True if it ran.
+
+    Every order (and staged row) written checks its foreign key to its file's row, a query each worker plans once
+    and keeps. Planned from the statistics of a table that was tiny at its last ANALYZE (a new installation, or one
+    owner's first upload of hundreds of files), that check can pick the index on the owner (or the format) and read
+    every file of that owner for each row: measured on 300 uploaded files, 1,000 rows each, two workers, every
+    commit took 80-160 ms instead of ~4 and the upload 25-27 s instead of ~7.5, until autovacuum's ANALYZE came
+    round. Analyzed here (a few ms: the table is small, by the condition; the upload's own rows count), the
+    statistics commit with the files, and every worker plans the check again before the files' jobs start. Once
+    the table is large no upload doubles it, and nothing is run. SKIP_LOCKED: a running ANALYZE or VACUUM of the
+    table (which refreshes them anyway) is not waited for; the lock taken is one DML does not wait on."""
+    if not added:
+        return False
+    table = ImportFile._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        (estimated,) = cursor.fetchone()
+        if estimated >= added:
+            return False
+        cursor.execute(f"ANALYZE (SKIP_LOCKED) {table}")
+    return True
 
 
 def upload_target_check(target: Any) -> None:

@@ -10,17 +10,10 @@ from django.utils import timezone
 from audit.models import AuditEvent
 
 
-def record(
-    *,
-    action: str,
-    summary: str,
-    actor: Any = None,
-    obj: models.Model | None = None,
-    severity: str = AuditEvent.Severity.INFO,
-    details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one audit event (actor None means the system, e.g. a worker)."""
-    event = audit_event(action=action, summary=summary, actor=actor, obj=obj, severity=severity, details=details)
+def record(**fields: Any) -> AuditEvent:
+    """Append one audit event now, in the caller's transaction (the fields are audit_event's; an actor None means
+    the system, e.g. a worker)."""
+    event = audit_event(**fields)
     events_append([event])
     return event
 

@@ -163,7 +163,7 @@ def _direct_read(
     def finish(chunk: _DirectChunk, declined: fastpath.Declined) -> BatchOutcome:
         outcome = BatchOutcome()
         cells_of = partial(fastpath.block_cells, width=width) if chunk.block is not None else chunk.cells_of
-        fastpath.chunk_finish(file, compiled, dedupe, cells_of, declined, format_id=fmt.pk, outcome=outcome)
+        fastpath.chunk_finish(file, compiled, dedupe, cells_of, declined, format_id=fmt.pk, outcome=outcome, plan=plan)
         return outcome
 
     def settle(chunk: _DirectChunk, outcome: BatchOutcome) -> None:

@@ -257,13 +257,18 @@ class FastPlan:
         # OFFSET 0 keeps each layer from being inlined into the next, so a regex is run once per cell.
         # `raw` (a staged row's cells; NULL for rows read straight from the file) rides along untouched.
         # (Grouped by the digest's bytes: the same groups as in the locale's order, sorted a third faster.)
-        numbered = (
-            'row_number() OVER (PARTITION BY digest COLLATE "C" ORDER BY line)' if self.dedupe_by_fingerprint else "0"
-        )
+        # `copies`: on the last row of each digest, its number is how many rows of the batch have it (the file's
+        # counters are added to from these, _assign_keys): read off the numbering's own pass, not a second grouping.
+        numbered, copies = "0 AS n", "NULL::int"
+        if self.dedupe_by_fingerprint:
+            window = '(PARTITION BY digest COLLATE "C" ORDER BY line)'
+            numbered = f"row_number() OVER {window} AS n, lead(line) OVER {window} AS next_line"
+            copies = "CASE WHEN next_line IS NULL AND digest IS NOT NULL THEN n END"
         return f"""
-            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key, digest, raw)
-            SELECT id, line, ok, {values}, {key}, digest, raw
-            FROM (SELECT *, {numbered} AS n FROM (SELECT *, {digest} AS digest FROM (
+            INSERT INTO pg_temp.airlock_fast (id, line, ok, {", ".join(ORDER_VALUE_FIELDS)}, dedupe_key, digest, copies,
+                                              raw)
+            SELECT id, line, ok, {values}, {key}, digest, {copies}, raw
+            FROM (SELECT *, {numbered} FROM (SELECT *, {digest} AS digest FROM (
                 SELECT id, line, ok, raw, {converted}
                 FROM (
                     SELECT id, line, raw, {post_names}, ({ok}) AS ok
@@ -927,7 +932,7 @@ _TEMP_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS airlock_fast (
     id bigint, line int, ok bool, account text, symbol text, side text, quantity numeric, price numeric,
     commission numeric, currency text, executed_at timestamptz, broker_trade_id text, dedupe_key text,
-    digest text, raw jsonb
+    digest text, copies int, raw jsonb
 ) ON COMMIT DELETE ROWS
 """
 
@@ -1061,11 +1066,19 @@ def batch_prepare(*, plan: FastPlan, file_id: int, ids: list[int], statuses: tup
 
 
 def batch_finish(
-    file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, declined: Declined, outcome: BatchOutcome
+    file: ImportFile,
+    compiled: CompiledFormat,
+    dedupe: DedupeKeys | None,
+    declined: Declined,
+    outcome: BatchOutcome,
+    *,
+    plan: FastPlan,
 ) -> None:
     """Write the orders of a prepared batch and stage again, with their outcome, its rows that did not become one."""
     with connection.cursor() as cursor:
-        marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
+        marks = _write_orders(
+            cursor, file, compiled, dedupe, declined, outcome, fingerprints=plan.dedupe_by_fingerprint
+        )
         if not marks:
             return
         # The claim deleted every row of the batch: the invalid, skipped and duplicate ones come back.
@@ -1211,11 +1224,14 @@ def chunk_finish(
     *,
     format_id: int,
     outcome: BatchOutcome,
+    plan: FastPlan,
 ) -> None:
     """Write the orders of a prepared chunk; only the rows that do not become an order (invalid, skipped,
     duplicate) are staged, with their errors, for the reports and re-runs. `cells_of`: the cells of lines."""
     with connection.cursor() as cursor:
-        marks = _write_orders(cursor, file, compiled, dedupe, declined, outcome)
+        marks = _write_orders(
+            cursor, file, compiled, dedupe, declined, outcome, fingerprints=plan.dedupe_by_fingerprint
+        )
     if marks:
         by_line = cells_of([line for line, _, _ in marks])
         staged_rows_write_outcomes(
@@ -1232,6 +1248,8 @@ def _write_orders(
     dedupe: DedupeKeys | None,
     declined: list[tuple[int, int, list[str]]],
     outcome: BatchOutcome,
+    *,
+    fingerprints: bool,
 ) -> list[Mark]:
     """Convert the declined rows in Python, write every valid row of the batch, and return the marks
     [(id, status, errors)] of the rows that did not become an order; counts go to `outcome`."""
@@ -1242,7 +1260,7 @@ def _write_orders(
         if outcome.route(row_id, verdict, errors, marks):
             python_valid.append((row_id, TargetRow(line, values, "")))
     if dedupe is not None:
-        _assign_keys(cursor, dedupe, python_valid)
+        _assign_keys(cursor, dedupe, python_valid, fingerprints=fingerprints)
     columns = order_columns([order for _, order in python_valid])
     not_inserted, writable = _insert_orders(cursor, {"owner": file.owner_id, "file": file.pk, **columns})
     # Rows that hit a conflict: another file's (or another line's) order with the same trade identity
@@ -1278,7 +1296,9 @@ FROM earlier e WHERE f.digest = e.digest AND f.ok
 """
 
 
-def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]]) -> None:
+def _assign_keys(
+    cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, TargetRow]], *, fingerprints: bool
+) -> None:
     """Give every valid row of the batch its dedupe key in line order, as the Python path does.
 
     The SQL rows' fingerprints are numbered within the batch by the conversion (`digest`, key '<digest>#<n>').
@@ -1286,13 +1306,18 @@ def _assign_keys(cursor: Any, dedupe: DedupeKeys, python_valid: list[tuple[int, 
     the same digest: the batch's totals go in as new rows of the file's counters (a plain INSERT, which a digest
     seen before makes fail), else the counters are added to and the rows of such digests numbered on from them.
     When Python converted some, Postgres numbers the SQL rows' and the Python rows' digests together after the
-    file's earlier batches (occurrences_sql), and the SQL rows' keys are set again."""
+    file's earlier batches (occurrences_sql), and the SQL rows' keys are set again. `fingerprints`: whether the
+    plan gives SQL rows a digest (False: they are keyed by their trade id, only Python's rows may need numbers)."""
     numbered = dedupe.digests([order for _, order in python_valid])
     params = {"file_id": dedupe.file_id}
     if not numbered:
+        if not fingerprints:  # (no row of the batch has a digest: nothing to count)
+            return
+        # (The conversion wrote the rows in the digests' order, which is the counters' index order: the hex of a
+        # digest sorts as its bytes. Each insertion lands next to the one before, a sixth cheaper than at random.)
         counters = (
             f"INSERT INTO {OCCURRENCES_TABLE} (file_id, digest, n) SELECT %(file_id)s, decode(digest, 'hex'), "
-            "count(*) FROM pg_temp.airlock_fast WHERE ok AND digest IS NOT NULL GROUP BY digest"
+            "copies FROM pg_temp.airlock_fast WHERE copies IS NOT NULL"
         )
         if _unless_unique_violation(cursor, counters, params) is not None:
             return

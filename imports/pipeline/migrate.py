@@ -157,7 +157,7 @@ def _migrate_fast(
 
     def finish(ids: list[int], declined: fastpath.Declined) -> BatchOutcome:
         outcome = BatchOutcome()
-        fastpath.batch_finish(file, compiled, dedupe, declined, outcome)
+        fastpath.batch_finish(file, compiled, dedupe, declined, outcome, plan=plan)
         return outcome
 
     def settle(ids: list[int], outcome: BatchOutcome) -> None:

@@ -214,6 +214,9 @@ AIRLOCK = {
     # The small files of one upload (INLINE_JOB_BYTES in all) share a job, this many at most (imports/jobs/enqueue.py).
     # 1 = a job per file.
     "FILE_JOB_GROUP": env_int("AIRLOCK_FILE_JOB_GROUP", 8, minimum=1),
+    # Database sessions a group of small files may use at once (imports/jobs/tasks.py: a file per session). 1 = the
+    # files one after the other.
+    "GROUP_SESSIONS": env_int("AIRLOCK_GROUP_SESSIONS", 2, minimum=1),
     "MAX_FILE_BYTES": env_int("AIRLOCK_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1),
     # Where workers copy an upload from the bucket to read it (a bounded temporary file); empty = the system's.
     "WORK_DIR": env_str("AIRLOCK_WORK_DIR"),

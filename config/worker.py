@@ -220,3 +220,11 @@ def worker_alive(worker: Worker) -> bool:
 def live_workers(connection: Any) -> list[Worker]:
     """The registered workers that are alive (see worker_alive)."""
     return [worker for worker in Worker.all(connection=connection) if worker_alive(worker)]
+
+
+def cpus_per_busy_worker(connection: Any) -> int:
+    """This machine's CPUs shared among its live workers that are running a job (the caller's own included; at
+    least 1 each): how many database sessions a job here can keep busy without taking another worker's CPU."""
+    host = socket.gethostname()
+    busy = sum(1 for w in live_workers(connection) if w.hostname == host and w.get_state() == WorkerStatus.BUSY)
+    return max(1, (os.cpu_count() or 1) // max(1, busy))

@@ -40,11 +40,12 @@ from django.db import connection, transaction
 Item = TypeVar("Item")
 
 
-def sessions_for() -> int:
-    """How many sessions one file may use: AIRLOCK_FILE_SESSIONS, or 1 inside an outer transaction."""
+def sessions_for(setting: str = "FILE_SESSIONS") -> int:
+    """How many sessions one file (or, with GROUP_SESSIONS, one group of small files) may use: the setting, or 1
+    inside an outer transaction."""
     if connection.in_atomic_block:
         return 1
-    return max(1, int(settings.AIRLOCK.get("FILE_SESSIONS", 2)))
+    return max(1, int(settings.AIRLOCK.get(setting, 2)))
 
 
 class _Aborted(Exception):

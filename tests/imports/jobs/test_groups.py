@@ -4,14 +4,18 @@ that raises or a stop request handing the rest to jobs of their own, a dead work
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import django_rq
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.worker import Worker, WorkerStatus
 
 import config.worker
 import imports.jobs.tasks as tasks
@@ -230,3 +234,158 @@ def test_a_group_whose_worker_died_counts_the_death_and_hands_its_files_over(
     assert [job.id for job in queued()] == [enqueue.file_job_id(f.pk) for f in files[2:]]
     group.refresh()
     assert group.get_status() == JobStatus.FAILED  # not retried as a whole
+
+
+# --- a group in two sessions (transaction=True: each session is a thread with its own connection, which sees only
+# what is committed) ---------------------------------------------------------------------------------------------
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_runs_two_files_at_once_each_in_its_own_session(
+    user: Any, redis_clean: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    files = upload(user, django_capture_on_commit_callbacks, 5)
+    original = tasks.file_process
+    second_started = threading.Event()
+    sessions: dict[int, int] = {}
+
+    def file_process(*, file_id: int) -> str:
+        sessions[file_id] = _backend_pid()
+        if file_id == files[1].pk:
+            second_started.set()
+        if file_id == files[0].pk and not second_started.wait(timeout=20):
+            raise AssertionError("the second file did not start while the first one was running")
+        return original(file_id=file_id)
+
+    monkeypatch.setattr(tasks, "file_process", file_process)
+    django_rq.get_queue("high").empty()
+
+    done = tasks.files_process_job([f.pk for f in files])
+
+    assert list(done) == [f.pk for f in files]  # every file, reported in the group's order
+    assert set(statuses(files)) <= FINAL_OR_STAGED
+    assert len(set(sessions.values())) == 2 and _backend_pid() not in sessions.values()
+    assert queued("default") == []
+    # The sessions' connections were closed with their threads (a backend takes a moment to exit after it).
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(set(sessions.values()))])
+            if cursor.fetchone()[0] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(set(sessions.values()))])
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_that_raises_in_a_two_session_group_hands_itself_and_the_files_not_started_over(
+    user: Any, redis_clean: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    files = upload(user, django_capture_on_commit_callbacks, 4)
+    original = tasks.file_process
+    second_running, group_stopped = threading.Event(), threading.Event()
+    stop = tasks._Group.stop
+
+    def stop_and_tell(group: Any, file_id: int | None, reason: str) -> None:
+        stop(group, file_id, reason)
+        group_stopped.set()
+
+    def file_process(*, file_id: int) -> str:
+        if file_id == files[0].pk:
+            assert second_running.wait(timeout=20)
+            raise KeyError("a bug met by the first file")
+        if file_id == files[1].pk:
+            second_running.set()
+            assert group_stopped.wait(timeout=20)  # the first one raised meanwhile: this one still ends
+        return original(file_id=file_id)
+
+    monkeypatch.setattr(tasks._Group, "stop", stop_and_tell)
+    monkeypatch.setattr(tasks, "file_process", file_process)
+    django_rq.get_queue("high").empty()
+
+    done = tasks.files_process_job([f.pk for f in files])
+
+    assert list(done) == [files[1].pk]
+    assert statuses(files)[1] in FINAL_OR_STAGED
+    assert [statuses(files)[n] for n in (0, 2, 3)] == [FileStatus.UPLOADED] * 3
+    assert [job.id for job in queued("default")] == [enqueue.file_job_id(files[n].pk) for n in (0, 2, 3)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_request_in_a_two_session_group_lets_both_running_files_end_and_hands_the_rest_over(
+    user: Any, redis_clean: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    files = upload(user, django_capture_on_commit_callbacks, 4)
+    original = tasks.file_process
+    monkeypatch.setattr(config.worker, "_stop_requested", False)
+    second_running, stop_sent = threading.Event(), threading.Event()
+
+    def file_process(*, file_id: int) -> str:
+        if file_id == files[0].pk:
+            assert second_running.wait(timeout=20)
+            config.worker._request_stop(15, None)  # SIGTERM while both run
+            stop_sent.set()
+        if file_id == files[1].pk:
+            second_running.set()
+            assert stop_sent.wait(timeout=20)
+        return original(file_id=file_id)
+
+    monkeypatch.setattr(tasks, "file_process", file_process)
+    django_rq.get_queue("high").empty()
+
+    done = tasks.files_process_job([f.pk for f in files])
+
+    assert list(done) == [files[0].pk, files[1].pk]  # each ended (one batch), then the group stopped
+    assert set(statuses(files)[:2]) <= FINAL_OR_STAGED
+    assert statuses(files)[2:] == [FileStatus.UPLOADED] * 2
+    assert [job.id for job in queued("default")] == [enqueue.file_job_id(f.pk) for f in files[2:]]
+
+
+def test_inside_an_outer_transaction_a_group_runs_in_that_one_session(
+    user: Any, redis_clean: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    files = upload(user, django_capture_on_commit_callbacks, 3)
+    sessions: set[int] = set()
+    original = tasks.file_process
+    monkeypatch.setattr(
+        tasks, "file_process", lambda *, file_id: sessions.add(_backend_pid()) or original(file_id=file_id)
+    )
+    django_rq.get_queue("high").empty()
+
+    assert list(tasks.files_process_job([f.pk for f in files])) == [f.pk for f in files]
+    assert sessions == {_backend_pid()}  # (other sessions could not see this test's uncommitted upload)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_a_group_in_two_sessions_unless_another_worker_here_is_busy_too(
+    user: Any, redis_clean: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(config.worker.os, "cpu_count", lambda: 2)
+    sessions: set[int] = set()
+    original = tasks.file_process
+    monkeypatch.setattr(
+        tasks, "file_process", lambda *, file_id: sessions.add(_backend_pid()) or original(file_id=file_id)
+    )
+
+    files = upload(user, django_capture_on_commit_callbacks, 4)
+    assert drain(monkeypatch) == []
+    assert set(statuses(files)) <= FINAL_OR_STAGED
+    assert len(sessions) == 2  # the only busy worker on two CPUs: two sessions
+
+    other = Worker(["default"], connection=redis_clean, name="another-worker-here")  # alive: this process's pid
+    other.register_birth()
+    other.set_state(WorkerStatus.BUSY)
+    assert config.worker.cpus_per_busy_worker(redis_clean) == 2  # (this one is idle between jobs)
+    sessions.clear()
+    files = upload(user, django_capture_on_commit_callbacks, 4, first=10)
+    assert drain(monkeypatch) == []
+    assert set(statuses(files)) <= FINAL_OR_STAGED
+    assert sessions == {_backend_pid()}  # two busy workers on two CPUs: one session each
+    other.register_death()

@@ -35,6 +35,16 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _session_threads() -> Iterator[None]:
+    """Session threads a test started (a group of files in two sessions) are closed after it: their open sessions
+    would outlive the test database's last test and keep it from being dropped."""
+    yield
+    from imports.pipeline.sessions import session_threads_close
+
+    session_threads_close()
+
+
 @pytest.fixture
 def redis_clean() -> Any:
     """The test Redis database, emptied before the test."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent import futures
 from typing import Any
 
-from django.db import connection
 from rq import get_current_job
 
 from config.worker import REDIS_DOWN, cpus_per_busy_worker, stop_requested
@@ -19,7 +19,7 @@ from imports.lifecycle import batches_refresh, file_batch_refresh
 from imports.models import UNFINISHED_FILE_STATUSES, FileStatus, ImportFile
 from imports.pipeline.migrate import format_migrate
 from imports.pipeline.process import file_process
-from imports.pipeline.sessions import sessions_for
+from imports.pipeline.sessions import session_threads, sessions_for
 from imports.services.retention import cleanup_staging
 from imports.services.uploads import review_auto_approve
 
@@ -39,6 +39,8 @@ def files_process_job(file_ids: list[int]) -> dict[int, str]:
     """Several small files of one upload (imports/jobs/enqueue.py), each exactly as its own job would process it,
     GROUP_SESSIONS of them at once (a thread and a database session each: while one session waits for Postgres,
     the other's Python runs; one after the other inside an outer transaction, which other sessions could not see).
+    The sessions are the process's session threads (imports/pipeline/sessions.py), kept open from one group to the
+    next.
 
     The group never fails a file itself: a file that raises is handed, with the files not started, to jobs of their
     own (the retries and failure handling of any file's job); when the worker is asked to stop, so are the files not
@@ -56,18 +58,17 @@ def files_process_job(file_ids: list[int]) -> dict[int, str]:
     if sessions <= 1:
         group.work()
     else:
-        threads = [threading.Thread(target=group.work_in_session, daemon=True) for _ in range(sessions)]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                thread.join()
-        except BaseException as exc:  # in this thread: a signal's exception (a job timeout, an interrupt)
-            group.stop(None, f"the group was interrupted ({exc!r})")
-            for thread in threads:  # (each ends the file it is on; none starts another)
-                thread.join()
-            if not isinstance(exc, Exception):
-                raise
+        with session_threads(sessions) as threads:
+            runs = [thread.run(group.work) for thread in threads]
+            try:
+                futures.wait(runs)
+            except BaseException as exc:  # in this thread: a signal's exception (a job timeout, an interrupt)
+                group.stop(None, f"the group was interrupted ({exc!r})")
+                futures.wait(runs)  # (each session ends the file it is on; none starts another)
+                if not isinstance(exc, Exception):
+                    raise
+        for run in runs:
+            run.result()  # (work() hands a failing file over itself: this raises only what escaped it)
     rest, reasons = group.left()
     if rest:
         enqueue.files_hand_over(rest, queue=queue, reason="; ".join(reasons))
@@ -101,13 +102,6 @@ class _Group:
             if stop_requested():  # (SIGTERM) the file itself stopped after its batch, if it had more to do
                 self.stop(file_id if status in UNFINISHED_FILE_STATUSES else None, "the worker is stopping")
                 return
-
-    def work_in_session(self) -> None:
-        """`work` in a thread of its own, whose database connection is closed at the end."""
-        try:
-            self.work()
-        finally:
-            connection.close()
 
     def stop(self, file_id: int | None, reason: str) -> None:
         """No session takes another file; `file_id` (if any) goes on in a job of its own."""

@@ -23,6 +23,7 @@ from config.worker import AirlockWorker
 from imports.jobs import enqueue
 from imports.jobs.reconcile import reconcile
 from imports.models import FileStatus, ImportFile
+from imports.pipeline.sessions import session_threads_close
 from imports.services.uploads import upload_batch_create
 from tests.conftest import csv_upload
 from tests.e2e.test_faults import trades_csv
@@ -247,7 +248,7 @@ def _backend_pid() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_group_runs_two_files_at_once_each_in_its_own_session(
+def test_a_group_runs_two_files_at_once_each_in_its_own_session_kept_for_the_next_group(
     user: Any, redis_clean: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
 ) -> None:
     files = upload(user, django_capture_on_commit_callbacks, 5)
@@ -270,17 +271,26 @@ def test_a_group_runs_two_files_at_once_each_in_its_own_session(
 
     assert list(done) == [f.pk for f in files]  # every file, reported in the group's order
     assert set(statuses(files)) <= FINAL_OR_STAGED
-    assert len(set(sessions.values())) == 2 and _backend_pid() not in sessions.values()
+    first_group = set(sessions.values())
+    assert len(first_group) == 2 and _backend_pid() not in first_group
     assert queued("default") == []
-    # The sessions' connections were closed with their threads (a backend takes a moment to exit after it).
+    # The next group runs in the same two sessions (no new backend, no cold caches): they stayed open.
+    sessions.clear()
+    second_started.clear()
+    files = upload(user, django_capture_on_commit_callbacks, 4, first=10)
+    django_rq.get_queue("high").empty()
+    assert list(tasks.files_process_job([f.pk for f in files])) == [f.pk for f in files]
+    assert set(sessions.values()) == first_group
+    # Closed, their backends end (a backend takes a moment to exit after it).
+    session_threads_close()
     deadline = time.monotonic() + 10
     with connection.cursor() as cursor:
         while True:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(set(sessions.values()))])
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(first_group)])
             if cursor.fetchone()[0] == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(set(sessions.values()))])
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(first_group)])
         assert cursor.fetchone()[0] == 0
 
 

@@ -7,6 +7,7 @@ test has not committed, which is also why the pipeline uses one session inside a
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 
 from imports.models import FileStatus, ImportFile, Order
-from imports.pipeline.sessions import OrderedSessions, sessions_for
+from imports.pipeline.sessions import OrderedSessions, session_threads, session_threads_close, sessions_for
 from staging.models import StagedRow
 from tests.imports.pipeline.test_fastpath import (
     HEADER,
@@ -373,3 +374,55 @@ def test_the_apps_database_sessions_compile_no_statement_just_in_time() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
+
+
+def test_a_session_thread_keeps_its_session_and_replaces_one_that_was_terminated() -> None:
+    with session_threads(2) as threads:
+        first = [thread.run(backend_pid).result(timeout=20) for thread in threads]
+        assert len(set(first)) == 2 and backend_pid() not in first
+    with session_threads(2) as threads:  # lent again: the same threads, their sessions still open
+        again = [thread.run(backend_pid).result(timeout=20) for thread in threads]
+        assert sorted(again) == sorted(first)
+        with connection.cursor() as cursor:  # a server restart, an administrator: one session dies while idle
+            cursor.execute("SELECT pg_terminate_backend(%s)", [again[0]])
+        # The next work in that thread runs in a new session instead of failing on the dead one.
+        assert threads[0].run(backend_pid).result(timeout=20) not in first
+    session_threads_close()
+    with session_threads(1) as threads:  # closed: a new thread, a new session
+        assert threads[0].run(backend_pid).result(timeout=20) not in first
+
+
+def test_a_session_threads_error_reaches_its_caller_and_the_thread_goes_on() -> None:
+    def fails() -> None:
+        raise ValueError("a bug in the work")
+
+    with session_threads(1) as [thread]:
+        with pytest.raises(ValueError, match="a bug in the work"):
+            thread.run(fails).result(timeout=20)
+        assert thread.run(lambda: 42).result(timeout=20) == 42
+
+
+def test_a_forked_child_starts_session_threads_of_its_own() -> None:
+    # A worker forks a work horse for a big file after running groups in its session threads: the child
+    # inherits their list but not the threads, and must not wait for ever on one.
+    with session_threads(1) as [thread]:
+        parent = thread.run(backend_pid).result(timeout=20)
+    child_pid_out, child_pid_in = os.pipe()
+    connection.close()  # (the child must not share the test's socket either)
+    pid = os.fork()
+    if pid == 0:  # the child
+        status = 1
+        try:
+            with session_threads(1) as [thread]:
+                os.write(child_pid_in, str(thread.run(backend_pid).result(timeout=20)).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(child_pid_in)
+    _, status = os.waitpid(pid, 0)
+    child = os.read(child_pid_out, 64).decode()
+    os.close(child_pid_out)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child and int(child) != parent
+    with session_threads(1) as [thread]:  # the parent's thread and session are still there
+        assert thread.run(backend_pid).result(timeout=20) == parent

@@ -1233,7 +1233,12 @@ def chunk_finish(
             cursor, file, compiled, dedupe, declined, outcome, fingerprints=plan.dedupe_by_fingerprint
         )
     if marks:
-        by_line = cells_of([line for line, _, _ in marks])
+        # The rows Python converted came with their cells (most marks: a format's skipped rows); only the others
+        # (duplicates SQL converted) are read again.
+        by_line = {row_id: cells for row_id, _, cells in declined}  # (id = line: rows read from the file)
+        others = [row_id for row_id, _, _ in marks if row_id not in by_line]
+        if others:
+            by_line.update(cells_of(others))
         staged_rows_write_outcomes(
             file_id=file.pk,
             format_id=format_id,

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from django.db import connection
 
 from formats.models import CsvFormat, FormatStatus
 from imports.bench.data import HEADER, MAPPING
@@ -240,6 +241,28 @@ def assert_same_outcome(fast: dict[str, Any], python: dict[str, Any]) -> None:
     assert fast["staged"] == python["staged"]
 
 
+def file_with_staged_rows(
+    fmt: CsvFormat, owner: Any, batch: ImportBatch, rows: list[list[str]], *, dedupe: bool, status: str
+) -> ImportFile:
+    """A migrating file of this format whose rows (lines 2...) are staged with this status."""
+    file = ImportFile.objects.create(
+        batch=batch,
+        owner=owner,
+        original_name="tricky.csv",
+        stored_name=uuid.uuid4().hex,
+        sha256=uuid.uuid4().hex,
+        size=1,
+        dedupe=dedupe,
+        status=FileStatus.MIGRATING,
+        format=fmt,
+        rows_total=len(rows),
+        rows_staged=len(rows),
+    )
+    staged_rows_write(file_id=file.pk, format_id=fmt.pk, rows=[(n + 2, cells) for n, cells in enumerate(rows)])
+    StagedRow.objects.filter(file=file).update(status=status)
+    return file
+
+
 def migrate_with(
     django_user_model: Any,
     *,
@@ -271,23 +294,8 @@ def migrate_with(
     if filters is not None:
         CsvFormat.objects.filter(pk=fmt.pk).update(mapping={**fmt.mapping, "filters": filters})
         fmt.refresh_from_db()
-    batch = earlier.batch
     rows = tricky_rows() if rows is None else rows
-    file = ImportFile.objects.create(
-        batch=batch,
-        owner=owner,
-        original_name="tricky.csv",
-        stored_name=uuid.uuid4().hex,
-        sha256=uuid.uuid4().hex,
-        size=1,
-        dedupe=dedupe,
-        status=FileStatus.MIGRATING,
-        format=fmt,
-        rows_total=len(rows),
-        rows_staged=len(rows),
-    )
-    staged_rows_write(file_id=file.pk, format_id=fmt.pk, rows=[(n + 2, cells) for n, cells in enumerate(rows)])
-    StagedRow.objects.filter(file=file).update(status=StagedStatus.APPROVED)
+    file = file_with_staged_rows(fmt, owner, earlier.batch, rows, dedupe=dedupe, status=StagedStatus.APPROVED)
     plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=dedupe)
     accepted = fastpath.accepted_lines(plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES) if plan else []
     status = file_migrate(file_id=file.pk)
@@ -1250,7 +1258,6 @@ def test_a_batch_is_written_by_a_plain_insert_unless_a_row_conflicts(
 ) -> None:
     # The plain INSERT is the fast case; a unique violation rolls back to its savepoint and the batch is written
     # again with ON CONFLICT DO NOTHING, which sorts the duplicate out: the outcome is the same either way.
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     rows = []
@@ -1382,8 +1389,6 @@ def test_a_shape_test_answers_what_the_regex_spelling_out_each_position_answers(
     # alphabet of digits, the shapes' own separators and a few others: the cheap test and the regex agree on all.
     import random
 
-    from django.db import connection
-
     rng = random.Random(16)
     alphabet = "0123456789" + "".join({ch for shape in shapes for ch in shape} - {"_"}) + "x ٠%_"
     cells = {""}
@@ -1412,8 +1417,6 @@ def test_the_quick_pattern_for_us_money_takes_no_cell_the_whole_pattern_refuses(
     # takes too, so trying it first changes which cells SQL reads in no case.
     import random
 
-    from django.db import connection
-
     rng = random.Random(16)
     cells = {"".join(rng.choice("0123456789$,.+- x") for _ in range(rng.randint(0, 12))) for _ in range(20_000)}
     cells |= {f"${rng.randint(0, 10**6)}.{rng.randint(0, 99):02d}" for _ in range(2_000)}
@@ -1429,7 +1432,6 @@ def test_the_quick_pattern_for_us_money_takes_no_cell_the_whole_pattern_refuses(
 
 
 def _prepared_names() -> list[str]:
-    from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'airlock%' ORDER BY name")
@@ -1438,7 +1440,6 @@ def _prepared_names() -> list[str]:
 
 @pytest.mark.django_db
 def test_a_conversion_run_again_in_a_session_is_prepared_once_and_prepared_again_after_a_reset() -> None:
-    from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
@@ -1459,3 +1460,29 @@ def test_a_conversion_run_again_in_a_session_is_prepared_once_and_prepared_again
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'not_ours'")
         assert cursor.fetchone() == (1,)
         cursor.execute("DEALLOCATE ALL")
+
+
+def test_the_claim_looks_its_rows_up_by_id_when_the_statistics_say_no_row_is_open(django_user_model: Any) -> None:
+    """Statistics taken while no staged row was open (a new installation, a cleanup just done, a file staged and
+    approved at once) say there are none: planned from them, the claim read the status index, every open row of
+    every file, once per batch, quadratic in the file's size. It must find its batch by the rows' ids."""
+    fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, "bench-fastpath")
+    rows = [row() for _ in range(3000)]
+    file = file_with_staged_rows(fmt, owner, earlier.batch, rows, dedupe=True, status=StagedStatus.SKIPPED)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE staging_stagedrow")  # no open row: what the statistics keep until the next ANALYZE
+    StagedRow.objects.filter(file=file).update(status=StagedStatus.APPROVED)
+    plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=True)
+    assert plan is not None
+    ids, _ = fastpath.open_rows(plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES, limit=1000)
+    assert len(ids) == 1000
+
+    with connection.cursor() as cursor:
+        fastpath._fresh_temp_table(cursor)
+        params = {**fastpath._claim_params(plan, file.pk, OPEN_ROW_STATUSES, len(ids)), "ids": ids}
+        cursor.execute("EXPLAIN " + plan.select_sql(), params)
+        explained = "\n".join(line for (line,) in cursor.fetchall())
+    # (A table this small is read whole, once; a real one by its primary key. Neither takes the status.)
+    conditions = [line.strip() for line in explained.splitlines() if "Index Cond" in line]
+    assert not [condition for condition in conditions if "status" in condition], explained
+    assert "staged_format_status" not in explained and "staged_file_status_line" not in explained, explained

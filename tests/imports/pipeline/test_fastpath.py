@@ -585,14 +585,19 @@ def test_a_file_read_in_blocks_with_row_filters_matches_the_staged_path(
     django_user_model: Any, settings: Any, monkeypatch: Any, rules: list[dict[str, Any]]
 ) -> None:
     # The filtered rows without the cells the reader would trim (a block refuses those): tabs, accents and
-    # blanks stay, and a quote in a skipped cell; two trade ids each, so that a few rows are duplicates.
+    # blanks stay, and a quote in a skipped cell; two trade ids each, so that a few rows are duplicates (of an
+    # earlier line, and one of the owner's earlier file: 'T-earlier'). Compared with the Python path.
     kind, trade = HEADER.index("Order Type"), HEADER.index("Trade ID")
     rows = [cells for cells in filtered_rows() if all(cell == cell.strip(" ") for cell in cells)]
     quoted = list(rows[0])
     quoted[kind], quoted[trade] = "CA'SH", "F-Q"
     rows.append(quoted)
     rows += [[*cells[:trade], cells[trade] + "-2", *cells[trade + 1 :]] for cells in rows] + rows[:2]
+    earlier = dict(zip(HEADER, row(), strict=True))
+    rows.append([{**earlier, "Trade ID": "T-earlier"}[column] for column in HEADER])
+    settings.AIRLOCK = {**settings.AIRLOCK, "FAST_PATH": False}
     staged = import_file_with(django_user_model, direct=False, settings=settings, filters=rules, rows=rows)
+    settings.AIRLOCK = {**settings.AIRLOCK, "FAST_PATH": True}
     blocks: list[int] = []
     block_prepare = fastpath.block_prepare
     monkeypatch.setattr(

@@ -198,22 +198,27 @@ def written_by(file: ImportFile, earlier: ImportFile) -> tuple[list[tuple[Any, .
     return orders, staged
 
 
+def file_of(fmt: CsvFormat, owner: Any, batch: ImportBatch, name: str, **fields: Any) -> ImportFile:
+    """A file of this format in this batch (its stored name and checksum unique), with these fields."""
+    return ImportFile.objects.create(
+        batch=batch,
+        owner=owner,
+        original_name=name,
+        stored_name=uuid.uuid4().hex,
+        sha256=uuid.uuid4().hex,
+        size=1,
+        format=fmt,
+        **fields,
+    )
+
+
 def owner_with_an_earlier_order(django_user_model: Any, fingerprint: str) -> tuple[CsvFormat, Any, ImportFile]:
     """The approved bench format, a fresh owner, and that owner's earlier import holding the same fill
     as the tricky rows' 'T-earlier' row."""
     owner = django_user_model.objects.create_user(username=f"owner-{uuid.uuid4().hex[:8]}")
     fmt = approved_bench_format(fingerprint)
     batch = ImportBatch.objects.create(owner=owner)
-    earlier = ImportFile.objects.create(
-        batch=batch,
-        owner=owner,
-        original_name="earlier.csv",
-        stored_name=uuid.uuid4().hex,
-        sha256=uuid.uuid4().hex,
-        size=1,
-        status=FileStatus.IMPORTED,
-        format=fmt,
-    )
+    earlier = file_of(fmt, owner, batch, "earlier.csv", status=FileStatus.IMPORTED)
     earlier_values = {
         "account": "U1000001",
         "broker_trade_id": "T-earlier",
@@ -245,16 +250,13 @@ def file_with_staged_rows(
     fmt: CsvFormat, owner: Any, batch: ImportBatch, rows: list[list[str]], *, dedupe: bool, status: str
 ) -> ImportFile:
     """A migrating file of this format whose rows (lines 2...) are staged with this status."""
-    file = ImportFile.objects.create(
-        batch=batch,
-        owner=owner,
-        original_name="tricky.csv",
-        stored_name=uuid.uuid4().hex,
-        sha256=uuid.uuid4().hex,
-        size=1,
-        dedupe=dedupe,
+    file = file_of(
+        fmt,
+        owner,
+        batch,
+        "tricky.csv",
         status=FileStatus.MIGRATING,
-        format=fmt,
+        dedupe=dedupe,
         rows_total=len(rows),
         rows_staged=len(rows),
     )

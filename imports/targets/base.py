@@ -183,12 +183,16 @@ class TargetWriter:
 
     def existing_by_key(self, *, owner_id: int, keys: list[str]) -> dict[str, tuple[int, int]]:
         """{dedupe_key: (source file id, source line)} of the owner's records with these keys."""
+        keys = [key for key in keys if key]  # (an empty key is no identity: it never matches)
         if not keys:
             return {}
+        # `dedupe_key <> ''` is the predicate of the orders' partial unique index (owner, key): without it Postgres
+        # cannot use that index (it does not know the keys are not empty) and read every record of the owner instead,
+        # for each batch with a conflict (1M orders: a parallel scan of the table; 20,000 keys probed: ~60 ms).
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT dedupe_key, source_file_id, source_line FROM {self.table} "
-                "WHERE owner_id = %s AND dedupe_key = ANY(%s)",
+                "WHERE owner_id = %s AND dedupe_key <> '' AND dedupe_key = ANY(%s)",
                 [owner_id, keys],
             )
             return {key: (file_id, line) for key, file_id, line in cursor.fetchall()}

@@ -74,7 +74,7 @@ def _runs_inline(job: Any) -> bool:
         return False
     files = apps.get_model("imports", "ImportFile")  # by name: config/ does not import the apps' modules
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:  # (plain SQL: the ORM's query costs more than the answer)
-        cursor.execute(f"SELECT sum(size) FROM {files._meta.db_table} WHERE id = ANY(%s)", [file_ids])
+        cursor.execute(f"SELECT sum(size) FROM {files._meta.db_table} WHERE id = ANY(%s::bigint[])", [file_ids])
         row = cursor.fetchone()
     return row is not None and row[0] is not None and row[0] <= limit
 

@@ -157,7 +157,7 @@ def staged_rows_delete_before(*, file_ids: list[int]) -> int:
     if not file_ids:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM staging_stagedrow WHERE file_id = ANY(%s)", [file_ids])
+        cursor.execute("DELETE FROM staging_stagedrow WHERE file_id = ANY(%s::bigint[])", [file_ids])
         return cursor.rowcount
 
 

@@ -1086,7 +1086,9 @@ def batch_finish(
         if not marks:
             return
         # The claim deleted every row of the batch: the invalid, skipped and duplicate ones come back.
-        cursor.execute("SELECT id, line, raw FROM pg_temp.airlock_fast WHERE id = ANY(%s)", [[m[0] for m in marks]])
+        cursor.execute(
+            "SELECT id, line, raw FROM pg_temp.airlock_fast WHERE id = ANY(%s::bigint[])", [[m[0] for m in marks]]
+        )
         claimed = {row_id: (line, raw if isinstance(raw, list) else orjson.loads(raw)) for row_id, line, raw in cursor}
     staged_rows_write_outcomes(
         file_id=file.pk,
@@ -1213,9 +1215,11 @@ def block_prepare(block: Block, *, plan: FastPlan, width: int, delimiter: str, h
 
 def block_cells(lines: list[int], *, width: int) -> dict[int, list[str]]:
     """The cells of these lines of the block `block_prepare` parsed (in the same transaction)."""
+    # (Every list of numbers is cast to its column's type: psycopg sends numbers below 32,768 as a smallint[], which
+    # Postgres compares with an int column element by element instead of hashing: 20,000 lines, 1.5 s, not 8 ms.)
     names = _cell_names(width)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT line, ARRAY[{names}] FROM {block_table(width)} WHERE line = ANY(%s)", [lines])
+        cursor.execute(f"SELECT line, ARRAY[{names}] FROM {block_table(width)} WHERE line = ANY(%s::int[])", [lines])
         return dict(cursor.fetchall())
 
 
@@ -1277,7 +1281,7 @@ def _write_orders(
     duplicates = 0
     if not_inserted:
         cursor.execute(
-            "SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s)", [not_inserted]
+            "SELECT line, dedupe_key, id FROM pg_temp.airlock_fast WHERE ok AND line = ANY(%s::int[])", [not_inserted]
         )
         fast_missing = {line: (key, row_id) for line, key, row_id in cursor.fetchall()}
         missed = set(not_inserted)

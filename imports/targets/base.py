@@ -74,7 +74,7 @@ def occurrences_forget(*, file_ids: list[int]) -> None:
     """These files have ended: their occurrence totals are not needed any more (a re-run rebuilds them)."""
     if file_ids:
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {OCCURRENCES_TABLE} WHERE file_id = ANY(%s)", [file_ids])
+            cursor.execute(f"DELETE FROM {OCCURRENCES_TABLE} WHERE file_id = ANY(%s::bigint[])", [file_ids])
 
 
 class DedupeKeys:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any
@@ -34,6 +35,8 @@ from config.errors import StorageUnavailable
 CHUNK = 1 << 20
 # Object-level "not there" codes; a missing *bucket* is a configuration fault, not a missing file.
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+# Requests in flight at once when many objects are looked up (a confirm of 300 direct uploads).
+HEADS_AT_ONCE = 8
 
 
 def _client_config(conf: dict[str, Any]) -> Config:
@@ -154,10 +157,24 @@ class S3UploadStorage(S3Storage):
 
     def head(self, name: str) -> int | None:
         """The object's size, or None when there is no such object."""
-        try:
-            return self.size(name)
-        except FileNotFoundError:
-            return None
+        return self.heads([name])[0]
+
+    def heads(self, names: list[str]) -> list[int | None]:
+        """head() of each name, in order: HEAD requests HEADS_AT_ONCE at a time on one client (a confirm of 300
+        uploads made 300 requests one after the other). The first fault of the bucket is raised."""
+        client = self.connection.meta.client  # (a boto3 client may be shared by threads; a resource may not)
+
+        def one(name: str) -> int | None:
+            try:
+                with self._faults("look up a stored upload", name):
+                    return int(client.head_object(Bucket=self.bucket_name, Key=self.key(name))["ContentLength"])
+            except FileNotFoundError:
+                return None
+
+        if len(names) <= 1:
+            return [one(name) for name in names]
+        with ThreadPoolExecutor(min(HEADS_AT_ONCE, len(names)), thread_name_prefix="s3-head") as pool:
+            return list(pool.map(one, names))
 
     def iter_stored(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         """(name, last modified) of every object under `prefix`, 1,000 per listing request."""

@@ -185,8 +185,7 @@ def _check_arrived(slots: list[DirectUploadSlot]) -> None:
         )
     missing: list[str] = []
     wrong: list[str] = []
-    for slot in slots:
-        size = default_storage.head(slot.key)
+    for slot, size in zip(slots, default_storage.heads([slot.key for slot in slots]), strict=True):
         if size is None:
             missing.append(slot.original_name)
         elif size != slot.size:

@@ -216,6 +216,25 @@ def test_a_presigned_post_takes_exactly_its_key_and_its_size_and_the_server_refu
     assert default_storage.head("uploads/direct.csv") == len(CSV)
 
 
+def test_many_objects_are_looked_up_at_once_each_size_in_its_place(s3: Any) -> None:
+    # (A confirm of direct uploads checks every object: more objects than requests in flight at once.)
+    names = [store_upload(csv_upload(f"t{n}.csv", CSV + b"x" * n))[0] for n in range(11)]
+    asked = [*names[:5], "uploads/2024/01/02/never-sent.csv", *names[5:]]
+
+    sizes = default_storage.heads(asked)
+
+    assert sizes == [*(len(CSV) + n for n in range(5)), None, *(len(CSV) + n for n in range(5, 11))]
+    assert default_storage.head(names[3]) == len(CSV) + 3
+    assert default_storage.head("uploads/2024/01/02/never-sent.csv") is None
+
+
+def test_looking_objects_up_in_an_unreachable_bucket_is_storage_unavailable(s3: Any, settings: Any) -> None:
+    port = closed_port()
+    settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "ENDPOINT_URL": f"http://127.0.0.1:{port}", "MAX_ATTEMPTS": 1}
+    with pytest.raises(StorageUnavailable, match="look up a stored upload"):
+        default_storage.heads(["uploads/a.csv", "uploads/b.csv", "uploads/c.csv"])
+
+
 def test_a_presigned_post_is_signed_for_the_public_endpoint_when_one_is_set(s3: Any, settings: Any) -> None:
     settings.AIRLOCK_S3 = {**settings.AIRLOCK_S3, "PUBLIC_ENDPOINT_URL": "https://files.example.com"}
     post = default_storage.presigned_post("uploads/direct.csv", size=10, expires=300)

@@ -1287,7 +1287,7 @@ def _write_orders(
         missed = set(not_inserted)
         python_missing = {o.line: (o.dedupe_key, row_id) for row_id, o in python_valid if o.line in missed}
         missing = {**fast_missing, **python_missing}
-        earlier = WRITER.existing_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values() if k])
+        earlier = WRITER.existing_by_key(owner_id=file.owner_id, keys=[k for k, _ in missing.values()])
         for line, (key, row_id) in sorted(missing.items()):
             source = earlier.get(key)
             if source and source != (file.pk, line):

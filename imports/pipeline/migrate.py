@@ -200,7 +200,7 @@ def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKey
         ordered = sorted((row for _, row in valid), key=lambda r: (r.dedupe_key, r.line))
         inserted = writer.insert(owner_id=file.owner_id, file_id=file.pk, rows=ordered)
         missing = [row for _, row in valid if row.line not in inserted]
-        earlier = writer.existing_by_key(owner_id=file.owner_id, keys=[r.dedupe_key for r in missing if r.dedupe_key])
+        earlier = writer.existing_by_key(owner_id=file.owner_id, keys=[r.dedupe_key for r in missing])
         for row_id, row in valid:
             if row.line in inserted:
                 outcome.imported += 1

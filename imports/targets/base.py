@@ -183,7 +183,7 @@ class TargetWriter:
 
     def existing_by_key(self, *, owner_id: int, keys: list[str]) -> dict[str, tuple[int, int]]:
         """{dedupe_key: (source file id, source line)} of the owner's records with these keys."""
-        keys = [key for key in keys if key]  # (an empty key is no identity: it never matches)
+        keys = [key for key in keys if key]  # (an empty key is no identity: never a duplicate; callers pass any)
         if not keys:
             return {}
         # `dedupe_key <> ''` is the predicate of the orders' partial unique index (owner, key): without it Postgres

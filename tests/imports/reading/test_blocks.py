@@ -184,11 +184,36 @@ def test_many_spaces_next_to_delimiters_in_quoted_lines_are_left_to_postgres_to_
 
 
 @pytest.mark.parametrize(
+    "line",
+    ['1,"b ",c', '1," b",c', '1,b,"c "', "1,b,c "],
+    ids=["space-before-closing-quote", "space-after-opening-quote", "space-before-quote-at-line-end", "space-line-end"],
+)
+def test_a_space_next_to_a_quote_or_a_line_end_is_refused_also_among_too_many_spaces_to_look_at(
+    tmp_path: Path, line: str
+) -> None:
+    # Forty quoted "Doe, John" are more spaces next to a delimiter than the byte checks look at one by one: the
+    # block goes to Postgres with every cell checked, which must refuse the odd line (the reader trims its space,
+    # COPY keeps it), and the reader then reads the block again: what comes out is the reader's.
+    path = tmp_path / "names.csv"
+    path.write_text("h0,h1,h2\n" + "".join(f'{n},"Doe, John",x\n' for n in range(40)) + line + "\n")
+    layout = layout_for(",", 3, "LF")
+    blocks = list(csv_blocks(path, layout, rows=100, max_bytes=1 << 20, max_field_chars=1000, max_columns=50))
+    assert [type(item) for item in blocks] == [Block] and blocks[0].spaced
+    got, error, parsed = through_blocks(path, layout, rows=100)
+    assert parsed == 0  # refused by Postgres
+    assert (got, error) == outcome(iter_records(path, layout, max_field_chars=1000, max_columns=50))
+    assert ("record", 42, ["1", "b", "c"]) in got
+
+
+@pytest.mark.parametrize(
     ("line", "why"),
     [
         ("1, b,c", "a space after a delimiter (the reader drops it)"),
         ('1, b,"c, d"', "a space after a delimiter, in a line with a quoted one"),
         ('1,"b" ,c', "a space after a closing quote"),
+        ('1,"b ",c', "a space before a closing quote (the reader trims it)"),
+        ('1," b",c', "a space after an opening quote"),
+        ("1,b,c ", "a space at a line's end"),
         ('1,b"c,d', "a quote inside a field"),
         ("Total,,", "a summary row"),
         ("1,\u00a0,c", "a cell of a Unicode space only"),

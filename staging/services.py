@@ -43,14 +43,14 @@ def staged_rows_write_outcomes(
     client that holds a row's id still finds it."""
     if not rows:
         return 0
-    with connection.cursor() as cursor:
-        columns = "file_id, format_id, line, raw, status, errors" + (", id" if ids is not None else "")
-        with cursor.cursor.copy(f"COPY staging_stagedrow ({columns}) FROM STDIN") as copy:
-            for n, (line, cells, status, errors) in enumerate(rows):
-                error_text = "\\N" if errors is None else _copy_text_escape(orjson.dumps(errors).decode())
-                row_id = f"\t{ids[n]}" if ids is not None else ""
-                copy.write(f"{file_id}\t{format_id}\t{line}\t{_raw_text(cells)}\t{status}\t{error_text}{row_id}\n")
-    return len(rows)
+    columns = "file_id, format_id, line, raw, status, errors" + (", id" if ids is not None else "")
+    lines = (
+        f"{file_id}\t{format_id}\t{line}\t{_raw_text(cells)}\t{status}\t"
+        + ("\\N" if errors is None else _copy_text_escape(orjson.dumps(errors).decode()))
+        + (f"\t{ids[n]}\n" if ids is not None else "\n")
+        for n, (line, cells, status, errors) in enumerate(rows)
+    )
+    return _copy_lines(f"COPY staging_stagedrow ({columns}) FROM STDIN", lines)
 
 
 def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int, list[str]]]) -> int:
@@ -61,22 +61,25 @@ def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int,
     """
     prefix = f"{file_id}\t{format_id}\t"
     suffix = f"\t{StagedStatus.PENDING}\n"
-    written = 0
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(_COPY_SQL) as copy:
-            buffer: list[str] = []
-            size = 0
-            for line, cells in rows:
-                chunk = f"{prefix}{line}\t{_raw_text(cells)}{suffix}"
-                buffer.append(chunk)
-                size += len(chunk)
-                written += 1
-                if size >= _COPY_CHUNK_BYTES:
-                    copy.write("".join(buffer))
-                    buffer.clear()
-                    size = 0
-            if buffer:
+    return _copy_lines(_COPY_SQL, (f"{prefix}{line}\t{_raw_text(cells)}{suffix}" for line, cells in rows))
+
+
+def _copy_lines(sql: str, lines: Iterable[str]) -> int:
+    """COPY lines of text-format rows, sent ~1 MB at a time (a write per row costs psycopg ~10 µs of Python:
+    91,000 staged rows of a Trading 212 file, ~1 s); returns how many were written."""
+    written = size = 0
+    buffer: list[str] = []
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for text in lines:
+            buffer.append(text)
+            size += len(text)
+            written += 1
+            if size >= _COPY_CHUNK_BYTES:
                 copy.write("".join(buffer))
+                buffer.clear()
+                size = 0
+        if buffer:
+            copy.write("".join(buffer))
     return written
 
 

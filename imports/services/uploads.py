@@ -98,7 +98,7 @@ def _batch_create(
                 target=target,
             )
         )
-    new_files = _files_insert(owner, pending)
+    new_files = files_insert(owner, pending)
     inserted = {id(file) for file in new_files}
     results: list[ImportFile] = []
     for file in pending:
@@ -135,14 +135,14 @@ def _batch_create(
     return batch, results
 
 
-def _files_insert(owner: Any, files: list[ImportFile]) -> list[ImportFile]:
+def files_insert(owner: Any, files: list[ImportFile]) -> list[ImportFile]:
     """Insert the files whose bytes are not a live import of the owner's yet (the first of equal ones in this
     request); returns those inserted, in order.
 
-    One SELECT and one INSERT for the whole request (per file, a savepoint and its INSERT cost ~1.5 ms: a 300-file
-    upload's request took ~0.45 s longer). The unique constraint on (owner, sha256) still decides: when another
-    request committed some of the same bytes between the check and the INSERT, the files go in one at a time,
-    each in a savepoint, and those refused are the other request's."""
+    One SELECT and one INSERT for the whole request, a form's upload or a bucket's confirm (per file, a savepoint and
+    its INSERT cost ~1.5 ms: a 300-file upload's request took ~0.45 s longer). The unique constraint on (owner,
+    sha256) still decides: when another request committed some of the same bytes between the check and the INSERT,
+    the files go in one at a time, each in a savepoint, and those refused are the other request's."""
     live = set(
         ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES)
         .filter(owner=owner, sha256__in=[file.sha256 for file in files])

@@ -237,3 +237,45 @@ def test_without_a_bucket_the_page_uploads_through_the_server_and_the_policy_sta
     page = client.get("/")
     assert "data-direct=" not in page.content.decode()
     assert "connect-src 'self';" in page["Content-Security-Policy"]
+
+
+def test_the_same_bytes_sent_twice_before_a_confirm_make_one_import_and_the_spare_object_goes(
+    client: Client, user: Any, s3: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Two sign requests before either confirm: each gets its own slot and object for the same bytes.
+    first = sign(client, user, declared("a.csv", DATA)).json()["files"][0]
+    second = sign(client, user, declared("copy of a.csv", DATA)).json()["files"][0]
+    assert first["key"] != second["key"]
+    assert send(first, DATA) in (200, 201, 204) and send(second, DATA) in (200, 201, 204)
+    answer = confirm(client, user, first["key"], second["key"], capture=django_capture_on_commit_callbacks)
+    assert answer.status_code == 202, answer.content
+    files = answer.json()["files"]
+    assert files[0]["id"] == files[1]["id"] and [f["existing"] for f in files] == [False, True]
+    file = ImportFile.objects.get()
+    assert file.stored_name == first["key"] and ImportBatch.objects.get().file_count == 1
+    assert set(DirectUploadSlot.objects.values_list("file_id", flat=True)) == {file.pk}
+    assert AuditEvent.objects.filter(action="file.uploaded").count() == 1
+    assert not default_storage.exists(second["key"]) and default_storage.exists(first["key"])
+
+
+def test_a_confirm_takes_the_same_statements_for_three_files_as_for_twelve(
+    client: Client, user: Any, s3: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(count: int, tag: str) -> int:
+        bodies = [TRADES.replace("T-3", f"T-{tag}{n}").encode() for n in range(count)]
+        items = sign(client, user, *[declared(f"{tag}{n}.csv", b) for n, b in enumerate(bodies)]).json()["files"]
+        for item, body in zip(items, bodies, strict=True):
+            assert send(item, body) in (200, 201, 204)
+        with CaptureQueriesContext(connection) as queries:
+            answer = confirm(client, user, *[item["key"] for item in items], capture=django_capture_on_commit_callbacks)
+        assert answer.status_code == 202, answer.content
+        assert len({f["id"] for f in answer.json()["files"]}) == count
+        return len(queries)
+
+    assert statements(3, "a") == statements(12, "b")
+    assert ImportFile.objects.count() == 15
+    assert AuditEvent.objects.filter(action="file.uploaded").count() == 15
+    assert DirectUploadSlot.objects.filter(file__isnull=True).count() == 0

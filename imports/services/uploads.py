@@ -143,11 +143,7 @@ def files_insert(owner: Any, files: list[ImportFile]) -> list[ImportFile]:
     its INSERT cost ~1.5 ms: a 300-file upload's request took ~0.45 s longer). The unique constraint on (owner,
     sha256) still decides: when another request committed some of the same bytes between the check and the INSERT,
     the files go in one at a time, each in a savepoint, and those refused are the other request's."""
-    live = set(
-        ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES)
-        .filter(owner=owner, sha256__in=[file.sha256 for file in files])
-        .values_list("sha256", flat=True)
-    )
+    live = live_uploads(owner, [file.sha256 for file in files])
     fresh: list[ImportFile] = []
     for file in files:
         if file.sha256 not in live:
@@ -173,6 +169,15 @@ def files_insert(owner: Any, files: list[ImportFile]) -> list[ImportFile]:
             continue
         inserted.append(file)
     return inserted
+
+
+def live_uploads(owner: Any, sha256s: list[str]) -> set[str]:
+    """Which of these SHA-256s are a live import of the owner's (the bytes existing_upload would answer with)."""
+    return set(
+        ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES)
+        .filter(owner=owner, sha256__in=sha256s)
+        .values_list("sha256", flat=True)
+    )
 
 
 def files_enqueue(files: list[ImportFile]) -> None:

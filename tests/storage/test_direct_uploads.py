@@ -279,3 +279,30 @@ def test_a_confirm_takes_the_same_statements_for_three_files_as_for_twelve(
     assert ImportFile.objects.count() == 15
     assert AuditEvent.objects.filter(action="file.uploaded").count() == 15
     assert DirectUploadSlot.objects.filter(file__isnull=True).count() == 0
+
+
+def test_a_sign_request_takes_the_same_statements_for_three_files_as_for_twelve_and_keeps_their_order(
+    client: Client, user: Any, s3: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    item = sign(client, user, declared("done.csv", DATA)).json()["files"][0]
+    send(item, DATA)
+    done = confirm(client, user, item["key"], capture=django_capture_on_commit_callbacks).json()["files"][0]["id"]
+
+    def statements(count: int, tag: str) -> int:
+        # The file already uploaded sits among new ones: it gets its import back, in its place.
+        files = [declared(f"{tag}{n}.csv", TRADES.replace("T-3", f"T-{tag}{n}").encode()) for n in range(count)]
+        files.insert(1, declared(f"{tag}-again.csv", DATA))
+        with CaptureQueriesContext(connection) as queries:
+            answer = sign(client, user, *files)
+        assert answer.status_code == 200, answer.content
+        items = answer.json()["files"]
+        assert [i["name"] for i in items] == [f["name"] for f in files]
+        assert items[1]["existing"]["id"] == done and items[1]["upload"] is None
+        assert all(i["existing"] is None and i["upload"]["url"] and i["key"] for i in items[:1] + items[2:])
+        return len(queries)
+
+    assert statements(3, "a") == statements(12, "b")
+    assert DirectUploadSlot.objects.filter(file__isnull=True).count() == 15

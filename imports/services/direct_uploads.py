@@ -30,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.services import audit_event, events_append
@@ -250,7 +250,13 @@ def _confirm(owner: Any, slots: list[DirectUploadSlot]) -> tuple[ImportBatch, di
             drop.append(slot.key)
         slot.file = file
         made[slot.pk] = file
-    DirectUploadSlot.objects.bulk_update(slots, ["file"])
+    # (Plain SQL: the ORM's bulk_update builds a CASE of one branch per slot, ~1 ms of Python each.)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {DirectUploadSlot._meta.db_table} AS slot SET file_id = linked.file_id "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS linked(id, file_id) WHERE slot.id = linked.id",
+            [[slot.pk for slot in slots], [slot.file_id for slot in slots]],
+        )
     events_append(
         [
             audit_event(

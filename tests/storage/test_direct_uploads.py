@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import requests
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -49,6 +51,13 @@ def send(item: dict[str, Any], data: bytes) -> int:
     post = item["upload"]
     answer = requests.post(post["url"], data=post["fields"], files={"file": (item["name"], data)}, timeout=30)
     return answer.status_code
+
+
+def uploaded(client: Client, user: Any, name: str, data: bytes, capture: Any) -> int:
+    """One file signed, sent to the bucket and confirmed, as the upload page does it: its import's id."""
+    item = sign(client, user, declared(name, data)).json()["files"][0]
+    assert send(item, data) in (200, 201, 204)
+    return confirm(client, user, item["key"], capture=capture).json()["files"][0]["id"]
 
 
 def confirm(client: Client, user: Any, *keys: str, capture: Any = None) -> Any:
@@ -103,9 +112,7 @@ def test_a_second_confirm_answers_with_the_same_upload_and_creates_nothing(
 def test_bytes_already_uploaded_get_their_import_back_instead_of_an_upload_url(
     client: Client, user: Any, s3: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    item = sign(client, user, declared("a.csv", DATA)).json()["files"][0]
-    send(item, DATA)
-    file_id = confirm(client, user, item["key"], capture=django_capture_on_commit_callbacks).json()["files"][0]["id"]
+    file_id = uploaded(client, user, "a.csv", DATA, django_capture_on_commit_callbacks)
     again = sign(client, user, declared("renamed.csv", DATA)).json()["files"][0]
     assert again["upload"] is None and again["key"] is None
     assert again["existing"]["id"] == file_id and again["existing"]["existing"] is True
@@ -261,9 +268,6 @@ def test_the_same_bytes_sent_twice_before_a_confirm_make_one_import_and_the_spar
 def test_a_confirm_takes_the_same_statements_for_three_files_as_for_twelve(
     client: Client, user: Any, s3: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     def statements(count: int, tag: str) -> int:
         bodies = [TRADES.replace("T-3", f"T-{tag}{n}").encode() for n in range(count)]
         items = sign(client, user, *[declared(f"{tag}{n}.csv", b) for n, b in enumerate(bodies)]).json()["files"]
@@ -284,12 +288,7 @@ def test_a_confirm_takes_the_same_statements_for_three_files_as_for_twelve(
 def test_a_sign_request_takes_the_same_statements_for_three_files_as_for_twelve_and_keeps_their_order(
     client: Client, user: Any, s3: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    item = sign(client, user, declared("done.csv", DATA)).json()["files"][0]
-    send(item, DATA)
-    done = confirm(client, user, item["key"], capture=django_capture_on_commit_callbacks).json()["files"][0]["id"]
+    done = uploaded(client, user, "done.csv", DATA, django_capture_on_commit_callbacks)
 
     def statements(count: int, tag: str) -> int:
         # The file already uploaded sits among new ones: it gets its import back, in its place.

@@ -65,8 +65,8 @@ def staged_rows_write(*, file_id: int, format_id: int, rows: Iterable[tuple[int,
 
 
 def _copy_lines(sql: str, lines: Iterable[str]) -> int:
-    """COPY lines of text-format rows, sent ~1 MB at a time (a write per row costs psycopg ~10 µs of Python:
-    91,000 staged rows of a Trading 212 file, ~1 s); returns how many were written."""
+    """COPY lines of text-format rows, sent ~1 MB at a time; returns how many were written. (A write per row cost
+    psycopg ~1.5 µs of Python more: 91,000 outcomes of a Trading 212 file 0.37-0.50 s, buffered 0.24-0.32 s.)"""
     written = size = 0
     buffer: list[str] = []
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:

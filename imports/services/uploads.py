@@ -171,13 +171,14 @@ def files_insert(owner: Any, files: list[ImportFile]) -> list[ImportFile]:
     return inserted
 
 
+def _live_imports(owner: Any) -> Any:
+    """The owner's imports whose bytes may not be uploaded again as a new import (the unique constraint's rows)."""
+    return ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES).filter(owner=owner)
+
+
 def live_uploads(owner: Any, sha256s: list[str]) -> set[str]:
     """Which of these SHA-256s are a live import of the owner's (the bytes existing_upload would answer with)."""
-    return set(
-        ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES)
-        .filter(owner=owner, sha256__in=sha256s)
-        .values_list("sha256", flat=True)
-    )
+    return set(_live_imports(owner).filter(sha256__in=sha256s).values_list("sha256", flat=True))
 
 
 def files_enqueue(files: list[ImportFile]) -> None:
@@ -232,9 +233,7 @@ def upload_queue(*, size: int, bulk: str | None) -> str:
 
 def existing_upload(*, owner: Any, sha256: str) -> ImportFile | None:
     """The owner's live import of these bytes (marked `is_existing`); a FAILED one is retried, as asked again."""
-    existing = (
-        ImportFile.objects.exclude(status__in=REUPLOADABLE_FILE_STATUSES).filter(owner=owner, sha256=sha256).first()
-    )
+    existing = _live_imports(owner).filter(sha256=sha256).first()
     if existing is None:
         return None
     existing.is_existing = True

@@ -277,7 +277,9 @@ def test_a_confirm_takes_the_same_statements_for_three_files_as_for_twelve(
             answer = confirm(client, user, *[item["key"] for item in items], capture=django_capture_on_commit_callbacks)
         assert answer.status_code == 202, answer.content
         assert len({f["id"] for f in answer.json()["files"]}) == count
-        return len(queries)
+        # (Not counted: the files table's ANALYZE, run once or not at all by files_stats_refresh depending on the
+        # table's statistics, which earlier tests leave behind.)
+        return sum(1 for query in queries if not query["sql"].startswith("ANALYZE"))
 
     assert statements(3, "a") == statements(12, "b")
     assert ImportFile.objects.count() == 15

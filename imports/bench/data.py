@@ -29,6 +29,14 @@ HEADER = [
     "Order Type",
     "Description",
 ]
+
+
+def trades_header(variant: int = 0) -> list[str]:
+    """HEADER (variant 0), or the same columns with another last name: another unknown format for each repeated
+    staging and migration (the mapping's fields do not name that column)."""
+    return HEADER if not variant else [*HEADER[:-1], f"Memo {variant}"]
+
+
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "NVDA", "META", "ASML", "SAP", "NESN", "BRK.B", "VOW3"]
 SIDES = ["Buy", "Sell", "BOT", "SLD"]
 CURRENCIES = ["USD", "EUR", "CHF", "GBP"]
@@ -88,11 +96,14 @@ def _csv_line(cells: list[str]) -> str:
     return ",".join(cells) + "\n"
 
 
-def write_trades(path: Path, count: int, *, seed: int, id_offset: int = 0, invalid_every: int = 0) -> int:
-    """Write a broker CSV of `count` rows; returns its size in bytes."""
+def write_trades(
+    path: Path, count: int, *, seed: int, id_offset: int = 0, invalid_every: int = 0, header: list[str] = HEADER
+) -> int:
+    """Write a broker CSV of `count` rows (under another `header` of the same width: another format); returns its
+    size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as out:
-        out.write(_csv_line(HEADER))
+        out.write(_csv_line(header))
         buffer: list[str] = []
         for cells in trade_rows(count, seed=seed, id_offset=id_offset, invalid_every=invalid_every):
             buffer.append(_csv_line(cells))

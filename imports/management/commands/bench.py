@@ -40,6 +40,12 @@ class Command(BaseCommand):
         parser.add_argument("--files", type=int, help="files in the one-request scenario")
         parser.add_argument("--file-rows", type=int, help="rows per file in the one-request scenario")
         parser.add_argument("--big-mb", type=int, help="size of the worker-memory file, MB")
+        parser.add_argument(
+            "--repeat",
+            type=int,
+            default=2,
+            help="runs of each scenario with a goal (staging, migration, the approved files); the fastest is its row",
+        )
         parser.add_argument("--database", default="airlock_bench", help="bench database (dropped and re-created)")
         parser.add_argument("--redis-db", type=int, default=13, help="bench Redis database number (flushed)")
         parser.add_argument(
@@ -58,8 +64,10 @@ class Command(BaseCommand):
         only = frozenset(name.strip() for name in options["only"].split(",") if name.strip())
         if only - set(SCENARIO_GROUPS):
             raise CommandError(f"--only: unknown scenario group(s) {', '.join(sorted(only - set(SCENARIO_GROUPS)))}")
+        if options["repeat"] < 1:
+            raise CommandError("--repeat: at least 1")
         if options["inner"]:
-            self._inner(preset, VAR_DIR / options["database"], only)
+            self._inner(preset, VAR_DIR / options["database"], only, options["repeat"])
             return
         self._outer(preset, options)
 
@@ -99,6 +107,7 @@ class Command(BaseCommand):
             f"--database={name}",
             *[f"--{k.replace('_', '-')}={v}" for k, v in preset.items()],
             f"--only={options['only']}",
+            f"--repeat={options['repeat']}",
         ]
         # A run stores ~1.5 GB of uploads (its 1M-row files, the memory-test file, 900 small files). The previous
         # run's are orphans of the database dropped above, and this run's are deleted once its table is printed:
@@ -119,7 +128,7 @@ class Command(BaseCommand):
         shutil.rmtree(media)
         self.stderr.write(f"removed the bench's stored uploads ({size / 2**20:,.0f} MB) from {media}")
 
-    def _inner(self, preset: dict[str, int], workdir: Path, only: frozenset[str]) -> None:
+    def _inner(self, preset: dict[str, int], workdir: Path, only: frozenset[str], repeat: int) -> None:
         import django_rq
 
         from imports.bench import runner
@@ -133,6 +142,7 @@ class Command(BaseCommand):
             big_bytes=preset["big_mb"] * 2**20,
             workdir=workdir,
             only=only,
+            repeat=repeat,
             log=lambda text: self.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}"),
         )
         started = time.perf_counter()

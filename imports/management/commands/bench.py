@@ -21,8 +21,9 @@ from imports.bench.runner import SCENARIO_GROUPS
 ROOT = Path(__file__).resolve().parents[3]
 PRESETS = {
     # rows per big scenario, django-import-export slice, files x rows in one request, memory-test file
-    "default": {"rows": 1_000_000, "die_rows": 20_000, "files": 300, "file_rows": 1_000, "big_mb": 256},  # ~7 min
-    "full": {"rows": 1_000_000, "die_rows": 20_000, "files": 300, "file_rows": 1_000, "big_mb": 1024},  # ~14 min
+    # (on 2 CPUs: ~22 min, ~30 min with --full)
+    "default": {"rows": 1_000_000, "die_rows": 20_000, "files": 300, "file_rows": 1_000, "big_mb": 256},
+    "full": {"rows": 1_000_000, "die_rows": 20_000, "files": 300, "file_rows": 1_000, "big_mb": 1024},
     "quick": {"rows": 100_000, "die_rows": 5_000, "files": 300, "file_rows": 200, "big_mb": 64},
 }
 
@@ -31,9 +32,9 @@ class Command(BaseCommand):
     help = "Benchmark the import pipeline against Postgres's own COPY and django-import-export."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--quick", action="store_true", help="smaller sizes (~2 minutes)")
+        parser.add_argument("--quick", action="store_true", help="smaller sizes (~5 minutes)")
         parser.add_argument(
-            "--full", action="store_true", help="the default sizes with a 1 GB memory-test file (~14 min instead of ~6)"
+            "--full", action="store_true", help="the default sizes, a 1 GB memory-test file (~30 min, not ~22)"
         )
         parser.add_argument("--rows", type=int, help="rows of the big single-file scenarios")
         parser.add_argument("--die-rows", type=int, help="rows of the django-import-export comparison")

@@ -29,6 +29,33 @@ def _static_files() -> None:
     call_command("collectstatic", "--noinput", verbosity=0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_session_left(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Before the test database is dropped (django_db_setup's teardown, after this one's): a connection that only
+    garbage still holds is collected, and any other session still on the database is named on stderr and ended,
+    so the drop does not fail with "being accessed by other users" (seen in CI, its holder not yet found)."""
+    yield
+    import gc
+    import sys
+
+    from django.db import connection
+
+    gc.collect()
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, backend_start, state, left(query, 200) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        others = cursor.fetchall()
+        for pid, application, started, state, query in others:
+            sys.__stderr__.write(
+                f"tests: session {pid} ({application or 'no application name'}, since {started}, {state}) is still "
+                f"on the test database at the end, last query: {query!r}; ended so the database can be dropped\n"
+            )
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    connection.close()
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path: Path) -> None:
     """Every test stores uploads in its own folder."""

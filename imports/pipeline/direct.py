@@ -75,7 +75,14 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
         return FileStatus.FAILED
     done = (file.layout or {}).get("direct") or {}
     through = done.get("through_line", 0) if done.get("format") == fmt.pk else None
-    if through is None:
+    # A file never read before (no layout: nothing of it staged, written or counted, as the upload left it) has
+    # nothing to reset: its format and layout come with its first chunk, in that chunk's transaction (a small
+    # file's job saves the reset's DELETE, UPDATE and COMMIT). A job killed before that commit leaves it unread.
+    fresh = not file.layout
+    if fresh:
+        file.format = fmt
+        through = 0
+    elif through is None:
         with transaction.atomic():
             staged_rows_delete_for_file(file_id=file.pk)
             file.format = fmt
@@ -117,10 +124,7 @@ def import_direct(file: ImportFile, fmt: CsvFormat, layout: FileLayout, path: An
             f"{exc.message} Nothing was imported from this file (the {removed:,} rows read "
             "before that line were removed again)."
         ) from exc
-    with connection.cursor() as cursor:  # (plain SQL: the ORM's refresh costs ~4x this answer)
-        cursor.execute("SELECT rows_total FROM imports_importfile WHERE id = %s", [file.pk])
-        file.rows_total = cursor.fetchone()[0]
-    if file.rows_total == 0:
+    if file.rows_total == 0:  # (as the last chunk's settle left it: read, then added to, under the row's lock)
         file.refresh_from_db(fields=["skip_reasons"])
         file_fail(file.pk, no_rows_message(file.skip_reasons))
         return FileStatus.FAILED
@@ -167,7 +171,7 @@ def _direct_read(
         return outcome
 
     def settle(chunk: _DirectChunk, outcome: BatchOutcome) -> None:
-        _direct_chunk_settle(file, fmt, chunk, outcome)
+        file.rows_total = _direct_chunk_settle(file, fmt, layout, chunk, outcome)
 
     items = _direct_items(path, layout, through, offset, blocks)
     with OrderedSessions(sessions_for(), prepare, finish, settle=settle, stop=stop) as run:
@@ -295,8 +299,12 @@ def direct_undo(file_id: int, writer: TargetWriter) -> int:
     return removed
 
 
-def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, outcome: BatchOutcome) -> None:
-    """Advance the file's counters and how far it was read by a written chunk (in the chunk's transaction).
+def _direct_chunk_settle(
+    file: ImportFile, fmt: CsvFormat, read: FileLayout, chunk: _DirectChunk, outcome: BatchOutcome
+) -> int:
+    """Advance the file's counters and how far it was read by a written chunk (in the chunk's transaction); returns
+    the file's rows so far. The first chunk of a file never read before also gives it its format and `read`, the
+    layout it was read with (import_direct: such a file is not reset first).
 
     Plain SQL, a locked read of the few columns it merges and one UPDATE that adds to the counters: it runs once
     per chunk (once per small file), and the ORM's read and save of the whole row cost ~0.9 ms more."""
@@ -307,7 +315,7 @@ def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, 
             f"SELECT status, layout, skip_reasons, rows_total FROM {table} WHERE id = %s FOR UPDATE", [file.pk]
         )
         status, layout, skip_reasons, rows_total = cursor.fetchone()
-        layout = _json(layout) or {}
+        layout = _json(layout) or {**read.as_dict(), "reader_skips": {}}
         layout["reader_skips"] = dict(Counter(layout.get("reader_skips") or {}) + skipped)
         # `complete`: the whole file is read (an admin retry then resumes the migration, not the reading).
         layout["direct"] = {"format": fmt.pk, "through_line": chunk.through_line, "complete": chunk.final}
@@ -330,13 +338,15 @@ def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, 
             )
         cursor.execute(
             f"""
-            UPDATE {table} SET status = %s, layout = %s, skip_reasons = %s, progress = greatest(progress, %s),
-                rows_total = rows_total + %s, rows_imported = rows_imported + %s, rows_invalid = rows_invalid + %s,
-                rows_duplicate = rows_duplicate + %s, rows_skipped = rows_skipped + %s, updated_at = %s
+            UPDATE {table} SET status = %s, format_id = %s, layout = %s, skip_reasons = %s,
+                progress = greatest(progress, %s), rows_total = rows_total + %s, rows_imported = rows_imported + %s,
+                rows_invalid = rows_invalid + %s, rows_duplicate = rows_duplicate + %s,
+                rows_skipped = rows_skipped + %s, updated_at = %s
             WHERE id = %s
             """,
             [
                 status,
+                fmt.pk,
                 Jsonb(layout),
                 Jsonb(dict(reasons.most_common(50))),
                 chunk.progress,
@@ -349,6 +359,7 @@ def _direct_chunk_settle(file: ImportFile, fmt: CsvFormat, chunk: _DirectChunk, 
                 file.pk,
             ],
         )
+    return rows_total
 
 
 def _json(value: Any) -> Any:

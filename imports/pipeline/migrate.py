@@ -175,8 +175,9 @@ def _migrate_fast(
 
 
 def resume_dedupe(file: ImportFile, writer: TargetWriter) -> DedupeKeys:
-    """Occurrence counters survive a crash: rebuild them from what this file already used."""
-    return writer.keys_resumed(file_id=file.pk)
+    """Occurrence counters survive a crash: rebuild them from what this file already used (nothing, when it was
+    never read: no layout, as the upload left it; imports/pipeline/direct.py)."""
+    return writer.keys_resumed(file_id=file.pk, rebuild=bool(file.layout))
 
 
 def _migrate_batch(file: ImportFile, compiled: CompiledFormat, dedupe: DedupeKeys | None, size: int) -> bool:

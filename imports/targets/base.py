@@ -157,9 +157,12 @@ class TargetWriter:
     def table(self) -> str:
         return self.model._meta.db_table
 
-    def keys_resumed(self, *, file_id: int) -> DedupeKeys:
+    def keys_resumed(self, *, file_id: int, rebuild: bool = True) -> DedupeKeys:
         """The dedupe keys of a file's run: its occurrence totals rebuilt from the keys earlier runs used (rows
-        written, and rows staged as duplicates), so a re-run after a crash goes on where they stopped."""
+        written, and rows staged as duplicates), so a re-run after a crash goes on where they stopped.
+        `rebuild=False`: no earlier run committed anything of the file (it has no totals to rebuild)."""
+        if not rebuild:
+            return DedupeKeys(self.identity, file_id=file_id, digest=self.digest)
         # Both statements in one round trip (one query message: Postgres runs it as one transaction, or within the
         # caller's): at the start of every file, where BEGIN, DELETE, INSERT and COMMIT were four (~0.5 ms).
         with connection.cursor() as cursor:

@@ -642,6 +642,52 @@ def test_an_admin_retry_of_a_direct_import_that_failed_midway_imports_the_rest_e
     assert retried["not_imported"] == whole["not_imported"]
 
 
+def test_a_file_never_read_gets_its_format_and_layout_with_its_first_chunk_and_a_job_dying_before_it_changes_nothing(
+    django_user_model: Any, settings: Any, monkeypatch: Any
+) -> None:
+    # A file of an approved format read for the first time is not reset first (there is nothing to reset): the first
+    # chunk's transaction gives it its format and layout. A job that dies before that chunk commits leaves the file
+    # as the upload did, and the retry imports exactly what an uninterrupted run imports.
+    from formats.fingerprint import fingerprint
+    from imports.services import retry
+    from imports.services.uploads import upload_batch_create
+    from tests.conftest import csv_upload
+
+    whole = import_file_with(django_user_model, direct=True, settings=settings)
+    fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, fingerprint(HEADER))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(HEADER)
+    for n, cells in enumerate(tricky_rows()):
+        writer.writerow(cells)
+        if n == 20:
+            writer.writerow([])
+    _, files = upload_batch_create(owner=owner, files=[csv_upload("tricky.csv", text.getvalue())], dedupe=True)
+    file_id = files[0].pk
+
+    fail_the_job_at_chunk(file_id, 1, monkeypatch)  # (the first chunk: nothing of the file committed)
+
+    failed = ImportFile.objects.get(pk=file_id)
+    assert failed.status == FileStatus.FAILED and failed.layout == {} and failed.format_id is None
+    assert (failed.rows_total, failed.rows_imported, failed.rows_invalid, failed.rows_skipped) == (0, 0, 0, 0)
+    assert not Order.objects.filter(source_file_id=file_id).exists()
+    assert not StagedRow.objects.filter(file_id=file_id).exists()
+    admin = django_user_model.objects.create_superuser(username=f"admin-{uuid.uuid4().hex[:8]}")
+    assert retry.file_retry(file_id=file_id, actor=admin) == FileStatus.UPLOADED  # read from the start again
+    from imports.pipeline.process import file_process
+
+    file_process(file_id=file_id)
+
+    file = ImportFile.objects.get(pk=file_id)
+    assert file.format_id == fmt.pk
+    assert file.layout["header"] == HEADER and file.layout["delimiter"] == ","
+    assert file.layout["direct"] == {"format": fmt.pk, "through_line": len(tricky_rows()) + 2, "complete": True}
+    orders, staged = written_by(file, earlier)
+    assert orders == whole["orders"]
+    assert [row for row in staged if row[1] != StagedStatus.MIGRATED] == whole["not_imported"]
+    assert {name: getattr(file, name) for name in whole["counters"]} == whole["counters"]
+
+
 def import_a_file_broken_at_line_402(owner: Any, settings: Any) -> ImportFile:
     """An approved-format file whose line 402 has too many fields, processed in chunks of 100 rows."""
     from formats.fingerprint import fingerprint

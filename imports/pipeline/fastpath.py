@@ -1045,10 +1045,12 @@ def open_rows(
     return [row_id for row_id, _ in rows], (rows[-1][1] if rows else 0)
 
 
+# ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
+_FRESH_TEMP_TABLE = f"{_TEMP_TABLE}; DELETE FROM pg_temp.airlock_fast"
+
+
 def _fresh_temp_table(cursor: Any) -> None:
-    # ON COMMIT DELETE ROWS only empties it at a real commit; inside an outer transaction it must be cleared.
-    # (Both in one round trip.)
-    cursor.execute(f"{_TEMP_TABLE}; DELETE FROM pg_temp.airlock_fast")
+    cursor.execute(_FRESH_TEMP_TABLE)  # (both in one round trip)
 
 
 Declined = list[tuple[int, int, list[str]]]  # (staged row id or line, line, cells) of the rows SQL declined
@@ -1126,23 +1128,41 @@ def chunk_prepare(records: list[tuple[int, list[str]]], *, plan: FastPlan) -> De
 PREPARED_PER_SESSION = 32
 
 
-def _execute_prepared(cursor: Any, sql: str) -> None:
+def _prepared_name(sql: str) -> str:
+    return "airlock_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
+
+
+def prepared_state_sql(sql: str) -> str:
+    """The one-row query (prepared?, how many of ours) that _execute_prepared asks the session before running `sql`;
+    a caller may have it answered in a round trip of its own (block_copy's check) and pass the answer on."""
+    return (
+        f"SELECT coalesce(bool_or(name = '{_prepared_name(sql)}'), false), count(*) FROM pg_prepared_statements "
+        "WHERE name LIKE 'airlock%'"
+    )
+
+
+def _execute_prepared(cursor: Any, sql: str, *, state: tuple[bool, int] | None = None, then: str = "") -> None:
     """Run a statement without parameters that the session runs again and again (a format's conversion of a
     block: ~10 KB of SQL) as a prepared statement: parsed and planned once per session, not once per block
     (~2 ms of a 1,000-row file). Whether it is prepared is asked of the session itself (pg_prepared_statements),
-    so a new or reset session simply prepares it again."""
-    name = "airlock_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
-    cursor.execute(
-        f"SELECT coalesce(bool_or(name = '{name}'), false), count(*) FROM pg_prepared_statements "
-        "WHERE name LIKE 'airlock%'"
-    )
-    prepared, count = cursor.fetchone()
+    so a new or reset session simply prepares it again. `state`: the answer to prepared_state_sql(sql), when the
+    caller asked it in the same transaction; `then`: a statement without parameters sent in the same round trip,
+    whose result the cursor then holds."""
+    name = _prepared_name(sql)
+    if state is None:
+        cursor.execute(prepared_state_sql(sql))
+        state = cursor.fetchone()
+    prepared, count = state
     if not prepared:
         if count >= PREPARED_PER_SESSION:  # (ours only: the driver may hold prepared statements of its own)
             cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'airlock%'")
             cursor.execute("".join(f"DEALLOCATE {old};" for (old,) in cursor.fetchall()))
         cursor.execute(f"PREPARE {name} AS {sql}")
-    cursor.execute(f"EXECUTE {name}")
+    if not then:
+        cursor.execute(f"EXECUTE {name}")
+        return
+    cursor.execute(f"EXECUTE {name}; {then}")
+    cursor.nextset()
 
 
 def _cell_names(width: int) -> str:
@@ -1158,17 +1178,22 @@ def block_table(width: int) -> str:
     return f"pg_temp.airlock_block_{int(width)}"
 
 
-def block_copy(cursor: Any, block: Block, *, width: int, delimiter: str, header_name: str) -> None:
+def block_copy(
+    cursor: Any, block: Block, *, width: int, delimiter: str, header_name: str, before: str = "", asked: str = ""
+) -> tuple[Any, ...]:
     """A block of a CSV file's lines (imports/reading/blocks.py) parsed by Postgres into the session's (empty)
     block_table(width), one row per line; raises BlockRefused (the caller's transaction must then roll back)
-    when that parse is not the reader's."""
+    when that parse is not the reader's. Round trips saved for the caller: `before` (statements without
+    parameters) is run in the one that readies the table, and the answer to `asked` (a one-row query) comes back
+    with the check's, as the returned tuple."""
     names = _cell_names(width)
     columns = ", ".join(f"c{i} text" for i in range(width))
     table = block_table(width)
     # `line` numbers the rows in the order COPY reads them: the block's lines, one row each (checked below).
     # (Emptied first: ON COMMIT DELETE ROWS only empties it at a real commit, not inside an outer transaction.)
     cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {table.removeprefix('pg_temp.')} (line int GENERATED ALWAYS AS IDENTITY "
+        (f"{before}; " if before else "")
+        + f"CREATE TEMP TABLE IF NOT EXISTS {table.removeprefix('pg_temp.')} (line int GENERATED ALWAYS AS IDENTITY "
         f"(MINVALUE 0), width int DEFAULT {int(width)}, c_none int DEFAULT 1, {columns}) ON COMMIT DELETE ROWS; "
         f"DELETE FROM {table}; "
         f"SELECT setval(pg_get_serial_sequence('{table}', 'line'), {int(block.first_line)}, false)"
@@ -1186,13 +1211,17 @@ def block_copy(cursor: Any, block: Block, *, width: int, delimiter: str, header_
     odd = "c1 = '' OR c0 = %s"
     if block.spaced:  # (the reader trims such cells: "a, b" is 'b' to it, ' b' to COPY)
         odd += "".join(f" OR c{i} LIKE ' %%' OR c{i} LIKE '%% '" for i in range(width))
-    cursor.execute(f"SELECT count(*), min(line) FILTER (WHERE {odd}) FROM {table}", [header_name])
-    rows, odd = cursor.fetchone()
+    check = f"SELECT count(*), min(line) FILTER (WHERE {odd}) FROM {table}"
+    if asked:
+        check = f"SELECT * FROM ({check}) AS checked, ({asked.replace('%', '%%')}) AS asked"
+    cursor.execute(check, [header_name])
+    rows, odd, *answer = cursor.fetchone()
     if rows != block.rows or odd is not None:
         raise BlockRefused(
             f"lines {block.first_line}-{block.last_line}: {rows} rows for {block.rows} lines"
             + (f", line {odd} is not a plain record" if odd is not None else "")
         )
+    return tuple(answer)
 
 
 def block_prepare(block: Block, *, plan: FastPlan, width: int, delimiter: str, header_name: str) -> Declined:
@@ -1202,13 +1231,27 @@ def block_prepare(block: Block, *, plan: FastPlan, width: int, delimiter: str, h
     Runs inside the caller's transaction, which `chunk_finish` then completes."""
     assert connection.in_atomic_block, "import a block inside the caller's transaction"
     names = _cell_names(width)
+    convert = plan.block_sql(width)
     with connection.cursor() as cursor:
-        _fresh_temp_table(cursor)
-        block_copy(cursor, block, width=width, delimiter=delimiter, header_name=header_name)
-        _execute_prepared(cursor, plan.block_sql(width))
-        cursor.execute(
-            f"SELECT line, ARRAY[{names}] FROM {block_table(width)} "
-            "WHERE line IN (SELECT line FROM pg_temp.airlock_fast WHERE NOT ok) ORDER BY line"
+        # Three round trips: the temp tables readied, the block checked (with whether the session has the
+        # conversion prepared), the conversion run with the read of what it declined.
+        state = block_copy(
+            cursor,
+            block,
+            width=width,
+            delimiter=delimiter,
+            header_name=header_name,
+            before=_FRESH_TEMP_TABLE,
+            asked=prepared_state_sql(convert),
+        )
+        _execute_prepared(
+            cursor,
+            convert,
+            state=(state[0], state[1]),
+            then=(
+                f"SELECT line, ARRAY[{names}] FROM {block_table(width)} "
+                "WHERE line IN (SELECT line FROM pg_temp.airlock_fast WHERE NOT ok) ORDER BY line"
+            ),
         )
         return [(line, line, cells) for line, cells in cursor.fetchall()]
 

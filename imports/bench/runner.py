@@ -773,14 +773,14 @@ SCENARIO_GROUPS = (
 )
 
 
-def repeated(opts: Options, scenario: Callable[[int], Result]) -> Result:
-    """`scenario(variant)` run opts.repeat times (variant 0, 1...: other rows each time; the orders table emptied
+def repeated(opts: Options, scenario: Callable[..., Result]) -> Result:
+    """`scenario(variant=n)` run opts.repeat times (variant 0, 1...: other rows each time; the orders table emptied
     again between runs): the fastest run (fastest_of)."""
     runs = []
     for variant in range(max(1, opts.repeat)):
         if variant:
             orders_as_at_the_baseline()
-        runs.append(scenario(variant))
+        runs.append(scenario(variant=variant))
     return fastest_of(runs)
 
 
@@ -862,7 +862,7 @@ def run(opts: Options) -> list[Result]:
             results.append(fastest_of(migrations))
         if opts.runs("approved"):
             opts.log(f"approved format, {opts.rows:,} rows from the file...")
-            results.append(repeated(opts, lambda variant: approved(opts, owner, procs, variant)))
+            results.append(repeated(opts, partial(approved, opts, owner, procs)))
             orders_as_at_the_baseline()
         if opts.runs("reconciled"):
             opts.log(f"approved format, {opts.rows:,} rows reconciled to the owner's instruments...")
@@ -877,19 +877,17 @@ def run(opts: Options) -> list[Result]:
         if opts.runs("schwab"):
             opts.log(f"approved built-in Schwab format, {opts.rows:,} rows, de-duplication off and on...")
             for dedupe in (False, True):
-                schwab = partial(approved_builtin, opts, owner, procs, "schwab", dedupe=dedupe)
-                results.append(repeated(opts, lambda v, run=schwab: run(variant=v)))
+                results.append(repeated(opts, partial(approved_builtin, opts, owner, procs, "schwab", dedupe=dedupe)))
                 orders_as_at_the_baseline()
         for layout in ("etrade", "ibkr-flex"):
             if opts.runs(layout):
                 opts.log(f"approved {BUILTIN_SCENARIOS[layout][0]}, {opts.rows:,} rows, de-duplication on...")
-                builtin = partial(approved_builtin, opts, owner, procs, layout, dedupe=True)
-                results.append(repeated(opts, lambda v, run=builtin: run(variant=v)))
+                results.append(repeated(opts, partial(approved_builtin, opts, owner, procs, layout, dedupe=True)))
                 orders_as_at_the_baseline()
         if opts.runs("corpus"):
             opts.log(f"a corpus format approved from its suggestion (Trading 212), {opts.rows:,} rows...")
             fmt = corpus_format_from_suggestion(opts, owner, reviewer, procs)
-            results.append(repeated(opts, lambda v: approved_from_suggestion(opts, owner, fmt, procs, v)))
+            results.append(repeated(opts, partial(approved_from_suggestion, opts, owner, fmt, procs)))
             orders_as_at_the_baseline()
         if opts.runs("files"):
             opts.log(f"{opts.files} files in one request with 1, then 2 workers...")

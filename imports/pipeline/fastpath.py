@@ -155,8 +155,9 @@ class FastPlan:
     # part, joined columns), computed once per row before the converters see it; NULL = SQL declines.
     sources: tuple[tuple[str, str], ...] = ()
 
-    def select_sql(self) -> str:
-        """INSERT INTO the temp table: claim a batch of staged rows and convert what SQL can convert exactly."""
+    def select_sql(self, *, dense: bool = False) -> str:
+        """INSERT INTO the temp table: claim a batch of staged rows and convert what SQL can convert exactly.
+        `dense`: the batch's ids lie close together (claim_params), and are found by one range of the primary key."""
         cells = ", ".join(f"coalesce(raw ->> {i}, '') AS c{i}" for i in self.cells) or "1 AS c_none"
         # The claim deletes the rows in the same pass that locks them: a migrated row lives on as its order
         # (no second copy, no new row version to write); the rows that end otherwise (invalid, skipped,
@@ -165,10 +166,18 @@ class FastPlan:
         # NULL): the rows are found by their ids alone. Planned from statistics taken before the file was staged
         # (they say no row is open), Postgres otherwise read the status index, every open row of every file,
         # for each batch: quadratic in the file's size.
+        # A dense batch (nearly always: a file's rows are staged by one COPY, their ids consecutive) is read by one
+        # range scan of the primary key, its ids then tested by a hash of them (IS TRUE again keeps that test out of
+        # the index), instead of a descent of the index per id: a claim of 20,000 rows 454 -> 328 ms, its DELETE
+        # alone 195 -> 69 ms; and a plan the statistics cannot turn into a scan of the whole table (seen with ANY
+        # alone: 658,000 rows read for a batch of 20,000).
+        found = "s.id = ANY(%(ids)s::bigint[])"
+        if dense:
+            found = f"s.id BETWEEN %(first_id)s AND %(last_id)s AND ({found}) IS TRUE"
         claimed = f"""
             WITH claimed AS (
                 DELETE FROM staging_stagedrow AS s
-                WHERE s.id = ANY(%(ids)s::bigint[]) AND (s.status IN ({self._statuses()})) IS TRUE
+                WHERE {found} AND (s.status IN ({self._statuses()})) IS TRUE
                 RETURNING s.id, s.line, s.raw
             )"""
         return claimed + self._convert_sql(
@@ -1029,6 +1038,23 @@ def _claim_params(
     }
 
 
+# A batch of staged rows is dense (claimed by one range of ids, select_sql) when its ids span at most this many times
+# as many ids as it has rows: a file staged alongside others has its ids interleaved with theirs, and the range scan
+# then reads their rows too (and drops them). 4 bounds that waste; it is not a measured crossover.
+DENSE_SPAN = 4
+
+
+def claim_params(
+    plan: FastPlan, file_id: int, statuses: tuple[str, ...], ids: list[int]
+) -> tuple[dict[str, Any], bool]:
+    """The parameters of the claim of these staged rows (select_sql), and whether the batch is dense."""
+    params = {**_claim_params(plan, file_id, statuses, len(ids)), "ids": ids}
+    if not ids:
+        return params, False
+    params["first_id"], params["last_id"] = min(ids), max(ids)
+    return params, params["last_id"] - params["first_id"] < DENSE_SPAN * len(ids)
+
+
 def batch_size() -> int:
     """Rows per fast-path batch (one transaction each): set-based work needs big batches to pay off."""
     return max(settings.AIRLOCK["BATCH_SIZE"], settings.AIRLOCK.get("FAST_BATCH_SIZE", 20_000))
@@ -1063,7 +1089,8 @@ def batch_prepare(*, plan: FastPlan, file_id: int, ids: list[int], statuses: tup
     assert connection.in_atomic_block, "claim staged rows inside the caller's transaction"
     with connection.cursor() as cursor:
         _fresh_temp_table(cursor)
-        cursor.execute(plan.select_sql(), {**_claim_params(plan, file_id, statuses, len(ids)), "ids": ids})
+        params, dense = claim_params(plan, file_id, statuses, ids)
+        cursor.execute(plan.select_sql(dense=dense), params)
         cursor.execute("SELECT id, line, raw FROM pg_temp.airlock_fast WHERE NOT ok ORDER BY line")
         return [
             (row_id, line, raw if isinstance(raw, list) else orjson.loads(raw))

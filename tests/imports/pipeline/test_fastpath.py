@@ -1559,12 +1559,59 @@ def test_the_claim_looks_its_rows_up_by_id_when_the_statistics_say_no_row_is_ope
     ids, _ = fastpath.open_rows(plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES, limit=1000)
     assert len(ids) == 1000
 
-    with connection.cursor() as cursor:
-        fastpath._fresh_temp_table(cursor)
-        params = {**fastpath._claim_params(plan, file.pk, OPEN_ROW_STATUSES, len(ids)), "ids": ids}
-        cursor.execute("EXPLAIN " + plan.select_sql(), params)
-        explained = "\n".join(line for (line,) in cursor.fetchall())
-    # (A table this small is read whole, once; a real one by its primary key. Neither takes the status.)
-    conditions = [line.strip() for line in explained.splitlines() if "Index Cond" in line]
-    assert not [condition for condition in conditions if "status" in condition], explained
-    assert "staged_format_status" not in explained and "staged_file_status_line" not in explained, explained
+    params, dense = fastpath.claim_params(plan, file.pk, OPEN_ROW_STATUSES, ids)
+    assert dense  # (staged by one COPY: consecutive ids)
+    for form in (False, True):  # a batch of scattered ids, and a dense one (one range of them)
+        with connection.cursor() as cursor:
+            fastpath._fresh_temp_table(cursor)
+            cursor.execute("EXPLAIN " + plan.select_sql(dense=form), params)
+            explained = "\n".join(line for (line,) in cursor.fetchall())
+        # (A table this small may be read whole, once; a real one by its primary key. Neither takes the status.)
+        conditions = [line.strip() for line in explained.splitlines() if "Index Cond" in line]
+        assert not [condition for condition in conditions if "status" in condition], explained
+        assert "staged_format_status" not in explained and "staged_file_status_line" not in explained, explained
+        if form:  # the range is the only index condition: the ids' own test is a filter
+            assert conditions and all("= ANY" not in condition for condition in conditions), explained
+
+
+@pytest.mark.parametrize("files", [2, 5])
+def test_a_batch_whose_ids_are_interleaved_with_other_files_rows_claims_its_own_rows_and_no_others(
+    django_user_model: Any, settings: Any, files: int
+) -> None:
+    """Files staged at the same time have their rows' ids interleaved. A batch whose ids span a range holding other
+    files' rows (dense: two files) is claimed by that range, a sparser one (five files) id by id; either way the file
+    migrates exactly as one staged alone, and the other files' staged rows stay as they were."""
+    alone = migrate_with(django_user_model, fast=True, settings=settings)  # (batches of 7 rows)
+    fmt, owner, earlier = owner_with_an_earlier_order(django_user_model, "bench-fastpath")
+    rows = tricky_rows()
+    file, *others = [
+        file_of(
+            fmt,
+            owner,
+            earlier.batch,
+            f"interleaved-{n}.csv",
+            status=FileStatus.MIGRATING,
+            dedupe=True,
+            rows_total=len(rows),
+            rows_staged=len(rows),
+        )
+        for n in range(files)
+    ]
+    for line, cells in enumerate(rows, start=2):
+        for each in (file, *others):
+            staged_rows_write(file_id=each.pk, format_id=fmt.pk, rows=[(line, cells)])
+    StagedRow.objects.filter(file__in=[file, *others]).update(status=StagedStatus.APPROVED)
+    before = sorted(StagedRow.objects.filter(file__in=others).values_list("id", "file_id", "line", "status", "raw"))
+    plan = fastpath.plan_for(fmt.mapping, fmt.columns, dedupe=True)
+    assert plan is not None
+    ids, _ = fastpath.open_rows(plan=plan, file_id=file.pk, statuses=OPEN_ROW_STATUSES, limit=7)
+    assert fastpath.claim_params(plan, file.pk, OPEN_ROW_STATUSES, ids)[1] is (files == 2)
+
+    assert file_migrate(file_id=file.pk) == alone["status"]
+
+    orders, staged_rows = written_by(file, earlier)
+    assert orders == alone["orders"]
+    assert [(line, row_status, errors) for line, row_status, errors, _ in staged_rows] == alone["staged"]
+    after = sorted(StagedRow.objects.filter(file__in=others).values_list("id", "file_id", "line", "status", "raw"))
+    assert after == before and len(after) == len(rows) * (files - 1)
+    assert not Order.objects.filter(source_file__in=others).exists()

@@ -21,7 +21,7 @@ from imports.bench.runner import SCENARIO_GROUPS
 ROOT = Path(__file__).resolve().parents[3]
 PRESETS = {
     # rows per big scenario, django-import-export slice, files x rows in one request, memory-test file
-    # (on 2 CPUs: ~22 min, ~30 min with --full)
+    # (on 2 CPUs: ~12 min, more with --full; about twice that on a machine whose COPY is half as fast)
     "default": {"rows": 1_000_000, "die_rows": 20_000, "files": 300, "file_rows": 1_000, "big_mb": 256},
     "full": {"rows": 1_000_000, "die_rows": 20_000, "files": 300, "file_rows": 1_000, "big_mb": 1024},
     "quick": {"rows": 100_000, "die_rows": 5_000, "files": 300, "file_rows": 200, "big_mb": 64},
@@ -33,9 +33,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--quick", action="store_true", help="smaller sizes (~5 minutes)")
-        parser.add_argument(
-            "--full", action="store_true", help="the default sizes, a 1 GB memory-test file (~30 min, not ~22)"
-        )
+        parser.add_argument("--full", action="store_true", help="the default sizes, a 1 GB memory-test file (longer)")
         parser.add_argument("--rows", type=int, help="rows of the big single-file scenarios")
         parser.add_argument("--die-rows", type=int, help="rows of the django-import-export comparison")
         parser.add_argument("--files", type=int, help="files in the one-request scenario")
@@ -111,7 +109,7 @@ class Command(BaseCommand):
             f"--only={options['only']}",
             f"--repeat={options['repeat']}",
         ]
-        # A run stores ~1.5 GB of uploads (its 1M-row files, the memory-test file, 900 small files). The previous
+        # A run stores ~2.6 GB of uploads (its 1M-row files, the memory-test file, 900 small files). The previous
         # run's are orphans of the database dropped above, and this run's are deleted once its table is printed:
         # kept, they fill a disk within a few dozen runs.
         self._remove_uploads(workdir / "media")

@@ -52,16 +52,13 @@ class Options:
     invalid_every: int = 1000
     log: Callable[[str], None] = print
     only: frozenset[str] = frozenset()  # scenario groups to run (SCENARIO_GROUPS); empty = all
-    # The baseline COPY is timed this many times (the bench command: as many as `repeat`) and the fastest taken:
-    # every ratio of the run divides by it, so a single slow or fast COPY (seen: 17.5 s and 19.9 s for the same
-    # rows, two runs on one machine) would move them all together.
-    baseline_runs: int = 3
-    # Each scenario with a goal (staging, migration, the approved 1M-row files) runs this many times, other rows
-    # each time, and the fastest run is its row, as the baseline's: this machine's speed swings by up to ~1.8x
-    # within seconds (a Python loop timed 40 times in a row: 0.16-0.31 s), so one run of ~30 s lands on a fast or
-    # a slow stretch by chance. The same statistic on both sides of a ratio, over as many runs: the fastest of n
-    # draws is lower in expectation the larger n is, so a baseline of 3 runs against scenarios of 2 (as before)
-    # favoured the baseline.
+    # The baseline COPY and each scenario with a goal (staging, migration, the approved 1M-row files) run this many
+    # times (the scenarios on other rows each time), and the fastest run is the row. Every ratio of the run divides
+    # by the baseline, so a single slow or fast COPY (seen: 17.5 s and 19.9 s for the same rows, two runs on one
+    # machine) would move them all together; and this machine's speed swings by up to ~1.8x within seconds (a
+    # Python loop timed 40 times in a row: 0.16-0.31 s), so one run of ~30 s lands on a fast or a slow stretch by
+    # chance. The same statistic over as many runs on both sides of a ratio: the fastest of n draws is lower in
+    # expectation the larger n is, so a baseline of 3 runs against scenarios of 2 (as before) favoured the baseline.
     repeat: int = 3
 
     def runs(self, group: str) -> bool:
@@ -263,7 +260,7 @@ def baseline_copy(opts: Options, owner_id: int, file_id: int) -> tuple[Result, R
         "CREATE UNIQUE INDEX ON bench_baseline (owner_id, dedupe_key) WHERE dedupe_key <> ''",
     ]
     try:
-        times = [_copy_clean(path, opts.rows, same) for _ in range(max(1, opts.baseline_runs))]
+        times = [_copy_clean(path, opts.rows, same) for _ in range(max(1, opts.repeat))]
         base = Result(
             "baseline: COPY clean rows (FORMAT csv)",
             opts.rows,

@@ -143,7 +143,6 @@ class Command(BaseCommand):
             workdir=workdir,
             only=only,
             repeat=repeat,
-            baseline_runs=repeat,
             log=lambda text: self.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}"),
         )
         started = time.perf_counter()
